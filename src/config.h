@@ -1,0 +1,153 @@
+/*
+ * The loaded gateway configuration. Built once by tg_config_load(), immutable
+ * afterwards and shared by all workers; refcounted so that a reload can swap a
+ * pointer while requests in flight finish on the config they started with.
+ */
+#ifndef TG_CONFIG_H
+#define TG_CONFIG_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "tollgate/conf.h"
+
+typedef struct tg_router_s tg_router_t;
+
+typedef enum { TG_BALANCE_ROUND_ROBIN = 0, TG_BALANCE_LEAST_CONN } tg_balance_t;
+
+/* Method bits for route matching; TG_METHOD_OTHER covers extension methods. */
+enum {
+    TG_METHOD_GET = 1u << 0,
+    TG_METHOD_HEAD = 1u << 1,
+    TG_METHOD_POST = 1u << 2,
+    TG_METHOD_PUT = 1u << 3,
+    TG_METHOD_DELETE = 1u << 4,
+    TG_METHOD_PATCH = 1u << 5,
+    TG_METHOD_OPTIONS = 1u << 6,
+    TG_METHOD_TRACE = 1u << 7,
+    TG_METHOD_CONNECT = 1u << 8,
+    TG_METHOD_OTHER = 1u << 9,
+};
+
+typedef struct {
+    struct sockaddr_storage addr; /* resolved at load */
+    socklen_t addrlen;
+    char *name; /* as written ("127.0.0.1:9001", "users.internal:80"), for logs */
+    char *host_header; /* "host:port" or "host" when port is 80: default Host toward it */
+} tg_target_t;
+
+typedef struct {
+    char *name;
+    size_t index; /* position in tg_config_t.upstreams: index of per-worker state */
+    tg_target_t *targets;
+    size_t ntargets;
+    tg_balance_t balance;
+    uint32_t keepalive;          /* idle pooled connections per worker (0 = no pooling) */
+    uint64_t connect_timeout_ms; /* default 1s */
+    uint64_t timeout_ms;         /* to first response byte, and between reads; default 30s */
+    uint32_t retries;            /* default 1 */
+    uint32_t max_fails;          /* passive health: consecutive failures; default 3, 0 = off */
+    uint64_t fail_timeout_ms;    /* passive health: cooldown; default 10s */
+} tg_upstream_conf_t;
+
+typedef enum {
+    TG_PATH_ANY = 0, /* no path condition */
+    TG_PATH_EXACT,
+    TG_PATH_PREFIX,
+    TG_PATH_REGEX,
+} tg_path_match_t;
+
+typedef struct {
+    char *name;  /* lower-case header name */
+    char *value; /* exact value (case-sensitive) */
+} tg_header_match_t;
+
+typedef struct {
+    char *name;
+    size_t index; /* position in tg_config_t.routes (file order) */
+    /* match */
+    char *host;         /* lower-case; NULL = any host */
+    bool host_wildcard; /* host is "*.example.com": stored as ".example.com" */
+    tg_path_match_t path_kind;
+    char *path;         /* exact path or prefix */
+    size_t path_len;
+    pcre2_code *regex;  /* path_regex, compiled + JIT at load */
+    uint32_t methods;   /* TG_METHOD_* bits; 0 = any */
+    char **method_names; /* extension methods listed (upper-case as written), NULL-terminated */
+    tg_header_match_t *headers;
+    size_t nheaders;
+    /* action */
+    char *strip_prefix; /* NULL = none */
+    size_t strip_prefix_len;
+    tg_upstream_conf_t *upstream;
+    const tg_conf_node_t *node; /* only valid during load */
+} tg_route_t;
+
+typedef struct {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char *name; /* as written */
+} tg_listen_conf_t;
+
+/* A CIDR block from trusted_proxies. */
+typedef struct {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned prefix;
+} tg_cidr_t;
+
+typedef struct {
+    uint64_t header_timeout_ms; /* default 10s -> 408 */
+    uint64_t idle_timeout_ms;   /* default 60s */
+    uint64_t body_timeout_ms;   /* default 60s: inactivity while reading a request body -> 408 */
+    uint64_t send_timeout_ms;   /* default 60s: client not reading our output -> close */
+    uint64_t drain_timeout_ms;  /* default 30s: graceful shutdown deadline */
+    uint64_t max_header_size;   /* default 16KiB -> 431 */
+    uint64_t max_body_size;     /* default 10MiB -> 413; 0 = unlimited */
+    uint32_t max_headers;       /* default 100 -> 431 */
+} tg_limits_t;
+
+typedef struct tg_config_s {
+    atomic_uint refcount;
+    char *file;      /* path it was loaded from */
+    unsigned workers; /* resolved: "auto" = number of online CPUs */
+    tg_listen_conf_t *listeners;
+    size_t nlisteners;
+    bool has_admin;
+    tg_listen_conf_t admin;
+    tg_limits_t limits;
+    tg_cidr_t *trusted_proxies;
+    size_t ntrusted_proxies;
+    tg_upstream_conf_t *upstreams;
+    size_t nupstreams;
+    tg_route_t *routes;
+    size_t nroutes;
+    tg_router_t *router; /* built from routes at load */
+} tg_config_t;
+
+/* Loads and validates path. On failure returns -1 with err holding
+ * "FILE:LINE:COL: message" (or "FILE: message" when there is no position). */
+int tg_config_load(const char *path, tg_config_t **out, tg_conf_err_t *err);
+
+tg_config_t *tg_config_ref(tg_config_t *cfg);
+void tg_config_unref(tg_config_t *cfg);
+
+/* Finds an upstream by name; NULL if absent. */
+tg_upstream_conf_t *tg_config_upstream(const tg_config_t *cfg, const char *name);
+
+/* Parses "host:port", "[v6]:port", "*:port" or ":port" and resolves it
+ * (getaddrinfo, at load). Used for listeners and targets. */
+int tg_config_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t *len,
+                            char *errbuf, size_t errlen);
+
+/* Whether addr is inside one of cfg's trusted_proxies. */
+bool tg_config_is_trusted_proxy(const tg_config_t *cfg, const struct sockaddr *addr);
+
+#endif
