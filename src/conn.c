@@ -1,0 +1,317 @@
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http_response.h"
+#include "log.h"
+#include "proxy.h"
+#include "request_head.h"
+
+static void conn_free(tg_conn_t *c);
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+
+static void arm_timer(tg_conn_t *c, uint64_t ms, bool head)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    c->head_timer = head;
+    evtimer_add(c->timer, &tv);
+}
+
+static void set_client_timeouts(tg_conn_t *c, uint64_t read_ms)
+{
+    const tg_limits_t *l = &c->worker->cfg->limits;
+    struct timeval wt = {(time_t)(l->send_timeout_ms / 1000),
+                         (suseconds_t)((l->send_timeout_ms % 1000) * 1000)};
+    struct timeval rt = {(time_t)(read_ms / 1000), (suseconds_t)((read_ms % 1000) * 1000)};
+    bufferevent_set_timeouts(c->bev, read_ms ? &rt : NULL, &wt);
+}
+
+/* Back to waiting for a request head: idle timeout until its first byte. */
+static void become_idle(tg_conn_t *c)
+{
+    c->state = TG_CONN_IDLE;
+    c->scanned = 0;
+    set_client_timeouts(c, 0);
+    arm_timer(c, c->worker->cfg->limits.idle_timeout_ms, false);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+static void start_closing(tg_conn_t *c)
+{
+    c->state = TG_CONN_CLOSING;
+    evtimer_del(c->timer);
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_free(c);
+        return;
+    }
+    /* Lingering: the write callback closes once the output is flushed; the
+     * send timeout bounds a client that never reads it. */
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void end_request(tg_conn_t *c)
+{
+    tg_req_t *req = c->req;
+    if (req == NULL)
+        return;
+    tg_proxy_release(req);
+    tg_config_unref(req->cfg);
+    c->req = NULL;
+    tg_arena_reset(c->arena);
+    tg_worker_put_arena(c->worker, c->arena);
+    c->arena = NULL;
+}
+
+void tg_conn_request_done(tg_conn_t *c)
+{
+    tg_req_t *req = c->req;
+    bool body_unread = req && !req->body.done;
+    end_request(c);
+    c->requests++;
+    if (c->close_after || body_unread || c->client_eof || c->worker->draining) {
+        start_closing(c);
+        return;
+    }
+    become_idle(c);
+    /* Pipelined requests already buffered are handled from the event loop,
+     * not from here, so that a long pipeline cannot grow the stack. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+}
+
+void tg_conn_abort(tg_conn_t *c)
+{
+    conn_free(c);
+}
+
+void tg_conn_respond_error(tg_conn_t *c, int status, const char *msg)
+{
+    tg_req_t *req = c->req;
+    bool head_only = req && req->method_bit == TG_METHOD_HEAD;
+    bool close = c->close_after || c->worker->draining || (req && !req->body.done) ||
+                 status == 400 || status == 408 || status == 431 || status == 413;
+    char idbuf[33];
+    const char *id;
+    size_t idlen;
+    if (req) {
+        id = req->request_id;
+        idlen = req->request_id_len;
+        req->status = status;
+    } else {
+        tg_request_id_generate(&c->worker->ids, idbuf);
+        id = idbuf;
+        idlen = 32;
+    }
+    if (close)
+        c->close_after = true;
+    tg_http_write_error(bufferevent_get_output(c->bev), status, msg, id, idlen, close, head_only);
+    if (req)
+        tg_conn_request_done(c);
+    else
+        start_closing(c);
+}
+
+/* Finds the end of the head without re-parsing it on every read: the parser
+ * runs once a blank line is present (or the size limit is reached). */
+static bool head_may_be_complete(tg_conn_t *c, const char *p, size_t n)
+{
+    size_t from = c->scanned > 3 ? c->scanned - 3 : 0;
+    for (size_t i = from; i + 1 < n; i++) {
+        if (p[i] == '\n' && (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n')))
+            return true;
+    }
+    c->scanned = n;
+    return false;
+}
+
+static void handle_head(tg_conn_t *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    const tg_limits_t *lim = &c->worker->cfg->limits;
+    size_t len = evbuffer_get_length(in);
+    if (len == 0)
+        return;
+    if (!c->head_timer)
+        arm_timer(c, lim->header_timeout_ms, true);
+    size_t n = len < lim->max_header_size ? len : (size_t)lim->max_header_size;
+    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+    if (!head_may_be_complete(c, p, n)) {
+        if (len >= lim->max_header_size)
+            tg_conn_respond_error(c, 431, "request header fields too large");
+        return;
+    }
+    c->arena = tg_worker_get_arena(c->worker);
+    tg_req_t *req = tg_arena_calloc(c->arena, sizeof(*req));
+    req->conn = c;
+    req->arena = c->arena;
+    req->cfg = tg_config_ref(c->worker->cfg);
+    req->start_ms = tg_now_ms();
+    c->req = req;
+    int r = tg_request_head_parse(req, p, n);
+    if (r == TG_HTTP_INCOMPLETE) {
+        end_request(c);
+        if (len >= lim->max_header_size)
+            tg_conn_respond_error(c, 431, "request header fields too large");
+        return;
+    }
+    if (r < 0) {
+        tg_request_id_generate(&c->worker->ids, req->request_id);
+        req->request_id_len = 32;
+        req->body.done = true;
+        tg_conn_respond_error(c, req->http.error_status ? req->http.error_status : 400,
+                              req->http.error_reason ? req->http.error_reason : "bad request");
+        return;
+    }
+    evbuffer_drain(in, (size_t)r);
+    c->scanned = 0;
+    evtimer_del(c->timer);
+    c->head_timer = false;
+    c->state = TG_CONN_ACTIVE;
+    set_client_timeouts(c, lim->body_timeout_ms);
+    tg_proxy_handle(req);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    tg_conn_t *c = arg;
+    switch (c->state) {
+    case TG_CONN_IDLE:
+        handle_head(c);
+        break;
+    case TG_CONN_ACTIVE:
+        tg_proxy_client_readable(c->req);
+        break;
+    case TG_CONN_CLOSING:
+        evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+        break;
+    }
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    tg_conn_t *c = arg;
+    switch (c->state) {
+    case TG_CONN_CLOSING:
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            conn_free(c);
+        break;
+    case TG_CONN_ACTIVE:
+        tg_proxy_client_drained(c->req);
+        break;
+    case TG_CONN_IDLE:
+        break;
+    }
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    tg_conn_t *c = arg;
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == TG_CONN_ACTIVE &&
+        c->req->body.done) {
+        /* Half-close after a complete request: answer it, then close. */
+        c->client_eof = true;
+        bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->state == TG_CONN_ACTIVE &&
+        c->req->up_state != TG_UP_RECEIVING && !c->req->body.done) {
+        tg_proxy_abandon_upstream(c->req);
+        tg_conn_respond_error(c, 408, "request body timeout");
+        return;
+    }
+    conn_free(c);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tg_conn_t *c = arg;
+    if (c->state != TG_CONN_IDLE)
+        return;
+    if (c->head_timer && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        tg_conn_respond_error(c, 408, "request header timeout");
+        return;
+    }
+    /* Idle keep-alive (or a connection that never sent anything): just close. */
+    conn_free(c);
+}
+
+static void fill_peer(tg_conn_t *c, const struct sockaddr *sa, int salen)
+{
+    memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer_ip,
+                  sizeof(c->peer_ip));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer_ip,
+                  sizeof(c->peer_ip));
+    else
+        strcpy(c->peer_ip, "unix");
+}
+
+void tg_conn_accept(tg_worker_t *w, int fd, const struct sockaddr *sa, int salen)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    tg_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->worker = w;
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(w->base, timer_cb, c);
+    if (c->bev == NULL || c->timer == NULL) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            close(fd);
+        if (c->timer)
+            event_free(c->timer);
+        free(c);
+        return;
+    }
+    fill_peer(c, sa, salen);
+    const tg_limits_t *l = &w->cfg->limits;
+    size_t high = l->max_header_size + 4096 > TG_OUT_HIGH ? l->max_header_size + 4096 : TG_OUT_HIGH;
+    bufferevent_setwatermark(c->bev, EV_READ, 0, high);
+    bufferevent_setwatermark(c->bev, EV_WRITE, TG_OUT_HIGH / 4, 0);
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    tg_worker_conn_added(w, c);
+    c->state = TG_CONN_IDLE;
+    set_client_timeouts(c, 0);
+    /* The first request of a connection gets header_timeout from accept. */
+    arm_timer(c, l->header_timeout_ms, true);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+void tg_conn_drain(tg_conn_t *c)
+{
+    c->close_after = true;
+    if (c->state == TG_CONN_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+        conn_free(c);
+}
+
+static void conn_free(tg_conn_t *c)
+{
+    if (c->req) {
+        tg_proxy_abandon_upstream(c->req);
+        end_request(c);
+    }
+    tg_worker_t *w = c->worker;
+    event_free(c->timer);
+    bufferevent_free(c->bev);
+    tg_worker_conn_removed(w, c);
+    free(c);
+}

@@ -1,0 +1,58 @@
+/*
+ * A client connection: reads request heads (with the header and idle
+ * timeouts), runs one request at a time in arrival order (pipelined requests
+ * wait in the input buffer), writes gateway-generated responses, and closes.
+ */
+#ifndef TG_CONN_H
+#define TG_CONN_H
+
+#include <event2/bufferevent.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+
+#include "request.h"
+#include "worker.h"
+
+/* Output beyond this many bytes pauses whoever fills it (backpressure). */
+#define TG_OUT_HIGH (256u * 1024u)
+
+typedef enum {
+    TG_CONN_IDLE = 0, /* between requests, or reading a head */
+    TG_CONN_ACTIVE,   /* a request is being handled */
+    TG_CONN_CLOSING,  /* flushing the last response, then close */
+} tg_conn_state_t;
+
+struct tg_conn_s {
+    tg_worker_t *worker;
+    struct bufferevent *bev;
+    struct event *timer; /* header / idle timeout */
+    tg_conn_state_t state;
+    bool head_timer; /* timer counts header_timeout (else idle_timeout) */
+    bool close_after; /* close once the current response is written */
+    bool client_eof;
+    tg_arena_t *arena; /* only while a request is in progress */
+    tg_req_t *req;
+    unsigned requests;
+    size_t scanned; /* input bytes already searched for the end of the head */
+    struct sockaddr_storage peer;
+    char peer_ip[46];
+    tg_conn_t *prev, *next; /* worker's list */
+};
+
+/* Takes ownership of fd (accepted, non-blocking). */
+void tg_conn_accept(tg_worker_t *w, int fd, const struct sockaddr *sa, int salen);
+
+/* Draining: idle connections close now, busy ones after their response. */
+void tg_conn_drain(tg_conn_t *c);
+
+/* Gateway-generated response ({"error": msg, "request_id": ...}) for the
+ * current request, which then ends. */
+void tg_conn_respond_error(tg_conn_t *c, int status, const char *msg);
+
+/* The current request is finished (response fully queued on the output). */
+void tg_conn_request_done(tg_conn_t *c);
+
+/* Closes now, aborting whatever is in progress. */
+void tg_conn_abort(tg_conn_t *c);
+
+#endif

@@ -1,0 +1,76 @@
+#include "http_response.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *tg_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+void tg_json_escape(struct evbuffer *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            continue;
+        evbuffer_add(out, s + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        if (c == '"' || c == '\\') {
+            esc[1] = (char)c;
+            evbuffer_add(out, esc, 2);
+        } else {
+            evbuffer_add(out, esc, 6);
+        }
+    }
+    evbuffer_add(out, s + run, len - run);
+}
+
+void tg_http_write_error(struct evbuffer *out, int status, const char *msg, const char *id,
+                         size_t idlen, bool close, bool head_only)
+{
+    struct evbuffer *body = evbuffer_new();
+    evbuffer_add(body, "{\"error\":\"", 10);
+    tg_json_escape(body, msg, strlen(msg));
+    evbuffer_add(body, "\",\"request_id\":\"", 16);
+    tg_json_escape(body, id, idlen);
+    evbuffer_add(body, "\"}\n", 3);
+    size_t blen = evbuffer_get_length(body);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\n"
+                        "Content-Type: application/json\r\n"
+                        "Content-Length: %zu\r\n"
+                        "X-Request-Id: %.*s\r\n"
+                        "%s"
+                        "\r\n",
+                        status, tg_http_reason(status), blen, (int)idlen, id,
+                        close ? "Connection: close\r\n" : "");
+    if (!head_only)
+        evbuffer_add_buffer(out, body);
+    evbuffer_free(body);
+}

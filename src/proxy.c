@@ -1,0 +1,574 @@
+#include "proxy.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+#include "http_response.h"
+#include "log.h"
+#include "request_head.h"
+#include "router.h"
+
+/* A response head larger than this from an upstream is a broken upstream. */
+#define RESP_HEAD_MAX (64u * 1024u)
+#define RESP_MAX_HEADERS 256u
+/* A pooled connection closed under us before any response byte is retried
+ * on another connection this many times, without using up `retries`. */
+#define STALE_RETRIES 2
+
+static bool pump_request(tg_req_t *req);
+static bool pump_response(tg_req_t *req);
+static void attempt(tg_req_t *req);
+
+static struct timeval tv_ms(uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    return tv;
+}
+
+static bool idempotent(uint32_t m)
+{
+    return (m & (TG_METHOD_GET | TG_METHOD_HEAD | TG_METHOD_PUT | TG_METHOD_DELETE |
+                 TG_METHOD_OPTIONS | TG_METHOD_TRACE)) != 0;
+}
+
+/* Upstream timeouts: the response timeout runs only once the whole request
+ * is sent, so a long upload is not mistaken for a silent upstream. */
+static void set_upstream_timeouts(tg_req_t *req)
+{
+    const tg_upstream_conf_t *u = req->pool->conf;
+    struct timeval conn = tv_ms(u->connect_timeout_ms), t = tv_ms(u->timeout_ms);
+    if (!req->up->connected)
+        bufferevent_set_timeouts(req->up->bev, NULL, &conn);
+    else
+        bufferevent_set_timeouts(req->up->bev, req->body.done ? &t : NULL, &t);
+}
+
+static void close_upstream(tg_req_t *req)
+{
+    if (req->up != NULL) {
+        tg_upool_release(req->up, false);
+        req->up = NULL;
+    }
+}
+
+void tg_proxy_release(tg_req_t *req)
+{
+    close_upstream(req);
+}
+
+void tg_proxy_abandon_upstream(tg_req_t *req)
+{
+    close_upstream(req);
+}
+
+static bool can_retry(const tg_req_t *req, bool stale)
+{
+    if (req->up_state != TG_UP_SENDING || req->body_started || !idempotent(req->method_bit))
+        return false;
+    if (req->body.kind != TG_BODY_NONE && !(req->body.kind == TG_BODY_LENGTH && req->body.remaining == 0))
+        return false;
+    if (stale)
+        return req->stale_retries < STALE_RETRIES;
+    return req->attempts <= req->pool->conf->retries;
+}
+
+/* The upstream failed before its response head reached the client. */
+static void upstream_failed(tg_req_t *req, int status, const char *msg, bool health, bool stale)
+{
+    tg_conn_t *c = req->conn;
+    if (req->up != NULL) {
+        size_t t = req->up->target;
+        if (health)
+            tg_upool_report_failure(req->pool, t, tg_now_ms());
+        if (!stale && t < 64)
+            req->tried |= 1ull << t;
+    }
+    close_upstream(req);
+    if (req->up_state == TG_UP_RECEIVING) {
+        tg_conn_abort(c);
+        return;
+    }
+    if (can_retry(req, stale)) {
+        if (stale)
+            req->stale_retries++;
+        attempt(req);
+        return;
+    }
+    tg_log_info("upstream %s: %s (request %.*s)", req->pool->conf->name, msg,
+                (int)req->request_id_len, req->request_id);
+    tg_conn_respond_error(c, status, msg);
+}
+
+/* ---- request head toward the upstream ---- */
+
+static void put(char **w, const void *s, size_t n)
+{
+    memcpy(*w, s, n);
+    *w += n;
+}
+
+#define PUT_LIT(w, lit) put(w, lit, sizeof(lit) - 1)
+
+static bool skip_request_header(const tg_http_header_t *h, const tg_req_t *req, bool trusted)
+{
+    if (tg_request_is_hop_header(h, req->conn_tokens, req->nconn_tokens))
+        return true;
+    switch (h->name_len) {
+    case 4:
+        return TG_HTTP_NAME_IS(h, "host");
+    case 6:
+        return TG_HTTP_NAME_IS(h, "expect");
+    case 12:
+        return TG_HTTP_NAME_IS(h, "x-request-id");
+    case 14:
+        return TG_HTTP_NAME_IS(h, "content-length");
+    case 15:
+        return TG_HTTP_NAME_IS(h, "x-forwarded-for") ||
+               (!trusted && TG_HTTP_NAME_IS(h, "x-forwarded-host"));
+    case 17:
+        return !trusted && TG_HTTP_NAME_IS(h, "x-forwarded-proto");
+    default:
+        return false;
+    }
+}
+
+static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
+{
+    tg_conn_t *c = req->conn;
+    const tg_http_request_t *h = &req->http;
+    bool trusted = req->cfg->ntrusted_proxies &&
+                   tg_config_is_trusted_proxy(req->cfg, (const struct sockaddr *)&c->peer);
+    const char *host = req->host;
+    size_t host_len = req->host_len;
+    if (host == NULL) {
+        const tg_target_t *t = &req->pool->conf->targets[req->up->target];
+        host = t->host_header;
+        host_len = strlen(host);
+    }
+    size_t cap = h->method_len + req->path_len + req->query_len + 2 * host_len +
+                 req->request_id_len + 512;
+    for (size_t i = 0; i < h->num_headers; i++)
+        cap += h->headers[i].name_len + h->headers[i].value_len + 4;
+
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)cap, &v, 1) < 1)
+        return;
+    char *w = v.iov_base;
+    put(&w, h->method, h->method_len);
+    PUT_LIT(&w, " ");
+    put(&w, req->path, req->path_len);
+    if (req->query != NULL) {
+        PUT_LIT(&w, "?");
+        put(&w, req->query, req->query_len);
+    }
+    PUT_LIT(&w, " HTTP/1.1\r\nHost: ");
+    put(&w, host, host_len);
+    PUT_LIT(&w, "\r\n");
+    bool have_xff = false;
+    for (size_t i = 0; i < h->num_headers; i++) {
+        const tg_http_header_t *hd = &h->headers[i];
+        if (trusted && TG_HTTP_NAME_IS(hd, "x-forwarded-for")) {
+            /* A trusted proxy's chain is kept, our peer appended (below). */
+            PUT_LIT(&w, have_xff ? ", " : "X-Forwarded-For: ");
+            put(&w, hd->value, hd->value_len);
+            have_xff = true;
+            continue;
+        }
+        if (skip_request_header(hd, req, trusted))
+            continue;
+        put(&w, hd->name, hd->name_len);
+        PUT_LIT(&w, ": ");
+        put(&w, hd->value, hd->value_len);
+        PUT_LIT(&w, "\r\n");
+    }
+    PUT_LIT(&w, have_xff ? ", " : "X-Forwarded-For: ");
+    put(&w, c->peer_ip, strlen(c->peer_ip));
+    PUT_LIT(&w, "\r\n");
+    bool has_proto = false, has_fhost = false;
+    if (trusted) {
+        for (size_t i = 0; i < h->num_headers; i++) {
+            has_proto |= TG_HTTP_NAME_IS(&h->headers[i], "x-forwarded-proto");
+            has_fhost |= TG_HTTP_NAME_IS(&h->headers[i], "x-forwarded-host");
+        }
+    }
+    if (!has_proto)
+        PUT_LIT(&w, "X-Forwarded-Proto: http\r\n");
+    if (!has_fhost && req->host != NULL) {
+        PUT_LIT(&w, "X-Forwarded-Host: ");
+        put(&w, req->host, req->host_len);
+        PUT_LIT(&w, "\r\n");
+    }
+    PUT_LIT(&w, "X-Request-Id: ");
+    put(&w, req->request_id, req->request_id_len);
+    PUT_LIT(&w, "\r\n");
+    if (req->body.kind == TG_BODY_LENGTH) {
+        w += sprintf(w, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
+    } else if (req->body.kind == TG_BODY_CHUNKED) {
+        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
+    }
+    PUT_LIT(&w, "\r\n");
+    v.iov_len = (size_t)(w - (char *)v.iov_base);
+    evbuffer_commit_space(out, &v, 1);
+}
+
+/* ---- response head toward the client ---- */
+
+static bool skip_response_header(const tg_http_header_t *h, const tg_span_t *tokens, unsigned n)
+{
+    if (tg_request_is_hop_header(h, tokens, n))
+        return true;
+    return (h->name_len == 14 && TG_HTTP_NAME_IS(h, "content-length")) ||
+           (h->name_len == 12 && TG_HTTP_NAME_IS(h, "x-request-id"));
+}
+
+static void write_client_head(tg_req_t *req, const tg_http_response_t *resp, tg_body_kind_t kind,
+                              bool keepalive)
+{
+    tg_conn_t *c = req->conn;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    tg_span_t tokens[TG_MAX_CONN_TOKENS];
+    unsigned ntok = tg_request_connection_tokens(resp->headers, resp->num_headers, tokens,
+                                                 TG_MAX_CONN_TOKENS);
+    size_t cap = resp->reason_len + req->request_id_len + 256;
+    for (size_t i = 0; i < resp->num_headers; i++)
+        cap += resp->headers[i].name_len + resp->headers[i].value_len + 4;
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)cap, &v, 1) < 1)
+        return;
+    char *w = v.iov_base;
+    w += sprintf(w, "HTTP/1.1 %03d ", resp->status);
+    put(&w, resp->reason, resp->reason_len);
+    PUT_LIT(&w, "\r\n");
+    const tg_http_header_t *cl = NULL;
+    for (size_t i = 0; i < resp->num_headers; i++) {
+        const tg_http_header_t *hd = &resp->headers[i];
+        if (hd->name_len == 14 && TG_HTTP_NAME_IS(hd, "content-length"))
+            cl = hd;
+        if (skip_response_header(hd, tokens, ntok))
+            continue;
+        put(&w, hd->name, hd->name_len);
+        PUT_LIT(&w, ": ");
+        put(&w, hd->value, hd->value_len);
+        PUT_LIT(&w, "\r\n");
+    }
+    PUT_LIT(&w, "X-Request-Id: ");
+    put(&w, req->request_id, req->request_id_len);
+    PUT_LIT(&w, "\r\n");
+    if (kind == TG_BODY_LENGTH) {
+        w += sprintf(w, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
+    } else if (kind == TG_BODY_NONE) {
+        /* HEAD and 304 answers keep the length of the representation. */
+        if (cl != NULL && resp->status != 204 && resp->status >= 200) {
+            PUT_LIT(&w, "Content-Length: ");
+            put(&w, cl->value, cl->value_len);
+            PUT_LIT(&w, "\r\n");
+        }
+    } else if (req->resp_body.out_chunked) {
+        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
+    }
+    if (!keepalive)
+        PUT_LIT(&w, "Connection: close\r\n");
+    else if (req->http.minor_version == 0)
+        PUT_LIT(&w, "Connection: keep-alive\r\n");
+    PUT_LIT(&w, "\r\n");
+    v.iov_len = (size_t)(w - (char *)v.iov_base);
+    evbuffer_commit_space(out, &v, 1);
+}
+
+/* Decides framing and connection reuse for the client, then writes the head. */
+static void forward_response_head(tg_req_t *req, const tg_http_response_t *resp)
+{
+    tg_conn_t *c = req->conn;
+    bool client11 = req->http.minor_version >= 1;
+    tg_body_kind_t kind = tg_http_response_body(resp, req->method_bit == TG_METHOD_HEAD);
+    bool keepalive = !c->close_after && !c->worker->draining && !c->client_eof &&
+                     !(req->http.flags & TG_HF_CONN_CLOSE) &&
+                     (client11 || (req->http.flags & TG_HF_CONN_KEEPALIVE));
+    bool out_chunked = false;
+    if (kind == TG_BODY_CHUNKED || kind == TG_BODY_UNTIL_CLOSE) {
+        out_chunked = client11;
+        if (!client11)
+            keepalive = false;
+    }
+    if (!keepalive)
+        c->close_after = true;
+    req->status = resp->status;
+    req->resp_keepalive = kind != TG_BODY_UNTIL_CLOSE && !(resp->flags & TG_HF_CONN_CLOSE) &&
+                          (resp->minor_version >= 1 || (resp->flags & TG_HF_CONN_KEEPALIVE));
+    tg_body_init(&req->resp_body, kind, resp->content_length, 0, out_chunked);
+    write_client_head(req, resp, kind, keepalive);
+}
+
+/* Returns true once the response head was handled (or the request is gone). */
+static bool read_response_head(tg_req_t *req, bool *gone)
+{
+    struct evbuffer *in = bufferevent_get_input(req->up->bev);
+    tg_http_header_t *hs = tg_arena_alloc(req->arena, sizeof(*hs) * RESP_MAX_HEADERS);
+    for (;;) {
+        size_t len = evbuffer_get_length(in);
+        if (len == 0)
+            return false;
+        size_t n = len < RESP_HEAD_MAX ? len : RESP_HEAD_MAX;
+        const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+        tg_http_response_t resp = {.headers = hs, .num_headers = RESP_MAX_HEADERS};
+        int r = tg_http_parse_response(p, n, &resp);
+        if (r == TG_HTTP_INCOMPLETE && len < RESP_HEAD_MAX)
+            return false;
+        if (r < 0 || resp.status == 101) {
+            tg_log_warn("upstream %s sent an invalid response: %s", req->pool->conf->name,
+                        r < 0 && resp.error_reason ? resp.error_reason : "unexpected status");
+            req->up_state = TG_UP_SENDING;
+            upstream_failed(req, 502, "invalid response from upstream", true, false);
+            *gone = true;
+            return true;
+        }
+        if (resp.status < 200) {
+            /* Interim responses are ours to absorb: we answered Expect ourselves. */
+            evbuffer_drain(in, (size_t)r);
+            continue;
+        }
+        tg_upool_report_success(req->pool, req->up->target);
+        forward_response_head(req, &resp);
+        evbuffer_drain(in, (size_t)r);
+        req->up_state = TG_UP_RECEIVING;
+        return true;
+    }
+}
+
+static void response_done(tg_req_t *req)
+{
+    req->up_state = TG_UP_DONE;
+    tg_upool_release(req->up, req->resp_keepalive && req->body.done && !req->up_eof);
+    req->up = NULL;
+    tg_conn_request_done(req->conn);
+}
+
+/* Returns true when the request is gone. */
+static bool pump_response(tg_req_t *req)
+{
+    struct evbuffer *in = bufferevent_get_input(req->up->bev);
+    struct evbuffer *out = bufferevent_get_output(req->conn->bev);
+    size_t before = evbuffer_get_length(out);
+    int r = tg_body_pump(&req->resp_body, in, out, TG_OUT_HIGH);
+    req->bytes_out += evbuffer_get_length(out) - before;
+    if (r == TG_BODY_MORE && req->up_eof && evbuffer_get_length(in) == 0)
+        r = tg_body_eof(&req->resp_body, out);
+    switch (r) {
+    case TG_BODY_DONE:
+        response_done(req);
+        return true;
+    case TG_BODY_MORE:
+        return false;
+    default:
+        /* Truncated or broken body: closing is the only honest signal left. */
+        tg_log_info("upstream %s: %s", req->pool->conf->name,
+                    req->resp_body.error ? req->resp_body.error : "broken response body");
+        tg_conn_abort(req->conn);
+        return true;
+    }
+}
+
+static void up_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    tg_req_t *req = arg;
+    if (req->up_state == TG_UP_SENDING) {
+        bool gone = false;
+        if (!read_response_head(req, &gone) || gone)
+            return;
+        /* The upstream's read timeout now measures gaps between body reads. */
+        struct timeval t = tv_ms(req->pool->conf->timeout_ms);
+        bufferevent_set_timeouts(req->up->bev, &t, &t);
+    }
+    if (req->up_state == TG_UP_RECEIVING)
+        pump_response(req);
+}
+
+static void up_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    pump_request(arg);
+}
+
+static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    tg_req_t *req = arg;
+    tg_uconn_t *uc = req->up;
+    if (what & BEV_EVENT_CONNECTED) {
+        uc->connected = true;
+        set_upstream_timeouts(req);
+        return;
+    }
+    if (req->up_state == TG_UP_RECEIVING) {
+        if (what & BEV_EVENT_EOF) {
+            req->up_eof = true;
+            pump_response(req);
+        } else {
+            req->pool->stats.resets++;
+            tg_conn_abort(req->conn);
+        }
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        req->pool->stats.timeouts++;
+        upstream_failed(req, 504, uc->connected ? "upstream timed out" : "upstream connect timed out",
+                        true, false);
+        return;
+    }
+    if (!uc->connected) {
+        req->pool->stats.connect_errors++;
+        upstream_failed(req, 502, "upstream connect failed", true, false);
+        return;
+    }
+    req->pool->stats.resets++;
+    bool stale = uc->uses > 0 && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0;
+    upstream_failed(req, 502, "upstream closed the connection", !stale, stale);
+}
+
+/* ---- request body, client -> upstream ---- */
+
+/* Returns true when the request is gone. */
+static bool pump_request(tg_req_t *req)
+{
+    if (req->body.done || req->up == NULL)
+        return false;
+    tg_conn_t *c = req->conn;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t before = evbuffer_get_length(in);
+    int r = tg_body_pump(&req->body, in, bufferevent_get_output(req->up->bev), TG_OUT_HIGH);
+    if (evbuffer_get_length(in) != before)
+        req->body_started = true;
+    switch (r) {
+    case TG_BODY_DONE:
+        bufferevent_set_timeouts(c->bev, NULL, NULL);
+        set_upstream_timeouts(req);
+        return false;
+    case TG_BODY_MORE:
+        return false;
+    case TG_BODY_TOO_LARGE:
+    case TG_BODY_ERROR:
+    default:
+        close_upstream(req);
+        if (req->up_state == TG_UP_RECEIVING) {
+            tg_conn_abort(c);
+            return true;
+        }
+        tg_conn_respond_error(c, r == TG_BODY_TOO_LARGE ? 413 : 400,
+                              r == TG_BODY_TOO_LARGE ? "request body too large"
+                                                     : (req->body.error ? req->body.error
+                                                                        : "invalid request body"));
+        return true;
+    }
+}
+
+void tg_proxy_client_readable(tg_req_t *req)
+{
+    pump_request(req);
+}
+
+void tg_proxy_client_drained(tg_req_t *req)
+{
+    if (req->up_state == TG_UP_RECEIVING && req->up != NULL)
+        pump_response(req);
+}
+
+/* ---- start ---- */
+
+static void attempt(tg_req_t *req)
+{
+    tg_upool_t *p = req->pool;
+    size_t t = tg_upool_pick(p, tg_now_ms(), req->tried);
+    req->attempts++;
+    req->up_state = TG_UP_SENDING;
+    tg_uconn_t *uc = tg_upool_take_idle(p, t);
+    if (uc == NULL)
+        uc = tg_upool_connect(p, t);
+    if (uc == NULL) {
+        tg_log_warn("upstream %s: cannot connect to %s: %s", p->conf->name, p->conf->targets[t].name,
+                    strerror(errno));
+        tg_upool_report_failure(p, t, tg_now_ms());
+        if (t < 64)
+            req->tried |= 1ull << t;
+        if (can_retry(req, false)) {
+            attempt(req);
+            return;
+        }
+        tg_conn_respond_error(req->conn, 502, "upstream connect failed");
+        return;
+    }
+    req->up = uc;
+    bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, req);
+    bufferevent_setwatermark(uc->bev, EV_READ, 0, TG_OUT_HIGH);
+    bufferevent_setwatermark(uc->bev, EV_WRITE, TG_OUT_HIGH / 4, 0);
+    set_upstream_timeouts(req);
+    write_upstream_head(req, bufferevent_get_output(uc->bev));
+    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+    pump_request(req);
+}
+
+static void strip_prefix(tg_req_t *req)
+{
+    const tg_route_t *r = req->route;
+    size_t n = r->strip_prefix_len;
+    if (r->strip_prefix == NULL || req->path_len < n || memcmp(req->path, r->strip_prefix, n) != 0)
+        return;
+    if (req->path_len > n && req->path[n] != '/' && r->strip_prefix[n - 1] != '/')
+        return; /* "/api" does not strip from "/apix" */
+    size_t rest = req->path_len - n;
+    if (rest == 0 || req->path[n] != '/') {
+        /* keep the result rooted: "/api" -> "/", "/api/" + "x" -> "/x" */
+        memmove(req->path + 1, req->path + n, rest);
+        req->path[0] = '/';
+        req->path_len = rest + 1;
+        if (rest == 0)
+            req->path_len = 1;
+    } else {
+        memmove(req->path, req->path + n, rest);
+        req->path_len = rest;
+    }
+    req->path[req->path_len] = '\0';
+}
+
+void tg_proxy_handle(tg_req_t *req)
+{
+    tg_conn_t *c = req->conn;
+    const tg_limits_t *lim = &req->cfg->limits;
+    const tg_http_request_t *h = &req->http;
+    tg_body_init(&req->body, h->body_kind, h->content_length, lim->max_body_size,
+                 h->body_kind == TG_BODY_CHUNKED);
+    tg_route_query_t q = {
+        .host = req->host,
+        .host_len = req->host_len,
+        .path = req->path,
+        .path_len = req->path_len,
+        .method = h->method,
+        .method_len = h->method_len,
+        .method_bit = req->method_bit,
+        .headers = h->headers,
+        .nheaders = h->num_headers,
+    };
+    req->route = tg_router_match(req->cfg->router, &q, c->worker->match_data);
+    if (req->route == NULL) {
+        tg_conn_respond_error(c, 404, "no route");
+        return;
+    }
+    if (h->flags & TG_HF_EXPECT_OTHER) {
+        tg_conn_respond_error(c, 417, "unsupported expectation");
+        return;
+    }
+    if (h->body_kind == TG_BODY_LENGTH && lim->max_body_size && h->content_length > lim->max_body_size) {
+        tg_conn_respond_error(c, 413, "request body too large");
+        return;
+    }
+    strip_prefix(req);
+    req->pool = &c->worker->pools[req->route->upstream->index];
+    if ((h->flags & TG_HF_EXPECT_CONTINUE) && !req->body.done && h->minor_version >= 1) {
+        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        req->sent_continue = true;
+    }
+    attempt(req);
+}

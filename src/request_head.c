@@ -1,0 +1,220 @@
+#include "request_head.h"
+
+#include <string.h>
+
+#include "conn.h"
+#include "path_norm.h"
+#include "router.h"
+
+static int fail(tg_req_t *req, int status, const char *reason)
+{
+    req->http.error_status = status;
+    req->http.error_reason = reason;
+    return TG_HTTP_ERROR;
+}
+
+/* RFC 3986 host: reg-name, IPv4 or [IPv6], optional :port. Anything else in a
+ * Host header is an attack on whoever builds URLs from it downstream. */
+static bool host_valid(const char *h, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)h[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']' ||
+                  c == '~' || c == '%';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool prefix_ci(const char *s, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (len < n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c + 32);
+        if (c != lit[i])
+            return false;
+    }
+    return true;
+}
+
+/* RFC 9112 section 3.2: origin-form, absolute-form (the authority replaces
+ * Host), asterisk-form and authority-form (which we do not serve). */
+static int split_target(tg_req_t *req, const char **path, size_t *path_len)
+{
+    const char *t = req->http.target;
+    size_t len = req->http.target_len;
+    if (req->method_bit == TG_METHOD_CONNECT)
+        return fail(req, 405, "CONNECT is not supported");
+    if (len > 0 && t[0] == '/') {
+        *path = t;
+        *path_len = len;
+        return 0;
+    }
+    size_t skip = prefix_ci(t, len, "http://") ? 7 : prefix_ci(t, len, "https://") ? 8 : 0;
+    if (skip == 0)
+        return fail(req, 400, len == 1 && t[0] == '*' ? "asterisk-form request-target is not supported"
+                                                      : "invalid request-target");
+    const char *auth = t + skip;
+    size_t alen = 0;
+    while (skip + alen < len && auth[alen] != '/' && auth[alen] != '?')
+        alen++;
+    if (alen == 0 || memchr(auth, '@', alen) != NULL)
+        return fail(req, 400, "invalid authority in request-target");
+    req->host = auth;
+    req->host_len = alen;
+    *path = auth + alen;
+    *path_len = len - skip - alen;
+    return 0;
+}
+
+static int canonical_path(tg_req_t *req)
+{
+    const char *path;
+    size_t plen;
+    if (split_target(req, &path, &plen) < 0)
+        return TG_HTTP_ERROR;
+    if (memchr(path, '#', plen) != NULL)
+        return fail(req, 400, "fragment in request-target");
+    const char *q = memchr(path, '?', plen);
+    if (q != NULL) {
+        req->query = q + 1;
+        req->query_len = plen - (size_t)(q + 1 - path);
+        plen = (size_t)(q - path);
+    }
+    if (plen == 0) {
+        /* absolute-form without a path: RFC 9112 section 3.2.2 says "/". */
+        req->path = tg_arena_strndup(req->arena, "/", 1);
+        req->path_len = 1;
+        return 0;
+    }
+    req->path = tg_arena_alloc(req->arena, plen + 1);
+    const char *reason = NULL;
+    if (tg_path_normalize(path, plen, req->path, &req->path_len, &reason) < 0)
+        return fail(req, 400, reason ? reason : "invalid path");
+    req->path[req->path_len] = '\0';
+    return 0;
+}
+
+static void take_request_id(tg_req_t *req)
+{
+    for (size_t i = 0; i < req->http.num_headers; i++) {
+        const tg_http_header_t *h = &req->http.headers[i];
+        if (TG_HTTP_NAME_IS(h, "x-request-id") && tg_request_id_valid(h->value, h->value_len)) {
+            memcpy(req->request_id, h->value, h->value_len);
+            req->request_id[h->value_len] = '\0';
+            req->request_id_len = h->value_len;
+            return;
+        }
+    }
+    tg_request_id_generate(&req->conn->worker->ids, req->request_id);
+    req->request_id_len = 32;
+}
+
+static void relocate(tg_req_t *req, const char *from, char *to)
+{
+    ptrdiff_t d = to - from;
+    req->http.method += d;
+    req->http.target += d;
+    for (size_t i = 0; i < req->http.num_headers; i++) {
+        req->http.headers[i].name += d;
+        req->http.headers[i].value += d;
+    }
+}
+
+int tg_request_head_parse(tg_req_t *req, const char *buf, size_t len)
+{
+    uint32_t cap = req->cfg->limits.max_headers;
+    req->http.headers = tg_arena_alloc(req->arena, sizeof(tg_http_header_t) * cap);
+    req->http.num_headers = cap;
+    int r = tg_http_parse_request(buf, len, &req->http);
+    if (r < 0)
+        return r;
+    /* The head is copied once (a few hundred bytes) so that it outlives the
+     * input buffer, which keeps filling with body and pipelined bytes. */
+    req->head = tg_arena_alloc(req->arena, (size_t)r);
+    memcpy(req->head, buf, (size_t)r);
+    req->head_len = (size_t)r;
+    relocate(req, buf, req->head);
+    req->method_bit = tg_router_method_bit(req->http.method, req->http.method_len);
+    if (canonical_path(req) < 0)
+        return TG_HTTP_ERROR;
+    if (req->host == NULL && req->http.host_index >= 0) {
+        const tg_http_header_t *h = &req->http.headers[req->http.host_index];
+        req->host = h->value;
+        req->host_len = h->value_len;
+    }
+    if (req->host != NULL && !host_valid(req->host, req->host_len))
+        return fail(req, 400, "invalid Host");
+    req->nconn_tokens = tg_request_connection_tokens(req->http.headers, req->http.num_headers,
+                                                     req->conn_tokens, TG_MAX_CONN_TOKENS);
+    take_request_id(req);
+    return r;
+}
+
+static bool is_tchar_sep(char c)
+{
+    return c == ',' || c == ' ' || c == '\t';
+}
+
+unsigned tg_request_connection_tokens(const tg_http_header_t *hs, size_t n, tg_span_t *tokens,
+                                      unsigned max)
+{
+    unsigned count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!TG_HTTP_NAME_IS(&hs[i], "connection"))
+            continue;
+        const char *v = hs[i].value, *end = v + hs[i].value_len;
+        while (v < end) {
+            while (v < end && is_tchar_sep(*v))
+                v++;
+            const char *s = v;
+            while (v < end && !is_tchar_sep(*v))
+                v++;
+            if (v > s && count < max) {
+                tokens[count].p = s;
+                tokens[count].len = (size_t)(v - s);
+                count++;
+            }
+        }
+    }
+    return count;
+}
+
+bool tg_request_is_hop_header(const tg_http_header_t *h, const tg_span_t *tokens, unsigned ntokens)
+{
+    switch (h->name_len) {
+    case 2:
+        if (TG_HTTP_NAME_IS(h, "te"))
+            return true;
+        break;
+    case 7:
+        if (TG_HTTP_NAME_IS(h, "trailer") || TG_HTTP_NAME_IS(h, "upgrade"))
+            return true;
+        break;
+    case 10:
+        if (TG_HTTP_NAME_IS(h, "connection") || TG_HTTP_NAME_IS(h, "keep-alive"))
+            return true;
+        break;
+    case 16:
+        if (TG_HTTP_NAME_IS(h, "proxy-connection"))
+            return true;
+        break;
+    case 17:
+        if (TG_HTTP_NAME_IS(h, "transfer-encoding"))
+            return true;
+        break;
+    default:
+        break;
+    }
+    for (unsigned i = 0; i < ntokens; i++) {
+        if (tokens[i].len == h->name_len && strncasecmp(tokens[i].p, h->name, h->name_len) == 0)
+            return true;
+    }
+    return false;
+}

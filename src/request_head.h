@@ -1,0 +1,23 @@
+/*
+ * From raw head bytes to a request the router and plugins can use: parse,
+ * copy into the arena, derive host, canonical path and query, the header
+ * names listed in Connection, and the request id.
+ */
+#ifndef TG_REQUEST_HEAD_H
+#define TG_REQUEST_HEAD_H
+
+#include "request.h"
+
+/* Returns the head length, TG_HTTP_INCOMPLETE, or TG_HTTP_ERROR with
+ * req->http.error_status / error_reason set. */
+int tg_request_head_parse(tg_req_t *req, const char *buf, size_t len);
+
+/* Whether header h is hop-by-hop for this message: the fixed list of RFC 9110
+ * section 7.6.1 plus Proxy-Connection, plus names listed in Connection. */
+bool tg_request_is_hop_header(const tg_http_header_t *h, const tg_span_t *tokens, unsigned ntokens);
+
+/* Collects the names listed in Connection headers into tokens (at most max). */
+unsigned tg_request_connection_tokens(const tg_http_header_t *hs, size_t n, tg_span_t *tokens,
+                                      unsigned max);
+
+#endif

@@ -1,0 +1,225 @@
+#include "upstream_pool.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Pooled connections are dropped after this long unused: shorter than the
+ * usual upstream keep-alive timeouts (nginx 75 s, node 5 s is the outlier the
+ * stale-connection retry covers). */
+#define IDLE_TIMEOUT_S 55
+
+uint64_t tg_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int tg_upool_init(tg_upool_t *p, struct event_base *base, const tg_upstream_conf_t *conf)
+{
+    memset(p, 0, sizeof(*p));
+    p->base = base;
+    p->conf = conf;
+    p->targets = calloc(conf->ntargets, sizeof(*p->targets));
+    return p->targets ? 0 : -1;
+}
+
+static void uconn_free(tg_uconn_t *c)
+{
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+static void idle_unlink(tg_uconn_t *c)
+{
+    tg_target_state_t *t = &c->pool->targets[c->target];
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        t->idle_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->idle = false;
+    c->pool->nidle--;
+}
+
+void tg_upool_destroy(tg_upool_t *p)
+{
+    if (p->targets == NULL)
+        return;
+    for (size_t i = 0; i < p->conf->ntargets; i++) {
+        while (p->targets[i].idle_head) {
+            tg_uconn_t *c = p->targets[i].idle_head;
+            idle_unlink(c);
+            uconn_free(c);
+        }
+    }
+    free(p->targets);
+    p->targets = NULL;
+}
+
+static bool usable(const tg_target_state_t *t, uint64_t now, uint64_t tried, size_t i)
+{
+    if (i < 64 && (tried >> i) & 1)
+        return false;
+    return t->down_until <= now;
+}
+
+size_t tg_upool_pick(tg_upool_t *p, uint64_t now, uint64_t tried)
+{
+    size_t n = p->conf->ntargets;
+    if (n == 1)
+        return 0;
+    size_t best = SIZE_MAX;
+    if (p->conf->balance == TG_BALANCE_LEAST_CONN) {
+        for (size_t k = 0; k < n; k++) {
+            size_t i = (p->rr_next + k) % n;
+            if (usable(&p->targets[i], now, tried, i) &&
+                (best == SIZE_MAX || p->targets[i].active < p->targets[best].active))
+                best = i;
+        }
+        p->rr_next = (p->rr_next + 1) % n;
+    } else {
+        for (size_t k = 0; k < n && best == SIZE_MAX; k++) {
+            size_t i = (p->rr_next + k) % n;
+            if (usable(&p->targets[i], now, tried, i))
+                best = i;
+        }
+        if (best != SIZE_MAX)
+            p->rr_next = (best + 1) % n;
+    }
+    if (best != SIZE_MAX)
+        return best;
+    /* Everything is resting or already tried: try the one that rests the
+     * shortest rather than failing without trying (nginx does the same). */
+    best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (p->targets[i].down_until < p->targets[best].down_until)
+            best = i;
+    return best;
+}
+
+/* An idle connection that becomes readable was closed by the upstream (or
+ * sent garbage): either way it must never be handed out again. */
+static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    tg_uconn_t *c = arg;
+    idle_unlink(c);
+    uconn_free(c);
+}
+
+static void idle_read_cb(struct bufferevent *bev, void *arg)
+{
+    idle_event_cb(bev, BEV_EVENT_READING, arg);
+}
+
+tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target)
+{
+    tg_target_state_t *t = &p->targets[target];
+    tg_uconn_t *c = t->idle_head;
+    if (c == NULL)
+        return NULL;
+    idle_unlink(c);
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    t->active++;
+    p->nactive++;
+    p->stats.reused++;
+    return c;
+}
+
+static void set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
+{
+    const tg_target_t *tc = &p->conf->targets[target];
+    int fd = socket(tc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    set_nodelay(fd);
+    tg_uconn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    c->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        close(fd);
+        free(c);
+        errno = ENOMEM;
+        return NULL;
+    }
+    c->pool = p;
+    c->target = target;
+    if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&tc->addr,
+                                   (int)tc->addrlen) < 0) {
+        int e = errno;
+        uconn_free(c);
+        p->stats.connect_errors++;
+        errno = e ? e : ECONNREFUSED;
+        return NULL;
+    }
+    p->targets[target].active++;
+    p->nactive++;
+    p->stats.created++;
+    return c;
+}
+
+void tg_upool_release(tg_uconn_t *c, bool reusable)
+{
+    tg_upool_t *p = c->pool;
+    tg_target_state_t *t = &p->targets[c->target];
+    t->active--;
+    p->nactive--;
+    c->uses++;
+    if (!reusable || !c->connected || p->nidle >= p->conf->keepalive ||
+        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        uconn_free(c);
+        return;
+    }
+    c->idle = true;
+    c->prev = NULL;
+    c->next = t->idle_head;
+    if (c->next)
+        c->next->prev = c;
+    t->idle_head = c;
+    p->nidle++;
+    struct timeval idle = {IDLE_TIMEOUT_S, 0};
+    bufferevent_setcb(c->bev, idle_read_cb, NULL, idle_event_cb, c);
+    bufferevent_set_timeouts(c->bev, &idle, NULL);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+void tg_upool_report_failure(tg_upool_t *p, size_t target, uint64_t now_ms)
+{
+    tg_target_state_t *t = &p->targets[target];
+    t->fails++;
+    if (p->conf->max_fails && t->fails >= p->conf->max_fails) {
+        t->down_until = now_ms + p->conf->fail_timeout_ms;
+        t->fails = 0;
+    }
+}
+
+void tg_upool_report_success(tg_upool_t *p, size_t target)
+{
+    p->targets[target].fails = 0;
+    p->targets[target].down_until = 0;
+}
