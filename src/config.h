@@ -19,6 +19,8 @@
 #include "tollgate/conf.h"
 
 typedef struct tg_router_s tg_router_t;
+typedef struct tg_chain_s tg_chain_t;
+typedef struct tg_plugin_inst_s tg_plugin_inst_t;
 
 typedef enum { TG_BALANCE_ROUND_ROBIN = 0, TG_BALANCE_LEAST_CONN } tg_balance_t;
 
@@ -87,6 +89,7 @@ typedef struct {
     char *strip_prefix; /* NULL = none */
     size_t strip_prefix_len;
     tg_upstream_conf_t *upstream;
+    tg_chain_t *chain;          /* global plugins + the route's own */
     const tg_conf_node_t *node; /* only valid during load */
 } tg_route_t;
 
@@ -130,6 +133,11 @@ typedef struct tg_config_s {
     tg_route_t *routes;
     size_t nroutes;
     tg_router_t *router; /* built from routes at load */
+    char *dir;           /* directory of file: base of relative paths */
+    char *plugin_path;   /* directory of bundled plugins (plugin_path: or the default) */
+    tg_plugin_inst_t **instances; /* every plugin instance of this config */
+    size_t ninstances;
+    tg_chain_t *global_chain; /* global `plugins:` (also the chain of unrouted requests) */
 } tg_config_t;
 
 /* Loads and validates path. On failure returns -1 with err holding

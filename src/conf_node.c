@@ -1,0 +1,644 @@
+/*
+ * YAML -> tg_conf_node_t tree, and the typed readers of include/tollgate/conf.h.
+ *
+ * Built from libyaml's event stream rather than yaml_parser_load() because the
+ * events carry anchors (which we reject) and let us refuse duplicate keys and a
+ * second document as soon as they are seen, each at its own position.
+ */
+#include "conf_node.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "arena.h"
+
+/* Far beyond any sane config; bounds what consumers may recurse over. */
+#define MAX_DEPTH 64
+#define MAX_ENV_NAME 255
+
+struct tg_conf_doc_s {
+    tg_arena_t *arena;
+    const tg_conf_node_t *root;
+};
+
+typedef struct {
+    tg_conf_node_t *node; /* the map or sequence being filled */
+    size_t cap;           /* allocated slots in node->keys / node->items */
+    tg_conf_node_t *key;  /* maps: key read, its value not yet */
+} frame_t;
+
+typedef struct {
+    tg_arena_t *arena;
+    const char *file;
+    tg_conf_err_t *err;
+    frame_t stack[MAX_DEPTH];
+    size_t depth;
+    tg_conf_node_t *root;
+    unsigned ndocs;
+} builder_t;
+
+/* ---- errors ------------------------------------------------------------ */
+
+int tg_conf_error(tg_conf_err_t *err, const tg_conf_node_t *node, const char *fmt, ...)
+{
+    if (err == NULL)
+        return -1;
+    size_t off = 0;
+    if (node != NULL) {
+        int n = snprintf(err->msg, sizeof(err->msg), "%s:%u:%u: ", node->file ? node->file : "?",
+                         node->line, node->col);
+        off = n < 0 ? 0 : (size_t)n >= sizeof(err->msg) ? sizeof(err->msg) - 1 : (size_t)n;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + off, sizeof(err->msg) - off, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int expected(const tg_conf_node_t *n, tg_conf_err_t *err, const char *what)
+{
+    if (n != NULL && n->type == TG_CONF_SCALAR)
+        return tg_conf_error(err, n, "expected %s, got '%s'", what, n->value);
+    return tg_conf_error(err, n, "expected %s", what);
+}
+
+/* ---- tree building ----------------------------------------------------- */
+
+static tg_conf_node_t *node_new(builder_t *b, tg_conf_type_t type, yaml_mark_t mark)
+{
+    tg_conf_node_t *n = tg_arena_calloc(b->arena, sizeof(*n));
+    n->type = type;
+    n->file = b->file;
+    n->line = (unsigned)mark.line + 1;
+    n->col = (unsigned)mark.column + 1;
+    return n;
+}
+
+static bool in_key_position(const builder_t *b)
+{
+    if (b->depth == 0)
+        return false;
+    const frame_t *f = &b->stack[b->depth - 1];
+    return f->node->type == TG_CONF_MAP && f->key == NULL;
+}
+
+static void grow(builder_t *b, frame_t *f)
+{
+    tg_conf_node_t *c = f->node;
+    size_t cap = f->cap ? f->cap * 2 : 8;
+    size_t old = c->count * sizeof(tg_conf_node_t *);
+    /* The old arrays stay in the arena: at most as much again as the final size. */
+    tg_conf_node_t **items = tg_arena_alloc(b->arena, cap * sizeof(*items));
+    if (old > 0)
+        memcpy(items, c->items, old);
+    c->items = items;
+    if (c->type == TG_CONF_MAP) {
+        tg_conf_node_t **keys = tg_arena_alloc(b->arena, cap * sizeof(*keys));
+        if (old > 0)
+            memcpy(keys, c->keys, old);
+        c->keys = keys;
+    }
+    f->cap = cap;
+}
+
+static int add_key(builder_t *b, tg_conf_node_t *key)
+{
+    frame_t *f = &b->stack[b->depth - 1];
+    for (size_t i = 0; i < f->node->count; i++) {
+        const tg_conf_node_t *k = f->node->keys[i];
+        if (k->len == key->len && memcmp(k->value, key->value, k->len) == 0)
+            return tg_conf_error(b->err, key, "duplicate key '%s' (first defined at line %u)",
+                                 key->value, k->line);
+    }
+    f->key = key;
+    return 0;
+}
+
+static void add_value(builder_t *b, tg_conf_node_t *n)
+{
+    if (b->depth == 0) {
+        b->root = n;
+        return;
+    }
+    frame_t *f = &b->stack[b->depth - 1];
+    tg_conf_node_t *c = f->node;
+    if (c->count == f->cap)
+        grow(b, f);
+    if (c->type == TG_CONF_MAP) {
+        c->keys[c->count] = f->key;
+        f->key = NULL;
+    }
+    c->items[c->count++] = n;
+}
+
+/* ---- ${ENV} substitution ------------------------------------------------ */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} sbuf_t;
+
+static void sbuf_add(sbuf_t *s, const char *p, size_t n)
+{
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap * 2 > s->len + n + 1 ? s->cap * 2 : s->len + n + 64;
+        char *np = realloc(s->p, cap);
+        if (np == NULL)
+            abort(); /* same policy as the arena: out of memory is fatal */
+        s->p = np;
+        s->cap = cap;
+    }
+    memcpy(s->p + s->len, p, n);
+    s->len += n;
+    s->p[s->len] = '\0';
+}
+
+/* Length of the [A-Za-z_][A-Za-z0-9_]* name at s (0 when s does not start one). */
+static size_t env_name_len(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (s[i] == '_' || (s[i] >= 'A' && s[i] <= 'Z') ||
+                       (s[i] >= 'a' && s[i] <= 'z') || (i > 0 && s[i] >= '0' && s[i] <= '9')))
+        i++;
+    return i;
+}
+
+/* Expands the "${...}" starting at s[*pos] into out and moves *pos past it. */
+static int expand_ref(builder_t *b, const tg_conf_node_t *n, const char *s, size_t len, size_t *pos,
+                      sbuf_t *out)
+{
+    size_t start = *pos + 2;
+    const char *close = memchr(s + start, '}', len - start);
+    if (close == NULL)
+        return tg_conf_error(b->err, n, "unterminated '${' in value");
+    size_t end = (size_t)(close - s);
+    size_t nlen = env_name_len(s + start, end - start);
+    const char *rest = s + start + nlen;
+    size_t rlen = end - start - nlen;
+    if (nlen == 0 || nlen > MAX_ENV_NAME || (rlen > 0 && (rlen < 2 || memcmp(rest, ":-", 2) != 0)))
+        return tg_conf_error(b->err, n, "invalid environment variable reference '%.*s'",
+                             (int)(end + 1 - *pos), s + *pos);
+    char name[MAX_ENV_NAME + 1];
+    memcpy(name, s + start, nlen);
+    name[nlen] = '\0';
+    const char *v = getenv(name);
+    if (rlen > 0 && (v == NULL || *v == '\0'))
+        sbuf_add(out, rest + 2, rlen - 2);
+    else if (v == NULL)
+        return tg_conf_error(b->err, n, "environment variable %s is not set", name);
+    else
+        sbuf_add(out, v, strlen(v));
+    *pos = end + 1;
+    return 0;
+}
+
+static int subst_env(builder_t *b, tg_conf_node_t *n, const char *s, size_t len)
+{
+    sbuf_t out = {0};
+    size_t i = 0;
+    int rc = 0;
+    while (i < len && rc == 0) {
+        const char *d = memchr(s + i, '$', len - i);
+        size_t stop = d != NULL ? (size_t)(d - s) : len;
+        sbuf_add(&out, s + i, stop - i);
+        i = stop;
+        if (i == len)
+            break;
+        if (i + 1 < len && s[i + 1] == '$') {
+            sbuf_add(&out, "$", 1);
+            i += 2;
+        } else if (i + 1 < len && s[i + 1] == '{') {
+            rc = expand_ref(b, n, s, len, &i, &out);
+        } else {
+            sbuf_add(&out, "$", 1);
+            i++;
+        }
+    }
+    if (rc == 0) {
+        n->value = tg_arena_strndup(b->arena, out.p != NULL ? out.p : "", out.len);
+        n->len = out.len;
+    }
+    free(out.p);
+    return rc;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+/* YAML 1.1/1.2 core schema spellings of null, for plain scalars only. */
+static bool is_null(const char *s, size_t len)
+{
+    static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+    for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
+        if (strlen(nulls[i]) == len && memcmp(nulls[i], s, len) == 0)
+            return true;
+    return false;
+}
+
+static int on_scalar(builder_t *b, const yaml_event_t *ev)
+{
+    const char *raw = (const char *)ev->data.scalar.value;
+    size_t len = ev->data.scalar.length;
+    bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    tg_conf_node_t *n = node_new(b, TG_CONF_SCALAR, ev->start_mark);
+    n->quoted = !plain;
+    if (memchr(raw, '\0', len) != NULL)
+        return tg_conf_error(b->err, n, "NUL character in value");
+    if (in_key_position(b)) {
+        n->value = tg_arena_strndup(b->arena, raw, len);
+        n->len = len;
+        return add_key(b, n);
+    }
+    if (plain && is_null(raw, len)) {
+        n->type = TG_CONF_NULL;
+        n->value = tg_arena_strndup(b->arena, raw, len);
+        n->len = len;
+    } else if (subst_env(b, n, raw, len) < 0) {
+        return -1;
+    }
+    add_value(b, n);
+    return 0;
+}
+
+static int on_collection_start(builder_t *b, const yaml_event_t *ev, tg_conf_type_t type)
+{
+    tg_conf_node_t *n = node_new(b, type, ev->start_mark);
+    if (in_key_position(b))
+        return tg_conf_error(b->err, n, "map keys must be scalars");
+    if (b->depth == MAX_DEPTH)
+        return tg_conf_error(b->err, n, "nesting deeper than %d levels", MAX_DEPTH);
+    b->stack[b->depth++] = (frame_t){.node = n};
+    return 0;
+}
+
+static const yaml_char_t *event_anchor(const yaml_event_t *ev)
+{
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT:
+        return ev->data.scalar.anchor;
+    case YAML_SEQUENCE_START_EVENT:
+        return ev->data.sequence_start.anchor;
+    case YAML_MAPPING_START_EVENT:
+        return ev->data.mapping_start.anchor;
+    default:
+        return NULL;
+    }
+}
+
+static int on_event(builder_t *b, const yaml_event_t *ev)
+{
+    tg_conf_node_t at = {.file = b->file,
+                         .line = (unsigned)ev->start_mark.line + 1,
+                         .col = (unsigned)ev->start_mark.column + 1};
+    /* Anchors make a value's meaning depend on another place in the file. */
+    if (ev->type == YAML_ALIAS_EVENT || event_anchor(ev) != NULL)
+        return tg_conf_error(b->err, &at, "anchors and aliases are not supported");
+    switch (ev->type) {
+    case YAML_DOCUMENT_START_EVENT:
+        if (b->ndocs++ > 0)
+            return tg_conf_error(b->err, &at, "multiple documents are not supported");
+        return 0;
+    case YAML_SCALAR_EVENT:
+        return on_scalar(b, ev);
+    case YAML_SEQUENCE_START_EVENT:
+        return on_collection_start(b, ev, TG_CONF_SEQ);
+    case YAML_MAPPING_START_EVENT:
+        return on_collection_start(b, ev, TG_CONF_MAP);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        b->depth--;
+        add_value(b, b->stack[b->depth].node);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Reader errors (bad UTF-8) only give a byte offset: turn it into line:col. */
+static void offset_to_pos(const char *buf, size_t len, size_t off, tg_conf_node_t *at)
+{
+    at->line = 1;
+    at->col = 1;
+    for (size_t i = 0; i < off && i < len; i++) {
+        if (buf[i] == '\n') {
+            at->line++;
+            at->col = 1;
+        } else {
+            at->col++;
+        }
+    }
+}
+
+static int syntax_error(builder_t *b, const yaml_parser_t *p, const char *buf, size_t len)
+{
+    tg_conf_node_t at = {.file = b->file,
+                         .line = (unsigned)p->problem_mark.line + 1,
+                         .col = (unsigned)p->problem_mark.column + 1};
+    if (p->error == YAML_READER_ERROR)
+        offset_to_pos(buf, len, p->problem_offset, &at);
+    const char *problem = p->problem != NULL ? p->problem : "invalid YAML";
+    if (p->error == YAML_MEMORY_ERROR)
+        problem = "out of memory";
+    return tg_conf_error(b->err, &at, "%s", problem);
+}
+
+static int build(builder_t *b, yaml_parser_t *p, const char *buf, size_t len)
+{
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(p, &ev))
+            return syntax_error(b, p, buf, len);
+        int rc = on_event(b, &ev);
+        bool end = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+        if (rc < 0 || end)
+            return rc;
+    }
+}
+
+/* ---- documents --------------------------------------------------------- */
+
+int tg_conf_doc_parse(const char *name, const char *buf, size_t len, tg_conf_doc_t **out,
+                      tg_conf_err_t *err)
+{
+    *out = NULL;
+    tg_conf_doc_t *doc = calloc(1, sizeof(*doc));
+    if (doc == NULL)
+        return tg_conf_error(err, NULL, "%s: out of memory", name);
+    doc->arena = tg_arena_create(16384);
+    builder_t b = {
+        .arena = doc->arena, .file = tg_arena_strndup(doc->arena, name, strlen(name)), .err = err};
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p)) {
+        tg_conf_doc_free(doc);
+        return tg_conf_error(err, NULL, "%s: out of memory", name);
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+    int rc = build(&b, &p, buf, len);
+    yaml_parser_delete(&p);
+    if (rc < 0) {
+        tg_conf_doc_free(doc);
+        return -1;
+    }
+    if (b.root == NULL) /* empty stream: a null document at 1:1 */
+        b.root = node_new(&b, TG_CONF_NULL, (yaml_mark_t){0});
+    if (b.root->value == NULL)
+        b.root->value = "";
+    doc->root = b.root;
+    *out = doc;
+    return 0;
+}
+
+static int read_all(const char *path, char **out, size_t *outlen, tg_conf_err_t *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return tg_conf_error(err, NULL, "%s: cannot open: %s", path, strerror(errno));
+    sbuf_t s = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        sbuf_add(&s, chunk, n);
+    int failed = ferror(f);
+    int saved = errno;
+    fclose(f);
+    if (failed) {
+        free(s.p);
+        return tg_conf_error(err, NULL, "%s: cannot read: %s", path, strerror(saved));
+    }
+    *out = s.p;
+    *outlen = s.len;
+    return 0;
+}
+
+int tg_conf_doc_load(const char *path, tg_conf_doc_t **out, tg_conf_err_t *err)
+{
+    *out = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    if (read_all(path, &buf, &len, err) < 0)
+        return -1;
+    int rc = tg_conf_doc_parse(path, buf != NULL ? buf : "", len, out, err);
+    free(buf);
+    return rc;
+}
+
+const tg_conf_node_t *tg_conf_doc_root(const tg_conf_doc_t *doc)
+{
+    return doc->root;
+}
+
+void tg_conf_doc_free(tg_conf_doc_t *doc)
+{
+    if (doc == NULL)
+        return;
+    tg_arena_destroy(doc->arena);
+    free(doc);
+}
+
+/* ---- maps -------------------------------------------------------------- */
+
+const tg_conf_node_t *tg_conf_map_get(const tg_conf_node_t *map, const char *key)
+{
+    if (map == NULL || map->type != TG_CONF_MAP)
+        return NULL;
+    size_t len = strlen(key);
+    for (size_t i = 0; i < map->count; i++)
+        if (map->keys[i]->len == len && memcmp(map->keys[i]->value, key, len) == 0)
+            return map->items[i];
+    return NULL;
+}
+
+static bool in_list(const char *const *list, const char *s)
+{
+    for (; *list != NULL; list++)
+        if (strcmp(*list, s) == 0)
+            return true;
+    return false;
+}
+
+int tg_conf_check_keys_in(const tg_conf_node_t *map, const char *const *allowed, const char *where,
+                          tg_conf_err_t *err)
+{
+    if (map == NULL || map->type != TG_CONF_MAP)
+        return expected(map, err, "a map");
+    for (size_t i = 0; i < map->count; i++) {
+        const tg_conf_node_t *k = map->keys[i];
+        if (in_list(allowed, k->value))
+            continue;
+        if (where != NULL)
+            return tg_conf_error(err, k, "unknown key '%s' in %s", k->value, where);
+        return tg_conf_error(err, k, "unknown key '%s'", k->value);
+    }
+    return 0;
+}
+
+int tg_conf_check_keys(const tg_conf_node_t *map, const char *const *allowed, tg_conf_err_t *err)
+{
+    return tg_conf_check_keys_in(map, allowed, NULL, err);
+}
+
+/* ---- typed readers ----------------------------------------------------- */
+
+static bool is_scalar(const tg_conf_node_t *n)
+{
+    return n != NULL && n->type == TG_CONF_SCALAR;
+}
+
+int tg_conf_get_string(const tg_conf_node_t *n, const char **out, tg_conf_err_t *err)
+{
+    if (!is_scalar(n))
+        return expected(n, err, "a string");
+    *out = n->value;
+    return 0;
+}
+
+int tg_conf_get_bool(const tg_conf_node_t *n, bool *out, tg_conf_err_t *err)
+{
+    static const struct {
+        const char *text;
+        bool value;
+    } words[] = {{"true", true}, {"false", false}, {"yes", true},
+                 {"no", false},  {"on", true},     {"off", false}};
+    for (size_t i = 0; is_scalar(n) && i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcasecmp(n->value, words[i].text) == 0) {
+            *out = words[i].value;
+            return 0;
+        }
+    }
+    return expected(n, err, "a boolean (true/false, yes/no, on/off)");
+}
+
+/* Leading decimal digits of s: *used = how many (0: none); -1 on overflow. */
+static int parse_digits(const char *s, size_t len, size_t *used, uint64_t *out)
+{
+    uint64_t v = 0;
+    int rc = 0;
+    size_t i = 0;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (__builtin_mul_overflow(v, 10, &v) ||
+            __builtin_add_overflow(v, (uint64_t)(s[i] - '0'), &v))
+            rc = -1;
+    }
+    *used = i;
+    *out = v;
+    return rc;
+}
+
+int tg_conf_get_uint(const tg_conf_node_t *n, uint64_t min, uint64_t max, uint64_t *out,
+                     tg_conf_err_t *err)
+{
+    if (!is_scalar(n))
+        return expected(n, err, "an integer");
+    size_t used;
+    uint64_t v;
+    int rc = parse_digits(n->value, n->len, &used, &v);
+    if (used == 0 || used != n->len)
+        return expected(n, err, "an integer");
+    if (rc < 0 || v < min || v > max)
+        return tg_conf_error(err, n, "must be between %" PRIu64 " and %" PRIu64, min, max);
+    *out = v;
+    return 0;
+}
+
+typedef struct {
+    const char *name;
+    uint64_t mult;
+} unit_t;
+
+/* "ms" before "m" so that the longer unit wins. */
+static const unit_t duration_units[] = {
+    {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}, {"d", 86400 * 1000},
+};
+
+static const unit_t *duration_unit(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof(duration_units) / sizeof(duration_units[0]); i++) {
+        size_t ul = strlen(duration_units[i].name);
+        if (ul <= len && memcmp(s, duration_units[i].name, ul) == 0)
+            return &duration_units[i];
+    }
+    return NULL;
+}
+
+/* 0 ok, -1 syntax error, -2 overflow. */
+static int parse_duration(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t total = 0;
+    size_t i = 0;
+    if (len == 0)
+        return -1;
+    while (i < len) {
+        size_t used;
+        uint64_t v;
+        int rc = parse_digits(s + i, len - i, &used, &v);
+        if (used == 0)
+            return -1;
+        i += used;
+        const unit_t *u = duration_unit(s + i, len - i);
+        if (u == NULL)
+            return -1;
+        i += strlen(u->name);
+        if (rc < 0 || __builtin_mul_overflow(v, u->mult, &v) ||
+            __builtin_add_overflow(total, v, &total))
+            return -2;
+    }
+    *out = total;
+    return 0;
+}
+
+int tg_conf_get_duration_ms(const tg_conf_node_t *n, uint64_t *out_ms, tg_conf_err_t *err)
+{
+    if (!is_scalar(n))
+        return expected(n, err, "a duration like 10s");
+    int rc = parse_duration(n->value, n->len, out_ms);
+    if (rc == -2)
+        return tg_conf_error(err, n, "duration '%s' is too large", n->value);
+    if (rc < 0)
+        return expected(n, err, "a duration like 10s");
+    return 0;
+}
+
+static const unit_t size_units[] = {
+    {"", 1},
+    {"B", 1},
+    {"KiB", 1ull << 10},
+    {"MiB", 1ull << 20},
+    {"GiB", 1ull << 30},
+    {"KB", 1000},
+    {"MB", 1000000},
+    {"GB", 1000000000},
+    {"k", 1ull << 10},
+    {"K", 1ull << 10},
+    {"m", 1ull << 20},
+    {"M", 1ull << 20},
+    {"g", 1ull << 30},
+    {"G", 1ull << 30},
+};
+
+int tg_conf_get_size(const tg_conf_node_t *n, uint64_t *out, tg_conf_err_t *err)
+{
+    if (!is_scalar(n))
+        return expected(n, err, "a size like 16KiB");
+    size_t used;
+    uint64_t v;
+    int rc = parse_digits(n->value, n->len, &used, &v);
+    if (used == 0)
+        return expected(n, err, "a size like 16KiB");
+    const char *suffix = n->value + used;
+    for (size_t i = 0; i < sizeof(size_units) / sizeof(size_units[0]); i++) {
+        if (strcmp(suffix, size_units[i].name) != 0)
+            continue;
+        if (rc < 0 || __builtin_mul_overflow(v, size_units[i].mult, &v))
+            return tg_conf_error(err, n, "size '%s' is too large", n->value);
+        *out = v;
+        return 0;
+    }
+    return expected(n, err, "a size like 16KiB");
+}

@@ -1,0 +1,40 @@
+/*
+ * Internal side of the configuration nodes: loading a YAML document into a tree
+ * of tg_conf_node_t (include/tollgate/conf.h). The whole tree lives in one arena
+ * owned by the document and is released by tg_conf_doc_free().
+ *
+ * Accepted YAML is deliberately a subset: one document, scalar keys, no
+ * duplicate keys, no anchors/aliases (a config must read top to bottom).
+ * `${NAME}` and `${NAME:-default}` in scalar values (not keys) are replaced by
+ * the environment variable; the default applies when NAME is unset or empty
+ * (shell semantics); `$$` is a literal `$`; any other `$` is kept as is.
+ */
+#ifndef TG_CONF_NODE_H
+#define TG_CONF_NODE_H
+
+#include <stddef.h>
+
+#include "tollgate/conf.h"
+
+typedef struct tg_conf_doc_s tg_conf_doc_t;
+
+/* Reads and parses path. On failure returns -1 with err holding
+ * "FILE:LINE:COL: message" ("FILE: cannot open: ..." when unreadable). */
+int tg_conf_doc_load(const char *path, tg_conf_doc_t **out, tg_conf_err_t *err);
+
+/* Same from memory; name is what error messages and node->file show. */
+int tg_conf_doc_parse(const char *name, const char *buf, size_t len, tg_conf_doc_t **out,
+                      tg_conf_err_t *err);
+
+/* The document's root node; an empty document gives a TG_CONF_NULL node at 1:1. */
+const tg_conf_node_t *tg_conf_doc_root(const tg_conf_doc_t *doc);
+
+/* Frees the document and every node in it. NULL is allowed. */
+void tg_conf_doc_free(tg_conf_doc_t *doc);
+
+/* tg_conf_check_keys() whose message names the section:
+ * "unknown key 'foo' in <where>" (where == NULL: "unknown key 'foo'"). */
+int tg_conf_check_keys_in(const tg_conf_node_t *map, const char *const *allowed, const char *where,
+                          tg_conf_err_t *err);
+
+#endif

@@ -1,0 +1,965 @@
+/*
+ * tollgate.yaml -> tg_config_t. One function per section; numeric fields are
+ * table-driven. Everything the config owns lives in one arena released by the
+ * last tg_config_unref(), except the compiled regexes and the router.
+ */
+#include "config.h"
+#include "chain.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "conf_node.h"
+#include "router.h"
+
+#define MAX_WORKERS 256
+
+typedef struct {
+    tg_config_t super;
+    tg_arena_t *arena;
+} config_priv_t;
+
+typedef struct {
+    tg_config_t *cfg;
+    tg_arena_t *arena;
+    tg_conf_err_t *err;
+} ctx_t;
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int missing(ctx_t *c, const tg_conf_node_t *map, const char *key)
+{
+    return tg_conf_error(c->err, map, "missing required key '%s'", key);
+}
+
+static int want(ctx_t *c, const tg_conf_node_t *n, tg_conf_type_t type)
+{
+    if (n->type == type)
+        return 0;
+    const char *what = type == TG_CONF_MAP ? "a map" : "a sequence";
+    if (n->type == TG_CONF_SCALAR)
+        return tg_conf_error(c->err, n, "expected %s, got '%s'", what, n->value);
+    return tg_conf_error(c->err, n, "expected %s", what);
+}
+
+/* A non-empty sequence; what names the items for the error message. */
+static int want_items(ctx_t *c, const tg_conf_node_t *n, const char *what)
+{
+    if (want(c, n, TG_CONF_SEQ) < 0)
+        return -1;
+    if (n->count == 0)
+        return tg_conf_error(c->err, n, "expected at least one %s", what);
+    return 0;
+}
+
+static char *dup_str(ctx_t *c, const char *s)
+{
+    return tg_arena_strndup(c->arena, s, strlen(s));
+}
+
+static char *dup_lower(ctx_t *c, const char *s)
+{
+    char *d = dup_str(c, s);
+    for (char *p = d; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return d;
+}
+
+static char *dup_upper(ctx_t *c, const char *s)
+{
+    char *d = dup_str(c, s);
+    for (char *p = d; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    return d;
+}
+
+/* A string that must start with '/'. */
+static int get_path(ctx_t *c, const tg_conf_node_t *n, char **out, size_t *len)
+{
+    const char *s;
+    if (tg_conf_get_string(n, &s, c->err) < 0)
+        return -1;
+    if (s[0] != '/')
+        return tg_conf_error(c->err, n, "must start with '/'");
+    *out = dup_str(c, s);
+    *len = strlen(s);
+    return 0;
+}
+
+/* RFC 9110 section 5.6.2: token = 1*tchar. */
+static bool is_token(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && strchr("!#$%&'*+-.^_`|~", *s) == NULL)
+            return false;
+    return true;
+}
+
+/* ---- table-driven scalar fields ---------------------------------------- */
+
+typedef enum { FIELD_DURATION, FIELD_SIZE, FIELD_U32 } field_kind_t;
+
+typedef struct {
+    const char *key;
+    field_kind_t kind;
+    size_t offset;     /* in the struct being filled */
+    uint64_t min, max; /* durations: only min (0 or 1) is used */
+} field_t;
+
+static int parse_field(ctx_t *c, const tg_conf_node_t *n, const field_t *f, void *base)
+{
+    uint64_t v;
+    char *dst = (char *)base + f->offset;
+    switch (f->kind) {
+    case FIELD_DURATION:
+        if (tg_conf_get_duration_ms(n, &v, c->err) < 0)
+            return -1;
+        if (v < f->min)
+            return tg_conf_error(c->err, n, "must be greater than 0");
+        memcpy(dst, &v, sizeof(uint64_t));
+        return 0;
+    case FIELD_SIZE:
+        if (tg_conf_get_size(n, &v, c->err) < 0)
+            return -1;
+        if (v < f->min || v > f->max)
+            return tg_conf_error(c->err, n, "must be between %" PRIu64 " and %" PRIu64 " bytes",
+                                 f->min, f->max);
+        memcpy(dst, &v, sizeof(uint64_t));
+        return 0;
+    case FIELD_U32: {
+        if (tg_conf_get_uint(n, f->min, f->max, &v, c->err) < 0)
+            return -1;
+        uint32_t v32 = (uint32_t)v;
+        memcpy(dst, &v32, sizeof(v32));
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static bool in_list(const char *const *list, const char *s)
+{
+    for (; list != NULL && *list != NULL; list++)
+        if (strcmp(*list, s) == 0)
+            return true;
+    return false;
+}
+
+/* Parses every key of map found in fields; keys in extra are left to the
+ * caller; any other key is an error "unknown key 'k' in <where>". */
+static int parse_fields(ctx_t *c, const tg_conf_node_t *map, const field_t *fields, size_t nfields,
+                        void *base, const char *const *extra, const char *where)
+{
+    for (size_t i = 0; i < map->count; i++) {
+        const tg_conf_node_t *k = map->keys[i];
+        size_t j = 0;
+        while (j < nfields && strcmp(fields[j].key, k->value) != 0)
+            j++;
+        if (j < nfields) {
+            if (parse_field(c, map->items[i], &fields[j], base) < 0)
+                return -1;
+        } else if (!in_list(extra, k->value)) {
+            return tg_conf_error(c->err, k, "unknown key '%s' in %s", k->value, where);
+        }
+    }
+    return 0;
+}
+
+/* ---- addresses --------------------------------------------------------- */
+
+typedef struct {
+    char host[256];
+    const char *port; /* points into the text */
+    unsigned portnum;
+    size_t host_end; /* offset in the text where ":port" starts */
+    bool bracketed;
+    bool wildcard; /* ":port" or "*:port" */
+} hostport_t;
+
+static int split_port(const char *text, const char *colon, hostport_t *hp, char *eb, size_t el)
+{
+    if (colon == NULL || colon[1] == '\0') {
+        snprintf(eb, el, "missing port in '%s'", text);
+        return -1;
+    }
+    unsigned long v = 0;
+    const char *p = colon + 1;
+    for (; *p >= '0' && *p <= '9' && v <= 65535; p++)
+        v = v * 10 + (unsigned long)(*p - '0');
+    if (*p != '\0' || v == 0 || v > 65535) {
+        snprintf(eb, el, "invalid port in '%s': expected 1 to 65535", text);
+        return -1;
+    }
+    hp->port = colon + 1;
+    hp->portnum = (unsigned)v;
+    hp->host_end = (size_t)(colon - text);
+    return 0;
+}
+
+static int split_address(const char *text, hostport_t *hp, char *eb, size_t el)
+{
+    memset(hp, 0, sizeof(*hp));
+    const char *host = text, *host_end, *colon;
+    if (text[0] == '[') {
+        host = text + 1;
+        host_end = strchr(host, ']');
+        if (host_end == NULL || (host_end[1] != ':' && host_end[1] != '\0')) {
+            snprintf(eb, el, "invalid address '%s'", text);
+            return -1;
+        }
+        colon = host_end[1] == ':' ? host_end + 1 : NULL;
+        hp->bracketed = true;
+    } else {
+        colon = strrchr(text, ':');
+        host_end = colon != NULL ? colon : text + strlen(text);
+        if (memchr(text, ':', (size_t)(host_end - text)) != NULL) {
+            snprintf(eb, el, "invalid address '%s': IPv6 addresses must be in brackets", text);
+            return -1;
+        }
+    }
+    size_t hl = (size_t)(host_end - host);
+    if (hl >= sizeof(hp->host)) {
+        snprintf(eb, el, "host name too long in '%s'", text);
+        return -1;
+    }
+    memcpy(hp->host, host, hl);
+    hp->host[hl] = '\0';
+    hp->wildcard = !hp->bracketed && (hl == 0 || strcmp(hp->host, "*") == 0);
+    return split_port(text, colon, hp, eb, el);
+}
+
+static int resolve(const hostport_t *hp, struct sockaddr_storage *ss, socklen_t *len, char *eb,
+                   size_t el)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (hp->wildcard) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)hp->portnum)};
+        sin.sin_addr.s_addr = htonl(INADDR_ANY);
+        memcpy(ss, &sin, sizeof(sin));
+        *len = sizeof(sin);
+        return 0;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    hints.ai_flags = AI_NUMERICSERV | (hp->bracketed ? AI_NUMERICHOST : 0);
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(hp->host, hp->port, &hints, &res);
+    if (rc != 0) {
+        snprintf(eb, el, "cannot resolve '%s': %s", hp->host,
+                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int tg_config_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t *len,
+                            char *errbuf, size_t errlen)
+{
+    hostport_t hp;
+    if (split_address(text, &hp, errbuf, errlen) < 0)
+        return -1;
+    return resolve(&hp, ss, len, errbuf, errlen);
+}
+
+static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+/* ---- workers ----------------------------------------------------------- */
+
+static int parse_workers(ctx_t *c, const tg_conf_node_t *n)
+{
+    if (n == NULL || (n->type == TG_CONF_SCALAR && strcmp(n->value, "auto") == 0)) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        c->cfg->workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
+        return 0;
+    }
+    if (n->type != TG_CONF_SCALAR || strspn(n->value, "0123456789") != n->len || n->len == 0)
+        return tg_conf_error(c->err, n, "expected 'auto' or an integer between 1 and %d",
+                             MAX_WORKERS);
+    uint64_t v;
+    if (tg_conf_get_uint(n, 1, MAX_WORKERS, &v, c->err) < 0)
+        return -1;
+    c->cfg->workers = (unsigned)v;
+    return 0;
+}
+
+/* ---- listen / admin ---------------------------------------------------- */
+
+static const char *const listen_keys[] = {"address", NULL};
+
+/* *at: the address node, for the callers' duplicate errors. */
+static int parse_listener(ctx_t *c, const tg_conf_node_t *n, const char *where,
+                          tg_listen_conf_t *out, const tg_conf_node_t **at)
+{
+    if (tg_conf_check_keys_in(n, listen_keys, where, c->err) < 0)
+        return -1;
+    const tg_conf_node_t *a = tg_conf_map_get(n, "address");
+    const char *text;
+    char eb[300];
+    if (a == NULL)
+        return missing(c, n, "address");
+    if (tg_conf_get_string(a, &text, c->err) < 0)
+        return -1;
+    if (tg_config_parse_address(text, &out->addr, &out->addrlen, eb, sizeof(eb)) < 0)
+        return tg_conf_error(c->err, a, "%s", eb);
+    out->name = dup_str(c, text);
+    *at = a;
+    return 0;
+}
+
+static int parse_listen(ctx_t *c, const tg_conf_node_t *n)
+{
+    if (want_items(c, n, "listen address") < 0)
+        return -1;
+    tg_config_t *cfg = c->cfg;
+    cfg->listeners = tg_arena_calloc(c->arena, n->count * sizeof(*cfg->listeners));
+    for (size_t i = 0; i < n->count; i++) {
+        const tg_conf_node_t *at;
+        tg_listen_conf_t *l = &cfg->listeners[i];
+        if (parse_listener(c, n->items[i], "listen", l, &at) < 0)
+            return -1;
+        for (size_t j = 0; j < i; j++)
+            if (same_sockaddr(&cfg->listeners[j].addr, &l->addr))
+                return tg_conf_error(c->err, at, "duplicate listen address '%s'", l->name);
+        cfg->nlisteners++;
+    }
+    return 0;
+}
+
+static int parse_admin(ctx_t *c, const tg_conf_node_t *n)
+{
+    tg_config_t *cfg = c->cfg;
+    const tg_conf_node_t *at;
+    if (n == NULL)
+        return 0;
+    if (parse_listener(c, n, "admin", &cfg->admin, &at) < 0)
+        return -1;
+    for (size_t j = 0; j < cfg->nlisteners; j++)
+        if (same_sockaddr(&cfg->listeners[j].addr, &cfg->admin.addr))
+            return tg_conf_error(c->err, at, "admin address '%s' is also a listen address",
+                                 cfg->admin.name);
+    cfg->has_admin = true;
+    return 0;
+}
+
+/* ---- trusted_proxies --------------------------------------------------- */
+
+static void mask_cidr(tg_cidr_t *cidr)
+{
+    size_t bytes = cidr->family == AF_INET ? 4 : 16;
+    for (size_t i = 0; i < bytes; i++) {
+        unsigned keep = cidr->prefix > i * 8 ? cidr->prefix - (unsigned)i * 8 : 0;
+        if (keep < 8)
+            cidr->addr[i] &= (uint8_t)(0xff00u >> keep);
+    }
+}
+
+/* "IP" or "IP/prefix", v4 or v6. Host bits set in IP are cleared. */
+static int parse_cidr(const char *text, tg_cidr_t *out)
+{
+    char buf[INET6_ADDRSTRLEN];
+    const char *slash = strchr(text, '/');
+    size_t alen = slash != NULL ? (size_t)(slash - text) : strlen(text);
+    if (alen >= sizeof(buf))
+        return -1;
+    memcpy(buf, text, alen);
+    buf[alen] = '\0';
+    memset(out, 0, sizeof(*out));
+    out->family = strchr(buf, ':') != NULL ? AF_INET6 : AF_INET;
+    if (inet_pton(out->family, buf, out->addr) != 1)
+        return -1;
+    unsigned max = out->family == AF_INET ? 32 : 128;
+    out->prefix = max;
+    if (slash != NULL) {
+        size_t dl = strlen(slash + 1);
+        if (dl == 0 || dl > 3 || strspn(slash + 1, "0123456789") != dl)
+            return -1;
+        out->prefix = (unsigned)atoi(slash + 1);
+        if (out->prefix > max)
+            return -1;
+    }
+    mask_cidr(out);
+    return 0;
+}
+
+static int parse_trusted_proxies(ctx_t *c, const tg_conf_node_t *n)
+{
+    tg_config_t *cfg = c->cfg;
+    if (n == NULL)
+        return 0;
+    if (want(c, n, TG_CONF_SEQ) < 0)
+        return -1;
+    cfg->trusted_proxies = tg_arena_calloc(c->arena, (n->count + 1) * sizeof(tg_cidr_t));
+    for (size_t i = 0; i < n->count; i++) {
+        const char *text;
+        if (tg_conf_get_string(n->items[i], &text, c->err) < 0)
+            return -1;
+        if (parse_cidr(text, &cfg->trusted_proxies[i]) < 0)
+            return tg_conf_error(c->err, n->items[i], "invalid IP address or CIDR '%s'", text);
+        cfg->ntrusted_proxies++;
+    }
+    return 0;
+}
+
+/* ---- limits ------------------------------------------------------------ */
+
+#define LIMIT(key, kind, field, min, max)                 \
+    {                                                     \
+        key, kind, offsetof(tg_limits_t, field), min, max \
+    }
+
+static const field_t limit_fields[] = {
+    LIMIT("header_timeout", FIELD_DURATION, header_timeout_ms, 1, 0),
+    LIMIT("idle_timeout", FIELD_DURATION, idle_timeout_ms, 1, 0),
+    LIMIT("body_timeout", FIELD_DURATION, body_timeout_ms, 1, 0),
+    LIMIT("send_timeout", FIELD_DURATION, send_timeout_ms, 1, 0),
+    /* 0: close at once on shutdown. */
+    LIMIT("drain_timeout", FIELD_DURATION, drain_timeout_ms, 0, 0),
+    /* A request head must hold at least a request line; 1 MiB bounds the
+     * per-connection buffer that has to hold it whole. */
+    LIMIT("max_header_size", FIELD_SIZE, max_header_size, 1024, 1u << 20),
+    LIMIT("max_body_size", FIELD_SIZE, max_body_size, 0, UINT64_MAX),
+    LIMIT("max_headers", FIELD_U32, max_headers, 1, 10000),
+};
+
+static int parse_limits(ctx_t *c, const tg_conf_node_t *n)
+{
+    if (n == NULL)
+        return 0;
+    if (want(c, n, TG_CONF_MAP) < 0)
+        return -1;
+    return parse_fields(c, n, limit_fields, sizeof(limit_fields) / sizeof(limit_fields[0]),
+                        &c->cfg->limits, NULL, "limits");
+}
+
+/* ---- upstreams --------------------------------------------------------- */
+
+#define UPSTREAM(key, kind, field, min, max)                     \
+    {                                                            \
+        key, kind, offsetof(tg_upstream_conf_t, field), min, max \
+    }
+
+static const field_t upstream_fields[] = {
+    UPSTREAM("keepalive", FIELD_U32, keepalive, 0, 100000),
+    UPSTREAM("connect_timeout", FIELD_DURATION, connect_timeout_ms, 1, 0),
+    UPSTREAM("timeout", FIELD_DURATION, timeout_ms, 1, 0),
+    UPSTREAM("retries", FIELD_U32, retries, 0, 10),
+    UPSTREAM("max_fails", FIELD_U32, max_fails, 0, 1000000),
+    UPSTREAM("fail_timeout", FIELD_DURATION, fail_timeout_ms, 1, 0),
+};
+
+static const char *const upstream_extra_keys[] = {"targets", "balance", NULL};
+
+static int parse_target(ctx_t *c, const tg_conf_node_t *n, tg_target_t *t)
+{
+    const char *text;
+    hostport_t hp;
+    char eb[300];
+    if (tg_conf_get_string(n, &text, c->err) < 0)
+        return -1;
+    if (split_address(text, &hp, eb, sizeof(eb)) < 0 ||
+        resolve(&hp, &t->addr, &t->addrlen, eb, sizeof(eb)) < 0)
+        return tg_conf_error(c->err, n, "%s", eb);
+    if (hp.wildcard)
+        return tg_conf_error(c->err, n, "target '%s' needs a host", text);
+    t->name = dup_str(c, text);
+    /* RFC 9110 section 7.2: the port is omitted from Host when it is the default. */
+    t->host_header = hp.portnum == 80 ? tg_arena_strndup(c->arena, text, hp.host_end) : t->name;
+    return 0;
+}
+
+static int parse_targets(ctx_t *c, const tg_conf_node_t *map, tg_upstream_conf_t *u)
+{
+    const tg_conf_node_t *n = tg_conf_map_get(map, "targets");
+    if (n == NULL)
+        return missing(c, map, "targets");
+    if (want_items(c, n, "target") < 0)
+        return -1;
+    u->targets = tg_arena_calloc(c->arena, n->count * sizeof(*u->targets));
+    for (size_t i = 0; i < n->count; i++) {
+        if (parse_target(c, n->items[i], &u->targets[i]) < 0)
+            return -1;
+        u->ntargets++;
+    }
+    return 0;
+}
+
+static int parse_balance(ctx_t *c, const tg_conf_node_t *map, tg_upstream_conf_t *u)
+{
+    const tg_conf_node_t *n = tg_conf_map_get(map, "balance");
+    const char *s;
+    if (n == NULL)
+        return 0;
+    if (tg_conf_get_string(n, &s, c->err) < 0)
+        return -1;
+    if (strcmp(s, "round_robin") == 0)
+        u->balance = TG_BALANCE_ROUND_ROBIN;
+    else if (strcmp(s, "least_conn") == 0)
+        u->balance = TG_BALANCE_LEAST_CONN;
+    else
+        return tg_conf_error(c->err, n, "expected round_robin or least_conn, got '%s'", s);
+    return 0;
+}
+
+static int parse_upstream(ctx_t *c, const tg_conf_node_t *key, const tg_conf_node_t *n,
+                          tg_upstream_conf_t *u)
+{
+    if (key->len == 0)
+        return tg_conf_error(c->err, key, "upstream name must not be empty");
+    u->name = dup_str(c, key->value);
+    u->balance = TG_BALANCE_ROUND_ROBIN;
+    u->keepalive = 32;
+    u->connect_timeout_ms = 1000;
+    u->timeout_ms = 30000;
+    u->retries = 1;
+    u->max_fails = 3;
+    u->fail_timeout_ms = 10000;
+    if (want(c, n, TG_CONF_MAP) < 0)
+        return -1;
+    const char *where = tg_arena_printf(c->arena, "upstream '%s'", u->name);
+    if (parse_fields(c, n, upstream_fields, sizeof(upstream_fields) / sizeof(upstream_fields[0]), u,
+                     upstream_extra_keys, where) < 0)
+        return -1;
+    return parse_targets(c, n, u) < 0 || parse_balance(c, n, u) < 0 ? -1 : 0;
+}
+
+static int parse_upstreams(ctx_t *c, const tg_conf_node_t *n)
+{
+    tg_config_t *cfg = c->cfg;
+    if (n == NULL)
+        return 0;
+    if (want(c, n, TG_CONF_MAP) < 0)
+        return -1;
+    cfg->upstreams = tg_arena_calloc(c->arena, n->count * sizeof(*cfg->upstreams) + 1);
+    for (size_t i = 0; i < n->count; i++) {
+        tg_upstream_conf_t *u = &cfg->upstreams[i];
+        u->index = i;
+        if (parse_upstream(c, n->keys[i], n->items[i], u) < 0)
+            return -1;
+        cfg->nupstreams++;
+    }
+    return 0;
+}
+
+/* ---- routes: match ----------------------------------------------------- */
+
+static bool valid_host(const char *h)
+{
+    size_t len = strlen(h);
+    if (len > 2 && h[0] == '[' && h[len - 1] == ']') /* IPv6 literal, RFC 3986 section 3.2.2 */
+        return strspn(h + 1, "0123456789abcdef:.") == len - 2;
+    return len > 0 && strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789-._") == len;
+}
+
+static int parse_match_host(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
+{
+    const char *s;
+    if (tg_conf_get_string(n, &s, c->err) < 0)
+        return -1;
+    if (strcmp(s, "*") == 0) /* any host: same as no condition */
+        return 0;
+    char *h = dup_lower(c, s);
+    if (h[0] == '*' && h[1] == '.') {
+        r->host_wildcard = true;
+        h++; /* keep the dot: ".example.com" matches only real subdomains */
+        if (!valid_host(h + 1))
+            return tg_conf_error(c->err, n, "invalid host '%s'", s);
+    } else if (!valid_host(h)) {
+        return tg_conf_error(c->err, n, "invalid host '%s'", s);
+    }
+    r->host = h;
+    return 0;
+}
+
+static int parse_match_regex(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
+{
+    const char *s;
+    int code;
+    PCRE2_SIZE off;
+    if (tg_conf_get_string(n, &s, c->err) < 0)
+        return -1;
+    r->regex = pcre2_compile((PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+    if (r->regex == NULL) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof(msg));
+        return tg_conf_error(c->err, n, "invalid path_regex: %s at offset %zu", (char *)msg,
+                             (size_t)off);
+    }
+    /* JIT is only faster: when it is unavailable, the interpreter still matches. */
+    pcre2_jit_compile(r->regex, PCRE2_JIT_COMPLETE);
+    r->path_kind = TG_PATH_REGEX;
+    return 0;
+}
+
+static int parse_match_path(ctx_t *c, const tg_conf_node_t *key, const tg_conf_node_t *n,
+                            tg_route_t *r)
+{
+    if (r->path_kind != TG_PATH_ANY)
+        return tg_conf_error(c->err, key,
+                             "only one of path, path_prefix and path_regex may be set");
+    if (strcmp(key->value, "path_regex") == 0)
+        return parse_match_regex(c, n, r);
+    r->path_kind = strcmp(key->value, "path") == 0 ? TG_PATH_EXACT : TG_PATH_PREFIX;
+    return get_path(c, n, &r->path, &r->path_len);
+}
+
+static uint32_t method_bit(const char *m)
+{
+    static const char *const names[] = {"GET",   "HEAD",    "POST",  "PUT",    "DELETE",
+                                        "PATCH", "OPTIONS", "TRACE", "CONNECT"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i], m) == 0)
+            return 1u << i; /* same order as TG_METHOD_* */
+    return TG_METHOD_OTHER;
+}
+
+static int parse_match_methods(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
+{
+    size_t nother = 0;
+    if (want_items(c, n, "method") < 0)
+        return -1;
+    r->method_names = tg_arena_calloc(c->arena, (n->count + 1) * sizeof(char *));
+    for (size_t i = 0; i < n->count; i++) {
+        const char *s;
+        if (tg_conf_get_string(n->items[i], &s, c->err) < 0)
+            return -1;
+        if (!is_token(s))
+            return tg_conf_error(c->err, n->items[i], "invalid method '%s'", s);
+        char *m = dup_upper(c, s);
+        uint32_t bit = method_bit(m);
+        if (bit == TG_METHOD_OTHER)
+            r->method_names[nother++] = m;
+        r->methods |= bit;
+    }
+    if (nother == 0)
+        r->method_names = NULL;
+    return 0;
+}
+
+static int parse_match_headers(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
+{
+    if (want(c, n, TG_CONF_MAP) < 0)
+        return -1;
+    r->headers = tg_arena_calloc(c->arena, (n->count + 1) * sizeof(*r->headers));
+    for (size_t i = 0; i < n->count; i++) {
+        const char *value;
+        if (!is_token(n->keys[i]->value))
+            return tg_conf_error(c->err, n->keys[i], "invalid header name '%s'", n->keys[i]->value);
+        if (tg_conf_get_string(n->items[i], &value, c->err) < 0)
+            return -1;
+        r->headers[i].name = dup_lower(c, n->keys[i]->value);
+        r->headers[i].value = dup_str(c, value);
+        r->nheaders++;
+    }
+    return 0;
+}
+
+static const char *const match_keys[] = {"host",    "path",    "path_prefix", "path_regex",
+                                         "methods", "headers", NULL};
+
+static int parse_match(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
+{
+    if (n == NULL || n->type == TG_CONF_NULL)
+        return 0;
+    if (tg_conf_check_keys_in(n, match_keys, "match", c->err) < 0)
+        return -1;
+    for (size_t i = 0; i < n->count; i++) {
+        const char *k = n->keys[i]->value;
+        const tg_conf_node_t *v = n->items[i];
+        int rc;
+        if (strcmp(k, "host") == 0)
+            rc = parse_match_host(c, v, r);
+        else if (strcmp(k, "methods") == 0)
+            rc = parse_match_methods(c, v, r);
+        else if (strcmp(k, "headers") == 0)
+            rc = parse_match_headers(c, v, r);
+        else
+            rc = parse_match_path(c, n->keys[i], v, r);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+static int parse_route_name(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r)
+{
+    const tg_conf_node_t *n = tg_conf_map_get(map, "name");
+    const char *s;
+    if (n == NULL) {
+        r->name = tg_arena_printf(c->arena, "route-%zu", r->index);
+        n = map;
+    } else if (tg_conf_get_string(n, &s, c->err) < 0) {
+        return -1;
+    } else if (*s == '\0') {
+        return tg_conf_error(c->err, n, "route name must not be empty");
+    } else {
+        r->name = dup_str(c, s);
+    }
+    for (size_t i = 0; i < r->index; i++)
+        if (strcmp(c->cfg->routes[i].name, r->name) == 0)
+            return tg_conf_error(c->err, n, "duplicate route name '%s'", r->name);
+    return 0;
+}
+
+static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r)
+{
+    const tg_conf_node_t *sp = tg_conf_map_get(map, "strip_prefix");
+    if (sp != NULL && get_path(c, sp, &r->strip_prefix, &r->strip_prefix_len) < 0)
+        return -1;
+    const tg_conf_node_t *n = tg_conf_map_get(map, "upstream");
+    const char *s;
+    if (n == NULL)
+        return missing(c, map, "upstream");
+    if (tg_conf_get_string(n, &s, c->err) < 0)
+        return -1;
+    r->upstream = tg_config_upstream(c->cfg, s);
+    if (r->upstream == NULL)
+        return tg_conf_error(c->err, n, "unknown upstream '%s'", s);
+    return 0;
+}
+
+static const char *const route_keys[] = {"name", "match", "strip_prefix", "upstream", "plugins", NULL};
+
+static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
+{
+    tg_config_t *cfg = c->cfg;
+    if (n == NULL)
+        return 0;
+    if (want(c, n, TG_CONF_SEQ) < 0)
+        return -1;
+    /* All slots exist up front so that unref can free the regexes of a failed load. */
+    cfg->routes = tg_arena_calloc(c->arena, n->count * sizeof(*cfg->routes) + 1);
+    cfg->nroutes = n->count;
+    for (size_t i = 0; i < n->count; i++) {
+        const tg_conf_node_t *m = n->items[i];
+        tg_route_t *r = &cfg->routes[i];
+        r->index = i;
+        r->node = m;
+        if (tg_conf_check_keys_in(m, route_keys, "routes", c->err) < 0 ||
+            parse_route_name(c, m, r) < 0 || parse_match(c, tg_conf_map_get(m, "match"), r) < 0 ||
+            parse_route_action(c, m, r) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- top level --------------------------------------------------------- */
+
+typedef int (*section_fn)(ctx_t *c, const tg_conf_node_t *n);
+
+/* Order matters: routes refer to upstreams, admin is checked against listen. */
+static const struct {
+    const char *key;
+    section_fn parse;
+    bool required;
+} sections[] = {
+    {"workers", parse_workers, false}, {"listen", parse_listen, true},
+    {"admin", parse_admin, false},     {"trusted_proxies", parse_trusted_proxies, false},
+    {"limits", parse_limits, false},   {"upstreams", parse_upstreams, false},
+    {"routes", parse_routes, false},
+};
+
+static const char *const top_keys[] = {"workers",   "listen",      "admin",   "trusted_proxies",
+                                       "limits",    "upstreams",   "routes",  "plugins",
+                                       "plugin_path", NULL};
+
+static int parse_root(ctx_t *c, const tg_conf_node_t *root)
+{
+    if (root->type != TG_CONF_NULL && tg_conf_check_keys(root, top_keys, c->err) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+        const tg_conf_node_t *n = tg_conf_map_get(root, sections[i].key);
+        /* An optional section left empty ("limits:") means its defaults. */
+        if (n != NULL && n->type == TG_CONF_NULL && !sections[i].required)
+            n = NULL;
+        if (n == NULL && sections[i].required)
+            return missing(c, root, sections[i].key);
+        if (sections[i].parse(c, n) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Plugins are created after everything else so that their create() sees a
+ * complete config; the global chain first, then each route's. */
+static int parse_plugins(ctx_t *c, const tg_conf_node_t *root)
+{
+    tg_config_t *cfg = c->cfg;
+    const tg_conf_node_t *pp = tg_conf_map_get(root, "plugin_path");
+    const char *dir = tg_chain_default_plugin_dir();
+    if (pp != NULL && tg_conf_get_string(pp, &dir, c->err) < 0)
+        return -1;
+    if (pp != NULL && dir[0] != '/')
+        cfg->plugin_path = tg_arena_printf(c->arena, "%s/%s", cfg->dir, dir);
+    else
+        cfg->plugin_path = tg_arena_strndup(c->arena, dir, strlen(dir));
+    if (tg_chain_parse(cfg, tg_conf_map_get(root, "plugins"), NULL, NULL, &cfg->global_chain,
+                       c->err) < 0)
+        return -1;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        tg_route_t *r = &cfg->routes[i];
+        const tg_conf_node_t *list = tg_conf_map_get(r->node, "plugins");
+        if (list == NULL)
+            r->chain = tg_chain_copy(cfg->global_chain);
+        else if (tg_chain_parse(cfg, list, r, cfg->global_chain, &r->chain, c->err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static tg_config_t *config_new(const char *path)
+{
+    config_priv_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->arena = tg_arena_create(16384);
+    tg_config_t *cfg = &p->super;
+    atomic_init(&cfg->refcount, 1);
+    cfg->file = tg_arena_strndup(p->arena, path, strlen(path));
+    const char *slash = strrchr(path, '/');
+    cfg->dir = slash ? tg_arena_strndup(p->arena, path, (size_t)(slash - path) + (slash == path))
+                     : tg_arena_strndup(p->arena, ".", 1);
+    cfg->limits = (tg_limits_t){
+        .header_timeout_ms = 10000,
+        .idle_timeout_ms = 60000,
+        .body_timeout_ms = 60000,
+        .send_timeout_ms = 60000,
+        .drain_timeout_ms = 30000,
+        .max_header_size = 16 * 1024,
+        .max_body_size = 10 * 1024 * 1024,
+        .max_headers = 100,
+    };
+    return cfg;
+}
+
+int tg_config_load(const char *path, tg_config_t **out, tg_conf_err_t *err)
+{
+    tg_conf_doc_t *doc;
+    *out = NULL;
+    if (tg_conf_doc_load(path, &doc, err) < 0)
+        return -1;
+    tg_config_t *cfg = config_new(path);
+    if (cfg == NULL) {
+        tg_conf_doc_free(doc);
+        return tg_conf_error(err, NULL, "%s: out of memory", path);
+    }
+    ctx_t c = {.cfg = cfg, .arena = ((config_priv_t *)cfg)->arena, .err = err};
+    int rc = parse_root(&c, tg_conf_doc_root(doc));
+    if (rc == 0)
+        rc = parse_plugins(&c, tg_conf_doc_root(doc));
+    if (rc == 0)
+        rc = tg_router_build(cfg, err);
+    /* The nodes die with the document. */
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        cfg->routes[i].node = NULL;
+    tg_conf_doc_free(doc);
+    if (rc < 0) {
+        tg_config_unref(cfg);
+        return -1;
+    }
+    *out = cfg;
+    return 0;
+}
+
+tg_config_t *tg_config_ref(tg_config_t *cfg)
+{
+    unsigned old = atomic_fetch_add(&cfg->refcount, 1);
+    assert(old > 0);
+    (void)old;
+    return cfg;
+}
+
+void tg_config_unref(tg_config_t *cfg)
+{
+    if (cfg == NULL)
+        return;
+    unsigned old = atomic_fetch_sub(&cfg->refcount, 1);
+    assert(old > 0);
+    if (old != 1)
+        return;
+    if (cfg->router != NULL)
+        tg_router_free(cfg->router);
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        tg_chain_free(cfg->routes[i].chain);
+    tg_chain_free(cfg->global_chain);
+    tg_chain_destroy_instances(cfg);
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        pcre2_code_free(cfg->routes[i].regex);
+    config_priv_t *p = (config_priv_t *)cfg;
+    tg_arena_destroy(p->arena);
+    free(p);
+}
+
+tg_upstream_conf_t *tg_config_upstream(const tg_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        if (strcmp(cfg->upstreams[i].name, name) == 0)
+            return &cfg->upstreams[i];
+    return NULL;
+}
+
+/* ---- trusted proxies --------------------------------------------------- */
+
+static bool cidr_contains(const tg_cidr_t *cidr, int family, const uint8_t *a)
+{
+    if (cidr->family != family)
+        return false;
+    unsigned bytes = cidr->prefix / 8, bits = cidr->prefix % 8;
+    if (memcmp(cidr->addr, a, bytes) != 0)
+        return false;
+    if (bits == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xff00u >> bits);
+    return (cidr->addr[bytes] & mask) == (a[bytes] & mask);
+}
+
+static bool any_contains(const tg_config_t *cfg, int family, const uint8_t *a)
+{
+    for (size_t i = 0; i < cfg->ntrusted_proxies; i++)
+        if (cidr_contains(&cfg->trusted_proxies[i], family, a))
+            return true;
+    return false;
+}
+
+bool tg_config_is_trusted_proxy(const tg_config_t *cfg, const struct sockaddr *addr)
+{
+    if (addr->sa_family == AF_INET) {
+        struct sockaddr_in sin;
+        memcpy(&sin, addr, sizeof(sin));
+        return any_contains(cfg, AF_INET, (const uint8_t *)&sin.sin_addr);
+    }
+    if (addr->sa_family != AF_INET6)
+        return false;
+    struct sockaddr_in6 sin6;
+    memcpy(&sin6, addr, sizeof(sin6));
+    const uint8_t *a = sin6.sin6_addr.s6_addr;
+    /* A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d. */
+    if (IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr) && any_contains(cfg, AF_INET, a + 12))
+        return true;
+    return any_contains(cfg, AF_INET6, a);
+}
