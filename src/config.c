@@ -19,6 +19,7 @@
 
 #include "arena.h"
 #include "conf_node.h"
+#include "redis.h"
 #include "router.h"
 
 #define MAX_WORKERS 256
@@ -768,6 +769,13 @@ static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
     return 0;
 }
 
+/* ---- redis ------------------------------------------------------------- */
+
+static int parse_redis(ctx_t *c, const tg_conf_node_t *n)
+{
+    return n == NULL ? 0 : tg_redis_conf_parse(c->cfg, n, c->err);
+}
+
 /* ---- top level --------------------------------------------------------- */
 
 typedef int (*section_fn)(ctx_t *c, const tg_conf_node_t *n);
@@ -781,12 +789,12 @@ static const struct {
     {"workers", parse_workers, false}, {"listen", parse_listen, true},
     {"admin", parse_admin, false},     {"trusted_proxies", parse_trusted_proxies, false},
     {"limits", parse_limits, false},   {"upstreams", parse_upstreams, false},
-    {"routes", parse_routes, false},
+    {"routes", parse_routes, false},   {"redis", parse_redis, false},
 };
 
 static const char *const top_keys[] = {"workers",   "listen",      "admin",   "trusted_proxies",
                                        "limits",    "upstreams",   "routes",  "plugins",
-                                       "plugin_path", NULL};
+                                       "plugin_path", "redis",      NULL};
 
 static int parse_root(ctx_t *c, const tg_conf_node_t *root)
 {
@@ -910,6 +918,7 @@ void tg_config_unref(tg_config_t *cfg)
     tg_chain_destroy_instances(cfg);
     for (size_t i = 0; i < cfg->nroutes; i++)
         pcre2_code_free(cfg->routes[i].regex);
+    tg_redis_conf_free(cfg->redis);
     config_priv_t *p = (config_priv_t *)cfg;
     tg_arena_destroy(p->arena);
     free(p);

@@ -21,6 +21,7 @@
 typedef struct tg_router_s tg_router_t;
 typedef struct tg_chain_s tg_chain_t;
 typedef struct tg_plugin_inst_s tg_plugin_inst_t;
+typedef struct tg_redis_conf_s tg_redis_conf_t; /* src/redis.h */
 
 typedef enum { TG_BALANCE_ROUND_ROBIN = 0, TG_BALANCE_LEAST_CONN } tg_balance_t;
 
@@ -138,6 +139,7 @@ typedef struct tg_config_s {
     tg_plugin_inst_t **instances; /* every plugin instance of this config */
     size_t ninstances;
     tg_chain_t *global_chain; /* global `plugins:` (also the chain of unrouted requests) */
+    tg_redis_conf_t *redis;   /* top-level `redis:`, NULL when absent */
 } tg_config_t;
 
 /* Loads and validates path. On failure returns -1 with err holding

@@ -9,10 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chain.h"
 #include "http_response.h"
+#include "metrics.h"
 #include "log.h"
 #include "proxy.h"
 #include "request_head.h"
+#include "tollgate/request.h"
 
 static void conn_free(tg_conn_t *c);
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -63,11 +66,35 @@ static void end_request(tg_conn_t *c)
     if (req == NULL)
         return;
     tg_proxy_release(req);
+    tg_chain_log(req);
+    tg_metrics_request_done(c->worker, req->route, req->completed ? req->status : 0,
+                            tg_now_us() - req->start_mono_us);
+    if (req->resp_tmp)
+        evbuffer_free(req->resp_tmp);
+    if (req->req_tmp)
+        evbuffer_free(req->req_tmp);
     tg_config_unref(req->cfg);
     c->req = NULL;
+    /* Runs the plugins' cleanups: a paused plugin's pending work is cancelled here. */
     tg_arena_reset(c->arena);
     tg_worker_put_arena(c->worker, c->arena);
     c->arena = NULL;
+}
+
+/* A request object for what arrived, even when it is malformed, so that
+ * rejected requests are logged and counted like the others. */
+static tg_req_t *new_request(tg_conn_t *c)
+{
+    c->arena = tg_worker_get_arena(c->worker);
+    tg_req_t *req = tg_arena_calloc(c->arena, sizeof(*req));
+    req->conn = c;
+    req->arena = c->arena;
+    req->cfg = tg_config_ref(c->worker->cfg);
+    req->start_mono_us = tg_now_us();
+    req->start_us = tg_wall_us();
+    tg_proxy_bind_chain(req, req->cfg->global_chain);
+    c->req = req;
+    return req;
 }
 
 void tg_conn_request_done(tg_conn_t *c)
@@ -92,31 +119,71 @@ void tg_conn_abort(tg_conn_t *c)
     conn_free(c);
 }
 
+void tg_conn_fail(tg_conn_t *c)
+{
+    end_request(c);
+    start_closing(c);
+}
+
 void tg_conn_respond_error(tg_conn_t *c, int status, const char *msg)
 {
-    tg_req_t *req = c->req;
-    bool head_only = req && req->method_bit == TG_METHOD_HEAD;
-    bool close = c->close_after || c->worker->draining || (req && !req->body.done) ||
-                 status == 400 || status == 408 || status == 431 || status == 413;
-    char idbuf[33];
-    const char *id;
-    size_t idlen;
-    if (req) {
-        id = req->request_id;
-        idlen = req->request_id_len;
-        req->status = status;
-    } else {
-        tg_request_id_generate(&c->worker->ids, idbuf);
-        id = idbuf;
-        idlen = 32;
+    tg_req_t *req = c->req ? c->req : new_request(c);
+    if (req->request_id_len == 0) {
+        tg_request_id_generate(&c->worker->ids, req->request_id);
+        req->request_id_len = 32;
     }
+    if (req->http.method == NULL)
+        req->body.done = true; /* nothing of a body was ever expected */
+    tg_request_respond_error(req, status, msg);
+    tg_conn_send_reply(c);
+}
+
+static void put_header(struct evbuffer *out, const tg_http_header_t *h)
+{
+    evbuffer_add(out, h->name, h->name_len);
+    evbuffer_add(out, ": ", 2);
+    evbuffer_add(out, h->value, h->value_len);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void tg_conn_send_reply(tg_conn_t *c)
+{
+    tg_req_t *req = c->req;
+    const tg_reply_t *rp = &req->reply;
+    int status = rp->status;
+    bool close = c->close_after || c->worker->draining || !req->body.done || status == 400 ||
+                 status == 408 || status == 431 || status == 413 || status == 414 ||
+                 status == 505 || (req->http.flags & TG_HF_CONN_CLOSE) ||
+                 (req->http.minor_version == 0 && !(req->http.flags & TG_HF_CONN_KEEPALIVE));
+    tg_http_header_t hs[8];
+    tg_http_response_t resp = {.status = status, .headers = hs, .num_headers = 0};
+    if (rp->content_type != NULL)
+        hs[resp.num_headers++] = (tg_http_header_t){"Content-Type", 12, rp->content_type,
+                                                    strlen(rp->content_type)};
+    if (req->chain != NULL && req->chain->has_response_head) {
+        req->resp = &resp;
+        req->resp_cap = 8;
+        tg_chain_response_head(req);
+        req->resp = NULL;
+    }
+    req->status = resp.status;
     if (close)
         c->close_after = true;
-    tg_http_write_error(bufferevent_get_output(c->bev), status, msg, id, idlen, close, head_only);
-    if (req)
-        tg_conn_request_done(c);
-    else
-        start_closing(c);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t before = evbuffer_get_length(out);
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp.status, tg_http_reason(resp.status));
+    for (size_t i = 0; i < resp.num_headers; i++)
+        put_header(out, &resp.headers[i]);
+    for (size_t i = 0; i < req->nextra; i++)
+        put_header(out, &req->extra_resp[i]);
+    evbuffer_add_printf(out, "Content-Length: %zu\r\nX-Request-Id: %.*s\r\n%s\r\n", rp->len,
+                        (int)req->request_id_len, req->request_id,
+                        close ? "Connection: close\r\n" : "");
+    if (req->method_bit != TG_METHOD_HEAD)
+        evbuffer_add(out, rp->body, rp->len);
+    req->bytes_out += evbuffer_get_length(out) - before;
+    req->completed = true;
+    tg_conn_request_done(c);
 }
 
 /* Finds the end of the head without re-parsing it on every read: the parser
@@ -148,23 +215,16 @@ static void handle_head(tg_conn_t *c)
             tg_conn_respond_error(c, 431, "request header fields too large");
         return;
     }
-    c->arena = tg_worker_get_arena(c->worker);
-    tg_req_t *req = tg_arena_calloc(c->arena, sizeof(*req));
-    req->conn = c;
-    req->arena = c->arena;
-    req->cfg = tg_config_ref(c->worker->cfg);
-    req->start_ms = tg_now_ms();
-    c->req = req;
+    tg_req_t *req = new_request(c);
     int r = tg_request_head_parse(req, p, n);
     if (r == TG_HTTP_INCOMPLETE) {
-        end_request(c);
         if (len >= lim->max_header_size)
             tg_conn_respond_error(c, 431, "request header fields too large");
+        else
+            end_request(c);
         return;
     }
     if (r < 0) {
-        tg_request_id_generate(&c->worker->ids, req->request_id);
-        req->request_id_len = 32;
         req->body.done = true;
         tg_conn_respond_error(c, req->http.error_status ? req->http.error_status : 400,
                               req->http.error_reason ? req->http.error_reason : "bad request");

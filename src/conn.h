@@ -49,10 +49,19 @@ void tg_conn_drain(tg_conn_t *c);
  * current request, which then ends. */
 void tg_conn_respond_error(tg_conn_t *c, int status, const char *msg);
 
+/* Sends req->reply (recorded by tg_request_respond*) for the current request,
+ * which then ends. */
+void tg_conn_send_reply(tg_conn_t *c);
+
 /* The current request is finished (response fully queued on the output). */
 void tg_conn_request_done(tg_conn_t *c);
 
-/* Closes now, aborting whatever is in progress. */
+/* Closes now, aborting whatever is in progress (the client is gone). */
 void tg_conn_abort(tg_conn_t *c);
+
+/* The response in progress cannot be completed: ends the request, flushes
+ * what is already queued (earlier pipelined responses, and the truncated one,
+ * whose framing then never completes) and closes. */
+void tg_conn_fail(tg_conn_t *c);
 
 #endif

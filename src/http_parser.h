@@ -38,6 +38,9 @@ enum {
     TG_HF_EXPECT_CONTINUE = 1u << 3, /* Expect: 100-continue */
     TG_HF_HAS_UPGRADE = 1u << 4,     /* an Upgrade header is present */
     TG_HF_EXPECT_OTHER = 1u << 5,    /* Expect with another value (-> 417) */
+    TG_HF_CL_AND_TE = 1u << 6,       /* response with both Content-Length and
+                                        Transfer-Encoding: TE wins, drop CL before
+                                        forwarding (RFC 9112 section 6.3 item 3) */
 };
 
 typedef struct {
@@ -49,9 +52,10 @@ typedef struct {
     int minor_version; /* HTTP/1.<minor>: 0 or 1 */
     /* headers: the caller provides the array and its capacity */
     tg_http_header_t *headers;
-    size_t num_headers; /* in: capacity; out: number parsed */
+    size_t num_headers; /* in: capacity; out: number parsed (left untouched on
+                           TG_HTTP_INCOMPLETE, so the struct can be passed again) */
     /* derived */
-    tg_body_kind_t body_kind; /* NONE, LENGTH or CHUNKED */
+    tg_body_kind_t body_kind; /* NONE, LENGTH (also for "Content-Length: 0") or CHUNKED */
     uint64_t content_length;  /* when body_kind == TG_BODY_LENGTH */
     unsigned flags;           /* TG_HF_* */
     int host_index;           /* index of the Host header, -1 when absent */
@@ -118,14 +122,16 @@ typedef enum {
 } tg_chunk_result_t;
 
 typedef struct {
-    int state;          /* internal */
+    int state;           /* internal */
     uint64_t chunk_size; /* size of the current chunk */
-    uint64_t remaining; /* data bytes of the current chunk not yet consumed */
-    uint64_t total;     /* data bytes seen so far (for max_body_size) */
-    size_t meta;        /* extension + trailer bytes seen so far */
-    size_t max_meta;    /* limit for meta; 0 means 8192 */
-    int digits;         /* internal */
-    int new_chunk;      /* set to 1 when a chunk-size line completes; the caller clears it */
+    uint64_t remaining;  /* data bytes of the current chunk not yet consumed */
+    uint64_t total;      /* data bytes announced so far, the current chunk included (it
+                            grows when a chunk-size line completes, so that
+                            max_body_size is enforced before the data is read) */
+    size_t meta;         /* extension + trailer bytes seen so far */
+    size_t max_meta;     /* limit for meta; 0 means 8192 */
+    int digits;          /* internal */
+    int new_chunk;       /* set to 1 when a chunk-size line completes; the caller clears it */
     const char *error_reason;
 } tg_chunked_t;
 
@@ -135,7 +141,16 @@ void tg_chunked_consumed(tg_chunked_t *d, uint64_t n);
 
 /* Case-insensitive comparison of a header name with a lower-case literal. */
 int tg_http_name_eq(const char *name, size_t len, const char *lower_literal, size_t lit_len);
-#define TG_HTTP_NAME_IS(h, lit) \
-    tg_http_name_eq((h)->name, (h)->name_len, lit, sizeof(lit) - 1)
+#define TG_HTTP_NAME_IS(h, lit) tg_http_name_eq((h)->name, (h)->name_len, lit, sizeof(lit) - 1)
+
+/* Internal: byte classes shared by the head parser and the chunked decoder. */
+enum {
+    TG_HTTP_C_TCHAR = 1,  /* token character (RFC 9110 section 5.6.2) */
+    TG_HTTP_C_VCHAR = 2,  /* 0x21-0x7E: request-target */
+    TG_HTTP_C_FIELD = 4,  /* field-value byte: VCHAR, SP, HTAB, obs-text */
+    TG_HTTP_C_HEX = 8,    /* HEXDIG */
+    TG_HTTP_C_QDTEXT = 16 /* qdtext (RFC 9110 section 5.6.4) */
+};
+extern const unsigned char tg_http_ctype[256];
 
 #endif

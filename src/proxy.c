@@ -9,6 +9,7 @@
 #include "http_response.h"
 #include "log.h"
 #include "request_head.h"
+#include "response.h"
 #include "router.h"
 
 /* A response head larger than this from an upstream is a broken upstream. */
@@ -66,7 +67,8 @@ void tg_proxy_abandon_upstream(tg_req_t *req)
 
 static bool can_retry(const tg_req_t *req, bool stale)
 {
-    if (req->up_state != TG_UP_SENDING || req->body_started || !idempotent(req->method_bit))
+    if (req->up_state != TG_UP_SENDING || req->no_retry || req->body_started ||
+        !idempotent(req->method_bit))
         return false;
     if (req->body.kind != TG_BODY_NONE && !(req->body.kind == TG_BODY_LENGTH && req->body.remaining == 0))
         return false;
@@ -88,7 +90,7 @@ static void upstream_failed(tg_req_t *req, int status, const char *msg, bool hea
     }
     close_upstream(req);
     if (req->up_state == TG_UP_RECEIVING) {
-        tg_conn_abort(c);
+        tg_conn_fail(c);
         return;
     }
     if (can_retry(req, stale)) {
@@ -126,8 +128,9 @@ static bool skip_request_header(const tg_http_header_t *h, const tg_req_t *req, 
     case 14:
         return TG_HTTP_NAME_IS(h, "content-length");
     case 15:
-        return TG_HTTP_NAME_IS(h, "x-forwarded-for") ||
-               (!trusted && TG_HTTP_NAME_IS(h, "x-forwarded-host"));
+        return TG_HTTP_NAME_IS(h, "x-forwarded-for");
+    case 16:
+        return !trusted && TG_HTTP_NAME_IS(h, "x-forwarded-host");
     case 17:
         return !trusted && TG_HTTP_NAME_IS(h, "x-forwarded-proto");
     default:
@@ -167,16 +170,8 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     PUT_LIT(&w, " HTTP/1.1\r\nHost: ");
     put(&w, host, host_len);
     PUT_LIT(&w, "\r\n");
-    bool have_xff = false;
     for (size_t i = 0; i < h->num_headers; i++) {
         const tg_http_header_t *hd = &h->headers[i];
-        if (trusted && TG_HTTP_NAME_IS(hd, "x-forwarded-for")) {
-            /* A trusted proxy's chain is kept, our peer appended (below). */
-            PUT_LIT(&w, have_xff ? ", " : "X-Forwarded-For: ");
-            put(&w, hd->value, hd->value_len);
-            have_xff = true;
-            continue;
-        }
         if (skip_request_header(hd, req, trusted))
             continue;
         put(&w, hd->name, hd->name_len);
@@ -184,7 +179,16 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
         put(&w, hd->value, hd->value_len);
         PUT_LIT(&w, "\r\n");
     }
-    PUT_LIT(&w, have_xff ? ", " : "X-Forwarded-For: ");
+    /* A trusted proxy's chain is kept (all its X-Forwarded-For lines, in
+     * order), our peer appended; anyone else's is replaced. */
+    PUT_LIT(&w, "X-Forwarded-For: ");
+    for (size_t i = 0; trusted && i < h->num_headers; i++) {
+        const tg_http_header_t *hd = &h->headers[i];
+        if (hd->name_len == 15 && TG_HTTP_NAME_IS(hd, "x-forwarded-for")) {
+            put(&w, hd->value, hd->value_len);
+            PUT_LIT(&w, ", ");
+        }
+    }
     put(&w, c->peer_ip, strlen(c->peer_ip));
     PUT_LIT(&w, "\r\n");
     bool has_proto = false, has_fhost = false;
@@ -204,7 +208,9 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     PUT_LIT(&w, "X-Request-Id: ");
     put(&w, req->request_id, req->request_id_len);
     PUT_LIT(&w, "\r\n");
-    if (req->body.kind == TG_BODY_LENGTH) {
+    if (req->req_tmp != NULL) {
+        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
+    } else if (req->body.kind == TG_BODY_LENGTH) {
         w += sprintf(w, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
     } else if (req->body.kind == TG_BODY_CHUNKED) {
         PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
@@ -212,94 +218,6 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     PUT_LIT(&w, "\r\n");
     v.iov_len = (size_t)(w - (char *)v.iov_base);
     evbuffer_commit_space(out, &v, 1);
-}
-
-/* ---- response head toward the client ---- */
-
-static bool skip_response_header(const tg_http_header_t *h, const tg_span_t *tokens, unsigned n)
-{
-    if (tg_request_is_hop_header(h, tokens, n))
-        return true;
-    return (h->name_len == 14 && TG_HTTP_NAME_IS(h, "content-length")) ||
-           (h->name_len == 12 && TG_HTTP_NAME_IS(h, "x-request-id"));
-}
-
-static void write_client_head(tg_req_t *req, const tg_http_response_t *resp, tg_body_kind_t kind,
-                              bool keepalive)
-{
-    tg_conn_t *c = req->conn;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    tg_span_t tokens[TG_MAX_CONN_TOKENS];
-    unsigned ntok = tg_request_connection_tokens(resp->headers, resp->num_headers, tokens,
-                                                 TG_MAX_CONN_TOKENS);
-    size_t cap = resp->reason_len + req->request_id_len + 256;
-    for (size_t i = 0; i < resp->num_headers; i++)
-        cap += resp->headers[i].name_len + resp->headers[i].value_len + 4;
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)cap, &v, 1) < 1)
-        return;
-    char *w = v.iov_base;
-    w += sprintf(w, "HTTP/1.1 %03d ", resp->status);
-    put(&w, resp->reason, resp->reason_len);
-    PUT_LIT(&w, "\r\n");
-    const tg_http_header_t *cl = NULL;
-    for (size_t i = 0; i < resp->num_headers; i++) {
-        const tg_http_header_t *hd = &resp->headers[i];
-        if (hd->name_len == 14 && TG_HTTP_NAME_IS(hd, "content-length"))
-            cl = hd;
-        if (skip_response_header(hd, tokens, ntok))
-            continue;
-        put(&w, hd->name, hd->name_len);
-        PUT_LIT(&w, ": ");
-        put(&w, hd->value, hd->value_len);
-        PUT_LIT(&w, "\r\n");
-    }
-    PUT_LIT(&w, "X-Request-Id: ");
-    put(&w, req->request_id, req->request_id_len);
-    PUT_LIT(&w, "\r\n");
-    if (kind == TG_BODY_LENGTH) {
-        w += sprintf(w, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
-    } else if (kind == TG_BODY_NONE) {
-        /* HEAD and 304 answers keep the length of the representation. */
-        if (cl != NULL && resp->status != 204 && resp->status >= 200) {
-            PUT_LIT(&w, "Content-Length: ");
-            put(&w, cl->value, cl->value_len);
-            PUT_LIT(&w, "\r\n");
-        }
-    } else if (req->resp_body.out_chunked) {
-        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
-    }
-    if (!keepalive)
-        PUT_LIT(&w, "Connection: close\r\n");
-    else if (req->http.minor_version == 0)
-        PUT_LIT(&w, "Connection: keep-alive\r\n");
-    PUT_LIT(&w, "\r\n");
-    v.iov_len = (size_t)(w - (char *)v.iov_base);
-    evbuffer_commit_space(out, &v, 1);
-}
-
-/* Decides framing and connection reuse for the client, then writes the head. */
-static void forward_response_head(tg_req_t *req, const tg_http_response_t *resp)
-{
-    tg_conn_t *c = req->conn;
-    bool client11 = req->http.minor_version >= 1;
-    tg_body_kind_t kind = tg_http_response_body(resp, req->method_bit == TG_METHOD_HEAD);
-    bool keepalive = !c->close_after && !c->worker->draining && !c->client_eof &&
-                     !(req->http.flags & TG_HF_CONN_CLOSE) &&
-                     (client11 || (req->http.flags & TG_HF_CONN_KEEPALIVE));
-    bool out_chunked = false;
-    if (kind == TG_BODY_CHUNKED || kind == TG_BODY_UNTIL_CLOSE) {
-        out_chunked = client11;
-        if (!client11)
-            keepalive = false;
-    }
-    if (!keepalive)
-        c->close_after = true;
-    req->status = resp->status;
-    req->resp_keepalive = kind != TG_BODY_UNTIL_CLOSE && !(resp->flags & TG_HF_CONN_CLOSE) &&
-                          (resp->minor_version >= 1 || (resp->flags & TG_HF_CONN_KEEPALIVE));
-    tg_body_init(&req->resp_body, kind, resp->content_length, 0, out_chunked);
-    write_client_head(req, resp, kind, keepalive);
 }
 
 /* Returns true once the response head was handled (or the request is gone). */
@@ -331,7 +249,8 @@ static bool read_response_head(tg_req_t *req, bool *gone)
             continue;
         }
         tg_upool_report_success(req->pool, req->up->target);
-        forward_response_head(req, &resp);
+        req->up_head_us = tg_now_us();
+        tg_response_forward_head(req, &resp, RESP_MAX_HEADERS);
         evbuffer_drain(in, (size_t)r);
         req->up_state = TG_UP_RECEIVING;
         return true;
@@ -341,21 +260,26 @@ static bool read_response_head(tg_req_t *req, bool *gone)
 static void response_done(tg_req_t *req)
 {
     req->up_state = TG_UP_DONE;
+    req->completed = true;
     tg_upool_release(req->up, req->resp_keepalive && req->body.done && !req->up_eof);
     req->up = NULL;
     tg_conn_request_done(req->conn);
 }
 
-/* Returns true when the request is gone. */
+/* Returns true when the request is gone. While req->stage is set (the head
+ * and the first body bytes of this callback), a broken body can still become
+ * a clean 502 because nothing of this response reached the client yet. */
 static bool pump_response(tg_req_t *req)
 {
-    struct evbuffer *in = bufferevent_get_input(req->up->bev);
-    struct evbuffer *out = bufferevent_get_output(req->conn->bev);
-    size_t before = evbuffer_get_length(out);
-    int r = tg_body_pump(&req->resp_body, in, out, TG_OUT_HIGH);
-    req->bytes_out += evbuffer_get_length(out) - before;
-    if (r == TG_BODY_MORE && req->up_eof && evbuffer_get_length(in) == 0)
-        r = tg_body_eof(&req->resp_body, out);
+    int r = tg_response_pump(req, bufferevent_get_input(req->up->bev), req->up_eof);
+    struct evbuffer *stage = req->stage;
+    if (stage != NULL) {
+        req->stage = NULL;
+        if (r >= 0)
+            evbuffer_add_buffer(bufferevent_get_output(req->conn->bev), stage);
+        else
+            evbuffer_drain(stage, evbuffer_get_length(stage));
+    }
     switch (r) {
     case TG_BODY_DONE:
         response_done(req);
@@ -363,10 +287,17 @@ static bool pump_response(tg_req_t *req)
     case TG_BODY_MORE:
         return false;
     default:
-        /* Truncated or broken body: closing is the only honest signal left. */
         tg_log_info("upstream %s: %s", req->pool->conf->name,
                     req->resp_body.error ? req->resp_body.error : "broken response body");
-        tg_conn_abort(req->conn);
+        if (stage != NULL) {
+            req->bytes_out = 0;
+            req->up_state = TG_UP_SENDING;
+            req->no_retry = true; /* the upstream answered: a broken answer is not retried */
+            upstream_failed(req, 502, "invalid response from upstream", true, false);
+            return true;
+        }
+        /* Truncated or broken body: closing is the only honest signal left. */
+        tg_conn_fail(req->conn);
         return true;
     }
 }
@@ -377,8 +308,14 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
     tg_req_t *req = arg;
     if (req->up_state == TG_UP_SENDING) {
         bool gone = false;
-        if (!read_response_head(req, &gone) || gone)
+        req->stage = req->conn->worker->stage;
+        bool forwarded = read_response_head(req, &gone);
+        if (gone)
             return;
+        if (!forwarded) {
+            req->stage = NULL;
+            return;
+        }
         /* The upstream's read timeout now measures gaps between body reads. */
         struct timeval t = tv_ms(req->pool->conf->timeout_ms);
         bufferevent_set_timeouts(req->up->bev, &t, &t);
@@ -409,7 +346,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
             pump_response(req);
         } else {
             req->pool->stats.resets++;
-            tg_conn_abort(req->conn);
+            tg_conn_fail(req->conn);
         }
         return;
     }
@@ -431,6 +368,31 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- request body, client -> upstream ---- */
 
+/* With request_body hooks the body goes through req_tmp and the hooks, and
+ * out chunked. */
+static int pump_request_filtered(tg_req_t *req, struct evbuffer *in, struct evbuffer *out)
+{
+    if (evbuffer_get_length(out) > TG_OUT_HIGH)
+        return TG_BODY_MORE;
+    int r = tg_body_pump(&req->body, in, req->req_tmp, TG_OUT_HIGH);
+    if (r < 0)
+        return r;
+    bool last = r == TG_BODY_DONE;
+    if (tg_chain_body(req, false, req->req_tmp, last) < 0) {
+        req->body.error = "request body rejected by a plugin";
+        return TG_BODY_ERROR;
+    }
+    size_t n = evbuffer_get_length(req->req_tmp);
+    if (n > 0) {
+        evbuffer_add_printf(out, "%zx\r\n", n);
+        evbuffer_add_buffer(out, req->req_tmp);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    if (last)
+        evbuffer_add(out, "0\r\n\r\n", 5);
+    return r;
+}
+
 /* Returns true when the request is gone. */
 static bool pump_request(tg_req_t *req)
 {
@@ -438,8 +400,10 @@ static bool pump_request(tg_req_t *req)
         return false;
     tg_conn_t *c = req->conn;
     struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *out = bufferevent_get_output(req->up->bev);
     size_t before = evbuffer_get_length(in);
-    int r = tg_body_pump(&req->body, in, bufferevent_get_output(req->up->bev), TG_OUT_HIGH);
+    int r = req->req_tmp ? pump_request_filtered(req, in, out)
+                         : tg_body_pump(&req->body, in, out, TG_OUT_HIGH);
     if (evbuffer_get_length(in) != before)
         req->body_started = true;
     switch (r) {
@@ -454,7 +418,7 @@ static bool pump_request(tg_req_t *req)
     default:
         close_upstream(req);
         if (req->up_state == TG_UP_RECEIVING) {
-            tg_conn_abort(c);
+            tg_conn_fail(c);
             return true;
         }
         tg_conn_respond_error(c, r == TG_BODY_TOO_LARGE ? 413 : 400,
@@ -483,6 +447,10 @@ static void attempt(tg_req_t *req)
     tg_upool_t *p = req->pool;
     size_t t = tg_upool_pick(p, tg_now_ms(), req->tried);
     req->attempts++;
+    req->target = t;
+    req->target_used = true;
+    if (req->up_start_us == 0)
+        req->up_start_us = tg_now_us();
     req->up_state = TG_UP_SENDING;
     tg_uconn_t *uc = tg_upool_take_idle(p, t);
     if (uc == NULL)
@@ -533,6 +501,57 @@ static void strip_prefix(tg_req_t *req)
     req->path[req->path_len] = '\0';
 }
 
+void tg_proxy_bind_chain(tg_req_t *req, const tg_chain_t *chain)
+{
+    req->chain = chain;
+    req->chain_pos = 0;
+    req->plugin_ctx = chain && chain->ctx_size ? tg_arena_calloc(req->arena, chain->ctx_size) : NULL;
+}
+
+/* The request_head hooks from chain_pos on, then the upstream. */
+static void run_chain(tg_req_t *req)
+{
+    switch (tg_chain_request_head(req)) {
+    case TG_CHAIN_NEXT:
+        attempt(req);
+        break;
+    case TG_CHAIN_PAUSED:
+        break;
+    case TG_CHAIN_DONE:
+    default:
+        tg_conn_send_reply(req->conn);
+        break;
+    }
+}
+
+void tg_proxy_resume(tg_req_t *req, int status)
+{
+    if (!req->paused)
+        return;
+    req->paused = false;
+    switch (status) {
+    case TG_FILTER_CONTINUE:
+        if (req->reply.set) {
+            tg_conn_send_reply(req->conn);
+            return;
+        }
+        req->chain_pos++;
+        run_chain(req);
+        return;
+    case TG_FILTER_RESPONDED:
+        if (req->reply.set) {
+            tg_conn_send_reply(req->conn);
+            return;
+        }
+        /* A plugin that claims to have answered but did not. */
+        __attribute__((fallthrough));
+    default:
+        tg_request_respond_error(req, 500, "plugin failed");
+        tg_conn_send_reply(req->conn);
+        return;
+    }
+}
+
 void tg_proxy_handle(tg_req_t *req)
 {
     tg_conn_t *c = req->conn;
@@ -556,6 +575,7 @@ void tg_proxy_handle(tg_req_t *req)
         tg_conn_respond_error(c, 404, "no route");
         return;
     }
+    tg_proxy_bind_chain(req, req->route->chain);
     if (h->flags & TG_HF_EXPECT_OTHER) {
         tg_conn_respond_error(c, 417, "unsupported expectation");
         return;
@@ -566,9 +586,14 @@ void tg_proxy_handle(tg_req_t *req)
     }
     strip_prefix(req);
     req->pool = &c->worker->pools[req->route->upstream->index];
+    if (req->chain->has_request_body && req->body.kind != TG_BODY_NONE && !req->body.done) {
+        /* Plugins may change the body's length: it travels chunked. */
+        req->req_tmp = evbuffer_new();
+        req->body.out_chunked = false;
+    }
     if ((h->flags & TG_HF_EXPECT_CONTINUE) && !req->body.done && h->minor_version >= 1) {
         evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
         req->sent_continue = true;
     }
-    attempt(req);
+    run_chain(req);
 }

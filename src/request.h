@@ -10,6 +10,7 @@
 
 #include "arena.h"
 #include "body.h"
+#include "chain.h"
 #include "config.h"
 #include "http_parser.h"
 #include "request_id.h"
@@ -31,11 +32,30 @@ typedef enum {
     TG_UP_DONE,
 } tg_up_state_t;
 
+/* An entry of the plugins' key/value bag. */
+typedef struct tg_var_s {
+    struct tg_var_s *next;
+    const char *key;
+    enum { TG_VAR_STR, TG_VAR_INT, TG_VAR_PTR } type;
+    const char *str;
+    size_t len;
+    int64_t i;
+    void *ptr;
+} tg_var_t;
+
+/* A response the gateway (or a plugin) generates instead of the upstream's. */
+typedef struct {
+    bool set;
+    int status;
+    const char *content_type;
+    const char *body;
+    size_t len;
+} tg_reply_t;
+
 typedef struct tg_req_s {
     tg_conn_t *conn;
     tg_arena_t *arena;
     tg_config_t *cfg;
-    uint64_t start_ms;
 
     /* head, copied into the arena; every pointer below points into it */
     char *head;
@@ -61,17 +81,50 @@ typedef struct tg_req_s {
     bool body_started; /* some body byte left the client buffer */
     bool sent_continue;
 
+    size_t headers_cap; /* capacity of http.headers (plugins may add headers) */
+
     /* upstream */
     tg_up_state_t up_state;
+    size_t target;    /* target of the current/last attempt */
+    bool target_used; /* target is meaningful */
     tg_uconn_t *up;
     uint64_t tried; /* bit per target already failed */
     unsigned attempts;
     unsigned stale_retries;
+    bool no_retry;
     int status; /* status sent to the client */
     bool resp_keepalive; /* upstream allows reuse after this response */
     bool up_eof;         /* the upstream closed; finish the body with what is buffered */
     tg_body_t resp_body;
     uint64_t bytes_out;
+
+    /* plugins */
+    const tg_chain_t *chain; /* route's chain, or the global one when unrouted */
+    size_t chain_pos;        /* request_head: index of the plugin running or paused */
+    char *plugin_ctx;        /* chain->ctx_size bytes */
+    bool paused;
+    bool in_hook;            /* a hook is running: responses are recorded, not sent */
+    tg_reply_t reply;
+    tg_var_t *vars;
+    tg_http_header_t *extra_resp; /* headers added to whatever response is sent */
+    size_t nextra, extra_cap;
+    tg_http_response_t *resp; /* the response head while response_head hooks run */
+    size_t resp_cap;
+    struct evbuffer *resp_tmp; /* body bytes between upstream and response_body hooks */
+    size_t resp_buffer_limit;  /* tg_response_buffer_body(): 0 = stream */
+    bool resp_buffering;
+    bool resp_head_pending;    /* head waits for the buffered body */
+    bool resp_keepalive_client; /* the client connection stays open after this response */
+    bool resp_chunked_out;      /* transformed body framed as chunked */
+    struct evbuffer *req_tmp;  /* body bytes between client and request_body hooks */
+    struct evbuffer *stage;    /* see tg_response_out() */
+
+    /* timings */
+    uint64_t start_us;      /* wall clock */
+    uint64_t start_mono_us; /* monotonic */
+    uint64_t up_start_us;   /* monotonic, first upstream attempt */
+    uint64_t up_head_us;    /* monotonic, response head received */
+    bool completed;
 } tg_req_t;
 
 #endif

@@ -132,6 +132,7 @@ int tg_request_head_parse(tg_req_t *req, const char *buf, size_t len)
     uint32_t cap = req->cfg->limits.max_headers;
     req->http.headers = tg_arena_alloc(req->arena, sizeof(tg_http_header_t) * cap);
     req->http.num_headers = cap;
+    req->headers_cap = cap;
     int r = tg_http_parse_request(buf, len, &req->http);
     if (r < 0)
         return r;

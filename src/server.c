@@ -10,7 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admin.h"
+#include "chain.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 typedef struct {
@@ -18,6 +21,7 @@ typedef struct {
     tg_worker_t *workers;
     unsigned nworkers;
     struct event_base *base;
+    tg_admin_t *admin;
     bool stopping;
 } tg_server_t;
 
@@ -81,6 +85,20 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(s->base, NULL);
 }
 
+/* SIGUSR1: plugins reopen their files (log rotation). */
+static void reopen_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    tg_server_t *s = arg;
+    tg_log_notice("SIGUSR1: reopening log files");
+    for (size_t i = 0; i < s->cfg->ninstances; i++) {
+        const tg_plugin_inst_t *pi = s->cfg->instances[i];
+        if (pi->plugin->reopen)
+            pi->plugin->reopen(pi->instance);
+    }
+}
+
 static int start_workers(tg_server_t *s, int *fds)
 {
     const tg_config_t *cfg = s->cfg;
@@ -125,27 +143,48 @@ int tg_server_run(tg_config_t *cfg)
     }
     struct event *sigterm = evsignal_new(s.base, SIGTERM, stop_cb, &s);
     struct event *sigint = evsignal_new(s.base, SIGINT, stop_cb, &s);
+    struct event *sigusr1 = evsignal_new(s.base, SIGUSR1, reopen_cb, &s);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
+    evsignal_add(sigusr1, NULL);
     int rc = start_workers(&s, fds);
+    tg_metrics_set_workers(s.workers, s.nworkers);
+    if (rc == 0 && cfg->has_admin) {
+        char msg[256];
+        s.admin = tg_admin_start(cfg, s.workers, s.nworkers, msg, sizeof(msg));
+        if (s.admin == NULL) {
+            tg_log_error("admin: %s", msg);
+            rc = -1;
+            for (unsigned i = 0; i < s.nworkers; i++)
+                tg_worker_request_stop(&s.workers[i]);
+        }
+    }
     if (rc == 0) {
         for (size_t i = 0; i < cfg->nlisteners; i++)
             tg_log_notice("listening on %s", cfg->listeners[i].name);
         tg_log_notice("tollgate ready: %u workers, %zu routes, %zu upstreams", cfg->workers,
                       cfg->nroutes, cfg->nupstreams);
+        if (s.admin)
+            tg_admin_set_ready(s.admin, true);
         event_base_dispatch(s.base);
     } else {
         for (unsigned i = 0; i < s.nworkers; i++)
             if (s.workers[i].base)
                 tg_worker_request_stop(&s.workers[i]);
     }
+    if (s.admin)
+        tg_admin_set_ready(s.admin, false);
     for (unsigned i = 0; i < s.nworkers; i++) {
         if (s.workers[i].thread)
             tg_worker_join(&s.workers[i]);
         tg_worker_destroy(&s.workers[i]);
     }
+    if (s.admin)
+        tg_admin_stop(s.admin);
+    tg_metrics_set_workers(NULL, 0);
     event_free(sigterm);
     event_free(sigint);
+    event_free(sigusr1);
     event_base_free(s.base);
     free(s.workers);
     free(fds);

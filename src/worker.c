@@ -1,13 +1,17 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "arena.h"
+#include "chain.h"
 #include "conn.h"
+#include "metrics.h"
+#include "redis.h"
 #include "log.h"
 
 #define SPARE_ARENAS 64
@@ -118,7 +122,9 @@ int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size
     w->listeners = calloc(nfds ? nfds : 1, sizeof(*w->listeners));
     w->spare_arenas = calloc(SPARE_ARENAS, sizeof(*w->spare_arenas));
     w->spare_cap = SPARE_ARENAS;
-    if (!w->match_data || !w->pools || !w->listeners || !w->spare_arenas)
+    w->metrics = tg_worker_metrics_new(cfg);
+    w->stage = evbuffer_new();
+    if (!w->stage || !w->metrics || !w->match_data || !w->pools || !w->listeners || !w->spare_arenas)
         return -1;
     for (size_t i = 0; i < cfg->nupstreams; i++)
         if (tg_upool_init(&w->pools[i], w->base, &cfg->upstreams[i]) < 0)
@@ -145,7 +151,21 @@ int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size
 static void *worker_main(void *arg)
 {
     tg_worker_t *w = arg;
+    /* Plugin and Redis state is created on the thread that will use it. */
+    w->plugin_data = tg_chain_worker_init(w->cfg, w->base, w->id);
+    if (w->cfg->redis != NULL)
+        w->redis = tg_redis_new(w->cfg->redis, w->base, w->id);
     event_base_dispatch(w->base);
+    /* Connections still open after the drain deadline end here, while the
+     * plugins' worker state they may log into still exists. */
+    while (w->conns != NULL)
+        tg_conn_abort(w->conns);
+    tg_chain_worker_fini(w->cfg, w->plugin_data);
+    w->plugin_data = NULL;
+    if (w->redis != NULL) {
+        tg_redis_free(w->redis);
+        w->redis = NULL;
+    }
     return NULL;
 }
 
@@ -183,6 +203,10 @@ void tg_worker_destroy(tg_worker_t *w)
     free(w->spare_arenas);
     if (w->match_data)
         pcre2_match_data_free(w->match_data);
+    if (w->metrics)
+        tg_worker_metrics_free(w->metrics);
+    if (w->stage)
+        evbuffer_free(w->stage);
     if (w->notify_ev)
         event_free(w->notify_ev);
     if (w->accept_resume)

@@ -39,6 +39,10 @@ typedef struct tg_worker_s {
     size_t nspare, spare_cap;
     bool draining;
     bool emfile_logged;
+    struct tg_worker_metrics_s *metrics; /* this worker's counters (metrics.h) */
+    void **plugin_data;                  /* per cfg->instances[i]: worker_init() result */
+    struct evbuffer *stage;              /* reused by every response's first part (response.h) */
+    struct tg_redis_s *redis;            /* this worker's Redis connection (redis.h), or NULL */
 } tg_worker_t;
 
 /* Prepares a worker (in the main thread): base, pools, listeners on fds. */

@@ -1,0 +1,117 @@
+/*
+ * tollgate public API: plugins.
+ *
+ * A plugin is a shared module exporting one descriptor, `tg_plugin`:
+ *
+ *     TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
+ *         .api_version = TG_PLUGIN_API_VERSION,
+ *         .name = "my-plugin",
+ *         .create = my_create, .destroy = my_destroy,
+ *         .request_head = my_request_head,
+ *     };
+ *
+ * Lifecycle:
+ *   create()          at config load, once per place the plugin is configured
+ *                     (the global chain or a route); parses its YAML node and
+ *                     reports errors as FILE:LINE:COL (tg_conf_error). The
+ *                     instance it returns is immutable afterwards and shared by
+ *                     all worker threads.
+ *   worker_init()     once per worker thread, on that thread's event loop: per
+ *                     worker state (buffers, connections) without locks.
+ *   request phases    on the worker thread that owns the request.
+ *   worker_fini()     at shutdown, on the worker thread.
+ *   destroy()         when the config is released.
+ *
+ * Chain: the global `plugins:` run first, then the route's, in the order
+ * written. A phase hook returns a tg_filter_status_t:
+ *
+ *   TG_FILTER_CONTINUE   done; the next plugin runs.
+ *   TG_FILTER_PAUSE      request_head only: the plugin started asynchronous
+ *                        work and will call tg_request_resume() exactly once
+ *                        from the same worker thread. Nothing else happens to
+ *                        the request meanwhile. If the client goes away first,
+ *                        the request's cleanups run (tg_request_on_cleanup) and
+ *                        the plugin must not touch the request afterwards.
+ *   TG_FILTER_RESPONDED  the plugin answered with tg_request_respond*(); the
+ *                        rest of the chain and the upstream are skipped (the
+ *                        response phases of earlier plugins and log still run).
+ *   TG_FILTER_ERROR      internal failure: the client gets a 500.
+ */
+#ifndef TOLLGATE_PLUGIN_H
+#define TOLLGATE_PLUGIN_H
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tollgate/arena.h"
+#include "tollgate/conf.h"
+#include "tollgate/metrics.h"
+#include "tollgate/request.h"
+
+/* Bumped on every incompatible change of this header or what it includes. */
+#define TG_PLUGIN_API_VERSION 1
+
+#define TG_PLUGIN_EXPORT __attribute__((visibility("default")))
+
+typedef enum {
+    TG_FILTER_CONTINUE = 0,
+    TG_FILTER_PAUSE,
+    TG_FILTER_RESPONDED,
+    TG_FILTER_ERROR,
+} tg_filter_status_t;
+
+/* What a hook is given besides the request. */
+typedef struct {
+    void *instance; /* what create() returned */
+    void *worker;   /* what worker_init() returned on this worker (NULL without it) */
+    void *ctx;      /* the plugin's per-request slot: ctx_size zeroed bytes, or NULL */
+} tg_filter_t;
+
+/* Facts a plugin may use while it is created. */
+typedef struct {
+    const char *route_name;    /* NULL for the global chain */
+    const char *config_dir;    /* directory of the main config file (relative paths) */
+    const char *const *before; /* names of the plugins that run before this one, NULL-terminated */
+    tg_metrics_t *metrics;     /* registry for the plugin's own metrics */
+} tg_plugin_env_t;
+
+typedef struct tg_plugin_s {
+    uint32_t api_version; /* TG_PLUGIN_API_VERSION the plugin was built against */
+    const char *name;     /* as written in the config: "request-log" */
+    size_t ctx_size;      /* bytes of per-request state (zeroed, arena-allocated) */
+
+    /* node: the `config:` map (TG_CONF_NULL when absent). Returns 0 with
+     * *instance set, or -1 with err filled. */
+    int (*create)(const tg_conf_node_t *node, const tg_plugin_env_t *env, void **instance,
+                  tg_conf_err_t *err);
+    void (*destroy)(void *instance);
+
+    void *(*worker_init)(void *instance, struct event_base *base, unsigned worker_id);
+    void (*worker_fini)(void *instance, void *worker);
+
+    /* Request head received and routed (path canonical, route known). May
+     * read/set/remove headers, rewrite the path, answer, or pause. */
+    tg_filter_status_t (*request_head)(tg_request_t *r, const tg_filter_t *f);
+    /* Request body bytes on their way upstream (chunk may be modified in
+     * place); last is true once with the final bytes (possibly none). */
+    tg_filter_status_t (*request_body)(tg_request_t *r, const tg_filter_t *f,
+                                       struct evbuffer *chunk, bool last);
+    /* Response head (from the upstream or generated): status and headers may be
+     * changed; tg_response_buffer_body() asks for the whole body at once. */
+    tg_filter_status_t (*response_head)(tg_request_t *r, const tg_filter_t *f);
+    /* Response body bytes on their way to the client, modified in place. With
+     * tg_response_buffer_body() this is called once, last = true, with the
+     * whole body. */
+    tg_filter_status_t (*response_body)(tg_request_t *r, const tg_filter_t *f,
+                                        struct evbuffer *chunk, bool last);
+    /* After the response ended (or the connection failed): never fails. */
+    void (*log)(tg_request_t *r, const tg_filter_t *f);
+
+    /* SIGUSR1: reopen files (log rotation). Called on the main thread. */
+    void (*reopen)(void *instance);
+} tg_plugin_t;
+
+#endif

@@ -1,0 +1,112 @@
+/*
+ * tollgate public API: the request as plugins see it.
+ *
+ * Every pointer returned here stays valid until the request ends unless said
+ * otherwise; strings are NOT NUL-terminated unless said otherwise (use the
+ * length). Everything is called on the request's worker thread.
+ */
+#ifndef TOLLGATE_REQUEST_H
+#define TOLLGATE_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "tollgate/arena.h"
+
+typedef struct tg_req_s tg_request_t;
+
+/* ---- what the client asked ---- */
+const char *tg_request_method(const tg_request_t *r, size_t *len);
+/* Canonical path (percent-decoded unreserved characters, no dot segments),
+ * NUL-terminated; after strip_prefix once routing is done. */
+const char *tg_request_path(const tg_request_t *r, size_t *len);
+/* Query string without "?", NULL when the target had none. */
+const char *tg_request_query(const tg_request_t *r, size_t *len);
+/* Value of query parameter name (raw, still percent-encoded); NULL if absent. */
+const char *tg_request_query_param(const tg_request_t *r, const char *name, size_t *len);
+/* Client IP address as text (NUL-terminated). */
+const char *tg_request_client_ip(const tg_request_t *r);
+const struct sockaddr *tg_request_client_addr(const tg_request_t *r);
+const char *tg_request_host(const tg_request_t *r, size_t *len);
+const char *tg_request_id(const tg_request_t *r, size_t *len);
+/* Route name (NUL-terminated); NULL before routing or when no route matched. */
+const char *tg_request_route(const tg_request_t *r);
+/* Upstream name and chosen target ("127.0.0.1:9001"), NULL until known. */
+const char *tg_request_upstream(const tg_request_t *r);
+const char *tg_request_upstream_addr(const tg_request_t *r);
+tg_arena_t *tg_request_arena(tg_request_t *r);
+struct event_base *tg_request_event_base(tg_request_t *r);
+unsigned tg_request_worker_id(const tg_request_t *r);
+
+/* ---- request headers (case-insensitive names) ---- */
+size_t tg_request_header_count(const tg_request_t *r);
+/* i-th header; returns false past the end. */
+bool tg_request_header_at(const tg_request_t *r, size_t i, const char **name, size_t *name_len,
+                          const char **value, size_t *value_len);
+/* First value of name, NULL if absent. */
+const char *tg_request_header(const tg_request_t *r, const char *name, size_t *len);
+/* Replaces every header called name by one with value (copied). */
+void tg_request_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len);
+/* Removes every header called name; returns how many were removed. */
+size_t tg_request_remove_header(tg_request_t *r, const char *name);
+/* Replaces the path sent upstream (copied; must start with "/"). Returns 0 or -1. */
+int tg_request_set_path(tg_request_t *r, const char *path, size_t len);
+
+/* ---- answering ---- */
+/* Responds with status, content type and body (copied). Use from request_head
+ * (then return TG_FILTER_RESPONDED) or before tg_request_resume(). */
+void tg_request_respond(tg_request_t *r, int status, const char *content_type, const char *body,
+                        size_t body_len);
+/* Responds with the gateway's JSON error body {"error": msg, "request_id": ...}. */
+void tg_request_respond_error(tg_request_t *r, int status, const char *msg);
+/* Adds a header to the response the client will get, whether generated or
+ * from the upstream (e.g. RateLimit-*, WWW-Authenticate). Copied. */
+void tg_request_add_response_header(tg_request_t *r, const char *name, const char *value,
+                                    size_t value_len);
+/* Ends a TG_FILTER_PAUSE: status is what request_head would have returned
+ * (CONTINUE, RESPONDED or ERROR). Must be called on the request's worker. */
+void tg_request_resume(tg_request_t *r, int status);
+/* fn(data) runs when the request ends, however it ends (before the arena is
+ * released): cancel timers and pending callbacks here. */
+void tg_request_on_cleanup(tg_request_t *r, void (*fn)(void *data), void *data);
+
+/* ---- response (response_head / response_body / log phases) ---- */
+int tg_response_status(const tg_request_t *r);
+void tg_response_set_status(tg_request_t *r, int status);
+const char *tg_response_header(const tg_request_t *r, const char *name, size_t *len);
+void tg_response_set_header(tg_request_t *r, const char *name, const char *value,
+                            size_t value_len);
+size_t tg_response_remove_header(tg_request_t *r, const char *name);
+/* Asks for the whole response body in one response_body call, up to limit
+ * bytes; a larger body passes through untouched and the hook sees it in
+ * pieces with tg_response_body_buffered() false. Content-Length is then set
+ * from what the hook leaves. */
+void tg_response_buffer_body(tg_request_t *r, size_t limit);
+bool tg_response_body_buffered(const tg_request_t *r);
+
+/* ---- facts shared between plugins (a small typed bag) ---- */
+/* Keys are conventional: "jwt.sub", "jwt.claims" (a jansson json_t *),
+ * "auth.error", "rate_limit.decision", "shape.profile". Values are copied
+ * (strings) or borrowed (pointers: must live as long as the request; use the
+ * arena or tg_request_on_cleanup). Setting a key again replaces it. */
+void tg_request_var_set_str(tg_request_t *r, const char *key, const char *value, size_t len);
+void tg_request_var_set_int(tg_request_t *r, const char *key, int64_t value);
+void tg_request_var_set_ptr(tg_request_t *r, const char *key, void *value);
+const char *tg_request_var_str(const tg_request_t *r, const char *key, size_t *len);
+bool tg_request_var_int(const tg_request_t *r, const char *key, int64_t *value);
+void *tg_request_var_ptr(const tg_request_t *r, const char *key);
+
+/* ---- timings and sizes (log phase) ---- */
+typedef struct {
+    uint64_t start_us;       /* wall clock (µs since the epoch) when the head was complete */
+    uint64_t duration_us;    /* head received -> response finished */
+    int64_t upstream_us;     /* connect start -> response head received; -1 without upstream */
+    uint64_t bytes_in;       /* request bytes received: head + body */
+    uint64_t bytes_out;      /* response bytes sent: head + body */
+    bool completed;          /* the response was sent whole */
+} tg_request_stats_t;
+void tg_request_stats(const tg_request_t *r, tg_request_stats_t *out);
+
+#endif

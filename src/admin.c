@@ -1,0 +1,505 @@
+#include "admin.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "chain.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis.h"
+
+/* A scrape or a config dump is small and fast: a client that takes longer is
+ * stuck, and the admin thread serves everyone. */
+#define ADMIN_TIMEOUT_S 10
+#define ADMIN_MAX_HEADERS 8192
+#define ADMIN_MAX_BODY 1024
+
+struct tg_admin_s {
+    tg_config_t *cfg;
+    tg_worker_t *workers;
+    unsigned nworkers;
+    struct event_base *base;
+    struct evhttp *http;
+    int stop_fd; /* eventfd: another thread asks the loop to end */
+    struct event *stop_ev;
+    pthread_t thread;
+    bool started;
+    atomic_bool ready;
+};
+
+/* ---- secret masking ----------------------------------------------------- */
+
+static bool secret_key(const char *k)
+{
+    static const char *const words[] = {"password", "secret", "token", "private", "authorization"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcasestr(k, words[i]) != NULL)
+            return true;
+    size_t n = strlen(k);
+    return n >= 3 && strcasecmp(k + n - 3, "key") == 0;
+}
+
+/* Every string inside v (v itself included) becomes "***". */
+static void mask_all(json_t *v)
+{
+    const char *k;
+    json_t *item;
+    size_t i;
+    if (json_is_string(v))
+        json_string_set(v, "***");
+    else if (json_is_object(v))
+        json_object_foreach (v, k, item)
+            mask_all(item);
+    else if (json_is_array(v))
+        json_array_foreach (v, i, item)
+            mask_all(item);
+}
+
+void tg_admin_mask_secrets(json_t *root)
+{
+    const char *k;
+    json_t *item;
+    size_t i;
+    if (json_is_object(root)) {
+        json_object_foreach (root, k, item) {
+            if (secret_key(k))
+                mask_all(item);
+            else
+                tg_admin_mask_secrets(item);
+        }
+    } else if (json_is_array(root)) {
+        json_array_foreach (root, i, item)
+            tg_admin_mask_secrets(item);
+    }
+}
+
+/* ---- the effective configuration as JSON -------------------------------- */
+
+static json_t *jstr(const char *s)
+{
+    json_t *j = s ? json_string(s) : NULL;
+    return j ? j : json_null();
+}
+
+static json_t *juint(uint64_t v)
+{
+    return json_integer((json_int_t)v);
+}
+
+static json_t *listen_json(const tg_listen_conf_t *l)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "address", jstr(l->name));
+    return o;
+}
+
+static json_t *limits_json(const tg_limits_t *l)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "header_timeout_ms", juint(l->header_timeout_ms));
+    json_object_set_new(o, "idle_timeout_ms", juint(l->idle_timeout_ms));
+    json_object_set_new(o, "body_timeout_ms", juint(l->body_timeout_ms));
+    json_object_set_new(o, "send_timeout_ms", juint(l->send_timeout_ms));
+    json_object_set_new(o, "drain_timeout_ms", juint(l->drain_timeout_ms));
+    json_object_set_new(o, "max_header_size", juint(l->max_header_size));
+    json_object_set_new(o, "max_body_size", juint(l->max_body_size));
+    json_object_set_new(o, "max_headers", juint(l->max_headers));
+    return o;
+}
+
+static json_t *cidr_json(const tg_cidr_t *c)
+{
+    char ip[INET6_ADDRSTRLEN], buf[INET6_ADDRSTRLEN + 8];
+    if (inet_ntop(c->family, c->addr, ip, sizeof(ip)) == NULL)
+        return json_null();
+    snprintf(buf, sizeof(buf), "%s/%u", ip, c->prefix);
+    return json_string(buf);
+}
+
+static json_t *upstream_json(const tg_upstream_conf_t *u)
+{
+    json_t *o = json_object(), *targets = json_array();
+    for (size_t i = 0; i < u->ntargets; i++)
+        json_array_append_new(targets, jstr(u->targets[i].name));
+    json_object_set_new(o, "name", jstr(u->name));
+    json_object_set_new(o, "targets", targets);
+    json_object_set_new(o, "balance",
+                        json_string(u->balance == TG_BALANCE_LEAST_CONN ? "least_conn"
+                                                                        : "round_robin"));
+    json_object_set_new(o, "keepalive", juint(u->keepalive));
+    json_object_set_new(o, "connect_timeout_ms", juint(u->connect_timeout_ms));
+    json_object_set_new(o, "timeout_ms", juint(u->timeout_ms));
+    json_object_set_new(o, "retries", juint(u->retries));
+    json_object_set_new(o, "max_fails", juint(u->max_fails));
+    json_object_set_new(o, "fail_timeout_ms", juint(u->fail_timeout_ms));
+    return o;
+}
+
+static json_t *methods_json(const tg_route_t *r)
+{
+    /* Same order as the TG_METHOD_* bits. */
+    static const char *const names[] = {"GET",   "HEAD",    "POST",  "PUT",    "DELETE",
+                                        "PATCH", "OPTIONS", "TRACE", "CONNECT"};
+    json_t *a = json_array();
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (r->methods & (1u << i))
+            json_array_append_new(a, json_string(names[i]));
+    for (char **m = r->method_names; m && *m; m++)
+        json_array_append_new(a, jstr(*m));
+    return a;
+}
+
+static void add_path_match(json_t *o, const tg_route_t *r)
+{
+    switch (r->path_kind) {
+    case TG_PATH_EXACT: json_object_set_new(o, "path", jstr(r->path)); break;
+    case TG_PATH_PREFIX: json_object_set_new(o, "path_prefix", jstr(r->path)); break;
+    /* The pattern is kept only compiled unless the loader stores its source. */
+    case TG_PATH_REGEX: json_object_set_new(o, "path_regex", jstr(r->path)); break;
+    case TG_PATH_ANY: break;
+    }
+}
+
+static json_t *match_json(const tg_route_t *r)
+{
+    json_t *o = json_object();
+    if (r->host != NULL) {
+        char *h = NULL;
+        /* A wildcard is stored as ".example.com": show it as written. */
+        if (r->host_wildcard && asprintf(&h, "*%s", r->host) < 0)
+            h = NULL;
+        json_object_set_new(o, "host", jstr(h ? h : r->host));
+        free(h);
+    }
+    add_path_match(o, r);
+    if (r->methods != 0)
+        json_object_set_new(o, "methods", methods_json(r));
+    if (r->nheaders > 0) {
+        json_t *hs = json_object();
+        for (size_t i = 0; i < r->nheaders; i++)
+            json_object_set_new(hs, r->headers[i].name, jstr(r->headers[i].value));
+        json_object_set_new(o, "headers", hs);
+    }
+    return o;
+}
+
+static json_t *chain_json(const tg_chain_t *c)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; c != NULL && i < c->n; i++)
+        json_array_append_new(a, jstr(c->items[i]->name));
+    return a;
+}
+
+static json_t *route_json(const tg_route_t *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "name", jstr(r->name));
+    json_object_set_new(o, "match", match_json(r));
+    json_object_set_new(o, "strip_prefix", jstr(r->strip_prefix));
+    json_object_set_new(o, "upstream", jstr(r->upstream ? r->upstream->name : NULL));
+    json_object_set_new(o, "plugins", chain_json(r->chain));
+    return o;
+}
+
+static json_t *redis_json(const tg_redis_conf_t *r)
+{
+    if (r == NULL)
+        return json_null();
+    json_t *o = json_object();
+    json_object_set_new(o, "address", jstr(r->name));
+    json_object_set_new(o, "password", jstr(r->password));
+    json_object_set_new(o, "database", juint(r->database));
+    json_object_set_new(o, "timeout_ms", juint(r->timeout_ms));
+    json_object_set_new(o, "connect_timeout_ms", juint(r->connect_timeout_ms));
+    return o;
+}
+
+static json_t *array_of(const void *items, size_t n, size_t size, json_t *(*one)(const void *))
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, one((const char *)items + i * size));
+    return a;
+}
+
+static json_t *listen_one(const void *p) { return listen_json(p); }
+static json_t *cidr_one(const void *p) { return cidr_json(p); }
+static json_t *upstream_one(const void *p) { return upstream_json(p); }
+static json_t *route_one(const void *p) { return route_json(p); }
+
+json_t *tg_admin_config_json(const tg_config_t *cfg)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    json_object_set_new(o, "file", jstr(cfg->file));
+    json_object_set_new(o, "workers", juint(cfg->workers));
+    json_object_set_new(o, "listen", array_of(cfg->listeners, cfg->nlisteners,
+                                              sizeof(*cfg->listeners), listen_one));
+    json_object_set_new(o, "admin", cfg->has_admin ? listen_json(&cfg->admin) : json_null());
+    json_object_set_new(o, "limits", limits_json(&cfg->limits));
+    json_object_set_new(o, "trusted_proxies",
+                        array_of(cfg->trusted_proxies, cfg->ntrusted_proxies,
+                                 sizeof(*cfg->trusted_proxies), cidr_one));
+    json_object_set_new(o, "upstreams", array_of(cfg->upstreams, cfg->nupstreams,
+                                                 sizeof(*cfg->upstreams), upstream_one));
+    json_object_set_new(o, "routes",
+                        array_of(cfg->routes, cfg->nroutes, sizeof(*cfg->routes), route_one));
+    json_object_set_new(o, "plugins", chain_json(cfg->global_chain));
+    json_object_set_new(o, "plugin_path", jstr(cfg->plugin_path));
+    json_object_set_new(o, "redis", redis_json(cfg->redis));
+    tg_admin_mask_secrets(o);
+    return o;
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,
+                  struct evbuffer *body)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", ctype);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_send_reply(req, code, reason, body);
+}
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evbuffer_add(b, text, strlen(text));
+    reply(req, code, reason, "text/plain; charset=utf-8", b);
+    evbuffer_free(b);
+}
+
+static void get_healthz(tg_admin_t *a, struct evhttp_request *req)
+{
+    (void)a;
+    reply_text(req, 200, "OK", "ok\n");
+}
+
+static void get_readyz(tg_admin_t *a, struct evhttp_request *req)
+{
+    if (atomic_load(&a->ready))
+        reply_text(req, 200, "OK", "ready\n");
+    else
+        reply_text(req, 503, "Service Unavailable", "not ready\n");
+}
+
+static void get_metrics(tg_admin_t *a, struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    tg_metrics_render(b, a->cfg, a->workers, a->nworkers);
+    reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
+    evbuffer_free(b);
+}
+
+static void get_config(tg_admin_t *a, struct evhttp_request *req)
+{
+    json_t *j = tg_admin_config_json(a->cfg);
+    char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    json_decref(j);
+    struct evbuffer *b = text ? evbuffer_new() : NULL;
+    if (b == NULL) {
+        free(text);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evbuffer_add(b, text, strlen(text));
+    evbuffer_add(b, "\n", 1);
+    free(text);
+    reply(req, 200, "OK", "application/json", b);
+    evbuffer_free(b);
+}
+
+static const struct {
+    const char *path;
+    void (*get)(tg_admin_t *a, struct evhttp_request *req);
+} endpoints[] = {
+    {"/healthz", get_healthz},
+    {"/readyz", get_readyz},
+    {"/metrics", get_metrics},
+    {"/config", get_config},
+};
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+    const char *uri = evhttp_request_get_uri(req);
+    size_t len = strcspn(uri, "?");
+    for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
+        if (strlen(endpoints[i].path) != len || strncmp(endpoints[i].path, uri, len) != 0)
+            continue;
+        enum evhttp_cmd_type m = evhttp_request_get_command(req);
+        if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+            /* RFC 9110 section 15.5.6: a 405 lists the allowed methods. */
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+            reply_text(req, 405, "Method Not Allowed", "method not allowed\n");
+            return;
+        }
+        endpoints[i].get(arg, req);
+        return;
+    }
+    reply_text(req, 404, "Not Found", "not found\n");
+}
+
+/* ---- thread and lifecycle ----------------------------------------------- */
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    tg_admin_t *a = arg;
+    uint64_t v;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        tg_log_warn("admin: eventfd read: %s", strerror(errno));
+    event_base_loopbreak(a->base);
+}
+
+static void *admin_main(void *arg)
+{
+    tg_admin_t *a = arg;
+    event_base_dispatch(a->base);
+    return NULL;
+}
+
+static int open_socket(const tg_listen_conf_t *l, char *errbuf, size_t errlen)
+{
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+        bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) == 0 && listen(fd, 128) == 0)
+        return fd;
+    snprintf(errbuf, errlen, "cannot listen on %s: %s", l->name, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+static void admin_free(tg_admin_t *a)
+{
+    if (a->http)
+        evhttp_free(a->http);
+    if (a->stop_ev)
+        event_free(a->stop_ev);
+    if (a->stop_fd >= 0)
+        close(a->stop_fd);
+    if (a->base)
+        event_base_free(a->base);
+    if (a->cfg)
+        tg_config_unref(a->cfg);
+    free(a);
+}
+
+static int setup_http(tg_admin_t *a, char *errbuf, size_t errlen)
+{
+    a->http = evhttp_new(a->base);
+    if (a->http == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
+    evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEADERS);
+    evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
+    /* Every method reaches handle(), which answers 405 itself (with Allow). */
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(a->http, handle, a);
+    int fd = open_socket(&a->cfg->admin, errbuf, errlen);
+    if (fd < 0)
+        return -1;
+    if (evhttp_accept_socket_with_handle(a->http, fd) == NULL) {
+        close(fd);
+        snprintf(errbuf, errlen, "cannot listen on %s", a->cfg->admin.name);
+        return -1;
+    }
+    return 0;
+}
+
+static int start_thread(tg_admin_t *a)
+{
+    /* Like the workers: signals are for the main thread's loop. */
+    sigset_t set, old;
+    sigfillset(&set);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    int rc = pthread_create(&a->thread, NULL, admin_main, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    a->started = rc == 0;
+    return rc;
+}
+
+tg_admin_t *tg_admin_start(tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers, char *errbuf,
+                           size_t errlen)
+{
+    tg_admin_t *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    a->cfg = tg_config_ref(cfg);
+    a->workers = workers;
+    a->nworkers = nworkers;
+    a->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    a->base = event_base_new();
+    if (a->stop_fd < 0 || a->base == NULL) {
+        snprintf(errbuf, errlen, "cannot create the admin loop: %s", strerror(errno));
+        goto fail;
+    }
+    a->stop_ev = event_new(a->base, a->stop_fd, EV_READ | EV_PERSIST, stop_cb, a);
+    if (a->stop_ev == NULL || event_add(a->stop_ev, NULL) < 0) {
+        snprintf(errbuf, errlen, "cannot create the admin loop");
+        goto fail;
+    }
+    if (setup_http(a, errbuf, errlen) < 0)
+        goto fail;
+    int rc = start_thread(a);
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "cannot start the admin thread: %s", strerror(rc));
+        goto fail;
+    }
+    return a;
+fail:
+    admin_free(a);
+    return NULL;
+}
+
+void tg_admin_set_ready(tg_admin_t *a, bool ready)
+{
+    if (a != NULL)
+        atomic_store(&a->ready, ready);
+}
+
+void tg_admin_stop(tg_admin_t *a)
+{
+    if (a == NULL)
+        return;
+    if (a->started) {
+        uint64_t one = 1;
+        if (write(a->stop_fd, &one, sizeof(one)) < 0)
+            tg_log_warn("admin: cannot notify: %s", strerror(errno));
+        pthread_join(a->thread, NULL);
+    }
+    admin_free(a);
+}

@@ -1,0 +1,33 @@
+/*
+ * The admin endpoint (admin.address): its own thread and event loop, separate
+ * from client listeners, serving /healthz, /readyz, /metrics and /config.
+ */
+#ifndef TG_ADMIN_H
+#define TG_ADMIN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+typedef struct tg_worker_s tg_worker_t;
+typedef struct tg_admin_s tg_admin_t;
+
+/* Binds admin.address (errors reported like listeners: returns -1 with a
+ * message in errbuf) and starts the admin thread. */
+tg_admin_t *tg_admin_start(tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers, char *errbuf,
+                           size_t errlen);
+/* /readyz answers 200 once set (config loaded, listeners up, plugins ready). */
+void tg_admin_set_ready(tg_admin_t *a, bool ready);
+void tg_admin_stop(tg_admin_t *a);
+
+/* What GET /config serves: the effective configuration, defaults filled in,
+ * secrets masked. NULL when out of memory; the caller json_decref()s it. */
+json_t *tg_admin_config_json(const tg_config_t *cfg);
+
+/* Replaces every string under a key that looks secret (password, secret,
+ * token, private, authorization, or ending in "key"; any case), at any depth,
+ * by "***". */
+void tg_admin_mask_secrets(json_t *root);
+
+#endif

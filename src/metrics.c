@@ -1,0 +1,569 @@
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "tg_build_config.h"
+#include "worker.h"
+
+/* ---- registry ----------------------------------------------------------- */
+
+typedef struct {
+    char *name;
+    char *help;
+    char *label;   /* NULL without labels */
+    char **values; /* nvalues label values */
+    size_t nvalues;
+    size_t first; /* first slot; the family owns max(nvalues, 1) slots */
+} family_t;
+
+/* Families live in a fixed array and never move, so that a worker can read
+ * one (tg_metrics_add) while the main thread appends another, without a lock:
+ * nfams is published with release after the new entry is complete. */
+struct tg_metrics_s {
+    pthread_mutex_t lock;
+    family_t fams[TG_METRICS_MAX_SLOTS];
+    atomic_size_t nfams;
+    size_t nslots;
+};
+
+static tg_metrics_t registry = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static _Atomic(tg_worker_t *) all_workers;
+static atomic_uint all_nworkers;
+
+tg_metrics_t *tg_metrics_registry(void)
+{
+    return &registry;
+}
+
+/* Prometheus data model: metric names [a-zA-Z_:][a-zA-Z0-9_:]*, label names
+ * [a-zA-Z_][a-zA-Z0-9_]* with names starting "__" reserved. */
+static bool valid_name(const char *s, bool colon)
+{
+    static const char *const alpha = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_";
+    if (s == NULL || s[0] == '\0' || strchr(alpha, s[0]) == NULL) {
+        if (!(colon && s != NULL && s[0] == ':'))
+            return false;
+    }
+    for (const char *p = s + 1; *p; p++) {
+        bool ok = strchr(alpha, *p) != NULL || (*p >= '0' && *p <= '9') || (colon && *p == ':');
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Length of name without a trailing "_total": a counter "x" and "x_total"
+ * are the same family to Prometheus' parsers. */
+static size_t base_len(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 6 && strcmp(name + n - 6, "_total") == 0 ? n - 6 : n;
+}
+
+static bool same_base(const char *a, const char *b)
+{
+    size_t la = base_len(a), lb = base_len(b);
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
+static bool is_core_name(const char *name)
+{
+    static const char *const core[] = {
+        "tollgate_requests_total",
+        "tollgate_request_duration_seconds",
+        "tollgate_request_duration_seconds_bucket",
+        "tollgate_request_duration_seconds_sum",
+        "tollgate_request_duration_seconds_count",
+        "tollgate_request_duration_seconds_created",
+        "tollgate_upstream_connections",
+        "tollgate_upstream_connections_created_total",
+        "tollgate_upstream_connections_reused_total",
+        "tollgate_upstream_errors_total",
+        "tollgate_workers",
+        "tollgate_info",
+    };
+    for (size_t i = 0; i < sizeof(core) / sizeof(core[0]); i++)
+        if (same_base(name, core[i]))
+            return true;
+    return false;
+}
+
+static bool same_shape(const family_t *f, const char *label, const char *const *values,
+                       size_t nvalues)
+{
+    if (f->nvalues != nvalues)
+        return false;
+    if (nvalues == 0)
+        return true;
+    if (strcmp(f->label, label) != 0)
+        return false;
+    for (size_t i = 0; i < nvalues; i++)
+        if (strcmp(f->values[i], values[i]) != 0)
+            return false;
+    return true;
+}
+
+static const char *check_shape(const char *name, const char *label, const char *const *values,
+                               size_t nvalues)
+{
+    if (!valid_name(name, true))
+        return "invalid metric name";
+    if (is_core_name(name))
+        return "name reserved by the core metrics";
+    if (nvalues == 0)
+        return label == NULL ? NULL : "a label needs values";
+    if (!valid_name(label, false) || strncmp(label, "__", 2) == 0)
+        return "invalid label name";
+    if (values == NULL)
+        return "label values missing";
+    for (size_t i = 0; i < nvalues; i++) {
+        if (values[i] == NULL)
+            return "label value missing";
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(values[i], values[k]) == 0)
+                return "duplicate label value";
+    }
+    return NULL;
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static void family_clear(family_t *f)
+{
+    free(f->name);
+    free(f->help);
+    free(f->label);
+    for (size_t i = 0; i < f->nvalues && f->values; i++)
+        free(f->values[i]);
+    free(f->values);
+    memset(f, 0, sizeof(*f));
+}
+
+static int family_fill(family_t *f, const char *name, const char *help, const char *label,
+                       const char *const *values, size_t nvalues)
+{
+    f->name = strdup(name);
+    f->help = dup_or_empty(help);
+    f->label = label ? strdup(label) : NULL;
+    f->values = nvalues ? calloc(nvalues, sizeof(char *)) : NULL;
+    f->nvalues = nvalues;
+    bool ok = f->name && f->help && (nvalues == 0 || (f->label && f->values));
+    for (size_t i = 0; ok && i < nvalues; i++)
+        ok = (f->values[i] = strdup(values[i])) != NULL;
+    if (!ok) {
+        family_clear(f);
+        return -1;
+    }
+    return 0;
+}
+
+/* Under the lock. */
+static int register_family(tg_metrics_t *m, const char *name, const char *help, const char *label,
+                           const char *const *values, size_t nvalues)
+{
+    size_t n = atomic_load_explicit(&m->nfams, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++) {
+        if (!same_base(m->fams[i].name, name))
+            continue;
+        if (strcmp(m->fams[i].name, name) == 0 && same_shape(&m->fams[i], label, values, nvalues))
+            return (int)i;
+        tg_log_error("metrics: '%s' clashes with a family registered with another shape", name);
+        return -1;
+    }
+    size_t need = nvalues ? nvalues : 1;
+    if (n >= TG_METRICS_MAX_SLOTS || need > TG_METRICS_MAX_SLOTS - m->nslots) {
+        tg_log_error("metrics: '%s': no room left (%d counter slots)", name, TG_METRICS_MAX_SLOTS);
+        return -1;
+    }
+    family_t *f = &m->fams[n];
+    if (family_fill(f, name, help, label, values, nvalues) < 0)
+        return -1;
+    f->first = m->nslots;
+    m->nslots += need;
+    atomic_store_explicit(&m->nfams, n + 1, memory_order_release);
+    return (int)n;
+}
+
+int tg_metrics_counter(tg_metrics_t *m, const char *name, const char *help, const char *label,
+                       const char *const *values, size_t nvalues)
+{
+    if (m == NULL)
+        return -1;
+    const char *why = check_shape(name, label, values, nvalues);
+    if (why != NULL) {
+        tg_log_error("metrics: '%s': %s", name ? name : "(null)", why);
+        return -1;
+    }
+    pthread_mutex_lock(&m->lock);
+    int id = register_family(m, name, help, label, values, nvalues);
+    pthread_mutex_unlock(&m->lock);
+    return id;
+}
+
+void tg_metrics_registry_reset(void)
+{
+    pthread_mutex_lock(&registry.lock);
+    size_t n = atomic_load_explicit(&registry.nfams, memory_order_relaxed);
+    atomic_store_explicit(&registry.nfams, 0, memory_order_release);
+    for (size_t i = 0; i < n; i++)
+        family_clear(&registry.fams[i]);
+    registry.nslots = 0;
+    pthread_mutex_unlock(&registry.lock);
+}
+
+void tg_metrics_set_workers(tg_worker_t *workers, unsigned n)
+{
+    atomic_store_explicit(&all_nworkers, 0, memory_order_release);
+    atomic_store_explicit(&all_workers, workers, memory_order_release);
+    atomic_store_explicit(&all_nworkers, workers ? n : 0, memory_order_release);
+}
+
+/* ---- per-worker counters ------------------------------------------------ */
+
+/* Upper bounds (inclusive, microseconds) of the latency buckets; a last
+ * bucket counts what is above them all (+Inf). */
+static const uint64_t bucket_us[] = {1000,   2500,   5000,    10000,   25000,   50000,  100000,
+                                     250000, 500000, 1000000, 2500000, 5000000, 10000000};
+static const char *const bucket_le[] = {"0.001", "0.0025", "0.005", "0.01", "0.025",
+                                        "0.05",  "0.1",    "0.25",  "0.5",  "1",
+                                        "2.5",   "5",      "10",    "+Inf"};
+#define NBUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
+#define NCLASSES 6 /* "0" (no response), 1xx .. 5xx */
+
+typedef atomic_uint_least64_t counter_t;
+
+typedef struct {
+    counter_t status[NCLASSES];
+    counter_t bucket[NBUCKETS]; /* not cumulative: the renderer sums */
+    counter_t sum_us;
+    counter_t count;
+} route_metrics_t;
+
+struct tg_worker_metrics_s {
+    size_t nroutes; /* cfg->nroutes + 1: the last one is "no route" */
+    route_metrics_t *routes;
+    counter_t slots[TG_METRICS_MAX_SLOTS];
+};
+
+/* One writer per counter (its worker): a relaxed load and store, no RMW, and
+ * a scrape on another thread still reads whole values. */
+static inline void bump(counter_t *c, uint64_t delta)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + delta,
+                          memory_order_relaxed);
+}
+
+static inline uint64_t get(const counter_t *c)
+{
+    return atomic_load_explicit((counter_t *)c, memory_order_relaxed);
+}
+
+tg_worker_metrics_t *tg_worker_metrics_new(const tg_config_t *cfg)
+{
+    tg_worker_metrics_t *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->nroutes = cfg->nroutes + 1;
+    m->routes = calloc(m->nroutes, sizeof(*m->routes));
+    if (m->routes == NULL) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void tg_worker_metrics_free(tg_worker_metrics_t *m)
+{
+    if (m == NULL)
+        return;
+    free(m->routes);
+    free(m);
+}
+
+/* RFC 9110 section 15: codes outside 100..599 are invalid, and a recipient
+ * treats them as 5xx. */
+static unsigned status_class(int status)
+{
+    if (status <= 0)
+        return 0;
+    if (status < 100)
+        return 5;
+    return status >= 600 ? 5 : (unsigned)(status / 100);
+}
+
+void tg_metrics_request_done(tg_worker_t *w, const tg_route_t *route, int status,
+                             uint64_t duration_us)
+{
+    tg_worker_metrics_t *m = w ? w->metrics : NULL;
+    if (m == NULL)
+        return;
+    size_t ri = m->nroutes - 1;
+    if (route != NULL && route->index < m->nroutes - 1)
+        ri = route->index;
+    route_metrics_t *rm = &m->routes[ri];
+    bump(&rm->status[status_class(status)], 1);
+    size_t b = 0;
+    while (b < NBUCKETS - 1 && duration_us > bucket_us[b])
+        b++;
+    bump(&rm->bucket[b], 1);
+    bump(&rm->sum_us, duration_us);
+    bump(&rm->count, 1);
+}
+
+static void add_to(tg_worker_metrics_t *wm, int id, size_t vi, uint64_t delta)
+{
+    if (wm == NULL || id < 0)
+        return;
+    size_t n = atomic_load_explicit(&registry.nfams, memory_order_acquire);
+    if ((size_t)id >= n)
+        return;
+    const family_t *f = &registry.fams[id];
+    if (vi >= (f->nvalues ? f->nvalues : 1))
+        return;
+    bump(&wm->slots[f->first + vi], delta);
+}
+
+void tg_metrics_add(tg_request_t *r, int id, size_t vi, uint64_t delta)
+{
+    if (r == NULL || r->conn == NULL || r->conn->worker == NULL)
+        return;
+    add_to(r->conn->worker->metrics, id, vi, delta);
+}
+
+void tg_metrics_add_worker(tg_metrics_t *m, unsigned worker_id, int id, size_t vi, uint64_t delta)
+{
+    (void)m; /* there is one registry */
+    unsigned n = atomic_load_explicit(&all_nworkers, memory_order_acquire);
+    tg_worker_t *ws = atomic_load_explicit(&all_workers, memory_order_acquire);
+    if (ws == NULL || worker_id >= n)
+        return;
+    add_to(ws[worker_id].metrics, id, vi, delta);
+}
+
+/* ---- rendering (text exposition format 0.0.4) --------------------------- */
+
+/* Label values escape backslash, double quote and line feed; HELP text only
+ * backslash and line feed. */
+static void put_escaped(struct evbuffer *out, const char *s, bool quote)
+{
+    const char *run = s;
+    for (; *s; s++) {
+        const char *rep = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : quote && *s == '"' ? "\\\"" : NULL;
+        if (rep == NULL)
+            continue;
+        evbuffer_add(out, run, (size_t)(s - run));
+        evbuffer_add(out, rep, 2);
+        run = s + 1;
+    }
+    evbuffer_add(out, run, (size_t)(s - run));
+}
+
+static void put_header(struct evbuffer *out, const char *name, const char *help, const char *type)
+{
+    evbuffer_add_printf(out, "# HELP %s ", name);
+    put_escaped(out, help, false);
+    evbuffer_add_printf(out, "\n# TYPE %s %s\n", name, type);
+}
+
+/* name{k1="v1",k2="v2"} value; k2 may be NULL. */
+static void put_sample(struct evbuffer *out, const char *name, const char *k1, const char *v1,
+                       const char *k2, const char *v2, uint64_t value)
+{
+    evbuffer_add_printf(out, "%s", name);
+    if (k1 != NULL) {
+        evbuffer_add_printf(out, "{%s=\"", k1);
+        put_escaped(out, v1, true);
+        if (k2 != NULL) {
+            evbuffer_add_printf(out, "\",%s=\"", k2);
+            put_escaped(out, v2, true);
+        }
+        evbuffer_add(out, "\"}", 2);
+    }
+    evbuffer_add_printf(out, " %llu\n", (unsigned long long)value);
+}
+
+typedef struct {
+    const tg_config_t *cfg;
+    tg_worker_t *workers;
+    unsigned nworkers;
+} scrape_t;
+
+static const route_metrics_t *route_of(const tg_worker_t *w, size_t ri, bool unrouted)
+{
+    const tg_worker_metrics_t *m = w->metrics;
+    if (m == NULL)
+        return NULL;
+    if (unrouted)
+        return &m->routes[m->nroutes - 1];
+    return ri < m->nroutes - 1 ? &m->routes[ri] : NULL;
+}
+
+/* Sum over workers of one counter of route ri (nroutes = no route). */
+static uint64_t route_sum(const scrape_t *s, size_t ri, size_t offset)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        const route_metrics_t *rm = route_of(&s->workers[i], ri, ri == s->cfg->nroutes);
+        if (rm != NULL)
+            total += get((const counter_t *)((const char *)rm + offset));
+    }
+    return total;
+}
+
+static const char *route_label(const scrape_t *s, size_t ri)
+{
+    return ri < s->cfg->nroutes ? s->cfg->routes[ri].name : "";
+}
+
+static void render_requests(struct evbuffer *out, const scrape_t *s)
+{
+    static const char *const classes[NCLASSES] = {"0", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    const char *name = "tollgate_requests_total";
+    put_header(out, name, "Requests handled, by route and response status class (0: no response).",
+               "counter");
+    for (size_t ri = 0; ri <= s->cfg->nroutes; ri++)
+        for (unsigned c = 0; c < NCLASSES; c++)
+            put_sample(out, name, "route", route_label(s, ri), "status", classes[c],
+                       route_sum(s, ri, offsetof(route_metrics_t, status) + c * sizeof(counter_t)));
+}
+
+static void render_histogram(struct evbuffer *out, const scrape_t *s)
+{
+    put_header(out, "tollgate_request_duration_seconds",
+               "Time from the request's first byte to the end of its response.", "histogram");
+    for (size_t ri = 0; ri <= s->cfg->nroutes; ri++) {
+        const char *route = route_label(s, ri);
+        uint64_t cum = 0;
+        for (size_t b = 0; b < NBUCKETS; b++) {
+            cum += route_sum(s, ri, offsetof(route_metrics_t, bucket) + b * sizeof(counter_t));
+            put_sample(out, "tollgate_request_duration_seconds_bucket", "route", route, "le",
+                       bucket_le[b], cum);
+        }
+        uint64_t sum_us = route_sum(s, ri, offsetof(route_metrics_t, sum_us));
+        evbuffer_add(out, "tollgate_request_duration_seconds_sum{route=\"", 45);
+        put_escaped(out, route, true);
+        evbuffer_add_printf(out, "\"} %llu.%06llu\n", (unsigned long long)(sum_us / 1000000),
+                            (unsigned long long)(sum_us % 1000000));
+        /* The count is the +Inf bucket, read once so that the two agree. */
+        put_sample(out, "tollgate_request_duration_seconds_count", "route", route, NULL, NULL,
+                   cum);
+    }
+}
+
+/* A pool field is written by its worker without atomics: read it with a
+ * relaxed atomic load (whole value, possibly a moment stale). */
+#define POOL_READ(p, field) __atomic_load_n(&(p)->field, __ATOMIC_RELAXED)
+
+typedef enum { P_IDLE, P_ACTIVE, P_CREATED, P_REUSED, P_CONNECT, P_TIMEOUT, P_RESET } pool_field_t;
+
+static uint64_t pool_value(const tg_upool_t *p, pool_field_t f)
+{
+    switch (f) {
+    case P_IDLE: return POOL_READ(p, nidle);
+    case P_ACTIVE: return POOL_READ(p, nactive);
+    case P_CREATED: return POOL_READ(p, stats.created);
+    case P_REUSED: return POOL_READ(p, stats.reused);
+    case P_CONNECT: return POOL_READ(p, stats.connect_errors);
+    case P_TIMEOUT: return POOL_READ(p, stats.timeouts);
+    case P_RESET: return POOL_READ(p, stats.resets);
+    }
+    return 0;
+}
+
+static uint64_t pool_sum(const scrape_t *s, size_t ui, pool_field_t f)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        const tg_worker_t *w = &s->workers[i];
+        if (w->pools != NULL && w->cfg != NULL && ui < w->cfg->nupstreams)
+            total += pool_value(&w->pools[ui], f);
+    }
+    return total;
+}
+
+static void render_upstreams(struct evbuffer *out, const scrape_t *s)
+{
+    const tg_config_t *cfg = s->cfg;
+    put_header(out, "tollgate_upstream_connections",
+               "Upstream connections now open, idle in the pool or carrying a request.", "gauge");
+    for (size_t u = 0; u < cfg->nupstreams; u++) {
+        const char *up = cfg->upstreams[u].name;
+        put_sample(out, "tollgate_upstream_connections", "upstream", up, "state", "idle",
+                   pool_sum(s, u, P_IDLE));
+        put_sample(out, "tollgate_upstream_connections", "upstream", up, "state", "active",
+                   pool_sum(s, u, P_ACTIVE));
+    }
+    static const struct {
+        const char *name, *help;
+        pool_field_t f;
+    } plain[] = {
+        {"tollgate_upstream_connections_created_total", "Upstream connections opened.", P_CREATED},
+        {"tollgate_upstream_connections_reused_total",
+         "Requests sent on a pooled keep-alive upstream connection.", P_REUSED},
+    };
+    for (size_t k = 0; k < 2; k++) {
+        put_header(out, plain[k].name, plain[k].help, "counter");
+        for (size_t u = 0; u < cfg->nupstreams; u++)
+            put_sample(out, plain[k].name, "upstream", cfg->upstreams[u].name, NULL, NULL,
+                       pool_sum(s, u, plain[k].f));
+    }
+    const char *name = "tollgate_upstream_errors_total";
+    put_header(out, name, "Upstream failures, by kind.", "counter");
+    for (size_t u = 0; u < cfg->nupstreams; u++) {
+        const char *up = cfg->upstreams[u].name;
+        put_sample(out, name, "upstream", up, "kind", "connect", pool_sum(s, u, P_CONNECT));
+        put_sample(out, name, "upstream", up, "kind", "timeout", pool_sum(s, u, P_TIMEOUT));
+        put_sample(out, name, "upstream", up, "kind", "reset", pool_sum(s, u, P_RESET));
+    }
+}
+
+static void render_process(struct evbuffer *out, const scrape_t *s)
+{
+    put_header(out, "tollgate_workers", "Worker threads.", "gauge");
+    put_sample(out, "tollgate_workers", NULL, NULL, NULL, NULL, s->nworkers);
+    put_header(out, "tollgate_info", "Build information.", "gauge");
+    put_sample(out, "tollgate_info", "version", TG_VERSION, NULL, NULL, 1);
+}
+
+static uint64_t slot_sum(const scrape_t *s, size_t slot)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (s->workers[i].metrics != NULL)
+            total += get(&s->workers[i].metrics->slots[slot]);
+    return total;
+}
+
+static void render_plugins(struct evbuffer *out, const scrape_t *s)
+{
+    size_t n = atomic_load_explicit(&registry.nfams, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        const family_t *f = &registry.fams[i];
+        put_header(out, f->name, f->help, "counter");
+        if (f->nvalues == 0)
+            put_sample(out, f->name, NULL, NULL, NULL, NULL, slot_sum(s, f->first));
+        for (size_t v = 0; v < f->nvalues; v++)
+            put_sample(out, f->name, f->label, f->values[v], NULL, NULL, slot_sum(s, f->first + v));
+    }
+}
+
+void tg_metrics_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t *workers,
+                       unsigned nworkers)
+{
+    scrape_t s = {.cfg = cfg, .workers = workers, .nworkers = workers ? nworkers : 0};
+    render_requests(out, &s);
+    render_histogram(out, &s);
+    render_upstreams(out, &s);
+    render_process(out, &s);
+    render_plugins(out, &s);
+}

@@ -1,0 +1,53 @@
+/*
+ * Metrics: counted per worker without locks (each worker writes only its own
+ * counters, with relaxed atomic loads/stores so a concurrent scrape reads whole
+ * values), summed by the admin endpoint when scraped.
+ *
+ * Core metrics: requests by route and status class, a latency histogram per
+ * route, upstream pool gauges and counters, upstream errors by kind. Plugin
+ * metrics: counter families registered through include/tollgate/metrics.h.
+ */
+#ifndef TG_METRICS_H
+#define TG_METRICS_H
+
+#include <event2/buffer.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "tollgate/metrics.h"
+
+typedef struct tg_worker_s tg_worker_t;
+typedef struct tg_req_s tg_req_t;
+
+/* Plugin counter slots per worker; registration fails past this. */
+#define TG_METRICS_MAX_SLOTS 4096
+
+/* The process-wide registry of plugin counter families (registration happens
+ * at config load, on the main thread). */
+tg_metrics_t *tg_metrics_registry(void);
+
+typedef struct tg_worker_metrics_s tg_worker_metrics_t;
+
+/* Frees every registered family (at exit, once no worker runs; tests). Ids
+ * handed out before are invalid afterwards. */
+void tg_metrics_registry_reset(void);
+
+/* Per-worker storage sized for cfg (its routes) and the registry. */
+tg_worker_metrics_t *tg_worker_metrics_new(const tg_config_t *cfg);
+void tg_worker_metrics_free(tg_worker_metrics_t *m);
+
+/* Called by the core once per finished request (route may be NULL: 404s and
+ * malformed requests count under route=""). status 0 = no response sent. */
+void tg_metrics_request_done(tg_worker_t *w, const tg_route_t *route, int status,
+                             uint64_t duration_us);
+
+/* The workers whose counters tg_metrics_add_worker() and the renderer use
+ * (NULL, 0 at shutdown). */
+void tg_metrics_set_workers(tg_worker_t *workers, unsigned n);
+
+/* Renders everything in Prometheus text exposition format 0.0.4, summing the
+ * workers' counters and reading each worker's upstream pools. */
+void tg_metrics_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t *workers,
+                       unsigned nworkers);
+
+#endif

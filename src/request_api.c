@@ -1,0 +1,372 @@
+/* The public request API of include/tollgate/request.h over tg_req_t. */
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include "conn.h"
+#include "http_response.h"
+#include "proxy.h"
+#include "request.h"
+#include "tollgate/request.h"
+
+const char *tg_request_method(const tg_request_t *r, size_t *len)
+{
+    *len = r->http.method_len;
+    return r->http.method;
+}
+
+const char *tg_request_path(const tg_request_t *r, size_t *len)
+{
+    *len = r->path_len;
+    return r->path;
+}
+
+const char *tg_request_query(const tg_request_t *r, size_t *len)
+{
+    *len = r->query_len;
+    return r->query;
+}
+
+const char *tg_request_query_param(const tg_request_t *r, const char *name, size_t *len)
+{
+    size_t nlen = strlen(name);
+    const char *q = r->query, *end = r->query + r->query_len;
+    while (q != NULL && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - q) >= nlen && memcmp(q, name, nlen) == 0 &&
+            (q + nlen == stop || q[nlen] == '=')) {
+            const char *v = q + nlen == stop ? stop : q + nlen + 1;
+            *len = (size_t)(stop - v);
+            return v;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    *len = 0;
+    return NULL;
+}
+
+const char *tg_request_client_ip(const tg_request_t *r)
+{
+    return r->conn->peer_ip;
+}
+
+const struct sockaddr *tg_request_client_addr(const tg_request_t *r)
+{
+    return (const struct sockaddr *)&r->conn->peer;
+}
+
+const char *tg_request_host(const tg_request_t *r, size_t *len)
+{
+    *len = r->host_len;
+    return r->host;
+}
+
+const char *tg_request_id(const tg_request_t *r, size_t *len)
+{
+    *len = r->request_id_len;
+    return r->request_id;
+}
+
+const char *tg_request_route(const tg_request_t *r)
+{
+    return r->route ? r->route->name : NULL;
+}
+
+const char *tg_request_upstream(const tg_request_t *r)
+{
+    return r->pool ? r->pool->conf->name : NULL;
+}
+
+const char *tg_request_upstream_addr(const tg_request_t *r)
+{
+    return r->pool && r->target_used ? r->pool->conf->targets[r->target].name : NULL;
+}
+
+tg_arena_t *tg_request_arena(tg_request_t *r)
+{
+    return r->arena;
+}
+
+struct event_base *tg_request_event_base(tg_request_t *r)
+{
+    return r->conn->worker->base;
+}
+
+unsigned tg_request_worker_id(const tg_request_t *r)
+{
+    return r->conn->worker->id;
+}
+
+/* ---- headers ---- */
+
+static bool name_is(const tg_http_header_t *h, const char *name, size_t nlen)
+{
+    return h->name_len == nlen && strncasecmp(h->name, name, nlen) == 0;
+}
+
+size_t tg_request_header_count(const tg_request_t *r)
+{
+    return r->http.num_headers;
+}
+
+bool tg_request_header_at(const tg_request_t *r, size_t i, const char **name, size_t *name_len,
+                          const char **value, size_t *value_len)
+{
+    if (i >= r->http.num_headers)
+        return false;
+    const tg_http_header_t *h = &r->http.headers[i];
+    *name = h->name;
+    *name_len = h->name_len;
+    *value = h->value;
+    *value_len = h->value_len;
+    return true;
+}
+
+static const char *find(const tg_http_header_t *hs, size_t n, const char *name, size_t *len)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < n; i++) {
+        if (name_is(&hs[i], name, nlen)) {
+            *len = hs[i].value_len;
+            return hs[i].value;
+        }
+    }
+    *len = 0;
+    return NULL;
+}
+
+const char *tg_request_header(const tg_request_t *r, const char *name, size_t *len)
+{
+    return find(r->http.headers, r->http.num_headers, name, len);
+}
+
+static size_t remove_all(tg_http_header_t *hs, size_t *n, const char *name)
+{
+    size_t nlen = strlen(name), w = 0, removed = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if (name_is(&hs[i], name, nlen))
+            removed++;
+        else
+            hs[w++] = hs[i];
+    }
+    *n = w;
+    return removed;
+}
+
+/* Appends to an arena array of headers, growing it (in the arena) when full. */
+static void append(tg_arena_t *a, tg_http_header_t **hs, size_t *n, size_t *cap, const char *name,
+                   const char *value, size_t value_len)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        tg_http_header_t *grown = tg_arena_alloc(a, ncap * sizeof(*grown));
+        if (*n)
+            memcpy(grown, *hs, *n * sizeof(*grown));
+        *hs = grown;
+        *cap = ncap;
+    }
+    tg_http_header_t *h = &(*hs)[(*n)++];
+    h->name_len = strlen(name);
+    h->name = tg_arena_strndup(a, name, h->name_len);
+    h->value = tg_arena_strndup(a, value, value_len);
+    h->value_len = value_len;
+}
+
+void tg_request_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
+{
+    remove_all(r->http.headers, &r->http.num_headers, name);
+    append(r->arena, &r->http.headers, &r->http.num_headers, &r->headers_cap, name, value,
+           value_len);
+}
+
+size_t tg_request_remove_header(tg_request_t *r, const char *name)
+{
+    return remove_all(r->http.headers, &r->http.num_headers, name);
+}
+
+int tg_request_set_path(tg_request_t *r, const char *path, size_t len)
+{
+    if (len == 0 || path[0] != '/' || memchr(path, '?', len) || memchr(path, ' ', len))
+        return -1;
+    r->path = tg_arena_strndup(r->arena, path, len);
+    r->path_len = len;
+    return 0;
+}
+
+/* ---- answering ---- */
+
+void tg_request_respond(tg_request_t *r, int status, const char *content_type, const char *body,
+                        size_t body_len)
+{
+    r->reply.set = true;
+    r->reply.status = status;
+    r->reply.content_type = content_type
+                                ? tg_arena_strndup(r->arena, content_type, strlen(content_type))
+                                : NULL;
+    r->reply.body = body_len ? tg_arena_strndup(r->arena, body, body_len) : "";
+    r->reply.len = body_len;
+}
+
+void tg_request_respond_error(tg_request_t *r, int status, const char *msg)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, "{\"error\":\"", 10);
+    tg_json_escape(b, msg, strlen(msg));
+    evbuffer_add(b, "\",\"request_id\":\"", 16);
+    tg_json_escape(b, r->request_id, r->request_id_len);
+    evbuffer_add(b, "\"}\n", 3);
+    size_t len = evbuffer_get_length(b);
+    tg_request_respond(r, status, "application/json", (const char *)evbuffer_pullup(b, -1), len);
+    evbuffer_free(b);
+}
+
+void tg_request_add_response_header(tg_request_t *r, const char *name, const char *value,
+                                    size_t value_len)
+{
+    append(r->arena, &r->extra_resp, &r->nextra, &r->extra_cap, name, value, value_len);
+}
+
+void tg_request_resume(tg_request_t *r, int status)
+{
+    tg_proxy_resume(r, status);
+}
+
+void tg_request_on_cleanup(tg_request_t *r, void (*fn)(void *data), void *data)
+{
+    tg_arena_on_cleanup(r->arena, fn, data);
+}
+
+/* ---- response ---- */
+
+int tg_response_status(const tg_request_t *r)
+{
+    if (r->resp != NULL)
+        return r->resp->status;
+    return r->status;
+}
+
+void tg_response_set_status(tg_request_t *r, int status)
+{
+    if (r->resp != NULL && status >= 200 && status <= 999)
+        r->resp->status = status;
+}
+
+const char *tg_response_header(const tg_request_t *r, const char *name, size_t *len)
+{
+    if (r->resp == NULL) {
+        *len = 0;
+        return NULL;
+    }
+    return find(r->resp->headers, r->resp->num_headers, name, len);
+}
+
+void tg_response_set_header(tg_request_t *r, const char *name, const char *value,
+                            size_t value_len)
+{
+    if (r->resp == NULL)
+        return;
+    remove_all(r->resp->headers, &r->resp->num_headers, name);
+    append(r->arena, &r->resp->headers, &r->resp->num_headers, &r->resp_cap, name, value,
+           value_len);
+}
+
+size_t tg_response_remove_header(tg_request_t *r, const char *name)
+{
+    if (r->resp == NULL)
+        return 0;
+    return remove_all(r->resp->headers, &r->resp->num_headers, name);
+}
+
+void tg_response_buffer_body(tg_request_t *r, size_t limit)
+{
+    r->resp_buffer_limit = limit ? limit : 1;
+}
+
+bool tg_response_body_buffered(const tg_request_t *r)
+{
+    return r->resp_buffering;
+}
+
+/* ---- vars ---- */
+
+static tg_var_t *var_find(const tg_request_t *r, const char *key)
+{
+    for (tg_var_t *v = r->vars; v != NULL; v = v->next)
+        if (strcmp(v->key, key) == 0)
+            return v;
+    return NULL;
+}
+
+static tg_var_t *var_slot(tg_request_t *r, const char *key)
+{
+    tg_var_t *v = var_find(r, key);
+    if (v == NULL) {
+        v = tg_arena_calloc(r->arena, sizeof(*v));
+        v->key = tg_arena_strndup(r->arena, key, strlen(key));
+        v->next = r->vars;
+        r->vars = v;
+    }
+    return v;
+}
+
+void tg_request_var_set_str(tg_request_t *r, const char *key, const char *value, size_t len)
+{
+    tg_var_t *v = var_slot(r, key);
+    v->type = TG_VAR_STR;
+    v->str = tg_arena_strndup(r->arena, value, len);
+    v->len = len;
+}
+
+void tg_request_var_set_int(tg_request_t *r, const char *key, int64_t value)
+{
+    tg_var_t *v = var_slot(r, key);
+    v->type = TG_VAR_INT;
+    v->i = value;
+}
+
+void tg_request_var_set_ptr(tg_request_t *r, const char *key, void *value)
+{
+    tg_var_t *v = var_slot(r, key);
+    v->type = TG_VAR_PTR;
+    v->ptr = value;
+}
+
+const char *tg_request_var_str(const tg_request_t *r, const char *key, size_t *len)
+{
+    const tg_var_t *v = var_find(r, key);
+    if (v == NULL || v->type != TG_VAR_STR) {
+        *len = 0;
+        return NULL;
+    }
+    *len = v->len;
+    return v->str;
+}
+
+bool tg_request_var_int(const tg_request_t *r, const char *key, int64_t *value)
+{
+    const tg_var_t *v = var_find(r, key);
+    if (v == NULL || v->type != TG_VAR_INT)
+        return false;
+    *value = v->i;
+    return true;
+}
+
+void *tg_request_var_ptr(const tg_request_t *r, const char *key)
+{
+    const tg_var_t *v = var_find(r, key);
+    return v && v->type == TG_VAR_PTR ? v->ptr : NULL;
+}
+
+/* ---- stats ---- */
+
+void tg_request_stats(const tg_request_t *r, tg_request_stats_t *out)
+{
+    out->start_us = r->start_us;
+    out->duration_us = tg_now_us() - r->start_mono_us;
+    out->upstream_us =
+        r->up_start_us && r->up_head_us ? (int64_t)(r->up_head_us - r->up_start_us) : -1;
+    out->bytes_in = r->head_len + r->body.moved;
+    out->bytes_out = r->bytes_out;
+    out->completed = r->completed;
+}

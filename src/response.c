@@ -1,0 +1,246 @@
+#include "response.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+#include "request_head.h"
+
+/* How the body reaches the client. */
+typedef enum {
+    OUT_NONE,    /* no body (HEAD, 204, 304): the upstream's Content-Length kept */
+    OUT_LENGTH,  /* Content-Length */
+    OUT_CHUNKED, /* HTTP/1.1 client, length unknown (or changed by a plugin) */
+    OUT_CLOSE,   /* HTTP/1.0 client, length unknown: ends with the connection */
+} out_framing_t;
+
+static void put(char **w, const void *s, size_t n)
+{
+    memcpy(*w, s, n);
+    *w += n;
+}
+
+#define PUT_LIT(w, lit) put(w, lit, sizeof(lit) - 1)
+
+static void put_header(char **w, const tg_http_header_t *h)
+{
+    put(w, h->name, h->name_len);
+    PUT_LIT(w, ": ");
+    put(w, h->value, h->value_len);
+    PUT_LIT(w, "\r\n");
+}
+
+static bool skip_header(const tg_http_header_t *h, const tg_span_t *tokens, unsigned n)
+{
+    if (tg_request_is_hop_header(h, tokens, n))
+        return true;
+    return (h->name_len == 14 && TG_HTTP_NAME_IS(h, "content-length")) ||
+           (h->name_len == 12 && TG_HTTP_NAME_IS(h, "x-request-id"));
+}
+
+static void write_head(tg_req_t *req, const tg_http_response_t *resp, out_framing_t framing,
+                       uint64_t length, bool keepalive)
+{
+    struct evbuffer *out = tg_response_out(req);
+    tg_span_t tokens[TG_MAX_CONN_TOKENS];
+    unsigned ntok = tg_request_connection_tokens(resp->headers, resp->num_headers, tokens,
+                                                 TG_MAX_CONN_TOKENS);
+    size_t cap = resp->reason_len + req->request_id_len + 256;
+    for (size_t i = 0; i < resp->num_headers; i++)
+        cap += resp->headers[i].name_len + resp->headers[i].value_len + 4;
+    for (size_t i = 0; i < req->nextra; i++)
+        cap += req->extra_resp[i].name_len + req->extra_resp[i].value_len + 4;
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)cap, &v, 1) < 1)
+        return;
+    char *w = v.iov_base;
+    w += sprintf(w, "HTTP/1.1 %03d ", resp->status);
+    put(&w, resp->reason, resp->reason_len);
+    PUT_LIT(&w, "\r\n");
+    const tg_http_header_t *cl = NULL;
+    for (size_t i = 0; i < resp->num_headers; i++) {
+        const tg_http_header_t *h = &resp->headers[i];
+        if (h->name_len == 14 && TG_HTTP_NAME_IS(h, "content-length"))
+            cl = h;
+        if (!skip_header(h, tokens, ntok))
+            put_header(&w, h);
+    }
+    for (size_t i = 0; i < req->nextra; i++)
+        put_header(&w, &req->extra_resp[i]);
+    PUT_LIT(&w, "X-Request-Id: ");
+    put(&w, req->request_id, req->request_id_len);
+    PUT_LIT(&w, "\r\n");
+    switch (framing) {
+    case OUT_LENGTH:
+        w += sprintf(w, "Content-Length: %llu\r\n", (unsigned long long)length);
+        break;
+    case OUT_NONE:
+        /* HEAD and 304 answers keep the length of the representation. */
+        if (cl != NULL && resp->status != 204 && resp->status >= 200) {
+            PUT_LIT(&w, "Content-Length: ");
+            put(&w, cl->value, cl->value_len);
+            PUT_LIT(&w, "\r\n");
+        }
+        break;
+    case OUT_CHUNKED:
+        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
+        break;
+    case OUT_CLOSE:
+        break;
+    }
+    if (!keepalive)
+        PUT_LIT(&w, "Connection: close\r\n");
+    else if (req->http.minor_version == 0)
+        PUT_LIT(&w, "Connection: keep-alive\r\n");
+    PUT_LIT(&w, "\r\n");
+    v.iov_len = (size_t)(w - (char *)v.iov_base);
+    req->bytes_out += v.iov_len;
+    evbuffer_commit_space(out, &v, 1);
+}
+
+/* Framing toward the client when the length is unknown or may change. */
+static out_framing_t open_framing(tg_req_t *req)
+{
+    if (req->http.minor_version >= 1)
+        return OUT_CHUNKED;
+    req->conn->close_after = true;
+    return OUT_CLOSE;
+}
+
+/* The deferred head of a buffered response keeps its headers past the
+ * upstream buffer they pointed into. */
+static void keep_head(tg_req_t *req, tg_http_response_t *resp)
+{
+    tg_http_response_t *k = tg_arena_alloc(req->arena, sizeof(*k));
+    *k = *resp;
+    k->headers = tg_arena_alloc(req->arena, sizeof(tg_http_header_t) * (resp->num_headers + 1));
+    for (size_t i = 0; i < resp->num_headers; i++) {
+        const tg_http_header_t *h = &resp->headers[i];
+        k->headers[i] = (tg_http_header_t){
+            tg_arena_strndup(req->arena, h->name, h->name_len), h->name_len,
+            tg_arena_strndup(req->arena, h->value, h->value_len), h->value_len};
+    }
+    k->reason = tg_arena_strndup(req->arena, resp->reason, resp->reason_len);
+    req->resp = k;
+}
+
+void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t cap)
+{
+    tg_conn_t *c = req->conn;
+    bool client11 = req->http.minor_version >= 1;
+    tg_body_kind_t kind = tg_http_response_body(resp, req->method_bit == TG_METHOD_HEAD);
+    bool keepalive = !c->close_after && !c->worker->draining && !c->client_eof &&
+                     !(req->http.flags & TG_HF_CONN_CLOSE) &&
+                     (client11 || (req->http.flags & TG_HF_CONN_KEEPALIVE));
+    req->resp_keepalive = kind != TG_BODY_UNTIL_CLOSE && !(resp->flags & TG_HF_CONN_CLOSE) &&
+                          (resp->minor_version >= 1 || (resp->flags & TG_HF_CONN_KEEPALIVE));
+    if (req->chain->has_response_head) {
+        req->resp = resp;
+        req->resp_cap = cap;
+        tg_chain_response_head(req);
+        resp = req->resp;
+        req->resp = NULL;
+    }
+    req->status = resp->status;
+    bool transform = req->chain->has_response_body && kind != TG_BODY_NONE;
+    out_framing_t framing;
+    if (kind == TG_BODY_NONE)
+        framing = OUT_NONE;
+    else if (kind == TG_BODY_LENGTH && !transform)
+        framing = OUT_LENGTH;
+    else
+        framing = open_framing(req);
+    if (framing == OUT_CLOSE || c->close_after)
+        keepalive = false;
+    if (!keepalive)
+        c->close_after = true;
+    req->resp_keepalive_client = keepalive;
+    tg_body_init(&req->resp_body, kind, resp->content_length, 0,
+                 framing == OUT_CHUNKED && !transform);
+    if (transform) {
+        req->resp_tmp = evbuffer_new();
+        req->resp_chunked_out = framing == OUT_CHUNKED;
+        if (req->resp_buffer_limit) {
+            req->resp_buffering = true;
+            req->resp_head_pending = true;
+            keep_head(req, resp);
+            return;
+        }
+    }
+    write_head(req, resp, framing, resp->content_length, keepalive);
+}
+
+/* Frames what the hooks left in resp_tmp toward the client. */
+static void emit(tg_req_t *req, struct evbuffer *out, bool last)
+{
+    size_t n = evbuffer_get_length(req->resp_tmp);
+    size_t before = evbuffer_get_length(out);
+    if (req->resp_chunked_out && n > 0)
+        evbuffer_add_printf(out, "%zx\r\n", n);
+    evbuffer_add_buffer(out, req->resp_tmp);
+    if (req->resp_chunked_out && n > 0)
+        evbuffer_add(out, "\r\n", 2);
+    if (req->resp_chunked_out && last)
+        evbuffer_add(out, "0\r\n\r\n", 5);
+    req->bytes_out += evbuffer_get_length(out) - before;
+}
+
+/* Buffered mode: the whole body, then the hooks once, then an exact
+ * Content-Length. Too large: give up and stream it through the hooks. */
+static int pump_buffered(tg_req_t *req, int r, struct evbuffer *out)
+{
+    if (r != TG_BODY_DONE && evbuffer_get_length(req->resp_tmp) <= req->resp_buffer_limit)
+        return TG_BODY_MORE;
+    tg_http_response_t *resp = req->resp;
+    req->resp = NULL;
+    req->resp_head_pending = false;
+    if (r != TG_BODY_DONE) {
+        req->resp_buffering = false;
+        write_head(req, resp, req->resp_chunked_out ? OUT_CHUNKED : OUT_CLOSE, 0,
+                   req->resp_keepalive_client);
+        return -3; /* continue as a stream */
+    }
+    if (tg_chain_body(req, true, req->resp_tmp, true) < 0)
+        return TG_BODY_ERROR;
+    req->resp_chunked_out = false;
+    write_head(req, resp, OUT_LENGTH, evbuffer_get_length(req->resp_tmp),
+               req->resp_keepalive_client);
+    emit(req, out, true);
+    return TG_BODY_DONE;
+}
+
+struct evbuffer *tg_response_out(tg_req_t *req)
+{
+    return req->stage ? req->stage : bufferevent_get_output(req->conn->bev);
+}
+
+int tg_response_pump(tg_req_t *req, struct evbuffer *in, bool eof)
+{
+    struct evbuffer *out = tg_response_out(req);
+    if (req->resp_tmp == NULL) {
+        size_t before = evbuffer_get_length(out);
+        int r = tg_body_pump(&req->resp_body, in, out, TG_OUT_HIGH);
+        if (r == TG_BODY_MORE && eof && evbuffer_get_length(in) == 0)
+            r = tg_body_eof(&req->resp_body, out);
+        req->bytes_out += evbuffer_get_length(out) - before;
+        return r;
+    }
+    if (!req->resp_buffering && evbuffer_get_length(out) > TG_OUT_HIGH)
+        return TG_BODY_MORE;
+    size_t max = req->resp_buffering ? req->resp_buffer_limit + 1 : TG_OUT_HIGH;
+    int r = tg_body_pump(&req->resp_body, in, req->resp_tmp, max);
+    if (r == TG_BODY_MORE && eof && evbuffer_get_length(in) == 0)
+        r = tg_body_eof(&req->resp_body, req->resp_tmp);
+    if (r < 0)
+        return r;
+    if (req->resp_buffering) {
+        int b = pump_buffered(req, r, out);
+        if (b != -3)
+            return b;
+    }
+    bool last = r == TG_BODY_DONE;
+    if (tg_chain_body(req, true, req->resp_tmp, last) < 0)
+        return TG_BODY_ERROR;
+    emit(req, out, last);
+    return r;
+}

@@ -1,0 +1,25 @@
+/*
+ * The response half toward the client: response_head hooks, framing (kept
+ * Content-Length, chunked, or close-delimited for HTTP/1.0), hop-by-hop
+ * removal, and the body through the response_body hooks (streamed, or
+ * buffered whole when a plugin asked for it).
+ */
+#ifndef TG_RESPONSE_H
+#define TG_RESPONSE_H
+
+#include "request.h"
+
+/* resp was parsed from the upstream (headers array of capacity cap, pointing
+ * into the upstream input, which the caller drains afterwards). */
+void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t cap);
+
+/* Where response bytes go: req->stage while the first part of a response is
+ * staged (so a broken upstream body can still become a clean 502), else the
+ * client's output buffer. */
+struct evbuffer *tg_response_out(tg_req_t *req);
+
+/* Moves body bytes from the upstream input toward the client. eof: the
+ * upstream closed. Returns TG_BODY_MORE, TG_BODY_DONE or an error. */
+int tg_response_pump(tg_req_t *req, struct evbuffer *in, bool eof);
+
+#endif

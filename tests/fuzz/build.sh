@@ -1,0 +1,28 @@
+#!/bin/sh
+# Builds one libFuzzer target: tests/fuzz/build.sh <name> compiles
+# tests/fuzz/fuzz_<name>.c with the sources it needs into build-fuzz/fuzz_<name>
+# and prints the binary's path. Run it for example as
+#   $(tests/fuzz/build.sh http_parser) -max_total_time=300 tests/fuzz/corpus/http_parser
+set -eu
+cd "$(dirname "$0")/../.."
+
+name=${1:?usage: tests/fuzz/build.sh <target> (e.g. http_parser)}
+
+# Sources each target needs besides its own file.
+case "$name" in
+http_parser) extra="src/http_parser.c src/chunked.c" ;;
+*)
+    echo "build.sh: unknown fuzz target '$name' (add it to the case statement)" >&2
+    exit 2
+    ;;
+esac
+
+src="tests/fuzz/fuzz_$name.c"
+[ -f "$src" ] || { echo "build.sh: $src not found" >&2; exit 2; }
+out=build-fuzz/fuzz_$name
+mkdir -p build-fuzz
+# shellcheck disable=SC2086 # $extra is a list of file names
+${CC:-clang} -std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror \
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -Iinclude -Isrc ${FUZZ_CFLAGS:-} "$src" $extra -o "$out"
+echo "$PWD/$out"
