@@ -275,6 +275,15 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", ctype);
     evhttp_add_header(h, "Cache-Control", "no-store");
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* evhttp would send the body: RFC 9110 section 9.3.2 wants the GET
+         * response's headers (its length included) and no content. */
+        char len[32];
+        snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
+        evhttp_add_header(h, "Content-Length", len);
+        evhttp_send_reply(req, code, reason, NULL);
+        return;
+    }
     evhttp_send_reply(req, code, reason, body);
 }
 

@@ -4,6 +4,7 @@
  * last tg_config_unref(), except the compiled regexes and the router.
  */
 #include "config.h"
+#include "aggregate.h"
 #include "chain.h"
 
 #include <arpa/inet.h>
@@ -733,7 +734,12 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
     if (sp != NULL && get_path(c, sp, &r->strip_prefix, &r->strip_prefix_len) < 0)
         return -1;
     const tg_conf_node_t *n = tg_conf_map_get(map, "upstream");
+    const tg_conf_node_t *agg = tg_conf_map_get(map, "aggregate");
     const char *s;
+    if (agg != NULL && n != NULL)
+        return tg_conf_error(c->err, agg, "a route has either upstream or aggregate, not both");
+    if (agg != NULL)
+        return tg_aggregate_parse(c->cfg, r, agg, &r->aggregate, c->err);
     if (n == NULL)
         return missing(c, map, "upstream");
     if (tg_conf_get_string(n, &s, c->err) < 0)
@@ -744,7 +750,8 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
     return 0;
 }
 
-static const char *const route_keys[] = {"name", "match", "strip_prefix", "upstream", "plugins", NULL};
+static const char *const route_keys[] = {"name",    "match",     "strip_prefix", "upstream",
+                                         "plugins", "aggregate", NULL};
 
 static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
 {
@@ -912,8 +919,10 @@ void tg_config_unref(tg_config_t *cfg)
         return;
     if (cfg->router != NULL)
         tg_router_free(cfg->router);
-    for (size_t i = 0; i < cfg->nroutes; i++)
+    for (size_t i = 0; i < cfg->nroutes; i++) {
         tg_chain_free(cfg->routes[i].chain);
+        tg_aggregate_free(cfg->routes[i].aggregate);
+    }
     tg_chain_free(cfg->global_chain);
     tg_chain_destroy_instances(cfg);
     for (size_t i = 0; i < cfg->nroutes; i++)

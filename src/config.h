@@ -22,6 +22,7 @@ typedef struct tg_router_s tg_router_t;
 typedef struct tg_chain_s tg_chain_t;
 typedef struct tg_plugin_inst_s tg_plugin_inst_t;
 typedef struct tg_redis_conf_s tg_redis_conf_t; /* src/redis.h */
+typedef struct tg_aggregate_s tg_aggregate_t;   /* src/aggregate.h */
 
 typedef enum { TG_BALANCE_ROUND_ROBIN = 0, TG_BALANCE_LEAST_CONN } tg_balance_t;
 
@@ -89,7 +90,8 @@ typedef struct {
     /* action */
     char *strip_prefix; /* NULL = none */
     size_t strip_prefix_len;
-    tg_upstream_conf_t *upstream;
+    tg_upstream_conf_t *upstream; /* NULL for an aggregation route */
+    tg_aggregate_t *aggregate;    /* `aggregate:` calls instead of an upstream */
     tg_chain_t *chain;          /* global plugins + the route's own */
     const tg_conf_node_t *node; /* only valid during load */
 } tg_route_t;

@@ -169,6 +169,14 @@ void tg_conn_send_reply(tg_conn_t *c)
     req->status = resp.status;
     if (close)
         c->close_after = true;
+    /* A plugin that asked for whole bodies (response shaping) gets generated
+     * ones too: aggregated documents are shaped like upstream ones. */
+    struct evbuffer *body = evbuffer_new();
+    evbuffer_add(body, rp->body, rp->len);
+    if (req->resp_buffer_limit && req->chain->has_response_body && rp->len <= req->resp_buffer_limit) {
+        req->resp_buffering = true;
+        tg_chain_body(req, true, body, true);
+    }
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t before = evbuffer_get_length(out);
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp.status, tg_http_reason(resp.status));
@@ -176,11 +184,12 @@ void tg_conn_send_reply(tg_conn_t *c)
         put_header(out, &resp.headers[i]);
     for (size_t i = 0; i < req->nextra; i++)
         put_header(out, &req->extra_resp[i]);
-    evbuffer_add_printf(out, "Content-Length: %zu\r\nX-Request-Id: %.*s\r\n%s\r\n", rp->len,
-                        (int)req->request_id_len, req->request_id,
+    evbuffer_add_printf(out, "Content-Length: %zu\r\nX-Request-Id: %.*s\r\n%s\r\n",
+                        evbuffer_get_length(body), (int)req->request_id_len, req->request_id,
                         close ? "Connection: close\r\n" : "");
     if (req->method_bit != TG_METHOD_HEAD)
-        evbuffer_add(out, rp->body, rp->len);
+        evbuffer_add_buffer(out, body);
+    evbuffer_free(body);
     req->bytes_out += evbuffer_get_length(out) - before;
     req->completed = true;
     tg_conn_request_done(c);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aggregate.h"
 #include "conn.h"
 #include "http_response.h"
 #include "log.h"
@@ -513,7 +514,10 @@ static void run_chain(tg_req_t *req)
 {
     switch (tg_chain_request_head(req)) {
     case TG_CHAIN_NEXT:
-        attempt(req);
+        if (req->route->aggregate != NULL)
+            tg_aggregate_start(req);
+        else
+            attempt(req);
         break;
     case TG_CHAIN_PAUSED:
         break;
@@ -585,7 +589,8 @@ void tg_proxy_handle(tg_req_t *req)
         return;
     }
     strip_prefix(req);
-    req->pool = &c->worker->pools[req->route->upstream->index];
+    if (req->route->upstream != NULL)
+        req->pool = &c->worker->pools[req->route->upstream->index];
     if (req->chain->has_request_body && req->body.kind != TG_BODY_NONE && !req->body.done) {
         /* Plugins may change the body's length: it travels chunked. */
         req->req_tmp = evbuffer_new();

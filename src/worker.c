@@ -155,9 +155,12 @@ int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size
     return 0;
 }
 
+_Thread_local tg_worker_t *tg_current_worker;
+
 static void *worker_main(void *arg)
 {
     tg_worker_t *w = arg;
+    tg_current_worker = w;
     /* Plugin and Redis state is created on the thread that will use it. */
     w->plugin_data = tg_chain_worker_init(w->cfg, w->base, w->id);
     if (w->cfg->redis != NULL)

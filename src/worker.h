@@ -45,6 +45,9 @@ typedef struct tg_worker_s {
     struct tg_redis_s *redis;            /* this worker's Redis connection (redis.h), or NULL */
 } tg_worker_t;
 
+/* The worker running on this thread (NULL on other threads). */
+extern _Thread_local tg_worker_t *tg_current_worker;
+
 /* Prepares a worker (in the main thread): base, pools, listeners on fds. */
 int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size_t nfds);
 int tg_worker_start(tg_worker_t *w);
