@@ -329,7 +329,7 @@ static void fill_peer(tg_conn_t *c, const struct sockaddr *sa, int salen)
         strcpy(c->peer_ip, "unix");
 }
 
-void tg_conn_accept(tg_worker_t *w, int fd, const struct sockaddr *sa, int salen)
+void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockaddr *sa, int salen)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -339,6 +339,7 @@ void tg_conn_accept(tg_worker_t *w, int fd, const struct sockaddr *sa, int salen
         return;
     }
     c->worker = w;
+    c->listener = listener;
     c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(w->base, timer_cb, c);
     if (c->bev == NULL || c->timer == NULL) {

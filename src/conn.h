@@ -24,6 +24,8 @@ typedef enum {
 
 struct tg_conn_s {
     tg_worker_t *worker;
+    size_t listener; /* index in the worker's config listeners */
+    bool tls;        /* arrived over TLS (X-Forwarded-Proto: https) */
     struct bufferevent *bev;
     struct event *timer; /* header / idle timeout */
     tg_conn_state_t state;
@@ -39,8 +41,8 @@ struct tg_conn_s {
     tg_conn_t *prev, *next; /* worker's list */
 };
 
-/* Takes ownership of fd (accepted, non-blocking). */
-void tg_conn_accept(tg_worker_t *w, int fd, const struct sockaddr *sa, int salen);
+/* Takes ownership of fd (accepted, non-blocking) from cfg->listeners[listener]. */
+void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockaddr *sa, int salen);
 
 /* Draining: idle connections close now, busy ones after their response. */
 void tg_conn_drain(tg_conn_t *c);

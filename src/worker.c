@@ -23,13 +23,15 @@
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
 {
-    (void)l;
     tg_worker_t *w = arg;
     if (w->draining) {
         close(fd);
         return;
     }
-    tg_conn_accept(w, fd, sa, salen);
+    size_t idx = 0;
+    while (idx + 1 < w->nlisten && w->listeners[idx] != l)
+        idx++;
+    tg_conn_accept(w, idx, fd, sa, salen);
 }
 
 static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)

@@ -95,27 +95,27 @@ END_TEST
 
 START_TEST(escape_utf8_kept)
 {
-    ESC("caf\xc3\xa9", "caf\xc3\xa9");               /* U+00E9 */
-    ESC("\xe2\x82\xac", "\xe2\x82\xac");             /* U+20AC */
-    ESC("\xed\x9f\xbf", "\xed\x9f\xbf");             /* U+D7FF, last before surrogates */
-    ESC("\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80");     /* U+1F600 */
-    ESC("\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf");     /* U+10FFFF */
+    ESC("caf\xc3\xa9", "caf\xc3\xa9");           /* U+00E9 */
+    ESC("\xe2\x82\xac", "\xe2\x82\xac");         /* U+20AC */
+    ESC("\xed\x9f\xbf", "\xed\x9f\xbf");         /* U+D7FF, last before surrogates */
+    ESC("\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"); /* U+1F600 */
+    ESC("\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf"); /* U+10FFFF */
     ESC("\xc2\x80\xdf\xbf", "\xc2\x80\xdf\xbf");
 }
 END_TEST
 
 START_TEST(escape_invalid_utf8)
 {
-    ESC("\x80", "\\ufffd");                          /* lone continuation */
+    ESC("\x80", "\\ufffd"); /* lone continuation */
     ESC("\xff\xfe", "\\ufffd\\ufffd");
-    ESC("\xc0\xaf", "\\ufffd\\ufffd");               /* overlong "/" */
+    ESC("\xc0\xaf", "\\ufffd\\ufffd"); /* overlong "/" */
     ESC("\xc1\xbf", "\\ufffd\\ufffd");
-    ESC("\xe0\x80\xaf", "\\ufffd\\ufffd\\ufffd");    /* overlong 3 bytes */
-    ESC("\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd");    /* surrogate U+D800 */
+    ESC("\xe0\x80\xaf", "\\ufffd\\ufffd\\ufffd");            /* overlong 3 bytes */
+    ESC("\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd");            /* surrogate U+D800 */
     ESC("\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd"); /* > U+10FFFF */
     ESC("\xf5\x80", "\\ufffd\\ufffd");
-    ESC("a\xe2\x82", "a\\ufffd\\ufffd");             /* truncated at the end */
-    ESC("\xe2\x82\"", "\\ufffd\\ufffd\\\"");         /* truncated before a quote */
+    ESC("a\xe2\x82", "a\\ufffd\\ufffd");     /* truncated at the end */
+    ESC("\xe2\x82\"", "\\ufffd\\ufffd\\\""); /* truncated before a quote */
     ESC("\xc3\xc3\xa9", "\\ufffd\xc3\xa9");
 }
 END_TEST
@@ -140,8 +140,12 @@ START_TEST(milliseconds_three_decimals)
     static const struct {
         uint64_t us;
         const char *want;
-    } cases[] = {{0, "0.000"},         {1, "0.001"},          {999, "0.999"},
-                 {1000, "1.000"},      {1234567, "1234.567"}, {60000010, "60000.010"},
+    } cases[] = {{0, "0.000"},
+                 {1, "0.001"},
+                 {999, "0.999"},
+                 {1000, "1.000"},
+                 {1234567, "1234.567"},
+                 {60000010, "60000.010"},
                  {UINT64_MAX, "18446744073709551.615"}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t n = format_ms(out, cases[i].us);
@@ -261,7 +265,8 @@ START_TEST(config_fields_subset_in_order)
     ck_assert_uint_eq(rl->nfields, 3);
     record_t rec = sample_record();
     char *s = line_of(rl, &rec);
-    ck_assert_str_eq(s, "{\"status\":200,\"method\":\"GET\",\"time\":\"2026-11-23T13:37:55.123Z\"}\n");
+    ck_assert_str_eq(s,
+                     "{\"status\":200,\"method\":\"GET\",\"time\":\"2026-11-23T13:37:55.123Z\"}\n");
     free(s);
     tg_plugin.destroy(rl);
     /* relative to the config's directory, created 0644 */
@@ -289,8 +294,8 @@ START_TEST(config_errors)
     reqlog_t *rl;
     ck_assert_int_eq(create_from("config:\n  path: a.log\n  fields: [time, nope]\n", &rl), -1);
     ck_assert_str_eq(err.msg, "t.yaml:3:18: unknown request-log field 'nope'");
-    ck_assert_int_eq(create_from("config:\n  path: a.log\n  fields:\n    - time\n    - time\n", &rl),
-                     -1);
+    ck_assert_int_eq(
+        create_from("config:\n  path: a.log\n  fields:\n    - time\n    - time\n", &rl), -1);
     ck_assert_str_eq(err.msg, "t.yaml:5:7: field 'time' listed twice");
     ck_assert_int_eq(create_from("config:\n  path: a.log\n  fields: []\n", &rl), -1);
     ck_assert_ptr_nonnull(strstr(err.msg, "t.yaml:3:11: fields:"));
@@ -462,13 +467,18 @@ START_TEST(worker_flushes_on_timer_and_at_fini)
     reqlog_worker_t *w = tg_plugin.worker_init(rl, base, 0);
     ck_assert_ptr_nonnull(w);
     record_t rec = sample_record();
+    ck_assert(!w->armed); /* idle: no wake-ups */
     ck_assert_int_eq(format_line(w->buf, rl, &rec), 0);
+    line_added(w);
+    ck_assert(w->armed);
     struct timeval tv = {0, 300 * 1000};
     event_base_loopexit(base, &tv);
     event_base_dispatch(base); /* the 200 ms tick hands the line over */
     wait_size(path, 15);
+    ck_assert(!w->armed);
     rec.status = 404;
     ck_assert_int_eq(format_line(w->buf, rl, &rec), 0);
+    line_added(w);
     tg_plugin.worker_fini(rl, w);
     tg_plugin.destroy(rl);
     event_base_free(base);
@@ -492,8 +502,7 @@ START_TEST(worker_hands_over_full_buffers)
     for (int i = 0; i < 300; i++) {
         ck_assert_int_eq(format_line(w->buf, rl, &rec), 0);
         tg_reqlog_buf_t *before = w->buf;
-        if (w->buf->cap - w->buf->len < HEADROOM)
-            flush(w);
+        line_added(w);
         handed += w->buf != before;
         ck_assert_uint_le(w->buf->cap, TG_REQLOG_BUF_SIZE); /* never grown */
     }

@@ -131,7 +131,7 @@ def main():
     case("tampered_payload", h + "." + b64(json.dumps({"sub": "admin", "exp": FAR}).encode()) + "." + s,
          "bad_signature")
     case("empty_signature", h + "." + p + ".", "bad_signature")
-    case("truncated_signature", h + "." + p + "." + s[:-4], "bad_signature")
+    case("truncated_signature", h + "." + p + "." + s[:-2], "bad_signature")
     es = jwt.encode(claims, ecs["256"], "ES256", headers={"kid": "es256"})
     eh, ep, esig = es.split(".")
     der = ecs["256"].sign((eh + "." + ep).encode(), ec.ECDSA(hashes.SHA256()))
