@@ -62,10 +62,10 @@ static void mask_all(json_t *v)
     if (json_is_string(v))
         json_string_set(v, "***");
     else if (json_is_object(v))
-        json_object_foreach (v, k, item)
+        json_object_foreach(v, k, item)
             mask_all(item);
     else if (json_is_array(v))
-        json_array_foreach (v, i, item)
+        json_array_foreach(v, i, item)
             mask_all(item);
 }
 
@@ -75,14 +75,14 @@ void tg_admin_mask_secrets(json_t *root)
     json_t *item;
     size_t i;
     if (json_is_object(root)) {
-        json_object_foreach (root, k, item) {
+        json_object_foreach(root, k, item) {
             if (secret_key(k))
                 mask_all(item);
             else
                 tg_admin_mask_secrets(item);
         }
     } else if (json_is_array(root)) {
-        json_array_foreach (root, i, item)
+        json_array_foreach(root, i, item)
             tg_admin_mask_secrets(item);
     }
 }
@@ -137,9 +137,9 @@ static json_t *upstream_json(const tg_upstream_conf_t *u)
         json_array_append_new(targets, jstr(u->targets[i].name));
     json_object_set_new(o, "name", jstr(u->name));
     json_object_set_new(o, "targets", targets);
-    json_object_set_new(o, "balance",
-                        json_string(u->balance == TG_BALANCE_LEAST_CONN ? "least_conn"
-                                                                        : "round_robin"));
+    json_object_set_new(
+        o, "balance",
+        json_string(u->balance == TG_BALANCE_LEAST_CONN ? "least_conn" : "round_robin"));
     json_object_set_new(o, "keepalive", juint(u->keepalive));
     json_object_set_new(o, "connect_timeout_ms", juint(u->connect_timeout_ms));
     json_object_set_new(o, "timeout_ms", juint(u->timeout_ms));
@@ -166,11 +166,18 @@ static json_t *methods_json(const tg_route_t *r)
 static void add_path_match(json_t *o, const tg_route_t *r)
 {
     switch (r->path_kind) {
-    case TG_PATH_EXACT: json_object_set_new(o, "path", jstr(r->path)); break;
-    case TG_PATH_PREFIX: json_object_set_new(o, "path_prefix", jstr(r->path)); break;
+    case TG_PATH_EXACT:
+        json_object_set_new(o, "path", jstr(r->path));
+        break;
+    case TG_PATH_PREFIX:
+        json_object_set_new(o, "path_prefix", jstr(r->path));
+        break;
     /* The pattern is kept only compiled unless the loader stores its source. */
-    case TG_PATH_REGEX: json_object_set_new(o, "path_regex", jstr(r->path)); break;
-    case TG_PATH_ANY: break;
+    case TG_PATH_REGEX:
+        json_object_set_new(o, "path_regex", jstr(r->path));
+        break;
+    case TG_PATH_ANY:
+        break;
     }
 }
 
@@ -237,10 +244,22 @@ static json_t *array_of(const void *items, size_t n, size_t size, json_t *(*one)
     return a;
 }
 
-static json_t *listen_one(const void *p) { return listen_json(p); }
-static json_t *cidr_one(const void *p) { return cidr_json(p); }
-static json_t *upstream_one(const void *p) { return upstream_json(p); }
-static json_t *route_one(const void *p) { return route_json(p); }
+static json_t *listen_one(const void *p)
+{
+    return listen_json(p);
+}
+static json_t *cidr_one(const void *p)
+{
+    return cidr_json(p);
+}
+static json_t *upstream_one(const void *p)
+{
+    return upstream_json(p);
+}
+static json_t *route_one(const void *p)
+{
+    return route_json(p);
+}
 
 json_t *tg_admin_config_json(const tg_config_t *cfg)
 {
@@ -249,15 +268,17 @@ json_t *tg_admin_config_json(const tg_config_t *cfg)
         return NULL;
     json_object_set_new(o, "file", jstr(cfg->file));
     json_object_set_new(o, "workers", juint(cfg->workers));
-    json_object_set_new(o, "listen", array_of(cfg->listeners, cfg->nlisteners,
-                                              sizeof(*cfg->listeners), listen_one));
+    json_object_set_new(
+        o, "listen",
+        array_of(cfg->listeners, cfg->nlisteners, sizeof(*cfg->listeners), listen_one));
     json_object_set_new(o, "admin", cfg->has_admin ? listen_json(&cfg->admin) : json_null());
     json_object_set_new(o, "limits", limits_json(&cfg->limits));
     json_object_set_new(o, "trusted_proxies",
                         array_of(cfg->trusted_proxies, cfg->ntrusted_proxies,
                                  sizeof(*cfg->trusted_proxies), cidr_one));
-    json_object_set_new(o, "upstreams", array_of(cfg->upstreams, cfg->nupstreams,
-                                                 sizeof(*cfg->upstreams), upstream_one));
+    json_object_set_new(
+        o, "upstreams",
+        array_of(cfg->upstreams, cfg->nupstreams, sizeof(*cfg->upstreams), upstream_one));
     json_object_set_new(o, "routes",
                         array_of(cfg->routes, cfg->nroutes, sizeof(*cfg->routes), route_one));
     json_object_set_new(o, "plugins", chain_json(cfg->global_chain));

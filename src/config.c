@@ -735,7 +735,12 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
         return -1;
     const tg_conf_node_t *n = tg_conf_map_get(map, "upstream");
     const tg_conf_node_t *agg = tg_conf_map_get(map, "aggregate");
+    const tg_conf_node_t *ws = tg_conf_map_get(map, "websocket");
     const char *s;
+    if (ws != NULL && tg_conf_get_bool(ws, &r->websocket, c->err) < 0)
+        return -1;
+    if (ws != NULL && r->websocket && agg != NULL)
+        return tg_conf_error(c->err, ws, "an aggregation route cannot be a websocket route");
     if (agg != NULL && n != NULL)
         return tg_conf_error(c->err, agg, "a route has either upstream or aggregate, not both");
     if (agg != NULL)
@@ -751,7 +756,7 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
 }
 
 static const char *const route_keys[] = {"name",    "match",     "strip_prefix", "upstream",
-                                         "plugins", "aggregate", NULL};
+                                         "plugins", "aggregate", "websocket",    NULL};
 
 static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
 {

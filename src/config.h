@@ -92,6 +92,7 @@ typedef struct {
     size_t strip_prefix_len;
     tg_upstream_conf_t *upstream; /* NULL for an aggregation route */
     tg_aggregate_t *aggregate;    /* `aggregate:` calls instead of an upstream */
+    bool websocket;               /* forward Upgrade: websocket handshakes, then tunnel */
     tg_chain_t *chain;          /* global plugins + the route's own */
     const tg_conf_node_t *node; /* only valid during load */
 } tg_route_t;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "request_head.h"
+#include "tunnel.h"
 #include "tollgate/request.h"
 
 static void conn_free(tg_conn_t *c);
@@ -262,6 +263,9 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     case TG_CONN_CLOSING:
         evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
         break;
+    case TG_CONN_TUNNEL:
+        tg_tunnel_client_readable(c->req);
+        break;
     }
 }
 
@@ -276,6 +280,9 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     case TG_CONN_ACTIVE:
         tg_proxy_client_drained(c->req);
         break;
+    case TG_CONN_TUNNEL:
+        tg_tunnel_client_drained(c->req);
+        break;
     case TG_CONN_IDLE:
         break;
     }
@@ -285,6 +292,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     tg_conn_t *c = arg;
+    if (c->state == TG_CONN_TUNNEL) {
+        tg_tunnel_client_event(c->req, what);
+        return;
+    }
     if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == TG_CONN_ACTIVE &&
         c->req->body.done) {
         /* Half-close after a complete request: answer it, then close. */

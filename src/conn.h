@@ -20,6 +20,7 @@ typedef enum {
     TG_CONN_IDLE = 0, /* between requests, or reading a head */
     TG_CONN_ACTIVE,   /* a request is being handled */
     TG_CONN_CLOSING,  /* flushing the last response, then close */
+    TG_CONN_TUNNEL,   /* upgraded (101): bytes pass through both ways (tunnel.c) */
 } tg_conn_state_t;
 
 struct tg_conn_s {

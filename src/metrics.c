@@ -88,6 +88,7 @@ static bool is_core_name(const char *name)
         "tollgate_upstream_errors_total",
         "tollgate_workers",
         "tollgate_info",
+        "tollgate_websocket_connections_total",
     };
     for (size_t i = 0; i < sizeof(core) / sizeof(core[0]); i++)
         if (same_base(name, core[i]))
@@ -232,7 +233,7 @@ void tg_metrics_set_workers(tg_worker_t *workers, unsigned n)
 
 /* Upper bounds (inclusive, microseconds) of the latency buckets; a last
  * bucket counts what is above them all (+Inf). */
-static const uint64_t bucket_us[] = {1000,   2500,   5000,    10000,   25000,   50000,  100000,
+static const uint64_t bucket_us[] = {1000,   2500,   5000,    10000,   25000,   50000,   100000,
                                      250000, 500000, 1000000, 2500000, 5000000, 10000000};
 static const char *const bucket_le[] = {"0.001", "0.0025", "0.005", "0.01", "0.025",
                                         "0.05",  "0.1",    "0.25",  "0.5",  "1",
@@ -252,6 +253,7 @@ typedef struct {
 struct tg_worker_metrics_s {
     size_t nroutes; /* cfg->nroutes + 1: the last one is "no route" */
     route_metrics_t *routes;
+    counter_t websockets; /* upgraded connections opened */
     counter_t slots[TG_METRICS_MAX_SLOTS];
 };
 
@@ -320,6 +322,12 @@ void tg_metrics_request_done(tg_worker_t *w, const tg_route_t *route, int status
     bump(&rm->count, 1);
 }
 
+void tg_metrics_websocket_opened(tg_worker_t *w)
+{
+    if (w != NULL && w->metrics != NULL)
+        bump(&w->metrics->websockets, 1);
+}
+
 static void add_to(tg_worker_metrics_t *wm, int id, size_t vi, uint64_t delta)
 {
     if (wm == NULL || id < 0)
@@ -358,7 +366,10 @@ static void put_escaped(struct evbuffer *out, const char *s, bool quote)
 {
     const char *run = s;
     for (; *s; s++) {
-        const char *rep = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : quote && *s == '"' ? "\\\"" : NULL;
+        const char *rep = *s == '\\'           ? "\\\\"
+                          : *s == '\n'         ? "\\n"
+                          : quote && *s == '"' ? "\\\""
+                                               : NULL;
         if (rep == NULL)
             continue;
         evbuffer_add(out, run, (size_t)(s - run));
@@ -455,8 +466,7 @@ static void render_histogram(struct evbuffer *out, const scrape_t *s)
         evbuffer_add_printf(out, "\"} %llu.%06llu\n", (unsigned long long)(sum_us / 1000000),
                             (unsigned long long)(sum_us % 1000000));
         /* The count is the +Inf bucket, read once so that the two agree. */
-        put_sample(out, "tollgate_request_duration_seconds_count", "route", route, NULL, NULL,
-                   cum);
+        put_sample(out, "tollgate_request_duration_seconds_count", "route", route, NULL, NULL, cum);
     }
 }
 
@@ -469,13 +479,20 @@ typedef enum { P_IDLE, P_ACTIVE, P_CREATED, P_REUSED, P_CONNECT, P_TIMEOUT, P_RE
 static uint64_t pool_value(const tg_upool_t *p, pool_field_t f)
 {
     switch (f) {
-    case P_IDLE: return POOL_READ(p, nidle);
-    case P_ACTIVE: return POOL_READ(p, nactive);
-    case P_CREATED: return POOL_READ(p, stats.created);
-    case P_REUSED: return POOL_READ(p, stats.reused);
-    case P_CONNECT: return POOL_READ(p, stats.connect_errors);
-    case P_TIMEOUT: return POOL_READ(p, stats.timeouts);
-    case P_RESET: return POOL_READ(p, stats.resets);
+    case P_IDLE:
+        return POOL_READ(p, nidle);
+    case P_ACTIVE:
+        return POOL_READ(p, nactive);
+    case P_CREATED:
+        return POOL_READ(p, stats.created);
+    case P_REUSED:
+        return POOL_READ(p, stats.reused);
+    case P_CONNECT:
+        return POOL_READ(p, stats.connect_errors);
+    case P_TIMEOUT:
+        return POOL_READ(p, stats.timeouts);
+    case P_RESET:
+        return POOL_READ(p, stats.resets);
     }
     return 0;
 }
@@ -529,6 +546,13 @@ static void render_upstreams(struct evbuffer *out, const scrape_t *s)
 
 static void render_process(struct evbuffer *out, const scrape_t *s)
 {
+    uint64_t ws = 0;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (s->workers[i].metrics != NULL)
+            ws += get(&s->workers[i].metrics->websockets);
+    put_header(out, "tollgate_websocket_connections_total",
+               "WebSocket connections upgraded (101) and tunnelled.", "counter");
+    put_sample(out, "tollgate_websocket_connections_total", NULL, NULL, NULL, NULL, ws);
     put_header(out, "tollgate_workers", "Worker threads.", "gauge");
     put_sample(out, "tollgate_workers", NULL, NULL, NULL, NULL, s->nworkers);
     put_header(out, "tollgate_info", "Build information.", "gauge");

@@ -41,6 +41,10 @@ void tg_worker_metrics_free(tg_worker_metrics_t *m);
 void tg_metrics_request_done(tg_worker_t *w, const tg_route_t *route, int status,
                              uint64_t duration_us);
 
+/* A WebSocket handshake succeeded (101 forwarded) and its tunnel starts:
+ * counted in tollgate_websocket_connections_total. */
+void tg_metrics_websocket_opened(tg_worker_t *w);
+
 /* The workers whose counters tg_metrics_add_worker() and the renderer use
  * (NULL, 0 at shutdown). */
 void tg_metrics_set_workers(tg_worker_t *workers, unsigned n);

@@ -12,6 +12,7 @@
 #include "request_head.h"
 #include "response.h"
 #include "router.h"
+#include "tunnel.h"
 
 /* A response head larger than this from an upstream is a broken upstream. */
 #define RESP_HEAD_MAX (64u * 1024u)
@@ -139,6 +140,27 @@ static bool skip_request_header(const tg_http_header_t *h, const tg_req_t *req, 
     }
 }
 
+static const tg_http_header_t *upgrade_header(const tg_http_request_t *h)
+{
+    for (size_t i = 0; i < h->num_headers; i++)
+        if (h->headers[i].name_len == 7 && TG_HTTP_NAME_IS(&h->headers[i], "upgrade"))
+            return &h->headers[i];
+    return NULL;
+}
+
+/* RFC 6455 section 4.1: GET, Connection: upgrade, Upgrade: websocket. Other
+ * protocols are not tunnelled: their Upgrade is stripped like on any route. */
+static bool wants_websocket(const tg_req_t *req)
+{
+    const tg_http_request_t *h = &req->http;
+    if (!req->route->websocket || req->method_bit != TG_METHOD_GET ||
+        !(h->flags & TG_HF_CONN_UPGRADE) || h->minor_version < 1 ||
+        h->body_kind != TG_BODY_NONE)
+        return false;
+    const tg_http_header_t *up = upgrade_header(h);
+    return up != NULL && memmem(up->value, up->value_len, "websocket", 9) != NULL;
+}
+
 static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
 {
     tg_conn_t *c = req->conn;
@@ -209,6 +231,12 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     PUT_LIT(&w, "X-Request-Id: ");
     put(&w, req->request_id, req->request_id_len);
     PUT_LIT(&w, "\r\n");
+    if (req->upgrade) {
+        const tg_http_header_t *up = upgrade_header(h);
+        PUT_LIT(&w, "Connection: upgrade\r\nUpgrade: ");
+        put(&w, up->value, up->value_len);
+        PUT_LIT(&w, "\r\n");
+    }
     if (req->req_tmp != NULL) {
         PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
     } else if (req->body.kind == TG_BODY_LENGTH) {
@@ -236,6 +264,20 @@ static bool read_response_head(tg_req_t *req, bool *gone)
         int r = tg_http_parse_response(p, n, &resp);
         if (r == TG_HTTP_INCOMPLETE && len < RESP_HEAD_MAX)
             return false;
+        if (r >= 0 && resp.status == 101 && req->upgrade) {
+            tg_upool_report_success(req->pool, req->up->target);
+            req->up_head_us = tg_now_us();
+            req->status = 101;
+            tg_response_forward_upgrade(req, &resp);
+            evbuffer_drain(in, (size_t)r);
+            if (req->stage != NULL) {
+                evbuffer_add_buffer(bufferevent_get_output(req->conn->bev), req->stage);
+                req->stage = NULL;
+            }
+            tg_tunnel_start(req);
+            *gone = true; /* the tunnel owns the request now */
+            return true;
+        }
         if (r < 0 || resp.status == 101) {
             tg_log_warn("upstream %s sent an invalid response: %s", req->pool->conf->name,
                         r < 0 && resp.error_reason ? resp.error_reason : "unexpected status");
@@ -591,6 +633,7 @@ void tg_proxy_handle(tg_req_t *req)
     strip_prefix(req);
     if (req->route->upstream != NULL)
         req->pool = &c->worker->pools[req->route->upstream->index];
+    req->upgrade = wants_websocket(req);
     if (req->chain->has_request_body && req->body.kind != TG_BODY_NONE && !req->body.done) {
         /* Plugins may change the body's length: it travels chunked. */
         req->req_tmp = evbuffer_new();

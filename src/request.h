@@ -92,6 +92,8 @@ typedef struct tg_req_s {
     unsigned attempts;
     unsigned stale_retries;
     bool no_retry;
+    bool upgrade;        /* a WebSocket handshake on a websocket route: Upgrade is forwarded */
+    bool tunnel_closing; /* tunnel: the client closed, flushing toward the upstream */
     int status; /* status sent to the client */
     bool resp_keepalive; /* upstream allows reuse after this response */
     bool up_eof;         /* the upstream closed; finish the body with what is buffered */

@@ -12,6 +12,7 @@ typedef enum {
     OUT_LENGTH,  /* Content-Length */
     OUT_CHUNKED, /* HTTP/1.1 client, length unknown (or changed by a plugin) */
     OUT_CLOSE,   /* HTTP/1.0 client, length unknown: ends with the connection */
+    OUT_UPGRADE, /* 101 Switching Protocols: the connection becomes a tunnel */
 } out_framing_t;
 
 static void put(char **w, const void *s, size_t n)
@@ -57,11 +58,13 @@ static void write_head(tg_req_t *req, const tg_http_response_t *resp, out_framin
     w += sprintf(w, "HTTP/1.1 %03d ", resp->status);
     put(&w, resp->reason, resp->reason_len);
     PUT_LIT(&w, "\r\n");
-    const tg_http_header_t *cl = NULL;
+    const tg_http_header_t *cl = NULL, *upgrade = NULL;
     for (size_t i = 0; i < resp->num_headers; i++) {
         const tg_http_header_t *h = &resp->headers[i];
         if (h->name_len == 14 && TG_HTTP_NAME_IS(h, "content-length"))
             cl = h;
+        if (h->name_len == 7 && TG_HTTP_NAME_IS(h, "upgrade"))
+            upgrade = h;
         if (!skip_header(h, tokens, ntok))
             put_header(&w, h);
     }
@@ -87,11 +90,19 @@ static void write_head(tg_req_t *req, const tg_http_response_t *resp, out_framin
         break;
     case OUT_CLOSE:
         break;
+    case OUT_UPGRADE:
+        /* Hop-by-hop headers were dropped as usual; this hop's pair is ours. */
+        PUT_LIT(&w, "Connection: upgrade\r\n");
+        if (upgrade != NULL)
+            put_header(&w, upgrade);
+        break;
     }
-    if (!keepalive)
-        PUT_LIT(&w, "Connection: close\r\n");
-    else if (req->http.minor_version == 0)
-        PUT_LIT(&w, "Connection: keep-alive\r\n");
+    if (framing != OUT_UPGRADE) {
+        if (!keepalive)
+            PUT_LIT(&w, "Connection: close\r\n");
+        else if (req->http.minor_version == 0)
+            PUT_LIT(&w, "Connection: keep-alive\r\n");
+    }
     PUT_LIT(&w, "\r\n");
     v.iov_len = (size_t)(w - (char *)v.iov_base);
     req->bytes_out += v.iov_len;
@@ -122,6 +133,11 @@ static void keep_head(tg_req_t *req, tg_http_response_t *resp)
     }
     k->reason = tg_arena_strndup(req->arena, resp->reason, resp->reason_len);
     req->resp = k;
+}
+
+void tg_response_forward_upgrade(tg_req_t *req, const tg_http_response_t *resp)
+{
+    write_head(req, resp, OUT_UPGRADE, 0, true);
 }
 
 void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t cap)

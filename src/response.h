@@ -13,6 +13,10 @@
  * into the upstream input, which the caller drains afterwards). */
 void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t cap);
 
+/* Writes a 101 head (with this hop's Connection/Upgrade pair) for a
+ * WebSocket handshake; the caller then starts the tunnel. */
+void tg_response_forward_upgrade(tg_req_t *req, const tg_http_response_t *resp);
+
 /* Where response bytes go: req->stage while the first part of a response is
  * staged (so a broken upstream body can still become a clean 502), else the
  * client's output buffer. */

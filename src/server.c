@@ -14,6 +14,7 @@
 #include "chain.h"
 #include "log.h"
 #include "metrics.h"
+#include "tunnel.h"
 #include "worker.h"
 
 typedef struct {
@@ -147,6 +148,7 @@ int tg_server_run(tg_config_t *cfg)
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
     evsignal_add(sigusr1, NULL);
+    tg_tunnel_metrics_register();
     int rc = start_workers(&s, fds);
     tg_metrics_set_workers(s.workers, s.nworkers);
     if (rc == 0 && cfg->has_admin) {

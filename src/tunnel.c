@@ -1,0 +1,126 @@
+/*
+ * WebSocket (and other Upgrade) pass-through: after the upstream's 101, the
+ * client and upstream connections are joined and bytes move both ways with
+ * backpressure, an idle timeout, and a close on either side that lets the
+ * other side's pending output drain first.
+ */
+#include "tunnel.h"
+
+#include <event2/buffer.h>
+
+#include "conn.h"
+#include "log.h"
+#include "metrics.h"
+
+static int opened_id = -1, closed_id = -1;
+
+int tg_tunnel_metrics_register(void)
+{
+    tg_metrics_t *m = tg_metrics_registry();
+    opened_id = tg_metrics_counter(m, "tollgate_websocket_tunnels_opened_total",
+                                   "WebSocket tunnels opened (upstream answered 101).", NULL, NULL, 0);
+    closed_id = tg_metrics_counter(m, "tollgate_websocket_tunnels_closed_total",
+                                   "WebSocket tunnels closed.", NULL, NULL, 0);
+    return opened_id < 0 || closed_id < 0 ? -1 : 0;
+}
+
+static void count(tg_req_t *req, int id)
+{
+    if (id >= 0)
+        tg_metrics_add(req, id, 0, 1);
+}
+
+/* Moves what src holds to dst unless dst is full; the bufferevent read
+ * watermark on src then stops reading until dst drains. */
+static void move(struct bufferevent *src, struct bufferevent *dst)
+{
+    struct evbuffer *in = bufferevent_get_input(src), *out = bufferevent_get_output(dst);
+    if (evbuffer_get_length(out) > TG_OUT_HIGH)
+        return;
+    evbuffer_add_buffer(out, in);
+}
+
+static void close_tunnel(tg_req_t *req)
+{
+    tg_conn_t *c = req->conn;
+    req->completed = true;
+    count(req, closed_id);
+    if (req->up != NULL) {
+        tg_upool_release(req->up, false);
+        req->up = NULL;
+    }
+    tg_conn_fail(c);
+}
+
+static void up_read_cb(struct bufferevent *bev, void *arg)
+{
+    tg_req_t *req = arg;
+    move(bev, req->conn->bev);
+}
+
+static void up_write_cb(struct bufferevent *bev, void *arg)
+{
+    tg_req_t *req = arg;
+    move(req->conn->bev, bev);
+    if (req->tunnel_closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        close_tunnel(req);
+}
+
+static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    tg_req_t *req = arg;
+    /* The upstream is gone: deliver what it sent, then close the client. */
+    move(req->up->bev, req->conn->bev);
+    close_tunnel(req);
+}
+
+void tg_tunnel_client_readable(tg_req_t *req)
+{
+    if (req->up != NULL)
+        move(req->conn->bev, req->up->bev);
+}
+
+void tg_tunnel_client_drained(tg_req_t *req)
+{
+    if (req->up != NULL)
+        move(req->up->bev, req->conn->bev);
+}
+
+void tg_tunnel_client_event(tg_req_t *req, short what)
+{
+    if ((what & BEV_EVENT_EOF) && req->up != NULL) {
+        /* The client closed: the upstream gets what is left, then its close. */
+        move(req->conn->bev, req->up->bev);
+        if (evbuffer_get_length(bufferevent_get_output(req->up->bev)) > 0) {
+            req->tunnel_closing = true;
+            bufferevent_disable(req->conn->bev, EV_READ);
+            return;
+        }
+    }
+    if (what & BEV_EVENT_TIMEOUT)
+        tg_log_info("tunnel idle timeout (request %.*s)", (int)req->request_id_len,
+                    req->request_id);
+    close_tunnel(req);
+}
+
+void tg_tunnel_start(tg_req_t *req)
+{
+    tg_conn_t *c = req->conn;
+    uint64_t ms = req->cfg->limits.idle_timeout_ms;
+    struct timeval idle = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    c->state = TG_CONN_TUNNEL;
+    req->up_state = TG_UP_DONE;
+    count(req, opened_id);
+    /* Idle in both directions: a read timeout on each side, reset by traffic. */
+    bufferevent_set_timeouts(c->bev, &idle, NULL);
+    bufferevent_set_timeouts(req->up->bev, &idle, NULL);
+    bufferevent_setcb(req->up->bev, up_read_cb, up_write_cb, up_event_cb, req);
+    bufferevent_setwatermark(req->up->bev, EV_READ, 0, TG_OUT_HIGH);
+    bufferevent_enable(req->up->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
+    /* Bytes that came right behind the handshake on either side. */
+    move(c->bev, req->up->bev);
+    move(req->up->bev, c->bev);
+}

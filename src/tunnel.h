@@ -1,0 +1,18 @@
+/* WebSocket / Upgrade pass-through after a 101 (see tunnel.c). */
+#ifndef TG_TUNNEL_H
+#define TG_TUNNEL_H
+
+#include "request.h"
+
+/* Registers the tunnel counters (main thread, at startup). */
+int tg_tunnel_metrics_register(void);
+
+/* The 101 head went to the client: join the two connections. */
+void tg_tunnel_start(tg_req_t *req);
+
+/* Client side events while the connection is a tunnel. */
+void tg_tunnel_client_readable(tg_req_t *req);
+void tg_tunnel_client_drained(tg_req_t *req);
+void tg_tunnel_client_event(tg_req_t *req, short what);
+
+#endif
