@@ -334,6 +334,56 @@ static void get_readyz(tg_admin_t *a, struct evhttp_request *req)
         reply_text(req, 503, "Service Unavailable", "not ready\n");
 }
 
+/* a->cfg changes on reload (main thread) while the admin thread reads it. */
+static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
+static int (*reload_fn)(void *arg, char *err, size_t errlen);
+static void *reload_arg;
+
+static tg_config_t *current_config(tg_admin_t *a)
+{
+    pthread_mutex_lock(&cfg_lock);
+    tg_config_t *cfg = tg_config_ref(a->cfg);
+    pthread_mutex_unlock(&cfg_lock);
+    return cfg;
+}
+
+void tg_admin_set_config(tg_admin_t *a, tg_config_t *cfg)
+{
+    tg_config_ref(cfg);
+    pthread_mutex_lock(&cfg_lock);
+    tg_config_t *old = a->cfg;
+    a->cfg = cfg;
+    pthread_mutex_unlock(&cfg_lock);
+    tg_config_unref(old);
+}
+
+void tg_admin_set_reload(tg_admin_t *a, int (*fn)(void *arg, char *err, size_t errlen), void *arg)
+{
+    (void)a;
+    reload_fn = fn;
+    reload_arg = arg;
+}
+
+/* POST /reload: 200 with the new config loaded, 400 with the FILE:LINE:COL
+ * error of a config that failed (the running one stays). */
+static void post_reload(tg_admin_t *a, struct evhttp_request *req)
+{
+    (void)a;
+    char err[512] = "";
+    if (reload_fn == NULL) {
+        reply_text(req, 503, "Service Unavailable", "reload not available\n");
+        return;
+    }
+    if (reload_fn(reload_arg, err, sizeof(err)) == 0) {
+        reply_text(req, 200, "OK", "reloaded\n");
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "reload failed: %s\n", err);
+    reply(req, 400, "Bad Request", "text/plain; charset=utf-8", b);
+    evbuffer_free(b);
+}
+
 static void get_metrics(tg_admin_t *a, struct evhttp_request *req)
 {
     struct evbuffer *b = evbuffer_new();
@@ -341,14 +391,18 @@ static void get_metrics(tg_admin_t *a, struct evhttp_request *req)
         evhttp_send_error(req, 500, NULL);
         return;
     }
-    tg_metrics_render(b, a->cfg, a->workers, a->nworkers);
+    tg_config_t *cfg = current_config(a);
+    tg_metrics_render(b, cfg, a->workers, a->nworkers);
+    tg_config_unref(cfg);
     reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
     evbuffer_free(b);
 }
 
 static void get_config(tg_admin_t *a, struct evhttp_request *req)
 {
-    json_t *j = tg_admin_config_json(a->cfg);
+    tg_config_t *cfg = current_config(a);
+    json_t *j = tg_admin_config_json(cfg);
+    tg_config_unref(cfg);
     char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     struct evbuffer *b = text ? evbuffer_new() : NULL;
@@ -378,6 +432,15 @@ static void handle(struct evhttp_request *req, void *arg)
 {
     const char *uri = evhttp_request_get_uri(req);
     size_t len = strcspn(uri, "?");
+    if (len == 7 && strncmp(uri, "/reload", 7) == 0) {
+        if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+            reply_text(req, 405, "Method Not Allowed", "method not allowed\n");
+            return;
+        }
+        post_reload(arg, req);
+        return;
+    }
     for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
         if (strlen(endpoints[i].path) != len || strncmp(endpoints[i].path, uri, len) != 0)
             continue;

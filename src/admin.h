@@ -21,6 +21,14 @@ tg_admin_t *tg_admin_start(tg_config_t *cfg, tg_worker_t *workers, unsigned nwor
 void tg_admin_set_ready(tg_admin_t *a, bool ready);
 void tg_admin_stop(tg_admin_t *a);
 
+/* After a reload: /config and /metrics describe cfg from now on (takes a
+ * reference; thread-safe). */
+void tg_admin_set_config(tg_admin_t *a, tg_config_t *cfg);
+
+/* POST /reload calls fn(arg, err, errlen) on the admin thread; fn returns 0,
+ * or -1 with err filled (the FILE:LINE:COL message of the config that failed). */
+void tg_admin_set_reload(tg_admin_t *a, int (*fn)(void *arg, char *err, size_t errlen), void *arg);
+
 /* What GET /config serves: the effective configuration, defaults filled in,
  * secrets masked. NULL when out of memory; the caller json_decref()s it. */
 json_t *tg_admin_config_json(const tg_config_t *cfg);

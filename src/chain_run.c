@@ -9,7 +9,7 @@ static tg_filter_t filter_of(tg_req_t *req, size_t i)
 {
     const tg_chain_t *c = req->chain;
     tg_plugin_inst_t *pi = c->items[i];
-    void **wd = req->conn->worker->plugin_data;
+    void **wd = req->gen->plugin_data;
     tg_filter_t f = {
         .instance = pi->instance,
         .worker = wd ? wd[pi->index] : NULL,

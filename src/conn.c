@@ -74,10 +74,12 @@ static void end_request(tg_conn_t *c)
         evbuffer_free(req->resp_tmp);
     if (req->req_tmp)
         evbuffer_free(req->req_tmp);
-    tg_config_unref(req->cfg);
+    tg_gen_t *gen = req->gen;
     c->req = NULL;
     /* Runs the plugins' cleanups: a paused plugin's pending work is cancelled here. */
     tg_arena_reset(c->arena);
+    /* Last: this may free the generation (and its plugins' worker state). */
+    tg_worker_gen_release(gen);
     tg_worker_put_arena(c->worker, c->arena);
     c->arena = NULL;
 }
@@ -90,7 +92,8 @@ static tg_req_t *new_request(tg_conn_t *c)
     tg_req_t *req = tg_arena_calloc(c->arena, sizeof(*req));
     req->conn = c;
     req->arena = c->arena;
-    req->cfg = tg_config_ref(c->worker->cfg);
+    req->gen = tg_worker_gen_acquire(c->worker);
+    req->cfg = req->gen->cfg;
     req->start_mono_us = tg_now_us();
     req->start_us = tg_wall_us();
     tg_proxy_bind_chain(req, req->cfg->global_chain);

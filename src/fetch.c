@@ -31,9 +31,10 @@ struct tg_fetch_s {
 
 static tg_upool_t *find_pool(tg_worker_t *w, const char *name)
 {
-    for (size_t i = 0; i < w->cfg->nupstreams; i++)
-        if (strcmp(w->cfg->upstreams[i].name, name) == 0)
-            return &w->pools[i];
+    const tg_gen_t *g = w->gen;
+    for (size_t i = 0; i < g->cfg->nupstreams; i++)
+        if (strcmp(g->cfg->upstreams[i].name, name) == 0)
+            return &g->pools[i];
     return NULL;
 }
 

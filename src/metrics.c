@@ -251,6 +251,7 @@ typedef struct {
 } route_metrics_t;
 
 struct tg_worker_metrics_s {
+    struct tg_worker_metrics_s *previous; /* replaced by a reload, freed with this one */
     size_t nroutes; /* cfg->nroutes + 1: the last one is "no route" */
     route_metrics_t *routes;
     counter_t websockets; /* upgraded connections opened */
@@ -286,10 +287,46 @@ tg_worker_metrics_t *tg_worker_metrics_new(const tg_config_t *cfg)
 
 void tg_worker_metrics_free(tg_worker_metrics_t *m)
 {
+    while (m != NULL) {
+        tg_worker_metrics_t *prev = m->previous;
+        free(m->routes);
+        free(m);
+        m = prev;
+    }
+}
+
+static void copy_counter(counter_t *to, const counter_t *from)
+{
+    atomic_store_explicit(to, get(from), memory_order_relaxed);
+}
+
+static void copy_route(route_metrics_t *to, const route_metrics_t *from)
+{
+    for (size_t k = 0; k < NCLASSES; k++)
+        copy_counter(&to->status[k], &from->status[k]);
+    for (size_t k = 0; k < NBUCKETS; k++)
+        copy_counter(&to->bucket[k], &from->bucket[k]);
+    copy_counter(&to->sum_us, &from->sum_us);
+    copy_counter(&to->count, &from->count);
+}
+
+tg_worker_metrics_t *tg_worker_metrics_rebuild(tg_worker_metrics_t *old, const tg_config_t *old_cfg,
+                                               const tg_config_t *new_cfg)
+{
+    tg_worker_metrics_t *m = tg_worker_metrics_new(new_cfg);
     if (m == NULL)
-        return;
-    free(m->routes);
-    free(m);
+        return NULL;
+    /* Counters stay monotonic across a reload for routes that keep their name. */
+    for (size_t i = 0; i < new_cfg->nroutes; i++)
+        for (size_t j = 0; j < old_cfg->nroutes && j < old->nroutes - 1; j++)
+            if (strcmp(new_cfg->routes[i].name, old_cfg->routes[j].name) == 0)
+                copy_route(&m->routes[i], &old->routes[j]);
+    copy_route(&m->routes[m->nroutes - 1], &old->routes[old->nroutes - 1]);
+    copy_counter(&m->websockets, &old->websockets);
+    for (size_t k = 0; k < TG_METRICS_MAX_SLOTS; k++)
+        copy_counter(&m->slots[k], &old->slots[k]);
+    m->previous = old;
+    return m;
 }
 
 /* RFC 9110 section 15: codes outside 100..599 are invalid, and a recipient
@@ -502,8 +539,10 @@ static uint64_t pool_sum(const scrape_t *s, size_t ui, pool_field_t f)
     uint64_t total = 0;
     for (unsigned i = 0; i < s->nworkers; i++) {
         const tg_worker_t *w = &s->workers[i];
-        if (w->pools != NULL && w->cfg != NULL && ui < w->cfg->nupstreams)
-            total += pool_value(&w->pools[ui], f);
+        /* Pools belong to the worker's current config generation (worker.h). */
+        const tg_gen_t *g = w->gen;
+        if (g != NULL && g->pools != NULL && ui < g->cfg->nupstreams)
+            total += pool_value(&g->pools[ui], f);
     }
     return total;
 }

@@ -36,6 +36,12 @@ void tg_metrics_registry_reset(void);
 tg_worker_metrics_t *tg_worker_metrics_new(const tg_config_t *cfg);
 void tg_worker_metrics_free(tg_worker_metrics_t *m);
 
+/* After a reload (on the worker thread): storage for new_cfg that carries over
+ * the counts of routes with the same name and every plugin counter. The old
+ * storage is kept (freed with the new one) since a scrape may be reading it. */
+tg_worker_metrics_t *tg_worker_metrics_rebuild(tg_worker_metrics_t *old, const tg_config_t *old_cfg,
+                                               const tg_config_t *new_cfg);
+
 /* Called by the core once per finished request (route may be NULL: 404s and
  * malformed requests count under route=""). status 0 = no response sent. */
 void tg_metrics_request_done(tg_worker_t *w, const tg_route_t *route, int status,

@@ -632,7 +632,7 @@ void tg_proxy_handle(tg_req_t *req)
     }
     strip_prefix(req);
     if (req->route->upstream != NULL)
-        req->pool = &c->worker->pools[req->route->upstream->index];
+        req->pool = &req->gen->pools[req->route->upstream->index];
     req->upgrade = wants_websocket(req);
     if (req->chain->has_request_body && req->body.kind != TG_BODY_NONE && !req->body.done) {
         /* Plugins may change the body's length: it travels chunked. */

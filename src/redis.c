@@ -265,7 +265,7 @@ static void handshake_cb(redisAsyncContext *ac, void *r, void *privdata)
         return; /* the connection is going away: disconnect handling follows */
     if (reply->type == REDIS_REPLY_ERROR) {
         char why[160];
-        snprintf(why, sizeof(why), "AUTH/SELECT failed: %.*s", (int)reply->len, reply->str);
+        snprintf(why, sizeof(why), "handshake failed: %.*s", (int)reply->len, reply->str);
         drop_connection(rc, why);
         return;
     }
@@ -289,8 +289,11 @@ static void send_handshake(tg_redis_t *rc)
         redisAsyncCommandArgv(rc->ac, handshake_cb, NULL, 2, argv, NULL);
         rc->handshake_left++;
     }
-    if (rc->handshake_left == 0)
-        become_ready(rc);
+    /* A frozen server still completes TCP connects (the kernel's backlog):
+     * only an answer proves it is alive. */
+    const char *ping[] = {"PING"};
+    redisAsyncCommandArgv(rc->ac, handshake_cb, NULL, 1, ping, NULL);
+    rc->handshake_left++;
 }
 
 static void connect_cb(const redisAsyncContext *ac, int status)
@@ -393,7 +396,10 @@ tg_redis_call_t *tg_redis_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int
         c = call_get(rc);
     if (c != NULL) {
         uint64_t now = now_ms();
-        *c = (tg_redis_call_t){.rc = rc, .cb = cb, .data = data, .sent_ms = now,
+        *c = (tg_redis_call_t){.rc = rc,
+                               .cb = cb,
+                               .data = data,
+                               .sent_ms = now,
                                .deadline_ms = now + rc->conf->timeout_ms};
         if (redisAsyncCommandArgv(rc->ac, reply_cb, c, argc, argv, argvlen) == REDIS_OK) {
             call_link(rc, c);
@@ -458,8 +464,8 @@ tg_redis_t *tg_redis_new(const tg_redis_conf_t *conf, struct event_base *base, u
     rc->base = base;
     rc->worker_id = worker_id;
     rc->backoff_ms = BACKOFF_MIN_MS;
-    rc->stall_ms = conf->timeout_ms * 10 > TG_REDIS_STALL_MS ? conf->timeout_ms * 10
-                                                              : TG_REDIS_STALL_MS;
+    rc->stall_ms =
+        conf->timeout_ms * 10 > TG_REDIS_STALL_MS ? conf->timeout_ms * 10 : TG_REDIS_STALL_MS;
     rc->retry_timer = evtimer_new(base, retry_cb, rc);
     rc->connect_timer = evtimer_new(base, connect_timer_cb, rc);
     rc->call_timer = evtimer_new(base, call_timer_cb, rc);
@@ -500,8 +506,8 @@ void tg_redis_free(tg_redis_t *rc)
 
 /* ---- config ------------------------------------------------------------- */
 
-static const char *const redis_keys[] = {"address", "timeout", "connect_timeout", "password",
-                                         "database", NULL};
+static const char *const redis_keys[] = {"address",  "timeout",  "connect_timeout",
+                                         "password", "database", NULL};
 
 static char *dup_s(const char *s)
 {

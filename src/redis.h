@@ -4,7 +4,7 @@
  * One hiredis async connection per worker on the worker's event_base, shared
  * by every plugin, commands pipelined. States: disconnected (a reconnect timer
  * is armed, 100 ms doubling to 5 s), connecting (TCP connect, then AUTH and
- * SELECT when configured, bounded by connect_timeout), ready. Only a ready
+ * SELECT when configured and a PING, bounded by connect_timeout), ready. Only a ready
  * connection accepts commands: anything else fails at once, so a request never
  * waits for a dead Redis.
  *
@@ -31,15 +31,15 @@
 #define TG_REDIS_STALL_MS 1000
 
 struct tg_redis_conf_s {
-    char *name;         /* address as written, for logs */
-    char *host;         /* numeric IP resolved at load (NULL for unix sockets) */
+    char *name; /* address as written, for logs */
+    char *host; /* numeric IP resolved at load (NULL for unix sockets) */
     int port;
-    char *unix_path;    /* "unix:/path": the path; NULL for TCP */
-    char *password;     /* NULL = no AUTH */
-    uint32_t database;  /* SELECT when not 0 */
+    char *unix_path;             /* "unix:/path": the path; NULL for TCP */
+    char *password;              /* NULL = no AUTH */
+    uint32_t database;           /* SELECT when not 0 */
     uint64_t timeout_ms;         /* per command; default 50ms */
     uint64_t connect_timeout_ms; /* connect + AUTH/SELECT; default 1s */
-    int metric_errors;  /* tollgate_redis_errors_total id, -1 without a registry */
+    int metric_errors;           /* tollgate_redis_errors_total id, -1 without a registry */
 };
 
 /* Error counts kept per connection (also exported as metrics when possible). */

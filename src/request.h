@@ -55,7 +55,8 @@ typedef struct {
 typedef struct tg_req_s {
     tg_conn_t *conn;
     tg_arena_t *arena;
-    tg_config_t *cfg;
+    tg_config_t *cfg;    /* gen->cfg */
+    struct tg_gen_s *gen; /* the worker's config generation this request runs on */
 
     /* head, copied into the arena; every pointer below points into it */
     char *head;
@@ -114,6 +115,7 @@ typedef struct tg_req_s {
     size_t resp_cap;
     struct evbuffer *resp_tmp; /* body bytes between upstream and response_body hooks */
     size_t resp_buffer_limit;  /* tg_response_buffer_body(): 0 = stream */
+    bool resp_filter;          /* tg_response_filter_body() */
     bool resp_buffering;
     bool resp_head_pending;    /* head waits for the buffered body */
     bool resp_keepalive_client; /* the client connection stays open after this response */

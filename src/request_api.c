@@ -283,6 +283,11 @@ void tg_response_buffer_body(tg_request_t *r, size_t limit)
     r->resp_buffer_limit = limit ? limit : 1;
 }
 
+void tg_response_filter_body(tg_request_t *r)
+{
+    r->resp_filter = true;
+}
+
 bool tg_response_body_buffered(const tg_request_t *r)
 {
     return r->resp_buffering;

@@ -158,7 +158,10 @@ void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t ca
         req->resp = NULL;
     }
     req->status = resp->status;
-    bool transform = req->chain->has_response_body && kind != TG_BODY_NONE;
+    /* Body hooks run only for responses a plugin asked for: everything else
+     * keeps its framing (and its Content-Length). */
+    bool transform = req->chain->has_response_body && kind != TG_BODY_NONE &&
+                     (req->resp_buffer_limit || req->resp_filter);
     out_framing_t framing;
     if (kind == TG_BODY_NONE)
         framing = OUT_NONE;

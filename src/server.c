@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,6 +25,14 @@ typedef struct {
     struct event_base *base;
     tg_admin_t *admin;
     bool stopping;
+    /* POST /reload from the admin thread: run on the main thread, wait for it. */
+    pthread_mutex_t reload_lock;
+    pthread_cond_t reload_done;
+    int reload_fd; /* eventfd */
+    struct event *reload_ev;
+    bool reload_pending;
+    int reload_rc;
+    char reload_err[512];
 } tg_server_t;
 
 /* Idle keep-alive connections cost descriptors, not CPU: take what the hard
@@ -86,6 +95,147 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(s->base, NULL);
 }
 
+static bool same_addr(const tg_listen_conf_t *a, const tg_listen_conf_t *b)
+{
+    return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+static void close_all(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+/* New sockets for the listeners the running config does not have, one per
+ * worker; kept listeners are matched by address. */
+static int prepare_reload(tg_server_t *s, tg_config_t *cfg, tg_worker_reload_t **out, char *err,
+                          size_t errlen)
+{
+    size_t n = cfg->nlisteners;
+    for (unsigned w = 0; w < s->nworkers; w++) {
+        out[w] = calloc(1, sizeof(tg_worker_reload_t));
+        out[w]->fds = calloc(n ? n : 1, sizeof(int));
+        out[w]->old_index = calloc(n ? n : 1, sizeof(size_t));
+        out[w]->cfg = tg_config_ref(cfg);
+        for (size_t i = 0; i < n; i++)
+            out[w]->fds[i] = -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < s->cfg->nlisteners && !same_addr(&s->cfg->listeners[j], &cfg->listeners[i]))
+            j++;
+        for (unsigned w = 0; w < s->nworkers; w++) {
+            out[w]->old_index[i] = j;
+            if (j < s->cfg->nlisteners)
+                continue;
+            out[w]->fds[i] = open_listener(&cfg->listeners[i]);
+            if (out[w]->fds[i] < 0) {
+                snprintf(err, errlen, "cannot listen on %s: %s", cfg->listeners[i].name,
+                         strerror(errno));
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Loads the config file again and hands it to every worker. A config that
+ * fails to load changes nothing. */
+static int reload(tg_server_t *s, char *err, size_t errlen)
+{
+    tg_config_t *cfg = NULL;
+    tg_conf_err_t cerr = {{0}};
+    if (tg_config_load(s->cfg->file, &cfg, &cerr) < 0) {
+        snprintf(err, errlen, "%s", cerr.msg);
+        tg_log_error("reload failed, keeping the running config: %s", cerr.msg);
+        return -1;
+    }
+    if (cfg->workers != s->nworkers)
+        tg_log_warn("reload: workers: %u needs a restart; keeping %u", cfg->workers, s->nworkers);
+    tg_worker_reload_t **r = calloc(s->nworkers, sizeof(*r));
+    if (r == NULL || prepare_reload(s, cfg, r, err, errlen) < 0) {
+        tg_log_error("reload failed, keeping the running config: %s", err);
+        for (unsigned w = 0; r && w < s->nworkers; w++) {
+            if (r[w] == NULL)
+                continue;
+            close_all(r[w]->fds, cfg->nlisteners);
+            tg_config_unref(r[w]->cfg);
+            free(r[w]->fds);
+            free(r[w]->old_index);
+            free(r[w]);
+        }
+        free(r);
+        tg_config_unref(cfg);
+        return -1;
+    }
+    for (unsigned w = 0; w < s->nworkers; w++)
+        tg_worker_request_reload(&s->workers[w], r[w]);
+    free(r);
+    if (s->admin)
+        tg_admin_set_config(s->admin, cfg);
+    tg_config_unref(s->cfg);
+    s->cfg = cfg;
+    tg_log_notice("reloaded %s: %zu routes, %zu upstreams", cfg->file, cfg->nroutes,
+                  cfg->nupstreams);
+    return 0;
+}
+
+static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    char err[512];
+    tg_log_notice("SIGHUP: reloading the configuration");
+    reload(arg, err, sizeof(err));
+}
+
+/* The admin thread's POST /reload, run here on the main thread. */
+static void reload_request_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    tg_server_t *s = arg;
+    uint64_t v;
+    if (read(fd, &v, sizeof(v)) < 0)
+        return;
+    char err[512] = "";
+    int rc = reload(s, err, sizeof(err));
+    pthread_mutex_lock(&s->reload_lock);
+    s->reload_rc = rc;
+    snprintf(s->reload_err, sizeof(s->reload_err), "%s", err);
+    s->reload_pending = false;
+    pthread_cond_broadcast(&s->reload_done);
+    pthread_mutex_unlock(&s->reload_lock);
+}
+
+/* Called on the admin thread. */
+static int admin_reload(void *arg, char *err, size_t errlen)
+{
+    tg_server_t *s = arg;
+    pthread_mutex_lock(&s->reload_lock);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->reload_lock);
+        snprintf(err, errlen, "shutting down");
+        return -1;
+    }
+    while (s->reload_pending)
+        pthread_cond_wait(&s->reload_done, &s->reload_lock);
+    s->reload_pending = true;
+    uint64_t one = 1;
+    if (write(s->reload_fd, &one, sizeof(one)) < 0) {
+        s->reload_pending = false;
+        pthread_mutex_unlock(&s->reload_lock);
+        snprintf(err, errlen, "cannot reach the main thread");
+        return -1;
+    }
+    while (s->reload_pending)
+        pthread_cond_wait(&s->reload_done, &s->reload_lock);
+    int rc = s->reload_rc;
+    snprintf(err, errlen, "%s", s->reload_err);
+    pthread_mutex_unlock(&s->reload_lock);
+    return rc;
+}
+
 /* SIGUSR1: plugins reopen their files (log rotation). */
 static void reopen_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -145,15 +295,24 @@ int tg_server_run(tg_config_t *cfg)
     struct event *sigterm = evsignal_new(s.base, SIGTERM, stop_cb, &s);
     struct event *sigint = evsignal_new(s.base, SIGINT, stop_cb, &s);
     struct event *sigusr1 = evsignal_new(s.base, SIGUSR1, reopen_cb, &s);
+    struct event *sighup = evsignal_new(s.base, SIGHUP, sighup_cb, &s);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
     evsignal_add(sigusr1, NULL);
+    evsignal_add(sighup, NULL);
+    pthread_mutex_init(&s.reload_lock, NULL);
+    pthread_cond_init(&s.reload_done, NULL);
+    s.reload_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s.reload_ev = event_new(s.base, s.reload_fd, EV_READ | EV_PERSIST, reload_request_cb, &s);
+    event_add(s.reload_ev, NULL);
     tg_tunnel_metrics_register();
     int rc = start_workers(&s, fds);
     tg_metrics_set_workers(s.workers, s.nworkers);
     if (rc == 0 && cfg->has_admin) {
         char msg[256];
         s.admin = tg_admin_start(cfg, s.workers, s.nworkers, msg, sizeof(msg));
+        if (s.admin != NULL)
+            tg_admin_set_reload(s.admin, admin_reload, &s);
         if (s.admin == NULL) {
             tg_log_error("admin: %s", msg);
             rc = -1;
@@ -169,6 +328,15 @@ int tg_server_run(tg_config_t *cfg)
         if (s.admin)
             tg_admin_set_ready(s.admin, true);
         event_base_dispatch(s.base);
+        /* A POST /reload that arrived during shutdown gets its answer. */
+        pthread_mutex_lock(&s.reload_lock);
+        if (s.reload_pending) {
+            s.reload_rc = -1;
+            snprintf(s.reload_err, sizeof(s.reload_err), "shutting down");
+            s.reload_pending = false;
+            pthread_cond_broadcast(&s.reload_done);
+        }
+        pthread_mutex_unlock(&s.reload_lock);
     } else {
         for (unsigned i = 0; i < s.nworkers; i++)
             if (s.workers[i].base)
@@ -187,6 +355,14 @@ int tg_server_run(tg_config_t *cfg)
     event_free(sigterm);
     event_free(sigint);
     event_free(sigusr1);
+    event_free(sighup);
+    event_free(s.reload_ev);
+    close(s.reload_fd);
+    pthread_cond_destroy(&s.reload_done);
+    pthread_mutex_destroy(&s.reload_lock);
+    /* A reload swapped s.cfg; the caller's reference is to the first one. */
+    if (s.cfg != cfg)
+        tg_config_unref(s.cfg);
     event_base_free(s.base);
     free(s.workers);
     free(fds);

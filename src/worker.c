@@ -88,13 +88,132 @@ static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(w->base);
 }
 
-static void notify_cb(evutil_socket_t fd, short what, void *arg)
+/* ---- generations ---- */
+
+static tg_gen_t *gen_new(tg_worker_t *w, tg_config_t *cfg)
 {
-    (void)what;
-    tg_worker_t *w = arg;
-    uint64_t v;
-    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        tg_log_warn("worker %u: eventfd read: %s", w->id, strerror(errno));
+    tg_gen_t *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    g->worker = w;
+    g->cfg = cfg;
+    g->pools = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*g->pools));
+    if (g->pools == NULL) {
+        free(g);
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        tg_upool_init(&g->pools[i], w->base, &cfg->upstreams[i]);
+    return g;
+}
+
+/* Plugins' per-worker state is made on the worker thread itself. */
+static void gen_start(tg_gen_t *g)
+{
+    g->plugin_data = tg_chain_worker_init(g->cfg, g->worker->base, g->worker->id);
+}
+
+static void gen_free(tg_gen_t *g)
+{
+    if (g->plugin_data != NULL)
+        tg_chain_worker_fini(g->cfg, g->plugin_data);
+    for (size_t i = 0; i < g->cfg->nupstreams; i++)
+        tg_upool_destroy(&g->pools[i]);
+    free(g->pools);
+    tg_config_unref(g->cfg);
+    free(g);
+}
+
+tg_gen_t *tg_worker_gen_acquire(tg_worker_t *w)
+{
+    w->gen->inflight++;
+    return w->gen;
+}
+
+void tg_worker_gen_release(tg_gen_t *g)
+{
+    if (--g->inflight > 0 || !g->retired)
+        return;
+    tg_worker_t *w = g->worker;
+    for (tg_gen_t **p = &w->retired; *p != NULL; p = &(*p)->next) {
+        if (*p == g) {
+            *p = g->next;
+            break;
+        }
+    }
+    gen_free(g);
+}
+
+static void retire(tg_worker_t *w, tg_gen_t *g)
+{
+    g->retired = true;
+    if (g->inflight == 0) {
+        gen_free(g);
+        return;
+    }
+    g->next = w->retired;
+    w->retired = g;
+}
+
+/* ---- listeners ---- */
+
+static struct evconnlistener *listen_on(tg_worker_t *w, int fd)
+{
+    struct evconnlistener *l = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (l != NULL)
+        evconnlistener_set_error_cb(l, accept_error_cb);
+    else
+        close(fd);
+    return l;
+}
+
+/* New listener set in the order of the new config: kept ones move, new
+ * sockets get a listener, the rest close. */
+static void swap_listeners(tg_worker_t *w, const tg_worker_reload_t *r)
+{
+    size_t n = r->cfg->nlisteners;
+    struct evconnlistener **next = calloc(n ? n : 1, sizeof(*next));
+    if (next == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (r->fds[i] >= 0) {
+            next[i] = listen_on(w, r->fds[i]);
+        } else if (r->old_index[i] < w->nlisten) {
+            next[i] = w->listeners[r->old_index[i]];
+            w->listeners[r->old_index[i]] = NULL;
+        }
+    }
+    close_listeners(w);
+    free(w->listeners);
+    w->listeners = next;
+    w->nlisten = n;
+}
+
+static void apply_reload(tg_worker_t *w, tg_worker_reload_t *r)
+{
+    tg_gen_t *g = gen_new(w, r->cfg);
+    if (g == NULL) {
+        tg_log_error("worker %u: reload: out of memory, keeping the running config", w->id);
+        tg_config_unref(r->cfg);
+        for (size_t i = 0; i < r->cfg->nlisteners; i++)
+            if (r->fds[i] >= 0)
+                close(r->fds[i]);
+        return;
+    }
+    gen_start(g);
+    tg_worker_metrics_t *m = tg_worker_metrics_rebuild(w->metrics, w->cfg, r->cfg);
+    if (m != NULL)
+        w->metrics = m; /* the old one stays readable by a scrape in progress (metrics.c) */
+    if (!w->draining)
+        swap_listeners(w, r);
+    tg_gen_t *old = w->gen;
+    w->gen = g;
+    w->cfg = g->cfg;
+    retire(w, old);
+}
+
+static void begin_drain(tg_worker_t *w)
+{
     if (w->draining)
         return;
     w->draining = true;
@@ -110,12 +229,39 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(w->base);
 }
 
+static void free_reload(tg_worker_reload_t *r)
+{
+    free(r->fds);
+    free(r->old_index);
+    free(r);
+}
+
+static void notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    tg_worker_t *w = arg;
+    uint64_t v;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        tg_log_warn("worker %u: eventfd read: %s", w->id, strerror(errno));
+    pthread_mutex_lock(&w->lock);
+    tg_worker_reload_t *r = w->pending_reload;
+    w->pending_reload = NULL;
+    bool stop = w->stop_requested;
+    pthread_mutex_unlock(&w->lock);
+    if (r != NULL) {
+        apply_reload(w, r);
+        free_reload(r);
+    }
+    if (stop)
+        begin_drain(w);
+}
+
 int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size_t nfds)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
-    w->cfg = tg_config_ref(cfg);
     w->notify_fd = -1;
+    pthread_mutex_init(&w->lock, NULL);
     /* The changelist folds the EPOLLOUT add/remove pairs that every response
      * causes into fewer epoll_ctl calls. No lock: nothing else touches the base. */
     struct event_config *ec = event_config_new();
@@ -126,25 +272,25 @@ int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size
     event_config_free(ec);
     if (w->base == NULL)
         return -1;
+    w->gen = gen_new(w, tg_config_ref(cfg));
+    if (w->gen == NULL)
+        return -1;
+    w->cfg = cfg;
+    w->redis_cfg = tg_config_ref(cfg);
     w->match_data = pcre2_match_data_create(1, NULL);
-    w->pools = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*w->pools));
     w->listeners = calloc(nfds ? nfds : 1, sizeof(*w->listeners));
     w->spare_arenas = calloc(SPARE_ARENAS, sizeof(*w->spare_arenas));
     w->spare_cap = SPARE_ARENAS;
     w->metrics = tg_worker_metrics_new(cfg);
     w->stage = evbuffer_new();
-    if (!w->stage || !w->metrics || !w->match_data || !w->pools || !w->listeners || !w->spare_arenas)
+    if (!w->stage || !w->metrics || !w->match_data || !w->listeners || !w->spare_arenas)
         return -1;
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        if (tg_upool_init(&w->pools[i], w->base, &cfg->upstreams[i]) < 0)
-            return -1;
     tg_request_id_seed(&w->ids);
     w->nlisten = nfds;
     for (size_t i = 0; i < nfds; i++) {
-        w->listeners[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
+        w->listeners[i] = listen_on(w, fds[i]);
         if (w->listeners[i] == NULL)
             return -1;
-        evconnlistener_set_error_cb(w->listeners[i], accept_error_cb);
     }
     w->accept_resume = evtimer_new(w->base, accept_resume_cb, w);
     w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
@@ -163,17 +309,24 @@ static void *worker_main(void *arg)
 {
     tg_worker_t *w = arg;
     tg_current_worker = w;
-    /* Plugin and Redis state is created on the thread that will use it. */
-    w->plugin_data = tg_chain_worker_init(w->cfg, w->base, w->id);
-    if (w->cfg->redis != NULL)
-        w->redis = tg_redis_new(w->cfg->redis, w->base, w->id);
+    /* Plugin and Redis state is created on the thread that will use it. The
+     * Redis connection keeps the first config's redis: (a change of Redis
+     * address needs a restart). */
+    gen_start(w->gen);
+    if (w->redis_cfg->redis != NULL)
+        w->redis = tg_redis_new(w->redis_cfg->redis, w->base, w->id);
     event_base_dispatch(w->base);
     /* Connections still open after the drain deadline end here, while the
      * plugins' worker state they may log into still exists. */
     while (w->conns != NULL)
         tg_conn_abort(w->conns);
-    tg_chain_worker_fini(w->cfg, w->plugin_data);
-    w->plugin_data = NULL;
+    while (w->retired != NULL) {
+        tg_gen_t *g = w->retired;
+        w->retired = g->next;
+        gen_free(g);
+    }
+    gen_free(w->gen);
+    w->gen = NULL;
     if (w->redis != NULL) {
         tg_redis_free(w->redis);
         w->redis = NULL;
@@ -186,11 +339,36 @@ int tg_worker_start(tg_worker_t *w)
     return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
 }
 
-void tg_worker_request_stop(tg_worker_t *w)
+static void wake(tg_worker_t *w)
 {
     uint64_t one = 1;
     if (write(w->notify_fd, &one, sizeof(one)) < 0)
         tg_log_warn("worker %u: cannot notify: %s", w->id, strerror(errno));
+}
+
+void tg_worker_request_stop(tg_worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->stop_requested = true;
+    pthread_mutex_unlock(&w->lock);
+    wake(w);
+}
+
+void tg_worker_request_reload(tg_worker_t *w, tg_worker_reload_t *r)
+{
+    pthread_mutex_lock(&w->lock);
+    tg_worker_reload_t *older = w->pending_reload;
+    w->pending_reload = r;
+    pthread_mutex_unlock(&w->lock);
+    if (older != NULL) {
+        /* Two reloads before the worker woke up: only the newest counts. */
+        for (size_t i = 0; i < older->cfg->nlisteners; i++)
+            if (older->fds[i] >= 0)
+                close(older->fds[i]);
+        tg_config_unref(older->cfg);
+        free_reload(older);
+    }
+    wake(w);
 }
 
 void tg_worker_join(tg_worker_t *w)
@@ -205,10 +383,11 @@ void tg_worker_destroy(tg_worker_t *w)
     if (w->listeners)
         close_listeners(w);
     free(w->listeners);
-    if (w->pools) {
-        for (size_t i = 0; i < w->cfg->nupstreams; i++)
-            tg_upool_destroy(&w->pools[i]);
-        free(w->pools);
+    if (w->gen != NULL) /* a worker that never ran */
+        gen_free(w->gen);
+    if (w->pending_reload != NULL) {
+        tg_config_unref(w->pending_reload->cfg);
+        free_reload(w->pending_reload);
     }
     for (size_t i = 0; i < w->nspare; i++)
         tg_arena_destroy(w->spare_arenas[i]);
@@ -229,7 +408,8 @@ void tg_worker_destroy(tg_worker_t *w)
         close(w->notify_fd);
     if (w->base)
         event_base_free(w->base);
-    tg_config_unref(w->cfg);
+    tg_config_unref(w->redis_cfg);
+    pthread_mutex_destroy(&w->lock);
     memset(w, 0, sizeof(*w));
 }
 

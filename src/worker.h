@@ -18,12 +18,38 @@
 typedef struct tg_conn_s tg_conn_t;
 typedef struct tg_arena_s tg_arena_t;
 
-typedef struct tg_worker_s {
+typedef struct tg_worker_s tg_worker_t;
+
+/*
+ * A config generation on one worker: the config, the upstream pools built for
+ * it and the plugins' per-worker state. A reload makes a new generation
+ * current; requests keep the one they started with, which is freed when its
+ * last request ends.
+ */
+typedef struct tg_gen_s {
+    tg_worker_t *worker;
+    tg_config_t *cfg;
+    tg_upool_t *pools;  /* one per cfg->upstreams[i] */
+    void **plugin_data; /* per cfg->instances[i]: worker_init() result */
+    size_t inflight;    /* requests using this generation */
+    bool retired;
+    struct tg_gen_s *next; /* retired list */
+} tg_gen_t;
+
+/* A reload handed from the main thread to a worker. */
+typedef struct {
+    tg_config_t *cfg; /* a reference for the worker */
+    int *fds;         /* per cfg->listeners[i]: a new socket, or -1 to keep old_index[i] */
+    size_t *old_index;
+} tg_worker_reload_t;
+
+struct tg_worker_s {
     unsigned id;
     pthread_t thread;
     struct event_base *base;
-    tg_config_t *cfg;
-    int *listen_fds; /* handed over by the server, owned by the listeners once started */
+    tg_config_t *cfg; /* gen->cfg: the config new requests use */
+    tg_gen_t *gen;
+    tg_gen_t *retired;
     size_t nlisten;
     struct evconnlistener **listeners;
     struct event *accept_resume; /* re-enables accepting after EMFILE */
@@ -31,7 +57,6 @@ typedef struct tg_worker_s {
     struct event *notify_ev;
     struct event *drain_deadline;
     pcre2_match_data *match_data;
-    tg_upool_t *pools; /* one per cfg->upstreams[i] */
     tg_request_id_gen_t ids;
     tg_conn_t *conns; /* every open client connection (for draining) */
     size_t nconns;
@@ -40,10 +65,13 @@ typedef struct tg_worker_s {
     bool draining;
     bool emfile_logged;
     struct tg_worker_metrics_s *metrics; /* this worker's counters (metrics.h) */
-    void **plugin_data;                  /* per cfg->instances[i]: worker_init() result */
     struct evbuffer *stage;              /* reused by every response's first part (response.h) */
     struct tg_redis_s *redis;            /* this worker's Redis connection (redis.h), or NULL */
-} tg_worker_t;
+    tg_config_t *redis_cfg;              /* the config whose redis: the connection uses */
+    pthread_mutex_t lock;                /* guards the two fields below (main thread -> worker) */
+    tg_worker_reload_t *pending_reload;
+    bool stop_requested;
+};
 
 /* The worker running on this thread (NULL on other threads). */
 extern _Thread_local tg_worker_t *tg_current_worker;
@@ -53,6 +81,12 @@ int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size
 int tg_worker_start(tg_worker_t *w);
 /* Thread-safe: asks the worker to stop accepting and drain. */
 void tg_worker_request_stop(tg_worker_t *w);
+/* Thread-safe: hands a reload to the worker (which takes ownership of r). */
+void tg_worker_request_reload(tg_worker_t *w, tg_worker_reload_t *r);
+
+/* A request starts / ends on generation g. */
+tg_gen_t *tg_worker_gen_acquire(tg_worker_t *w);
+void tg_worker_gen_release(tg_gen_t *g);
 void tg_worker_join(tg_worker_t *w);
 void tg_worker_destroy(tg_worker_t *w);
 

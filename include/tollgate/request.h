@@ -85,6 +85,12 @@ size_t tg_response_remove_header(tg_request_t *r, const char *name);
  * from what the hook leaves. */
 void tg_response_buffer_body(tg_request_t *r, size_t limit);
 bool tg_response_body_buffered(const tg_request_t *r);
+/* Asks for the response body in pieces (a streaming transform): the body then
+ * reaches the client chunked (HTTP/1.1) or close-delimited (HTTP/1.0), since
+ * its length may change. Without this call or tg_response_buffer_body(), a
+ * plugin's response_body hook is not called for this response and the body
+ * passes with its original framing. */
+void tg_response_filter_body(tg_request_t *r);
 
 /* ---- facts shared between plugins (a small typed bag) ---- */
 /* Keys are conventional: "jwt.sub", "jwt.claims" (a jansson json_t *),

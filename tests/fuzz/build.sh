@@ -11,6 +11,17 @@ name=${1:?usage: tests/fuzz/build.sh <target> (e.g. http_parser)}
 # Sources each target needs besides its own file.
 case "$name" in
 http_parser) extra="src/http_parser.c src/chunked.c" ;;
+path_norm) extra="src/path_norm.c" ;;
+shape)
+    extra="plugins/response-shape/shape.c"
+    FUZZ_CFLAGS="-Iplugins/response-shape ${FUZZ_CFLAGS:-}"
+    libs="-ljansson"
+    ;;
+jwt)
+    extra="plugins/jwt/jwt_keys.c plugins/jwt/jwt_verify.c plugins/jwt/jwt_claims.c plugins/jwt/jwt_cache.c"
+    FUZZ_CFLAGS="-Iplugins/jwt ${FUZZ_CFLAGS:-}"
+    libs="-lcrypto -ljansson"
+    ;;
 *)
     echo "build.sh: unknown fuzz target '$name' (add it to the case statement)" >&2
     exit 2
@@ -24,5 +35,5 @@ mkdir -p build-fuzz
 # shellcheck disable=SC2086 # $extra is a list of file names
 ${CC:-clang} -std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Iinclude -Isrc ${FUZZ_CFLAGS:-} "$src" $extra -o "$out"
+    -Iinclude -Isrc ${FUZZ_CFLAGS:-} "$src" $extra ${libs:-} -o "$out"
 echo "$PWD/$out"

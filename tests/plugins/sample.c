@@ -163,6 +163,8 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
     }
     if (s->buffer_body)
         tg_response_buffer_body(r, (size_t)s->buffer_body);
+    else if (s->upper_body)
+        tg_response_filter_body(r);
     return TG_FILTER_CONTINUE;
 }
 

@@ -1,0 +1,64 @@
+/*
+ * TLS with OpenSSL 3 over libevent's bufferevent_openssl: termination on
+ * listeners (certificates chosen by SNI, ALPN http/1.1 only, session tickets
+ * with rotating keys, optional client certificates) and TLS toward upstreams
+ * (verification on by default, SNI, optional client certificate).
+ *
+ * Everything is built at config load into SSL_CTXs that the workers share
+ * read-only (SSL_new on a shared SSL_CTX is thread-safe); the only mutable
+ * shared state, the session ticket keys, is behind a mutex.
+ */
+#ifndef TG_TLS_H
+#define TG_TLS_H
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "tollgate/conf.h"
+
+/* A listener's `tls:` (tg_listen_conf_t.tls). */
+typedef struct tg_tls_server_s tg_tls_server_t;
+/* An upstream's `tls:` (tg_upstream_conf_t.tls). */
+typedef struct tg_tls_client_s tg_tls_client_t;
+
+/* Parses a listener's `tls:` map: loads every certificate and key (paths
+ * relative to dir) and checks that each key matches its certificate. listen
+ * is the listener's address as written (it keeps sessions of different
+ * listeners apart). *out stays NULL for an empty node. Errors are
+ * "FILE:LINE:COL: message" at the offending node. */
+int tg_tls_server_parse(const tg_conf_node_t *n, const char *dir, const char *listen,
+                        tg_tls_server_t **out, tg_conf_err_t *err);
+
+/* NULL is allowed. Connections still open keep their SSL_CTX alive. */
+void tg_tls_server_free(tg_tls_server_t *s);
+
+/* An accepting bufferevent over fd (BEV_OPT_CLOSE_ON_FREE). NULL on failure,
+ * with fd left open for the caller. */
+struct bufferevent *tg_tls_server_bev(const tg_tls_server_t *s, struct event_base *base, int fd);
+
+/* Counts tollgate_tls_handshake_failures_total for a client connection that
+ * failed (BEV_EVENT_ERROR) before its handshake completed; a connection closed
+ * before sending a byte (a port probe) does not count. Never logs. */
+void tg_tls_count_handshake_failure(struct bufferevent *bev, unsigned worker_id);
+
+/* Parses an upstream's `tls:` map; targets are the upstream's (already
+ * parsed): server_name defaults to each target's host. */
+int tg_tls_client_parse(const tg_conf_node_t *n, const char *dir, const tg_target_t *targets,
+                        size_t ntargets, tg_tls_client_t **out, tg_conf_err_t *err);
+
+void tg_tls_client_free(tg_tls_client_t *c);
+
+/* Starts a non-blocking connect of fd to sa and returns a connecting TLS
+ * bufferevent for target (BEV_OPT_CLOSE_ON_FREE): BEV_EVENT_CONNECTED comes
+ * after the handshake, a failed handshake or verification is BEV_EVENT_ERROR,
+ * and a connect plus handshake longer than timeout_ms is BEV_EVENT_TIMEOUT.
+ * NULL with errno set on failure, fd then left open for the caller. */
+struct bufferevent *tg_tls_connect(const tg_tls_client_t *c, struct event_base *base, int fd,
+                                   size_t target, const struct sockaddr *sa, socklen_t salen,
+                                   uint64_t timeout_ms);
+
+#endif

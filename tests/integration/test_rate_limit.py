@@ -1,0 +1,417 @@
+"""The rate-limit plugin against a real redis-server started by this module.
+
+Covers: accuracy of the shared bucket across 3 gateway instances, separate
+keys, the RateLimit-* headers against the bucket state, Retry-After, Redis
+killed or frozen under traffic for each on_error policy, Redis restarted
+(NOSCRIPT), the local backend, config errors.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import tg_harness as h
+
+REDIS_BIN = "redis-server"
+
+
+class Redis:
+    """A redis-server child on a fixed port (so it can be restarted there)."""
+
+    def __init__(self, port=None):
+        self.port = port or h.free_port()
+        self.proc = None
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert h.wait_port(self.port, 10, self.proc), "redis-server did not start"
+        return self
+
+    def kill(self):
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def cont(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def cmd(self, *args):
+        """One command over RESP; returns the decoded reply (bulk/status as str)."""
+        out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
+                                                    (x.encode() if isinstance(x, str) else x for x in args))
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(out)
+            f = s.makefile("rb")
+            return _read_resp(f)
+
+
+def _read_resp(f):
+    line = f.readline()[:-2]
+    t, rest = line[:1], line[1:]
+    if t in (b"+", b"-"):
+        return rest.decode()
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data.decode("latin-1")
+    if t == b"*":
+        return [_read_resp(f) for _ in range(int(rest))]
+    raise AssertionError("bad RESP %r" % line)
+
+
+@pytest.fixture
+def redis():
+    r = Redis().start()
+    yield r
+    r.kill()
+
+
+def rl_route(name, prefix, config, upstream="up"):
+    return {"name": name, "match": {"path_prefix": prefix}, "upstream": upstream,
+            "plugins": [{"name": "rate-limit", "config": config}]}
+
+
+def make_config(port, up, routes, redis=None, workers=2, redis_timeout="50ms"):
+    cfg = h.gateway_config(port, {"up": h.upstream_conf([up.address])}, routes, workers=workers)
+    if redis is not None:
+        cfg["redis"] = {"address": redis.address, "timeout": redis_timeout}
+    return cfg
+
+
+def start_gw(gateway_factory, up, routes, redis=None, workers=2, redis_timeout="50ms", name=None):
+    port = h.free_port()
+    cfg = make_config(port, up, routes, redis, workers, redis_timeout)
+    gw = gateway_factory(cfg, name=name)
+    if redis is not None:
+        wait_redis_ready(gw)
+    return gw
+
+
+def wait_redis_ready(gw):
+    """Workers connect asynchronously (a TCP connect and a PING on loopback):
+    give them a moment so the first requests do not see "not connected"."""
+    time.sleep(0.3)
+
+
+def get(port, path, headers=(), conn=None):
+    if conn is not None:
+        conn.send(h.build_request("GET", path, headers))
+        return conn.read_response()
+    return h.request(port, "GET", path, headers)
+
+
+def limited(cfg_overrides=None, **kw):
+    conf = {"key": "header:X-Client", "limits": [{"rate": 20, "per": "1s", "burst": 10}], "backend": "redis",
+            "on_error": "allow", "headers": True}
+    conf.update(cfg_overrides or {})
+    conf.update(kw)
+    return conf
+
+
+def rl_headers(r):
+    return {k: r.header(k) for k in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+                                     "RateLimit-Policy", "Retry-After")}
+
+
+# ------------------------------------------------------------- accuracy ----
+
+def test_accuracy_three_instances_share_one_redis(gateway_factory, upstream, redis):
+    """A client at 3x its limit for 5 s, spread over 3 gateways: burst + rate * elapsed admitted (2%)."""
+    rate, burst, duration = 20, 10, 5.0
+    routes = [rl_route("api", "/api", limited(limits=[{"rate": rate, "per": "1s", "burst": burst}]))]
+    gws = [start_gw(gateway_factory, upstream, routes, redis, name="gw%d" % i) for i in range(3)]
+    conns = [h.Conn(gw.port, timeout=5) for gw in gws]
+    try:
+        interval = 1.0 / (3 * rate)
+        admitted = refused = 0
+        t0 = time.monotonic()
+        first = last = None
+        i = 0
+        while True:
+            due = t0 + i * interval
+            if due - t0 > duration:
+                break
+            now = time.monotonic()
+            if due > now:
+                time.sleep(due - now)
+            sent = time.monotonic()
+            first = first if first is not None else sent
+            last = sent
+            r = get(None, "/api/x", [("X-Client", "acc")], conns[i % 3])
+            assert r.status in (200, 429), r
+            admitted += r.status == 200
+            refused += r.status == 429
+            i += 1
+    finally:
+        for c in conns:
+            c.close()
+    elapsed = last - first
+    expected = burst + rate * elapsed
+    assert abs(admitted - expected) <= 0.02 * expected, (admitted, expected, refused, elapsed)
+    assert refused > 0
+    for gw in gws:
+        assert "rate-limit: redis unavailable" not in gw.stderr()
+
+
+# ------------------------------------------------------------- keys ----
+
+def test_separate_keys_and_routes(gateway_factory, upstream, redis):
+    conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 2}])
+    routes = [rl_route("a", "/a", conf), rl_route("b", "/b", conf)]
+    gw = start_gw(gateway_factory, upstream, routes, redis)
+    statuses = lambda path, client: [get(gw.port, path, [("X-Client", client)]).status for _ in range(3)]
+    assert statuses("/a/1", "alice") == [200, 200, 429]
+    assert statuses("/a/1", "bob") == [200, 200, 429]       # another header value: its own bucket
+    assert statuses("/b/1", "alice") == [200, 200, 429]     # another route: its own bucket
+    keys = redis.cmd("KEYS", "tg:rl:*")
+    # tg:rl:<route>:<instance hash>:<limit index>:<key value>
+    parts = sorted((k.split(":", 5)[2], k.split(":", 5)[4], k.split(":", 5)[5]) for k in keys)
+    assert parts == [("a", "0", "h:alice"), ("a", "0", "h:bob"), ("b", "0", "h:alice")], keys
+    # Keys expire when the bucket is full again (2 tokens at 1/min: <= 120 s).
+    for k in keys:
+        ttl = redis.cmd("PTTL", k)
+        assert 0 < ttl <= 120000, (k, ttl)
+
+
+def test_missing_header_falls_back_to_ip_and_long_values_are_hashed(gateway_factory, upstream, redis):
+    conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 1}])
+    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)], redis)
+    assert get(gw.port, "/a").status == 200
+    assert get(gw.port, "/a").status == 429
+    long_value = "x" * 300
+    assert get(gw.port, "/a", [("X-Client", long_value)]).status == 200
+    keys = redis.cmd("KEYS", "tg:rl:*")
+    assert any(k.endswith(":0:i:127.0.0.1") for k in keys), keys
+    hashed = [k for k in keys if ":0:#" in k]
+    assert len(hashed) == 1 and len(hashed[0].split(":0:#")[1]) == 40, keys
+
+
+# ------------------------------------------------------------- headers ----
+
+def test_headers_follow_the_bucket(gateway_factory, upstream, redis):
+    conf = limited(limits=[{"rate": 1, "per": "1s", "burst": 5}])
+    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)], redis)
+    with h.Conn(gw.port) as c:
+        for k in range(1, 6):
+            r = get(gw.port, "/a", [("X-Client", "hdr")], c)
+            assert r.status == 200
+            hd = rl_headers(r)
+            assert hd["RateLimit-Limit"] == "5"
+            assert hd["RateLimit-Remaining"] == str(5 - k)
+            # k tokens taken at 1/s: full again in k s (a few ms less: ceil).
+            assert hd["RateLimit-Reset"] == str(k), hd
+            assert hd["RateLimit-Policy"] == "1;w=1;burst=5"
+            assert hd["Retry-After"] is None
+        r = get(gw.port, "/a", [("X-Client", "hdr")], c)
+    assert r.status == 429
+    assert r.header("Content-Type") == "application/json"
+    body = r.json()
+    assert body["error"] == "rate limit exceeded" and body["request_id"]
+    hd = rl_headers(r)
+    assert hd["Retry-After"] == "1"
+    assert hd["RateLimit-Remaining"] == "0" and hd["RateLimit-Limit"] == "5"
+    assert hd["RateLimit-Policy"] == "1;w=1;burst=5"
+    # The bucket in Redis: a TAT about 5 s ahead of Redis's clock, refused request consumed nothing.
+    key = [k for k in redis.cmd("KEYS", "tg:rl:*")][0]
+    sec, usec = redis.cmd("TIME")
+    ahead = (int(redis.cmd("GET", key)) - (int(sec) * 1000000 + int(usec))) / 1e6
+    assert 4.5 < ahead <= 5.0, ahead
+
+
+def test_headers_show_the_tightest_limit_and_the_policy(gateway_factory, upstream, redis):
+    conf = limited(limits=[{"rate": 10, "per": "1s"}, {"rate": 3, "per": "1m"}])
+    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)], redis)
+    r = get(gw.port, "/a", [("X-Client", "t")])
+    hd = rl_headers(r)
+    assert hd["RateLimit-Policy"] == "10;w=1, 3;w=60"
+    assert (hd["RateLimit-Limit"], hd["RateLimit-Remaining"], hd["RateLimit-Reset"]) == ("3", "2", "20")
+    assert [get(gw.port, "/a", [("X-Client", "t")]).status for _ in range(3)] == [200, 200, 429]
+    r = get(gw.port, "/a", [("X-Client", "t")])
+    assert r.status == 429
+    assert 19 <= int(r.header("Retry-After")) <= 20, r.header("Retry-After")
+
+
+def test_headers_false_and_cost(gateway_factory, upstream, redis):
+    conf = limited(limits=[{"rate": 10, "per": "1m"}], cost=4, headers=False)
+    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)], redis)
+    got = [get(gw.port, "/a", [("X-Client", "c")]) for _ in range(3)]
+    assert [r.status for r in got] == [200, 200, 429]
+    assert got[0].header("RateLimit-Limit") is None
+    assert got[2].header("RateLimit-Limit") is None and got[2].header("Retry-After") is not None
+
+
+def test_retry_after_is_honoured(gateway_factory, upstream, redis):
+    conf = limited(limits=[{"rate": 1, "per": "2s", "burst": 1}])
+    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)], redis)
+    assert get(gw.port, "/a", [("X-Client", "r")]).status == 200
+    r = get(gw.port, "/a", [("X-Client", "r")])
+    assert r.status == 429
+    wait = int(r.header("Retry-After"))
+    assert wait == 2
+    time.sleep(wait)
+    assert get(gw.port, "/a", [("X-Client", "r")]).status == 200
+
+
+# ------------------------------------------------------------- failures ----
+
+def _burst_then(gw, path, client, n):
+    out = []
+    for _ in range(n):
+        t = time.monotonic()
+        r = get(gw.port, path, [("X-Client", client)])
+        out.append((r, time.monotonic() - t))
+    return out
+
+
+@pytest.mark.parametrize("failure", ["killed", "frozen"])
+@pytest.mark.parametrize("policy", ["allow", "deny", "local"])
+def test_redis_failure_policy(gateway_factory, upstream, redis, policy, failure):
+    conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 3}], on_error=policy)
+    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)], redis, redis_timeout="100ms")
+    assert [get(gw.port, "/a", [("X-Client", "f")]).status for _ in range(2)] == [200, 200]
+    if failure == "killed":
+        redis.kill()
+    else:
+        redis.stop()
+    got = _burst_then(gw, "/a", "g", 8)
+    statuses = [r.status for r, _ in got]
+    for r, took in got:
+        # Never waits for a dead Redis longer than its timeout (plus scheduling slack).
+        assert took < 0.6, (took, statuses)
+    if policy == "allow":
+        assert statuses == [200] * 8
+        assert got[0][0].header("RateLimit-Limit") is None
+    elif policy == "deny":
+        assert statuses == [503] * 8
+        assert got[0][0].json()["error"] == "rate limiter unavailable"
+    else:
+        assert statuses == [200, 200, 200] + [429] * 5
+        assert got[0][0].header("RateLimit-Remaining") == "2"
+    err = gw.stderr()
+    assert err.count("rate-limit: redis unavailable") == 1, err
+    if failure == "frozen":
+        redis.cont()
+
+
+def test_redis_restarted_noscript_and_limiting_resumes(gateway_factory, upstream, redis):
+    conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 2}], on_error="deny")
+    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)], redis)
+    assert get(gw.port, "/a", [("X-Client", "n")]).status == 200
+    assert redis.cmd("SCRIPT", "FLUSH") == "OK"
+    assert get(gw.port, "/a", [("X-Client", "n")]).status == 200   # NOSCRIPT -> EVAL
+    assert get(gw.port, "/a", [("X-Client", "n")]).status == 429
+    # A fresh server on the same port: no script, no buckets.
+    redis.kill()
+    assert get(gw.port, "/a", [("X-Client", "n")]).status == 503
+    redis.start()
+    deadline = time.monotonic() + 8
+    statuses = []
+    while time.monotonic() < deadline:
+        s = get(gw.port, "/a", [("X-Client", "m")]).status
+        if s != 503:
+            statuses.append(s)
+            if len(statuses) == 3:
+                break
+        else:
+            time.sleep(0.1)
+    assert statuses == [200, 200, 429], statuses
+    err = gw.stderr()
+    assert "redis: connected to 127.0.0.1:%d" % redis.port in err
+    assert "rate-limit: redis available again" in err
+
+
+# ------------------------------------------------------------- local ----
+
+def test_local_backend_without_redis(gateway_factory, upstream):
+    conf = {"key": ["header:X-Client", "route"], "limits": [{"rate": 1, "per": "1m", "burst": 3}],
+            "backend": "local"}
+    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf), rl_route("b", "/b", conf)],
+                  workers=2)
+    # Separate connections: requests land on both workers, which share the buckets.
+    got = [get(gw.port, "/a", [("X-Client", "l")]) for _ in range(5)]
+    assert [r.status for r in got] == [200, 200, 200, 429, 429]
+    assert [r.header("RateLimit-Remaining") for r in got] == ["2", "1", "0", "0", "0"]
+    assert got[3].header("Retry-After") is not None
+    assert get(gw.port, "/b", [("X-Client", "l")]).status == 200
+    assert get(gw.port, "/a", [("X-Client", "other")]).status == 200
+
+
+def test_local_backend_refills(gateway_factory, upstream):
+    conf = {"key": "ip", "limits": [{"rate": 5, "per": "1s", "burst": 1}], "backend": "local"}
+    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)])
+    assert get(gw.port, "/a").status == 200
+    assert get(gw.port, "/a").status == 429
+    time.sleep(0.25)
+    assert get(gw.port, "/a").status == 200
+
+
+def test_jwt_key_without_jwt_plugin_warns_and_falls_back_to_ip(gateway_factory, upstream, tmp_path):
+    conf = {"key": "jwt.sub", "limits": [{"rate": 1, "per": "1m", "burst": 1}], "backend": "local"}
+    port = h.free_port()
+    cfg = make_config(port, upstream, [rl_route("a", "/a", conf)])
+    path = tmp_path / "t.yaml"
+    path.write_text(h.yaml_text(cfg))
+    rc, err = h.run_check(path)
+    assert rc == 0, err
+    assert "warning: rate-limit key 'jwt.sub' reads a JWT claim but no jwt plugin" in err
+    line = [l for l in h.yaml_text(cfg).splitlines()].index("          key: jwt.sub") + 1
+    assert "t.yaml:%d:16: warning" % line in err, err
+    gw = gateway_factory(cfg)
+    assert get(gw.port, "/a").status == 200
+    assert get(gw.port, "/a").status == 429
+
+
+# ------------------------------------------------------------- config ----
+
+BAD = [
+    ({"limits": [{"rate": 0, "per": "1s"}]}, "rate", "must be between 1 and"),
+    ({"limits": [{"rate": -5, "per": "1s"}]}, "rate", "expected an integer"),
+    ({"limits": [{"rate": 5, "per": "5"}]}, "per", "expected a duration"),
+    ({"limits": [{"rate": 5, "per": "1s", "brust": 3}]}, "brust", "unknown key 'brust'"),
+    ({"limits": [{"rate": 5}]}, None, "missing required key 'per'"),
+    ({"limits": [{"rate": 5, "per": "1s"}], "colour": "red"}, "colour", "unknown key 'colour'"),
+    ({"limits": [{"rate": 5, "per": "1s"}], "on_error": "maybe"}, "on_error",
+     "invalid value 'maybe': expected allow, deny or local"),
+    ({"limits": [{"rate": 5, "per": "1s"}], "backend": "memcached"}, "backend",
+     "invalid value 'memcached': expected redis or local"),
+    ({"limits": [{"rate": 5, "per": "1s"}], "key": "cookie:x"}, "key", "invalid key 'cookie:x'"),
+    ({"limits": [{"rate": 5, "per": "1s"}], "cost": 6}, "cost", "cost 6 exceeds the burst (5) of limit 1"),
+    ({"limits": []}, "limits", "expected a list of limits"),
+    ({"key": "ip"}, None, "missing required key 'limits'"),
+]
+
+
+@pytest.mark.parametrize("conf,at,msg", BAD, ids=[b[2][:30] for b in BAD])
+def test_config_errors_at_the_node(upstream, tmp_path, conf, at, msg):
+    cfg = make_config(h.free_port(), upstream, [rl_route("a", "/a", conf)])
+    text = h.yaml_text(cfg)
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    rc, err = h.run_check(path)
+    assert rc != 0
+    assert msg in err, err
+    if at is not None:
+        lines = text.splitlines()
+        start = next(i for i, l in enumerate(lines) if l.strip() == "config:")
+        lineno = next(i for i, l in enumerate(lines) if i > start and l.lstrip("- ").startswith(at + ":")) + 1
+        assert ("t.yaml:%d:" % lineno) in err, (lineno, err)
