@@ -166,9 +166,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (!f->up->connected)
-        f->pool->stats.connect_errors++;
+        TG_STAT_INC(f->pool, connect_errors);
     else
-        f->pool->stats.resets++;
+        TG_STAT_INC(f->pool, resets);
     finish(f, f->up->connected ? "connection closed" : "connect failed");
 }
 
@@ -177,7 +177,7 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     tg_fetch_t *f = arg;
-    f->pool->stats.timeouts++;
+    TG_STAT_INC(f->pool, timeouts);
     finish(f, "timeout");
 }
 

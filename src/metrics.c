@@ -250,11 +250,15 @@ typedef struct {
     counter_t count;
 } route_metrics_t;
 
+#define POOL_READ(st, field) __atomic_load_n(&(st)->field, __ATOMIC_RELAXED)
+
 struct tg_worker_metrics_s {
     struct tg_worker_metrics_s *previous; /* replaced by a reload, freed with this one */
-    size_t nroutes; /* cfg->nroutes + 1: the last one is "no route" */
+    size_t nroutes;                       /* cfg->nroutes + 1: the last one is "no route" */
     route_metrics_t *routes;
     counter_t websockets; /* upgraded connections opened */
+    size_t nups; /* cfg->nupstreams */
+    tg_upool_stats_t *ups;
     counter_t slots[TG_METRICS_MAX_SLOTS];
 };
 
@@ -278,7 +282,11 @@ tg_worker_metrics_t *tg_worker_metrics_new(const tg_config_t *cfg)
         return NULL;
     m->nroutes = cfg->nroutes + 1;
     m->routes = calloc(m->nroutes, sizeof(*m->routes));
-    if (m->routes == NULL) {
+    m->nups = cfg->nupstreams;
+    m->ups = calloc(m->nups ? m->nups : 1, sizeof(*m->ups));
+    if (m->routes == NULL || m->ups == NULL) {
+        free(m->routes);
+        free(m->ups);
         free(m);
         return NULL;
     }
@@ -290,6 +298,7 @@ void tg_worker_metrics_free(tg_worker_metrics_t *m)
     while (m != NULL) {
         tg_worker_metrics_t *prev = m->previous;
         free(m->routes);
+        free(m->ups);
         free(m);
         m = prev;
     }
@@ -310,6 +319,11 @@ static void copy_route(route_metrics_t *to, const route_metrics_t *from)
     copy_counter(&to->count, &from->count);
 }
 
+tg_upool_stats_t *tg_worker_metrics_upstream(tg_worker_metrics_t *m, size_t i)
+{
+    return m != NULL && i < m->nups ? &m->ups[i] : NULL;
+}
+
 tg_worker_metrics_t *tg_worker_metrics_rebuild(tg_worker_metrics_t *old, const tg_config_t *old_cfg,
                                                const tg_config_t *new_cfg)
 {
@@ -323,6 +337,20 @@ tg_worker_metrics_t *tg_worker_metrics_rebuild(tg_worker_metrics_t *old, const t
                 copy_route(&m->routes[i], &old->routes[j]);
     copy_route(&m->routes[m->nroutes - 1], &old->routes[old->nroutes - 1]);
     copy_counter(&m->websockets, &old->websockets);
+    /* Upstream counters by name; the gauges start again with the new pools. */
+    for (size_t i = 0; i < new_cfg->nupstreams; i++) {
+        for (size_t j = 0; j < old_cfg->nupstreams && j < old->nups; j++) {
+            if (strcmp(new_cfg->upstreams[i].name, old_cfg->upstreams[j].name) != 0)
+                continue;
+            tg_upool_stats_t *to = &m->ups[i];
+            const tg_upool_stats_t *from = &old->ups[j];
+            to->created = POOL_READ(from, created);
+            to->reused = POOL_READ(from, reused);
+            to->connect_errors = POOL_READ(from, connect_errors);
+            to->timeouts = POOL_READ(from, timeouts);
+            to->resets = POOL_READ(from, resets);
+        }
+    }
     for (size_t k = 0; k < TG_METRICS_MAX_SLOTS; k++)
         copy_counter(&m->slots[k], &old->slots[k]);
     m->previous = old;
@@ -507,29 +535,28 @@ static void render_histogram(struct evbuffer *out, const scrape_t *s)
     }
 }
 
-/* A pool field is written by its worker without atomics: read it with a
- * relaxed atomic load (whole value, possibly a moment stale). */
-#define POOL_READ(p, field) __atomic_load_n(&(p)->field, __ATOMIC_RELAXED)
+/* Upstream counters live in each worker's metrics (upstream_pool.h): the
+ * scrape never touches a pool, which a reload may be freeing. */
 
 typedef enum { P_IDLE, P_ACTIVE, P_CREATED, P_REUSED, P_CONNECT, P_TIMEOUT, P_RESET } pool_field_t;
 
-static uint64_t pool_value(const tg_upool_t *p, pool_field_t f)
+static uint64_t pool_value(const tg_upool_stats_t *st, pool_field_t f)
 {
     switch (f) {
     case P_IDLE:
-        return POOL_READ(p, nidle);
+        return POOL_READ(st, idle);
     case P_ACTIVE:
-        return POOL_READ(p, nactive);
+        return POOL_READ(st, active);
     case P_CREATED:
-        return POOL_READ(p, stats.created);
+        return POOL_READ(st, created);
     case P_REUSED:
-        return POOL_READ(p, stats.reused);
+        return POOL_READ(st, reused);
     case P_CONNECT:
-        return POOL_READ(p, stats.connect_errors);
+        return POOL_READ(st, connect_errors);
     case P_TIMEOUT:
-        return POOL_READ(p, stats.timeouts);
+        return POOL_READ(st, timeouts);
     case P_RESET:
-        return POOL_READ(p, stats.resets);
+        return POOL_READ(st, resets);
     }
     return 0;
 }
@@ -538,11 +565,9 @@ static uint64_t pool_sum(const scrape_t *s, size_t ui, pool_field_t f)
 {
     uint64_t total = 0;
     for (unsigned i = 0; i < s->nworkers; i++) {
-        const tg_worker_t *w = &s->workers[i];
-        /* Pools belong to the worker's current config generation (worker.h). */
-        const tg_gen_t *g = w->gen;
-        if (g != NULL && g->pools != NULL && ui < g->cfg->nupstreams)
-            total += pool_value(&g->pools[ui], f);
+        const tg_worker_metrics_t *m = __atomic_load_n(&s->workers[i].metrics, __ATOMIC_ACQUIRE);
+        if (m != NULL && ui < m->nups)
+            total += pool_value(&m->ups[ui], f);
     }
     return total;
 }

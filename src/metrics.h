@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "upstream_pool.h"
 #include "tollgate/metrics.h"
 
 typedef struct tg_worker_s tg_worker_t;
@@ -35,6 +36,10 @@ void tg_metrics_registry_reset(void);
 /* Per-worker storage sized for cfg (its routes) and the registry. */
 tg_worker_metrics_t *tg_worker_metrics_new(const tg_config_t *cfg);
 void tg_worker_metrics_free(tg_worker_metrics_t *m);
+
+/* The slot of upstream i (of the config m was made for) that the worker's pool
+ * for it counts into; NULL when out of range. */
+tg_upool_stats_t *tg_worker_metrics_upstream(tg_worker_metrics_t *m, size_t i);
 
 /* After a reload (on the worker thread): storage for new_cfg that carries over
  * the counts of routes with the same name and every plugin counter. The old

@@ -388,23 +388,23 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
             req->up_eof = true;
             pump_response(req);
         } else {
-            req->pool->stats.resets++;
+            TG_STAT_INC(req->pool, resets);
             tg_conn_fail(req->conn);
         }
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
-        req->pool->stats.timeouts++;
+        TG_STAT_INC(req->pool, timeouts);
         upstream_failed(req, 504, uc->connected ? "upstream timed out" : "upstream connect timed out",
                         true, false);
         return;
     }
     if (!uc->connected) {
-        req->pool->stats.connect_errors++;
+        TG_STAT_INC(req->pool, connect_errors);
         upstream_failed(req, 502, "upstream connect failed", true, false);
         return;
     }
-    req->pool->stats.resets++;
+    TG_STAT_INC(req->pool, resets);
     bool stale = uc->uses > 0 && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0;
     upstream_failed(req, 502, "upstream closed the connection", !stale, stale);
 }

@@ -306,8 +306,8 @@ int tg_server_run(tg_config_t *cfg)
     s.reload_ev = event_new(s.base, s.reload_fd, EV_READ | EV_PERSIST, reload_request_cb, &s);
     event_add(s.reload_ev, NULL);
     tg_tunnel_metrics_register();
-    int rc = start_workers(&s, fds);
     tg_metrics_set_workers(s.workers, s.nworkers);
+    int rc = start_workers(&s, fds);
     if (rc == 0 && cfg->has_admin) {
         char msg[256];
         s.admin = tg_admin_start(cfg, s.workers, s.nworkers, msg, sizeof(msg));
@@ -344,14 +344,17 @@ int tg_server_run(tg_config_t *cfg)
     }
     if (s.admin)
         tg_admin_set_ready(s.admin, false);
-    for (unsigned i = 0; i < s.nworkers; i++) {
+    for (unsigned i = 0; i < s.nworkers; i++)
         if (s.workers[i].thread)
             tg_worker_join(&s.workers[i]);
-        tg_worker_destroy(&s.workers[i]);
-    }
-    if (s.admin)
+    /* The admin thread reads the workers' metrics: it stops before they go. */
+    if (s.admin) {
         tg_admin_stop(s.admin);
+        s.admin = NULL;
+    }
     tg_metrics_set_workers(NULL, 0);
+    for (unsigned i = 0; i < s.nworkers; i++)
+        tg_worker_destroy(&s.workers[i]);
     event_free(sigterm);
     event_free(sigint);
     event_free(sigusr1);

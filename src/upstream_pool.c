@@ -42,6 +42,7 @@ int tg_upool_init(tg_upool_t *p, struct event_base *base, const tg_upstream_conf
     memset(p, 0, sizeof(*p));
     p->base = base;
     p->conf = conf;
+    p->stats = &p->own;
     p->targets = calloc(conf->ntargets, sizeof(*p->targets));
     return p->targets ? 0 : -1;
 }
@@ -64,6 +65,7 @@ static void idle_unlink(tg_uconn_t *c)
     c->prev = c->next = NULL;
     c->idle = false;
     c->pool->nidle--;
+    TG_STAT_ADD(c->pool, idle, -1);
 }
 
 void tg_upool_destroy(tg_upool_t *p)
@@ -149,7 +151,8 @@ tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target)
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     t->active++;
     p->nactive++;
-    p->stats.reused++;
+    TG_STAT_INC(p, active);
+    TG_STAT_INC(p, reused);
     return c;
 }
 
@@ -185,13 +188,14 @@ tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
                                    (int)tc->addrlen) < 0) {
         int e = errno;
         uconn_free(c);
-        p->stats.connect_errors++;
+        TG_STAT_INC(p, connect_errors);
         errno = e ? e : ECONNREFUSED;
         return NULL;
     }
     p->targets[target].active++;
     p->nactive++;
-    p->stats.created++;
+    TG_STAT_INC(p, active);
+    TG_STAT_INC(p, created);
     return c;
 }
 
@@ -201,6 +205,7 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     tg_target_state_t *t = &p->targets[c->target];
     t->active--;
     p->nactive--;
+    TG_STAT_ADD(p, active, -1);
     c->uses++;
     if (!reusable || !c->connected || p->nidle >= p->conf->keepalive ||
         evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
@@ -215,6 +220,7 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
         c->next->prev = c;
     t->idle_head = c;
     p->nidle++;
+    TG_STAT_INC(p, idle);
     struct timeval idle = {IDLE_TIMEOUT_S, 0};
     bufferevent_setcb(c->bev, idle_read_cb, NULL, idle_event_cb, c);
     bufferevent_set_timeouts(c->bev, &idle, NULL);

@@ -33,13 +33,25 @@ typedef struct {
     tg_uconn_t *idle_head; /* most recently used first */
 } tg_target_state_t;
 
+/* Counters and gauges of one upstream on one worker. They live in the
+ * worker's metrics (not in the pool) so that a scrape on the admin thread never
+ * reads a pool that a reload is freeing; single writer (the worker), relaxed
+ * atomic stores, whole values for the reader. */
 typedef struct {
-    uint64_t created;  /* connections opened */
-    uint64_t reused;   /* requests sent on a pooled connection */
+    uint64_t created; /* connections opened */
+    uint64_t reused;  /* requests sent on a pooled connection */
     uint64_t connect_errors;
     uint64_t timeouts;
     uint64_t resets;
+    uint64_t idle;   /* gauge: idle pooled connections */
+    uint64_t active; /* gauge: connections carrying a request */
 } tg_upool_stats_t;
+
+#define TG_STAT_ADD(p, field, d)                                                         \
+    __atomic_store_n(&(p)->stats->field,                                                 \
+                     __atomic_load_n(&(p)->stats->field, __ATOMIC_RELAXED) + (uint64_t)(d), \
+                     __ATOMIC_RELAXED)
+#define TG_STAT_INC(p, field) TG_STAT_ADD(p, field, 1)
 
 struct tg_upool_s {
     struct event_base *base;
@@ -48,7 +60,8 @@ struct tg_upool_s {
     size_t rr_next;
     unsigned nidle;
     unsigned nactive;
-    tg_upool_stats_t stats;
+    tg_upool_stats_t *stats; /* &own, or the worker metrics' slot for this upstream */
+    tg_upool_stats_t own;
 };
 
 int tg_upool_init(tg_upool_t *p, struct event_base *base, const tg_upstream_conf_t *conf);

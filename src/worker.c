@@ -102,8 +102,12 @@ static tg_gen_t *gen_new(tg_worker_t *w, tg_config_t *cfg)
         free(g);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->nupstreams; i++)
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
         tg_upool_init(&g->pools[i], w->base, &cfg->upstreams[i]);
+        tg_upool_stats_t *st = tg_worker_metrics_upstream(w->metrics, i);
+        if (st != NULL)
+            g->pools[i].stats = st;
+    }
     return g;
 }
 
@@ -191,6 +195,10 @@ static void swap_listeners(tg_worker_t *w, const tg_worker_reload_t *r)
 
 static void apply_reload(tg_worker_t *w, tg_worker_reload_t *r)
 {
+    /* Metrics first: the new pools count into the new storage. */
+    tg_worker_metrics_t *m = tg_worker_metrics_rebuild(w->metrics, w->cfg, r->cfg);
+    if (m != NULL)
+        __atomic_store_n(&w->metrics, m, __ATOMIC_RELEASE); /* the old one stays readable */
     tg_gen_t *g = gen_new(w, r->cfg);
     if (g == NULL) {
         tg_log_error("worker %u: reload: out of memory, keeping the running config", w->id);
@@ -201,9 +209,6 @@ static void apply_reload(tg_worker_t *w, tg_worker_reload_t *r)
         return;
     }
     gen_start(g);
-    tg_worker_metrics_t *m = tg_worker_metrics_rebuild(w->metrics, w->cfg, r->cfg);
-    if (m != NULL)
-        w->metrics = m; /* the old one stays readable by a scrape in progress (metrics.c) */
     if (!w->draining)
         swap_listeners(w, r);
     tg_gen_t *old = w->gen;
@@ -272,6 +277,9 @@ int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size
     event_config_free(ec);
     if (w->base == NULL)
         return -1;
+    w->metrics = tg_worker_metrics_new(cfg);
+    if (w->metrics == NULL)
+        return -1;
     w->gen = gen_new(w, tg_config_ref(cfg));
     if (w->gen == NULL)
         return -1;
@@ -281,7 +289,6 @@ int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size
     w->listeners = calloc(nfds ? nfds : 1, sizeof(*w->listeners));
     w->spare_arenas = calloc(SPARE_ARENAS, sizeof(*w->spare_arenas));
     w->spare_cap = SPARE_ARENAS;
-    w->metrics = tg_worker_metrics_new(cfg);
     w->stage = evbuffer_new();
     if (!w->stage || !w->metrics || !w->match_data || !w->listeners || !w->spare_arenas)
         return -1;

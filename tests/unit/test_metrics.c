@@ -210,13 +210,12 @@ static void fill_scenario(void)
     tg_metrics_request_done(&workers[0], NULL, 404, 20000000);
     tg_metrics_request_done(&workers[1], &routes[0], 503, 300000);
     tg_metrics_request_done(&workers[1], NULL, 0, 10);
-    tg_upool_t *p0 = &workers[0].gen->pools[0], *p1 = &workers[1].gen->pools[0];
-    p0->nidle = 2;
-    p0->nactive = 1;
-    p0->stats = (tg_upool_stats_t){
-        .created = 5, .reused = 7, .connect_errors = 1, .timeouts = 2, .resets = 3};
-    p1->nidle = 1;
-    p1->stats = (tg_upool_stats_t){.created = 1, .resets = 1};
+    /* Pools count into their worker's metrics (upstream_pool.h). */
+    *tg_worker_metrics_upstream(workers[0].metrics, 0) = (tg_upool_stats_t){
+        .created = 5, .reused = 7, .connect_errors = 1, .timeouts = 2, .resets = 3,
+        .idle = 2, .active = 1};
+    *tg_worker_metrics_upstream(workers[1].metrics, 0) =
+        (tg_upool_stats_t){.created = 1, .resets = 1, .idle = 1};
     tg_metrics_websocket_opened(&workers[0]);
     tg_metrics_websocket_opened(&workers[1]);
     tg_metrics_websocket_opened(&workers[1]);
