@@ -16,8 +16,8 @@ static const struct {
     const char *prefix;
     tg_tpl_kind_t kind;
 } sources[] = {
-    {"jwt.", TG_TPL_JWT},     {"query.", TG_TPL_QUERY}, {"header.", TG_TPL_HEADER},
-    {"path.", TG_TPL_PATH},   {"var.", TG_TPL_VAR},
+    {"jwt.", TG_TPL_JWT},   {"query.", TG_TPL_QUERY}, {"header.", TG_TPL_HEADER},
+    {"path.", TG_TPL_PATH}, {"var.", TG_TPL_VAR},
 };
 
 static void add_part(tg_template_t *t, tg_tpl_kind_t kind, const char *s, size_t len)
@@ -145,7 +145,8 @@ int tg_aggregate_parse(tg_config_t *cfg, tg_route_t *route, const tg_conf_node_t
         abort();
     *out = a;
     a->timeout_ms = 2000;
-    const tg_conf_node_t *t = tg_conf_map_get(node, "timeout"), *calls = tg_conf_map_get(node, "calls"),
+    const tg_conf_node_t *t = tg_conf_map_get(node, "timeout"),
+                         *calls = tg_conf_map_get(node, "calls"),
                          *ph = tg_conf_map_get(node, "pass_headers");
     if (t != NULL && tg_conf_get_duration_ms(t, &a->timeout_ms, err) < 0)
         return -1;
@@ -157,7 +158,8 @@ int tg_aggregate_parse(tg_config_t *cfg, tg_route_t *route, const tg_conf_node_t
         a->pass_headers[a->npass++] = strdup("Authorization");
     }
     if (calls == NULL || calls->type != TG_CONF_SEQ || calls->count == 0)
-        return tg_conf_error(err, calls ? calls : node, "aggregate needs a non-empty list of calls");
+        return tg_conf_error(err, calls ? calls : node,
+                             "aggregate needs a non-empty list of calls");
     a->calls = calloc(calls->count, sizeof(*a->calls));
     for (size_t i = 0; i < calls->count; i++) {
         a->ncalls++;
@@ -194,8 +196,8 @@ size_t tg_aggregate_encode(char *out, const char *s, size_t len)
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-            c == '.' || c == '_' || c == '~') {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
             out[n++] = (char)c;
         } else {
             out[n++] = '%';
@@ -208,9 +210,10 @@ size_t tg_aggregate_encode(char *out, const char *s, size_t len)
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                                  : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* Query values and path segments arrive percent-encoded: they are decoded
@@ -469,7 +472,8 @@ void tg_aggregate_start(tg_req_t *req)
     run->pending = a->ncalls;
     tg_arena_on_cleanup(req->arena, run_cleanup, run);
     run->timer = evtimer_new(req->conn->worker->base, timeout_cb, run);
-    struct timeval tv = {(time_t)(a->timeout_ms / 1000), (suseconds_t)((a->timeout_ms % 1000) * 1000)};
+    struct timeval tv = {(time_t)(a->timeout_ms / 1000),
+                         (suseconds_t)((a->timeout_ms % 1000) * 1000)};
     evtimer_add(run->timer, &tv);
     req->up_start_us = tg_now_us();
     const char **headers = call_headers(req, a);

@@ -41,7 +41,8 @@ const char *tg_chain_default_plugin_dir(void)
     return TG_PLUGIN_DIR;
 }
 
-static const tg_plugin_t *open_module(const char *file, const tg_conf_node_t *at, tg_conf_err_t *err)
+static const tg_plugin_t *open_module(const char *file, const tg_conf_node_t *at,
+                                      tg_conf_err_t *err)
 {
     void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
     if (h == NULL) {

@@ -21,8 +21,8 @@ typedef struct tg_plugin_inst_s {
     const tg_plugin_t *plugin;
     void *instance;
     char *name;
-    size_t index;     /* in cfg->instances: index of per-worker data */
-    bool enabled;     /* as configured */
+    size_t index; /* in cfg->instances: index of per-worker data */
+    bool enabled; /* as configured */
 } tg_plugin_inst_t;
 
 typedef struct tg_chain_s {
@@ -48,8 +48,6 @@ void tg_chain_destroy_instances(tg_config_t *cfg);
  * <dir of the executable>/plugins when it exists (a build tree), else the
  * install directory. */
 const char *tg_chain_default_plugin_dir(void);
-
-
 
 /* ---- running a request through its chain (chain_run.c) ---- */
 typedef struct tg_req_s tg_req_t;

@@ -23,9 +23,9 @@ static void reply_500(tg_req_t *req, const char *plugin)
     req->reply.set = true;
     req->reply.status = 500;
     req->reply.content_type = "application/json";
-    req->reply.body = tg_arena_printf(req->arena,
-                                      "{\"error\":\"plugin %s failed\",\"request_id\":\"%s\"}\n",
-                                      plugin, req->request_id);
+    req->reply.body =
+        tg_arena_printf(req->arena, "{\"error\":\"plugin %s failed\",\"request_id\":\"%s\"}\n",
+                        plugin, req->request_id);
     req->reply.len = strlen(req->reply.body);
 }
 

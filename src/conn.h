@@ -30,7 +30,7 @@ struct tg_conn_s {
     struct bufferevent *bev;
     struct event *timer; /* header / idle timeout */
     tg_conn_state_t state;
-    bool head_timer; /* timer counts header_timeout (else idle_timeout) */
+    bool head_timer;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after; /* close once the current response is written */
     bool client_eof;
     tg_arena_t *arena; /* only while a request is in progress */

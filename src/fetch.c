@@ -225,8 +225,8 @@ tg_fetch_t *tg_fetch_start(const char *upstream, const tg_fetch_opts_t *o, tg_fe
     f->max_body = o->max_body ? o->max_body : 1024 * 1024;
     f->head_method = o->method && strcmp(o->method, "HEAD") == 0;
     f->timer = evtimer_new(w->base, timeout_cb, f);
-    uint64_t ms = o->timeout_ms ? o->timeout_ms
-                                : pool->conf->connect_timeout_ms + pool->conf->timeout_ms;
+    uint64_t ms =
+        o->timeout_ms ? o->timeout_ms : pool->conf->connect_timeout_ms + pool->conf->timeout_ms;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     evtimer_add(f->timer, &tv);
     bufferevent_setcb(up->bev, read_cb, NULL, event_cb, f);

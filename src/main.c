@@ -13,19 +13,18 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: tollgate [-c FILE] [-t] [-l LEVEL]\n"
-            "\n"
-            "An HTTP/1.1 API gateway.\n"
-            "\n"
-            "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
-            "  -t, --test          check the configuration and exit: 0 if valid, otherwise\n"
-            "                      FILE:LINE:COL: message on stderr and exit 1\n"
-            "  -l, --log-level L   error, warn, notice (default), info or debug\n"
-            "  -v, --version       print the version and exit\n"
-            "  -h, --help          print this help and exit\n"
-            "\n"
-            "Signals: SIGTERM/SIGINT stop accepting and drain in-flight requests.\n");
+    fprintf(out, "Usage: tollgate [-c FILE] [-t] [-l LEVEL]\n"
+                 "\n"
+                 "An HTTP/1.1 API gateway.\n"
+                 "\n"
+                 "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+                 "  -t, --test          check the configuration and exit: 0 if valid, otherwise\n"
+                 "                      FILE:LINE:COL: message on stderr and exit 1\n"
+                 "  -l, --log-level L   error, warn, notice (default), info or debug\n"
+                 "  -v, --version       print the version and exit\n"
+                 "  -h, --help          print this help and exit\n"
+                 "\n"
+                 "Signals: SIGTERM/SIGINT stop accepting and drain in-flight requests.\n");
 }
 
 static int parse_level(const char *s)
@@ -40,9 +39,12 @@ static int parse_level(const char *s)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"test", no_argument, NULL, 't'},
-        {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"test", no_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *path = DEFAULT_CONFIG;
     int test = 0, c;

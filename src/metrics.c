@@ -257,7 +257,7 @@ struct tg_worker_metrics_s {
     size_t nroutes;                       /* cfg->nroutes + 1: the last one is "no route" */
     route_metrics_t *routes;
     counter_t websockets; /* upgraded connections opened */
-    size_t nups; /* cfg->nupstreams */
+    size_t nups;          /* cfg->nupstreams */
     tg_upool_stats_t *ups;
     counter_t slots[TG_METRICS_MAX_SLOTS];
 };

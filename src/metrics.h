@@ -14,8 +14,8 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "upstream_pool.h"
 #include "tollgate/metrics.h"
+#include "upstream_pool.h"
 
 typedef struct tg_worker_s tg_worker_t;
 typedef struct tg_req_s tg_req_t;

@@ -24,10 +24,23 @@ static uint8_t char_class(unsigned char c)
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return C_UNRES;
     switch (c) {
-    case '-': case '.': case '_': case '~':
+    case '-':
+    case '.':
+    case '_':
+    case '~':
         return C_UNRES;
-    case '!': case '$': case '&': case '\'': case '(': case ')':
-    case '*': case '+': case ',': case '=': case ':': case '@':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case '=':
+    case ':':
+    case '@':
         return C_PCHAR;
     default:
         return C_BAD;

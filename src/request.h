@@ -55,7 +55,7 @@ typedef struct {
 typedef struct tg_req_s {
     tg_conn_t *conn;
     tg_arena_t *arena;
-    tg_config_t *cfg;    /* gen->cfg */
+    tg_config_t *cfg;     /* gen->cfg */
     struct tg_gen_s *gen; /* the worker's config generation this request runs on */
 
     /* head, copied into the arena; every pointer below points into it */
@@ -65,7 +65,7 @@ typedef struct tg_req_s {
     uint32_t method_bit;
     const char *host; /* Host header or absolute-form authority; NULL when none */
     size_t host_len;
-    char *path;       /* canonical path (after strip_prefix once routed) */
+    char *path; /* canonical path (after strip_prefix once routed) */
     size_t path_len;
     const char *query; /* after "?", NULL when the target has none */
     size_t query_len;
@@ -95,7 +95,7 @@ typedef struct tg_req_s {
     bool no_retry;
     bool upgrade;        /* a WebSocket handshake on a websocket route: Upgrade is forwarded */
     bool tunnel_closing; /* tunnel: the client closed, flushing toward the upstream */
-    int status; /* status sent to the client */
+    int status;          /* status sent to the client */
     bool resp_keepalive; /* upstream allows reuse after this response */
     bool up_eof;         /* the upstream closed; finish the body with what is buffered */
     tg_body_t resp_body;
@@ -106,7 +106,7 @@ typedef struct tg_req_s {
     size_t chain_pos;        /* request_head: index of the plugin running or paused */
     char *plugin_ctx;        /* chain->ctx_size bytes */
     bool paused;
-    bool in_hook;            /* a hook is running: responses are recorded, not sent */
+    bool in_hook; /* a hook is running: responses are recorded, not sent */
     tg_reply_t reply;
     tg_var_t *vars;
     tg_http_header_t *extra_resp; /* headers added to whatever response is sent */
@@ -117,11 +117,11 @@ typedef struct tg_req_s {
     size_t resp_buffer_limit;  /* tg_response_buffer_body(): 0 = stream */
     bool resp_filter;          /* tg_response_filter_body() */
     bool resp_buffering;
-    bool resp_head_pending;    /* head waits for the buffered body */
+    bool resp_head_pending;     /* head waits for the buffered body */
     bool resp_keepalive_client; /* the client connection stays open after this response */
     bool resp_chunked_out;      /* transformed body framed as chunked */
-    struct evbuffer *req_tmp;  /* body bytes between client and request_body hooks */
-    struct evbuffer *stage;    /* see tg_response_out() */
+    struct evbuffer *req_tmp;   /* body bytes between client and request_body hooks */
+    struct evbuffer *stage;     /* see tg_response_out() */
 
     /* timings */
     uint64_t start_us;      /* wall clock */

@@ -201,9 +201,8 @@ void tg_request_respond(tg_request_t *r, int status, const char *content_type, c
 {
     r->reply.set = true;
     r->reply.status = status;
-    r->reply.content_type = content_type
-                                ? tg_arena_strndup(r->arena, content_type, strlen(content_type))
-                                : NULL;
+    r->reply.content_type =
+        content_type ? tg_arena_strndup(r->arena, content_type, strlen(content_type)) : NULL;
     r->reply.body = body_len ? tg_arena_strndup(r->arena, body, body_len) : "";
     r->reply.len = body_len;
 }
@@ -261,8 +260,7 @@ const char *tg_response_header(const tg_request_t *r, const char *name, size_t *
     return find(r->resp->headers, r->resp->num_headers, name, len);
 }
 
-void tg_response_set_header(tg_request_t *r, const char *name, const char *value,
-                            size_t value_len)
+void tg_response_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
 {
     if (r->resp == NULL)
         return;

@@ -58,8 +58,9 @@ static int split_target(tg_req_t *req, const char **path, size_t *path_len)
     }
     size_t skip = prefix_ci(t, len, "http://") ? 7 : prefix_ci(t, len, "https://") ? 8 : 0;
     if (skip == 0)
-        return fail(req, 400, len == 1 && t[0] == '*' ? "asterisk-form request-target is not supported"
-                                                      : "invalid request-target");
+        return fail(req, 400,
+                    len == 1 && t[0] == '*' ? "asterisk-form request-target is not supported"
+                                            : "invalid request-target");
     const char *auth = t + skip;
     size_t alen = 0;
     while (skip + alen < len && auth[alen] != '/' && auth[alen] != '?')

@@ -44,8 +44,8 @@ static void write_head(tg_req_t *req, const tg_http_response_t *resp, out_framin
 {
     struct evbuffer *out = tg_response_out(req);
     tg_span_t tokens[TG_MAX_CONN_TOKENS];
-    unsigned ntok = tg_request_connection_tokens(resp->headers, resp->num_headers, tokens,
-                                                 TG_MAX_CONN_TOKENS);
+    unsigned ntok =
+        tg_request_connection_tokens(resp->headers, resp->num_headers, tokens, TG_MAX_CONN_TOKENS);
     size_t cap = resp->reason_len + req->request_id_len + 256;
     for (size_t i = 0; i < resp->num_headers; i++)
         cap += resp->headers[i].name_len + resp->headers[i].value_len + 4;
@@ -127,9 +127,9 @@ static void keep_head(tg_req_t *req, tg_http_response_t *resp)
     k->headers = tg_arena_alloc(req->arena, sizeof(tg_http_header_t) * (resp->num_headers + 1));
     for (size_t i = 0; i < resp->num_headers; i++) {
         const tg_http_header_t *h = &resp->headers[i];
-        k->headers[i] = (tg_http_header_t){
-            tg_arena_strndup(req->arena, h->name, h->name_len), h->name_len,
-            tg_arena_strndup(req->arena, h->value, h->value_len), h->value_len};
+        k->headers[i] =
+            (tg_http_header_t){tg_arena_strndup(req->arena, h->name, h->name_len), h->name_len,
+                               tg_arena_strndup(req->arena, h->value, h->value_len), h->value_len};
     }
     k->reason = tg_arena_strndup(req->arena, resp->reason, resp->reason_len);
     req->resp = k;

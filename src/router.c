@@ -39,7 +39,7 @@ typedef struct {
 struct tg_router_s {
     rinfo_t *info;
     const rinfo_t **order;
-    size_t *lens; /* pool behind rinfo_t.mlens and .hlens */
+    size_t *lens;    /* pool behind rinfo_t.mlens and .hlens */
     group_t *groups; /* exact-host groups, then wildcard groups */
     size_t nexact_groups, nwild_groups;
     group_t any; /* routes without a host condition */
@@ -116,8 +116,8 @@ static bool header_present(const char *name, size_t nlen, const char *value, siz
 {
     for (size_t i = 0; i < q->nheaders; i++) {
         const tg_http_header_t *h = &q->headers[i];
-        if (h->value_len == vlen && h->name_len == nlen &&
-            ci_cmp(h->name, nlen, name, nlen) == 0 && memcmp(h->value, value, vlen) == 0)
+        if (h->value_len == vlen && h->name_len == nlen && ci_cmp(h->name, nlen, name, nlen) == 0 &&
+            memcmp(h->value, value, vlen) == 0)
             return true;
     }
     return false;

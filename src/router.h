@@ -16,7 +16,8 @@
 #include "http_parser.h"
 
 typedef struct {
-    const char *host; /* Host header value as received (port and case are handled here); NULL = none */
+    const char
+        *host; /* Host header value as received (port and case are handled here); NULL = none */
     size_t host_len;
     const char *path; /* normalized path, without query */
     size_t path_len;

@@ -17,8 +17,9 @@ static int opened_id = -1, closed_id = -1;
 int tg_tunnel_metrics_register(void)
 {
     tg_metrics_t *m = tg_metrics_registry();
-    opened_id = tg_metrics_counter(m, "tollgate_websocket_tunnels_opened_total",
-                                   "WebSocket tunnels opened (upstream answered 101).", NULL, NULL, 0);
+    opened_id =
+        tg_metrics_counter(m, "tollgate_websocket_tunnels_opened_total",
+                           "WebSocket tunnels opened (upstream answered 101).", NULL, NULL, 0);
     closed_id = tg_metrics_counter(m, "tollgate_websocket_tunnels_closed_total",
                                    "WebSocket tunnels closed.", NULL, NULL, 0);
     return opened_id < 0 || closed_id < 0 ? -1 : 0;

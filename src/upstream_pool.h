@@ -47,8 +47,8 @@ typedef struct {
     uint64_t active; /* gauge: connections carrying a request */
 } tg_upool_stats_t;
 
-#define TG_STAT_ADD(p, field, d)                                                         \
-    __atomic_store_n(&(p)->stats->field,                                                 \
+#define TG_STAT_ADD(p, field, d)                                                            \
+    __atomic_store_n(&(p)->stats->field,                                                    \
                      __atomic_load_n(&(p)->stats->field, __ATOMIC_RELAXED) + (uint64_t)(d), \
                      __ATOMIC_RELAXED)
 #define TG_STAT_INC(p, field) TG_STAT_ADD(p, field, 1)

@@ -10,9 +10,9 @@
 #include "arena.h"
 #include "chain.h"
 #include "conn.h"
+#include "log.h"
 #include "metrics.h"
 #include "redis.h"
-#include "log.h"
 
 #define SPARE_ARENAS 64
 #define ARENA_FIRST_BLOCK 8192
@@ -163,7 +163,8 @@ static void retire(tg_worker_t *w, tg_gen_t *g)
 
 static struct evconnlistener *listen_on(tg_worker_t *w, int fd)
 {
-    struct evconnlistener *l = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    struct evconnlistener *l =
+        evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
     if (l != NULL)
         evconnlistener_set_error_cb(l, accept_error_cb);
     else

@@ -25,13 +25,13 @@ typedef struct tg_conf_node_s tg_conf_node_t;
 
 struct tg_conf_node_s {
     tg_conf_type_t type;
-    const char *file;     /* path of the file the node was read from */
-    unsigned line;        /* 1-based line of the node's first character */
-    unsigned col;         /* 1-based column of the node's first character */
-    const char *value;    /* scalars: NUL-terminated text after ${ENV} substitution */
-    size_t len;           /* scalars: length of value */
-    bool quoted;          /* scalars: written with quotes (so "null"/"true" are strings) */
-    size_t count;         /* maps: number of pairs; sequences: number of items */
+    const char *file;       /* path of the file the node was read from */
+    unsigned line;          /* 1-based line of the node's first character */
+    unsigned col;           /* 1-based column of the node's first character */
+    const char *value;      /* scalars: NUL-terminated text after ${ENV} substitution */
+    size_t len;             /* scalars: length of value */
+    bool quoted;            /* scalars: written with quotes (so "null"/"true" are strings) */
+    size_t count;           /* maps: number of pairs; sequences: number of items */
     tg_conf_node_t **keys;  /* maps: the key nodes (always scalars), count of them */
     tg_conf_node_t **items; /* maps: the value of keys[i]; sequences: the items */
 };

@@ -17,20 +17,20 @@
 typedef struct tg_fetch_s tg_fetch_t;
 
 typedef struct {
-    const char *method;          /* default "GET" */
-    const char *path;            /* origin-form target: path and query, already percent-encoded */
-    const char *const *headers;  /* name, value, name, value, ..., NULL */
-    const char *body;            /* sent with Content-Length when body_len > 0 */
+    const char *method;         /* default "GET" */
+    const char *path;           /* origin-form target: path and query, already percent-encoded */
+    const char *const *headers; /* name, value, name, value, ..., NULL */
+    const char *body;           /* sent with Content-Length when body_len > 0 */
     size_t body_len;
-    uint64_t timeout_ms;         /* whole exchange; 0 = the upstream's connect_timeout + timeout */
-    size_t max_body;             /* larger responses fail with "response too large"; 0 = 1 MiB */
+    uint64_t timeout_ms; /* whole exchange; 0 = the upstream's connect_timeout + timeout */
+    size_t max_body;     /* larger responses fail with "response too large"; 0 = 1 MiB */
 } tg_fetch_opts_t;
 
 typedef struct {
-    int status;               /* 0 when error is set */
-    const char *error;        /* NULL, or "unknown upstream", "connect failed", "timeout",
+    int status;        /* 0 when error is set */
+    const char *error; /* NULL, or "unknown upstream", "connect failed", "timeout",
                                  "connection closed", "invalid response", "response too large" */
-    const char *body;         /* valid during the callback only */
+    const char *body;  /* valid during the callback only */
     size_t body_len;
     const char *content_type; /* NULL when absent; valid during the callback only */
     size_t content_type_len;

@@ -76,8 +76,7 @@ void tg_request_on_cleanup(tg_request_t *r, void (*fn)(void *data), void *data);
 int tg_response_status(const tg_request_t *r);
 void tg_response_set_status(tg_request_t *r, int status);
 const char *tg_response_header(const tg_request_t *r, const char *name, size_t *len);
-void tg_response_set_header(tg_request_t *r, const char *name, const char *value,
-                            size_t value_len);
+void tg_response_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len);
 size_t tg_response_remove_header(tg_request_t *r, const char *name);
 /* Asks for the whole response body in one response_body call, up to limit
  * bytes; a larger body passes through untouched and the hook sees it in
@@ -106,12 +105,12 @@ void *tg_request_var_ptr(const tg_request_t *r, const char *key);
 
 /* ---- timings and sizes (log phase) ---- */
 typedef struct {
-    uint64_t start_us;       /* wall clock (µs since the epoch) when the head was complete */
-    uint64_t duration_us;    /* head received -> response finished */
-    int64_t upstream_us;     /* connect start -> response head received; -1 without upstream */
-    uint64_t bytes_in;       /* request bytes received: head + body */
-    uint64_t bytes_out;      /* response bytes sent: head + body */
-    bool completed;          /* the response was sent whole */
+    uint64_t start_us;    /* wall clock (µs since the epoch) when the head was complete */
+    uint64_t duration_us; /* head received -> response finished */
+    int64_t upstream_us;  /* connect start -> response head received; -1 without upstream */
+    uint64_t bytes_in;    /* request bytes received: head + body */
+    uint64_t bytes_out;   /* response bytes sent: head + body */
+    bool completed;       /* the response was sent whole */
 } tg_request_stats_t;
 void tg_request_stats(const tg_request_t *r, tg_request_stats_t *out);
 

@@ -12,18 +12,20 @@
 
 #include "path_norm.h"
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
             fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-            abort();                                                                         \
-        }                                                                                    \
+            abort();                                                                      \
+        }                                                                                 \
     } while (0)
 
 static bool is_unreserved(int c)
 {
-    return c > 0 && c < 128 && strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                      "0123456789-._~", c) != NULL;
+    return c > 0 && c < 128 &&
+           strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789-._~",
+                  c) != NULL;
 }
 
 /* pchar without ";" and without "%", plus "/" (RFC 3986 section 3.3) */

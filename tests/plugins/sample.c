@@ -47,8 +47,8 @@ static int copy_str(const tg_conf_node_t *n, char *dst, size_t cap, tg_conf_err_
 static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void **out,
                   tg_conf_err_t *err)
 {
-    static const char *const keys[] = {"tag",   "respond_path", "respond_status",
-                                       "pause", "upper_body",   "buffer_body", NULL};
+    static const char *const keys[] = {
+        "tag", "respond_path", "respond_status", "pause", "upper_body", "buffer_body", NULL};
     sample_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return tg_conf_error(err, node, "out of memory");
@@ -136,7 +136,8 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
     if (s->pause_ms && c->req == NULL) {
         c->req = r;
         c->timer = evtimer_new(tg_request_event_base(r), timer_cb, c);
-        struct timeval tv = {(time_t)(s->pause_ms / 1000), (suseconds_t)(s->pause_ms % 1000) * 1000};
+        struct timeval tv = {(time_t)(s->pause_ms / 1000),
+                             (suseconds_t)(s->pause_ms % 1000) * 1000};
         evtimer_add(c->timer, &tv);
         tg_request_on_cleanup(r, cleanup, c);
         return TG_FILTER_PAUSE;

@@ -211,9 +211,13 @@ static void fill_scenario(void)
     tg_metrics_request_done(&workers[1], &routes[0], 503, 300000);
     tg_metrics_request_done(&workers[1], NULL, 0, 10);
     /* Pools count into their worker's metrics (upstream_pool.h). */
-    *tg_worker_metrics_upstream(workers[0].metrics, 0) = (tg_upool_stats_t){
-        .created = 5, .reused = 7, .connect_errors = 1, .timeouts = 2, .resets = 3,
-        .idle = 2, .active = 1};
+    *tg_worker_metrics_upstream(workers[0].metrics, 0) = (tg_upool_stats_t){.created = 5,
+                                                                            .reused = 7,
+                                                                            .connect_errors = 1,
+                                                                            .timeouts = 2,
+                                                                            .resets = 3,
+                                                                            .idle = 2,
+                                                                            .active = 1};
     *tg_worker_metrics_upstream(workers[1].metrics, 0) =
         (tg_upool_stats_t){.created = 1, .resets = 1, .idle = 1};
     tg_metrics_websocket_opened(&workers[0]);

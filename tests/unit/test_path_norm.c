@@ -115,8 +115,8 @@ START_TEST(test_table)
     } else {
         ck_assert_msg(rc == -1, "'%s' accepted as '%.*s'", c->in, (int)out_len, out);
         ck_assert_ptr_nonnull(reason);
-        ck_assert_msg(strstr(reason, c->why) != NULL, "'%s': reason '%s', want '%s'", c->in,
-                      reason, c->why);
+        ck_assert_msg(strstr(reason, c->why) != NULL, "'%s': reason '%s', want '%s'", c->in, reason,
+                      c->why);
     }
     free(out);
 }

@@ -108,7 +108,10 @@ static const char *match(const char *method, const char *host, const char *path)
     return match_full(method, host, path, NULL, 0);
 }
 
-#define HDR(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define HDR(n, v)                          \
+    {                                      \
+        n, sizeof(n) - 1, v, sizeof(v) - 1 \
+    }
 
 START_TEST(test_method_bit)
 {
@@ -177,8 +180,8 @@ START_TEST(test_regex_needs_match_data)
     add("re", NULL, TG_PATH_REGEX, "^/");
     add("any", NULL, TG_PATH_ANY, NULL);
     build_ok();
-    tg_route_query_t q = {.path = "/x", .path_len = 2, .method = "GET", .method_len = 3,
-                          .method_bit = TG_METHOD_GET};
+    tg_route_query_t q = {
+        .path = "/x", .path_len = 2, .method = "GET", .method_len = 3, .method_bit = TG_METHOD_GET};
     ck_assert_str_eq(tg_router_match(cfg.router, &q, NULL)->name, "any");
     ck_assert_str_eq(tg_router_match(cfg.router, &q, md)->name, "re");
 }
