@@ -1,4 +1,5 @@
 #include "admin.h"
+#include "tollgate/plugin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -326,9 +327,21 @@ static void get_healthz(tg_admin_t *a, struct evhttp_request *req)
     reply_text(req, 200, "OK", "ok\n");
 }
 
+static atomic_int readiness_holds;
+
+void tg_readiness_hold(void)
+{
+    atomic_fetch_add(&readiness_holds, 1);
+}
+
+void tg_readiness_release(void)
+{
+    atomic_fetch_sub(&readiness_holds, 1);
+}
+
 static void get_readyz(tg_admin_t *a, struct evhttp_request *req)
 {
-    if (atomic_load(&a->ready))
+    if (atomic_load(&a->ready) && atomic_load(&readiness_holds) == 0)
         reply_text(req, 200, "OK", "ready\n");
     else
         reply_text(req, 503, "Service Unavailable", "not ready\n");

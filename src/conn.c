@@ -37,13 +37,21 @@ static void set_client_timeouts(tg_conn_t *c, uint64_t read_ms)
     bufferevent_set_timeouts(c->bev, read_ms ? &rt : NULL, &wt);
 }
 
+/* A keep-alive connection idle this long gives back its bufferevent and
+ * buffers until its next byte (see park()). Short enough that 10,000 idle
+ * clients cost little, long enough that a busy connection never parks. */
+#define PARK_AFTER_MS 1000
+
 /* Back to waiting for a request head: idle timeout until its first byte. */
 static void become_idle(tg_conn_t *c)
 {
+    uint64_t idle = c->worker->cfg->limits.idle_timeout_ms;
     c->state = TG_CONN_IDLE;
     c->scanned = 0;
     set_client_timeouts(c, 0);
-    arm_timer(c, c->worker->cfg->limits.idle_timeout_ms, false);
+    c->idle_since_ms = tg_now_ms();
+    /* The timer first fires to park the connection, then at the idle timeout. */
+    arm_timer(c, !c->tls && idle > PARK_AFTER_MS ? PARK_AFTER_MS : idle, false);
     bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -315,6 +323,45 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     conn_free(c);
 }
 
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+static void setup_bev(tg_conn_t *c);
+
+/* Parked: only the socket and one event remain (nginx frees its buffers on
+ * idle keep-alive connections for the same reason). The event waits for the
+ * next byte or the rest of the idle timeout. */
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    tg_conn_t *c = arg;
+    tg_worker_t *w = c->worker;
+    if (!(what & EV_READ)) {
+        conn_free(c);
+        return;
+    }
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        conn_free(c);
+        return;
+    }
+    event_assign(c->timer, w->base, -1, 0, timer_cb, c);
+    setup_bev(c);
+    c->state = TG_CONN_IDLE;
+    c->head_timer = false;
+    set_client_timeouts(c, 0);
+    arm_timer(c, w->cfg->limits.header_timeout_ms, true);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+static void park(tg_conn_t *c, uint64_t remaining_ms)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    bufferevent_setfd(c->bev, -1); /* keep the socket open */
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    struct timeval tv = {(time_t)(remaining_ms / 1000), (suseconds_t)((remaining_ms % 1000) * 1000)};
+    event_assign(c->timer, c->worker->base, fd, EV_READ, wake_cb, c);
+    event_add(c->timer, &tv);
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -322,12 +369,29 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     tg_conn_t *c = arg;
     if (c->state != TG_CONN_IDLE)
         return;
-    if (c->head_timer && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (c->head_timer && evbuffer_get_length(in) > 0) {
         tg_conn_respond_error(c, 408, "request header timeout");
+        return;
+    }
+    uint64_t idle = c->worker->cfg->limits.idle_timeout_ms;
+    uint64_t elapsed = tg_now_ms() - c->idle_since_ms;
+    if (!c->head_timer && elapsed < idle && evbuffer_get_length(in) == 0 &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        park(c, idle - elapsed);
         return;
     }
     /* Idle keep-alive (or a connection that never sent anything): just close. */
     conn_free(c);
+}
+
+static void setup_bev(tg_conn_t *c)
+{
+    const tg_limits_t *l = &c->worker->cfg->limits;
+    size_t high = l->max_header_size + 4096 > TG_OUT_HIGH ? l->max_header_size + 4096 : TG_OUT_HIGH;
+    bufferevent_setwatermark(c->bev, EV_READ, 0, high);
+    bufferevent_setwatermark(c->bev, EV_WRITE, TG_OUT_HIGH / 4, 0);
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 }
 
 static void fill_peer(tg_conn_t *c, const struct sockaddr *sa, int salen)
@@ -368,10 +432,7 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
     }
     fill_peer(c, sa, salen);
     const tg_limits_t *l = &w->cfg->limits;
-    size_t high = l->max_header_size + 4096 > TG_OUT_HIGH ? l->max_header_size + 4096 : TG_OUT_HIGH;
-    bufferevent_setwatermark(c->bev, EV_READ, 0, high);
-    bufferevent_setwatermark(c->bev, EV_WRITE, TG_OUT_HIGH / 4, 0);
-    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    setup_bev(c);
     tg_worker_conn_added(w, c);
     c->state = TG_CONN_IDLE;
     set_client_timeouts(c, 0);
@@ -383,7 +444,8 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
 void tg_conn_drain(tg_conn_t *c)
 {
     c->close_after = true;
-    if (c->state == TG_CONN_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+    if (c->state == TG_CONN_IDLE &&
+        (c->bev == NULL || evbuffer_get_length(bufferevent_get_input(c->bev)) == 0))
         conn_free(c);
 }
 
@@ -394,8 +456,11 @@ static void conn_free(tg_conn_t *c)
         end_request(c);
     }
     tg_worker_t *w = c->worker;
+    if (c->bev == NULL) /* parked: the event holds the socket */
+        close(event_get_fd(c->timer));
     event_free(c->timer);
-    bufferevent_free(c->bev);
+    if (c->bev != NULL)
+        bufferevent_free(c->bev);
     tg_worker_conn_removed(w, c);
     free(c);
 }

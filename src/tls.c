@@ -354,8 +354,10 @@ static int sni_add_cert(sni_table_t *t, SSL_CTX *ctx, SSL_CTX *ref)
     X509_NAME *subj = X509_get_subject_name(x);
     int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
     unsigned char *cn = NULL;
-    int len = idx < 0 ? -1
-                      : ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx)));
+    int len =
+        idx < 0
+            ? -1
+            : ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx)));
     r = len > 0 ? sni_add(t, cn, len, ref) : 0;
     OPENSSL_free(cn);
     return r;
@@ -398,7 +400,7 @@ static int parse_protocols(const tg_conf_node_t *n, server_opts_t *o, tg_conf_er
         const char *s;
         if (tg_conf_get_string(n->items[i], &s, err) < 0)
             return -1;
-        int v = strcmp(s, "TLSv1.2") == 0 ? TLS1_2_VERSION
+        int v = strcmp(s, "TLSv1.2") == 0   ? TLS1_2_VERSION
                 : strcmp(s, "TLSv1.3") == 0 ? TLS1_3_VERSION
                                             : 0;
         if (v == 0)
@@ -531,8 +533,8 @@ static int load_server_certs(tg_tls_server_t *s, const tg_conf_node_t *certs, co
     return 0;
 }
 
-static const char *const server_keys[] = {"certificates", "ciphers", "ciphersuites",
-                                          "client_ca", "protocols", NULL};
+static const char *const server_keys[] = {"certificates", "ciphers",   "ciphersuites",
+                                          "client_ca",    "protocols", NULL};
 
 static void tls_init(void)
 {
@@ -587,8 +589,8 @@ struct bufferevent *tg_tls_server_bev(const tg_tls_server_t *s, struct event_bas
     SSL *ssl = SSL_new(s->ctx);
     if (ssl == NULL)
         return NULL;
-    struct bufferevent *bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL)
         SSL_free(ssl); /* its socket BIO does not close fd */
     return bev;
@@ -785,8 +787,8 @@ struct bufferevent *tg_tls_connect(const tg_tls_client_t *c, struct event_base *
         errno = ENOMEM;
         return NULL;
     }
-    struct bufferevent *bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, fd, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
         SSL_free(ssl);
         errno = ENOMEM;

@@ -114,4 +114,10 @@ typedef struct tg_plugin_s {
     void (*reopen)(void *instance);
 } tg_plugin_t;
 
+/* Readiness: the admin endpoint's /readyz answers 503 while any hold is
+ * outstanding, e.g. from worker_init() until a first key set download
+ * finished. Every hold must be released exactly once. Thread-safe. */
+void tg_readiness_hold(void);
+void tg_readiness_release(void);
+
 #endif

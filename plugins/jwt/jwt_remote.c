@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "tollgate/fetch.h"
+#include "tollgate/plugin.h"
 
 /* After a failed fetch, try again this soon (or at refresh_ms if sooner). */
 #define RETRY_MS 5000
@@ -23,6 +24,7 @@ struct tg_jwt_remote_s {
     tg_jwt_keyset_t *keys; /* never NULL */
     uint64_t last_start_ms;
     bool started;
+    bool holding; /* a readiness hold until the first download finished */
     void (*on_change)(void *arg);
     void *arg;
 };
@@ -68,6 +70,11 @@ static void fetched(void *data, const tg_fetch_result_t *res)
 {
     tg_jwt_remote_t *r = data;
     r->inflight = NULL;
+    if (r->holding) {
+        /* The first download finished (even if it failed): /readyz may answer. */
+        r->holding = false;
+        tg_readiness_release();
+    }
     tg_jwt_keyset_t *ks = parse_set(r, res);
     uint64_t next = r->conf->refresh_ms;
     if (ks == NULL) {
@@ -113,6 +120,8 @@ tg_jwt_remote_t *tg_jwt_remote_start(const tg_jwt_remote_conf_t *conf, struct ev
         tg_jwt_remote_stop(r);
         return NULL;
     }
+    r->holding = true;
+    tg_readiness_hold();
     arm(r, 0);
     return r;
 }
@@ -135,6 +144,10 @@ void tg_jwt_remote_stop(tg_jwt_remote_t *r)
 {
     if (r == NULL)
         return;
+    if (r->holding) {
+        r->holding = false;
+        tg_readiness_release();
+    }
     if (r->inflight != NULL)
         tg_fetch_cancel(r->inflight);
     if (r->timer != NULL)

@@ -249,6 +249,18 @@ def test_alpn_http11_only(tls_gw, pki):
     assert r.status == 200 and r.alpn is None
 
 
+def test_keepalive_pause_and_pipelining_over_tls(tls_gw, pki):
+    g = tls_gw()
+    with tls_conn(g.port, client_ctx(pki)) as c:
+        c.send(h.build_request("GET", "/a", host="api.test") + h.build_request("GET", "/b", host="api.test"))
+        assert [c.read_response().json()["target"] for _ in range(2)] == ["/a", "/b"]
+        time.sleep(1.5)  # idle longer than the plain-HTTP parking delay: TLS keeps its state
+        c.send(h.build_request("GET", "/c", host="api.test"))
+        r = c.read_response()
+        assert r.status == 200 and r.json()["target"] == "/c"
+        assert {rec["conn_id"] for rec in g.up.records} == {1}
+
+
 # ---------------------------------------------------------------- mTLS ----
 def test_client_certificate_required(tls_gw, pki):
     g = tls_gw(tls=server_tls(pki, client_ca=pki.path("client-ca.crt")), admin=True)
@@ -498,6 +510,28 @@ def test_large_bodies_over_tls_both_sides(tls_gw, tls_upstream, pki):
     assert hashlib.sha256(r.body).hexdigest() == pattern_sha256(n)
 
 
+def test_slow_reader_backpressure_over_tls(tls_gw, tls_upstream, pki):
+    """A client reading slowly: the gateway stops reading the TLS upstream and
+    resumes (no bytes stuck inside OpenSSL's buffers)."""
+    up = tls_upstream("up-name")
+    g = tls_gw(up=up, up_tls=up_tls(pki), workers=1)
+    n = 6 * 1024 * 1024 + 5
+    got = hashlib.sha256()
+    total = [0]
+
+    def sink(b):
+        got.update(b)
+        total[0] += len(b)
+        if total[0] % (1 << 20) < len(b):
+            time.sleep(0.2)
+
+    with tls_conn(g.port, client_ctx(pki)) as c:
+        c.send(h.build_request("GET", "/bytes/%d" % n, host="api.test"))
+        r = c.read_response(sink=sink)
+    assert r.status == 200 and total[0] == n
+    assert got.hexdigest() == pattern_sha256(n)
+
+
 # -------------------------------------------------------------- tollgate -t
 def write_conf(tmp_path, tls_block):
     port = h.free_port()
@@ -563,6 +597,15 @@ def test_check_upstream_tls_errors(tmp_path, pki):
         rc, err = h.run_check(str(path))
         assert rc == 1, block
         assert "%s:%s: %s" % (path, where, msg) in err, (block, err)
+
+
+def test_check_admin_tls_rejected(tmp_path, pki):
+    path = tmp_path / "admin.yaml"
+    path.write_text('listen:\n  - address: "127.0.0.1:%d"\nadmin:\n  address: "127.0.0.1:%d"\n'
+                    '  tls:\n    certificates: []\n' % (h.free_port(), h.free_port()))
+    rc, err = h.run_check(str(path))
+    assert rc == 1
+    assert "%s:6:5: tls is not supported on admin" % path in err, err
 
 
 def test_demo_config_checks(tmp_path):

@@ -1,0 +1,49 @@
+"""Idle keep-alive connections give back their buffers after 1 s (conn.c:
+park) and must behave exactly as before: the next request works, pipelined
+bytes arriving on a parked connection work, and the idle timeout still holds."""
+
+import time
+
+import tg_harness as h
+
+
+def test_request_after_parking(proxy):
+    px = proxy(limits={"idle_timeout": "10s"})
+    with h.Conn(px.port) as c:
+        c.send(h.build_request("GET", "/one"))
+        assert c.read_response().status == 200
+        time.sleep(1.6)  # parked now
+        c.send(h.build_request("GET", "/two") + h.build_request("GET", "/three"))
+        assert c.read_response().status == 200
+        r = c.read_response()
+        assert r.status == 200
+        assert r.json()["target"] == "/three"
+
+
+def test_idle_timeout_holds_while_parked(proxy):
+    px = proxy(limits={"idle_timeout": "2500ms"})
+    with h.Conn(px.port) as c:
+        c.send(h.build_request("GET", "/one"))
+        assert c.read_response().status == 200
+        t0 = time.monotonic()
+        c.expect_closed(timeout=6)
+        waited = time.monotonic() - t0
+        assert 2.0 <= waited <= 4.5, waited
+
+
+def test_many_parked_connections_then_all_used(proxy):
+    px = proxy(limits={"idle_timeout": "20s"}, workers=2)
+    conns = [h.Conn(px.port) for _ in range(200)]
+    try:
+        for c in conns:
+            c.send(h.build_request("GET", "/a"))
+        for c in conns:
+            assert c.read_response().status == 200
+        time.sleep(1.5)
+        for c in conns:
+            c.send(h.build_request("GET", "/b"))
+        for c in conns:
+            assert c.read_response().status == 200
+    finally:
+        for c in conns:
+            c.close()
