@@ -280,7 +280,8 @@ int tg_server_run(tg_config_t *cfg)
 {
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
-    tg_server_t s = {.cfg = cfg, .nworkers = cfg->workers};
+    /* The server's own reference: a reload replaces it. */
+    tg_server_t s = {.cfg = tg_config_ref(cfg), .nworkers = cfg->workers};
     size_t nfds = (size_t)cfg->workers * cfg->nlisteners;
     int *fds = calloc(nfds ? nfds : 1, sizeof(int));
     s.workers = calloc(cfg->workers, sizeof(tg_worker_t));
@@ -290,6 +291,7 @@ int tg_server_run(tg_config_t *cfg)
         free(s.workers);
         if (s.base)
             event_base_free(s.base);
+        tg_config_unref(s.cfg);
         return 1;
     }
     struct event *sigterm = evsignal_new(s.base, SIGTERM, stop_cb, &s);
@@ -363,9 +365,7 @@ int tg_server_run(tg_config_t *cfg)
     close(s.reload_fd);
     pthread_cond_destroy(&s.reload_done);
     pthread_mutex_destroy(&s.reload_lock);
-    /* A reload swapped s.cfg; the caller's reference is to the first one. */
-    if (s.cfg != cfg)
-        tg_config_unref(s.cfg);
+    tg_config_unref(s.cfg);
     event_base_free(s.base);
     free(s.workers);
     free(fds);
