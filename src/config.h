@@ -59,6 +59,7 @@ typedef struct {
     uint32_t retries;            /* default 1 */
     uint32_t max_fails;          /* passive health: consecutive failures; default 3, 0 = off */
     uint64_t fail_timeout_ms;    /* passive health: cooldown; default 10s */
+    struct tg_tls_client_s *tls; /* `tls:` toward the targets (src/tls.h); NULL = plain */
 } tg_upstream_conf_t;
 
 typedef enum {
@@ -101,6 +102,7 @@ typedef struct {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char *name; /* as written */
+    struct tg_tls_server_s *tls; /* `tls:` termination (src/tls.h); NULL = plain */
 } tg_listen_conf_t;
 
 /* A CIDR block from trusted_proxies. */

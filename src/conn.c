@@ -41,6 +41,9 @@ static void set_client_timeouts(tg_conn_t *c, uint64_t read_ms)
  * buffers until its next byte (see park()). Short enough that 10,000 idle
  * clients cost little, long enough that a busy connection never parks. */
 #define PARK_AFTER_MS 1000
+/* With this many connections on a worker, an idle connection parks as soon
+ * as its response is flushed: memory then grows with busy connections only. */
+#define PARK_PRESSURE 1024
 
 /* Back to waiting for a request head: idle timeout until its first byte. */
 static void become_idle(tg_conn_t *c)
@@ -280,6 +283,15 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     }
 }
 
+static void park(tg_conn_t *c, uint64_t remaining_ms);
+
+static bool under_pressure(const tg_conn_t *c)
+{
+    return c->worker->nconns > PARK_PRESSURE && !c->tls && !c->head_timer &&
+           evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+           evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     tg_conn_t *c = arg;
@@ -295,6 +307,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
         tg_tunnel_client_drained(c->req);
         break;
     case TG_CONN_IDLE:
+        if (under_pressure(c))
+            park(c, c->worker->cfg->limits.idle_timeout_ms);
         break;
     }
 }
@@ -353,6 +367,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 
 static void park(tg_conn_t *c, uint64_t remaining_ms)
 {
+    evtimer_del(c->timer); /* it may still be armed for the idle timeout */
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     bufferevent_setfd(c->bev, -1); /* keep the socket open */
     bufferevent_free(c->bev);

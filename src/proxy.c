@@ -222,7 +222,7 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
         }
     }
     if (!has_proto)
-        PUT_LIT(&w, "X-Forwarded-Proto: http\r\n");
+        w += sprintf(w, "X-Forwarded-Proto: %s\r\n", c->tls ? "https" : "http");
     if (!has_fhost && req->host != NULL) {
         PUT_LIT(&w, "X-Forwarded-Host: ");
         put(&w, req->host, req->host_len);

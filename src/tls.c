@@ -495,8 +495,6 @@ static SSL_CTX *load_server_cert(const tg_conf_node_t *entry, const char *dir,
  * initial context for caching and tickets after an SNI switch. */
 static int server_default_setup(tg_tls_server_t *s, sni_table_t *t)
 {
-    if (SSL_CTX_set_ex_data(s->ctx, sni_index, t) != 1)
-        return -1;
     SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(s->ctx, SESSION_CACHE_SIZE);
     SSL_CTX_set_tlsext_servername_callback(s->ctx, servername_cb);
@@ -516,10 +514,13 @@ static int load_server_certs(tg_tls_server_t *s, const tg_conf_node_t *certs, co
         if (i == 0) {
             s->ctx = ctx;
             t = calloc(1, sizeof(*t));
-            if (t == NULL || server_default_setup(s, t) < 0) {
+            if (t == NULL || SSL_CTX_set_ex_data(ctx, sni_index, t) != 1) {
                 free(t);
                 return ssl_fail(err, entry, "cannot set up TLS");
             }
+            /* From here the table belongs to the default context. */
+            if (server_default_setup(s, t) < 0)
+                return ssl_fail(err, entry, "cannot set up TLS");
         }
         int n = sni_add_cert(t, ctx, i == 0 ? NULL : ctx);
         if (i > 0)

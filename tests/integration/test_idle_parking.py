@@ -47,3 +47,24 @@ def test_many_parked_connections_then_all_used(proxy):
     finally:
         for c in conns:
             c.close()
+
+
+def test_pressure_parking_with_many_connections(proxy):
+    # over 1024 connections on one worker: idle ones park as soon as flushed
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = 1200
+    if soft < n + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 500), hard))
+    px = proxy(limits={"idle_timeout": "20s", "header_timeout": "60s"}, workers=1)
+    conns = [h.Conn(px.port) for _ in range(n)]
+    try:
+        # one at a time, so the upstream sees one pooled connection, not 1200
+        for path in ("/a", "/b"):
+            for c in conns:
+                c.send(h.build_request("GET", path))
+                assert c.read_response().status == 200
+            time.sleep(0.2)
+    finally:
+        for c in conns:
+            c.close()
