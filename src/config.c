@@ -22,6 +22,7 @@
 #include "conf_node.h"
 #include "redis.h"
 #include "router.h"
+#include "tls.h"
 
 #define MAX_WORKERS 256
 
@@ -310,7 +311,7 @@ static int parse_workers(ctx_t *c, const tg_conf_node_t *n)
 
 /* ---- listen / admin ---------------------------------------------------- */
 
-static const char *const listen_keys[] = {"address", NULL};
+static const char *const listen_keys[] = {"address", "tls", NULL};
 
 /* *at: the address node, for the callers' duplicate errors. */
 static int parse_listener(ctx_t *c, const tg_conf_node_t *n, const char *where,
@@ -346,6 +347,9 @@ static int parse_listen(ctx_t *c, const tg_conf_node_t *n)
         for (size_t j = 0; j < i; j++)
             if (same_sockaddr(&cfg->listeners[j].addr, &l->addr))
                 return tg_conf_error(c->err, at, "duplicate listen address '%s'", l->name);
+        if (tg_tls_server_parse(tg_conf_map_get(n->items[i], "tls"), cfg->dir, l->name, &l->tls,
+                                c->err) < 0)
+            return -1;
         cfg->nlisteners++;
     }
     return 0;
@@ -357,6 +361,8 @@ static int parse_admin(ctx_t *c, const tg_conf_node_t *n)
     const tg_conf_node_t *at;
     if (n == NULL)
         return 0;
+    if (tg_conf_map_get(n, "tls") != NULL)
+        return tg_conf_error(c->err, tg_conf_map_get(n, "tls"), "tls is not supported on admin");
     if (parse_listener(c, n, "admin", &cfg->admin, &at) < 0)
         return -1;
     for (size_t j = 0; j < cfg->nlisteners; j++)
@@ -473,7 +479,7 @@ static const field_t upstream_fields[] = {
     UPSTREAM("fail_timeout", FIELD_DURATION, fail_timeout_ms, 1, 0),
 };
 
-static const char *const upstream_extra_keys[] = {"targets", "balance", NULL};
+static const char *const upstream_extra_keys[] = {"targets", "balance", "tls", NULL};
 
 static int parse_target(ctx_t *c, const tg_conf_node_t *n, tg_target_t *t)
 {
@@ -545,7 +551,11 @@ static int parse_upstream(ctx_t *c, const tg_conf_node_t *key, const tg_conf_nod
     if (parse_fields(c, n, upstream_fields, sizeof(upstream_fields) / sizeof(upstream_fields[0]), u,
                      upstream_extra_keys, where) < 0)
         return -1;
-    return parse_targets(c, n, u) < 0 || parse_balance(c, n, u) < 0 ? -1 : 0;
+    if (parse_targets(c, n, u) < 0 || parse_balance(c, n, u) < 0)
+        return -1;
+    /* Last: server_name defaults to the targets' hosts. */
+    return tg_tls_client_parse(tg_conf_map_get(n, "tls"), c->cfg->dir, u->targets, u->ntargets,
+                               &u->tls, c->err);
 }
 
 static int parse_upstreams(ctx_t *c, const tg_conf_node_t *n)
@@ -804,9 +814,9 @@ static const struct {
     {"routes", parse_routes, false},   {"redis", parse_redis, false},
 };
 
-static const char *const top_keys[] = {"workers",   "listen",      "admin",   "trusted_proxies",
-                                       "limits",    "upstreams",   "routes",  "plugins",
-                                       "plugin_path", "redis",      NULL};
+static const char *const top_keys[] = {"workers",     "listen",    "admin",  "trusted_proxies",
+                                       "limits",      "upstreams", "routes", "plugins",
+                                       "plugin_path", "redis",     NULL};
 
 static int parse_root(ctx_t *c, const tg_conf_node_t *root)
 {
@@ -933,6 +943,10 @@ void tg_config_unref(tg_config_t *cfg)
     for (size_t i = 0; i < cfg->nroutes; i++)
         pcre2_code_free(cfg->routes[i].regex);
     tg_redis_conf_free(cfg->redis);
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        tg_tls_server_free(cfg->listeners[i].tls);
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        tg_tls_client_free(cfg->upstreams[i].tls);
     config_priv_t *p = (config_priv_t *)cfg;
     tg_arena_destroy(p->arena);
     free(p);

@@ -43,7 +43,7 @@ enum {
 typedef struct {
     struct sockaddr_storage addr; /* resolved at load */
     socklen_t addrlen;
-    char *name; /* as written ("127.0.0.1:9001", "users.internal:80"), for logs */
+    char *name;        /* as written ("127.0.0.1:9001", "users.internal:80"), for logs */
     char *host_header; /* "host:port" or "host" when port is 80: default Host toward it */
 } tg_target_t;
 
@@ -81,10 +81,10 @@ typedef struct {
     char *host;         /* lower-case; NULL = any host */
     bool host_wildcard; /* host is "*.example.com": stored as ".example.com" */
     tg_path_match_t path_kind;
-    char *path;         /* exact path or prefix */
+    char *path; /* exact path or prefix */
     size_t path_len;
-    pcre2_code *regex;  /* path_regex, compiled + JIT at load */
-    uint32_t methods;   /* TG_METHOD_* bits; 0 = any */
+    pcre2_code *regex;   /* path_regex, compiled + JIT at load */
+    uint32_t methods;    /* TG_METHOD_* bits; 0 = any */
     char **method_names; /* extension methods listed (upper-case as written), NULL-terminated */
     tg_header_match_t *headers;
     size_t nheaders;
@@ -94,14 +94,14 @@ typedef struct {
     tg_upstream_conf_t *upstream; /* NULL for an aggregation route */
     tg_aggregate_t *aggregate;    /* `aggregate:` calls instead of an upstream */
     bool websocket;               /* forward Upgrade: websocket handshakes, then tunnel */
-    tg_chain_t *chain;          /* global plugins + the route's own */
-    const tg_conf_node_t *node; /* only valid during load */
+    tg_chain_t *chain;            /* global plugins + the route's own */
+    const tg_conf_node_t *node;   /* only valid during load */
 } tg_route_t;
 
 typedef struct {
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char *name; /* as written */
+    char *name;                  /* as written */
     struct tg_tls_server_s *tls; /* `tls:` termination (src/tls.h); NULL = plain */
 } tg_listen_conf_t;
 
@@ -125,7 +125,7 @@ typedef struct {
 
 typedef struct tg_config_s {
     atomic_uint refcount;
-    char *file;      /* path it was loaded from */
+    char *file;       /* path it was loaded from */
     unsigned workers; /* resolved: "auto" = number of online CPUs */
     tg_listen_conf_t *listeners;
     size_t nlisteners;
@@ -138,9 +138,9 @@ typedef struct tg_config_s {
     size_t nupstreams;
     tg_route_t *routes;
     size_t nroutes;
-    tg_router_t *router; /* built from routes at load */
-    char *dir;           /* directory of file: base of relative paths */
-    char *plugin_path;   /* directory of bundled plugins (plugin_path: or the default) */
+    tg_router_t *router;          /* built from routes at load */
+    char *dir;                    /* directory of file: base of relative paths */
+    char *plugin_path;            /* directory of bundled plugins (plugin_path: or the default) */
     tg_plugin_inst_t **instances; /* every plugin instance of this config */
     size_t ninstances;
     tg_chain_t *global_chain; /* global `plugins:` (also the chain of unrouted requests) */

@@ -11,12 +11,13 @@
 
 #include "chain.h"
 #include "http_response.h"
-#include "metrics.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "request_head.h"
-#include "tunnel.h"
+#include "tls.h"
 #include "tollgate/request.h"
+#include "tunnel.h"
 
 static void conn_free(tg_conn_t *c);
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -173,8 +174,8 @@ void tg_conn_send_reply(tg_conn_t *c)
     tg_http_header_t hs[8];
     tg_http_response_t resp = {.status = status, .headers = hs, .num_headers = 0};
     if (rp->content_type != NULL)
-        hs[resp.num_headers++] = (tg_http_header_t){"Content-Type", 12, rp->content_type,
-                                                    strlen(rp->content_type)};
+        hs[resp.num_headers++] =
+            (tg_http_header_t){"Content-Type", 12, rp->content_type, strlen(rp->content_type)};
     if (req->chain != NULL && req->chain->has_response_head) {
         req->resp = &resp;
         req->resp_cap = 8;
@@ -188,7 +189,8 @@ void tg_conn_send_reply(tg_conn_t *c)
      * ones too: aggregated documents are shaped like upstream ones. */
     struct evbuffer *body = evbuffer_new();
     evbuffer_add(body, rp->body, rp->len);
-    if (req->resp_buffer_limit && req->chain->has_response_body && rp->len <= req->resp_buffer_limit) {
+    if (req->resp_buffer_limit && req->chain->has_response_body &&
+        rp->len <= req->resp_buffer_limit) {
         req->resp_buffering = true;
         tg_chain_body(req, true, body, true);
     }
@@ -216,7 +218,8 @@ static bool head_may_be_complete(tg_conn_t *c, const char *p, size_t n)
 {
     size_t from = c->scanned > 3 ? c->scanned - 3 : 0;
     for (size_t i = from; i + 1 < n; i++) {
-        if (p[i] == '\n' && (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n')))
+        if (p[i] == '\n' &&
+            (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n')))
             return true;
     }
     c->scanned = n;
@@ -275,7 +278,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         tg_proxy_client_readable(c->req);
         break;
     case TG_CONN_CLOSING:
-        evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+        evbuffer_drain(bufferevent_get_input(c->bev),
+                       evbuffer_get_length(bufferevent_get_input(c->bev)));
         break;
     case TG_CONN_TUNNEL:
         tg_tunnel_client_readable(c->req);
@@ -334,6 +338,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         tg_conn_respond_error(c, 408, "request body timeout");
         return;
     }
+    if (what & BEV_EVENT_CONNECTED)
+        return; /* bufferevent_openssl: the TLS handshake completed */
+    if (c->tls && (what & BEV_EVENT_ERROR))
+        tg_tls_count_handshake_failure(c->bev, c->worker->id); /* counts only failed handshakes */
     conn_free(c);
 }
 
@@ -372,7 +380,8 @@ static void park(tg_conn_t *c, uint64_t remaining_ms)
     bufferevent_setfd(c->bev, -1); /* keep the socket open */
     bufferevent_free(c->bev);
     c->bev = NULL;
-    struct timeval tv = {(time_t)(remaining_ms / 1000), (suseconds_t)((remaining_ms % 1000) * 1000)};
+    struct timeval tv = {(time_t)(remaining_ms / 1000),
+                         (suseconds_t)((remaining_ms % 1000) * 1000)};
     event_assign(c->timer, c->worker->base, fd, EV_READ, wake_cb, c);
     event_add(c->timer, &tv);
 }
@@ -433,7 +442,10 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
     }
     c->worker = w;
     c->listener = listener;
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    const tg_tls_server_t *tls = w->cfg->listeners[listener].tls;
+    c->tls = tls != NULL;
+    c->bev = tls != NULL ? tg_tls_server_bev(tls, w->base, fd)
+                         : bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(w->base, timer_cb, c);
     if (c->bev == NULL || c->timer == NULL) {
         if (c->bev)

@@ -25,10 +25,10 @@ typedef enum {
 
 struct tg_conn_s {
     tg_worker_t *worker;
-    size_t listener; /* index in the worker's config listeners */
-    bool tls;        /* arrived over TLS (X-Forwarded-Proto: https) */
+    size_t listener;         /* index in the worker's config listeners */
+    bool tls;                /* arrived over TLS (X-Forwarded-Proto: https) */
     struct bufferevent *bev; /* NULL while parked (idle keep-alive, conn.c) */
-    struct event *timer; /* header / idle timeout; the socket's read event while parked */
+    struct event *timer;     /* header / idle timeout; the socket's read event while parked */
     tg_conn_state_t state;
     bool head_timer;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after; /* close once the current response is written */
@@ -36,7 +36,7 @@ struct tg_conn_s {
     tg_arena_t *arena; /* only while a request is in progress */
     tg_req_t *req;
     unsigned requests;
-    size_t scanned; /* input bytes already searched for the end of the head */
+    size_t scanned;         /* input bytes already searched for the end of the head */
     uint64_t idle_since_ms; /* keep-alive idle start (parking, idle timeout) */
     struct sockaddr_storage peer;
     char peer_ip[46];

@@ -72,7 +72,8 @@ static bool can_retry(const tg_req_t *req, bool stale)
     if (req->up_state != TG_UP_SENDING || req->no_retry || req->body_started ||
         !idempotent(req->method_bit))
         return false;
-    if (req->body.kind != TG_BODY_NONE && !(req->body.kind == TG_BODY_LENGTH && req->body.remaining == 0))
+    if (req->body.kind != TG_BODY_NONE &&
+        !(req->body.kind == TG_BODY_LENGTH && req->body.remaining == 0))
         return false;
     if (stale)
         return req->stale_retries < STALE_RETRIES;
@@ -154,8 +155,7 @@ static bool wants_websocket(const tg_req_t *req)
 {
     const tg_http_request_t *h = &req->http;
     if (!req->route->websocket || req->method_bit != TG_METHOD_GET ||
-        !(h->flags & TG_HF_CONN_UPGRADE) || h->minor_version < 1 ||
-        h->body_kind != TG_BODY_NONE)
+        !(h->flags & TG_HF_CONN_UPGRADE) || h->minor_version < 1 || h->body_kind != TG_BODY_NONE)
         return false;
     const tg_http_header_t *up = upgrade_header(h);
     return up != NULL && memmem(up->value, up->value_len, "websocket", 9) != NULL;
@@ -174,8 +174,8 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
         host = t->host_header;
         host_len = strlen(host);
     }
-    size_t cap = h->method_len + req->path_len + req->query_len + 2 * host_len +
-                 req->request_id_len + 512;
+    size_t cap =
+        h->method_len + req->path_len + req->query_len + 2 * host_len + req->request_id_len + 512;
     for (size_t i = 0; i < h->num_headers; i++)
         cap += h->headers[i].name_len + h->headers[i].value_len + 4;
 
@@ -395,8 +395,9 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (what & BEV_EVENT_TIMEOUT) {
         TG_STAT_INC(req->pool, timeouts);
-        upstream_failed(req, 504, uc->connected ? "upstream timed out" : "upstream connect timed out",
-                        true, false);
+        upstream_failed(req, 504,
+                        uc->connected ? "upstream timed out" : "upstream connect timed out", true,
+                        false);
         return;
     }
     if (!uc->connected) {
@@ -465,9 +466,9 @@ static bool pump_request(tg_req_t *req)
             return true;
         }
         tg_conn_respond_error(c, r == TG_BODY_TOO_LARGE ? 413 : 400,
-                              r == TG_BODY_TOO_LARGE ? "request body too large"
-                                                     : (req->body.error ? req->body.error
-                                                                        : "invalid request body"));
+                              r == TG_BODY_TOO_LARGE
+                                  ? "request body too large"
+                                  : (req->body.error ? req->body.error : "invalid request body"));
         return true;
     }
 }
@@ -499,8 +500,8 @@ static void attempt(tg_req_t *req)
     if (uc == NULL)
         uc = tg_upool_connect(p, t);
     if (uc == NULL) {
-        tg_log_warn("upstream %s: cannot connect to %s: %s", p->conf->name, p->conf->targets[t].name,
-                    strerror(errno));
+        tg_log_warn("upstream %s: cannot connect to %s: %s", p->conf->name,
+                    p->conf->targets[t].name, strerror(errno));
         tg_upool_report_failure(p, t, tg_now_ms());
         if (t < 64)
             req->tried |= 1ull << t;
@@ -548,7 +549,8 @@ void tg_proxy_bind_chain(tg_req_t *req, const tg_chain_t *chain)
 {
     req->chain = chain;
     req->chain_pos = 0;
-    req->plugin_ctx = chain && chain->ctx_size ? tg_arena_calloc(req->arena, chain->ctx_size) : NULL;
+    req->plugin_ctx =
+        chain && chain->ctx_size ? tg_arena_calloc(req->arena, chain->ctx_size) : NULL;
 }
 
 /* The request_head hooks from chain_pos on, then the upstream. */
@@ -626,7 +628,8 @@ void tg_proxy_handle(tg_req_t *req)
         tg_conn_respond_error(c, 417, "unsupported expectation");
         return;
     }
-    if (h->body_kind == TG_BODY_LENGTH && lim->max_body_size && h->content_length > lim->max_body_size) {
+    if (h->body_kind == TG_BODY_LENGTH && lim->max_body_size &&
+        h->content_length > lim->max_body_size) {
         tg_conn_respond_error(c, 413, "request body too large");
         return;
     }

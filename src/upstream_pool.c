@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tls.h"
+
 /* Pooled connections are dropped after this long unused: shorter than the
  * usual upstream keep-alive timeouts (nginx 75 s, node 5 s is the outlier the
  * stale-connection retry covers). */
@@ -175,17 +177,26 @@ tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
         errno = ENOMEM;
         return NULL;
     }
-    c->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    /* TLS: tg_tls_connect() starts the connect itself, and the bufferevent
+     * reports BEV_EVENT_CONNECTED only once the handshake is done. */
+    const tg_tls_client_t *tls = p->conf->tls;
+    c->bev = tls != NULL
+                 ? tg_tls_connect(tls, p->base, fd, target, (const struct sockaddr *)&tc->addr,
+                                  tc->addrlen, p->conf->connect_timeout_ms)
+                 : bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
+        int e = tls != NULL ? errno : ENOMEM;
+        if (e != ENOMEM)
+            TG_STAT_INC(p, connect_errors);
         close(fd);
         free(c);
-        errno = ENOMEM;
+        errno = e;
         return NULL;
     }
     c->pool = p;
     c->target = target;
-    if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&tc->addr,
-                                   (int)tc->addrlen) < 0) {
+    if (tls == NULL && bufferevent_socket_connect(c->bev, (const struct sockaddr *)&tc->addr,
+                                                  (int)tc->addrlen) < 0) {
         int e = errno;
         uconn_free(c);
         TG_STAT_INC(p, connect_errors);
