@@ -8,6 +8,7 @@
 #include "aggregate.h"
 #include "conn.h"
 #include "http_response.h"
+#include "io.h"
 #include "log.h"
 #include "request_head.h"
 #include "response.h"
@@ -319,7 +320,7 @@ static bool pump_response(tg_req_t *req)
     if (stage != NULL) {
         req->stage = NULL;
         if (r >= 0)
-            evbuffer_add_buffer(bufferevent_get_output(req->conn->bev), stage);
+            tg_io_send(req->conn->bev, stage, !req->conn->tls);
         else
             evbuffer_drain(stage, evbuffer_get_length(stage));
     }
@@ -517,8 +518,18 @@ static void attempt(tg_req_t *req)
     bufferevent_setwatermark(uc->bev, EV_READ, 0, TG_OUT_HIGH);
     bufferevent_setwatermark(uc->bev, EV_WRITE, TG_OUT_HIGH / 4, 0);
     set_upstream_timeouts(req);
-    write_upstream_head(req, bufferevent_get_output(uc->bev));
-    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+    /* A pooled connection is connected: its head goes out at once. */
+    bool plain = uc->connected && req->pool->conf->tls == NULL;
+    struct evbuffer *scratch = req->conn->worker->scratch;
+    write_upstream_head(req, plain ? scratch : bufferevent_get_output(uc->bev));
+    if (plain)
+        tg_io_send(uc->bev, scratch, true);
+    /* Enabling EV_WRITE again would re-add the write event (an epoll_ctl per
+     * request); a pooled connection still has it enabled from its last use. */
+    short want = EV_READ | EV_WRITE;
+    if (uc->connected && (bufferevent_get_enabled(uc->bev) & EV_WRITE))
+        want = EV_READ;
+    bufferevent_enable(uc->bev, want);
     pump_request(req);
 }
 

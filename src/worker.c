@@ -291,7 +291,9 @@ int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size
     w->spare_arenas = calloc(SPARE_ARENAS, sizeof(*w->spare_arenas));
     w->spare_cap = SPARE_ARENAS;
     w->stage = evbuffer_new();
-    if (!w->stage || !w->metrics || !w->match_data || !w->listeners || !w->spare_arenas)
+    w->scratch = evbuffer_new();
+    if (!w->stage || !w->scratch || !w->metrics || !w->match_data || !w->listeners ||
+        !w->spare_arenas)
         return -1;
     tg_request_id_seed(&w->ids);
     w->nlisten = nfds;
@@ -406,6 +408,8 @@ void tg_worker_destroy(tg_worker_t *w)
         tg_worker_metrics_free(w->metrics);
     if (w->stage)
         evbuffer_free(w->stage);
+    if (w->scratch)
+        evbuffer_free(w->scratch);
     if (w->notify_ev)
         event_free(w->notify_ev);
     if (w->accept_resume)

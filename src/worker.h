@@ -66,6 +66,7 @@ struct tg_worker_s {
     bool emfile_logged;
     struct tg_worker_metrics_s *metrics; /* this worker's counters (metrics.h) */
     struct evbuffer *stage;              /* reused by every response's first part (response.h) */
+    struct evbuffer *scratch;            /* reused for upstream request heads (proxy.c) */
     struct tg_redis_s *redis;            /* this worker's Redis connection (redis.h), or NULL */
     tg_config_t *redis_cfg;              /* the config whose redis: the connection uses */
     pthread_mutex_t lock;                /* guards the two fields below (main thread -> worker) */

@@ -1,0 +1,17 @@
+#include "io.h"
+
+#include <errno.h>
+
+void tg_io_send(struct bufferevent *bev, struct evbuffer *src, bool plain)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (plain && evbuffer_get_length(out) == 0 && evbuffer_get_length(src) > 0) {
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        /* A short or failed write leaves the rest to the bufferevent, which
+         * retries on EPOLLOUT and reports errors through its event callback. */
+        if (fd >= 0)
+            (void)evbuffer_write(src, fd);
+    }
+    if (evbuffer_get_length(src) > 0)
+        evbuffer_add_buffer(out, src);
+}
