@@ -7,6 +7,7 @@
 
 #include "aggregate.h"
 #include "conn.h"
+#include "head_write.h"
 #include "http_response.h"
 #include "io.h"
 #include "log.h"
@@ -110,14 +111,6 @@ static void upstream_failed(tg_req_t *req, int status, const char *msg, bool hea
 
 /* ---- request head toward the upstream ---- */
 
-static void put(char **w, const void *s, size_t n)
-{
-    memcpy(*w, s, n);
-    *w += n;
-}
-
-#define PUT_LIT(w, lit) put(w, lit, sizeof(lit) - 1)
-
 static bool skip_request_header(const tg_http_header_t *h, const tg_req_t *req, bool trusted)
 {
     if (tg_request_is_hop_header(h, req->conn_tokens, req->nconn_tokens))
@@ -184,37 +177,37 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     if (evbuffer_reserve_space(out, (ev_ssize_t)cap, &v, 1) < 1)
         return;
     char *w = v.iov_base;
-    put(&w, h->method, h->method_len);
-    PUT_LIT(&w, " ");
-    put(&w, req->path, req->path_len);
+    tg_put(&w, h->method, h->method_len);
+    TG_PUT_LIT(&w, " ");
+    tg_put(&w, req->path, req->path_len);
     if (req->query != NULL) {
-        PUT_LIT(&w, "?");
-        put(&w, req->query, req->query_len);
+        TG_PUT_LIT(&w, "?");
+        tg_put(&w, req->query, req->query_len);
     }
-    PUT_LIT(&w, " HTTP/1.1\r\nHost: ");
-    put(&w, host, host_len);
-    PUT_LIT(&w, "\r\n");
+    TG_PUT_LIT(&w, " HTTP/1.1\r\nHost: ");
+    tg_put(&w, host, host_len);
+    TG_PUT_LIT(&w, "\r\n");
     for (size_t i = 0; i < h->num_headers; i++) {
         const tg_http_header_t *hd = &h->headers[i];
         if (skip_request_header(hd, req, trusted))
             continue;
-        put(&w, hd->name, hd->name_len);
-        PUT_LIT(&w, ": ");
-        put(&w, hd->value, hd->value_len);
-        PUT_LIT(&w, "\r\n");
+        tg_put(&w, hd->name, hd->name_len);
+        TG_PUT_LIT(&w, ": ");
+        tg_put(&w, hd->value, hd->value_len);
+        TG_PUT_LIT(&w, "\r\n");
     }
     /* A trusted proxy's chain is kept (all its X-Forwarded-For lines, in
      * order), our peer appended; anyone else's is replaced. */
-    PUT_LIT(&w, "X-Forwarded-For: ");
+    TG_PUT_LIT(&w, "X-Forwarded-For: ");
     for (size_t i = 0; trusted && i < h->num_headers; i++) {
         const tg_http_header_t *hd = &h->headers[i];
         if (hd->name_len == 15 && TG_HTTP_NAME_IS(hd, "x-forwarded-for")) {
-            put(&w, hd->value, hd->value_len);
-            PUT_LIT(&w, ", ");
+            tg_put(&w, hd->value, hd->value_len);
+            TG_PUT_LIT(&w, ", ");
         }
     }
-    put(&w, c->peer_ip, strlen(c->peer_ip));
-    PUT_LIT(&w, "\r\n");
+    tg_put(&w, c->peer_ip, strlen(c->peer_ip));
+    TG_PUT_LIT(&w, "\r\n");
     bool has_proto = false, has_fhost = false;
     if (trusted) {
         for (size_t i = 0; i < h->num_headers; i++) {
@@ -225,27 +218,27 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     if (!has_proto)
         w += sprintf(w, "X-Forwarded-Proto: %s\r\n", c->tls ? "https" : "http");
     if (!has_fhost && req->host != NULL) {
-        PUT_LIT(&w, "X-Forwarded-Host: ");
-        put(&w, req->host, req->host_len);
-        PUT_LIT(&w, "\r\n");
+        TG_PUT_LIT(&w, "X-Forwarded-Host: ");
+        tg_put(&w, req->host, req->host_len);
+        TG_PUT_LIT(&w, "\r\n");
     }
-    PUT_LIT(&w, "X-Request-Id: ");
-    put(&w, req->request_id, req->request_id_len);
-    PUT_LIT(&w, "\r\n");
+    TG_PUT_LIT(&w, "X-Request-Id: ");
+    tg_put(&w, req->request_id, req->request_id_len);
+    TG_PUT_LIT(&w, "\r\n");
     if (req->upgrade) {
         const tg_http_header_t *up = upgrade_header(h);
-        PUT_LIT(&w, "Connection: upgrade\r\nUpgrade: ");
-        put(&w, up->value, up->value_len);
-        PUT_LIT(&w, "\r\n");
+        TG_PUT_LIT(&w, "Connection: upgrade\r\nUpgrade: ");
+        tg_put(&w, up->value, up->value_len);
+        TG_PUT_LIT(&w, "\r\n");
     }
     if (req->req_tmp != NULL) {
-        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
+        TG_PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
     } else if (req->body.kind == TG_BODY_LENGTH) {
         w += sprintf(w, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
     } else if (req->body.kind == TG_BODY_CHUNKED) {
-        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
+        TG_PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
     }
-    PUT_LIT(&w, "\r\n");
+    TG_PUT_LIT(&w, "\r\n");
     v.iov_len = (size_t)(w - (char *)v.iov_base);
     evbuffer_commit_space(out, &v, 1);
 }

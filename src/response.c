@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "head_write.h"
 #include "request_head.h"
 
 /* How the body reaches the client. */
@@ -14,22 +15,6 @@ typedef enum {
     OUT_CLOSE,   /* HTTP/1.0 client, length unknown: ends with the connection */
     OUT_UPGRADE, /* 101 Switching Protocols: the connection becomes a tunnel */
 } out_framing_t;
-
-static void put(char **w, const void *s, size_t n)
-{
-    memcpy(*w, s, n);
-    *w += n;
-}
-
-#define PUT_LIT(w, lit) put(w, lit, sizeof(lit) - 1)
-
-static void put_header(char **w, const tg_http_header_t *h)
-{
-    put(w, h->name, h->name_len);
-    PUT_LIT(w, ": ");
-    put(w, h->value, h->value_len);
-    PUT_LIT(w, "\r\n");
-}
 
 static bool skip_header(const tg_http_header_t *h, const tg_span_t *tokens, unsigned n)
 {
@@ -56,8 +41,8 @@ static void write_head(tg_req_t *req, const tg_http_response_t *resp, out_framin
         return;
     char *w = v.iov_base;
     w += sprintf(w, "HTTP/1.1 %03d ", resp->status);
-    put(&w, resp->reason, resp->reason_len);
-    PUT_LIT(&w, "\r\n");
+    tg_put(&w, resp->reason, resp->reason_len);
+    TG_PUT_LIT(&w, "\r\n");
     const tg_http_header_t *cl = NULL, *upgrade = NULL;
     for (size_t i = 0; i < resp->num_headers; i++) {
         const tg_http_header_t *h = &resp->headers[i];
@@ -66,13 +51,13 @@ static void write_head(tg_req_t *req, const tg_http_response_t *resp, out_framin
         if (h->name_len == 7 && TG_HTTP_NAME_IS(h, "upgrade"))
             upgrade = h;
         if (!skip_header(h, tokens, ntok))
-            put_header(&w, h);
+            tg_put_header(&w, h);
     }
     for (size_t i = 0; i < req->nextra; i++)
-        put_header(&w, &req->extra_resp[i]);
-    PUT_LIT(&w, "X-Request-Id: ");
-    put(&w, req->request_id, req->request_id_len);
-    PUT_LIT(&w, "\r\n");
+        tg_put_header(&w, &req->extra_resp[i]);
+    TG_PUT_LIT(&w, "X-Request-Id: ");
+    tg_put(&w, req->request_id, req->request_id_len);
+    TG_PUT_LIT(&w, "\r\n");
     switch (framing) {
     case OUT_LENGTH:
         w += sprintf(w, "Content-Length: %llu\r\n", (unsigned long long)length);
@@ -80,30 +65,30 @@ static void write_head(tg_req_t *req, const tg_http_response_t *resp, out_framin
     case OUT_NONE:
         /* HEAD and 304 answers keep the length of the representation. */
         if (cl != NULL && resp->status != 204 && resp->status >= 200) {
-            PUT_LIT(&w, "Content-Length: ");
-            put(&w, cl->value, cl->value_len);
-            PUT_LIT(&w, "\r\n");
+            TG_PUT_LIT(&w, "Content-Length: ");
+            tg_put(&w, cl->value, cl->value_len);
+            TG_PUT_LIT(&w, "\r\n");
         }
         break;
     case OUT_CHUNKED:
-        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
+        TG_PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
         break;
     case OUT_CLOSE:
         break;
     case OUT_UPGRADE:
         /* Hop-by-hop headers were dropped as usual; this hop's pair is ours. */
-        PUT_LIT(&w, "Connection: upgrade\r\n");
+        TG_PUT_LIT(&w, "Connection: upgrade\r\n");
         if (upgrade != NULL)
-            put_header(&w, upgrade);
+            tg_put_header(&w, upgrade);
         break;
     }
     if (framing != OUT_UPGRADE) {
         if (!keepalive)
-            PUT_LIT(&w, "Connection: close\r\n");
+            TG_PUT_LIT(&w, "Connection: close\r\n");
         else if (req->http.minor_version == 0)
-            PUT_LIT(&w, "Connection: keep-alive\r\n");
+            TG_PUT_LIT(&w, "Connection: keep-alive\r\n");
     }
-    PUT_LIT(&w, "\r\n");
+    TG_PUT_LIT(&w, "\r\n");
     v.iov_len = (size_t)(w - (char *)v.iov_base);
     req->bytes_out += v.iov_len;
     evbuffer_commit_space(out, &v, 1);
