@@ -557,11 +557,24 @@ void tg_proxy_bind_chain(tg_req_t *req, const tg_chain_t *chain)
         chain && chain->ctx_size ? tg_arena_calloc(req->arena, chain->ctx_size) : NULL;
 }
 
+/* Expect: 100-continue is answered once the request passed its plugins (a
+ * client that is refused, 401 or 429, never sends the body). */
+static void send_continue(tg_req_t *req)
+{
+    const tg_http_request_t *h = &req->http;
+    if ((h->flags & TG_HF_EXPECT_CONTINUE) && !req->body.done && h->minor_version >= 1 &&
+        !req->sent_continue) {
+        evbuffer_add(bufferevent_get_output(req->conn->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        req->sent_continue = true;
+    }
+}
+
 /* The request_head hooks from chain_pos on, then the upstream. */
 static void run_chain(tg_req_t *req)
 {
     switch (tg_chain_request_head(req)) {
     case TG_CHAIN_NEXT:
+        send_continue(req);
         if (req->route->aggregate != NULL)
             tg_aggregate_start(req);
         else
@@ -645,10 +658,6 @@ void tg_proxy_handle(tg_req_t *req)
         /* Plugins may change the body's length: it travels chunked. */
         req->req_tmp = evbuffer_new();
         req->body.out_chunked = false;
-    }
-    if ((h->flags & TG_HF_EXPECT_CONTINUE) && !req->body.done && h->minor_version >= 1) {
-        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        req->sent_continue = true;
     }
     run_chain(req);
 }
