@@ -46,6 +46,9 @@ static void set_client_timeouts(tg_conn_t *c, uint64_t read_ms)
  * as its response is flushed: memory then grows with busy connections only. */
 #define PARK_PRESSURE 1024
 
+static void park(tg_conn_t *c, uint64_t remaining_ms);
+static bool under_pressure(const tg_conn_t *c);
+
 /* Back to waiting for a request head: idle timeout until its first byte. */
 static void become_idle(tg_conn_t *c)
 {
@@ -57,6 +60,8 @@ static void become_idle(tg_conn_t *c)
     /* The timer first fires to park the connection, then at the idle timeout. */
     arm_timer(c, !c->tls && idle > PARK_AFTER_MS ? PARK_AFTER_MS : idle, false);
     bufferevent_enable(c->bev, EV_READ);
+    if (under_pressure(c)) /* the response went out at once (io.h): park now */
+        park(c, idle);
 }
 
 static void start_closing(tg_conn_t *c)
@@ -126,7 +131,7 @@ void tg_conn_request_done(tg_conn_t *c)
     become_idle(c);
     /* Pipelined requests already buffered are handled from the event loop,
      * not from here, so that a long pipeline cannot grow the stack. */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+    if (c->bev != NULL && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
 }
 
@@ -286,8 +291,6 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         break;
     }
 }
-
-static void park(tg_conn_t *c, uint64_t remaining_ms);
 
 static bool under_pressure(const tg_conn_t *c)
 {
