@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -486,6 +488,13 @@ static void conn_free(tg_conn_t *c)
         end_request(c);
     }
     tg_worker_t *w = c->worker;
+    if (c->tls && c->bev != NULL) {
+        /* close_notify, so that a client can tell our close from a truncation
+         * (bufferevent_openssl closes the socket without it). */
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        if (ssl != NULL && SSL_is_init_finished(ssl))
+            SSL_shutdown(ssl);
+    }
     if (c->bev == NULL) /* parked: the event holds the socket */
         close(event_get_fd(c->timer));
     event_free(c->timer);
