@@ -4,44 +4,74 @@
  * The rules of a profile become a tree: one node per key segment, plus an
  * "each" node for a "[]" (the elements of an array). Nodes carry what the
  * walk needs to decide without looking further down: whether an include
- * leaf or an edit (exclude, rename) lies below, so subtrees the profile does
- * not touch are never visited.
+ * leaf or an edit (exclude, rename) lies below.
+ *
+ * Applying it is one pass over the body: a tokenizer that validates the JSON
+ * as jansson would (RFC 8259, plus jansson's limits) and writes the output as
+ * it goes. Where the rules name a key, the walk follows the tree; everywhere
+ * else a value is either copied (its source text, without whitespace) or
+ * skipped, both by one iterative scanner. Whether a value is kept is decided
+ * from its first byte (its type), so nothing is built and nothing is undone,
+ * except a rename onto a key already written (see rename_over()).
  */
 #include "shape.h"
 
-#include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+/* jansson's JSON_PARSER_MAX_DEPTH: a value deeper than this (the root is at
+ * depth 1) is invalid for it, so it is invalid here too. */
+#define MAX_DEPTH 2048
+/* The output goes to the write callback in pieces of at most this size. */
+#define WRITE_CHUNK 16384
 
 typedef struct node_s node_t;
 
 struct node_s {
     node_t *parent;
-    char *key;       /* key segment (NUL-terminated); NULL for the root and each nodes */
-    size_t key_len;  /* length of key */
-    node_t **kids;   /* key children */
-    size_t nkids;    /* number of kids */
-    node_t *each;    /* rules for every element when the value is an array */
-    char *rename;    /* new name of this key, or NULL */
-    bool include;    /* include leaf: keep this key and all below it */
-    bool exclude;    /* remove this key */
-    bool incl_below; /* an include leaf lies strictly below */
-    bool incl_keys;  /* a key child is an include leaf or lies above one */
-    bool edit_below; /* an exclude or a rename lies strictly below */
-    bool rename_kid; /* one of kids has a rename */
+    char *key;         /* key segment (NUL-terminated); NULL for the root and each nodes */
+    size_t key_len;    /* length of key */
+    node_t **kids;     /* key children */
+    size_t nkids;      /* number of kids */
+    node_t *each;      /* rules for every element when the value is an array */
+    char *rename;      /* new name of this key, or NULL */
+    size_t rename_len; /* length of rename */
+    char *rename_json; /* rename as a JSON string followed by ':' */
+    size_t rename_json_len; /* length of rename_json */
+    size_t slot;       /* with rename: index of the new name's collision slot */
+    node_t **targets;  /* one renamed kid per distinct new name */
+    uint64_t names;    /* key_bit() of every kid key and new name */
+    size_t ntargets;   /* number of targets */
+    bool include;      /* include leaf: keep this key and all below it */
+    bool exclude;      /* remove this key */
+    bool incl_below;   /* an include leaf lies strictly below */
+    bool incl_keys;    /* a key child is an include leaf or lies above one */
+    bool edit_below;   /* an exclude or a rename lies strictly below */
+    bool rename_kid;   /* one of kids has a rename */
 };
 
 struct tg_shape_s {
     node_t root;
     size_t nrules;
+    size_t nslots;   /* collision slots (distinct new names per object node) */
+    size_t grow_num; /* output <= input * (1 + grow_num / grow_den) + grow_num */
+    size_t grow_den;
 };
 
 /* ---- building ---- */
 
 tg_shape_t *tg_shape_new(void)
 {
-    return calloc(1, sizeof(tg_shape_t));
+    tg_shape_t *s = calloc(1, sizeof(tg_shape_t));
+    if (s != NULL)
+        s->grow_den = 1;
+    return s;
 }
 
 static void node_free(node_t *n)
@@ -57,6 +87,8 @@ static void node_free(node_t *n)
     free(n->kids);
     free(n->key);
     free(n->rename);
+    free(n->rename_json);
+    free(n->targets);
 }
 
 void tg_shape_free(tg_shape_t *s)
@@ -70,6 +102,13 @@ void tg_shape_free(tg_shape_t *s)
 bool tg_shape_is_empty(const tg_shape_t *s)
 {
     return s->nrules == 0;
+}
+
+/* A 64-bit filter of the names an object node knows: a key whose bit is not
+ * in node->names is neither a kid nor a new name, without a comparison. */
+static inline uint64_t key_bit(const char *key, size_t len)
+{
+    return (uint64_t)1 << ((len * 7 + (unsigned char)key[0]) & 63);
 }
 
 static node_t *find_kid(const node_t *n, const char *key, size_t len)
@@ -97,6 +136,7 @@ static node_t *key_kid(node_t *n, const char *key, size_t len)
     k->key_len = len;
     k->parent = n;
     n->kids[n->nkids++] = k;
+    n->names |= key_bit(key, len);
     return k;
 }
 
@@ -157,6 +197,69 @@ static node_t *path_node(tg_shape_t *s, const char *path, char *buf, const char 
     }
 }
 
+/* name as a JSON string (RFC 8259 section 7) followed by ':'. */
+static char *json_key(const char *name, size_t *len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *out = malloc(strlen(name) * 6 + 3), *o = out;
+    if (out == NULL)
+        return NULL;
+    *o++ = '"';
+    for (const unsigned char *c = (const unsigned char *)name; *c != '\0'; c++) {
+        if (*c == '"' || *c == '\\' || *c < 0x20) {
+            *o++ = '\\';
+            *o++ = *c < 0x20 ? 'u' : (char)*c;
+        }
+        if (*c < 0x20) {
+            memcpy(o, "00", 2);
+            o[2] = hex[*c >> 4];
+            o[3] = hex[*c & 15];
+            o += 4;
+        } else if (*c != '"' && *c != '\\') {
+            *o++ = (char)*c;
+        }
+    }
+    *o++ = '"';
+    *o++ = ':';
+    *len = (size_t)(o - out);
+    return out;
+}
+
+/* Records the new name of n: its JSON text, its collision slot (shared by
+ * the kids renamed to the same name) and the output growth it can cause. */
+static int set_rename(tg_shape_t *s, node_t *n, const char *new_name)
+{
+    node_t *p = n->parent;
+    node_t **t = realloc(p->targets, (p->ntargets + 1) * sizeof(*t));
+    if (t == NULL)
+        return -1;
+    p->targets = t;
+    n->rename_len = strlen(new_name);
+    p->names |= key_bit(new_name, n->rename_len);
+    if ((n->rename = strdup(new_name)) == NULL ||
+        (n->rename_json = json_key(new_name, &n->rename_json_len)) == NULL)
+        return -1;
+    size_t i = 0;
+    while (i < p->ntargets && strcmp(p->targets[i]->rename, new_name) != 0)
+        i++;
+    if (i < p->ntargets) {
+        n->slot = p->targets[i]->slot;
+    } else {
+        n->slot = s->nslots++;
+        p->targets[p->ntargets++] = n;
+    }
+    /* Each occurrence of the key takes at least key_len + 4 input bytes
+     * ("k":v) and its output grows by at most the difference of the names;
+     * keep the largest growth per input byte. */
+    size_t out = n->rename_json_len - 1, in = n->key_len + 2, den = n->key_len + 4;
+    if (out > in && (out - in) * s->grow_den > s->grow_num * den) {
+        s->grow_num = out - in;
+        s->grow_den = den;
+    }
+    p->rename_kid = true;
+    return 0;
+}
+
 int tg_shape_add(tg_shape_t *s, tg_shape_rule_t rule, const char *path, const char *new_name,
                  char *err, size_t errlen)
 {
@@ -177,11 +280,10 @@ int tg_shape_add(tg_shape_t *s, tg_shape_rule_t rule, const char *path, const ch
             snprintf(err, errlen, "'%s' renamed twice", path);
             return -1;
         }
-        if (n->rename == NULL && (n->rename = strdup(new_name)) == NULL) {
+        if (n->rename == NULL && set_rename(s, n, new_name) < 0) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        n->parent->rename_kid = true;
     }
     n->include |= rule == TG_SHAPE_INCLUDE;
     n->exclude |= rule == TG_SHAPE_EXCLUDE;
@@ -195,299 +297,800 @@ int tg_shape_add(tg_shape_t *s, tg_shape_rule_t rule, const char *path, const ch
     return 0;
 }
 
-/* ---- applying ---- */
+/* ---- tokenizing ---- */
 
-static bool walk_value(const node_t *n, json_t *v, bool filtering);
-
-/* Elements go through n; with filtering, those walk_value rejects are
- * dropped. The array is rebuilt once rather than json_array_remove()d
- * element by element, which would be quadratic. */
-static void walk_array(const node_t *n, json_t *arr, bool filtering)
-{
-    json_t *kept = NULL;
-    size_t len = json_array_size(arr);
-    for (size_t i = 0; i < len; i++) {
-        json_t *e = json_array_get(arr, i);
-        bool keep = walk_value(n, e, filtering);
-        if (!keep && kept == NULL) {
-            kept = json_array();
-            for (size_t j = 0; j < i; j++)
-                json_array_append(kept, json_array_get(arr, j));
-        } else if (keep && kept != NULL) {
-            json_array_append(kept, e);
-        }
-    }
-    if (kept != NULL) {
-        json_array_clear(arr);
-        json_array_extend(arr, kept);
-        json_decref(kept);
-    }
-}
-
-/* Filtering (under an include): every key is visited, unlisted ones go. */
-static void filter_keys(const node_t *n, json_t *obj)
-{
-    void *it = json_object_iter(obj);
-    while (it != NULL) {
-        const char *key = json_object_iter_key(it);
-        size_t kl = json_object_iter_key_len(it);
-        json_t *v = json_object_iter_value(it);
-        void *next = json_object_iter_next(obj, it);
-        const node_t *k = find_kid(n, key, kl);
-        bool drop = k == NULL || k->exclude || (!k->include && !k->incl_below);
-        if (!drop && (!k->include || k->edit_below))
-            drop = !walk_value(k, v, !k->include);
-        if (drop)
-            json_object_deln(obj, key, kl);
-        it = next;
-    }
-}
-
-/* Not filtering: only the keys the rules name are looked up. */
-static void edit_keys(const node_t *n, json_t *obj)
-{
-    for (size_t i = 0; i < n->nkids; i++) {
-        const node_t *k = n->kids[i];
-        json_t *v = json_object_getn(obj, k->key, k->key_len);
-        if (v == NULL)
-            continue;
-        if (k->exclude)
-            json_object_deln(obj, k->key, k->key_len);
-        else if (k->edit_below)
-            walk_value(k, v, false);
-    }
-}
-
-/* Renames keep the key's position, which jansson cannot do in place: the
- * object is rebuilt, only when one of the renamed keys is present. */
-static void rename_keys(const node_t *n, json_t *obj)
-{
-    bool any = false;
-    for (size_t i = 0; i < n->nkids && !any; i++)
-        any = n->kids[i]->rename != NULL &&
-              json_object_getn(obj, n->kids[i]->key, n->kids[i]->key_len) != NULL;
-    if (!any)
-        return;
-    json_t *copy = json_object();
-    const char *key;
-    size_t kl;
-    json_t *v;
-    json_object_keylen_foreach(obj, key, kl, v) {
-        const node_t *k = find_kid(n, key, kl);
-        if (k != NULL && k->rename != NULL)
-            json_object_set(copy, k->rename, v); /* replaces in place: the rename wins */
-        else if (json_object_getn(copy, key, kl) == NULL)
-            json_object_setn(copy, key, kl, v);
-    }
-    json_object_clear(obj);
-    json_object_update(obj, copy);
-    json_decref(copy);
-}
-
-/* Applies n to v; returns false when v must be removed from its parent
- * (filtering, and v is not a container an include path goes through, nor
- * null). */
-static bool walk_value(const node_t *n, json_t *v, bool filtering)
-{
-    if (json_is_object(v) && (filtering ? n->incl_keys : n->nkids > 0)) {
-        if (filtering)
-            filter_keys(n, v);
-        else
-            edit_keys(n, v);
-        if (n->rename_kid)
-            rename_keys(n, v);
-        return true;
-    }
-    if (json_is_array(v) && n->each != NULL && (!filtering || n->each->incl_below)) {
-        walk_array(n->each, v, filtering);
-        return true;
-    }
-    return !filtering || json_is_null(v);
-}
-
-void tg_shape_apply(const tg_shape_t *s, json_t *root)
-{
-    bool filtering = s->root.incl_below;
-    if (json_is_array(root))
-        walk_array(&s->root, root, filtering);
-    else if (json_is_object(root))
-        walk_value(&s->root, root, filtering);
-}
-
-/* ---- serializing ---- */
+/* Where a name written by a rename stands in the current object. */
+typedef enum { SLOT_EMPTY, SLOT_ORIGINAL, SLOT_RENAMED } slot_state_t;
 
 typedef struct {
-    tg_shape_write_fn write;
-    void *data;
-    int err;
-    size_t n;
-    char buf[8192];
-} out_t;
+    size_t vs, ve;      /* output offsets of the value written under the name */
+    const node_t *by;   /* with SLOT_RENAMED: the kid renamed to it */
+    slot_state_t state; /* what wrote the name in the current object, if anything */
+} slot_t;
 
-static void flush(out_t *o)
+/* The output is input slices and a few literals (renamed keys, separators
+ * where the input had whitespace). Slices that follow each other in the
+ * input are merged before being copied, so a compact run of kept members
+ * costs one memcpy. */
+typedef struct {
+    const char *p;      /* next input byte */
+    const char *end;    /* end of input */
+    const char *run_s;  /* pending input slice [run_s, run_e), not yet in out */
+    const char *run_e;
+    char *out;          /* output buffer */
+    size_t o;           /* bytes in out */
+    size_t cap;         /* size of out (never reached: see tg_shape_body) */
+    slot_t *slots;      /* one per collision slot of the shape */
+} ps_t;
+
+static inline int peek(const ps_t *ps)
 {
-    if (o->n > 0 && o->err == 0 && o->write(o->buf, o->n, o->data) < 0)
-        o->err = -1;
-    o->n = 0;
+    return ps->p < ps->end ? (unsigned char)*ps->p : -1;
 }
 
-static void put(out_t *o, const char *s, size_t len)
+/* RFC 8259 section 2: insignificant whitespace. */
+static inline bool is_ws(int c)
 {
-    if (len > sizeof(o->buf) - o->n)
-        flush(o);
-    if (len > sizeof(o->buf)) {
-        if (o->err == 0 && o->write(s, len, o->data) < 0)
-            o->err = -1;
-        return;
-    }
-    memcpy(o->buf + o->n, s, len);
-    o->n += len;
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
-/* RFC 8259 section 7: '"', '\' and control characters must be escaped;
- * everything else (valid UTF-8, checked by jansson) goes out as is. */
-static void put_string(out_t *o, const char *s, size_t len)
+static inline const char *ws_end(const char *p, const char *end)
 {
-    static const char hex[] = "0123456789abcdef";
-    put(o, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        put(o, s + run, i - run);
-        run = i + 1;
-        char e[6] = {'\\', (char)c, 0, 0, 0, 0};
-        size_t el = 2;
-        switch (c) {
-        case '"':
-        case '\\':
-            break;
-        case '\b':
-            e[1] = 'b';
-            break;
-        case '\f':
-            e[1] = 'f';
-            break;
-        case '\n':
-            e[1] = 'n';
-            break;
-        case '\r':
-            e[1] = 'r';
-            break;
-        case '\t':
-            e[1] = 't';
-            break;
-        default:
-            memcpy(e + 1, "u00", 3);
-            e[4] = hex[c >> 4];
-            e[5] = hex[c & 15];
-            el = 6;
-        }
-        put(o, e, el);
-    }
-    put(o, s + run, len - run);
-    put(o, "\"", 1);
+    while (p < end && is_ws((unsigned char)*p))
+        p++;
+    return p;
 }
 
-/* Shortest of %.15g..%.17g that reads back as the same double (17 digits
- * always do), with ".0" added when it would otherwise read as an integer. */
-static void put_real(out_t *o, double d)
+static inline void skip_ws(ps_t *ps)
 {
-    char b[40];
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(b, sizeof(b) - 2, "%.*g", prec, d);
-        if (strtod(b, NULL) == d)
-            break;
-    }
-    if (strpbrk(b, ".eE") == NULL) {
-        memcpy(b + n, ".0", 2);
-        n += 2;
-    }
-    put(o, b, (size_t)n);
+    ps->p = ws_end(ps->p, ps->end);
 }
 
-static void dump_value(out_t *o, const json_t *v)
+/* Copies the pending slice to the output. */
+static inline int flush(ps_t *ps)
 {
-    char b[32];
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *key;
-        size_t kl;
-        json_t *x;
-        bool first = true;
-        put(o, "{", 1);
-        json_object_keylen_foreach((json_t *)v, key, kl, x) {
-            if (!first)
-                put(o, ",", 1);
-            first = false;
-            put_string(o, key, kl);
-            put(o, ":", 1);
-            dump_value(o, x);
-        }
-        put(o, "}", 1);
-        break;
-    }
-    case JSON_ARRAY:
-        put(o, "[", 1);
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            if (i > 0)
-                put(o, ",", 1);
-            dump_value(o, json_array_get(v, i));
-        }
-        put(o, "]", 1);
-        break;
-    case JSON_STRING:
-        put_string(o, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        put(o, b, (size_t)snprintf(b, sizeof(b), "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
-        break;
-    case JSON_REAL:
-        put_real(o, json_real_value(v));
-        break;
-    case JSON_TRUE:
-        put(o, "true", 4);
-        break;
-    case JSON_FALSE:
-        put(o, "false", 5);
-        break;
-    case JSON_NULL:
-        put(o, "null", 4);
-        break;
-    }
-}
-
-int tg_shape_dump(const json_t *v, tg_shape_write_fn write, void *data)
-{
-    out_t *o = malloc(sizeof(*o));
-    if (o == NULL)
+    size_t n = (size_t)(ps->run_e - ps->run_s);
+    if (n > ps->cap - ps->o)
         return -1;
-    o->write = write;
-    o->data = data;
-    o->err = 0;
-    o->n = 0;
-    dump_value(o, v);
-    flush(o);
-    int rc = o->err;
-    free(o);
-    return rc;
+    memcpy(ps->out + ps->o, ps->run_s, n);
+    ps->o += n;
+    ps->run_s = ps->run_e;
+    return 0;
+}
+
+/* Input bytes [s, e) go to the output. */
+static inline int src(ps_t *ps, const char *s, const char *e)
+{
+    if (s != ps->run_e) {
+        if (flush(ps) < 0)
+            return -1;
+        ps->run_s = s;
+    }
+    ps->run_e = e;
+    return 0;
+}
+
+/* Bytes that are not in the input go to the output. */
+static inline int lit(ps_t *ps, const char *s, size_t len)
+{
+    if (flush(ps) < 0 || len > ps->cap - ps->o)
+        return -1;
+    memcpy(ps->out + ps->o, s, len);
+    ps->o += len;
+    return 0;
+}
+
+/* The separator c (',' or ':'), from the input when it is at at. */
+static inline int sep(ps_t *ps, const char *at, char c)
+{
+    return ps->run_e == at && *at == c ? src(ps, at, at + 1) : lit(ps, &c, 1);
+}
+
+static int hex4(const char *p, const char *end)
+{
+    if (end - p < 4)
+        return -1;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = (unsigned char)p[i], d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            d = (c | 0x20) - 'a' + 10;
+        else
+            return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+/* One escape at p (after the '\'), RFC 8259 section 7; returns its length
+ * (1, 5 or 11) and the code point (-1 for a one-letter escape), or 0 when
+ * invalid. Like jansson, a surrogate must come as a high/low pair. */
+static size_t escape(const char *p, const char *end, long *cp)
+{
+    *cp = -1;
+    if (p == end)
+        return 0;
+    if (*p != 'u')
+        return strchr("\"\\/bfnrt", *p) != NULL && *p != '\0' ? 1 : 0;
+    long v = hex4(p + 1, end);
+    if (v < 0 || (v >= 0xDC00 && v <= 0xDFFF))
+        return 0;
+    if (v < 0xD800 || v > 0xDBFF) {
+        *cp = v;
+        return 5;
+    }
+    if (end - p < 11 || p[5] != '\\' || p[6] != 'u')
+        return 0;
+    long lo = hex4(p + 7, end);
+    if (lo < 0xDC00 || lo > 0xDFFF)
+        return 0;
+    *cp = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+    return 11;
+}
+
+/* Length of the UTF-8 sequence at p (RFC 3629 section 4: no overlong forms,
+ * no surrogates, nothing above U+10FFFF), or 0 when invalid. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else
+        return 0;
+    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+/* Strings are scanned a block at a time: bit i of the mask is set when
+ * byte i of the block is '"', '\', a control character or non-ASCII;
+ * *quotes: the same for '"' alone. SSE2 where there is (every x86-64). */
+#ifdef __SSE2__
+#define BLOCK 16
+static inline unsigned special_block(const char *p, unsigned *quotes)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i q = _mm_cmpeq_epi8(x, _mm_set1_epi8('"'));
+    __m128i b = _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'));
+    __m128i c = _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)); /* signed: also >= 0x80 */
+    *quotes = (unsigned)_mm_movemask_epi8(q);
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, b), c));
+}
+#else
+#define BLOCK 8
+static inline unsigned special_block(const char *p, unsigned *quotes)
+{
+    unsigned m = 0;
+    *quotes = 0;
+    for (unsigned i = 0; i < BLOCK; i++) {
+        unsigned char c = (unsigned char)p[i];
+        *quotes |= (unsigned)(c == '"') << i;
+        m |= (unsigned)(c == '"' || c == '\\' || c < 0x20 || c >= 0x80) << i;
+    }
+    return m;
+}
+#endif
+
+/* scan_string() past its first block. */
+static __attribute__((noinline)) const char *scan_string_slow(const char *p, const char *end,
+                                                              bool key, bool *esc)
+{
+    for (;;) {
+        if (end - p >= BLOCK) {
+            unsigned quotes, m = special_block(p, &quotes);
+            if (m == 0) {
+                p += BLOCK;
+                continue;
+            }
+            p += __builtin_ctz(m);
+        } else if (p == end) {
+            return NULL;
+        }
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            return p + 1;
+        if (c < 0x20)
+            return NULL;
+        if (c == '\\') {
+            long cp;
+            size_t n = escape(p + 1, end, &cp);
+            if (n == 0 || (key && cp == 0))
+                return NULL;
+            *esc = true;
+            p += 1 + n;
+        } else if (c >= 0x80) {
+            size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)end);
+            if (n == 0)
+                return NULL;
+            p += n;
+        } else {
+            p++;
+        }
+    }
+}
+
+/* The string at p (on its '"'), RFC 8259 section 7: no raw control
+ * characters, valid escapes, valid UTF-8; jansson also rejects "\u0000" in
+ * a key. Returns the byte after it, NULL when invalid; sets *esc when the
+ * string holds an escape. Inline: most strings end, plain, in one block. */
+static inline const char *scan_string(const char *p, const char *end, bool key, bool *esc)
+{
+    p++;
+    if (end - p >= BLOCK) {
+        unsigned quotes, m = special_block(p, &quotes);
+        if ((m & -m & quotes) != 0)
+            return p + __builtin_ctz(m) + 1;
+    }
+    return scan_string_slow(p, end, key, esc);
+}
+
+/* Whether the digits d[0..n) (no leading zeros) exceed the magnitude of a
+ * json_int_t (int64): jansson rejects such integers. */
+static bool int_overflows(const char *d, size_t n, bool neg)
+{
+    if (n != 19)
+        return n > 19;
+    return memcmp(d, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0;
+}
+
+/* Whether a real overflows a double (jansson rejects it): the digits
+ * d[0..n) with the '.' at dot (n when none) times 10^exp. */
+static bool real_overflows(const char *d, size_t n, size_t dot, long exp)
+{
+    size_t first = 0;
+    while (first < n && (d[first] == '0' || d[first] == '.'))
+        first++;
+    if (first == n)
+        return false; /* zero, whatever the exponent */
+    /* value = 0.ddd * 10^e10 with the first digit not zero */
+    long e10 = (first < dot ? (long)(dot - first) : -(long)(first - dot - 1)) + exp;
+    if (e10 != 309)
+        return e10 > 309;
+    /* In [1e308, 1e309): ask strtod, with 320 digits and a sticky last one
+     * (DBL_MAX rounds at a 309-digit integer, so that decides it exactly). */
+    char buf[340];
+    size_t k = 0;
+    bool more = false;
+    for (size_t i = first; i < n; i++) {
+        if (d[i] == '.')
+            continue;
+        if (k < 320)
+            buf[k++] = d[i];
+        else
+            more |= d[i] != '0';
+    }
+    if (more)
+        buf[k++] = '1';
+    snprintf(buf + k, sizeof(buf) - k, "e%ld", 309 - (long)k);
+    return isinf(strtod(buf, NULL));
+}
+
+static inline const char *digits(const char *p, const char *end)
+{
+    while (p < end && (unsigned)(*p - '0') < 10)
+        p++;
+    return p;
+}
+
+/* The fraction and exponent of a real whose integer digits are d[0..ni). */
+static const char *scan_real(const char *d, size_t ni, const char *end)
+{
+    const char *p = d + ni, *e;
+    if (*p == '.') {
+        if ((e = digits(p + 1, end)) == p + 1)
+            return NULL;
+        p = e;
+    }
+    size_t n = (size_t)(p - d);
+    long exp = 0;
+    if (p < end && (*p | 0x20) == 'e') {
+        p += p + 1 < end && (p[1] == '-' || p[1] == '+') ? 2 : 1;
+        bool neg = p[-1] == '-';
+        if ((e = digits(p, end)) == p)
+            return NULL;
+        for (; p < e; p++)
+            exp = exp < 100000000 ? exp * 10 + (*p - '0') : exp;
+        exp = neg ? -exp : exp;
+    } else if (ni <= 308) {
+        return p; /* below 10^308 */
+    }
+    return real_overflows(d, n, ni, exp) ? NULL : p;
+}
+
+/* A number at p, RFC 8259 section 6, within what jansson holds: an integer
+ * in int64, a real that does not overflow a double. */
+static const char *scan_number(const char *p, const char *end)
+{
+    bool neg = *p == '-';
+    const char *d = p + neg;
+    p = d < end && *d == '0' ? d + 1 : digits(d, end);
+    if (p == d)
+        return NULL;
+    size_t ni = (size_t)(p - d);
+    if (p < end && (*p == '.' || (*p | 0x20) == 'e'))
+        return scan_real(d, ni, end);
+    return ni < 19 || !int_overflows(d, ni, neg) ? p : NULL;
+}
+
+/* A string, number, true, false or null at p (p < end). */
+static inline __attribute__((always_inline)) const char *scan_scalar(const char *p, const char *end)
+{
+    bool esc;
+    size_t n = (size_t)(end - p);
+    switch (*p) {
+    case '"':
+        return scan_string(p, end, false, &esc);
+    case 't':
+        return n >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+    case 'f':
+        return n >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+    case 'n':
+        return n >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+    default:
+        return *p == '-' || (unsigned)(*p - '0') < 10 ? scan_number(p, end) : NULL;
+    }
+}
+
+/* One value at ps->p (at depth), validated, and when copy is set passed to
+ * the output without its whitespace (slices between whitespace). Iterative,
+ * with one bit per open container, so that subtrees the rules do not name
+ * may nest as deep as jansson allows. One state machine, hence its length. */
+static inline int scan_value(ps_t *ps, int depth, bool copy)
+{
+    uint64_t is_obj[MAX_DEPTH / 64 + 1];
+    int top = 0;
+    const char *p = ps->p, *end = ps->end, *run = p, *q;
+    bool esc;
+/* Skips whitespace; when copying, the slice before it goes out. */
+#define WS()                                                                 \
+    do {                                                                     \
+        if (p < end && is_ws((unsigned char)*p)) {                           \
+            if (copy && src(ps, run, p) < 0)                                 \
+                return -1;                                                   \
+            run = p = ws_end(p, end);                                        \
+        }                                                                    \
+    } while (0)
+/* After a '{' or a ',' in an object: ws, key, ws, ':', ws. */
+#define KEY()                                                                \
+    do {                                                                     \
+        WS();                                                                \
+        if (p == end || *p != '"' || (p = scan_string(p, end, true, &esc)) == NULL) \
+            return -1;                                                       \
+        WS();                                                                \
+        if (p == end || *p != ':')                                           \
+            return -1;                                                       \
+        p++;                                                                 \
+        WS();                                                                \
+    } while (0)
+    for (;;) {
+        /* a value starts at p */
+        if (depth + top > MAX_DEPTH || p == end)
+            return -1;
+        if (*p == '{' || *p == '[') {
+            char close = *p == '{' ? '}' : ']';
+            p++;
+            WS();
+            if (p < end && *p == close) {
+                p++;
+            } else {
+                uint64_t bit = (uint64_t)1 << (top % 64);
+                is_obj[top / 64] = close == '}' ? is_obj[top / 64] | bit : is_obj[top / 64] & ~bit;
+                top++;
+                if (close == '}')
+                    KEY();
+                continue;
+            }
+        } else if ((q = scan_scalar(p, end)) != NULL) {
+            p = q;
+        } else {
+            return -1;
+        }
+        /* after a value: ',' or the end of containers */
+        for (;;) {
+            if (top == 0) {
+                ps->p = p;
+                return copy ? src(ps, run, p) : 0;
+            }
+            WS();
+            bool obj = is_obj[(top - 1) / 64] >> ((top - 1) % 64) & 1;
+            if (p < end && *p == ',') {
+                p++;
+                if (obj)
+                    KEY();
+                else
+                    WS();
+                break;
+            }
+            if (p == end || *p != (obj ? '}' : ']'))
+                return -1;
+            p++;
+            top--;
+        }
+    }
+#undef KEY
+#undef WS
+}
+
+static inline int copy_value(ps_t *ps, int depth)
+{
+    const char *s = ps->p, *e;
+    if (depth > MAX_DEPTH || s == ps->end)
+        return -1;
+    if (*s == '{' || *s == '[')
+        return scan_value(ps, depth, true);
+    if ((e = scan_scalar(s, ps->end)) == NULL)
+        return -1;
+    ps->p = e;
+    return src(ps, s, e);
+}
+
+static int skip_value(ps_t *ps, int depth)
+{
+    const char *e;
+    if (ps->p < ps->end && *ps->p != '{' && *ps->p != '[') {
+        if ((e = scan_scalar(ps->p, ps->end)) == NULL)
+            return -1;
+        ps->p = e;
+        return 0;
+    }
+    return scan_value(ps, depth, false);
+}
+
+/* ---- shaping ---- */
+
+/* What happens to one value, decided from its first byte. */
+typedef enum { ACT_COPY, ACT_SKIP, ACT_OBJECT, ACT_ARRAY } act_t;
+
+/* With filtering (under an include), a value the rules do not go through is
+ * removed, except null (an absent container); see shape.h. */
+static act_t decide(const node_t *n, int c, bool filtering)
+{
+    if (c == '{' && (filtering ? n->incl_keys : n->nkids > 0))
+        return ACT_OBJECT;
+    if (c == '[' && n->each != NULL && (!filtering || n->each->incl_below))
+        return ACT_ARRAY;
+    return !filtering || c == 'n' ? ACT_COPY : ACT_SKIP;
+}
+
+static int shape_object(ps_t *ps, const node_t *n, int depth, bool filtering);
+static int shape_array(ps_t *ps, const node_t *n, int depth, bool filtering);
+
+static inline int run_act(ps_t *ps, const node_t *n, act_t act, int depth, bool filtering)
+{
+    switch (act) {
+    case ACT_OBJECT:
+        return shape_object(ps, n, depth, filtering);
+    case ACT_ARRAY:
+        return shape_array(ps, n->each, depth, filtering);
+    case ACT_SKIP:
+        return skip_value(ps, depth);
+    case ACT_COPY:
+    default:
+        return copy_value(ps, depth);
+    }
+}
+
+/* Elements go through n (the "each" node, or the root for a root array). */
+static int shape_array(ps_t *ps, const node_t *n, int depth, bool filtering)
+{
+    if (depth > MAX_DEPTH || src(ps, ps->p, ps->p + 1) < 0)
+        return -1;
+    ps->p++;
+    skip_ws(ps);
+    bool first = true;
+    if (peek(ps) != ']') {
+        for (;;) {
+            act_t act = decide(n, peek(ps), filtering);
+            if (act != ACT_SKIP && !first && sep(ps, ps->p - 1, ',') < 0)
+                return -1;
+            first &= act == ACT_SKIP;
+            if (run_act(ps, n, act, depth + 1, filtering) < 0)
+                return -1;
+            skip_ws(ps);
+            if (peek(ps) != ',')
+                break;
+            ps->p++;
+            skip_ws(ps);
+        }
+        if (peek(ps) != ']')
+            return -1;
+    }
+    ps->p++;
+    return src(ps, ps->p - 1, ps->p);
+}
+
+/* Decodes the escapes of a key's text (between its quotes, already
+ * validated) and compares it with name. Rare: most keys have no escape. */
+static bool escaped_key_eq(const char *p, const char *end, const char *name, size_t len)
+{
+    size_t i = 0;
+    while (p < end) {
+        char b[4];
+        size_t bl = 1;
+        b[0] = *p;
+        if (*p++ == '\\') {
+            long cp;
+            size_t n = escape(p, end, &cp);
+            if (cp < 0) {
+                b[0] = "\"\\/\b\f\n\r\t"[strchr("\"\\/bfnrt", *p) - "\"\\/bfnrt"];
+            } else if (cp < 0x80) {
+                b[0] = (char)cp;
+            } else if (cp < 0x800) {
+                b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3F)), bl = 2;
+            } else if (cp < 0x10000) {
+                b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+                b[2] = (char)(0x80 | (cp & 0x3F)), bl = 3;
+            } else {
+                b[0] = (char)(0xF0 | cp >> 18), b[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+                b[2] = (char)(0x80 | (cp >> 6 & 0x3F)), b[3] = (char)(0x80 | (cp & 0x3F)), bl = 4;
+            }
+            p += n;
+        }
+        if (bl > len - i || memcmp(name + i, b, bl) != 0)
+            return false;
+        i += bl;
+    }
+    return i == len;
+}
+
+static inline bool key_eq(const char *k, size_t kl, bool esc, const char *name, size_t len)
+{
+    if (!esc) { /* short names: a loop beats a call to memcmp */
+        if (kl != len)
+            return false;
+        for (size_t i = 0; i < len; i++)
+            if (k[i] != name[i])
+                return false;
+        return true;
+    }
+    return kl >= len && escaped_key_eq(k, k + kl, name, len);
+}
+
+/* The kid named by the key text k (between the quotes). */
+static const node_t *match_kid(const node_t *n, const char *k, size_t kl, bool esc)
+{
+    for (size_t i = 0; i < n->nkids; i++)
+        if (key_eq(k, kl, esc, n->kids[i]->key, n->kids[i]->key_len))
+            return n->kids[i];
+    return NULL;
+}
+
+/* The collision slot of a key that is not renamed but bears a new name. */
+static slot_t *match_target(const ps_t *ps, const node_t *n, const char *k, size_t kl, bool esc)
+{
+    for (size_t i = 0; i < n->ntargets; i++) {
+        const node_t *t = n->targets[i];
+        if (key_eq(k, kl, esc, t->rename, t->rename_len))
+            return &ps->slots[t->slot];
+    }
+    return NULL;
+}
+
+/* What happens to the value of a member whose key matched k (or nothing). */
+static act_t member_act(const node_t *k, int c, bool filtering, bool *sub)
+{
+    *sub = false;
+    if (filtering) {
+        if (k == NULL || k->exclude || (!k->include && !k->incl_below))
+            return ACT_SKIP;
+        if (k->include && !k->edit_below)
+            return ACT_COPY;
+        *sub = !k->include;
+        return decide(k, c, *sub);
+    }
+    if (k == NULL)
+        return ACT_COPY;
+    if (k->exclude)
+        return ACT_SKIP;
+    return k->edit_below ? decide(k, c, false) : ACT_COPY;
+}
+
+static void reverse(char *a, size_t n)
+{
+    for (size_t i = 0; i < n / 2; i++) {
+        char t = a[i];
+        a[i] = a[n - 1 - i];
+        a[n - 1 - i] = t;
+    }
+}
+
+/* A renamed value whose new name is already in the object: shape.h says it
+ * replaces the earlier value, at the earlier position. The new value was
+ * just written at [from, o); it is rotated into the old one's place
+ * [vs, ve) by three reversals and the old value cut off. At most once per
+ * renamed kid and object; the other slots of the object move along. */
+static void rename_over(ps_t *ps, const node_t *n, slot_t *sl, size_t from)
+{
+    char *b = ps->out;
+    size_t old = sl->ve - sl->vs, mid = from - sl->ve, neu = ps->o - from;
+    reverse(b + sl->vs, old);
+    reverse(b + sl->ve, mid);
+    reverse(b + from, neu);
+    reverse(b + sl->vs, old + mid + neu);
+    ps->o -= old;
+    for (size_t i = 0; i < n->ntargets; i++) {
+        slot_t *o = &ps->slots[n->targets[i]->slot];
+        if (o != sl && o->state != SLOT_EMPTY && o->vs > sl->vs) {
+            o->vs = o->vs + neu - old;
+            o->ve = o->ve + neu - old;
+        }
+    }
+    sl->ve = sl->vs + neu;
+}
+
+/* Writes the separator and the key of a member: its source text (kt, ktl
+ * with the quotes; its ':' at colon), or its new name. */
+static inline int put_key(ps_t *ps, const node_t *k, const char *kt, size_t ktl, const char *colon,
+                   bool first)
+{
+    if (!first && sep(ps, kt - 1, ',') < 0)
+        return -1;
+    if (k != NULL && k->rename != NULL)
+        return lit(ps, k->rename_json, k->rename_json_len);
+    return src(ps, kt, kt + ktl) < 0 ? -1 : sep(ps, colon, ':');
+}
+
+/* Writes one member (key text kt with its quotes, then the value) in an
+ * object of n that has renames, keeping track of the new names written;
+ * *wrote tells whether a member was added to the output. */
+static int renamed_member(ps_t *ps, const node_t *n, const node_t *k, const char *kt, size_t ktl,
+                          const char *colon, bool esc, act_t act, int depth, bool sub, bool first,
+                          bool *wrote)
+{
+    bool renamed = k != NULL && k->rename != NULL;
+    slot_t *sl = renamed ? &ps->slots[k->slot] : match_target(ps, n, kt + 1, ktl - 2, esc);
+    *wrote = false;
+    if (sl != NULL && !renamed && sl->state == SLOT_RENAMED)
+        return skip_value(ps, depth); /* the renamed value wins */
+    bool over = renamed && sl->state != SLOT_EMPTY && (sl->state == SLOT_ORIGINAL || sl->by != k);
+    if (!over && put_key(ps, k, kt, ktl, colon, first) < 0)
+        return -1;
+    *wrote = !over;
+    if (sl == NULL)
+        return run_act(ps, k, act, depth, sub);
+    if (flush(ps) < 0)
+        return -1;
+    size_t from = ps->o; /* output offsets need the pending slice written */
+    if (run_act(ps, k, act, depth, sub) < 0 || flush(ps) < 0)
+        return -1;
+    if (!renamed && sl->state == SLOT_ORIGINAL)
+        return 0; /* a duplicate key of the input: kept as it comes */
+    if (over) {
+        rename_over(ps, n, sl, from);
+    } else {
+        sl->vs = from;
+        sl->ve = ps->o;
+    }
+    sl->state = renamed ? SLOT_RENAMED : SLOT_ORIGINAL;
+    sl->by = k;
+    return 0;
+}
+
+/* Writes one member; *wrote tells whether a member was added. */
+static int member(ps_t *ps, const node_t *n, int depth, bool filtering, bool first, bool *wrote)
+{
+    const char *kt = ps->p;
+    bool esc = false;
+    if (peek(ps) != '"' || (ps->p = scan_string(kt, ps->end, true, &esc)) == NULL)
+        return -1;
+    size_t ktl = (size_t)(ps->p - kt);
+    skip_ws(ps);
+    const char *colon = ps->p;
+    if (peek(ps) != ':')
+        return -1;
+    ps->p++;
+    skip_ws(ps);
+    /* escaped keys are compared decoded: no filter for them */
+    bool known = esc || (n->names & key_bit(kt + 1, ktl - 2)) != 0;
+    const node_t *k = known ? match_kid(n, kt + 1, ktl - 2, esc) : NULL;
+    bool sub;
+    act_t act = member_act(k, peek(ps), filtering, &sub);
+    *wrote = false;
+    if (act == ACT_SKIP)
+        return skip_value(ps, depth);
+    if (known && n->rename_kid)
+        return renamed_member(ps, n, k, kt, ktl, colon, esc, act, depth, sub, first, wrote);
+    *wrote = true;
+    if (put_key(ps, k, kt, ktl, colon, first) < 0)
+        return -1;
+    return run_act(ps, k, act, depth, sub);
+}
+
+static int shape_object(ps_t *ps, const node_t *n, int depth, bool filtering)
+{
+    if (depth > MAX_DEPTH || src(ps, ps->p, ps->p + 1) < 0)
+        return -1;
+    for (size_t i = 0; i < n->ntargets; i++)
+        ps->slots[n->targets[i]->slot].state = SLOT_EMPTY;
+    ps->p++;
+    skip_ws(ps);
+    bool first = true;
+    if (peek(ps) != '}') {
+        for (;;) {
+            bool wrote;
+            if (member(ps, n, depth + 1, filtering, first, &wrote) < 0)
+                return -1;
+            first &= !wrote;
+            skip_ws(ps);
+            if (peek(ps) != ',')
+                break;
+            ps->p++;
+            skip_ws(ps);
+        }
+        if (peek(ps) != '}')
+            return -1;
+    }
+    ps->p++;
+    return src(ps, ps->p - 1, ps->p);
+}
+
+/* The root value (after leading whitespace). */
+static int shape_root(const tg_shape_t *s, ps_t *ps)
+{
+    bool filtering = s->root.incl_below;
+    int c = peek(ps);
+    if (c == '[')
+        return shape_array(ps, &s->root, 1, filtering);
+    if (decide(&s->root, c, filtering) == ACT_OBJECT)
+        return shape_object(ps, &s->root, 1, filtering);
+    return copy_value(ps, 1);
+}
+
+/* The output is never longer than the input, except for renamed keys: each
+ * occurrence takes at least key_len + 4 input bytes and grows the output by
+ * at most the growth recorded at load (grow_num per grow_den input bytes). */
+static size_t out_bound(const tg_shape_t *s, size_t len)
+{
+    return len + (len / s->grow_den + 1) * s->grow_num + 16;
+}
+
+static tg_shape_result_t emit(const char *out, size_t len, tg_shape_write_fn write, void *data)
+{
+    for (size_t off = 0; off < len; off += WRITE_CHUNK) {
+        size_t n = len - off < WRITE_CHUNK ? len - off : WRITE_CHUNK;
+        if (write(out + off, n, data) < 0)
+            return TG_SHAPE_WRITE_ERROR;
+    }
+    return TG_SHAPE_SHAPED;
 }
 
 tg_shape_result_t tg_shape_body(const tg_shape_t *s, const char *body, size_t len,
                                 tg_shape_write_fn write, void *data)
 {
-    json_error_t e;
-    /* JSON_ALLOW_NUL: "\u0000" in strings is valid JSON (kept via lengths). */
-    json_t *root = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-    if (root == NULL)
-        return TG_SHAPE_INVALID;
-    tg_shape_result_t res = TG_SHAPE_SCALAR;
-    if (json_is_object(root) || json_is_array(root)) {
-        tg_shape_apply(s, root);
-        res = tg_shape_dump(root, write, data) == 0 ? TG_SHAPE_SHAPED : TG_SHAPE_WRITE_ERROR;
+    ps_t ps = {body, body + len, body, body, NULL, 0, 0, NULL};
+    skip_ws(&ps);
+    int c = peek(&ps);
+    if (c != '{' && c != '[') {
+        /* A scalar root is validated, never written. */
+        if (c < 0 || (ps.p = scan_scalar(ps.p, ps.end)) == NULL)
+            return TG_SHAPE_INVALID;
+        skip_ws(&ps);
+        return ps.p == ps.end ? TG_SHAPE_SCALAR : TG_SHAPE_INVALID;
     }
-    json_decref(root);
+    size_t cap = out_bound(s, len), sz = cap + s->nslots * sizeof(slot_t);
+    char *mem = malloc(sz);
+    if (mem == NULL)
+        return TG_SHAPE_WRITE_ERROR;
+    ps.slots = (slot_t *)(void *)mem;
+    ps.out = mem + s->nslots * sizeof(slot_t);
+    ps.cap = cap;
+    tg_shape_result_t res = TG_SHAPE_INVALID;
+    if (shape_root(s, &ps) == 0 && flush(&ps) == 0) {
+        skip_ws(&ps);
+        if (ps.p == ps.end)
+            res = emit(ps.out, ps.o, write, data);
+    }
+    free(mem);
     return res;
 }

@@ -1,9 +1,10 @@
 /*
- * response-shape plugin: the JSON shaping engine, pure (jansson only, no
+ * response-shape plugin: the JSON shaping engine, pure (libc only, no
  * tollgate API), so that it is unit tested and fuzzed on its own.
  *
  * A tg_shape_t holds the rules of one profile, compiled at load into a tree
- * with one node per path segment; applying it is one walk of the document.
+ * with one node per path segment; applying it is one streaming pass over the
+ * body that validates it and writes the output, nothing built per value.
  *
  * Paths are dotted keys: "id", "user.avatar_url". A segment ending in "[]"
  * stands for every element of the array under that key ("orders[].id",
@@ -20,16 +21,23 @@
  *   exclude  removes the listed paths.
  *   rename   renames the last segment of a path, keeping the key's position;
  *            when the new name already exists in that object, the renamed
- *            value replaces it (at the first of the two positions).
+ *            value replaces it (at the first of the two positions); so does
+ *            the later of two keys renamed to the same name.
  * A path that does not exist in a document is ignored.
  * A document whose root is an array: the paths apply to each element (and
  * with include, elements that are neither objects nor null are removed).
  * A scalar root is left alone.
+ *
+ * Output: compact (whitespace between tokens removed); every kept string,
+ * number and key is the exact source text (escapes, "1e2", "-0.0" as they
+ * came: nothing is re-encoded); renamed keys are written as JSON strings.
+ * Duplicate keys in an object are kept as they come, each shaped on its own
+ * (RFC 8259 section 4 leaves their meaning open), except that a key bearing
+ * a new name that a rename already wrote in the object is dropped.
  */
 #ifndef TG_SHAPE_H
 #define TG_SHAPE_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -46,7 +54,8 @@ typedef enum {
     TG_SHAPE_SHAPED,      /* the output holds the shaped document */
     TG_SHAPE_SCALAR,      /* valid JSON with a scalar root: nothing written */
     TG_SHAPE_INVALID,     /* not JSON jansson can hold: nothing written */
-    TG_SHAPE_WRITE_ERROR, /* the write callback failed: output incomplete */
+    TG_SHAPE_WRITE_ERROR, /* the write callback failed (output incomplete), or
+                             out of memory (nothing written) */
 } tg_shape_result_t;
 
 /* Receives serialized output; returns 0, or -1 to stop. */
@@ -65,16 +74,12 @@ int tg_shape_add(tg_shape_t *s, tg_shape_rule_t rule, const char *path, const ch
 /* True when no rule was added (the body is never touched). */
 bool tg_shape_is_empty(const tg_shape_t *s);
 
-/* Shapes root in place. */
-void tg_shape_apply(const tg_shape_t *s, json_t *root);
-
-/* Compact JSON of v, keys in the object's order. Reals are written with the
- * shortest text that reads back as the same double ("0.1", not jansson's
- * "0.10000000000000001"). Returns 0 or -1 (write error). */
-int tg_shape_dump(const json_t *v, tg_shape_write_fn write, void *data);
-
-/* Parses body (RFC 8259: any value at the root), shapes an object or array
- * root and writes it. */
+/* Validates body (RFC 8259: any value at the root) as jansson would (UTF-8,
+ * surrogate pairs, no "\u0000" in keys, integers within int64, reals within
+ * a double, nesting depth at most 2048) and, for an object or array root,
+ * writes the shaped document: in one pass, through one buffer of about the
+ * body's size, and only once the whole body is known to be valid (in pieces
+ * of at most 16 KiB). */
 tg_shape_result_t tg_shape_body(const tg_shape_t *s, const char *body, size_t len,
                                 tg_shape_write_fn write, void *data);
 

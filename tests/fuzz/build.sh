@@ -13,8 +13,9 @@ case "$name" in
 http_parser) extra="src/http_parser.c src/chunked.c" ;;
 path_norm) extra="src/path_norm.c" ;;
 shape)
+    # fuzz_shape.c #includes tests/unit/shape_dom_oracle.c (the differential oracle)
     extra="plugins/response-shape/shape.c"
-    FUZZ_CFLAGS="-Iplugins/response-shape ${FUZZ_CFLAGS:-}"
+    FUZZ_CFLAGS="-Iplugins/response-shape -Itests/unit ${FUZZ_CFLAGS:-}"
     libs="-ljansson"
     ;;
 jwt)
