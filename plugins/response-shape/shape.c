@@ -35,25 +35,25 @@ typedef struct node_s node_t;
 
 struct node_s {
     node_t *parent;
-    char *key;         /* key segment (NUL-terminated); NULL for the root and each nodes */
-    size_t key_len;    /* length of key */
-    node_t **kids;     /* key children */
-    size_t nkids;      /* number of kids */
-    node_t *each;      /* rules for every element when the value is an array */
-    char *rename;      /* new name of this key, or NULL */
-    size_t rename_len; /* length of rename */
-    char *rename_json; /* rename as a JSON string followed by ':' */
+    char *key;              /* key segment (NUL-terminated); NULL for the root and each nodes */
+    size_t key_len;         /* length of key */
+    node_t **kids;          /* key children */
+    size_t nkids;           /* number of kids */
+    node_t *each;           /* rules for every element when the value is an array */
+    char *rename;           /* new name of this key, or NULL */
+    size_t rename_len;      /* length of rename */
+    char *rename_json;      /* rename as a JSON string followed by ':' */
     size_t rename_json_len; /* length of rename_json */
-    size_t slot;       /* with rename: index of the new name's collision slot */
-    node_t **targets;  /* one renamed kid per distinct new name */
-    uint64_t names;    /* key_bit() of every kid key and new name */
-    size_t ntargets;   /* number of targets */
-    bool include;      /* include leaf: keep this key and all below it */
-    bool exclude;      /* remove this key */
-    bool incl_below;   /* an include leaf lies strictly below */
-    bool incl_keys;    /* a key child is an include leaf or lies above one */
-    bool edit_below;   /* an exclude or a rename lies strictly below */
-    bool rename_kid;   /* one of kids has a rename */
+    size_t slot;            /* with rename: index of the new name's collision slot */
+    node_t **targets;       /* one renamed kid per distinct new name */
+    uint64_t names;         /* key_bit() of every kid key and new name */
+    size_t ntargets;        /* number of targets */
+    bool include;           /* include leaf: keep this key and all below it */
+    bool exclude;           /* remove this key */
+    bool incl_below;        /* an include leaf lies strictly below */
+    bool incl_keys;         /* a key child is an include leaf or lies above one */
+    bool edit_below;        /* an exclude or a rename lies strictly below */
+    bool rename_kid;        /* one of kids has a rename */
 };
 
 struct tg_shape_s {
@@ -313,14 +313,14 @@ typedef struct {
  * input are merged before being copied, so a compact run of kept members
  * costs one memcpy. */
 typedef struct {
-    const char *p;      /* next input byte */
-    const char *end;    /* end of input */
-    const char *run_s;  /* pending input slice [run_s, run_e), not yet in out */
+    const char *p;     /* next input byte */
+    const char *end;   /* end of input */
+    const char *run_s; /* pending input slice [run_s, run_e), not yet in out */
     const char *run_e;
-    char *out;          /* output buffer */
-    size_t o;           /* bytes in out */
-    size_t cap;         /* size of out (never reached: see tg_shape_body) */
-    slot_t *slots;      /* one per collision slot of the shape */
+    char *out;     /* output buffer */
+    size_t o;      /* bytes in out */
+    size_t cap;    /* size of out (never reached: see tg_shape_body) */
+    slot_t *slots; /* one per collision slot of the shape */
 } ps_t;
 
 static inline int peek(const ps_t *ps)
@@ -653,25 +653,25 @@ static inline int scan_value(ps_t *ps, int depth, bool copy)
     const char *p = ps->p, *end = ps->end, *run = p, *q;
     bool esc;
 /* Skips whitespace; when copying, the slice before it goes out. */
-#define WS()                                                                 \
-    do {                                                                     \
-        if (p < end && is_ws((unsigned char)*p)) {                           \
-            if (copy && src(ps, run, p) < 0)                                 \
-                return -1;                                                   \
-            run = p = ws_end(p, end);                                        \
-        }                                                                    \
+#define WS()                                       \
+    do {                                           \
+        if (p < end && is_ws((unsigned char)*p)) { \
+            if (copy && src(ps, run, p) < 0)       \
+                return -1;                         \
+            run = p = ws_end(p, end);              \
+        }                                          \
     } while (0)
 /* After a '{' or a ',' in an object: ws, key, ws, ':', ws. */
-#define KEY()                                                                \
-    do {                                                                     \
-        WS();                                                                \
+#define KEY()                                                                       \
+    do {                                                                            \
+        WS();                                                                       \
         if (p == end || *p != '"' || (p = scan_string(p, end, true, &esc)) == NULL) \
-            return -1;                                                       \
-        WS();                                                                \
-        if (p == end || *p != ':')                                           \
-            return -1;                                                       \
-        p++;                                                                 \
-        WS();                                                                \
+            return -1;                                                              \
+        WS();                                                                       \
+        if (p == end || *p != ':')                                                  \
+            return -1;                                                              \
+        p++;                                                                        \
+        WS();                                                                       \
     } while (0)
     for (;;) {
         /* a value starts at p */
@@ -932,7 +932,7 @@ static void rename_over(ps_t *ps, const node_t *n, slot_t *sl, size_t from)
 /* Writes the separator and the key of a member: its source text (kt, ktl
  * with the quotes; its ':' at colon), or its new name. */
 static inline int put_key(ps_t *ps, const node_t *k, const char *kt, size_t ktl, const char *colon,
-                   bool first)
+                          bool first)
 {
     if (!first && sep(ps, kt - 1, ',') < 0)
         return -1;

@@ -76,7 +76,9 @@ bool tg_shape_is_empty(const tg_shape_t *s);
 
 /* Validates body (RFC 8259: any value at the root) as jansson would (UTF-8,
  * surrogate pairs, no "\u0000" in keys, integers within int64, reals within
- * a double, nesting depth at most 2048) and, for an object or array root,
+ * a double, nesting depth at most 2048; stricter in one point: a NUL byte
+ * after a number or literal, which jansson 2.14 skips, is invalid) and, for
+ * an object or array root,
  * writes the shaped document: in one pass, through one buffer of about the
  * body's size, and only once the whole body is known to be valid (in pieces
  * of at most 16 KiB). */

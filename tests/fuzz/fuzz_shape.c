@@ -62,16 +62,14 @@ static const char *const exc1[] = {"a.b.z", "o[].l[].s.q", "n.n", "x", NULL};
 static const char *const ren1[] = {"id",    "key", "a",   "b", "o[].l[].s", "t",
                                    "a[].c", "id",  "q.w", "q", NULL};
 /* renames onto names that exist, several to one name, swaps */
-static const char *const ren2[] = {"a", "b", "b", "a", "c", "b", "d", "x", "e[].a", "b", "e[].c",
-                                   "b", "\"", "\\u", NULL};
+static const char *const ren2[] = {"a",     "b", "b",     "a", "c",  "b",   "d", "x",
+                                   "e[].a", "b", "e[].c", "b", "\"", "\\u", NULL};
 static const char *const inc3[] = {"a", "b", "c", "e[].a", "e[].b", NULL};
 
 static profile_t profiles[] = {
     {NULL, NULL, NULL, NULL, NULL}, /* no rules: compaction only */
-    {inc1, exc1, NULL, NULL, NULL},
-    {NULL, exc1, ren1, NULL, NULL},
-    {NULL, NULL, ren2, NULL, NULL},
-    {inc3, exc1, ren2, NULL, NULL},
+    {inc1, exc1, NULL, NULL, NULL}, {NULL, exc1, ren1, NULL, NULL},
+    {NULL, NULL, ren2, NULL, NULL}, {inc3, exc1, ren2, NULL, NULL},
 };
 #define NPROFILES (sizeof(profiles) / sizeof(profiles[0]))
 

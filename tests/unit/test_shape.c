@@ -90,7 +90,8 @@ static void check_oracle(const char *rules, const char *in, size_t len, tg_shape
     dom_shape_free(d);
     ck_assert_int_eq(r, rd);
     json_error_t e;
-    json_t *unique = json_loadb(in, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &e);
+    json_t *unique =
+        json_loadb(in, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &e);
     if (r == TG_SHAPE_SHAPED && unique != NULL) {
         json_t *a = json_loadb(out->buf, out->len, JSON_ALLOW_NUL, &e);
         json_t *b = json_loadb(want.buf, want.len, JSON_ALLOW_NUL, &e);
@@ -311,8 +312,9 @@ START_TEST(unicode)
                 "{\"名前\":\"テスト\",\"emoji\":\"\\ud83d\\ude00\"}");
     CHECK_SHAPE("-x", "{\"s\":\"\\u00e9\\/\\\"\\\\\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\x7f\"}",
                 "{\"s\":\"\\u00e9\\/\\\"\\\\\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\x7f\"}");
-    CHECK_SHAPE("-x", "[\"\xf0\x9f\x98\x80\xe2\x82\xac\xc3\xa9\xed\x9f\xbf\xee\x80\x80\xf4\x8f\xbf\xbf\"]",
-                "[\"\xf0\x9f\x98\x80\xe2\x82\xac\xc3\xa9\xed\x9f\xbf\xee\x80\x80\xf4\x8f\xbf\xbf\"]");
+    CHECK_SHAPE(
+        "-x", "[\"\xf0\x9f\x98\x80\xe2\x82\xac\xc3\xa9\xed\x9f\xbf\xee\x80\x80\xf4\x8f\xbf\xbf\"]",
+        "[\"\xf0\x9f\x98\x80\xe2\x82\xac\xc3\xa9\xed\x9f\xbf\xee\x80\x80\xf4\x8f\xbf\xbf\"]");
     /* A NUL inside a string value survives (JSON_ALLOW_NUL, lengths). */
     CHECK_SHAPE("-x", "{\"s\":\"a\\u0000b\"}", "{\"s\":\"a\\u0000b\"}");
     CHECK_SHAPE("ключ>key", "{\"ключ\":\"значение\"}", "{\"key\":\"значение\"}");
@@ -339,11 +341,27 @@ END_TEST
 /* What jansson cannot hold is invalid (passed through by the plugin). */
 START_TEST(numbers_jansson_rejects)
 {
-    const char *bad[] = {
-        "[9223372036854775808]", "[-9223372036854775809]", "[1e400]", "[-1e309]",
-        "[1.7976931348623159e308]", "[0.0001e313]", "[100000000000000000000e300]",
-        "[1e99999999999999999999]", "[01]", "[-]", "[1.]", "[.5]", "[1e]", "[1e+]",
-        "[+1]", "[0x10]", "[1.5.2]", "[NaN]", "[Infinity]", "[-01]", "[1e5x]"};
+    const char *bad[] = {"[9223372036854775808]",
+                         "[-9223372036854775809]",
+                         "[1e400]",
+                         "[-1e309]",
+                         "[1.7976931348623159e308]",
+                         "[0.0001e313]",
+                         "[100000000000000000000e300]",
+                         "[1e99999999999999999999]",
+                         "[01]",
+                         "[-]",
+                         "[1.]",
+                         "[.5]",
+                         "[1e]",
+                         "[1e+]",
+                         "[+1]",
+                         "[0x10]",
+                         "[1.5.2]",
+                         "[NaN]",
+                         "[Infinity]",
+                         "[-01]",
+                         "[1e5x]"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK_SHAPE("-x", bad[i], "INVALID");
     CHECK_SHAPE("-x", "1e400", "INVALID");
@@ -355,12 +373,38 @@ END_TEST
  * copied without being walked. */
 START_TEST(strings_jansson_rejects)
 {
-    const char *bad[] = {
-        "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf",
-        "\xf0\x80\x80\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff", "\x80", "\xbf",
-        "\xe2\x82", "\xf0\x9f\x98", "\xc3", "\xc3\x28", "\x01", "\x1f", "\n", "\t",
-        "\\x", "\\U0041", "\\u12", "\\u12G4", "\\", "\\udc00", "\\ud800", "\\ud800x",
-        "\\ud800\\u0041", "\\ud800\\ud800", "\\ud800\\", "\\'"};
+    const char *bad[] = {"\xc0\x80",
+                         "\xc1\xbf",
+                         "\xe0\x80\x80",
+                         "\xe0\x9f\xbf",
+                         "\xed\xa0\x80",
+                         "\xed\xbf\xbf",
+                         "\xf0\x80\x80\x80",
+                         "\xf4\x90\x80\x80",
+                         "\xf5\x80\x80\x80",
+                         "\xff",
+                         "\x80",
+                         "\xbf",
+                         "\xe2\x82",
+                         "\xf0\x9f\x98",
+                         "\xc3",
+                         "\xc3\x28",
+                         "\x01",
+                         "\x1f",
+                         "\n",
+                         "\t",
+                         "\\x",
+                         "\\U0041",
+                         "\\u12",
+                         "\\u12G4",
+                         "\\",
+                         "\\udc00",
+                         "\\ud800",
+                         "\\ud800x",
+                         "\\ud800\\u0041",
+                         "\\ud800\\ud800",
+                         "\\ud800\\",
+                         "\\'"};
     const char *rules[] = {"-x", "+id", "-y"};
     char in[64];
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -374,9 +418,10 @@ START_TEST(strings_jansson_rejects)
     CHECK_SHAPE("-x", "[\"\\u0000\"]", "[\"\\u0000\"]");
     CHECK_SHAPE("-x", "{\"x\":{\"\\u0000\":1}}", "INVALID"); /* jansson: no NUL in keys */
     CHECK_SHAPE("-x", "[\"\\uD83D\\uDE00\\u00E9\\uFFFF\"]", "[\"\\uD83D\\uDE00\\u00E9\\uFFFF\"]");
-    const char *structure[] = {"{\"a\":1,}", "[1,]", "[1 2]", "{\"a\" 1}", "{1:2}", "{\"a\":}",
-                               "[", "]", "{\"a\":1", "[tru]", "[nul]", "[True]", "[\"a]",
-                               "{\"a\":1}}", "\xef\xbb\xbf[1]", "[1]\f"};
+    const char *structure[] = {"{\"a\":1,}", "[1,]",   "[1 2]", "{\"a\" 1}",  "{1:2}",
+                               "{\"a\":}",   "[",      "]",     "{\"a\":1",   "[tru]",
+                               "[nul]",      "[True]", "[\"a]", "{\"a\":1}}", "\xef\xbb\xbf[1]",
+                               "[1]\f"};
     for (size_t i = 0; i < sizeof(structure) / sizeof(structure[0]); i++)
         for (size_t r = 0; r < 3; r++)
             CHECK_SHAPE(rules[r], structure[i], "INVALID");
@@ -474,7 +519,8 @@ START_TEST(depth_limit)
             size_t d = cases[i].levels;
             char *in[3] = {
                 nest(d, "[", cases[i].inner, "]"),
-                cases[i].inner[0] ? nest(d, "{\"a\":", "1", "}") : nest(d - 1, "{\"a\":", "{}", "}"),
+                cases[i].inner[0] ? nest(d, "{\"a\":", "1", "}")
+                                  : nest(d - 1, "{\"a\":", "{}", "}"),
                 nest(d / 2, "{\"a\":[", d % 2 ? "[1]" : cases[i].inner, "]}"),
             };
             for (size_t k = 0; k < 3; k++) {
