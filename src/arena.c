@@ -87,6 +87,8 @@ char *tg_arena_printf(tg_arena_t *a, const char *fmt, ...)
 {
     char small[256];
     va_list ap;
+    if (fmt == NULL) /* (gcc's sanitizer builds cannot prove it is not) */
+        fmt = "";
     va_start(ap, fmt);
     int n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);

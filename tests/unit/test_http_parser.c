@@ -145,6 +145,8 @@ START_TEST(target_limit)
     tg_http_request_t req;
     size_t n = 8192;
     char *m = malloc(n + 64);
+    if (m == NULL)
+        ck_abort_msg("out of memory");
     memcpy(m, "GET /", 5);
     memset(m + 5, 'a', n - 1);
     strcpy(m + 4 + n, " HTTP/1.0\r\n\r\n");
