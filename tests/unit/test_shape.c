@@ -496,7 +496,10 @@ END_TEST
  * whether the rules walk down to it or not. */
 static char *nest(size_t depth, const char *open, const char *inner, const char *close)
 {
-    char *in = malloc(depth * (strlen(open) + strlen(close)) + strlen(inner) + 1), *p = in;
+    size_t size = depth * (strlen(open) + strlen(close)) + strlen(inner) + 1;
+    ck_assert_uint_lt(size, 1u << 24); /* (and gcc -O3 then knows the malloc is sane) */
+    char *in = malloc(size), *p = in;
+    ck_assert_ptr_nonnull(in);
     for (size_t i = 0; i < depth; i++)
         p = stpcpy(p, open);
     p = stpcpy(p, inner);
