@@ -6,6 +6,7 @@
 #include "config.h"
 #include "aggregate.h"
 #include "chain.h"
+#include "cidr.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -375,44 +376,6 @@ static int parse_admin(ctx_t *c, const tg_conf_node_t *n)
 
 /* ---- trusted_proxies --------------------------------------------------- */
 
-static void mask_cidr(tg_cidr_t *cidr)
-{
-    size_t bytes = cidr->family == AF_INET ? 4 : 16;
-    for (size_t i = 0; i < bytes; i++) {
-        unsigned keep = cidr->prefix > i * 8 ? cidr->prefix - (unsigned)i * 8 : 0;
-        if (keep < 8)
-            cidr->addr[i] &= (uint8_t)(0xff00u >> keep);
-    }
-}
-
-/* "IP" or "IP/prefix", v4 or v6. Host bits set in IP are cleared. */
-static int parse_cidr(const char *text, tg_cidr_t *out)
-{
-    char buf[INET6_ADDRSTRLEN];
-    const char *slash = strchr(text, '/');
-    size_t alen = slash != NULL ? (size_t)(slash - text) : strlen(text);
-    if (alen >= sizeof(buf))
-        return -1;
-    memcpy(buf, text, alen);
-    buf[alen] = '\0';
-    memset(out, 0, sizeof(*out));
-    out->family = strchr(buf, ':') != NULL ? AF_INET6 : AF_INET;
-    if (inet_pton(out->family, buf, out->addr) != 1)
-        return -1;
-    unsigned max = out->family == AF_INET ? 32 : 128;
-    out->prefix = max;
-    if (slash != NULL) {
-        size_t dl = strlen(slash + 1);
-        if (dl == 0 || dl > 3 || strspn(slash + 1, "0123456789") != dl)
-            return -1;
-        out->prefix = (unsigned)atoi(slash + 1);
-        if (out->prefix > max)
-            return -1;
-    }
-    mask_cidr(out);
-    return 0;
-}
-
 static int parse_trusted_proxies(ctx_t *c, const tg_conf_node_t *n)
 {
     tg_config_t *cfg = c->cfg;
@@ -425,7 +388,7 @@ static int parse_trusted_proxies(ctx_t *c, const tg_conf_node_t *n)
         const char *text;
         if (tg_conf_get_string(n->items[i], &text, c->err) < 0)
             return -1;
-        if (parse_cidr(text, &cfg->trusted_proxies[i]) < 0)
+        if (tg_cidr_parse(text, &cfg->trusted_proxies[i]) < 0)
             return tg_conf_error(c->err, n->items[i], "invalid IP address or CIDR '%s'", text);
         cfg->ntrusted_proxies++;
     }
@@ -960,43 +923,7 @@ tg_upstream_conf_t *tg_config_upstream(const tg_config_t *cfg, const char *name)
     return NULL;
 }
 
-/* ---- trusted proxies --------------------------------------------------- */
-
-static bool cidr_contains(const tg_cidr_t *cidr, int family, const uint8_t *a)
-{
-    if (cidr->family != family)
-        return false;
-    unsigned bytes = cidr->prefix / 8, bits = cidr->prefix % 8;
-    if (memcmp(cidr->addr, a, bytes) != 0)
-        return false;
-    if (bits == 0)
-        return true;
-    uint8_t mask = (uint8_t)(0xff00u >> bits);
-    return (cidr->addr[bytes] & mask) == (a[bytes] & mask);
-}
-
-static bool any_contains(const tg_config_t *cfg, int family, const uint8_t *a)
-{
-    for (size_t i = 0; i < cfg->ntrusted_proxies; i++)
-        if (cidr_contains(&cfg->trusted_proxies[i], family, a))
-            return true;
-    return false;
-}
-
 bool tg_config_is_trusted_proxy(const tg_config_t *cfg, const struct sockaddr *addr)
 {
-    if (addr->sa_family == AF_INET) {
-        struct sockaddr_in sin;
-        memcpy(&sin, addr, sizeof(sin));
-        return any_contains(cfg, AF_INET, (const uint8_t *)&sin.sin_addr);
-    }
-    if (addr->sa_family != AF_INET6)
-        return false;
-    struct sockaddr_in6 sin6;
-    memcpy(&sin6, addr, sizeof(sin6));
-    const uint8_t *a = sin6.sin6_addr.s6_addr;
-    /* A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d. */
-    if (IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr) && any_contains(cfg, AF_INET, a + 12))
-        return true;
-    return any_contains(cfg, AF_INET6, a);
+    return tg_cidr_list_contains(cfg->trusted_proxies, cfg->ntrusted_proxies, addr);
 }

@@ -1,0 +1,277 @@
+/*
+ * response-shape plugin: scanning JSON scalars (RFC 8259) the way jansson
+ * accepts them: strings (escapes, strict UTF-8, no "\u0000" in keys),
+ * numbers (integers within int64, reals within a double) and literals. Each
+ * function takes [p, end) and returns the end of the token, or NULL when it
+ * is invalid. Header-only and static: shape.c's hot loop inlines them.
+ */
+#ifndef TG_JSON_SCAN_H
+#define TG_JSON_SCAN_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+static int hex4(const char *p, const char *end)
+{
+    if (end - p < 4)
+        return -1;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = (unsigned char)p[i], d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            d = (c | 0x20) - 'a' + 10;
+        else
+            return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+/* One escape at p (after the '\'), RFC 8259 section 7; returns its length
+ * (1, 5 or 11) and the code point (-1 for a one-letter escape), or 0 when
+ * invalid. Like jansson, a surrogate must come as a high/low pair. */
+static size_t escape(const char *p, const char *end, long *cp)
+{
+    *cp = -1;
+    if (p == end)
+        return 0;
+    if (*p != 'u')
+        return strchr("\"\\/bfnrt", *p) != NULL && *p != '\0' ? 1 : 0;
+    long v = hex4(p + 1, end);
+    if (v < 0 || (v >= 0xDC00 && v <= 0xDFFF))
+        return 0;
+    if (v < 0xD800 || v > 0xDBFF) {
+        *cp = v;
+        return 5;
+    }
+    if (end - p < 11 || p[5] != '\\' || p[6] != 'u')
+        return 0;
+    long lo = hex4(p + 7, end);
+    if (lo < 0xDC00 || lo > 0xDFFF)
+        return 0;
+    *cp = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+    return 11;
+}
+
+/* Length of the UTF-8 sequence at p (RFC 3629 section 4: no overlong forms,
+ * no surrogates, nothing above U+10FFFF), or 0 when invalid. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else
+        return 0;
+    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+/* Strings are scanned a block at a time: bit i of the mask is set when
+ * byte i of the block is '"', '\', a control character or non-ASCII;
+ * *quotes: the same for '"' alone. SSE2 where there is (every x86-64). */
+#ifdef __SSE2__
+#define BLOCK 16
+static inline unsigned special_block(const char *p, unsigned *quotes)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i q = _mm_cmpeq_epi8(x, _mm_set1_epi8('"'));
+    __m128i b = _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'));
+    __m128i c = _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)); /* signed: also >= 0x80 */
+    *quotes = (unsigned)_mm_movemask_epi8(q);
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, b), c));
+}
+#else
+#define BLOCK 8
+static inline unsigned special_block(const char *p, unsigned *quotes)
+{
+    unsigned m = 0;
+    *quotes = 0;
+    for (unsigned i = 0; i < BLOCK; i++) {
+        unsigned char c = (unsigned char)p[i];
+        *quotes |= (unsigned)(c == '"') << i;
+        m |= (unsigned)(c == '"' || c == '\\' || c < 0x20 || c >= 0x80) << i;
+    }
+    return m;
+}
+#endif
+
+/* scan_string() past its first block. */
+static __attribute__((noinline)) const char *scan_string_slow(const char *p, const char *end,
+                                                              bool key, bool *esc)
+{
+    for (;;) {
+        if (end - p >= BLOCK) {
+            unsigned quotes, m = special_block(p, &quotes);
+            if (m == 0) {
+                p += BLOCK;
+                continue;
+            }
+            p += __builtin_ctz(m);
+        } else if (p == end) {
+            return NULL;
+        }
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            return p + 1;
+        if (c < 0x20)
+            return NULL;
+        if (c == '\\') {
+            long cp;
+            size_t n = escape(p + 1, end, &cp);
+            if (n == 0 || (key && cp == 0))
+                return NULL;
+            *esc = true;
+            p += 1 + n;
+        } else if (c >= 0x80) {
+            size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)end);
+            if (n == 0)
+                return NULL;
+            p += n;
+        } else {
+            p++;
+        }
+    }
+}
+
+/* The string at p (on its '"'), RFC 8259 section 7: no raw control
+ * characters, valid escapes, valid UTF-8; jansson also rejects "\u0000" in
+ * a key. Returns the byte after it, NULL when invalid; sets *esc when the
+ * string holds an escape. Inline: most strings end, plain, in one block. */
+static inline const char *scan_string(const char *p, const char *end, bool key, bool *esc)
+{
+    p++;
+    if (end - p >= BLOCK) {
+        unsigned quotes, m = special_block(p, &quotes);
+        if ((m & -m & quotes) != 0)
+            return p + __builtin_ctz(m) + 1;
+    }
+    return scan_string_slow(p, end, key, esc);
+}
+
+/* Whether the digits d[0..n) (no leading zeros) exceed the magnitude of a
+ * json_int_t (int64): jansson rejects such integers. */
+static bool int_overflows(const char *d, size_t n, bool neg)
+{
+    if (n != 19)
+        return n > 19;
+    return memcmp(d, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0;
+}
+
+/* Whether a real overflows a double (jansson rejects it): the digits
+ * d[0..n) with the '.' at dot (n when none) times 10^exp. */
+static bool real_overflows(const char *d, size_t n, size_t dot, long exp)
+{
+    size_t first = 0;
+    while (first < n && (d[first] == '0' || d[first] == '.'))
+        first++;
+    if (first == n)
+        return false; /* zero, whatever the exponent */
+    /* value = 0.ddd * 10^e10 with the first digit not zero */
+    long e10 = (first < dot ? (long)(dot - first) : -(long)(first - dot - 1)) + exp;
+    if (e10 != 309)
+        return e10 > 309;
+    /* In [1e308, 1e309): ask strtod, with 320 digits and a sticky last one
+     * (DBL_MAX rounds at a 309-digit integer, so that decides it exactly). */
+    char buf[340];
+    size_t k = 0;
+    bool more = false;
+    for (size_t i = first; i < n; i++) {
+        if (d[i] == '.')
+            continue;
+        if (k < 320)
+            buf[k++] = d[i];
+        else
+            more |= d[i] != '0';
+    }
+    if (more)
+        buf[k++] = '1';
+    snprintf(buf + k, sizeof(buf) - k, "e%ld", 309 - (long)k);
+    return isinf(strtod(buf, NULL));
+}
+
+static inline const char *digits(const char *p, const char *end)
+{
+    while (p < end && (unsigned)(*p - '0') < 10)
+        p++;
+    return p;
+}
+
+/* The fraction and exponent of a real whose integer digits are d[0..ni). */
+static const char *scan_real(const char *d, size_t ni, const char *end)
+{
+    const char *p = d + ni, *e;
+    if (*p == '.') {
+        if ((e = digits(p + 1, end)) == p + 1)
+            return NULL;
+        p = e;
+    }
+    size_t n = (size_t)(p - d);
+    long exp = 0;
+    if (p < end && (*p | 0x20) == 'e') {
+        p += p + 1 < end && (p[1] == '-' || p[1] == '+') ? 2 : 1;
+        bool neg = p[-1] == '-';
+        if ((e = digits(p, end)) == p)
+            return NULL;
+        for (; p < e; p++)
+            exp = exp < 100000000 ? exp * 10 + (*p - '0') : exp;
+        exp = neg ? -exp : exp;
+    } else if (ni <= 308) {
+        return p; /* below 10^308 */
+    }
+    return real_overflows(d, n, ni, exp) ? NULL : p;
+}
+
+/* A number at p, RFC 8259 section 6, within what jansson holds: an integer
+ * in int64, a real that does not overflow a double. */
+static const char *scan_number(const char *p, const char *end)
+{
+    bool neg = *p == '-';
+    const char *d = p + neg;
+    p = d < end && *d == '0' ? d + 1 : digits(d, end);
+    if (p == d)
+        return NULL;
+    size_t ni = (size_t)(p - d);
+    if (p < end && (*p == '.' || (*p | 0x20) == 'e'))
+        return scan_real(d, ni, end);
+    return ni < 19 || !int_overflows(d, ni, neg) ? p : NULL;
+}
+
+/* A string, number, true, false or null at p (p < end). */
+static inline __attribute__((always_inline)) const char *scan_scalar(const char *p, const char *end)
+{
+    bool esc;
+    size_t n = (size_t)(end - p);
+    switch (*p) {
+    case '"':
+        return scan_string(p, end, false, &esc);
+    case 't':
+        return n >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+    case 'f':
+        return n >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+    case 'n':
+        return n >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+    default:
+        return *p == '-' || (unsigned)(*p - '0') < 10 ? scan_number(p, end) : NULL;
+    }
+}
+
+#endif
