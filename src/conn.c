@@ -339,7 +339,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->state == TG_CONN_ACTIVE &&
         c->req->up_state != TG_UP_RECEIVING && !c->req->body.done) {
-        tg_proxy_abandon_upstream(c->req);
+        tg_proxy_release(c->req);
         tg_conn_respond_error(c, 408, "request body timeout");
         return;
     }
@@ -484,7 +484,7 @@ void tg_conn_drain(tg_conn_t *c)
 static void conn_free(tg_conn_t *c)
 {
     if (c->req) {
-        tg_proxy_abandon_upstream(c->req);
+        tg_proxy_release(c->req);
         end_request(c);
     }
     tg_worker_t *w = c->worker;

@@ -71,27 +71,3 @@ void tg_json_escape(struct evbuffer *out, const char *s, size_t len)
     }
     evbuffer_add(out, s + run, len - run);
 }
-
-void tg_http_write_error(struct evbuffer *out, int status, const char *msg, const char *id,
-                         size_t idlen, bool close, bool head_only)
-{
-    struct evbuffer *body = evbuffer_new();
-    evbuffer_add(body, "{\"error\":\"", 10);
-    tg_json_escape(body, msg, strlen(msg));
-    evbuffer_add(body, "\",\"request_id\":\"", 16);
-    tg_json_escape(body, id, idlen);
-    evbuffer_add(body, "\"}\n", 3);
-    size_t blen = evbuffer_get_length(body);
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\n"
-                        "Content-Type: application/json\r\n"
-                        "Content-Length: %zu\r\n"
-                        "X-Request-Id: %.*s\r\n"
-                        "%s"
-                        "\r\n",
-                        status, tg_http_reason(status), blen, (int)idlen, id,
-                        close ? "Connection: close\r\n" : "");
-    if (!head_only)
-        evbuffer_add_buffer(out, body);
-    evbuffer_free(body);
-}

@@ -64,11 +64,6 @@ void tg_proxy_release(tg_req_t *req)
     close_upstream(req);
 }
 
-void tg_proxy_abandon_upstream(tg_req_t *req)
-{
-    close_upstream(req);
-}
-
 static bool can_retry(const tg_req_t *req, bool stale)
 {
     if (req->up_state != TG_UP_SENDING || req->no_retry || req->body_started ||

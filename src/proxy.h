@@ -25,6 +25,5 @@ void tg_proxy_client_drained(tg_req_t *req);
 /* The request ends: an upstream connection still attached is closed (only a
  * response that completed returns its connection to the pool). */
 void tg_proxy_release(tg_req_t *req);
-void tg_proxy_abandon_upstream(tg_req_t *req);
 
 #endif

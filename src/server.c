@@ -15,7 +15,6 @@
 #include "chain.h"
 #include "log.h"
 #include "metrics.h"
-#include "tunnel.h"
 #include "worker.h"
 
 typedef struct {
@@ -307,7 +306,6 @@ int tg_server_run(tg_config_t *cfg)
     s.reload_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s.reload_ev = event_new(s.base, s.reload_fd, EV_READ | EV_PERSIST, reload_request_cb, &s);
     event_add(s.reload_ev, NULL);
-    tg_tunnel_metrics_register();
     tg_metrics_set_workers(s.workers, s.nworkers);
     int rc = start_workers(&s, fds);
     if (rc == 0 && cfg->has_admin) {

@@ -12,25 +12,6 @@
 #include "log.h"
 #include "metrics.h"
 
-static int opened_id = -1, closed_id = -1;
-
-int tg_tunnel_metrics_register(void)
-{
-    tg_metrics_t *m = tg_metrics_registry();
-    opened_id =
-        tg_metrics_counter(m, "tollgate_websocket_tunnels_opened_total",
-                           "WebSocket tunnels opened (upstream answered 101).", NULL, NULL, 0);
-    closed_id = tg_metrics_counter(m, "tollgate_websocket_tunnels_closed_total",
-                                   "WebSocket tunnels closed.", NULL, NULL, 0);
-    return opened_id < 0 || closed_id < 0 ? -1 : 0;
-}
-
-static void count(tg_req_t *req, int id)
-{
-    if (id >= 0)
-        tg_metrics_add(req, id, 0, 1);
-}
-
 /* Moves what src holds to dst unless dst is full; the bufferevent read
  * watermark on src then stops reading until dst drains. */
 static void move(struct bufferevent *src, struct bufferevent *dst)
@@ -45,7 +26,6 @@ static void close_tunnel(tg_req_t *req)
 {
     tg_conn_t *c = req->conn;
     req->completed = true;
-    count(req, closed_id);
     if (req->up != NULL) {
         tg_upool_release(req->up, false);
         req->up = NULL;
@@ -113,7 +93,7 @@ void tg_tunnel_start(tg_req_t *req)
     struct timeval idle = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     c->state = TG_CONN_TUNNEL;
     req->up_state = TG_UP_DONE;
-    count(req, opened_id);
+    tg_metrics_websocket_opened(c->worker);
     /* Idle in both directions: a read timeout on each side, reset by traffic. */
     bufferevent_set_timeouts(c->bev, &idle, NULL);
     bufferevent_set_timeouts(req->up->bev, &idle, NULL);

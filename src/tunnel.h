@@ -4,9 +4,6 @@
 
 #include "request.h"
 
-/* Registers the tunnel counters (main thread, at startup). */
-int tg_tunnel_metrics_register(void);
-
 /* The 101 head went to the client: join the two connections. */
 void tg_tunnel_start(tg_req_t *req);
 
