@@ -21,6 +21,7 @@
 
 #include "arena.h"
 #include "conf_node.h"
+#include "path_norm.h"
 #include "redis.h"
 #include "router.h"
 #include "tls.h"
@@ -86,16 +87,20 @@ static char *dup_upper(ctx_t *c, const char *s)
     return d;
 }
 
-/* A string that must start with '/'. */
+/* A path that must start with '/', canonicalised as request paths are
+ * (src/path_norm.h) so that "/v1/a%3ab" meets a request for "/v1/a:b";
+ * limits are parsed before routes. */
 static int get_path(ctx_t *c, const tg_conf_node_t *n, char **out, size_t *len)
 {
-    const char *s;
+    const char *s, *reason = NULL;
     if (tg_conf_get_string(n, &s, c->err) < 0)
         return -1;
     if (s[0] != '/')
         return tg_conf_error(c->err, n, "must start with '/'");
-    *out = dup_str(c, s);
-    *len = strlen(s);
+    *out = tg_arena_alloc(c->arena, strlen(s) + 1);
+    if (tg_path_normalize(s, strlen(s), c->cfg->limits.path_flags, *out, len, &reason) < 0)
+        return tg_conf_error(c->err, n, "invalid path '%s': %s", s, reason);
+    (*out)[*len] = '\0';
     return 0;
 }
 
@@ -416,14 +421,33 @@ static const field_t limit_fields[] = {
     LIMIT("max_headers", FIELD_U32, max_headers, 1, 10000),
 };
 
+/* encoded_slashes: reject (default) answers 400 to %2F; keep forwards it as
+ * an ordinary character of its segment (src/path_norm.h). */
+static int parse_encoded_slashes(ctx_t *c, const tg_conf_node_t *n)
+{
+    const char *s;
+    if (n == NULL)
+        return 0;
+    if (tg_conf_get_string(n, &s, c->err) < 0)
+        return -1;
+    if (strcmp(s, "keep") == 0)
+        c->cfg->limits.path_flags |= TG_PATH_KEEP_ENCODED_SLASH;
+    else if (strcmp(s, "reject") != 0)
+        return tg_conf_error(c->err, n, "encoded_slashes must be reject or keep, got '%s'", s);
+    return 0;
+}
+
 static int parse_limits(ctx_t *c, const tg_conf_node_t *n)
 {
+    static const char *const extra[] = {"encoded_slashes", NULL};
     if (n == NULL)
         return 0;
     if (want(c, n, TG_CONF_MAP) < 0)
         return -1;
-    return parse_fields(c, n, limit_fields, sizeof(limit_fields) / sizeof(limit_fields[0]),
-                        &c->cfg->limits, NULL, "limits");
+    if (parse_fields(c, n, limit_fields, sizeof(limit_fields) / sizeof(limit_fields[0]),
+                     &c->cfg->limits, extra, "limits") < 0)
+        return -1;
+    return parse_encoded_slashes(c, tg_conf_map_get(n, "encoded_slashes"));
 }
 
 /* ---- upstreams --------------------------------------------------------- */

@@ -121,6 +121,7 @@ typedef struct {
     uint64_t max_header_size;   /* default 16KiB -> 431 */
     uint64_t max_body_size;     /* default 10MiB -> 413; 0 = unlimited */
     uint32_t max_headers;       /* default 100 -> 431 */
+    unsigned path_flags;        /* TG_PATH_* (src/path_norm.h): encoded_slashes: keep */
 } tg_limits_t;
 
 typedef struct tg_config_s {

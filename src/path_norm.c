@@ -1,34 +1,38 @@
 #include "path_norm.h"
 
 #include <stdbool.h>
-#include <stdint.h>
 
 /*
  * One pass over the input: each segment is validated and decoded straight
  * into out, then, once its end is seen, the decoded segment is checked for "."
  * or ".." and dropped (RFC 3986 section 5.2.4). Decoding happens before the dot
- * check so that "%2e%2e" is a ".." segment, as RFC 3986 section 6.2.2 requires
- * (normalize percent-encoding, then remove dot-segments). Empty segments are
- * dropped as they are met, so "//" merges before ".." applies: "/a//../b" is
- * "/b", as with nginx's merge_slashes. Every input byte
+ * check so that "%2e%2e" and "%2E." are ".." segments, as RFC 3986 section
+ * 6.2.2 requires (normalize percent-encoding, then remove dot-segments).
+ * Empty segments are dropped as they are met, so "//" merges before ".."
+ * applies: "/a//../b" is "/b", as with nginx's merge_slashes. Every input byte
  * yields at most one output byte, so out never outgrows len.
+ *
+ * Why decode the sub-delims, ":" and "@" too: most upstream frameworks decode
+ * them, so "/v1/ops/42%3Acancel" must meet the route written for
+ * "/v1/ops/42:cancel", not a catch-all without its auth. A byte is decoded only
+ * when it is allowed raw, so decoding never creates a delimiter the path did
+ * not have; everything else (%25, %3F, %2F kept, non-ASCII bytes, overlong
+ * UTF-8 like %C0%AE) stays encoded and is never decoded a second time.
  */
 
-enum { C_BAD = 0, C_PCHAR, C_UNRES };
-
 /* RFC 3986 section 3.3: pchar = unreserved / pct-encoded / sub-delims / ":" / "@".
- * ";" is a sub-delim but is rejected: path parameters are read differently by
- * different servers (Tomcat's ";jsessionid" trick) and are a known ACL bypass. */
-static uint8_t char_class(unsigned char c)
+ * ";" is a sub-delim but is rejected, raw or encoded: path parameters are read
+ * differently by different servers (Tomcat's ";jsessionid" trick) and are a
+ * known ACL bypass. Only these bytes appear raw in the output. */
+static bool raw_ok(unsigned char c)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return C_UNRES;
+        return true;
     switch (c) {
     case '-':
     case '.':
     case '_':
     case '~':
-        return C_UNRES;
     case '!':
     case '$':
     case '&':
@@ -41,9 +45,9 @@ static uint8_t char_class(unsigned char c)
     case '=':
     case ':':
     case '@':
-        return C_PCHAR;
+        return true;
     default:
-        return C_BAD;
+        return false;
     }
 }
 
@@ -74,11 +78,11 @@ static const char *bad_char_reason(unsigned char c)
 
 /* Encodings that would change how the path splits into segments, or that
  * backends are known to read as separators or terminators. */
-static const char *bad_pct_reason(int v)
+static const char *bad_pct_reason(int v, unsigned flags)
 {
     switch (v) {
     case '/':
-        return "encoded slash in path";
+        return flags & TG_PATH_KEEP_ENCODED_SLASH ? NULL : "encoded slash in path";
     case '\\':
         return "encoded backslash in path";
     case 0:
@@ -93,12 +97,13 @@ static const char *bad_pct_reason(int v)
 }
 
 /* Appends the segment byte(s) at in[*i] to out; advances *i. */
-static int copy_char(const char *in, size_t len, size_t *i, char *out, size_t *o,
+static int copy_char(const char *in, size_t len, size_t *i, unsigned flags, char *out, size_t *o,
                      const char **reason)
 {
+    static const char hex[] = "0123456789ABCDEF";
     unsigned char c = (unsigned char)in[*i];
     if (c != '%') {
-        if (char_class(c) == C_BAD) {
+        if (!raw_ok(c)) {
             *reason = bad_char_reason(c);
             return -1;
         }
@@ -113,19 +118,19 @@ static int copy_char(const char *in, size_t len, size_t *i, char *out, size_t *o
         return -1;
     }
     int v = hi << 4 | lo;
-    const char *bad = bad_pct_reason(v);
+    const char *bad = bad_pct_reason(v, flags);
     if (bad != NULL) {
         *reason = bad;
         return -1;
     }
-    if (char_class((unsigned char)v) == C_UNRES) {
-        /* RFC 3986 section 2.3: encoded unreserved chars are equivalent to the raw ones. */
+    if (raw_ok((unsigned char)v)) {
+        /* RFC 3986 section 6.2.2.2: an encoded char that may appear raw is the raw char. */
         out[(*o)++] = (char)v;
     } else {
-        /* Kept as written, hex case included: the upstream sees what the client sent. */
-        out[(*o)++] = in[*i];
-        out[(*o)++] = in[*i + 1];
-        out[(*o)++] = in[*i + 2];
+        /* RFC 3986 section 6.2.2.1: upper-case hex digits. */
+        out[(*o)++] = '%';
+        out[(*o)++] = hex[hi];
+        out[(*o)++] = hex[lo];
     }
     *i += 3;
     return 0;
@@ -150,7 +155,8 @@ static size_t finish_segment(char *out, size_t start, size_t o)
     return o;
 }
 
-int tg_path_normalize(const char *in, size_t len, char *out, size_t *out_len, const char **reason)
+int tg_path_normalize(const char *in, size_t len, unsigned flags, char *out, size_t *out_len,
+                      const char **reason)
 {
     if (len == 0 || in[0] != '/') {
         *reason = "path does not start with /";
@@ -161,7 +167,7 @@ int tg_path_normalize(const char *in, size_t len, char *out, size_t *out_len, co
     while (i < len) {
         size_t start = o;
         while (i < len && in[i] != '/') {
-            if (copy_char(in, len, &i, out, &o, reason) < 0)
+            if (copy_char(in, len, &i, flags, out, &o, reason) < 0)
                 return -1;
         }
         o = finish_segment(out, start, o);

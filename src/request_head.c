@@ -96,7 +96,8 @@ static int canonical_path(tg_req_t *req)
     }
     req->path = tg_arena_alloc(req->arena, plen + 1);
     const char *reason = NULL;
-    if (tg_path_normalize(path, plen, req->path, &req->path_len, &reason) < 0)
+    if (tg_path_normalize(path, plen, req->cfg->limits.path_flags, req->path, &req->path_len,
+                          &reason) < 0)
         return fail(req, 400, reason ? reason : "invalid path");
     req->path[req->path_len] = '\0';
     return 0;

@@ -1,8 +1,11 @@
 /*
- * libFuzzer target for tg_path_normalize. Checks the output invariants of
- * src/path_norm.h and compares with a deliberately naive reference written
- * straight from RFC 3986 (decode, split, segment stack), so both "accepts what
- * it should not" and "produces a different path" are caught.
+ * libFuzzer target for tg_path_normalize. Every input is normalized in both
+ * modes (encoded slashes rejected, and kept). Checks the output invariants of
+ * src/path_norm.h (idempotence; no "//", "/./", "/../"; no raw byte that is not
+ * allowed raw; nothing left encoded that should have been decoded; upper-case
+ * hex) and compares with a deliberately naive reference written straight from
+ * RFC 3986 (decode, split, segment stack), so both "accepts what it should
+ * not" and "produces a different path" are caught.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,10 +31,15 @@ static bool is_unreserved(int c)
                   c) != NULL;
 }
 
-/* pchar without ";" and without "%", plus "/" (RFC 3986 section 3.3) */
+/* pchar without ";" and without "%" (RFC 3986 section 3.3): allowed raw in a segment */
+static bool is_seg_char(int c)
+{
+    return is_unreserved(c) || (c > 0 && strchr("!$&'()*+,=:@", c) != NULL);
+}
+
 static bool is_plain(int c)
 {
-    return is_unreserved(c) || (c > 0 && strchr("!$&'()*+,=:@/", c) != NULL);
+    return is_seg_char(c) || c == '/';
 }
 
 static int hex(int c)
@@ -41,13 +49,15 @@ static int hex(int c)
     return p ? (int)((p - digits) & 15) : -1;
 }
 
-static bool rejected_encoding(int v)
+static bool rejected_encoding(int v, bool keep)
 {
-    return v == '/' || v == '\\' || v == 0 || v == ';' || v == '#';
+    return (v == '/' && !keep) || v == '\\' || v == 0 || v == ';' || v == '#';
 }
 
-/* Percent-decoding pass of the reference; returns the decoded length or -1. */
-static long ref_decode(const uint8_t *in, size_t len, char *d)
+/* Percent-decoding pass of the reference; returns the decoded length or -1.
+ * A kept %2F is copied as its three bytes, so the split on "/" below never
+ * sees it. */
+static long ref_decode(const uint8_t *in, size_t len, bool keep, char *d)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
@@ -60,13 +70,12 @@ static long ref_decode(const uint8_t *in, size_t len, char *d)
         if (i + 2 >= len || hex(in[i + 1]) < 0 || hex(in[i + 2]) < 0)
             return -1;
         int v = hex(in[i + 1]) * 16 + hex(in[i + 2]);
-        if (rejected_encoding(v))
+        if (rejected_encoding(v, keep))
             return -1;
-        if (is_unreserved(v)) {
+        if (is_seg_char(v)) {
             d[n++] = (char)v;
         } else {
-            memcpy(d + n, in + i, 3);
-            n += 3;
+            n += (size_t)sprintf(d + n, "%%%02X", v);
         }
         i += 2;
     }
@@ -74,12 +83,12 @@ static long ref_decode(const uint8_t *in, size_t len, char *d)
 }
 
 /* Reference normalizer: 0 and the result in out, or -1. */
-static int ref_normalize(const uint8_t *in, size_t len, char *out, size_t *out_len)
+static int ref_normalize(const uint8_t *in, size_t len, bool keep, char *out, size_t *out_len)
 {
     if (len == 0 || in[0] != '/')
         return -1;
-    char *d = malloc(len + 1);
-    long dn = ref_decode(in, len, d);
+    char *d = malloc(len + 2); /* sprintf's NUL */
+    long dn = ref_decode(in, len, keep, d);
     if (dn < 0) {
         free(d);
         return -1;
@@ -132,7 +141,7 @@ static bool ends_with(const char *s, size_t n, const char *suffix)
     return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
-static void check_output(const char *out, size_t n, size_t in_len)
+static void check_output(const char *out, size_t n, size_t in_len, bool keep)
 {
     CHECK(n <= in_len + 1);
     CHECK(n >= 1 && out[0] == '/');
@@ -146,12 +155,41 @@ static void check_output(const char *out, size_t n, size_t in_len)
             CHECK(is_plain(c));
             continue;
         }
-        /* what stays encoded is well-formed and not an unreserved char */
+        /* what stays encoded is well-formed, upper-case, and could not be raw */
         CHECK(i + 2 < n && hex(out[i + 1]) >= 0 && hex(out[i + 2]) >= 0);
+        CHECK(!(out[i + 1] >= 'a' && out[i + 1] <= 'f') &&
+              !(out[i + 2] >= 'a' && out[i + 2] <= 'f'));
         int v = hex(out[i + 1]) * 16 + hex(out[i + 2]);
-        CHECK(!is_unreserved(v) && !rejected_encoding(v));
+        CHECK(!is_seg_char(v) && !rejected_encoding(v, keep));
         i += 2;
     }
+}
+
+/* Normalizes in one mode, checks everything; returns rc, output in out. */
+static int run_mode(const uint8_t *data, const char *in, size_t size, bool keep, char *out,
+                    size_t *n)
+{
+    unsigned flags = keep ? TG_PATH_KEEP_ENCODED_SLASH : 0;
+    char *again = malloc(size + 2);
+    char *ref = malloc(size + 1);
+    size_t n2 = 0, rn = 0;
+    const char *reason = NULL;
+    int rc = tg_path_normalize(in, size, flags, out, n, &reason);
+    int ref_rc = ref_normalize(data, size, keep, ref, &rn);
+    CHECK(rc == ref_rc);
+    if (rc != 0) {
+        CHECK(rc == -1 && reason != NULL && reason[0] != '\0');
+    } else {
+        check_output(out, *n, size, keep);
+        CHECK(rn == *n && memcmp(ref, out, *n) == 0);
+        /* idempotent */
+        reason = NULL;
+        CHECK(tg_path_normalize(out, *n, flags, again, &n2, &reason) == 0);
+        CHECK(n2 == *n && memcmp(again, out, *n) == 0);
+    }
+    free(again);
+    free(ref);
+    return rc;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -159,28 +197,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Exact-size heap buffers so that ASan sees any overrun. */
     char *in = malloc(size ? size : 1);
     char *out = malloc(size + 1);
-    char *again = malloc(size + 2);
-    char *ref = malloc(size + 1);
+    char *out_keep = malloc(size + 1);
     if (size)
         memcpy(in, data, size);
-    size_t n = 0, n2 = 0, rn = 0;
-    const char *reason = NULL;
-    int rc = tg_path_normalize(in, size, out, &n, &reason);
-    int ref_rc = ref_normalize(data, size, ref, &rn);
-    CHECK(rc == ref_rc);
-    if (rc != 0) {
-        CHECK(rc == -1 && reason != NULL && reason[0] != '\0');
-    } else {
-        check_output(out, n, size);
-        CHECK(rn == n && memcmp(ref, out, n) == 0);
-        /* idempotent */
-        reason = NULL;
-        CHECK(tg_path_normalize(out, n, again, &n2, &reason) == 0);
-        CHECK(n2 == n && memcmp(again, out, n) == 0);
-    }
+    size_t n = 0, nk = 0;
+    int rc = run_mode(data, in, size, false, out, &n);
+    int rck = run_mode(data, in, size, true, out_keep, &nk);
+    /* keep only adds %2F to what is accepted; without one, both agree */
+    if (rc == 0)
+        CHECK(rck == 0 && nk == n && memcmp(out, out_keep, n) == 0);
+    if (rck != 0)
+        CHECK(rc != 0);
+    /* every "%" of an accepted input starts an encoding: no %2F in it, same result */
+    if (rck == 0 && !contains(in, size, "%2F") && !contains(in, size, "%2f"))
+        CHECK(rc == 0);
     free(in);
     free(out);
-    free(again);
-    free(ref);
+    free(out_keep);
     return 0;
 }

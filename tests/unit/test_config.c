@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "path_norm.h"
 
 /* Each test runs in a fresh temporary directory and writes its config to the
  * relative path "t.yaml", so that messages read "t.yaml:LINE:COL: ...". */
@@ -521,6 +522,9 @@ START_TEST(limits_errors)
         {"  max_headers: 10001\n", "t.yaml:4:16: must be between 1 and 10000"},
         {"  max_headers: lots\n", "t.yaml:4:16: expected an integer, got 'lots'"},
         {"  header_timeout: 1s\n  bogus: 1\n", "t.yaml:5:3: unknown key 'bogus' in limits"},
+        {"  encoded_slashes: maybe\n",
+         "t.yaml:4:20: encoded_slashes must be reject or keep, got 'maybe'"},
+        {"  encoded_slashes: [keep]\n", "t.yaml:4:20: expected a string"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char yaml[300];
@@ -533,6 +537,11 @@ START_TEST(limits_errors)
     ck_assert_uint_eq(cfg->limits.max_body_size, 1000000000);
     ck_assert_uint_eq(cfg->limits.max_headers, 10000);
     ck_assert_uint_eq(cfg->limits.header_timeout_ms, 10000); /* others keep defaults */
+    ck_assert_uint_eq(cfg->limits.path_flags, 0);            /* encoded_slashes: reject */
+    load_ok(LISTEN "limits:\n  encoded_slashes: keep\n");
+    ck_assert_uint_eq(cfg->limits.path_flags, TG_PATH_KEEP_ENCODED_SLASH);
+    load_ok(LISTEN "limits:\n  encoded_slashes: reject\n");
+    ck_assert_uint_eq(cfg->limits.path_flags, 0);
 }
 END_TEST
 
@@ -640,6 +649,20 @@ START_TEST(route_errors)
         {"  - name: route-1\n    upstream: u\n  - upstream: u\n",
          "t.yaml:9:5: duplicate route name 'route-1'"},
         {"  - name: \"\"\n    upstream: u\n", "t.yaml:7:11: route name must not be empty"},
+        /* route paths are canonicalised like request paths; what a request may not
+         * carry, a route may not name */
+        {"  - upstream: u\n    match:\n      path: \"/a;b\"\n",
+         "t.yaml:9:13: invalid path '/a;b': path parameter in path"},
+        {"  - upstream: u\n    match:\n      path_prefix: /a%3Bb\n",
+         "t.yaml:9:20: invalid path '/a%3Bb': encoded path parameter in path"},
+        {"  - upstream: u\n    match:\n      path_prefix: /a%2Fb\n",
+         "t.yaml:9:20: invalid path '/a%2Fb': encoded slash in path"},
+        {"  - upstream: u\n    match:\n      path: /a%zz\n",
+         "t.yaml:9:13: invalid path '/a%zz': malformed percent-encoding in path"},
+        {"  - upstream: u\n    match:\n      path: \"/a b\"\n",
+         "t.yaml:9:13: invalid path '/a b': invalid character in path"},
+        {"  - upstream: u\n    strip_prefix: /a%5C\n",
+         "t.yaml:8:19: invalid path '/a%5C': encoded backslash in path"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char yaml[400];
@@ -678,6 +701,27 @@ START_TEST(route_match_details)
 }
 END_TEST
 
+/* path, path_prefix and strip_prefix are stored in canonical form. */
+START_TEST(route_paths_canonical)
+{
+    load_ok(UPS "routes:\n"
+                "  - match: {path: \"/v1/a%3ab\"}\n    upstream: u\n"
+                "  - match: {path_prefix: \"/%61pi//x/./y/../%7e%c3%a9%3f\"}\n"
+                "    strip_prefix: \"/%61pi%40\"\n    upstream: u\n");
+    ck_assert_str_eq(cfg->routes[0].path, "/v1/a:b");
+    ck_assert_uint_eq(cfg->routes[0].path_len, 7);
+    ck_assert_str_eq(cfg->routes[1].path, "/api/x/~%C3%A9%3F");
+    ck_assert_uint_eq(cfg->routes[1].path_len, strlen("/api/x/~%C3%A9%3F"));
+    ck_assert_str_eq(cfg->routes[1].strip_prefix, "/api@");
+    ck_assert_uint_eq(cfg->routes[1].strip_prefix_len, 5);
+    /* encoded_slashes: keep lets a route name a %2F, upper-cased */
+    load_ok(LISTEN "limits: {encoded_slashes: keep}\n"
+                   "upstreams:\n  u:\n    targets: [\"127.0.0.1:9001\"]\n"
+                   "routes:\n  - match: {path_prefix: /projects/g%2fn}\n    upstream: u\n");
+    ck_assert_str_eq(cfg->routes[0].path, "/projects/g%2Fn");
+}
+END_TEST
+
 START_TEST(failed_load_with_regex_frees)
 {
     /* The regex of route 0 is compiled before route 1 fails: valgrind checks it is freed. */
@@ -702,7 +746,8 @@ static Suite *config_suite(void)
         {"trusted", {trusted_proxies, trusted_proxies_errors}},
         {"limits", {limits_errors}},
         {"upstreams", {upstream_errors, upstream_host_header}},
-        {"routes", {route_errors, route_match_details, failed_load_with_regex_frees}},
+        {"routes",
+         {route_errors, route_match_details, route_paths_canonical, failed_load_with_regex_frees}},
     };
     for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
         TCase *tc = tcase_create(groups[g].name);
