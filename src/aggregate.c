@@ -20,8 +20,18 @@ static const struct {
     {"path.", TG_TPL_PATH}, {"var.", TG_TPL_VAR},
 };
 
+/* A part is in the path until a literal "?" has been added. */
+static bool in_path(const tg_template_t *t)
+{
+    for (size_t i = 0; i < t->nparts; i++)
+        if (t->parts[i].kind == TG_TPL_LITERAL && memchr(t->parts[i].text, '?', t->parts[i].len))
+            return false;
+    return true;
+}
+
 static void add_part(tg_template_t *t, tg_tpl_kind_t kind, const char *s, size_t len)
 {
+    bool path = in_path(t);
     tg_tpl_part_t *p = realloc(t->parts, (t->nparts + 1) * sizeof(*p));
     if (p == NULL)
         abort();
@@ -29,6 +39,7 @@ static void add_part(tg_template_t *t, tg_tpl_kind_t kind, const char *s, size_t
     t->parts[t->nparts].kind = kind;
     t->parts[t->nparts].text = strndup(s, len);
     t->parts[t->nparts].len = len;
+    t->parts[t->nparts].in_path = path;
     t->nparts++;
 }
 
@@ -300,16 +311,51 @@ static const char *part_value(tg_req_t *req, const tg_tpl_part_t *p, size_t *len
     }
 }
 
-/* Renders a template; a missing value renders as empty. */
-static char *render(tg_req_t *req, const tg_template_t *t)
+static const char *kind_prefix(tg_tpl_kind_t kind)
+{
+    for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
+        if (sources[i].kind == kind)
+            return sources[i].prefix;
+    return "";
+}
+
+/* A value in the path part may not be a whole segment of its own making:
+ * missing and "" would give "//", "." and ".." survive percent-encoding (they
+ * are unreserved) and would be dot-segments upstream. Checked on every path
+ * value, wherever it sits in its segment, so that two values or a value and a
+ * literal dot can never add up to one either. NULL when the value is fine. */
+static const char *bad_segment_value(const char *v, size_t len)
+{
+    if (v == NULL)
+        return "is missing";
+    if (len == 0)
+        return "is empty";
+    if (len == 1 && v[0] == '.')
+        return "is '.'";
+    if (len == 2 && v[0] == '.' && v[1] == '.')
+        return "is '..'";
+    return NULL;
+}
+
+/* Renders a template into *out; a missing value outside the path renders as
+ * empty. Returns NULL, or the 400 message naming the refused value. */
+static const char *render(tg_req_t *req, const tg_template_t *t, const char **out)
 {
     struct evbuffer *b = evbuffer_new();
     for (size_t i = 0; i < t->nparts; i++) {
+        const tg_tpl_part_t *p = &t->parts[i];
         size_t len = 0;
-        const char *v = part_value(req, &t->parts[i], &len);
+        const char *v = part_value(req, p, &len);
+        const char *bad =
+            p->in_path && p->kind != TG_TPL_LITERAL ? bad_segment_value(v, len) : NULL;
+        if (bad != NULL) {
+            evbuffer_free(b);
+            return tg_arena_printf(req->arena, "template value {%s%s} %s", kind_prefix(p->kind),
+                                   p->text, bad);
+        }
         if (v == NULL || len == 0)
             continue;
-        if (t->parts[i].kind == TG_TPL_LITERAL) {
+        if (p->kind == TG_TPL_LITERAL) {
             evbuffer_add(b, v, len);
             continue;
         }
@@ -317,9 +363,9 @@ static char *render(tg_req_t *req, const tg_template_t *t)
         evbuffer_add(b, enc, tg_aggregate_encode(enc, v, len));
     }
     size_t n = evbuffer_get_length(b);
-    char *s = tg_arena_strndup(req->arena, (const char *)evbuffer_pullup(b, -1), n);
+    *out = tg_arena_strndup(req->arena, (const char *)evbuffer_pullup(b, -1), n);
     evbuffer_free(b);
-    return s;
+    return NULL;
 }
 
 typedef struct agg_run_s agg_run_t;
@@ -465,6 +511,17 @@ static const char **call_headers(tg_req_t *req, const tg_aggregate_t *a)
 void tg_aggregate_start(tg_req_t *req)
 {
     const tg_aggregate_t *a = req->route->aggregate;
+    /* Every path is rendered before any call starts: a refused value answers
+     * 400 with nothing sent upstream. */
+    const char **paths = tg_arena_calloc(req->arena, a->ncalls * sizeof(*paths));
+    for (size_t i = 0; i < a->ncalls; i++) {
+        const char *bad = render(req, &a->calls[i].path, &paths[i]);
+        if (bad != NULL) {
+            tg_request_respond_error(req, 400, bad);
+            tg_conn_send_reply(req->conn);
+            return;
+        }
+    }
     agg_run_t *run = tg_arena_calloc(req->arena, sizeof(*run));
     run->req = req;
     run->agg = a;
@@ -482,9 +539,7 @@ void tg_aggregate_start(tg_req_t *req)
         agg_slot_t *s = &run->slots[i];
         s->run = run;
         s->index = i;
-        tg_fetch_opts_t o = {.path = render(req, &a->calls[i].path),
-                             .headers = headers,
-                             .timeout_ms = a->timeout_ms};
+        tg_fetch_opts_t o = {.path = paths[i], .headers = headers, .timeout_ms = a->timeout_ms};
         /* A fetch failing at once calls back now: run->pending counts it. */
         s->fetch = tg_fetch_start(a->calls[i].upstream->name, &o, call_done, s);
     }

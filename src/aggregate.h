@@ -3,7 +3,9 @@
  * concurrent calls to upstreams through their pools, one JSON object with a
  * member per call. Templates ("/users/{jwt.sub}") are compiled at load; every
  * substituted value is percent-encoded, so no claim, header or query value can
- * inject a path segment or a query parameter.
+ * inject a path segment or a query parameter, and a value in the path part
+ * that is missing, empty, "." or ".." is refused (400): encoding leaves dots
+ * alone, and such a value would make "//", "/./" or "/../" upstream.
  */
 #ifndef TG_AGGREGATE_H
 #define TG_AGGREGATE_H
@@ -28,6 +30,7 @@ typedef struct {
     tg_tpl_kind_t kind;
     char *text; /* literal text, or the name after the prefix */
     size_t len;
+    bool in_path; /* before the template's "?": a variable must not be missing, "", "." or ".." */
 } tg_tpl_part_t;
 
 typedef struct {

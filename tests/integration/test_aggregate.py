@@ -137,3 +137,89 @@ routes:
     rc, err = h.run_check(p)
     assert rc == 1
     assert "unknown template variable {bogus}" in err
+
+
+# ---- no template value can add a path segment --------------------------------
+
+PROFILE = [{"key": "user", "upstream": "users", "path": "/users/{query.id}/profile"}]
+
+
+@pytest.mark.parametrize("query,why", [
+    ("id=..", "is '..'"),
+    ("id=%2e%2e", "is '..'"),
+    ("id=%2E%2E", "is '..'"),
+    ("id=.%2E", "is '..'"),
+    ("id=%2e.", "is '..'"),
+    ("id=.", "is '.'"),
+    ("id=%2e", "is '.'"),
+    ("id=", "is empty"),
+    ("id", "is empty"),
+    ("other=1", "is missing"),
+    ("", "is missing"),
+])
+def test_dot_empty_or_missing_value_is_400(agg, query, why):
+    port, users, orders = agg(PROFILE)
+    r = h.request(port, "GET", "/bff/x" + ("?" + query if query else ""))
+    assert r.status == 400, r
+    j = r.json()
+    assert j["error"] == "template value {query.id} %s" % why, j
+    assert j["request_id"] == r.header("X-Request-Id")
+    assert users.heads == 0 and orders.heads == 0
+    # the connection stays usable
+    r = h.request(port, "GET", "/bff/x?id=7")
+    assert r.status == 200, r
+    assert users.targets() == ["/users/7/profile"]
+
+
+def test_no_call_starts_when_one_value_is_refused(agg):
+    port, users, orders = agg([
+        {"key": "user", "upstream": "users", "path": "/users/7"},
+        {"key": "orders", "upstream": "orders", "path": "/orders/{header.X-Order}/items", "optional": True},
+    ])
+    r = h.request(port, "GET", "/bff/x", headers=[("X-Order", "..")])
+    assert r.status == 400, r
+    assert r.json()["error"] == "template value {header.X-Order} is '..'"
+    time.sleep(0.2)
+    assert users.heads == 0 and orders.heads == 0
+
+
+def test_path_group_dot_value_is_400(agg):
+    port, users, orders = agg([{"key": "user", "upstream": "users", "path": "/users/{path.id}/profile"}],
+                              match={"path_regex": "^/bff/u(?<id>[^/]*)$"})
+    for target, why in (("/bff/u.", "is '.'"), ("/bff/u..", "is '..'"), ("/bff/u", "is empty"),
+                        ("/bff/u%2e%2E", "is '..'")):
+        r = h.request(port, "GET", target)
+        assert r.status == 400, (target, r)
+        assert r.json()["error"] == "template value {path.id} %s" % why
+    assert users.heads == 0
+    r = h.request(port, "GET", "/bff/u...")
+    assert r.status == 200, r
+    assert users.targets() == ["/users/.../profile"]
+
+
+@pytest.mark.parametrize("query,expected", [
+    ("id=a/b", "/users/a%2Fb/profile"),
+    ("id=a%2Fb", "/users/a%2Fb/profile"),
+    ("id=a%2fb", "/users/a%2Fb/profile"),
+    ("id=../admin", "/users/..%2Fadmin/profile"),
+    ("id=%2e%2e%2Fadmin", "/users/..%2Fadmin/profile"),
+    ("id=..%5C", "/users/..%5C/profile"),
+    ("id=/", "/users/%2F/profile"),
+    ("id=...", "/users/.../profile"),
+    ("id=%252e%252e", "/users/%252e%252e/profile"),
+    ("id=a?b", "/users/a%3Fb/profile"),
+    ("id=a%3Fx=1%23f", "/users/a%3Fx%3D1%23f/profile"),
+])
+def test_slash_in_value_is_encoded_not_a_segment(agg, query, expected):
+    port, users, orders = agg(PROFILE)
+    r = h.request(port, "GET", "/bff/x?" + query)
+    assert r.status == 200, r
+    assert users.targets() == [expected]  # what the upstream got on the wire
+
+
+def test_empty_value_in_the_query_part_is_fine(agg):
+    port, users, orders = agg([{"key": "user", "upstream": "users",
+                                "path": "/users/{query.id}?sort={query.sort}&f={header.X-F}"}])
+    r = h.request(port, "GET", "/bff/x?id=7&sort=..")
+    assert r.status == 200, r
+    assert users.targets() == ["/users/7?sort=..&f="]
