@@ -27,10 +27,15 @@ def px(proxy):
 
 
 def test_target_forwarded_byte_exact(px):
-    for target in ("/api/users/a%20b?x=1&y=%2F", "/a/b%2Cc/?q=%2e%2E&&x==y&%7E", "/?", "/x?a=b?c/d"):
+    # a canonical path (docs/design.md) and any query go out byte for byte
+    for target in ("/api/users/a%20b?x=1&y=%2F", "/a/b%3Fc/?q=%2e%2E&&x==y&%7E", "/?", "/x?a=b?c/d",
+                   "/a/b,c:d@e/?%2C%3a"):
         r = h.request(px.port, "GET", target)
         assert r.status == 200, r
         assert r.json()["target"] == target
+    # the path is canonicalised: sub-delims decoded, kept encodings upper-case; the query is not
+    r = h.request(px.port, "GET", "/a/b%2Cc%3a%3f/?q=%2c%3a")
+    assert r.json()["target"] == "/a/b,c:%3F/?q=%2c%3a"
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PURGE"])
