@@ -1,4 +1,5 @@
 #include "admin.h"
+#include "path_norm.h"
 #include "tollgate/plugin.h"
 
 #include <arpa/inet.h>
@@ -119,6 +120,8 @@ static json_t *limits_json(const tg_limits_t *l)
     json_object_set_new(o, "max_header_size", juint(l->max_header_size));
     json_object_set_new(o, "max_body_size", juint(l->max_body_size));
     json_object_set_new(o, "max_headers", juint(l->max_headers));
+    json_object_set_new(o, "encoded_slashes",
+                        jstr(l->path_flags & TG_PATH_KEEP_ENCODED_SLASH ? "keep" : "reject"));
     return o;
 }
 

@@ -221,7 +221,7 @@ def test_config_document(gateway_factory, upstream_factory):
     ups = {"users": h.upstream_conf([up.address], balance="least_conn", keepalive=4)}
     routes = [h.route("users", "users", {"path_prefix": "/api/users", "methods": ["GET", "POST"],
                                          "headers": {"X-Env": "canary"}}, strip_prefix="/api"),
-              h.route("exact", "users", {"path": "/exact", "host": "*.example.com"})]
+              h.route("exact", "users", {"path": "/ex%61ct", "host": "*.example.com"})]
     cfg = admin_config(port, admin_port, ups, routes, workers=2, limits={"max_headers": 50})
     gateway_factory(cfg)
     wait_ready(admin_port)
@@ -236,6 +236,7 @@ def test_config_document(gateway_factory, upstream_factory):
         "header_timeout_ms": 5000, "idle_timeout_ms": 10000, "body_timeout_ms": 10000,
         "send_timeout_ms": 60000, "drain_timeout_ms": 30000,  # defaults filled in
         "max_header_size": 16384, "max_body_size": 10485760, "max_headers": 50,
+        "encoded_slashes": "reject",
     }
     assert j["upstreams"] == [{
         "name": "users", "targets": [up.address], "balance": "least_conn", "keepalive": 4,
