@@ -124,7 +124,7 @@ static int copy_char(const char *in, size_t len, size_t *i, unsigned flags, char
         return -1;
     }
     if (raw_ok((unsigned char)v)) {
-        /* RFC 3986 section 6.2.2.2: an encoded char that may appear raw is the raw char. */
+        /* RFC 3986 section 6.2.2.2 for unreserved; the other pchars by choice (above). */
         out[(*o)++] = (char)v;
     } else {
         /* RFC 3986 section 6.2.2.1: upper-case hex digits. */
