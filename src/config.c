@@ -317,7 +317,14 @@ static int parse_workers(ctx_t *c, const tg_conf_node_t *n)
 
 /* ---- listen / admin ---------------------------------------------------- */
 
-static const char *const listen_keys[] = {"address", "tls", NULL};
+static const char *const listen_keys[] = {"address", "tls", "backlog", NULL};
+
+/* listen(2) queue of each worker's socket. 4096 is Linux's somaxconn default
+ * since 5.4; a burst beyond the queue drops SYNs (a 1 s client stall). The
+ * kernel caps the value at net.core.somaxconn (src/server.c logs that). */
+static const field_t listen_fields[] = {
+    {"backlog", FIELD_U32, offsetof(tg_listen_conf_t, backlog), 1, 65535},
+};
 
 /* *at: the address node, for the callers' duplicate errors. */
 static int parse_listener(ctx_t *c, const tg_conf_node_t *n, const char *where,
@@ -350,6 +357,9 @@ static int parse_listen(ctx_t *c, const tg_conf_node_t *n)
         tg_listen_conf_t *l = &cfg->listeners[i];
         if (parse_listener(c, n->items[i], "listen", l, &at) < 0)
             return -1;
+        l->backlog = TG_LISTEN_BACKLOG;
+        if (parse_fields(c, n->items[i], listen_fields, 1, l, listen_keys, "listen") < 0)
+            return -1;
         for (size_t j = 0; j < i; j++)
             if (same_sockaddr(&cfg->listeners[j].addr, &l->addr))
                 return tg_conf_error(c->err, at, "duplicate listen address '%s'", l->name);
@@ -369,6 +379,9 @@ static int parse_admin(ctx_t *c, const tg_conf_node_t *n)
         return 0;
     if (tg_conf_map_get(n, "tls") != NULL)
         return tg_conf_error(c->err, tg_conf_map_get(n, "tls"), "tls is not supported on admin");
+    if (tg_conf_map_get(n, "backlog") != NULL)
+        return tg_conf_error(c->err, tg_conf_map_get(n, "backlog"),
+                             "backlog is not supported on admin");
     if (parse_listener(c, n, "admin", &cfg->admin, &at) < 0)
         return -1;
     for (size_t j = 0; j < cfg->nlisteners; j++)

@@ -103,7 +103,10 @@ typedef struct {
     socklen_t addrlen;
     char *name;                  /* as written */
     struct tg_tls_server_s *tls; /* `tls:` termination (src/tls.h); NULL = plain */
+    uint32_t backlog;            /* listen(2) backlog as configured (default 4096) */
 } tg_listen_conf_t;
+
+#define TG_LISTEN_BACKLOG 4096
 
 /* A CIDR block from trusted_proxies. */
 typedef struct {

@@ -174,9 +174,15 @@ void tg_conn_send_reply(tg_conn_t *c)
     tg_req_t *req = c->req;
     const tg_reply_t *rp = &req->reply;
     int status = rp->status;
-    bool close = c->close_after || c->worker->draining || !req->body.done || status == 400 ||
-                 status == 408 || status == 431 || status == 413 || status == 414 ||
-                 status == 505 || (req->http.flags & TG_HF_CONN_CLOSE) ||
+    /* A reply while the connection is still reading a head is a rejection
+     * before routing (parse error, refused target or Host, 414, 431, 408,
+     * 505, ...): the head was not accepted, so where the next request would
+     * start cannot be trusted, and that head is still in the input buffer.
+     * One reply, then close (RFC 9112 section 9.6 lets either side close);
+     * this is the one place that decides it, whatever the status. */
+    bool rejected_head = c->state == TG_CONN_IDLE;
+    bool close = rejected_head || c->close_after || c->worker->draining || !req->body.done ||
+                 (req->http.flags & TG_HF_CONN_CLOSE) ||
                  (req->http.minor_version == 0 && !(req->http.flags & TG_HF_CONN_KEEPALIVE));
     tg_http_header_t hs[8];
     tg_http_response_t resp = {.status = status, .headers = hs, .num_headers = 0};

@@ -16,7 +16,8 @@
  *        Content-Length not 1*DIGIT or above 2^63-1, or several differing
  *        values; Content-Length with Transfer-Encoding; any transfer coding
  *        other than one final "chunked"; Transfer-Encoding in HTTP/1.0;
- *        missing Host in HTTP/1.1; several Host fields.
+ *        missing Host in HTTP/1.1; several Host fields; a Host value that
+ *        is not empty and not a valid uri-host [":" port] (src/host.h).
  *   414  request-target longer than TG_MAX_TARGET.
  *   431  more header fields than the caller's capacity.
  *   505  well-formed HTTP version other than 1.0 and 1.1.
@@ -25,6 +26,8 @@
 
 #include <limits.h>
 #include <string.h>
+
+#include "host.h"
 
 #define OK 0
 #define INCOMPLETE TG_HTTP_INCOMPLETE
@@ -237,28 +240,13 @@ static void on_expect(head_t *h, const char *v, size_t n)
     }
 }
 
-/* Host = uri-host [ ":" port ] (RFC 9110 section 7.2): reg-name, IP-literal
- * or IPv4 characters only. A comma is refused although reg-name allows it:
- * it would make "Host: a, b" two hosts for a list-splitting front end. */
-static int host_valid(const char *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
-            continue;
-        if ((c >= '0' && c <= '9') || strchr("-._~%!$&'()*+;=:[]", c) != NULL)
-            continue;
-        return 0;
-    }
-    return 1;
-}
-
 static int on_host(head_t *h, const char *v, size_t n)
 {
     /* RFC 9112 section 3.2: several Host fields or an invalid one -> 400 */
     if (h->host_count++ > 0)
         return fail(h, 400, "duplicate Host header");
-    if (!host_valid(v, n))
+    /* RFC 9110 section 7.2: empty when the target URI has no authority. */
+    if (n > 0 && !tg_host_valid(v, n))
         return fail(h, 400, "invalid Host header");
     h->host_index = (int)h->n;
     return OK;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "host.h"
 #include "path_norm.h"
 #include "router.h"
 
@@ -11,21 +12,6 @@ static int fail(tg_req_t *req, int status, const char *reason)
     req->http.error_status = status;
     req->http.error_reason = reason;
     return TG_HTTP_ERROR;
-}
-
-/* RFC 3986 host: reg-name, IPv4 or [IPv6], optional :port. Anything else in a
- * Host header is an attack on whoever builds URLs from it downstream. */
-static bool host_valid(const char *h, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)h[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']' ||
-                  c == '~' || c == '%';
-        if (!ok)
-            return false;
-    }
-    return true;
 }
 
 static bool prefix_ci(const char *s, size_t len, const char *lit)
@@ -65,7 +51,8 @@ static int split_target(tg_req_t *req, const char **path, size_t *path_len)
     size_t alen = 0;
     while (skip + alen < len && auth[alen] != '/' && auth[alen] != '?')
         alen++;
-    if (alen == 0 || memchr(auth, '@', alen) != NULL)
+    /* The same rule as for Host (src/host.h): no userinfo, no empty host. */
+    if (!tg_host_valid(auth, alen))
         return fail(req, 400, "invalid authority in request-target");
     req->host = auth;
     req->host_len = alen;
@@ -152,8 +139,6 @@ int tg_request_head_parse(tg_req_t *req, const char *buf, size_t len)
         req->host = h->value;
         req->host_len = h->value_len;
     }
-    if (req->host != NULL && !host_valid(req->host, req->host_len))
-        return fail(req, 400, "invalid Host");
     req->nconn_tokens = tg_request_connection_tokens(req->http.headers, req->http.num_headers,
                                                      req->conn_tokens, TG_MAX_CONN_TOKENS);
     take_request_id(req);

@@ -45,6 +45,20 @@ static void raise_nofile(void)
     }
 }
 
+/* listen(2) caps the backlog at net.core.somaxconn without a word: say so
+ * once per listener, so that an operator who asked for more knows. */
+static void log_backlog_cap(const tg_listen_conf_t *l)
+{
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "re");
+    long max = -1;
+    if (f == NULL)
+        return;
+    if (fscanf(f, "%ld", &max) == 1 && max >= 0 && l->backlog > (unsigned long)max)
+        tg_log_warn("listen %s: backlog %u capped at net.core.somaxconn = %ld", l->name,
+                    (unsigned)l->backlog, max);
+    fclose(f);
+}
+
 static int open_listener(const tg_listen_conf_t *l)
 {
     int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -53,7 +67,8 @@ static int open_listener(const tg_listen_conf_t *l)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-        bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0 || listen(fd, 4096) < 0) {
+        bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0 ||
+        listen(fd, (int)l->backlog) < 0) {
         int e = errno;
         close(fd);
         errno = e;
@@ -64,6 +79,8 @@ static int open_listener(const tg_listen_conf_t *l)
 
 static int open_listeners(const tg_config_t *cfg, int *fds)
 {
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        log_backlog_cap(&cfg->listeners[i]);
     for (unsigned w = 0; w < cfg->workers; w++) {
         for (size_t i = 0; i < cfg->nlisteners; i++) {
             int fd = open_listener(&cfg->listeners[i]);
@@ -124,6 +141,9 @@ static int prepare_reload(tg_server_t *s, tg_config_t *cfg, tg_worker_reload_t *
         size_t j = 0;
         while (j < s->cfg->nlisteners && !same_addr(&s->cfg->listeners[j], &cfg->listeners[i]))
             j++;
+        /* A kept socket gets the new backlog from its worker (swap_listeners). */
+        if (j == s->cfg->nlisteners || s->cfg->listeners[j].backlog != cfg->listeners[i].backlog)
+            log_backlog_cap(&cfg->listeners[i]);
         for (unsigned w = 0; w < s->nworkers; w++) {
             out[w]->old_index[i] = j;
             if (j < s->cfg->nlisteners)

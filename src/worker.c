@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -163,13 +164,27 @@ static void retire(tg_worker_t *w, tg_gen_t *g)
 
 static struct evconnlistener *listen_on(tg_worker_t *w, int fd)
 {
+    /* Backlog 0: the socket is already listening with listen[].backlog
+     * (server.c); -1 would make libevent call listen(fd, 128) over it. */
     struct evconnlistener *l =
-        evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, 0, fd);
     if (l != NULL)
         evconnlistener_set_error_cb(l, accept_error_cb);
     else
         close(fd);
     return l;
+}
+
+/* A kept socket whose listen[].backlog changed: listen(2) again on a
+ * listening socket only sets the new backlog (its queue is kept). */
+static void keep_backlog(struct evconnlistener *l, const tg_listen_conf_t *old,
+                         const tg_listen_conf_t *now)
+{
+    if (l == NULL || old->backlog == now->backlog)
+        return;
+    if (listen(evconnlistener_get_fd(l), (int)now->backlog) < 0)
+        tg_log_error("listen %s: cannot set backlog %u: %s", now->name, (unsigned)now->backlog,
+                     strerror(errno));
 }
 
 /* New listener set in the order of the new config: kept ones move, new
@@ -186,6 +201,7 @@ static void swap_listeners(tg_worker_t *w, const tg_worker_reload_t *r)
         } else if (r->old_index[i] < w->nlisten) {
             next[i] = w->listeners[r->old_index[i]];
             w->listeners[r->old_index[i]] = NULL;
+            keep_backlog(next[i], &w->cfg->listeners[r->old_index[i]], &r->cfg->listeners[i]);
         }
     }
     close_listeners(w);

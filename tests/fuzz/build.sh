@@ -10,7 +10,7 @@ name=${1:?usage: tests/fuzz/build.sh <target> (e.g. http_parser)}
 
 # Sources each target needs besides its own file.
 case "$name" in
-http_parser) extra="src/http_parser.c src/chunked.c" ;;
+http_parser) extra="src/http_parser.c src/chunked.c src/host.c" ;;
 path_norm) extra="src/path_norm.c" ;;
 shape)
     # fuzz_shape.c #includes tests/unit/shape_dom_oracle.c (the differential oracle)

@@ -1,9 +1,11 @@
 /*
- * libFuzzer target for src/http_parser.c and src/chunked.c: the same input is
- * run through the request parser, the response parser and the chunked
- * decoder, whole and split, and the invariants the callers rely on are
- * checked. Build with tests/fuzz/build.sh http_parser.
+ * libFuzzer target for src/http_parser.c, src/chunked.c and src/host.c: the
+ * same input is run through the request parser, the response parser, the
+ * chunked decoder (whole and split) and the Host validator, and the
+ * invariants the callers rely on are checked. Build with
+ * tests/fuzz/build.sh http_parser.
  */
+#include "host.h"
 #include "http_parser.h"
 
 #include <stdint.h>
@@ -74,6 +76,10 @@ static int request(const uint8_t *data, size_t len, tg_http_request_t *req, tg_h
         CHECK(req->content_length <= (uint64_t)INT64_MAX);
         check_fields(h, req->num_headers, buf, (size_t)r);
         CHECK(r >= 4 && memcmp(buf + r - 4, "\r\n\r\n", 4) == 0); /* no bare LF */
+        if (req->host_index >= 0) { /* an accepted Host is empty or valid */
+            const tg_http_header_t *hh = &h[req->host_index];
+            CHECK(hh->value_len == 0 || tg_host_valid(hh->value, hh->value_len));
+        }
     }
     free(buf);
     return r;
@@ -196,8 +202,51 @@ static void fuzz_chunked(const uint8_t *data, size_t size)
     CHECK(a.chunks == b.chunks && a.chunks == c.chunks);
 }
 
+static int is_unreserved(char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+/* What a valid host may contain (src/host.h): unreserved characters, at most
+ * one ":port" of 1..65535, brackets only around an IPv6 literal. */
+static void fuzz_host(const uint8_t *data, size_t size)
+{
+    char *buf = malloc(size ? size : 1);
+    memcpy(buf, data, size);
+    if (tg_host_valid(buf, size)) {
+        size_t end = size, i = 0;
+        const char *colon;
+        CHECK(size > 0);
+        if (buf[0] == '[') {
+            const char *rb = memchr(buf, ']', size);
+            CHECK(rb != NULL);
+            for (i = 1; buf + i < rb; i++)
+                CHECK((buf[i] >= '0' && buf[i] <= '9') ||
+                      ((buf[i] | 0x20) >= 'a' && (buf[i] | 0x20) <= 'f') || buf[i] == ':' ||
+                      buf[i] == '.');
+            i = (size_t)(rb - buf) + 1;
+        }
+        colon = memchr(buf + i, ':', size - i);
+        if (colon != NULL) {
+            unsigned long port = 0;
+            end = (size_t)(colon - buf);
+            CHECK(size - end >= 2 && size - end <= 6);
+            for (const char *p = colon + 1; p < buf + size; p++) {
+                CHECK(*p >= '0' && *p <= '9');
+                port = port * 10 + (unsigned long)(*p - '0');
+            }
+            CHECK(port >= 1 && port <= 65535);
+        }
+        for (; i < end; i++)
+            CHECK(is_unreserved(buf[i]));
+    }
+    free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    fuzz_host(data, size);
     fuzz_request(data, size);
     fuzz_response(data, size);
     fuzz_chunked(data, size);

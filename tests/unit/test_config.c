@@ -373,6 +373,35 @@ START_TEST(listen_errors)
 }
 END_TEST
 
+START_TEST(listen_backlog)
+{
+    load_ok(LISTEN);
+    ck_assert_uint_eq(cfg->listeners[0].backlog, 4096);
+    load_ok("listen:\n  - address: \":18080\"\n    backlog: 100\n"
+            "  - address: \":18081\"\n    backlog: 65535\n  - address: \":18082\"\n");
+    ck_assert_uint_eq(cfg->listeners[0].backlog, 100);
+    ck_assert_uint_eq(cfg->listeners[1].backlog, 65535);
+    ck_assert_uint_eq(cfg->listeners[2].backlog, 4096);
+    load_ok("listen:\n  - address: \":18080\"\n    backlog: 1\n");
+    ck_assert_uint_eq(cfg->listeners[0].backlog, 1);
+    ck_assert_str_eq(load_err(LISTEN "    backlog: 0\n"),
+                     "t.yaml:3:14: must be between 1 and 65535");
+    ck_assert_str_eq(load_err(LISTEN "    backlog: 65536\n"),
+                     "t.yaml:3:14: must be between 1 and 65535");
+    ck_assert_str_eq(load_err(LISTEN "    backlog: -1\n"),
+                     "t.yaml:3:14: expected an integer, got '-1'");
+    ck_assert_str_eq(load_err(LISTEN "    backlog: 4k\n"),
+                     "t.yaml:3:14: expected an integer, got '4k'");
+    ck_assert_str_eq(load_err(LISTEN "    backlog: \"\"\n"),
+                     "t.yaml:3:14: expected an integer, got ''");
+    ck_assert_str_eq(load_err(LISTEN "    backlog: [1]\n"), "t.yaml:3:14: expected an integer");
+    ck_assert_str_eq(load_err(LISTEN "    backlog: 99999999999999999999999\n"),
+                     "t.yaml:3:14: must be between 1 and 65535");
+    ck_assert_str_eq(load_err(LISTEN "admin:\n  address: \"127.0.0.1:19901\"\n  backlog: 10\n"),
+                     "t.yaml:5:12: backlog is not supported on admin");
+}
+END_TEST
+
 START_TEST(listen_resolution_errors)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
@@ -742,7 +771,7 @@ static Suite *config_suite(void)
          {defaults, empty_sections_mean_defaults, full_file, full_file_upstreams, full_file_routes,
           example_config_loads, refcount, missing_file}},
         {"top", {top_level_errors, env_in_config, workers}},
-        {"listen", {listen_errors, listen_resolution_errors, admin, parse_address}},
+        {"listen", {listen_errors, listen_backlog, listen_resolution_errors, admin, parse_address}},
         {"trusted", {trusted_proxies, trusted_proxies_errors}},
         {"limits", {limits_errors}},
         {"upstreams", {upstream_errors, upstream_host_header}},
