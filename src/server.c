@@ -305,7 +305,7 @@ int tg_server_run(tg_config_t *cfg)
     int *fds = calloc(nfds ? nfds : 1, sizeof(int));
     s.workers = calloc(cfg->workers, sizeof(tg_worker_t));
     s.base = event_base_new();
-    if (fds == NULL || s.workers == NULL || s.base == NULL || open_listeners(cfg, fds) < 0) {
+    if (fds == NULL || s.workers == NULL || s.base == NULL) {
         free(fds);
         free(s.workers);
         if (s.base)
@@ -313,6 +313,9 @@ int tg_server_run(tg_config_t *cfg)
         tg_config_unref(s.cfg);
         return 1;
     }
+    /* Signals are caught before the first listen(): from then on the kernel
+     * completes handshakes, so a supervisor that sees the port open may send
+     * SIGHUP at once, and the default action would kill the process. */
     struct event *sigterm = evsignal_new(s.base, SIGTERM, stop_cb, &s);
     struct event *sigint = evsignal_new(s.base, SIGINT, stop_cb, &s);
     struct event *sigusr1 = evsignal_new(s.base, SIGUSR1, reopen_cb, &s);
@@ -321,6 +324,17 @@ int tg_server_run(tg_config_t *cfg)
     evsignal_add(sigint, NULL);
     evsignal_add(sigusr1, NULL);
     evsignal_add(sighup, NULL);
+    if (open_listeners(cfg, fds) < 0) {
+        event_free(sigterm);
+        event_free(sigint);
+        event_free(sigusr1);
+        event_free(sighup);
+        free(fds);
+        free(s.workers);
+        event_base_free(s.base);
+        tg_config_unref(s.cfg);
+        return 1;
+    }
     pthread_mutex_init(&s.reload_lock, NULL);
     pthread_cond_init(&s.reload_done, NULL);
     s.reload_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
