@@ -1,12 +1,15 @@
 #include "admin.h"
+#include "admin_guard.h"
 #include "path_norm.h"
 #include "tollgate/plugin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* the request's HTTP version */
 #include <event2/keyvalq_struct.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/eventfd.h>
+#include <sys/queue.h> /* TAILQ_FOREACH over evhttp's headers */
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,6 +45,7 @@ struct tg_admin_s {
     pthread_t thread;
     bool started;
     atomic_bool ready;
+    char conf_host[256]; /* host part of the bound admin.address, for Host checks */
 };
 
 /* ---- secret masking ----------------------------------------------------- */
@@ -102,10 +107,23 @@ static json_t *juint(uint64_t v)
     return json_integer((json_int_t)v);
 }
 
+/* A secret: whether it is set, never its value. */
+static json_t *jsecret(bool set)
+{
+    return set ? json_string("***") : json_null();
+}
+
 static json_t *listen_json(const tg_listen_conf_t *l)
 {
     json_t *o = json_object();
     json_object_set_new(o, "address", jstr(l->name));
+    return o;
+}
+
+static json_t *admin_json(const tg_config_t *cfg)
+{
+    json_t *o = listen_json(&cfg->admin);
+    json_object_set_new(o, "token", jsecret(cfg->has_admin_token));
     return o;
 }
 
@@ -200,9 +218,11 @@ static json_t *match_json(const tg_route_t *r)
     if (r->methods != 0)
         json_object_set_new(o, "methods", methods_json(r));
     if (r->nheaders > 0) {
+        /* Operators route on shared secrets (X-Internal-Key: ...): the names
+         * are shown, no value. */
         json_t *hs = json_object();
         for (size_t i = 0; i < r->nheaders; i++)
-            json_object_set_new(hs, r->headers[i].name, jstr(r->headers[i].value));
+            json_object_set_new(hs, r->headers[i].name, jsecret(true));
         json_object_set_new(o, "headers", hs);
     }
     return o;
@@ -233,7 +253,7 @@ static json_t *redis_json(const tg_redis_conf_t *r)
         return json_null();
     json_t *o = json_object();
     json_object_set_new(o, "address", jstr(r->name));
-    json_object_set_new(o, "password", jstr(r->password));
+    json_object_set_new(o, "password", jsecret(r->password != NULL));
     json_object_set_new(o, "database", juint(r->database));
     json_object_set_new(o, "timeout_ms", juint(r->timeout_ms));
     json_object_set_new(o, "connect_timeout_ms", juint(r->connect_timeout_ms));
@@ -275,7 +295,7 @@ json_t *tg_admin_config_json(const tg_config_t *cfg)
     json_object_set_new(
         o, "listen",
         array_of(cfg->listeners, cfg->nlisteners, sizeof(*cfg->listeners), listen_one));
-    json_object_set_new(o, "admin", cfg->has_admin ? listen_json(&cfg->admin) : json_null());
+    json_object_set_new(o, "admin", cfg->has_admin ? admin_json(cfg) : json_null());
     json_object_set_new(o, "limits", limits_json(&cfg->limits));
     json_object_set_new(o, "trusted_proxies",
                         array_of(cfg->trusted_proxies, cfg->ntrusted_proxies,
@@ -288,6 +308,8 @@ json_t *tg_admin_config_json(const tg_config_t *cfg)
     json_object_set_new(o, "plugins", chain_json(cfg->global_chain));
     json_object_set_new(o, "plugin_path", jstr(cfg->plugin_path));
     json_object_set_new(o, "redis", redis_json(cfg->redis));
+    /* Known secrets are masked where they are written (jsecret); this pass
+     * catches a field added later under a secret-looking name. */
     tg_admin_mask_secrets(o);
     return o;
 }
@@ -300,6 +322,10 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", ctype);
     evhttp_add_header(h, "Cache-Control", "no-store");
+    /* One reply, then close: whatever follows a refused request (pipelined
+     * bytes, a body evhttp would have to skip) is never read. */
+    if (code >= 400)
+        evhttp_add_header(h, "Connection", "close");
     if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
         /* evhttp would send the body: RFC 9110 section 9.3.2 wants the GET
          * response's headers (its length included) and no content. */
@@ -434,43 +460,162 @@ static void get_config(tg_admin_t *a, struct evhttp_request *req)
     evbuffer_free(b);
 }
 
-static const struct {
+/* ---- who may ask (src/admin_guard.h) ------------------------------------ */
+
+/* The request headers the checks read, found in one pass. */
+typedef struct {
+    const char *host, *authorization, *content_type;
+    unsigned nhost, nauthorization, ncontent_type;
+    bool origin;
+} heads_t;
+
+static void scan_heads(struct evhttp_request *req, heads_t *hd)
+{
+    struct evkeyval *kv;
+    memset(hd, 0, sizeof(*hd));
+    TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
+        if (strcasecmp(kv->key, "Host") == 0) {
+            hd->host = kv->value;
+            hd->nhost++;
+        } else if (strcasecmp(kv->key, "Authorization") == 0) {
+            hd->authorization = kv->value;
+            hd->nauthorization++;
+        } else if (strcasecmp(kv->key, "Content-Type") == 0) {
+            hd->content_type = kv->value;
+            hd->ncontent_type++;
+        } else if (strcasecmp(kv->key, "Origin") == 0) {
+            hd->origin = true;
+        }
+    }
+}
+
+/* The address the connection arrived on (admin may listen on 0.0.0.0). */
+static const struct sockaddr *local_addr(struct evhttp_request *req, struct sockaddr_storage *ss)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    socklen_t len = sizeof(*ss);
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)ss, &len) < 0)
+        return NULL;
+    return (const struct sockaddr *)ss;
+}
+
+static bool token_ok(tg_admin_t *a, const heads_t *hd)
+{
+    tg_config_t *cfg = current_config(a);
+    bool ok =
+        !cfg->has_admin_token ||
+        (hd->nauthorization == 1 && tg_admin_bearer_ok(hd->authorization, cfg->admin_token_sha256));
+    tg_config_unref(cfg);
+    return ok;
+}
+
+/* Host, then the token; false when it answered. A Host-less HTTP/1.0 request
+ * passes: every browser sends Host, so it cannot come from a page, and old
+ * health checkers send none. HTTP/1.1 needs exactly one (RFC 9112 section 3.2). */
+static bool guard(tg_admin_t *a, struct evhttp_request *req, const heads_t *hd)
+{
+    struct sockaddr_storage ss;
+    bool http10 = req->major == 1 && req->minor == 0;
+    if (hd->nhost > 1 || (hd->nhost == 0 && !http10)) {
+        reply_text(req, 400, "Bad Request", "exactly one Host header is required\n");
+        return false;
+    }
+    if (hd->nhost == 1 && !tg_admin_host_ok(hd->host, a->conf_host, local_addr(req, &ss))) {
+        reply_text(req, 403, "Forbidden", "Host does not name this admin endpoint\n");
+        return false;
+    }
+    if (!token_ok(a, hd)) {
+        /* RFC 6750 section 3.1: error only when a token was presented. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          hd->nauthorization == 0
+                              ? "Bearer realm=\"tollgate admin\""
+                              : "Bearer realm=\"tollgate admin\", error=\"invalid_token\"");
+        reply_text(req, 401, "Unauthorized", "admin token required\n");
+        return false;
+    }
+    return true;
+}
+
+/* open: no Host check and no token. Probes and scrapers address the endpoint
+ * by whatever name their platform gives it (a service name, a node IP), and
+ * these answers disclose no secret and change nothing. Everything else, an
+ * unknown path included, is guarded. */
+typedef struct {
     const char *path;
-    void (*get)(tg_admin_t *a, struct evhttp_request *req);
-} endpoints[] = {
-    {"/healthz", get_healthz},
-    {"/readyz", get_readyz},
-    {"/metrics", get_metrics},
-    {"/config", get_config},
+    bool open;
+    bool post; /* POST only; otherwise GET and HEAD */
+    void (*serve)(tg_admin_t *a, struct evhttp_request *req);
+} endpoint_t;
+
+static const endpoint_t endpoints[] = {
+    {"/healthz", true, false, get_healthz}, {"/readyz", true, false, get_readyz},
+    {"/metrics", true, false, get_metrics}, {"/config", false, false, get_config},
+    {"/reload", false, true, post_reload},
 };
+
+static const endpoint_t *find_endpoint(const char *uri)
+{
+    size_t len = strcspn(uri, "?");
+    for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++)
+        if (strlen(endpoints[i].path) == len && strncmp(endpoints[i].path, uri, len) == 0)
+            return &endpoints[i];
+    return NULL;
+}
+
+/* Method, then (POST) the body's type; false when it answered. */
+static bool method_ok(const endpoint_t *e, struct evhttp_request *req, const heads_t *hd)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    bool allowed = e->post ? m == EVHTTP_REQ_POST : m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
+    if (!allowed) {
+        /* RFC 9110 section 15.5.6: a 405 lists the allowed methods. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          e->post ? "POST" : "GET, HEAD");
+        reply_text(req, 405, "Method Not Allowed", "method not allowed\n");
+        return false;
+    }
+    size_t body = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    if (e->post && (hd->ncontent_type > 1 || !tg_admin_reload_type_ok(hd->content_type, body))) {
+        /* A form a page posts cross-site without a preflight. */
+        reply_text(req, 415, "Unsupported Media Type",
+                   "send no body, or Content-Type: application/json\n");
+        return false;
+    }
+    return true;
+}
 
 static void handle(struct evhttp_request *req, void *arg)
 {
+    tg_admin_t *a = arg;
     const char *uri = evhttp_request_get_uri(req);
-    size_t len = strcspn(uri, "?");
-    if (len == 7 && strncmp(uri, "/reload", 7) == 0) {
-        if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-            reply_text(req, 405, "Method Not Allowed", "method not allowed\n");
-            return;
-        }
-        post_reload(arg, req);
+    heads_t hd;
+    scan_heads(req, &hd);
+    /* Origin-form only: CONNECT, absolute-form and "*" are not requests for
+     * this server (RFC 9112 section 3.2). */
+    if (uri[0] != '/' || evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT) {
+        /* evhttp neither frames nor closes a reply to CONNECT (it expects a
+         * tunnel): answered as the refusal of a GET would be. */
+        req->type = EVHTTP_REQ_GET;
+        reply_text(req, 400, "Bad Request", "bad request target\n");
         return;
     }
-    for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
-        if (strlen(endpoints[i].path) != len || strncmp(endpoints[i].path, uri, len) != 0)
-            continue;
-        enum evhttp_cmd_type m = evhttp_request_get_command(req);
-        if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-            /* RFC 9110 section 15.5.6: a 405 lists the allowed methods. */
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-            reply_text(req, 405, "Method Not Allowed", "method not allowed\n");
-            return;
-        }
-        endpoints[i].get(arg, req);
+    /* A browser marks cross-origin requests (and same-origin POSTs) with
+     * Origin; no probe, scraper or curl sends it. */
+    if (hd.origin) {
+        reply_text(req, 403, "Forbidden", "requests with Origin are refused\n");
         return;
     }
-    reply_text(req, 404, "Not Found", "not found\n");
+    const endpoint_t *e = find_endpoint(uri);
+    if ((e == NULL || !e->open) && !guard(a, req, &hd))
+        return;
+    if (e == NULL) {
+        reply_text(req, 404, "Not Found", "not found\n");
+        return;
+    }
+    if (method_ok(e, req, &hd))
+        e->serve(a, req);
 }
 
 /* ---- thread and lifecycle ----------------------------------------------- */
@@ -568,6 +713,7 @@ tg_admin_t *tg_admin_start(tg_config_t *cfg, tg_worker_t *workers, unsigned nwor
         return NULL;
     }
     a->cfg = tg_config_ref(cfg);
+    tg_admin_conf_host(cfg->admin.name, a->conf_host, sizeof(a->conf_host));
     a->workers = workers;
     a->nworkers = nworkers;
     a->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -1,6 +1,9 @@
 /*
  * The admin endpoint (admin.address): its own thread and event loop, separate
  * from client listeners, serving /healthz, /readyz, /metrics and /config.
+ * /healthz, /readyz and /metrics are open to any prober; /config, POST /reload
+ * and unknown paths need a Host naming the endpoint and admin.token when set;
+ * a request with Origin is refused everywhere (src/admin_guard.h).
  */
 #ifndef TG_ADMIN_H
 #define TG_ADMIN_H

@@ -158,6 +158,7 @@ static tg_plugin_inst_t *create_instance(tg_config_t *cfg, const entry_t *e, tg_
         .config_dir = cfg->dir ? cfg->dir : ".",
         .before = before,
         .metrics = tg_metrics_registry(),
+        .redis_configured = cfg->redis != NULL, /* parsed before the plugins */
     };
     void *instance = NULL;
     const tg_conf_node_t *conf = e->config ? e->config : &null_node;

@@ -4,6 +4,7 @@
  * last tg_config_unref(), except the compiled regexes and the router.
  */
 #include "config.h"
+#include "admin_guard.h"
 #include "aggregate.h"
 #include "chain.h"
 #include "cidr.h"
@@ -318,6 +319,7 @@ static int parse_workers(ctx_t *c, const tg_conf_node_t *n)
 /* ---- listen / admin ---------------------------------------------------- */
 
 static const char *const listen_keys[] = {"address", "tls", "backlog", NULL};
+static const char *const admin_keys[] = {"address", "tls", "token", NULL};
 
 /* listen(2) queue of each worker's socket. 4096 is Linux's somaxconn default
  * since 5.4; a burst beyond the queue drops SYNs (a 1 s client stall). The
@@ -328,9 +330,9 @@ static const field_t listen_fields[] = {
 
 /* *at: the address node, for the callers' duplicate errors. */
 static int parse_listener(ctx_t *c, const tg_conf_node_t *n, const char *where,
-                          tg_listen_conf_t *out, const tg_conf_node_t **at)
+                          const char *const *keys, tg_listen_conf_t *out, const tg_conf_node_t **at)
 {
-    if (tg_conf_check_keys_in(n, listen_keys, where, c->err) < 0)
+    if (tg_conf_check_keys_in(n, keys, where, c->err) < 0)
         return -1;
     const tg_conf_node_t *a = tg_conf_map_get(n, "address");
     const char *text;
@@ -355,7 +357,7 @@ static int parse_listen(ctx_t *c, const tg_conf_node_t *n)
     for (size_t i = 0; i < n->count; i++) {
         const tg_conf_node_t *at;
         tg_listen_conf_t *l = &cfg->listeners[i];
-        if (parse_listener(c, n->items[i], "listen", l, &at) < 0)
+        if (parse_listener(c, n->items[i], "listen", listen_keys, l, &at) < 0)
             return -1;
         l->backlog = TG_LISTEN_BACKLOG;
         if (parse_fields(c, n->items[i], listen_fields, 1, l, listen_keys, "listen") < 0)
@@ -371,6 +373,24 @@ static int parse_listen(ctx_t *c, const tg_conf_node_t *n)
     return 0;
 }
 
+/* Only the digest is kept: /config and a core dump have no token to show. */
+static int parse_admin_token(ctx_t *c, const tg_conf_node_t *n)
+{
+    const char *s;
+    if (n == NULL)
+        return 0;
+    if (tg_conf_get_string(n, &s, c->err) < 0)
+        return -1;
+    if (!tg_admin_token_valid(s))
+        return tg_conf_error(c->err, n,
+                             "admin token must be at least %d characters of A-Z a-z 0-9 "
+                             "- . _ ~ + / (then '=' padding): what a Bearer header carries",
+                             TG_ADMIN_TOKEN_MIN);
+    tg_admin_token_digest(s, strlen(s), c->cfg->admin_token_sha256);
+    c->cfg->has_admin_token = true;
+    return 0;
+}
+
 static int parse_admin(ctx_t *c, const tg_conf_node_t *n)
 {
     tg_config_t *cfg = c->cfg;
@@ -382,14 +402,14 @@ static int parse_admin(ctx_t *c, const tg_conf_node_t *n)
     if (tg_conf_map_get(n, "backlog") != NULL)
         return tg_conf_error(c->err, tg_conf_map_get(n, "backlog"),
                              "backlog is not supported on admin");
-    if (parse_listener(c, n, "admin", &cfg->admin, &at) < 0)
+    if (parse_listener(c, n, "admin", admin_keys, &cfg->admin, &at) < 0)
         return -1;
     for (size_t j = 0; j < cfg->nlisteners; j++)
         if (same_sockaddr(&cfg->listeners[j].addr, &cfg->admin.addr))
             return tg_conf_error(c->err, at, "admin address '%s' is also a listen address",
                                  cfg->admin.name);
     cfg->has_admin = true;
-    return 0;
+    return parse_admin_token(c, tg_conf_map_get(n, "token"));
 }
 
 /* ---- trusted_proxies --------------------------------------------------- */

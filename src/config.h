@@ -135,6 +135,8 @@ typedef struct tg_config_s {
     size_t nlisteners;
     bool has_admin;
     tg_listen_conf_t admin;
+    bool has_admin_token;                 /* admin.token set: /config, POST /reload need it */
+    unsigned char admin_token_sha256[32]; /* SHA-256 of admin.token; the token is not kept */
     tg_limits_t limits;
     tg_cidr_t *trusted_proxies;
     size_t ntrusted_proxies;

@@ -76,6 +76,11 @@ typedef struct {
     const char *config_dir;    /* directory of the main config file (relative paths) */
     const char *const *before; /* names of the plugins that run before this one, NULL-terminated */
     tg_metrics_t *metrics;     /* registry for the plugin's own metrics */
+    /* A top-level `redis:` is configured: without it every tg_redis_command()
+     * fails with "redis not configured", so a plugin that needs Redis refuses
+     * the config here (an error at load, not a warning per request). Appended
+     * without a version bump: a plugin built before it never reads it. */
+    bool redis_configured;
 } tg_plugin_env_t;
 
 typedef struct tg_plugin_s {

@@ -9,7 +9,7 @@
  *         - { rate: 100, per: 1s, burst: 200 }
  *         - { rate: 5000, per: 1h }   # burst defaults to rate
  *       cost: 1
- *       backend: redis            # redis | local
+ *       backend: redis            # redis (needs the top-level redis:) | local
  *       on_error: local           # allow | deny | local (Redis unreachable or slow)
  *       headers: true             # RateLimit-* on every decided response
  *
@@ -297,6 +297,19 @@ static int create_parse(const tg_conf_node_t *node, rl_t *c, tg_conf_err_t *err)
                : 0;
 }
 
+/* backend redis (the default) without a top-level `redis:` would decide every
+ * request through on_error: a config error, at the backend key when written. */
+static int check_backend(const tg_conf_node_t *node, const rl_t *c, const tg_plugin_env_t *env,
+                         tg_conf_err_t *err)
+{
+    const tg_conf_node_t *at = tg_conf_map_get(node, "backend");
+    if (c->backend != BACKEND_REDIS || env->redis_configured)
+        return 0;
+    return tg_conf_error(err, at != NULL ? at : node,
+                         "backend redis%s needs a top-level 'redis:' section (or backend: local)",
+                         at != NULL ? "" : " (the default)");
+}
+
 static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void **out,
                   tg_conf_err_t *err)
 {
@@ -304,7 +317,7 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
     if (c == NULL)
         return tg_conf_error(err, node, "out of memory");
     atomic_init(&c->outage, false);
-    if (create_parse(node, c, err) < 0) {
+    if (create_parse(node, c, err) < 0 || check_backend(node, c, env, err) < 0) {
         destroy(c);
         return -1;
     }

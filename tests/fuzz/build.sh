@@ -12,6 +12,10 @@ name=${1:?usage: tests/fuzz/build.sh <target> (e.g. http_parser)}
 case "$name" in
 http_parser) extra="src/http_parser.c src/chunked.c src/host.c" ;;
 path_norm) extra="src/path_norm.c" ;;
+admin_guard)
+    extra="src/admin_guard.c"
+    libs="-lcrypto"
+    ;;
 shape)
     # fuzz_shape.c #includes tests/unit/shape_dom_oracle.c (the differential oracle)
     extra="plugins/response-shape/shape.c"

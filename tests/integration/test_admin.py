@@ -1,6 +1,7 @@
 """The admin endpoint: /healthz, /readyz, /metrics (checked against the traffic
 sent, parsed with prometheus_client's own parser) and /config."""
 
+import json
 import signal
 import socket
 import subprocess
@@ -27,12 +28,14 @@ def admin(gateway_factory, upstream_factory):
     """A gateway with route "users" (/users) to upstream "users", no catch-all,
     and the admin endpoint: ns(gw, up, port, admin)."""
 
-    def make(workers=2, upstream=None, up=None):
+    def make(workers=2, upstream=None, up=None, token=None):
         up = up or upstream_factory("users")
         port, admin_port = h.free_port(), h.free_port()
         ups = {"users": h.upstream_conf([up.address], **(upstream or {}))}
         routes = [h.route("users", "users", {"path_prefix": "/users"})]
         cfg = admin_config(port, admin_port, ups, routes, workers=workers)
+        if token is not None:
+            cfg["admin"]["token"] = token
         gw = gateway_factory(cfg)
         wait_ready(admin_port)
         return types.SimpleNamespace(gw=gw, up=up, port=port, admin=admin_port, cfg=cfg)
@@ -40,8 +43,8 @@ def admin(gateway_factory, upstream_factory):
     return make
 
 
-def get(port, path, method="GET"):
-    return h.request(port, method, path, host="127.0.0.1")
+def get(port, path, method="GET", headers=(), host="127.0.0.1", body=b"", version="HTTP/1.1"):
+    return h.request(port, method, path, headers=headers, host=host, body=body, version=version)
 
 
 def wait_ready(admin_port, timeout=5.0):
@@ -230,7 +233,7 @@ def test_config_document(gateway_factory, upstream_factory):
     j = r.json()
     assert j["workers"] == 2
     assert j["listen"] == [{"address": "127.0.0.1:%d" % port}]
-    assert j["admin"] == {"address": "127.0.0.1:%d" % admin_port}
+    assert j["admin"] == {"address": "127.0.0.1:%d" % admin_port, "token": None}
     assert j["trusted_proxies"] == ["10.0.0.0/8"]
     assert j["limits"] == {
         "header_timeout_ms": 5000, "idle_timeout_ms": 10000, "body_timeout_ms": 10000,
@@ -245,7 +248,7 @@ def test_config_document(gateway_factory, upstream_factory):
     }]
     assert j["routes"] == [
         {"name": "users", "match": {"path_prefix": "/api/users", "methods": ["GET", "POST"],
-                                    "headers": {"x-env": "canary"}},
+                                    "headers": {"x-env": "***"}},
          "strip_prefix": "/api", "upstream": "users", "plugins": []},
         {"name": "exact", "match": {"host": "*.example.com", "path": "/exact"},
          "strip_prefix": None, "upstream": "users", "plugins": []},
@@ -299,3 +302,183 @@ def test_admin_port_taken_fails_startup(tmp_path):
             assert marker not in err
     finally:
         blocker.close()
+
+
+# ---------------------------------------------- cross-site protection ----
+
+TOKEN = "planted-admin-token-0123456789"
+
+
+def bearer(tok=TOKEN):
+    return [("Authorization", "Bearer " + tok)]
+
+
+def reload_count(gw):
+    return gw.stderr().count("reloaded ")
+
+
+def test_config_and_reload_need_the_token(admin):
+    a = admin(token=TOKEN)
+    for path, method in (("/config", "GET"), ("/config", "HEAD"), ("/reload", "POST")):
+        for headers in ((), bearer("wrong-token-0123456789"), bearer(TOKEN[:-1]), bearer(TOKEN + "x"),
+                        [("Authorization", "Basic " + TOKEN)], [("Authorization", "Bearer")],
+                        bearer() + bearer()):  # two Authorization headers: ambiguous
+            r = get(a.admin, path, method, headers=headers)
+            assert r.status == 401, (path, headers, r)
+            assert r.header("www-authenticate").startswith("Bearer"), r
+            assert r.header("connection") == "close"
+            if headers:
+                assert 'error="invalid_token"' in r.header("www-authenticate")
+    assert reload_count(a.gw) == 0
+    r = get(a.admin, "/config", headers=bearer())
+    assert r.status == 200 and r.json()["admin"]["token"] == "***"
+    r = get(a.admin, "/config", headers=[("authorization", "bearer  " + TOKEN)])  # scheme is case-insensitive
+    assert r.status == 200
+    r = get(a.admin, "/reload", "POST", headers=bearer())
+    assert (r.status, r.body) == (200, b"reloaded\n")
+    # Probes and scrapers need no token.
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert get(a.admin, path).status == 200, path
+
+
+@pytest.mark.parametrize("path,method", [("/config", "GET"), ("/reload", "POST"), ("/nope", "GET")])
+def test_rebinding_hosts_are_refused(admin, path, method):
+    a = admin()
+    for host in ("evil.example:%d" % a.admin, "evil.example", "127.0.0.1.evil.example:%d" % a.admin,
+                 "localhost.evil.example", "localhost.", "0.0.0.0:%d" % a.admin, "127.1", "[::2]",
+                 "localhost:0", "localhost:x", "[localhost]", ""):
+        r = get(a.admin, path, method, host=host)
+        assert r.status == 403, (host, r)
+        assert r.header("connection") == "close"
+    assert reload_count(a.gw) == 0
+    # Missing (HTTP/1.1) or duplicate Host: 400 (RFC 9112 section 3.2).
+    assert get(a.admin, path, method, host=None).status == 400
+    assert get(a.admin, path, method, headers=[("Host", "localhost")]).status == 400
+    # The names of this endpoint, with any port (port forwards).
+    want = 404 if path == "/nope" else 200
+    for host in ("127.0.0.1:%d" % a.admin, "127.0.0.1", "localhost:%d" % a.admin, "LOCALHOST",
+                 "localhost:8080", "127.9.9.9:1", "[::1]:%d" % a.admin):
+        assert get(a.admin, path, method, host=host).status == want, host
+    # HTTP/1.0 without Host: no browser sends that.
+    assert get(a.admin, path, method, host=None, version="HTTP/1.0").status == want
+
+
+def test_origin_is_refused_everywhere_but_open_endpoints_answer_any_host(admin):
+    a = admin()
+    for path, method in (("/config", "GET"), ("/reload", "POST"), ("/metrics", "GET"), ("/healthz", "GET"),
+                         ("/readyz", "GET"), ("/config", "OPTIONS")):
+        for origin in ("http://127.0.0.1:%d" % a.admin, "null", "https://evil.example"):
+            r = get(a.admin, path, method, headers=[("Origin", origin)])
+            assert r.status == 403, (path, origin, r)
+            assert r.header("connection") == "close"
+    assert reload_count(a.gw) == 0
+    # A scraper or a probe addresses the endpoint by its platform's name.
+    for path in ("/healthz", "/readyz", "/metrics"):
+        r = get(a.admin, path, host="tollgate-admin.monitoring.svc:%d" % a.admin)
+        assert r.status == 200, path
+
+
+@pytest.mark.parametrize("ctype,body", [
+    ("application/x-www-form-urlencoded", b""),
+    ("application/x-www-form-urlencoded", b"a=1"),
+    ("multipart/form-data; boundary=x", b"--x--\r\n"),
+    ("text/plain", b"x"),
+    ("Text/Plain;charset=utf-8", b""),
+    ("application/octet-stream", b"x"),
+    (None, b"x"),  # a body with no type: fetch() sends a Blob like that
+])
+def test_reload_refuses_form_content_types(admin, ctype, body):
+    a = admin()
+    headers = [("Content-Type", ctype)] if ctype else []
+    r = get(a.admin, "/reload", "POST", headers=headers, body=body)
+    assert r.status == 415, r
+    assert r.header("connection") == "close"
+    assert reload_count(a.gw) == 0
+
+
+def test_reload_accepts_no_body_or_json(admin):
+    a = admin()
+    assert get(a.admin, "/reload", "POST").status == 200
+    assert get(a.admin, "/reload", "POST", headers=[("Content-Type", "application/json")], body=b"{}").status == 200
+    r = get(a.admin, "/reload", "POST", headers=[("Content-Type", "application/json"),
+                                               ("Content-Type", "text/plain")], body=b"{}")
+    assert r.status == 415
+    assert reload_count(a.gw) == 2
+
+
+@pytest.mark.parametrize("first", [
+    b"GET /config HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+    b"POST /reload HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nOrigin: null\r\n\r\n",
+    b"GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"DELETE /config HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"GET /config HTTP/1.1\r\n\r\n",
+    b"GET http://localhost/config HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"CONNECT /config HTTP/1.1\r\nHost: localhost\r\n\r\n",
+], ids=["host", "form", "origin", "404", "405", "no-host", "absolute-form", "asterisk", "connect", "connect-path"])
+def test_error_replies_are_one_reply_then_close(admin, first):
+    """A refused request gets one framed reply, and what was pipelined behind
+    it is never answered."""
+    a = admin()
+    with h.Conn(a.admin, timeout=5) as c:
+        c.send(first + b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        r = c.read_response(allow_eof_body=False)
+        assert 400 <= r.status < 500, r
+        assert r.header("content-length") is not None, r
+        # (evhttp drops the Connection header of an absolute-form request's
+        # reply, taking it for a proxy request, but closes all the same.)
+        c.expect_closed()
+
+
+def test_config_masks_every_secret(gateway_factory, upstream_factory, tmp_path):
+    """Plants one secret per kind and walks the whole /config document."""
+    up = upstream_factory("users")
+    port, admin_port = h.free_port(), h.free_port()
+    planted = {
+        "admin token": TOKEN,
+        "redis password": "planted-redis-password",
+        "header match": "planted-header-value",
+        "authorization match": "Bearer planted-bearer",
+        "jwt secret": "planted-jwt-hmac-secret-of-32-bytes!!",
+    }
+    routes = [h.route("internal", "users", {"path_prefix": "/internal",
+                                            "headers": {"X-Internal-Key": planted["header match"],
+                                                        "X-Env": "canary"}}),
+              h.route("auth", "users", {"path_prefix": "/auth",
+                                        "headers": {"Authorization": planted["authorization match"]}}),
+              h.route("users", "users", {"path_prefix": "/users"})]
+    routes[2]["plugins"] = [{"name": "jwt", "config": {
+        "keys": [{"algorithm": "HS256", "secret": planted["jwt secret"]}]}}]
+    cfg = admin_config(port, admin_port, {"users": h.upstream_conf([up.address])}, routes)
+    cfg["admin"]["token"] = TOKEN
+    cfg["redis"] = {"address": "127.0.0.1:%d" % h.free_port(), "password": planted["redis password"]}
+    gateway_factory(cfg)
+    wait_ready(admin_port)
+    r = get(admin_port, "/config", headers=bearer())
+    assert r.status == 200, r
+    text = r.body.decode()
+
+    def strings(v, where="$"):
+        if isinstance(v, dict):
+            for k, x in v.items():
+                yield where + "." + k, k
+                yield from strings(x, where + "." + k)
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                yield from strings(x, "%s[%d]" % (where, i))
+        elif isinstance(v, str):
+            yield where, v
+
+    doc = json.loads(text)
+    for kind, secret in planted.items():
+        assert secret not in text, kind
+        for where, s in strings(doc):
+            assert secret not in s, (kind, where)
+    # The structure stays: header names, a set admin token and redis password show as "***".
+    assert doc["admin"]["token"] == "***"
+    assert doc["redis"]["password"] == "***"
+    assert doc["routes"][0]["match"]["headers"] == {"x-internal-key": "***", "x-env": "***"}
+    assert doc["routes"][1]["match"]["headers"] == {"authorization": "***"}
+    assert doc["routes"][2]["plugins"] == ["jwt"]

@@ -415,3 +415,36 @@ def test_config_errors_at_the_node(upstream, tmp_path, conf, at, msg):
         start = next(i for i, l in enumerate(lines) if l.strip() == "config:")
         lineno = next(i for i, l in enumerate(lines) if i > start and l.lstrip("- ").startswith(at + ":")) + 1
         assert ("t.yaml:%d:" % lineno) in err, (lineno, err)
+
+
+@pytest.mark.parametrize("backend", ["redis", None], ids=["explicit", "default"])
+def test_redis_backend_without_redis_section_is_a_config_error(upstream, tmp_path, backend):
+    """Not a warning per request at run time: `tollgate -t` refuses it, at the
+    backend key (or at the config map when the default applies)."""
+    conf = {"key": "ip", "limits": [{"rate": 5, "per": "1s"}]}
+    if backend is not None:
+        conf["backend"] = backend
+    cfg = make_config(h.free_port(), upstream, [rl_route("a", "/a", conf)])
+    text = h.yaml_text(cfg)
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    rc, err = h.run_check(path)
+    assert rc != 0, err
+    lines = text.splitlines()
+    start = next(i for i, l in enumerate(lines) if l.strip() == "config:")
+    if backend is not None:
+        i = next(i for i, l in enumerate(lines) if i > start and l.strip().startswith("backend:"))
+        col = lines[i].index("redis") + 1
+    else:
+        i = start + 1  # the config map's first key
+        col = len(lines[i]) - len(lines[i].lstrip()) + 1
+    assert "t.yaml:%d:%d: backend redis" % (i + 1, col) in err, err
+    assert "needs a top-level 'redis:' section (or backend: local)" in err, err
+    # With a redis: section (nothing needs to listen there) or backend local, it loads.
+    cfg["redis"] = {"address": "127.0.0.1:%d" % h.free_port()}
+    path.write_text(h.yaml_text(cfg))
+    assert h.run_check(path)[0] == 0
+    del cfg["redis"]
+    conf["backend"] = "local"
+    path.write_text(h.yaml_text(cfg))
+    assert h.run_check(path)[0] == 0

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin_guard.h"
 #include "config.h"
 #include "path_norm.h"
 
@@ -431,6 +432,43 @@ START_TEST(admin)
 }
 END_TEST
 
+START_TEST(admin_token)
+{
+    load_ok(LISTEN "admin:\n  address: \"127.0.0.1:19901\"\n");
+    ck_assert(!cfg->has_admin_token);
+    setenv("TG_T_ADMIN_TOKEN", "0123456789abcdef+/=", 1);
+    load_ok(LISTEN "admin:\n  address: \"127.0.0.1:19901\"\n  token: \"${TG_T_ADMIN_TOKEN}\"\n");
+    ck_assert(cfg->has_admin_token);
+    unsigned char want[TG_ADMIN_DIGEST_LEN];
+    tg_admin_token_digest("0123456789abcdef+/=", 19, want);
+    ck_assert_mem_eq(cfg->admin_token_sha256, want, sizeof(want));
+    const char *why = "admin token must be at least 16 characters of A-Z a-z 0-9 - . _ ~ + / "
+                      "(then '=' padding): what a Bearer header carries";
+    char expect[256];
+    snprintf(expect, sizeof(expect), "t.yaml:5:10: %s", why);
+    ck_assert_str_eq(load_err(LISTEN "admin:\n  address: \"127.0.0.1:19901\"\n  token: short\n"),
+                     expect);
+    /* An empty variable does not silently switch the token off. */
+    setenv("TG_T_ADMIN_TOKEN", "", 1);
+    ck_assert_str_eq(
+        load_err(LISTEN
+                 "admin:\n  address: \"127.0.0.1:19901\"\n  token: \"${TG_T_ADMIN_TOKEN}\"\n"),
+        expect);
+    ck_assert_str_eq(
+        load_err(LISTEN "admin:\n  address: \"127.0.0.1:19901\"\n  token: \"0123456789 abcdef\"\n"),
+        expect);
+    unsetenv("TG_T_ADMIN_TOKEN");
+    ck_assert_str_eq(
+        load_err(LISTEN
+                 "admin:\n  address: \"127.0.0.1:19901\"\n  token: \"${TG_T_ADMIN_TOKEN}\"\n"),
+        "t.yaml:5:10: environment variable TG_T_ADMIN_TOKEN is not set");
+    /* listen entries take no token */
+    ck_assert_str_eq(
+        load_err("listen:\n  - address: \":18080\"\n    token: \"0123456789abcdefgh\"\n"),
+        "t.yaml:3:5: unknown key 'token' in listen");
+}
+END_TEST
+
 START_TEST(parse_address)
 {
     struct sockaddr_storage ss;
@@ -771,7 +809,9 @@ static Suite *config_suite(void)
          {defaults, empty_sections_mean_defaults, full_file, full_file_upstreams, full_file_routes,
           example_config_loads, refcount, missing_file}},
         {"top", {top_level_errors, env_in_config, workers}},
-        {"listen", {listen_errors, listen_backlog, listen_resolution_errors, admin, parse_address}},
+        {"listen",
+         {listen_errors, listen_backlog, listen_resolution_errors, admin, admin_token,
+          parse_address}},
         {"trusted", {trusted_proxies, trusted_proxies_errors}},
         {"limits", {limits_errors}},
         {"upstreams", {upstream_errors, upstream_host_header}},

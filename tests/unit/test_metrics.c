@@ -620,10 +620,11 @@ START_TEST(test_config_json)
     ck_assert_ptr_nonnull(j);
     ck_json(j, "workers", "2");
     ck_json(j, "listen", "[{\"address\":\"127.0.0.1:18080\"}]");
-    ck_json(j, "admin", "{\"address\":\"127.0.0.1:19901\"}");
+    ck_json(j, "admin", "{\"address\":\"127.0.0.1:19901\",\"token\":null}");
     ck_json(j, "trusted_proxies", "[\"10.0.0.0/8\",\"::1/128\"]");
     ck_json(j, "limits",
-            "{\"body_timeout_ms\":60000,\"drain_timeout_ms\":30000,\"header_timeout_ms\":10000,"
+            "{\"body_timeout_ms\":60000,\"drain_timeout_ms\":30000,\"encoded_slashes\":\"reject\","
+            "\"header_timeout_ms\":10000,"
             "\"idle_timeout_ms\":60000,\"max_body_size\":10485760,\"max_header_size\":16384,"
             "\"max_headers\":64,\"send_timeout_ms\":60000}");
     ck_json(j, "upstreams",
@@ -633,9 +634,9 @@ START_TEST(test_config_json)
             "{\"balance\":\"round_robin\",\"connect_timeout_ms\":1000,\"fail_timeout_ms\":10000,"
             "\"keepalive\":32,\"max_fails\":3,\"name\":\"orders\",\"retries\":1,"
             "\"targets\":[\"127.0.0.1:9101\",\"127.0.0.1:9102\"],\"timeout_ms\":30000}]");
-    /* The Authorization header match is masked by the generic pass. */
+    /* Every header match value is masked: operators route on shared secrets. */
     ck_json(j, "routes",
-            "[{\"match\":{\"headers\":{\"authorization\":\"***\",\"x-env\":\"canary\"},"
+            "[{\"match\":{\"headers\":{\"authorization\":\"***\",\"x-env\":\"***\"},"
             "\"host\":\"*.example.com\",\"methods\":[\"GET\",\"POST\",\"PURGE\"],"
             "\"path_prefix\":\"/api/users\"},\"name\":\"users\",\"plugins\":[],"
             "\"strip_prefix\":\"/api\",\"upstream\":\"users\"},"
@@ -643,6 +644,28 @@ START_TEST(test_config_json)
             "\"strip_prefix\":null,\"upstream\":\"orders\"}]");
     ck_json(j, "plugins", "[]");
     ck_json(j, "redis", "null");
+    json_decref(j);
+    tg_config_unref(c);
+}
+END_TEST
+
+START_TEST(test_config_json_secrets)
+{
+    tg_config_t *c = load("listen:\n  - address: \"127.0.0.1:18080\"\n"
+                          "admin:\n  address: \"127.0.0.1:19901\"\n"
+                          "  token: \"planted-admin-token-0123\"\n"
+                          "redis:\n  address: \"127.0.0.1:6379\"\n"
+                          "  password: \"planted-redis-password\"\n"
+                          "upstreams:\n  users:\n    targets: [\"127.0.0.1:9001\"]\n"
+                          "routes:\n  - match:\n      headers: { X-Internal: planted-header }\n"
+                          "    upstream: users\n");
+    ck_assert(c->has_admin_token);
+    json_t *j = tg_admin_config_json(c);
+    char *s = dump(j);
+    ck_assert_ptr_null(strstr(s, "planted"));
+    free(s);
+    ck_json(j, "admin", "{\"address\":\"127.0.0.1:19901\",\"token\":\"***\"}");
+    ck_json(json_object_get(j, "redis"), "password", "\"***\"");
     json_decref(j);
     tg_config_unref(c);
 }
@@ -685,8 +708,8 @@ static char *http(unsigned short port, const char *raw)
 static char *get(unsigned short port, const char *method, const char *path)
 {
     char raw[256];
-    snprintf(raw, sizeof(raw), "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", method,
-             path);
+    snprintf(raw, sizeof(raw), "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n\r\n",
+             method, path, port);
     return http(port, raw);
 }
 
@@ -786,6 +809,15 @@ START_TEST(test_admin_server)
     ck_status(r, "HTTP/1.1 405 Method Not Allowed");
     free(r);
 
+    /* Cross-site: a rebinding page's Host, a browser's Origin. */
+    r = http(port, "GET /config HTTP/1.1\r\nHost: evil.example\r\n\r\n");
+    ck_status(r, "HTTP/1.1 403 Forbidden");
+    ck_header(r, "Connection: close");
+    free(r);
+    r = http(port, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nOrigin: null\r\n\r\n");
+    ck_status(r, "HTTP/1.1 403 Forbidden");
+    free(r);
+
     r = get(port, "GET", "/metrics/");
     ck_status(r, "HTTP/1.1 404 Not Found");
     ck_assert_str_eq(body_of(r), "not found\n");
@@ -833,6 +865,7 @@ static Suite *metrics_suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, test_mask_secrets);
     tcase_add_test(t, test_config_json);
+    tcase_add_test(t, test_config_json_secrets);
     tcase_add_test(t, test_admin_server);
     tcase_set_timeout(t, 30);
     suite_add_tcase(s, t);
