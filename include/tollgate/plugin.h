@@ -76,7 +76,15 @@ typedef struct {
     const char *config_dir;    /* directory of the main config file (relative paths) */
     const char *const *before; /* names of the plugins that run before this one, NULL-terminated */
     tg_metrics_t *metrics;     /* registry for the plugin's own metrics */
+    tg_sensitive_t *sensitive; /* the config's credential names: tg_sensitive_add() */
 } tg_plugin_env_t;
+
+/* From create() only: marks a query parameter, cookie or header name as one
+ * that carries a credential in every request of this config, so that loggers
+ * mask its value (tg_request_sensitive in request.h). set is env->sensitive.
+ * Returns 0, or -1 when name is empty, longer than TG_SENSITIVE_NAME_MAX, or
+ * memory ran out. */
+int tg_sensitive_add(tg_sensitive_t *set, tg_sensitive_kind_t kind, const char *name);
 
 typedef struct tg_plugin_s {
     uint32_t api_version; /* TG_PLUGIN_API_VERSION the plugin was built against */
