@@ -315,7 +315,9 @@ def test_attack_tokens(keys, gateway_factory, upstream_factory):
         ("bad_signature", jwt.encode(claims(), keys["rsa2"], "RS256", headers={"kid": "RS256"})),
         ("malformed", hd + "." + pl),
         ("malformed", good + ".x"),
-        ("malformed", raw_token({"alg": "HS256", "kid": "HS256"}, claims(), "HS256", HS["HS256"])),  # no typ
+        # Another kind of JWT (RFC 8725 3.11); a token without typ is fine (test_typ_optional).
+        ("malformed", raw_token({"alg": "HS256", "typ": "secevent+jwt", "kid": "HS256"}, claims(), "HS256",
+                                HS["HS256"])),
         ("malformed", raw_token({"alg": "HS256", "typ": "JWT", "kid": "HS256", "crit": ["x"]}, claims(),
                                 "HS256", HS["HS256"])),
         ("malformed", token(keys, pad="x" * 9000)),
@@ -336,6 +338,23 @@ def test_duplicate_authorization_refused(keys, gateway_factory, upstream_factory
     r = get(port, token(keys), headers=[("Authorization", "Bearer " + token(keys, sub="mallory"))])
     assert_invalid_request(r)
     assert up.requests == 0
+
+
+def test_typ_optional(keys, gateway_factory, upstream_factory):
+    """RFC 7519 5.1: typ is optional (AWS Cognito sends none); present, it must
+    say JWT or at+jwt (RFC 9068), in any case, with or without application/."""
+    gw, up, port, _ = start(gateway_factory, upstream_factory, jwt_conf(keys))
+    c = claims(sub="no-typ")
+    r = get(port, raw_token({"alg": "HS256", "kid": "HS256"}, c, "HS256", HS["HS256"]))
+    assert r.status == 200, r
+    assert hv(r, "X-User-Id") == ["no-typ"]
+    for typ in ("jwt", "application/JWT", "at+jwt", "application/at+JWT"):
+        r = get(port, raw_token({"alg": "HS256", "typ": typ, "kid": "HS256"}, c, "HS256", HS["HS256"]))
+        assert r.status == 200, (typ, r)
+    for typ in ("JWS", "secevent+jwt", "dpop+jwt", "", "application/", 1, None):  # null is not absent
+        assert_401(get(port, raw_token({"alg": "HS256", "typ": typ, "kid": "HS256"}, c, "HS256", HS["HS256"])),
+                   "malformed")
+    assert up.requests == 5
 
 
 # ---------------------------------------------------------------- cache ----
