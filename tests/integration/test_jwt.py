@@ -2,13 +2,15 @@
 claim failure, attack tokens, header injection, cache behaviour, JWKS (file
 and jwks_uri) and the cookie / query token sources.
 
-Tokens are made by python3-jwt and python3-cryptography, never by tollgate's
-own code: a bug shared by signer and verifier could not hide here."""
+Tokens are made by python3-jwt and python3-cryptography, and by libjwt
+(tests/tools/jwt_sign.c), never by tollgate's own code: a bug shared by signer
+and verifier could not hide here."""
 
 import base64
 import json
 import os
 import re
+import subprocess
 import time
 
 import jwt
@@ -576,6 +578,42 @@ def test_header_only_by_default(keys, gateway_factory, upstream_factory):
     assert r.status == 401 and r.header("WWW-Authenticate") == 'Bearer realm="tollgate"'
     # Scheme is case-insensitive (RFC 6750 2.1 / RFC 9110 11.1).
     assert get(port, headers=[("Authorization", "bearer " + tok)]).status == 200
+
+
+# --------------------------------------------------------------- libjwt ----
+
+JWT_SIGN = os.path.join(os.environ.get("TOLLGATE_BUILD_DIR", os.path.join(h.REPO, "build")), "tests", "jwt_sign")
+
+
+def libjwt_token(alg, key_file, payload, header=None):
+    """A token made by libjwt (tests/tools/jwt_sign.c): a third implementation,
+    neither python-jwt nor the plugin's verifier."""
+    args = [JWT_SIGN, alg, key_file, json.dumps(payload)] + ([json.dumps(header)] if header else [])
+    out = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_libjwt_tokens(keys, tmp_path, gateway_factory, upstream_factory):
+    assert os.access(JWT_SIGN, os.X_OK), "%s not built (set TOLLGATE_BUILD_DIR)" % JWT_SIGN
+    files = {"HS256": tmp_path / "hs256.key", "RS256": tmp_path / "rs.pem", "ES256": tmp_path / "es.pem"}
+    files["HS256"].write_bytes(HS["HS256"])
+    for alg, key in (("RS256", keys["rsa"]), ("ES256", keys["ES256"])):
+        files[alg].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+    gw, up, port, _ = start(gateway_factory, upstream_factory, jwt_conf(keys))
+    for alg, f in files.items():
+        for kid in (alg, None):
+            tok = libjwt_token(alg, str(f), claims(sub="libjwt-" + alg), {"kid": kid} if kid else None)
+            r = get(port, tok)
+            assert r.status == 200, (alg, kid, r)
+            assert hv(r, "X-User-Id") == ["libjwt-" + alg]
+    # JWT_ALG_NONE: {"alg":"none"} (libjwt writes no typ for it) and no signature.
+    for header in (None, {"kid": "HS256"}, {"kid": "RS256", "typ": "JWT"}):
+        tok = libjwt_token("none", "-", claims(sub="admin"), header)
+        assert tok.endswith("."), tok
+        assert_401(get(port, tok), "unsupported_alg")
+    assert up.requests == 6
 
 
 # --------------------------------------------------------------- config ----
