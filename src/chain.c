@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "sensitive.h"
 #include "tg_build_config.h"
 
 /* Loaded modules are kept for the life of the process: instances of an old
@@ -153,12 +154,17 @@ static tg_plugin_inst_t *create_instance(tg_config_t *cfg, const entry_t *e, tg_
     const tg_plugin_t *d = find_module(cfg, e->name, e->path, e->node, err);
     if (d == NULL)
         return NULL;
+    if (cfg->sensitive == NULL && (cfg->sensitive = tg_sensitive_new()) == NULL) {
+        tg_conf_error(err, e->node, "out of memory");
+        return NULL;
+    }
     tg_plugin_env_t env = {
         .route_name = route ? route->name : NULL,
         .config_dir = cfg->dir ? cfg->dir : ".",
         .before = before,
         .metrics = tg_metrics_registry(),
         .redis_configured = cfg->redis != NULL, /* parsed before the plugins */
+        .sensitive = cfg->sensitive,
     };
     void *instance = NULL;
     const tg_conf_node_t *conf = e->config ? e->config : &null_node;
@@ -332,4 +338,6 @@ void tg_chain_destroy_instances(tg_config_t *cfg)
     free(cfg->instances);
     cfg->instances = NULL;
     cfg->ninstances = 0;
+    tg_sensitive_free(cfg->sensitive);
+    cfg->sensitive = NULL;
 }

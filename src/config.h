@@ -149,6 +149,8 @@ typedef struct tg_config_s {
     char *plugin_path;            /* directory of bundled plugins (plugin_path: or the default) */
     tg_plugin_inst_t **instances; /* every plugin instance of this config */
     size_t ninstances;
+    /* credential names the plugins marked (sensitive.h) */
+    struct tg_sensitive_s *sensitive;
     tg_chain_t *global_chain; /* global `plugins:` (also the chain of unrouted requests) */
     tg_redis_conf_t *redis;   /* top-level `redis:`, NULL when absent */
 } tg_config_t;

@@ -529,19 +529,19 @@ static void strip_prefix(tg_req_t *req)
         return;
     if (req->path_len > n && req->path[n] != '/' && r->strip_prefix[n - 1] != '/')
         return; /* "/api" does not strip from "/apix" */
+    /* The result is a suffix of the client's path (kept whole for the access
+     * log), rooted: "/api" -> "/", "/api/" + "x" -> "/x". */
     size_t rest = req->path_len - n;
-    if (rest == 0 || req->path[n] != '/') {
-        /* keep the result rooted: "/api" -> "/", "/api/" + "x" -> "/x" */
-        memmove(req->path + 1, req->path + n, rest);
-        req->path[0] = '/';
+    if (rest == 0) {
+        req->path = tg_arena_strndup(req->arena, "/", 1);
+        req->path_len = 1;
+    } else if (req->path[n] != '/') {
+        req->path += n - 1; /* the prefix ends with "/" */
         req->path_len = rest + 1;
-        if (rest == 0)
-            req->path_len = 1;
     } else {
-        memmove(req->path, req->path + n, rest);
+        req->path += n;
         req->path_len = rest;
     }
-    req->path[req->path_len] = '\0';
 }
 
 void tg_proxy_bind_chain(tg_req_t *req, const tg_chain_t *chain)
@@ -630,6 +630,8 @@ void tg_proxy_handle(tg_req_t *req)
         .headers = h->headers,
         .nheaders = h->num_headers,
     };
+    req->client_path = req->path;
+    req->client_path_len = req->path_len;
     req->route = tg_router_match(req->cfg->router, &q, c->worker->match_data);
     if (req->route == NULL) {
         tg_conn_respond_error(c, 404, "no route");

@@ -69,6 +69,11 @@ typedef struct tg_req_s {
     size_t path_len;
     const char *query; /* after "?", NULL when the target has none */
     size_t query_len;
+    const char *client_path; /* canonical path before strip_prefix; NULL until routing */
+    size_t client_path_len;
+    bool query_replaced; /* tg_request_set_query() ran: client_query holds the original */
+    const char *client_query;
+    size_t client_query_len;
     tg_span_t conn_tokens[TG_MAX_CONN_TOKENS]; /* header names listed in Connection */
     unsigned nconn_tokens;
     char request_id[TG_REQUEST_ID_BUF];

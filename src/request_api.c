@@ -7,6 +7,7 @@
 #include "http_response.h"
 #include "proxy.h"
 #include "request.h"
+#include "sensitive.h"
 #include "tollgate/request.h"
 
 const char *tg_request_method(const tg_request_t *r, size_t *len)
@@ -21,10 +22,26 @@ const char *tg_request_path(const tg_request_t *r, size_t *len)
     return r->path;
 }
 
+const char *tg_request_client_path(const tg_request_t *r, size_t *len)
+{
+    if (r->client_path == NULL)
+        return tg_request_path(r, len);
+    *len = r->client_path_len;
+    return r->client_path;
+}
+
 const char *tg_request_query(const tg_request_t *r, size_t *len)
 {
     *len = r->query_len;
     return r->query;
+}
+
+const char *tg_request_client_query(const tg_request_t *r, size_t *len)
+{
+    if (!r->query_replaced)
+        return tg_request_query(r, len);
+    *len = r->client_query_len;
+    return r->client_query;
 }
 
 const char *tg_request_query_param(const tg_request_t *r, const char *name, size_t *len)
@@ -192,6 +209,45 @@ int tg_request_set_path(tg_request_t *r, const char *path, size_t len)
     r->path = tg_arena_strndup(r->arena, path, len);
     r->path_len = len;
     return 0;
+}
+
+/* What the request parser accepts in a query (VCHAR, src/http_parser.c) minus
+ * "#", which would start a fragment. */
+static bool query_bytes_ok(const char *q, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)q[i] < 0x21 || (unsigned char)q[i] > 0x7e || q[i] == '#')
+            return false;
+    return true;
+}
+
+int tg_request_set_query(tg_request_t *r, const char *query, size_t len)
+{
+    if (query != NULL && !query_bytes_ok(query, len))
+        return -1;
+    if (!r->query_replaced) {
+        r->client_query = r->query;
+        r->client_query_len = r->query_len;
+        r->query_replaced = true;
+    }
+    r->query = query ? tg_arena_strndup(r->arena, query, len) : NULL;
+    r->query_len = query ? len : 0;
+    return 0;
+}
+
+bool tg_request_sensitive(const tg_request_t *r, tg_sensitive_kind_t kind, const char *name,
+                          size_t len)
+{
+    const tg_sensitive_t *s = r->cfg ? r->cfg->sensitive : NULL;
+    if (s == NULL || len == 0)
+        return false;
+    if (kind != TG_SENSITIVE_QUERY)
+        return tg_sensitive_has(s, kind, name, len);
+    /* Decoding never lengthens, and shortens 3 bytes to 1 at most. */
+    char buf[3 * TG_SENSITIVE_NAME_MAX];
+    if (len > sizeof(buf))
+        return false;
+    return tg_sensitive_has(s, kind, buf, tg_percent_decode(name, len, buf));
 }
 
 /* ---- answering ---- */

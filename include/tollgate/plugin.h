@@ -81,7 +81,15 @@ typedef struct {
      * the config here (an error at load, not a warning per request). Appended
      * without a version bump: a plugin built before it never reads it. */
     bool redis_configured;
+    tg_sensitive_t *sensitive; /* the config's credential names: tg_sensitive_add() */
 } tg_plugin_env_t;
+
+/* From create() only: marks a query parameter, cookie or header name as one
+ * that carries a credential in every request of this config, so that loggers
+ * mask its value (tg_request_sensitive in request.h). set is env->sensitive.
+ * Returns 0, or -1 when name is empty, longer than TG_SENSITIVE_NAME_MAX, or
+ * memory ran out. */
+int tg_sensitive_add(tg_sensitive_t *set, tg_sensitive_kind_t kind, const char *name);
 
 typedef struct tg_plugin_s {
     uint32_t api_version; /* TG_PLUGIN_API_VERSION the plugin was built against */

@@ -20,10 +20,17 @@ typedef struct tg_req_s tg_request_t;
 /* ---- what the client asked ---- */
 const char *tg_request_method(const tg_request_t *r, size_t *len);
 /* Canonical path (percent-decoded unreserved characters, no dot segments),
- * NUL-terminated; after strip_prefix once routing is done. */
+ * NUL-terminated; after strip_prefix once routing is done, and as a plugin
+ * set it (tg_request_set_path): the path that goes upstream. */
 const char *tg_request_path(const tg_request_t *r, size_t *len);
-/* Query string without "?", NULL when the target had none. */
+/* The canonical path as the client sent it: before strip_prefix and any
+ * tg_request_set_path(). NUL-terminated. */
+const char *tg_request_client_path(const tg_request_t *r, size_t *len);
+/* Query string without "?", NULL when there is none: the one that goes
+ * upstream (as a plugin set it with tg_request_set_query). */
 const char *tg_request_query(const tg_request_t *r, size_t *len);
+/* The query as the client sent it, whatever a plugin set since. */
+const char *tg_request_client_query(const tg_request_t *r, size_t *len);
 /* Value of query parameter name (raw, still percent-encoded); NULL if absent. */
 const char *tg_request_query_param(const tg_request_t *r, const char *name, size_t *len);
 /* Client IP address as text (NUL-terminated). */
@@ -53,6 +60,12 @@ void tg_request_set_header(tg_request_t *r, const char *name, const char *value,
 size_t tg_request_remove_header(tg_request_t *r, const char *name);
 /* Replaces the path sent upstream (copied; must start with "/"). Returns 0 or -1. */
 int tg_request_set_path(tg_request_t *r, const char *path, size_t len);
+/* Replaces the query sent upstream (copied, without the "?"); NULL sends no
+ * query at all, "" an empty one after "?". Only the bytes a client may send
+ * in a query are taken (visible ASCII 0x21-0x7E except "#": no CR, LF, NUL,
+ * space or fragment); anything else returns -1 and changes nothing. 0 on
+ * success. The value is sent as given: percent-encode what needs it. */
+int tg_request_set_query(tg_request_t *r, const char *query, size_t len);
 
 /* ---- answering ---- */
 /* Responds with status, content type and body (copied). Use from request_head
@@ -102,6 +115,32 @@ void tg_request_var_set_ptr(tg_request_t *r, const char *key, void *value);
 const char *tg_request_var_str(const tg_request_t *r, const char *key, size_t *len);
 bool tg_request_var_int(const tg_request_t *r, const char *key, int64_t *value);
 void *tg_request_var_ptr(const tg_request_t *r, const char *key);
+
+/* ---- credentials that must never be printed ---- */
+/* Plugins that read credentials from the request mark where (tg_sensitive_add
+ * in plugin.h, at config load); whatever prints requests (request-log) asks
+ * tg_request_sensitive() and masks those values. The marks hold for every
+ * request of the config, whichever route or plugin outcome. */
+typedef enum {
+    TG_SENSITIVE_QUERY,  /* query parameter; names compare after percent-decoding */
+    TG_SENSITIVE_COOKIE, /* cookie; names compare exactly (RFC 6265 5.4) */
+    TG_SENSITIVE_HEADER, /* request header; names compare case-insensitively */
+} tg_sensitive_kind_t;
+/* Longest name that can be marked. */
+#define TG_SENSITIVE_NAME_MAX 128
+typedef struct tg_sensitive_s tg_sensitive_t;
+/* Whether name (len bytes) was marked in the request's config. For
+ * TG_SENSITIVE_QUERY, name is the parameter name as it appears in the query
+ * (still percent-encoded); it is decoded before the comparison, so
+ * "%61ccess_token" is "access_token". */
+bool tg_request_sensitive(const tg_request_t *r, tg_sensitive_kind_t kind, const char *name,
+                          size_t len);
+
+/* ---- helpers ---- */
+/* Percent-decodes in (RFC 3986 2.1: "%" and two hex digits of either case;
+ * a "%" without them is kept as is; "+" is kept) into out, which has room for
+ * len bytes and may be in itself. Returns the decoded length. */
+size_t tg_percent_decode(const char *in, size_t len, char *out);
 
 /* ---- timings and sizes (log phase) ---- */
 typedef struct {

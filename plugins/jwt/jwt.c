@@ -20,6 +20,7 @@
 #include "jwt_keys.h"
 #include "jwt_reason.h"
 #include "jwt_remote.h"
+#include "jwt_source.h"
 #include "jwt_verify.h"
 #include "tollgate/plugin.h"
 
@@ -264,6 +265,9 @@ static int parse_source(source_t *src, const tg_conf_node_t *n, tg_conf_err_t *e
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         size_t pl = strlen(kinds[i].prefix);
         if (strncmp(s, kinds[i].prefix, pl) == 0 && is_token(s + pl)) {
+            if (strlen(s + pl) > TG_JWT_SOURCE_NAME_MAX)
+                return tg_conf_error(err, n, "name longer than %d bytes",
+                                     (int)TG_JWT_SOURCE_NAME_MAX);
             src->kind = kinds[i].kind;
             src->name = strdup(s + pl);
             return src->name ? 0 : tg_conf_error(err, n, "out of memory");
@@ -369,6 +373,23 @@ static int parse_options(jwt_conf_t *c, const tg_conf_node_t *node, tg_conf_err_
     return 0;
 }
 
+/* Every source's name is a credential: request-log masks its values, whether
+ * this plugin accepts the request or not. */
+static int mark_sources(const jwt_conf_t *c, const tg_plugin_env_t *env, const tg_conf_node_t *node,
+                        tg_conf_err_t *err)
+{
+    static const tg_sensitive_kind_t kinds[] = {
+        [SRC_HEADER] = TG_SENSITIVE_HEADER,
+        [SRC_COOKIE] = TG_SENSITIVE_COOKIE,
+        [SRC_QUERY] = TG_SENSITIVE_QUERY,
+    };
+    for (size_t i = 0; i < c->n_sources; i++)
+        if (tg_sensitive_add(env->sensitive, kinds[c->sources[i].kind], c->sources[i].name) < 0)
+            return tg_conf_error(err, node, "cannot register \"%s\" as a credential name",
+                                 c->sources[i].name);
+    return 0;
+}
+
 static int register_metrics(jwt_conf_t *c, const tg_plugin_env_t *env, const tg_conf_node_t *node,
                             tg_conf_err_t *err)
 {
@@ -409,7 +430,7 @@ static int jwt_create(const tg_conf_node_t *node, const tg_plugin_env_t *env, vo
     if ((keys && parse_keys(c, keys, env, err) < 0) ||
         (jwks && parse_jwks(c, jwks, env, err) < 0) || (uri && parse_jwks_uri(c, uri, err) < 0) ||
         parse_policy(c, node, err) < 0 || parse_options(c, node, err) < 0 ||
-        register_metrics(c, env, node, err) < 0) {
+        mark_sources(c, env, node, err) < 0 || register_metrics(c, env, node, err) < 0) {
         conf_free(c);
         return -1;
     }
@@ -470,7 +491,9 @@ typedef struct {
     const char *tok;
     size_t len;
     const source_t *src;
-    bool bad; /* a source had something that cannot be a token */
+    bool bad;            /* a source had something that cannot be a token */
+    bool dup;            /* the source holds more than one token (RFC 6750 3.1) */
+    tg_jwt_span_t param; /* query source: the parameter, for strip_token */
 } found_t;
 
 static const char *trim(const char *s, size_t *len)
@@ -512,69 +535,43 @@ static void from_header(const tg_request_t *r, const source_t *src, found_t *f)
     }
     f->tok = v;
     f->len = len;
+    f->bad = len == 0;
     /* Two copies: the upstream might read the one we did not verify. */
-    f->bad = len == 0 || header_count(r, src->name) > 1;
+    f->dup = header_count(r, src->name) > 1;
 }
 
-/* RFC 6265 4.2.1: cookie-string = cookie-pair *( ";" SP cookie-pair ). */
+/* Every Cookie header line counts: a second one is as good as a second pair
+ * to an upstream (RFC 6265 5.4 says one line, clients do not all obey). */
 static void from_cookie(const tg_request_t *r, const source_t *src, found_t *f)
 {
-    size_t nl = strlen(src->name), hl, vl;
+    size_t n = 0, hl, vl;
     const char *hn, *v;
-    for (size_t i = 0; f->tok == NULL && tg_request_header_at(r, i, &hn, &hl, &v, &vl); i++) {
-        if (hl != 6 || strncasecmp(hn, "Cookie", 6) != 0)
-            continue;
-        const char *end = v + vl;
-        while (v < end) {
-            const char *semi = memchr(v, ';', (size_t)(end - v));
-            size_t pl = (size_t)((semi ? semi : end) - v);
-            const char *pair = trim(v, &pl);
-            if (pl > nl && memcmp(pair, src->name, nl) == 0 && pair[nl] == '=') {
-                f->tok = pair + nl + 1;
-                f->len = pl - nl - 1;
-                if (f->len >= 2 && f->tok[0] == '"' && f->tok[f->len - 1] == '"') {
-                    f->tok++;
-                    f->len -= 2;
-                }
-                break;
-            }
-            v = semi ? semi + 1 : end;
-        }
-    }
-    if (f->tok != NULL)
-        f->bad = f->len == 0;
+    tg_jwt_span_t val = {0}, later;
+    for (size_t i = 0; tg_request_header_at(r, i, &hn, &hl, &v, &vl); i++)
+        if (hl == 6 && strncasecmp(hn, "Cookie", 6) == 0)
+            n += tg_jwt_cookie_find(v, vl, src->name, n ? &later : &val);
+    if (n == 0)
+        return;
+    f->tok = val.p;
+    f->len = val.len;
+    f->bad = val.len == 0;
+    f->dup = n > 1;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* The raw parameter, percent-decoded (RFC 3986 2.1) into the arena. */
+/* The parameter's value, percent-decoded (RFC 3986 2.1) into the arena. */
 static void from_query(tg_request_t *r, const source_t *src, found_t *f)
 {
-    size_t len;
-    const char *v = tg_request_query_param(r, src->name, &len);
-    if (v == NULL)
+    size_t qlen;
+    const char *q = tg_request_query(r, &qlen);
+    tg_jwt_span_t val;
+    size_t n = q ? tg_jwt_query_find(q, qlen, src->name, &f->param, &val) : 0;
+    if (n == 0)
         return;
-    char *out = tg_arena_alloc(tg_request_arena(r), len + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int hi, lo;
-        if (v[i] == '%' && i + 2 < len && (hi = hexval(v[i + 1])) >= 0 &&
-            (lo = hexval(v[i + 2])) >= 0) {
-            out[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[o++] = v[i];
-        }
-    }
+    char *out = tg_arena_alloc(tg_request_arena(r), val.len + 1);
     f->tok = out;
-    f->len = o;
-    f->bad = o == 0;
+    f->len = tg_percent_decode(val.p, val.len, out);
+    f->bad = f->len == 0;
+    f->dup = n > 1;
 }
 
 static void find_token(tg_request_t *r, const jwt_conf_t *c, found_t *f)
@@ -604,6 +601,9 @@ static tg_filter_status_t reject(tg_request_t *r, const jwt_conf_t *c, tg_jwt_re
     if (why == TG_JWT_MISSING) {
         /* RFC 6750 3.1: no error code when the request had no credentials. */
         challenge = "Bearer realm=\"tollgate\"";
+    } else if (why == TG_JWT_DUPLICATE) {
+        /* RFC 6750 3.1: invalid_request "repeats the same parameter". */
+        challenge = "Bearer error=\"invalid_request\", error_description=\"more than one token\"";
     } else if (why == TG_JWT_INSUFFICIENT_SCOPE) {
         challenge = c->scope_challenge;
         status = 403;
@@ -671,14 +671,61 @@ static void set_vars(tg_request_t *r, json_t *claims)
     tg_request_on_cleanup(r, claims_release, claims);
 }
 
-static void accept_token(tg_request_t *r, const jwt_conf_t *c, const found_t *f, json_t *claims,
-                         bool cached)
+/* The Cookie header without the token's cookie (the lines of several headers
+ * joined into one), or no Cookie header when nothing else is left. */
+static void strip_cookie(tg_request_t *r, const char *name)
 {
+    size_t cap = 0, len = 0, hl, vl;
+    const char *hn, *v;
+    for (size_t i = 0; tg_request_header_at(r, i, &hn, &hl, &v, &vl); i++)
+        if (hl == 6 && strncasecmp(hn, "Cookie", 6) == 0)
+            cap += 2 * vl + 2;
+    char *out = tg_arena_alloc(tg_request_arena(r), cap + 1);
+    for (size_t i = 0; tg_request_header_at(r, i, &hn, &hl, &v, &vl); i++)
+        if (hl == 6 && strncasecmp(hn, "Cookie", 6) == 0)
+            len = tg_jwt_cookie_without(v, vl, name, out, len);
+    if (len == 0)
+        tg_request_remove_header(r, "Cookie");
+    else
+        tg_request_set_header(r, "Cookie", out, len);
+}
+
+/* The query without the token parameter, the others byte for byte; no query
+ * at all when it was the only one. */
+static int strip_query(tg_request_t *r, const found_t *f)
+{
+    size_t qlen;
+    const char *q = tg_request_query(r, &qlen);
+    char *out = tg_arena_alloc(tg_request_arena(r), qlen + 1);
+    size_t n = tg_jwt_query_without(q, qlen, f->param, out);
+    return tg_request_set_query(r, n ? out : NULL, n);
+}
+
+static int strip_token(tg_request_t *r, const found_t *f)
+{
+    switch (f->src->kind) {
+    case SRC_HEADER:
+        tg_request_remove_header(r, f->src->name);
+        return 0;
+    case SRC_COOKIE:
+        strip_cookie(r, f->src->name);
+        return 0;
+    case SRC_QUERY:
+    default:
+        return strip_query(r, f);
+    }
+}
+
+static tg_filter_status_t accept_token(tg_request_t *r, const jwt_conf_t *c, const found_t *f,
+                                       json_t *claims, bool cached)
+{
+    /* A query we could not rewrite: never send the token on. */
+    if (c->strip_token && strip_token(r, f) < 0)
+        return TG_FILTER_ERROR;
     tg_metrics_add(r, c->m_verifications, cached ? 1 : 0, 1);
     forward_claims(r, c, claims);
-    if (c->strip_token && f->src->kind == SRC_HEADER)
-        tg_request_remove_header(r, f->src->name);
     set_vars(r, claims);
+    return TG_FILTER_CONTINUE;
 }
 
 static double now_seconds(void)
@@ -734,6 +781,8 @@ static tg_filter_status_t jwt_request_head(tg_request_t *r, const tg_filter_t *f
     find_token(r, c, &f);
     if (f.tok == NULL)
         return reject(r, c, TG_JWT_MISSING);
+    if (f.dup)
+        return reject(r, c, TG_JWT_DUPLICATE);
     if (f.bad)
         return reject(r, c, TG_JWT_MALFORMED);
     double now = now_seconds();
@@ -743,10 +792,10 @@ static tg_filter_status_t jwt_request_head(tg_request_t *r, const tg_filter_t *f
     if (claims == NULL)
         return reject(r, c, why);
     why = tg_jwt_check_claims(&c->policy, claims, now);
-    if (why == TG_JWT_OK)
-        accept_token(r, c, &f, claims, cached);
+    tg_filter_status_t st =
+        why == TG_JWT_OK ? accept_token(r, c, &f, claims, cached) : TG_FILTER_CONTINUE;
     json_decref(claims);
-    return why == TG_JWT_OK ? TG_FILTER_CONTINUE : reject(r, c, why);
+    return why == TG_JWT_OK ? st : reject(r, c, why);
 }
 
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {

@@ -21,6 +21,7 @@ typedef enum {
     TG_JWT_WRONG_AUDIENCE,
     TG_JWT_MISSING_CLAIM,
     TG_JWT_INSUFFICIENT_SCOPE,
+    TG_JWT_DUPLICATE, /* a source holds two tokens: 401 invalid_request */
     TG_JWT_NREASONS
 } tg_jwt_reason_t;
 
@@ -29,7 +30,7 @@ typedef enum {
     {                                                                                         \
         "missing", "malformed", "unsupported_alg", "unknown_key", "bad_signature", "expired", \
             "not_yet_valid", "issued_in_future", "wrong_issuer", "wrong_audience",            \
-            "missing_claim", "insufficient_scope"                                             \
+            "missing_claim", "insufficient_scope", "duplicate"                                \
     }
 
 /* Human texts, indexed by reason. */
@@ -38,7 +39,7 @@ typedef enum {
         "missing token", "malformed token", "unsupported algorithm", "unknown key", \
             "invalid signature", "token expired", "token not yet valid",            \
             "token issued in the future", "wrong issuer", "wrong audience",         \
-            "missing required claim", "insufficient scope"                          \
+            "missing required claim", "insufficient scope", "more than one token"   \
     }
 
 #endif

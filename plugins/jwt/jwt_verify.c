@@ -195,9 +195,16 @@ static json_t *segment_object(const char *seg, size_t len, unsigned char *buf)
     return obj;
 }
 
-/* RFC 7515 4.1.9: "typ" compares case-insensitively and may drop "application/". */
+/* "typ" is optional (RFC 7519 5.1; AWS Cognito, for one, sends none). When
+ * present it must say JWT (RFC 7519 5.1) or at+jwt (an OAuth access token,
+ * RFC 9068 2.1): any other type is another kind of JWT (secevent+jwt,
+ * logout+jwt, dpop+jwt...) that must not pass for an access token (RFC 8725
+ * 3.11). Media types compare case-insensitively and "application/" may be
+ * left out (RFC 7515 4.1.9). */
 static bool typ_ok(const json_t *typ)
 {
+    if (typ == NULL)
+        return true;
     if (!json_is_string(typ))
         return false;
     const char *t = json_string_value(typ);

@@ -12,6 +12,9 @@
  * own buffer and hands full buffers (and, every FLUSH_MS, partial ones) to the
  * instance's writer thread (log_writer.c). Headers are never logged, except
  * User-Agent when `user_agent` is asked for: credentials travel in headers.
+ * Credentials that travel elsewhere are masked: a query parameter (or
+ * header) that a plugin marked as one (tg_sensitive_add, e.g. the jwt
+ * plugin's `query:` sources) is logged as `name=***`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,6 +62,7 @@ typedef enum {
     F_AUTH_ERROR,
     F_RATE_LIMIT,
     F_PROFILE,
+    F_UPSTREAM_PATH,
     F_COUNT,
 } field_t;
 
@@ -85,6 +89,7 @@ static const char *const field_names[F_COUNT] = {
     [F_AUTH_ERROR] = "auth_error",
     [F_RATE_LIMIT] = "rate_limit",
     [F_PROFILE] = "profile",
+    [F_UPSTREAM_PATH] = "upstream_path",
 };
 
 /* Request variables behind fields (include/tollgate/request.h). */
@@ -363,7 +368,75 @@ static value_t var_value(const tg_request_t *r, const char *key)
     return v;
 }
 
-static value_t request_value(const tg_request_t *r, field_t f)
+/* A header's value, or "***" when a plugin marked the header as a credential. */
+static value_t header_value(const tg_request_t *r, const char *name, const char *p, size_t len)
+{
+    if (p != NULL && tg_request_sensitive(r, TG_SENSITIVE_HEADER, name, strlen(name)))
+        return str_value("***", 3);
+    return str_value(p, len);
+}
+
+/* Whether the parameter q[at, stop) has a value and a name marked as a
+ * credential; *name_len is the length of its name. */
+static bool param_sensitive(const tg_request_t *r, const char *q, size_t at, size_t stop,
+                            size_t *name_len)
+{
+    const char *eq = memchr(q + at, '=', stop - at);
+    *name_len = eq ? (size_t)(eq - (q + at)) : stop - at;
+    return eq != NULL && tg_request_sensitive(r, TG_SENSITIVE_QUERY, q + at, *name_len);
+}
+
+/* End of the "&"-separated parameter that starts at q[at]. */
+static size_t param_end(const char *q, size_t len, size_t at)
+{
+    const char *amp = memchr(q + at, '&', len - at);
+    return amp ? (size_t)(amp - q) : len;
+}
+
+/* The client's query with the value of every credential parameter replaced
+ * by "***"; the query itself (no copy) when it has none. */
+static value_t query_value(tg_request_t *r)
+{
+    size_t len, nl, at, stop;
+    const char *q = tg_request_client_query(r, &len);
+    bool any = false;
+    for (at = 0; q != NULL && !any && at <= len; at = stop + 1) {
+        stop = param_end(q, len, at);
+        any = param_sensitive(r, q, at, stop, &nl);
+    }
+    if (!any)
+        return str_value(q, len);
+    /* A masked value grows by 3 bytes at most ("=" -> "=***"), and every
+     * parameter with a value takes 2 bytes at least ("=" and "&"). */
+    char *out = tg_arena_alloc(tg_request_arena(r), len + 3 * (len / 2 + 1));
+    size_t o = 0;
+    for (at = 0; at <= len; at = stop + 1) {
+        stop = param_end(q, len, at);
+        if (at > 0)
+            out[o++] = '&';
+        if (param_sensitive(r, q, at, stop, &nl)) {
+            memcpy(out + o, q + at, nl);
+            memcpy(out + o + nl, "=***", 4);
+            o += nl + 4;
+        } else {
+            memcpy(out + o, q + at, stop - at);
+            o += stop - at;
+        }
+    }
+    return str_value(out, o);
+}
+
+/* The path that went upstream: null when no upstream was asked. */
+static value_t upstream_path_value(const tg_request_t *r)
+{
+    size_t len = 0;
+    if (tg_request_upstream_addr(r) == NULL)
+        return (value_t){0};
+    const char *p = tg_request_path(r, &len);
+    return str_value(p, len);
+}
+
+static value_t request_value(tg_request_t *r, field_t f)
 {
     size_t len = 0;
     const char *p = NULL;
@@ -375,17 +448,18 @@ static value_t request_value(const tg_request_t *r, field_t f)
         p = tg_request_method(r, &len);
         break;
     case F_PATH:
-        p = tg_request_path(r, &len);
+        p = tg_request_client_path(r, &len);
         break;
+    case F_UPSTREAM_PATH:
+        return upstream_path_value(r);
     case F_QUERY:
-        p = tg_request_query(r, &len);
-        break;
+        return query_value(r);
     case F_HOST:
         p = tg_request_host(r, &len);
-        break;
+        return header_value(r, "Host", p, len);
     case F_USER_AGENT:
         p = tg_request_header(r, "User-Agent", &len);
-        break;
+        return header_value(r, "User-Agent", p, len);
     case F_CLIENT_IP:
         return cstr_value(tg_request_client_ip(r));
     case F_ROUTE:
@@ -402,7 +476,7 @@ static value_t request_value(const tg_request_t *r, field_t f)
     return str_value(p, len);
 }
 
-static void gather(const tg_request_t *r, const reqlog_t *rl, record_t *rec)
+static void gather(tg_request_t *r, const reqlog_t *rl, record_t *rec)
 {
     tg_request_stats(r, &rec->st);
     int status = tg_response_status(r);

@@ -27,6 +27,9 @@ jwt)
     FUZZ_CFLAGS="-Iplugins/jwt ${FUZZ_CFLAGS:-}"
     libs="-lcrypto -ljansson"
     ;;
+jwt_source)
+    extra="plugins/jwt/jwt_source.c src/percent.c"
+    ;;
 *)
     echo "build.sh: unknown fuzz target '$name' (add it to the case statement)" >&2
     exit 2

@@ -2,13 +2,15 @@
 claim failure, attack tokens, header injection, cache behaviour, JWKS (file
 and jwks_uri) and the cookie / query token sources.
 
-Tokens are made by python3-jwt and python3-cryptography, never by tollgate's
-own code: a bug shared by signer and verifier could not hide here."""
+Tokens are made by python3-jwt and python3-cryptography, and by libjwt
+(tests/tools/jwt_sign.c), never by tollgate's own code: a bug shared by signer
+and verifier could not hide here."""
 
 import base64
 import json
 import os
 import re
+import subprocess
 import time
 
 import jwt
@@ -168,6 +170,14 @@ def hv(resp, name):
     return [v for n, v in upstream_headers(resp) if n.lower() == name.lower()]
 
 
+def assert_invalid_request(r):
+    """RFC 6750 3.1: a repeated token is invalid_request, answered 401."""
+    assert r.status == 401, r
+    assert r.header_all("WWW-Authenticate") == [
+        'Bearer error="invalid_request", error_description="more than one token"'], r
+    assert r.json()["error"] == "more than one token"
+
+
 def assert_401(r, reason):
     assert r.status == 401, r
     assert r.header_all("WWW-Authenticate") == [CHALLENGE % TEXTS[reason]], r
@@ -307,7 +317,9 @@ def test_attack_tokens(keys, gateway_factory, upstream_factory):
         ("bad_signature", jwt.encode(claims(), keys["rsa2"], "RS256", headers={"kid": "RS256"})),
         ("malformed", hd + "." + pl),
         ("malformed", good + ".x"),
-        ("malformed", raw_token({"alg": "HS256", "kid": "HS256"}, claims(), "HS256", HS["HS256"])),  # no typ
+        # Another kind of JWT (RFC 8725 3.11); a token without typ is fine (test_typ_optional).
+        ("malformed", raw_token({"alg": "HS256", "typ": "secevent+jwt", "kid": "HS256"}, claims(), "HS256",
+                                HS["HS256"])),
         ("malformed", raw_token({"alg": "HS256", "typ": "JWT", "kid": "HS256", "crit": ["x"]}, claims(),
                                 "HS256", HS["HS256"])),
         ("malformed", token(keys, pad="x" * 9000)),
@@ -326,8 +338,25 @@ def test_attack_tokens(keys, gateway_factory, upstream_factory):
 def test_duplicate_authorization_refused(keys, gateway_factory, upstream_factory):
     gw, up, port, _ = start(gateway_factory, upstream_factory, jwt_conf(keys, strip_token=False))
     r = get(port, token(keys), headers=[("Authorization", "Bearer " + token(keys, sub="mallory"))])
-    assert_401(r, "malformed")
+    assert_invalid_request(r)
     assert up.requests == 0
+
+
+def test_typ_optional(keys, gateway_factory, upstream_factory):
+    """RFC 7519 5.1: typ is optional (AWS Cognito sends none); present, it must
+    say JWT or at+jwt (RFC 9068), in any case, with or without application/."""
+    gw, up, port, _ = start(gateway_factory, upstream_factory, jwt_conf(keys))
+    c = claims(sub="no-typ")
+    r = get(port, raw_token({"alg": "HS256", "kid": "HS256"}, c, "HS256", HS["HS256"]))
+    assert r.status == 200, r
+    assert hv(r, "X-User-Id") == ["no-typ"]
+    for typ in ("jwt", "application/JWT", "at+jwt", "application/at+JWT"):
+        r = get(port, raw_token({"alg": "HS256", "typ": typ, "kid": "HS256"}, c, "HS256", HS["HS256"]))
+        assert r.status == 200, (typ, r)
+    for typ in ("JWS", "secevent+jwt", "dpop+jwt", "", "application/", 1, None):  # null is not absent
+        assert_401(get(port, raw_token({"alg": "HS256", "typ": typ, "kid": "HS256"}, c, "HS256", HS["HS256"])),
+                   "malformed")
+    assert up.requests == 5
 
 
 # ---------------------------------------------------------------- cache ----
@@ -430,9 +459,10 @@ def test_cookie_and_query_sources(keys, gateway_factory, upstream_factory):
     r = get(port, headers=[("Cookie", "theme=dark; session=%s; lang=en" % tok)])
     assert r.status == 200, r
     assert hv(r, "X-User-Id") == ["cookie-user"]
-    assert hv(r, "Cookie") == ["theme=dark; session=%s; lang=en" % tok]  # strip_token: headers only
+    assert hv(r, "Cookie") == ["theme=dark; lang=en"]  # strip_token
     r = get(port, headers=[("Cookie", "a=b"), ("Cookie", "session=" + tok)])
     assert r.status == 200, r
+    assert hv(r, "Cookie") == ["a=b"]
     qtok = token(keys, sub="query-user")
     r = get(port, target="/users/1?x=1&access_token=" + qtok)
     assert r.status == 200, r
@@ -445,6 +475,102 @@ def test_cookie_and_query_sources(keys, gateway_factory, upstream_factory):
     assert r.status == 401 and r.header("WWW-Authenticate") == 'Bearer realm="tollgate"'
 
 
+SOURCES = ["header:Authorization", "cookie:session", "query:access_token"]
+
+
+def upstream_target(r):
+    return json.loads(r.body)["target"]
+
+
+def test_query_token_twice_refused(keys, gateway_factory, upstream_factory):
+    """Two token parameters, however the second one's name is spelled: the
+    gateway would verify one and the upstream might read the other."""
+    gw, up, port, admin = start(gateway_factory, upstream_factory, jwt_conf(keys, token_from=SOURCES), admin=True)
+    good, other = token(keys, sub="alice"), token(keys, sub="mallory")
+    forged = raw_token({"alg": "HS256", "typ": "JWT", "kid": "HS256"}, claims(sub="admin"), "HS256", b"k" * 32)
+    queries = ["access_token=%s&access_token=%s" % (good, forged),
+               "access_token=%s&access_token=%s" % (forged, good),
+               "access_token=%s&%%61ccess_token=%s" % (good, forged),
+               "%%61ccess_token=%s&access_token=%s" % (forged, good),
+               "x=1&access_token=%s&access%%5Ftoken=%s" % (good, other),
+               "access_token=%s&%%61%%63%%63%%65%%73%%73_token=%s" % (good, forged),
+               "access_token=%s&access_token" % good,
+               "access_token=%s&access_token=" % good]
+    for q in queries:
+        assert_invalid_request(get(port, target="/users/1?" + q))
+    assert up.requests == 0
+    assert metrics(admin)[("tollgate_jwt_rejections_total", "duplicate")] == len(queries)
+    # One parameter, its name percent-encoded: it is the token parameter.
+    r = get(port, target="/users/1?%61ccess_token=" + good)
+    assert r.status == 200, r
+    assert hv(r, "X-User-Id") == ["alice"]
+    assert upstream_target(r) == "/users/1"
+    # Other parameter names are not it.
+    r = get(port, target="/users/1?Access_token=%s&access_tokens=%s" % (forged, forged))
+    assert r.status == 401 and r.header("WWW-Authenticate") == 'Bearer realm="tollgate"'
+
+
+def test_cookie_token_twice_refused(keys, gateway_factory, upstream_factory):
+    gw, up, port, _ = start(gateway_factory, upstream_factory, jwt_conf(keys, token_from=SOURCES))
+    good = token(keys, sub="alice")
+    forged = raw_token({"alg": "HS256", "typ": "JWT", "kid": "HS256"}, claims(sub="admin"), "HS256", b"k" * 32)
+    cases = [[("Cookie", "session=%s; session=%s" % (good, forged))],
+             [("Cookie", "session=%s; session=%s" % (forged, good))],
+             [("Cookie", "session=" + good), ("Cookie", "session=" + forged)],  # one per header line
+             [("Cookie", "a=b; session=" + good), ("Cookie", "c=d"), ("Cookie", "session=" + forged)],
+             [("Cookie", "session=%s; session =%s" % (good, forged))],  # white space around the name
+             [("Cookie", "session=%s;session=" % good)]]
+    for headers in cases:
+        assert_invalid_request(get(port, headers=headers))
+    assert up.requests == 0
+    # Cookie names compare exactly (RFC 6265): Session is another cookie.
+    r = get(port, headers=[("Cookie", "Session=%s; session=%s" % (forged, good))])
+    assert r.status == 200, r
+    assert hv(r, "X-User-Id") == ["alice"]
+    assert hv(r, "Cookie") == ["Session=" + forged]
+
+
+def test_strip_token_query(keys, gateway_factory, upstream_factory):
+    """strip_token rewrites the query sent upstream without the token
+    parameter, the other parameters byte for byte."""
+    gw, up, port, _ = start(gateway_factory, upstream_factory, jwt_conf(keys, token_from=SOURCES))
+    tok = token(keys, sub="query-user")
+    for q, want in [("x=1&access_token=%s&y=%%20a+b&z" % tok, "/users/1?x=1&y=%20a+b&z"),
+                    ("access_token=" + tok, "/users/1"),
+                    ("access_token=%s&b=%%2F" % tok, "/users/1?b=%2F"),
+                    ("a=&%%61ccess_token=%s" % tok, "/users/1?a="),
+                    ("a=1&&access_token=" + tok, "/users/1?a=1&")]:
+        r = get(port, target="/users/1?" + q)
+        assert r.status == 200, (q, r)
+        assert hv(r, "X-User-Id") == ["query-user"]
+        assert upstream_target(r) == want, q
+        assert tok not in r.body.decode()
+
+
+def test_strip_token_cookie(keys, gateway_factory, upstream_factory):
+    gw, up, port, _ = start(gateway_factory, upstream_factory, jwt_conf(keys, token_from=SOURCES))
+    tok = token(keys, sub="cookie-user")
+    for headers, want in [([("Cookie", "session=" + tok)], []),
+                          ([("Cookie", "a=1;session=%s;b=2" % tok)], ["a=1; b=2"]),
+                          ([("Cookie", "a=1"), ("Cookie", "session=%s; b=2" % tok)], ["a=1; b=2"]),
+                          ([("Cookie", "session=\"%s\"" % tok), ("Cookie", "x=y")], ["x=y"])]:
+        r = get(port, headers=headers)
+        assert r.status == 200, (headers, r)
+        assert hv(r, "X-User-Id") == ["cookie-user"]
+        assert hv(r, "Cookie") == want, headers
+        assert tok not in r.body.decode()
+
+
+def test_strip_token_off_keeps_query_and_cookie(keys, gateway_factory, upstream_factory):
+    gw, up, port, _ = start(gateway_factory, upstream_factory,
+                            jwt_conf(keys, token_from=SOURCES, strip_token=False))
+    tok = token(keys)
+    r = get(port, target="/users/1?a=1&access_token=" + tok)
+    assert upstream_target(r) == "/users/1?a=1&access_token=" + tok
+    r = get(port, headers=[("Cookie", "a=1;session=" + tok)])
+    assert hv(r, "Cookie") == ["a=1;session=" + tok]
+
+
 def test_header_only_by_default(keys, gateway_factory, upstream_factory):
     gw, up, port, _ = start(gateway_factory, upstream_factory, jwt_conf(keys))
     tok = token(keys)
@@ -452,6 +578,42 @@ def test_header_only_by_default(keys, gateway_factory, upstream_factory):
     assert r.status == 401 and r.header("WWW-Authenticate") == 'Bearer realm="tollgate"'
     # Scheme is case-insensitive (RFC 6750 2.1 / RFC 9110 11.1).
     assert get(port, headers=[("Authorization", "bearer " + tok)]).status == 200
+
+
+# --------------------------------------------------------------- libjwt ----
+
+JWT_SIGN = os.path.join(os.environ.get("TOLLGATE_BUILD_DIR", os.path.join(h.REPO, "build")), "tests", "jwt_sign")
+
+
+def libjwt_token(alg, key_file, payload, header=None):
+    """A token made by libjwt (tests/tools/jwt_sign.c): a third implementation,
+    neither python-jwt nor the plugin's verifier."""
+    args = [JWT_SIGN, alg, key_file, json.dumps(payload)] + ([json.dumps(header)] if header else [])
+    out = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_libjwt_tokens(keys, tmp_path, gateway_factory, upstream_factory):
+    assert os.access(JWT_SIGN, os.X_OK), "%s not built (set TOLLGATE_BUILD_DIR)" % JWT_SIGN
+    files = {"HS256": tmp_path / "hs256.key", "RS256": tmp_path / "rs.pem", "ES256": tmp_path / "es.pem"}
+    files["HS256"].write_bytes(HS["HS256"])
+    for alg, key in (("RS256", keys["rsa"]), ("ES256", keys["ES256"])):
+        files[alg].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+    gw, up, port, _ = start(gateway_factory, upstream_factory, jwt_conf(keys))
+    for alg, f in files.items():
+        for kid in (alg, None):
+            tok = libjwt_token(alg, str(f), claims(sub="libjwt-" + alg), {"kid": kid} if kid else None)
+            r = get(port, tok)
+            assert r.status == 200, (alg, kid, r)
+            assert hv(r, "X-User-Id") == ["libjwt-" + alg]
+    # JWT_ALG_NONE: {"alg":"none"} (libjwt writes no typ for it) and no signature.
+    for header in (None, {"kid": "HS256"}, {"kid": "RS256", "typ": "JWT"}):
+        tok = libjwt_token("none", "-", claims(sub="admin"), header)
+        assert tok.endswith("."), tok
+        assert_401(get(port, tok), "unsupported_alg")
+    assert up.requests == 6
 
 
 # --------------------------------------------------------------- config ----

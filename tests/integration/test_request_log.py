@@ -204,6 +204,103 @@ def test_no_credentials_in_log(gateway_factory, upstream_factory, tmp_path):
     assert e["auth_error"] is None and e["rate_limit"] is None and e["profile"] is None
 
 
+JWT_SECRET = "request-log-test-hs256-secret-0123456789"
+
+
+def _jwt_plugin(sources, strip=True):
+    return {"name": "jwt", "config": {"keys": [{"algorithm": "HS256", "secret": JWT_SECRET}],
+                                      "token_from": sources, "strip_token": strip}}
+
+
+def _hs_token(sub, secret=JWT_SECRET):
+    import jwt  # python3-jwt, only needed here
+    return jwt.encode({"sub": sub, "exp": int(time.time()) + 600}, secret, "HS256")
+
+
+def test_jwt_tokens_masked(gateway_factory, upstream_factory, tmp_path):
+    """A query parameter or cookie that a jwt source reads never reaches the
+    log: masked in `query` whatever the jwt plugin decided (200, 401 forged,
+    401 twice, 404 before any plugin), and however its name is spelled."""
+    fields = ["request_id", "status", "path", "query", "user_agent", "subject", "auth_error"]
+    routes = [h.route("users", "up", {"path_prefix": "/users"})]
+    routes[0]["plugins"] = [_jwt_plugin(["header:Authorization", "cookie:session", "query:access_token"])]
+    gw, up, port = start(gateway_factory, upstream_factory, tmp_path, routes=routes,
+                         plugin=log_config(fields=fields))
+    good, forged = _hs_token("alice"), _hs_token("admin", "x" * 40)
+    cases = [  # target, extra headers, status, logged query
+        ("/users/1?a=1&access_token=" + good, [], 200, "a=1&access_token=***"),
+        ("/users/1?access_token=%s&b=%%20" % forged, [], 401, "access_token=***&b=%20"),
+        ("/users/1?%61ccess_token=" + good, [], 200, "%61ccess_token=***"),
+        ("/users/1?access_token=%s&access%%5Ftoken=%s" % (good, forged), [], 401,
+         "access_token=***&access%5Ftoken=***"),
+        ("/users/1?access_token=", [], 401, "access_token=***"),
+        ("/users/1?access_token&x", [("Cookie", "session=" + good)], 200, "access_token&x"),
+        ("/nope?access_token=" + good, [], 404, "access_token=***"),
+        ("/users/1?x=access_token%%3D%s" % forged, [("Cookie", "session=" + good)], 200,
+         "x=access_token%3D" + forged),  # a value is not a parameter name
+    ]
+    ids = {}
+    for target, headers, status, query in cases:
+        r = send(port, h.build_request("GET", target, headers + [("User-Agent", "curl/8")]))
+        assert r.status == status, (target, r)
+        ids[r.header("X-Request-Id")] = (target, status, query)
+    stop_clean(gw)
+    data = (tmp_path / "access.log").read_bytes()
+    assert good.split(".")[2].encode() not in data
+    log = read_log(tmp_path / "access.log")
+    assert len(log) == len(cases)
+    for e in log:
+        target, status, query = ids[e["request_id"]]
+        assert (e["status"], e["query"], e["path"]) == (status, query, target.split("?")[0]), e
+        assert e["user_agent"] == "curl/8"
+    assert sorted(e["subject"] for e in log if e["subject"]) == ["alice"] * 4
+
+
+def test_header_source_masked(gateway_factory, upstream_factory, tmp_path):
+    """A header a jwt source reads is masked where the log shows headers
+    (user_agent, host), on every route of the config."""
+    routes = [h.route("ua", "up", {"path_prefix": "/ua"}), h.route("all", "up", {"path_prefix": "/"})]
+    routes[0]["plugins"] = [_jwt_plugin(["header:User-Agent"], strip=False)]
+    gw, up, port = start(gateway_factory, upstream_factory, tmp_path, routes=routes,
+                         plugin=log_config(fields=["path", "status", "user_agent", "host"]))
+    tok = _hs_token("alice")
+    assert send(port, h.build_request("GET", "/ua/x", [("User-Agent", tok)])).status == 200
+    assert send(port, h.build_request("GET", "/other", [("User-Agent", tok)])).status == 200
+    stop_clean(gw)
+    data = (tmp_path / "access.log").read_bytes()
+    assert tok.encode() not in data
+    assert sorted((e["path"], e["user_agent"], e["host"]) for e in read_log(tmp_path / "access.log")) == [
+        ("/other", "***", "test.local"), ("/ua/x", "***", "test.local")]
+
+
+def test_path_and_upstream_path(gateway_factory, upstream_factory, tmp_path):
+    """`path` is what the client asked for (canonical), `upstream_path` what
+    went upstream after strip_prefix (null when nothing went upstream)."""
+    routes = [h.route("api", "up", {"path_prefix": "/api"}), h.route("root", "up", {"path": "/exact"})]
+    routes[0]["strip_prefix"] = "/api"
+    fields = ["request_id", "path", "upstream_path", "query", "status"]
+    gw, up, port = start(gateway_factory, upstream_factory, tmp_path, routes=routes,
+                         plugin=log_config(fields=fields))
+    cases = [("/api/users/7?x=1", "/api/users/7", "/users/7", 200),
+             ("/api/./users/%7e7/../8", "/api/users/8", "/users/8", 200),
+             ("/api", "/api", "/", 200),
+             ("/exact", "/exact", "/exact", 200),
+             ("/nope", "/nope", None, 404)]
+    want = {}
+    for target, path, upath, status in cases:
+        r = send(port, h.build_request("GET", target))
+        assert r.status == status, (target, r)
+        if status == 200:
+            assert json.loads(r.body)["target"].split("?")[0] == upath
+        want[r.header("X-Request-Id")] = (path, upath, status)
+    stop_clean(gw)
+    log = read_log(tmp_path / "access.log")
+    assert len(log) == len(cases)
+    for e in log:
+        assert list(e.keys()) == fields
+        assert (e["path"], e["upstream_path"], e["status"]) == want[e["request_id"]], e
+
+
 def test_fields_subset_and_order(gateway_factory, upstream_factory, tmp_path):
     fields = ["status", "method", "request_id", "time"]
     gw, up, port = start(gateway_factory, upstream_factory, tmp_path, plugin=log_config(fields=fields))

@@ -170,7 +170,7 @@ START_TEST(fixture_tokens)
         }
         json_decref(claims);
     }
-    ck_assert_int_eq(ok, 14);
+    ck_assert_int_eq(ok, 16);
 }
 END_TEST
 

@@ -144,8 +144,16 @@ def main():
     case("payload_array", raw({"alg": "HS256", "typ": "JWT", "kid": "hs"}, b"[1,2]", "HS256", hs256), "malformed")
     case("header_not_json", b64(b"{alg") + "." + p + "." + s, "malformed")
     case("header_no_alg", raw({"typ": "JWT"}, claims, "HS256", hs256), "malformed")
-    case("header_no_typ", raw({"alg": "HS256", "kid": "hs"}, claims, "HS256", hs256), "malformed")
+    # "typ" is optional (RFC 7519 5.1); present, it says JWT or at+jwt (RFC 9068).
+    case("header_no_typ", raw({"alg": "HS256", "kid": "hs"}, claims, "HS256", hs256), "ok")
+    case("header_typ_application_at_jwt", raw({"alg": "HS256", "typ": "application/AT+JWT", "kid": "hs"}, claims,
+                                              "HS256", hs256), "ok")
     case("header_bad_typ", raw({"alg": "HS256", "typ": "JWE", "kid": "hs"}, claims, "HS256", hs256), "malformed")
+    case("header_typ_secevent", raw({"alg": "HS256", "typ": "secevent+jwt", "kid": "hs"}, claims, "HS256", hs256),
+         "malformed")
+    case("header_typ_empty", raw({"alg": "HS256", "typ": "", "kid": "hs"}, claims, "HS256", hs256), "malformed")
+    case("header_typ_null", raw({"alg": "HS256", "typ": None, "kid": "hs"}, claims, "HS256", hs256), "malformed")
+    case("header_typ_number", raw({"alg": "HS256", "typ": 1, "kid": "hs"}, claims, "HS256", hs256), "malformed")
     case("header_crit", raw({"alg": "HS256", "typ": "JWT", "kid": "hs", "crit": ["exp"]}, claims, "HS256", hs256),
          "malformed")
     case("header_kid_number", raw({"alg": "HS256", "typ": "JWT", "kid": 7}, claims, "HS256", hs256), "malformed")
