@@ -134,3 +134,30 @@ def test_post_reload_on_admin(gateway_factory, upstream):
         assert e.code == 400
         assert "unknown key 'bogus_key'" in e.read().decode()
     assert h.request(port, "GET", "/b/x").status == 200
+
+
+def test_sighup_as_soon_as_the_port_opens(tmp_path, upstream):
+    """A supervisor may reload the moment the port accepts: the kernel completes
+    handshakes from listen() on, so signals must be caught before it (they
+    were not, and SIGHUP's default action killed the process)."""
+    for i in range(10):
+        port = h.free_port()
+        gw = h.Gateway(base_config(port, upstream), tmp_path, port, name="early%d" % i)
+        gw._err = open(gw.err_path, "wb")
+        gw._out = open(gw.out_path, "wb")
+        gw.proc = h.subprocess.Popen([h.BINARY, "-c", gw.cfg_path], stdout=gw._out,
+                                     stderr=gw._err, cwd=gw.workdir)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and gw.proc.poll() is None:
+                try:
+                    h.socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    pass  # no sleep: signal in the first instant the port is open
+            gw.signal(signal.SIGHUP)
+            time.sleep(0.3)
+            assert gw.proc.poll() is None, "killed by an early SIGHUP:\n" + gw.stderr()
+            assert h.request(port, "GET", "/x").status == 200
+        finally:
+            assert gw.stop() == 0, gw.stderr()
