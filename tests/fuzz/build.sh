@@ -12,6 +12,8 @@ name=${1:?usage: tests/fuzz/build.sh <target> (e.g. http_parser)}
 case "$name" in
 http_parser) extra="src/http_parser.c src/chunked.c" ;;
 path_norm) extra="src/path_norm.c" ;;
+# Connection/Upgrade/X-Forwarded-For lists, the client-field filter, the client address
+fields) extra="src/field_list.c src/client_fields.c src/client_addr.c src/cidr.c src/http_parser.c" ;;
 shape)
     # fuzz_shape.c #includes tests/unit/shape_dom_oracle.c (the differential oracle)
     extra="plugins/response-shape/shape.c"
