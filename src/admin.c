@@ -119,6 +119,9 @@ static json_t *limits_json(const tg_limits_t *l)
     json_object_set_new(o, "max_header_size", juint(l->max_header_size));
     json_object_set_new(o, "max_body_size", juint(l->max_body_size));
     json_object_set_new(o, "max_headers", juint(l->max_headers));
+    static const char *const underscores[] = {"drop", "reject", "allow"};
+    json_object_set_new(o, "headers_with_underscores",
+                        jstr(underscores[l->headers_with_underscores]));
     return o;
 }
 

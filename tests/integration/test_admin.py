@@ -236,6 +236,7 @@ def test_config_document(gateway_factory, upstream_factory):
         "header_timeout_ms": 5000, "idle_timeout_ms": 10000, "body_timeout_ms": 10000,
         "send_timeout_ms": 60000, "drain_timeout_ms": 30000,  # defaults filled in
         "max_header_size": 16384, "max_body_size": 10485760, "max_headers": 50,
+        "headers_with_underscores": "drop",
     }
     assert j["upstreams"] == [{
         "name": "users", "targets": [up.address], "balance": "least_conn", "keepalive": 4,
