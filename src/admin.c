@@ -140,6 +140,9 @@ static json_t *limits_json(const tg_limits_t *l)
     json_object_set_new(o, "max_headers", juint(l->max_headers));
     json_object_set_new(o, "encoded_slashes",
                         jstr(l->path_flags & TG_PATH_KEEP_ENCODED_SLASH ? "keep" : "reject"));
+    static const char *const underscores[] = {"drop", "reject", "allow"};
+    json_object_set_new(o, "headers_with_underscores",
+                        jstr(underscores[l->headers_with_underscores]));
     return o;
 }
 

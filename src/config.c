@@ -470,9 +470,28 @@ static int parse_encoded_slashes(ctx_t *c, const tg_conf_node_t *n)
     return 0;
 }
 
+/* headers_with_underscores: drop | reject | allow (src/client_fields.h). */
+static int parse_underscores(ctx_t *c, const tg_conf_node_t *n, tg_underscores_t *out)
+{
+    const char *s;
+    if (n == NULL)
+        return 0;
+    if (tg_conf_get_string(n, &s, c->err) < 0)
+        return -1;
+    if (strcmp(s, "drop") == 0)
+        *out = TG_UNDERSCORES_DROP;
+    else if (strcmp(s, "reject") == 0)
+        *out = TG_UNDERSCORES_REJECT;
+    else if (strcmp(s, "allow") == 0)
+        *out = TG_UNDERSCORES_ALLOW;
+    else
+        return tg_conf_error(c->err, n, "expected drop, reject or allow, got '%s'", s);
+    return 0;
+}
+
 static int parse_limits(ctx_t *c, const tg_conf_node_t *n)
 {
-    static const char *const extra[] = {"encoded_slashes", NULL};
+    static const char *const extra[] = {"encoded_slashes", "headers_with_underscores", NULL};
     if (n == NULL)
         return 0;
     if (want(c, n, TG_CONF_MAP) < 0)
@@ -480,7 +499,10 @@ static int parse_limits(ctx_t *c, const tg_conf_node_t *n)
     if (parse_fields(c, n, limit_fields, sizeof(limit_fields) / sizeof(limit_fields[0]),
                      &c->cfg->limits, extra, "limits") < 0)
         return -1;
-    return parse_encoded_slashes(c, tg_conf_map_get(n, "encoded_slashes"));
+    if (parse_encoded_slashes(c, tg_conf_map_get(n, "encoded_slashes")) < 0)
+        return -1;
+    return parse_underscores(c, tg_conf_map_get(n, "headers_with_underscores"),
+                             &c->cfg->limits.headers_with_underscores);
 }
 
 /* ---- upstreams --------------------------------------------------------- */
@@ -903,6 +925,7 @@ static tg_config_t *config_new(const char *path)
         .max_header_size = 16 * 1024,
         .max_body_size = 10 * 1024 * 1024,
         .max_headers = 100,
+        .headers_with_underscores = TG_UNDERSCORES_DROP,
     };
     return cfg;
 }

@@ -16,6 +16,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "client_fields.h"
 #include "tollgate/conf.h"
 
 typedef struct tg_router_s tg_router_t;
@@ -125,6 +126,7 @@ typedef struct {
     uint64_t max_body_size;     /* default 10MiB -> 413; 0 = unlimited */
     uint32_t max_headers;       /* default 100 -> 431 */
     unsigned path_flags;        /* TG_PATH_* (src/path_norm.h): encoded_slashes: keep */
+    tg_underscores_t headers_with_underscores; /* default drop (src/client_fields.h) */
 } tg_limits_t;
 
 typedef struct tg_config_s {

@@ -7,6 +7,7 @@
 
 #include "aggregate.h"
 #include "conn.h"
+#include "field_list.h"
 #include "head_write.h"
 #include "http_response.h"
 #include "io.h"
@@ -106,9 +107,13 @@ static void upstream_failed(tg_req_t *req, int status, const char *msg, bool hea
 
 /* ---- request head toward the upstream ---- */
 
-static bool skip_request_header(const tg_http_header_t *h, const tg_req_t *req, bool trusted)
+/* http.headers holds the client's end-to-end fields (filtered when the head
+ * was parsed, client_fields.h) and what plugins set. Framing, Host, Expect,
+ * X-Request-Id and X-Forwarded-For are the gateway's own: written below. A
+ * hop-by-hop name set by a plugin is dropped too (this hop is ours). */
+static bool skip_request_header(const tg_http_header_t *h)
 {
-    if (tg_request_is_hop_header(h, req->conn_tokens, req->nconn_tokens))
+    if (tg_request_is_hop_header(h, NULL, 0))
         return true;
     switch (h->name_len) {
     case 4:
@@ -121,41 +126,16 @@ static bool skip_request_header(const tg_http_header_t *h, const tg_req_t *req, 
         return TG_HTTP_NAME_IS(h, "content-length");
     case 15:
         return TG_HTTP_NAME_IS(h, "x-forwarded-for");
-    case 16:
-        return !trusted && TG_HTTP_NAME_IS(h, "x-forwarded-host");
-    case 17:
-        return !trusted && TG_HTTP_NAME_IS(h, "x-forwarded-proto");
     default:
         return false;
     }
-}
-
-static const tg_http_header_t *upgrade_header(const tg_http_request_t *h)
-{
-    for (size_t i = 0; i < h->num_headers; i++)
-        if (h->headers[i].name_len == 7 && TG_HTTP_NAME_IS(&h->headers[i], "upgrade"))
-            return &h->headers[i];
-    return NULL;
-}
-
-/* RFC 6455 section 4.1: GET, Connection: upgrade, Upgrade: websocket. Other
- * protocols are not tunnelled: their Upgrade is stripped like on any route. */
-static bool wants_websocket(const tg_req_t *req)
-{
-    const tg_http_request_t *h = &req->http;
-    if (!req->route->websocket || req->method_bit != TG_METHOD_GET ||
-        !(h->flags & TG_HF_CONN_UPGRADE) || h->minor_version < 1 || h->body_kind != TG_BODY_NONE)
-        return false;
-    const tg_http_header_t *up = upgrade_header(h);
-    return up != NULL && memmem(up->value, up->value_len, "websocket", 9) != NULL;
 }
 
 static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
 {
     tg_conn_t *c = req->conn;
     const tg_http_request_t *h = &req->http;
-    bool trusted = req->cfg->ntrusted_proxies &&
-                   tg_config_is_trusted_proxy(req->cfg, (const struct sockaddr *)&c->peer);
+    bool trusted = req->peer_trusted;
     const char *host = req->host;
     size_t host_len = req->host_len;
     if (host == NULL) {
@@ -184,7 +164,7 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     TG_PUT_LIT(&w, "\r\n");
     for (size_t i = 0; i < h->num_headers; i++) {
         const tg_http_header_t *hd = &h->headers[i];
-        if (skip_request_header(hd, req, trusted))
+        if (skip_request_header(hd))
             continue;
         tg_put(&w, hd->name, hd->name_len);
         TG_PUT_LIT(&w, ": ");
@@ -203,12 +183,12 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     }
     tg_put(&w, c->peer_ip, strlen(c->peer_ip));
     TG_PUT_LIT(&w, "\r\n");
+    /* Present only when a trusted peer sent them (or a plugin set them):
+     * forwarded above, not replaced. */
     bool has_proto = false, has_fhost = false;
-    if (trusted) {
-        for (size_t i = 0; i < h->num_headers; i++) {
-            has_proto |= TG_HTTP_NAME_IS(&h->headers[i], "x-forwarded-proto");
-            has_fhost |= TG_HTTP_NAME_IS(&h->headers[i], "x-forwarded-host");
-        }
+    for (size_t i = 0; i < h->num_headers; i++) {
+        has_proto |= TG_HTTP_NAME_IS(&h->headers[i], "x-forwarded-proto");
+        has_fhost |= TG_HTTP_NAME_IS(&h->headers[i], "x-forwarded-host");
     }
     if (!has_proto)
         w += sprintf(w, "X-Forwarded-Proto: %s\r\n", c->tls ? "https" : "http");
@@ -220,12 +200,10 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     TG_PUT_LIT(&w, "X-Request-Id: ");
     tg_put(&w, req->request_id, req->request_id_len);
     TG_PUT_LIT(&w, "\r\n");
-    if (req->upgrade) {
-        const tg_http_header_t *up = upgrade_header(h);
-        TG_PUT_LIT(&w, "Connection: upgrade\r\nUpgrade: ");
-        tg_put(&w, up->value, up->value_len);
-        TG_PUT_LIT(&w, "\r\n");
-    }
+    /* Nothing but websocket is ever offered upstream (RFC 9110 section 7.8:
+     * the client's other protocols are not ours to negotiate). */
+    if (req->upgrade)
+        TG_PUT_LIT(&w, "Connection: upgrade\r\nUpgrade: websocket\r\n");
     if (req->req_tmp != NULL) {
         TG_PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
     } else if (req->body.kind == TG_BODY_LENGTH) {
@@ -236,6 +214,22 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     TG_PUT_LIT(&w, "\r\n");
     v.iov_len = (size_t)(w - (char *)v.iov_base);
     evbuffer_commit_space(out, &v, 1);
+}
+
+/* RFC 9110 section 7.8: a 101 switches to a protocol the client asked for,
+ * and upstream we ask for websocket only. */
+static bool upgraded_to_websocket(const tg_http_response_t *resp)
+{
+    bool any = false;
+    for (size_t i = 0; i < resp->num_headers; i++) {
+        const tg_http_header_t *hd = &resp->headers[i];
+        if (!TG_HTTP_NAME_IS(hd, "upgrade"))
+            continue;
+        if (!tg_list_only_websocket(hd->value, hd->value_len))
+            return false;
+        any = true;
+    }
+    return any;
 }
 
 /* Returns true once the response head was handled (or the request is gone). */
@@ -253,7 +247,8 @@ static bool read_response_head(tg_req_t *req, bool *gone)
         int r = tg_http_parse_response(p, n, &resp);
         if (r == TG_HTTP_INCOMPLETE && len < RESP_HEAD_MAX)
             return false;
-        if (r >= 0 && resp.status == 101 && req->upgrade) {
+        bool switched = r >= 0 && resp.status == 101 && req->upgrade;
+        if (switched && upgraded_to_websocket(&resp)) {
             tg_upool_report_success(req->pool, req->up->target);
             req->up_head_us = tg_now_us();
             req->status = 101;
@@ -269,7 +264,9 @@ static bool read_response_head(tg_req_t *req, bool *gone)
         }
         if (r < 0 || resp.status == 101) {
             tg_log_warn("upstream %s sent an invalid response: %s", req->pool->conf->name,
-                        r < 0 && resp.error_reason ? resp.error_reason : "unexpected status");
+                        r < 0 && resp.error_reason ? resp.error_reason
+                        : switched                 ? "101 without Upgrade: websocket"
+                                                   : "unexpected status");
             req->up_state = TG_UP_SENDING;
             upstream_failed(req, 502, "invalid response from upstream", true, false);
             *gone = true;
@@ -650,7 +647,9 @@ void tg_proxy_handle(tg_req_t *req)
     strip_prefix(req);
     if (req->route->upstream != NULL)
         req->pool = &req->gen->pools[req->route->upstream->index];
-    req->upgrade = wants_websocket(req);
+    /* Other protocols are not tunnelled: their Upgrade was removed with the
+     * hop-by-hop fields, as on any route. */
+    req->upgrade = req->route->websocket && req->ws_requested;
     if (req->chain->has_request_body && req->body.kind != TG_BODY_NONE && !req->body.done) {
         /* Plugins may change the body's length: it travels chunked. */
         req->req_tmp = evbuffer_new();

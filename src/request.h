@@ -5,6 +5,7 @@
 #ifndef TG_REQUEST_H
 #define TG_REQUEST_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -12,18 +13,15 @@
 #include "body.h"
 #include "chain.h"
 #include "config.h"
+#include "field_list.h"
 #include "http_parser.h"
 #include "request_id.h"
 #include "upstream_pool.h"
 
 typedef struct tg_conn_s tg_conn_t;
 
+/* Connection options read from an upstream's response (response.c). */
 #define TG_MAX_CONN_TOKENS 8
-
-typedef struct {
-    const char *p;
-    size_t len;
-} tg_span_t;
 
 typedef enum {
     TG_UP_NONE = 0,  /* no upstream attempt yet (or none needed) */
@@ -74,10 +72,16 @@ typedef struct tg_req_s {
     bool query_replaced; /* tg_request_set_query() ran: client_query holds the original */
     const char *client_query;
     size_t client_query_len;
-    tg_span_t conn_tokens[TG_MAX_CONN_TOKENS]; /* header names listed in Connection */
-    unsigned nconn_tokens;
     char request_id[TG_REQUEST_ID_BUF];
     size_t request_id_len;
+    /* Who and what, decided once when the head is parsed (request_head.c).
+     * http.headers then holds only the client's end-to-end fields
+     * (client_fields.h); plugins append theirs after them. */
+    bool peer_trusted;                   /* the connection's peer is in trusted_proxies */
+    bool ws_requested;                   /* GET, Connection: upgrade, Upgrade lists websocket */
+    bool client_from_xff;                /* client_addr/client_ip are set (else: the peer) */
+    struct sockaddr_storage client_addr; /* behind a trusted peer: from X-Forwarded-For */
+    char client_ip[INET6_ADDRSTRLEN];
 
     const tg_route_t *route;
     tg_upool_t *pool;

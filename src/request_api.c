@@ -3,6 +3,7 @@
 #include <strings.h>
 #include <sys/time.h>
 
+#include "client_fields.h"
 #include "conn.h"
 #include "http_response.h"
 #include "proxy.h"
@@ -65,12 +66,12 @@ const char *tg_request_query_param(const tg_request_t *r, const char *name, size
 
 const char *tg_request_client_ip(const tg_request_t *r)
 {
-    return r->conn->peer_ip;
+    return r->client_from_xff ? r->client_ip : r->conn->peer_ip;
 }
 
 const struct sockaddr *tg_request_client_addr(const tg_request_t *r)
 {
-    return (const struct sockaddr *)&r->conn->peer;
+    return (const struct sockaddr *)(r->client_from_xff ? &r->client_addr : &r->conn->peer);
 }
 
 const char *tg_request_host(const tg_request_t *r, size_t *len)
@@ -158,11 +159,13 @@ const char *tg_request_header(const tg_request_t *r, const char *name, size_t *l
     return find(r->http.headers, r->http.num_headers, name, len);
 }
 
-static size_t remove_all(tg_http_header_t *hs, size_t *n, const char *name)
+/* folded: '_' and '-' alike (request headers, see tg_request_set_header). */
+static size_t remove_all(tg_http_header_t *hs, size_t *n, const char *name, bool folded)
 {
     size_t nlen = strlen(name), w = 0, removed = 0;
     for (size_t i = 0; i < *n; i++) {
-        if (name_is(&hs[i], name, nlen))
+        if (folded ? tg_field_name_folded_eq(hs[i].name, hs[i].name_len, name, nlen)
+                   : name_is(&hs[i], name, nlen))
             removed++;
         else
             hs[w++] = hs[i];
@@ -192,14 +195,14 @@ static void append(tg_arena_t *a, tg_http_header_t **hs, size_t *n, size_t *cap,
 
 void tg_request_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
 {
-    remove_all(r->http.headers, &r->http.num_headers, name);
+    remove_all(r->http.headers, &r->http.num_headers, name, true);
     append(r->arena, &r->http.headers, &r->http.num_headers, &r->headers_cap, name, value,
            value_len);
 }
 
 size_t tg_request_remove_header(tg_request_t *r, const char *name)
 {
-    return remove_all(r->http.headers, &r->http.num_headers, name);
+    return remove_all(r->http.headers, &r->http.num_headers, name, true);
 }
 
 int tg_request_set_path(tg_request_t *r, const char *path, size_t len)
@@ -320,7 +323,7 @@ void tg_response_set_header(tg_request_t *r, const char *name, const char *value
 {
     if (r->resp == NULL)
         return;
-    remove_all(r->resp->headers, &r->resp->num_headers, name);
+    remove_all(r->resp->headers, &r->resp->num_headers, name, false);
     append(r->arena, &r->resp->headers, &r->resp->num_headers, &r->resp_cap, name, value,
            value_len);
 }
@@ -329,7 +332,7 @@ size_t tg_response_remove_header(tg_request_t *r, const char *name)
 {
     if (r->resp == NULL)
         return 0;
-    return remove_all(r->resp->headers, &r->resp->num_headers, name);
+    return remove_all(r->resp->headers, &r->resp->num_headers, name, false);
 }
 
 void tg_response_buffer_body(tg_request_t *r, size_t limit)

@@ -1,8 +1,12 @@
 #include "request_head.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
+#include "client_addr.h"
+#include "client_fields.h"
 #include "conn.h"
+#include "field_list.h"
 #include "host.h"
 #include "path_norm.h"
 #include "router.h"
@@ -105,6 +109,64 @@ static void take_request_id(tg_req_t *req)
     req->request_id_len = 32;
 }
 
+/* RFC 6455 section 4.1 and RFC 9110 section 7.8: a GET without a body,
+ * Connection listing "upgrade" and Upgrade listing "websocket" (any case, in
+ * any of its lines). An Upgrade line that is not a protocol list makes the
+ * request an ordinary one. Read before the hop-by-hop fields are removed. */
+static bool websocket_requested(const tg_req_t *req)
+{
+    const tg_http_request_t *h = &req->http;
+    if (req->method_bit != TG_METHOD_GET || !(h->flags & TG_HF_CONN_UPGRADE) ||
+        h->minor_version < 1 || h->body_kind != TG_BODY_NONE)
+        return false;
+    int found = 0;
+    for (size_t i = 0; i < h->num_headers; i++) {
+        if (!TG_HTTP_NAME_IS(&h->headers[i], "upgrade"))
+            continue;
+        int r = tg_list_upgrade_websocket(h->headers[i].value, h->headers[i].value_len);
+        if (r < 0)
+            return false;
+        found |= r;
+    }
+    return found != 0;
+}
+
+/* The client is the peer, or behind a trusted peer the address its
+ * X-Forwarded-For vouches for (client_addr.h); computed once, read by
+ * tg_request_client_ip() and tg_request_client_addr(). */
+static void find_client(tg_req_t *req)
+{
+    const tg_config_t *cfg = req->cfg;
+    if (!req->peer_trusted ||
+        !tg_client_addr_from_xff(req->http.headers, req->http.num_headers, cfg->trusted_proxies,
+                                 cfg->ntrusted_proxies, &req->client_addr))
+        return;
+    const void *a = req->client_addr.ss_family == AF_INET
+                        ? (const void *)&((struct sockaddr_in *)&req->client_addr)->sin_addr
+                        : (const void *)&((struct sockaddr_in6 *)&req->client_addr)->sin6_addr;
+    if (inet_ntop(req->client_addr.ss_family, a, req->client_ip, sizeof(req->client_ip)) != NULL)
+        req->client_from_xff = true;
+}
+
+/* Only the client's end-to-end fields stay in http.headers (client_fields.h). */
+static int filter_fields(tg_req_t *req)
+{
+    const tg_config_t *cfg = req->cfg;
+    req->peer_trusted = cfg->ntrusted_proxies > 0 &&
+                        tg_config_is_trusted_proxy(cfg, (const struct sockaddr *)&req->conn->peer);
+    req->ws_requested = websocket_requested(req);
+    tg_client_fields_policy_t policy = {
+        .underscores = cfg->limits.headers_with_underscores,
+        .trusted_peer = req->peer_trusted,
+    };
+    const char *reason = NULL;
+    if (tg_client_fields_filter(req->http.headers, &req->http.num_headers, &policy,
+                                &req->http.host_index, &reason) < 0)
+        return fail(req, 400, reason);
+    find_client(req);
+    return 0;
+}
+
 static void relocate(tg_req_t *req, const char *from, char *to)
 {
     ptrdiff_t d = to - from;
@@ -139,8 +201,8 @@ int tg_request_head_parse(tg_req_t *req, const char *buf, size_t len)
         req->host = h->value;
         req->host_len = h->value_len;
     }
-    req->nconn_tokens = tg_request_connection_tokens(req->http.headers, req->http.num_headers,
-                                                     req->conn_tokens, TG_MAX_CONN_TOKENS);
+    if (filter_fields(req) < 0)
+        return TG_HTTP_ERROR;
     take_request_id(req);
     return r;
 }

@@ -43,13 +43,11 @@ static void write_head(tg_req_t *req, const tg_http_response_t *resp, out_framin
     w += sprintf(w, "HTTP/1.1 %03d ", resp->status);
     tg_put(&w, resp->reason, resp->reason_len);
     TG_PUT_LIT(&w, "\r\n");
-    const tg_http_header_t *cl = NULL, *upgrade = NULL;
+    const tg_http_header_t *cl = NULL;
     for (size_t i = 0; i < resp->num_headers; i++) {
         const tg_http_header_t *h = &resp->headers[i];
         if (h->name_len == 14 && TG_HTTP_NAME_IS(h, "content-length"))
             cl = h;
-        if (h->name_len == 7 && TG_HTTP_NAME_IS(h, "upgrade"))
-            upgrade = h;
         if (!skip_header(h, tokens, ntok))
             tg_put_header(&w, h);
     }
@@ -76,10 +74,9 @@ static void write_head(tg_req_t *req, const tg_http_response_t *resp, out_framin
     case OUT_CLOSE:
         break;
     case OUT_UPGRADE:
-        /* Hop-by-hop headers were dropped as usual; this hop's pair is ours. */
-        TG_PUT_LIT(&w, "Connection: upgrade\r\n");
-        if (upgrade != NULL)
-            tg_put_header(&w, upgrade);
+        /* Hop-by-hop headers were dropped as usual; this hop's pair is ours
+         * (proxy.c let the 101 through only when its Upgrade is websocket). */
+        TG_PUT_LIT(&w, "Connection: upgrade\r\nUpgrade: websocket\r\n");
         break;
     }
     if (framing != OUT_UPGRADE) {

@@ -33,7 +33,12 @@ const char *tg_request_query(const tg_request_t *r, size_t *len);
 const char *tg_request_client_query(const tg_request_t *r, size_t *len);
 /* Value of query parameter name (raw, still percent-encoded); NULL if absent. */
 const char *tg_request_query_param(const tg_request_t *r, const char *name, size_t *len);
-/* Client IP address as text (NUL-terminated). */
+/* The client's IP address as text (NUL-terminated) and as a sockaddr (port 0
+ * when it came from X-Forwarded-For). The client is the connection's peer,
+ * or, when the peer is in trusted_proxies, the rightmost X-Forwarded-For
+ * address that is not itself a trusted proxy (nginx's real_ip_recursive on;
+ * see docs/design.md). Decided once when the head is parsed; the same for
+ * every plugin and the access log. */
 const char *tg_request_client_ip(const tg_request_t *r);
 const struct sockaddr *tg_request_client_addr(const tg_request_t *r);
 const char *tg_request_host(const tg_request_t *r, size_t *len);
@@ -47,16 +52,24 @@ tg_arena_t *tg_request_arena(tg_request_t *r);
 struct event_base *tg_request_event_base(tg_request_t *r);
 unsigned tg_request_worker_id(const tg_request_t *r);
 
-/* ---- request headers (case-insensitive names) ---- */
+/* ---- request headers (case-insensitive names) ----
+ * What the client sent minus its hop-by-hop fields (Connection and the names
+ * it lists, Upgrade, TE, ...), minus forwarding fields (X-Forwarded-*,
+ * Forwarded, X-Real-IP) from an untrusted peer and minus names with '_' as
+ * limits.headers_with_underscores says; then what plugins set. Headers set
+ * here reach the upstream whatever the client's Connection header says. */
 size_t tg_request_header_count(const tg_request_t *r);
 /* i-th header; returns false past the end. */
 bool tg_request_header_at(const tg_request_t *r, size_t i, const char **name, size_t *name_len,
                           const char **value, size_t *value_len);
 /* First value of name, NULL if absent. */
 const char *tg_request_header(const tg_request_t *r, const char *name, size_t *len);
-/* Replaces every header called name by one with value (copied). */
+/* Replaces every header called name by one with value (copied). Names match
+ * with '_' and '-' alike here, so that a client's X_User_Id cannot shadow the
+ * X-User-Id a plugin sets (CGI/WSGI/Rails upstreams read both as one). */
 void tg_request_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len);
-/* Removes every header called name; returns how many were removed. */
+/* Removes every header called name ('_' and '-' alike, as above); returns how
+ * many were removed. */
 size_t tg_request_remove_header(tg_request_t *r, const char *name);
 /* Replaces the path sent upstream (copied; must start with "/"). Returns 0 or -1. */
 int tg_request_set_path(tg_request_t *r, const char *path, size_t len);

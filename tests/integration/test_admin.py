@@ -240,6 +240,7 @@ def test_config_document(gateway_factory, upstream_factory):
         "send_timeout_ms": 60000, "drain_timeout_ms": 30000,  # defaults filled in
         "max_header_size": 16384, "max_body_size": 10485760, "max_headers": 50,
         "encoded_slashes": "reject",
+        "headers_with_underscores": "drop",
     }
     assert j["upstreams"] == [{
         "name": "users", "targets": [up.address], "balance": "least_conn", "keepalive": 4,

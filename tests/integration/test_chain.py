@@ -48,6 +48,16 @@ def test_chain_runs_in_written_order(chain):
     assert resp.header("X-Chain-Resp") == "r3,r2,r1"
 
 
+def test_client_connection_cannot_remove_a_plugin_set_header(chain):
+    """The client's Connection names fields *it* sent; its X-Chain is gone before the plugins
+    run (hop-by-hop), and the X-Chain the plugin sets reaches the upstream."""
+    port, up = chain([], [r("a", "/a", [sample("r1")])])
+    resp = h.request(port, "GET", "/a/x", [("Connection", "X-Chain"), ("X-Chain", "client")])
+    assert resp.status == 200, resp
+    seen = [(k.lower(), v) for k, v in resp.json()["headers"]]
+    assert [v for k, v in seen if k == "x-chain"] == ["r1"], seen
+
+
 def test_global_chain_and_route_replacement(chain):
     # a route entry with config: for a global plugin's name replaces that instance
     port, up = chain([sample("g")], [r("plain", "/plain"), r("own", "/own", [sample("mine")])])

@@ -350,3 +350,106 @@ def test_malformed_upstream_response_is_502(px, raw):
             assert not r.complete, r
         else:
             assert r.status == 502, r
+
+
+# ------------------------------------------- fields the gateway owns (issue 10) ---
+FORWARDING = [("Forwarded", "for=1.2.3.4;proto=https"), ("X-Real-IP", "1.2.3.4"), ("x-real-ip", "5.6.7.8"),
+              ("X-Forwarded-Port", "8443"), ("X-Forwarded-Prefix", "/admin"), ("X-Forwarded-For", "1.2.3.4"),
+              ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "evil.test")]
+
+
+def test_forwarding_headers_from_untrusted_client_removed(px):
+    r = h.request(px.port, "GET", "/fwd", FORWARDING, host="good.test")
+    assert r.status == 200, r
+    hs = up_headers(r)
+    for gone in ("forwarded", "x-real-ip", "x-forwarded-port", "x-forwarded-prefix"):
+        assert hv(hs, gone) == [], (gone, hs)
+    assert hv(hs, "x-forwarded-for") == ["127.0.0.1"], hs
+    assert hv(hs, "x-forwarded-proto") == ["http"], hs
+    assert hv(hs, "x-forwarded-host") == ["good.test"], hs
+
+
+def trusted_gateway(gateway_factory, upstream, trusted=("127.0.0.1",), limits=None):
+    port = h.free_port()
+    cfg = h.gateway_config(port, {"up": h.upstream_conf([upstream.address])},
+                           [h.route("all", "up", {"path_prefix": "/"})], trusted_proxies=list(trusted),
+                           limits=limits)
+    return gateway_factory(cfg)
+
+
+def test_forwarding_headers_kept_from_trusted_proxy_only(gateway_factory, upstream):
+    """127.0.0.1 is the trusted load balancer; 127.0.0.2 is anyone else."""
+    gw = trusted_gateway(gateway_factory, upstream)
+    r = h.request(gw.port, "GET", "/fwd", FORWARDING)
+    assert r.status == 200, r
+    hs = up_headers(r)
+    assert hv(hs, "forwarded") == ["for=1.2.3.4;proto=https"], hs
+    assert hv(hs, "x-real-ip") == ["1.2.3.4", "5.6.7.8"], hs
+    assert hv(hs, "x-forwarded-port") == ["8443"], hs
+    assert hv(hs, "x-forwarded-prefix") == ["/admin"], hs
+    assert hv(hs, "x-forwarded-for") == ["1.2.3.4, 127.0.0.1"], hs
+    assert hv(hs, "x-forwarded-proto") == ["https"], hs
+    assert hv(hs, "x-forwarded-host") == ["evil.test"], hs
+    r = h.request(gw.port, "GET", "/fwd", FORWARDING, host="good.test", source="127.0.0.2")
+    assert r.status == 200, r
+    hs = up_headers(r)
+    for gone in ("forwarded", "x-real-ip", "x-forwarded-port", "x-forwarded-prefix"):
+        assert hv(hs, gone) == [], (gone, hs)
+    assert hv(hs, "x-forwarded-for") == ["127.0.0.2"], hs
+    assert hv(hs, "x-forwarded-proto") == ["http"], hs
+    assert hv(hs, "x-forwarded-host") == ["good.test"], hs
+
+
+def test_connection_cannot_remove_what_the_gateway_sets(gateway_factory, upstream):
+    """Hop-by-hop removal applies to received fields: a trusted peer that lists its own
+    X-Forwarded-Proto in Connection gets ours instead of none at all."""
+    gw = trusted_gateway(gateway_factory, upstream)
+    conn = ("Connection", "X-Forwarded-For, X-Forwarded-Proto, x-forwarded-host, X-Request-Id, Host")
+    r = h.request(gw.port, "GET", "/c", [conn, ("X-Forwarded-Proto", "https"), ("X-Forwarded-For", "9.9.9.9"),
+                                         ("X-Forwarded-Host", "lb.test"), ("X-Request-Id", "hop-id")],
+                  host="api.test")
+    assert r.status == 200, r
+    hs = up_headers(r)
+    assert hv(hs, "x-forwarded-proto") == ["http"], hs
+    assert hv(hs, "x-forwarded-for") == ["127.0.0.1"], hs
+    assert hv(hs, "x-forwarded-host") == ["api.test"], hs
+    assert hv(hs, "host") == ["api.test"], hs
+    rid = hv(hs, "x-request-id")
+    assert len(rid) == 1 and rid[0] != "hop-id", hs
+    strip_ok_connection(hv(hs, "connection"))
+
+
+def test_headers_with_underscores_dropped_by_default(px):
+    r = h.request(px.port, "GET", "/u", [("X_Custom", "1"), ("X-User_Id", "admin"), ("x_user_id", "root"),
+                                         ("X-Normal", "yes")])
+    assert r.status == 200, r
+    names = [n for n, v in up_headers(r)]
+    assert not [n for n in names if "_" in n], names
+    assert hv(up_headers(r), "x-normal") == ["yes"]
+
+
+def test_headers_with_underscores_reject(proxy):
+    px = proxy(limits={"headers_with_underscores": "reject"})
+    with h.Conn(px.port) as c:
+        c.send(h.build_request("GET", "/u", [("X-Ok", "1"), ("X_User_Id", "admin")]) +
+               h.build_request("GET", "/pipelined"))
+        r = c.read_response()
+        assert r.status == 400, r
+        assert "underscore" in r.json()["error"], r
+        c.expect_closed()  # one reply, then closed: the pipelined request is never read
+    assert px.up.requests == 0
+    assert h.request(px.port, "GET", "/u", [("X-Ok", "1")]).status == 200
+
+
+def test_headers_with_underscores_allow_never_shadows_gateway_fields(proxy):
+    px = proxy(limits={"headers_with_underscores": "allow"})
+    sent = [("X_Custom", "1"), ("X-Forwarded_For", "6.6.6.6"), ("X_Forwarded_Proto", "https"),
+            ("X_Forwarded_Host", "evil.test"), ("X_Real_IP", "6.6.6.6"), ("X_Request_Id", "evil"),
+            ("Content_Length", "99"), ("Transfer_Encoding", "chunked"), ("Forwarded", "for=6.6.6.6")]
+    r = h.request(px.port, "GET", "/u", sent, host="good.test")
+    assert r.status == 200, r
+    hs = up_headers(r)
+    assert [(n, v) for n, v in hs if "_" in n] == [("X_Custom", "1")], hs
+    assert hv(hs, "x-forwarded-for") == ["127.0.0.1"], hs
+    assert hv(hs, "x-forwarded-proto") == ["http"], hs
+    assert hv(hs, "forwarded") == [], hs

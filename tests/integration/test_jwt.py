@@ -124,12 +124,13 @@ def jwt_conf(key_material, **kw):
     return conf
 
 
-def start(gateway_factory, upstream_factory, conf, workers=2, admin=False, extra_upstreams=None):
+def start(gateway_factory, upstream_factory, conf, workers=2, admin=False, extra_upstreams=None, limits=None):
     up = upstream_factory("up")
     port = h.free_port()
     ups = {"up": h.upstream_conf([up.address])}
     ups.update(extra_upstreams or {})
-    cfg = h.gateway_config(port, ups, [h.route("all", "up", {"path_prefix": "/"})], workers=workers)
+    cfg = h.gateway_config(port, ups, [h.route("all", "up", {"path_prefix": "/"})], workers=workers,
+                           limits=limits)
     cfg["plugins"] = [{"name": "jwt", "config": conf}]
     admin_port = None
     if admin:
@@ -231,6 +232,38 @@ def test_forward_claims_and_injection(keys, gateway_factory, upstream_factory):
     r = get(port, "garbage", headers=spoof)
     assert_401(r, "malformed")
     assert up.requests == n
+
+
+def test_client_connection_cannot_remove_forwarded_claims(keys, gateway_factory, upstream_factory):
+    """RFC 9110 7.6.1 applies to received fields: the X-User-Id the plugin sets is not the
+    client's to declare hop-by-hop."""
+    gw, up, port, _ = start(gateway_factory, upstream_factory, jwt_conf(keys))
+    tok = token(keys, sub="alice", level=42)
+    for conn in ("X-User-Id", "x-user-id, X-Level", "keep-alive, X-USER-ID,X-Admin"):
+        r = get(port, tok, headers=[("Connection", conn), ("X-User-Id", "admin")])
+        assert r.status == 200, (conn, r)
+        assert hv(r, "X-User-Id") == ["alice"], conn
+        assert hv(r, "X-Level") == ["42"], conn
+        rid = hv(r, "X-Request-Id")
+        assert len(rid) == 1 and rid[0], conn
+
+
+@pytest.mark.parametrize("policy", [None, "allow"])
+def test_underscore_spellings_never_shadow_forwarded_claims(keys, gateway_factory, upstream_factory, policy):
+    """CGI/WSGI/Rails upstreams read X_User_Id as X-User-Id; with the default (drop) and even
+    with allow, no spelling of a forwarded claim's header gets past the gateway, whether the
+    token has the claim (X-User-Id) or not (X-User-Email)."""
+    limits = {"headers_with_underscores": policy} if policy else None
+    gw, up, port, _ = start(gateway_factory, upstream_factory, jwt_conf(keys), limits=limits)
+    spoof = [("X_User_Id", "admin"), ("X-User_Id", "admin"), ("x_user-id", "root"),
+             ("X_User_Email", "evil@example.com"), ("X_Other", "ok")]
+    r = get(port, token(keys, sub="alice"), headers=spoof)
+    assert r.status == 200, r
+    names = [n.lower().replace("_", "-") for n, v in upstream_headers(r)]
+    assert names.count("x-user-id") == 1, upstream_headers(r)
+    assert hv(r, "X-User-Id") == ["alice"]
+    assert "x-user-email" not in names, upstream_headers(r)
+    assert hv(r, "X_Other") == (["ok"] if policy == "allow" else [])
 
 
 def test_strip_token_off_keeps_authorization(keys, gateway_factory, upstream_factory):

@@ -365,6 +365,35 @@ def test_local_backend_refills(gateway_factory, upstream):
     assert get(gw.port, "/a").status == 200
 
 
+def test_clients_behind_a_trusted_load_balancer_get_their_own_buckets(gateway_factory, upstream):
+    """key: ip is the client behind trusted_proxies (the rightmost untrusted X-Forwarded-For
+    address), not the load balancer every client shares."""
+    conf = {"key": "ip", "limits": [{"rate": 1, "per": "1m", "burst": 1}], "backend": "local"}
+    port = h.free_port()
+    cfg = make_config(port, upstream, [rl_route("a", "/a", conf)])
+    cfg["trusted_proxies"] = ["127.0.0.1", "10.0.0.0/8"]
+    gw = gateway_factory(cfg)
+
+    def xff(v):
+        return [("X-Forwarded-For", v)]
+
+    assert get(gw.port, "/a", xff("203.0.113.1")).status == 200
+    assert get(gw.port, "/a", xff("203.0.113.1")).status == 429
+    # another client behind the same balancer
+    assert get(gw.port, "/a", xff("203.0.113.2")).status == 200
+    # a client cannot mint buckets by prepending addresses; trusted hops are skipped
+    assert get(gw.port, "/a", xff("198.51.100.9, 203.0.113.1")).status == 429
+    assert get(gw.port, "/a", xff("203.0.113.2, 10.1.1.1")).status == 429
+    assert get(gw.port, "/a", [("X-Forwarded-For", "192.0.2.50"), ("X-Forwarded-For", "10.9.9.9")]).status == 200
+    # the balancer's own requests (no X-Forwarded-For) are its own client
+    assert get(gw.port, "/a").status == 200
+    assert get(gw.port, "/a").status == 429
+    # a peer outside trusted_proxies: its X-Forwarded-For is ignored, it is one client
+    r1 = h.request(gw.port, "GET", "/a", xff("203.0.113.77"), source="127.0.0.2")
+    r2 = h.request(gw.port, "GET", "/a", xff("203.0.113.78"), source="127.0.0.2")
+    assert (r1.status, r2.status) == (200, 429)
+
+
 def test_jwt_key_without_jwt_plugin_warns_and_falls_back_to_ip(gateway_factory, upstream, tmp_path):
     conf = {"key": "jwt.sub", "limits": [{"rate": 1, "per": "1m", "burst": 1}], "backend": "local"}
     port = h.free_port()

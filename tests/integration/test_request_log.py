@@ -114,6 +114,38 @@ def test_lines_match_requests(gateway_factory, upstream_factory, tmp_path):
         assert re.search(rb'"status":\d{3},"bytes_in":\d+,"bytes_out":\d+,', ln), ln
 
 
+def test_client_ip_behind_trusted_proxies(gateway_factory, upstream_factory, tmp_path):
+    """client_ip is the client the trusted balancer vouches for (rightmost untrusted
+    X-Forwarded-For address), the peer otherwise; the upstream still gets the real peer
+    appended to X-Forwarded-For."""
+    up = upstream_factory("up")
+    port = h.free_port()
+    cfg = h.gateway_config(port, {"up": h.upstream_conf([up.address])},
+                           [h.route("all", "up", {"path_prefix": "/"})], trusted_proxies=["127.0.0.1", "10.0.0.0/8"])
+    cfg["plugins"] = [log_config(fields=["request_id", "client_ip"])]
+    gw = gateway_factory(cfg)
+    cases = [  # (source address, X-Forwarded-For lines, logged client_ip)
+        (None, ["203.0.113.7"], "203.0.113.7"),
+        (None, ["198.51.100.1, 203.0.113.8, 10.0.0.1"], "203.0.113.8"),
+        (None, ["2001:DB8::1", "10.2.2.2"], "2001:db8::1"),
+        (None, ["203.0.113.9, junk"], "127.0.0.1"),
+        (None, ["203.0.113.9, junk, 10.0.0.3"], "10.0.0.3"),
+        (None, [], "127.0.0.1"),
+        ("127.0.0.2", ["203.0.113.10"], "127.0.0.2"),
+    ]
+    want = {}
+    for source, xff, ip in cases:
+        r = h.request(port, "GET", "/who", [("X-Forwarded-For", v) for v in xff], source=source)
+        assert r.status == 200, r
+        want[r.header("X-Request-Id")] = ip
+        sent = [v for n, v in r.json()["headers"] if n.lower() == "x-forwarded-for"]
+        peer = source or "127.0.0.1"
+        assert sent == [", ".join(xff + [peer]) if source is None else peer], (xff, sent)
+    stop_clean(gw)
+    got = {e["request_id"]: e["client_ip"] for e in read_log(tmp_path / "access.log")}
+    assert got == want
+
+
 def test_rejected_requests_are_logged(gateway_factory, upstream_factory, tmp_path):
     routes = [h.route("api", "up", {"path_prefix": "/api"})]
     gw, up, port = start(gateway_factory, upstream_factory, tmp_path, routes=routes)

@@ -1,6 +1,8 @@
 """WebSocket pass-through with a real client and server (python3-websockets)."""
 
 import asyncio
+import base64
+import os
 import socket
 import threading
 
@@ -18,6 +20,7 @@ class EchoServer:
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.handshakes = []
+        self.upgrade_headers = []  # the Upgrade values of each handshake, as received
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         assert self.ready.wait(5)
@@ -25,6 +28,8 @@ class EchoServer:
     async def _echo(self, ws, *args):
         path = getattr(ws, "path", None) or getattr(getattr(ws, "request", None), "path", "")
         self.handshakes.append(path)
+        hs = getattr(ws, "request_headers", None) or getattr(getattr(ws, "request", None), "headers", None)
+        self.upgrade_headers.append(hs.get_all("Upgrade") if hs is not None else None)
         async for m in ws:
             if m == "close-please":
                 await ws.close()
@@ -120,3 +125,73 @@ def test_post_with_upgrade_is_not_tunnelled(ws_gateway):
                b"Content-Length: 0\r\n\r\n")
         r = c.read_response()
         assert r.status != 101
+
+
+# ------------------------------------------------------- Upgrade token lists ---
+def handshake(conn, upgrade, connection="Upgrade", target="/ws/x"):
+    key = base64.b64encode(os.urandom(16)).decode()
+    conn.send(("GET %s HTTP/1.1\r\nHost: t\r\nConnection: %s\r\nUpgrade: %s\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+               % (target, connection, upgrade, key)).encode("latin-1"))
+    return conn.read_response()
+
+
+def echo_roundtrip(conn, text):
+    """One masked text frame out, the server's echo frame back."""
+    mask = os.urandom(4)
+    data = text.encode()
+    conn.send(bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+    head = conn.read_exact(2)
+    assert head[0] == 0x81, head
+    return conn.read_exact(head[1] & 0x7f).decode()
+
+
+@pytest.mark.parametrize("connection,upgrade", [
+    ("Upgrade", "WebSocket"),
+    ("upgrade", "WEBSOCKET"),
+    ("UPGRADE", "websocket"),
+    ("keep-alive, Upgrade", "websocket"),
+    ("Upgrade", "h2c, websocket"),
+    ("Upgrade", "websocket , HTTP/2.0"),
+])
+def test_upgrade_tokens_case_insensitive_and_only_websocket_forwarded(ws_gateway, connection, upgrade):
+    """RFC 9110 7.8: Upgrade is a list of case-insensitive tokens; the upstream is offered
+    websocket and nothing else."""
+    port, srv = ws_gateway
+    with h.Conn(port) as c:
+        r = handshake(c, upgrade, connection)
+        assert r.status == 101, r
+        assert (r.header("upgrade") or "").lower() == "websocket", r.headers
+        assert echo_roundtrip(c, "hi") == "echo:hi"
+    assert srv.upgrade_headers == [["websocket"]], srv.upgrade_headers
+
+
+@pytest.mark.parametrize("upgrade", ["websocketx", "notwebsocket", "websocket/13", "h2c",
+                                     "web socket, websocket", "\"websocket\"", "websocket;q=1"])
+def test_other_upgrade_tokens_are_not_tunnelled(gateway_factory, upstream_factory, upgrade):
+    """Not a websocket token (or not a valid protocol list): an ordinary GET, Upgrade removed."""
+    up = upstream_factory("up")
+    port = h.free_port()
+    cfg = h.gateway_config(port, {"up": h.upstream_conf([up.address])},
+                           [dict(h.route("ws", "up", {"path_prefix": "/ws"}), websocket=True)])
+    gateway_factory(cfg)
+    with h.Conn(port) as c:
+        r = handshake(c, upgrade)
+        assert r.status == 200, r
+    hs = up.records[-1]["headers"]
+    assert not [v for n, v in hs if n.lower() == "upgrade"], hs
+    assert not [v for n, v in hs if n.lower() == "connection" and "upgrade" in v.lower()], hs
+
+
+@pytest.mark.parametrize("answer", ["h2c", "websocket, h2c", None])
+def test_upstream_101_to_another_protocol_is_502(gateway_factory, upstream_factory, answer):
+    up = upstream_factory("up")
+    up.raw["/ws/x"] = (b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n" +
+                       (b"Upgrade: %s\r\n" % answer.encode() if answer else b"") + b"\r\n", True)
+    port = h.free_port()
+    cfg = h.gateway_config(port, {"up": h.upstream_conf([up.address], retries=0)},
+                           [dict(h.route("ws", "up", {"path_prefix": "/ws"}), websocket=True)])
+    gateway_factory(cfg)
+    with h.Conn(port) as c:
+        r = handshake(c, "websocket")
+        assert r.status == 502, r

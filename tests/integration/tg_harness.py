@@ -270,10 +270,12 @@ class Response:
 class Conn:
     """One client TCP connection with a buffered, framing-aware reader."""
 
-    def __init__(self, port, timeout=10.0, rcvbuf=None):
+    def __init__(self, port, timeout=10.0, rcvbuf=None, source=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:  # another loopback address (127.0.0.2...) as the client's
+            self.sock.bind((source, 0))
         self.sock.settimeout(timeout)
         self.sock.connect(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -457,8 +459,8 @@ def build_request(method, target, headers=(), body=b"", version="HTTP/1.1", host
 
 
 def request(port, method="GET", target="/", headers=(), body=b"", version="HTTP/1.1", host="test.local",
-            timeout=10.0):
-    with Conn(port, timeout=timeout) as c:
+            timeout=10.0, source=None):
+    with Conn(port, timeout=timeout, source=source) as c:
         c.send(build_request(method, target, headers, body, version, host))
         return c.read_response(method)
 

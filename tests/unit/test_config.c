@@ -612,6 +612,24 @@ START_TEST(limits_errors)
 }
 END_TEST
 
+START_TEST(limits_headers_with_underscores)
+{
+    load_ok(LISTEN);
+    ck_assert_int_eq(cfg->limits.headers_with_underscores, TG_UNDERSCORES_DROP);
+    load_ok(LISTEN "limits:\n  headers_with_underscores: reject\n");
+    ck_assert_int_eq(cfg->limits.headers_with_underscores, TG_UNDERSCORES_REJECT);
+    load_ok(LISTEN "limits:\n  headers_with_underscores: allow\n  max_headers: 7\n");
+    ck_assert_int_eq(cfg->limits.headers_with_underscores, TG_UNDERSCORES_ALLOW);
+    ck_assert_uint_eq(cfg->limits.max_headers, 7);
+    load_ok(LISTEN "limits:\n  headers_with_underscores: drop\n");
+    ck_assert_int_eq(cfg->limits.headers_with_underscores, TG_UNDERSCORES_DROP);
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  headers_with_underscores: Drop\n"),
+                     "t.yaml:4:29: expected drop, reject or allow, got 'Drop'");
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  headers_with_underscores: [drop]\n"),
+                     "t.yaml:4:29: expected a string");
+}
+END_TEST
+
 /* ---- upstreams ----------------------------------------------------------- */
 
 START_TEST(upstream_errors)
@@ -813,7 +831,7 @@ static Suite *config_suite(void)
          {listen_errors, listen_backlog, listen_resolution_errors, admin, admin_token,
           parse_address}},
         {"trusted", {trusted_proxies, trusted_proxies_errors}},
-        {"limits", {limits_errors}},
+        {"limits", {limits_errors, limits_headers_with_underscores}},
         {"upstreams", {upstream_errors, upstream_host_header}},
         {"routes",
          {route_errors, route_match_details, route_paths_canonical, failed_load_with_regex_frees}},

@@ -625,7 +625,8 @@ START_TEST(test_config_json)
     ck_json(j, "limits",
             "{\"body_timeout_ms\":60000,\"drain_timeout_ms\":30000,\"encoded_slashes\":\"reject\","
             "\"header_timeout_ms\":10000,"
-            "\"idle_timeout_ms\":60000,\"max_body_size\":10485760,\"max_header_size\":16384,"
+            "\"headers_with_underscores\":\"drop\",\"idle_timeout_ms\":60000,\"max_body_size\":"
+            "10485760,\"max_header_size\":16384,"
             "\"max_headers\":64,\"send_timeout_ms\":60000}");
     ck_json(j, "upstreams",
             "[{\"balance\":\"least_conn\",\"connect_timeout_ms\":1000,\"fail_timeout_ms\":10000,"

@@ -1,0 +1,156 @@
+#include "client_fields.h"
+
+#include <string.h>
+
+#include "field_list.h"
+
+static unsigned char fold(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return (unsigned char)(c + ('a' - 'A'));
+    return c == '_' ? '-' : c;
+}
+
+bool tg_field_name_folded_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen)
+        return false;
+    for (size_t i = 0; i < alen; i++)
+        if (fold((unsigned char)a[i]) != fold((unsigned char)b[i]))
+            return false;
+    return true;
+}
+
+typedef enum {
+    F_OTHER = 0,
+    F_HOP,        /* RFC 9110 section 7.6.1 plus Proxy-Connection */
+    F_FORWARDING, /* says who the client is or how it came: only a trusted peer's counts */
+    F_GATEWAY,    /* read by the core and written by it toward the upstream */
+} field_class_t;
+
+#define K(lit, cls)               \
+    {                             \
+        lit, sizeof(lit) - 1, cls \
+    }
+static const struct {
+    const char *name;
+    size_t len;
+    field_class_t cls;
+} known[] = {
+    K("connection", F_HOP),
+    K("keep-alive", F_HOP),
+    K("te", F_HOP),
+    K("trailer", F_HOP),
+    K("transfer-encoding", F_HOP),
+    K("upgrade", F_HOP),
+    K("proxy-connection", F_HOP),
+    K("x-forwarded-for", F_FORWARDING),
+    K("x-forwarded-proto", F_FORWARDING),
+    K("x-forwarded-host", F_FORWARDING),
+    K("x-forwarded-port", F_FORWARDING),
+    K("x-forwarded-prefix", F_FORWARDING),
+    K("forwarded", F_FORWARDING),
+    K("x-real-ip", F_FORWARDING),
+    K("host", F_GATEWAY),
+    K("content-length", F_GATEWAY),
+    K("expect", F_GATEWAY),
+    K("x-request-id", F_GATEWAY),
+};
+#undef K
+
+static field_class_t classify(const tg_http_header_t *h)
+{
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (tg_field_name_folded_eq(h->name, h->name_len, known[i].name, known[i].len))
+            return known[i].cls;
+    return F_OTHER;
+}
+
+typedef struct {
+    tg_span_t opt[TG_MAX_CONN_OPTIONS];
+    unsigned n;
+} options_t;
+
+/* The options of every Connection field line (RFC 9110 section 7.6.1). */
+static int connection_options(const tg_http_header_t *hs, size_t n, options_t *o)
+{
+    o->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!TG_HTTP_NAME_IS(&hs[i], "connection"))
+            continue;
+        size_t pos = 0;
+        tg_span_t e;
+        while (tg_list_next(hs[i].value, hs[i].value_len, &pos, &e)) {
+            if (o->n == TG_MAX_CONN_OPTIONS)
+                return -1;
+            o->opt[o->n++] = e;
+        }
+    }
+    return 0;
+}
+
+static bool named_in_connection(const tg_http_header_t *h, const options_t *o)
+{
+    for (unsigned i = 0; i < o->n; i++)
+        if (tg_field_name_folded_eq(o->opt[i].p, o->opt[i].len, h->name, h->name_len))
+            return true;
+    return false;
+}
+
+static bool has_underscore(const tg_http_header_t *h)
+{
+    return memchr(h->name, '_', h->name_len) != NULL;
+}
+
+/* Whether field h stays. */
+static bool keep(const tg_http_header_t *h, const tg_client_fields_policy_t *p, const options_t *o)
+{
+    bool underscore = has_underscore(h);
+    switch (classify(h)) {
+    case F_HOP:
+        return false;
+    case F_FORWARDING:
+        if (!p->trusted_peer || underscore)
+            return false;
+        break;
+    case F_GATEWAY:
+        if (underscore)
+            return false;
+        break;
+    case F_OTHER:
+        break;
+    }
+    if (underscore && p->underscores != TG_UNDERSCORES_ALLOW)
+        return false;
+    return !named_in_connection(h, o);
+}
+
+int tg_client_fields_filter(tg_http_header_t *hs, size_t *n, const tg_client_fields_policy_t *p,
+                            int *track, const char **reason)
+{
+    options_t o;
+    for (size_t i = 0; p->underscores == TG_UNDERSCORES_REJECT && i < *n; i++) {
+        if (has_underscore(&hs[i])) {
+            *reason = "underscore in header field name";
+            return -1;
+        }
+    }
+    if (connection_options(hs, *n, &o) < 0) {
+        *reason = "too many Connection options";
+        return -1;
+    }
+    size_t w = 0;
+    int moved = -1;
+    for (size_t i = 0; i < *n; i++) {
+        if (!keep(&hs[i], p, &o))
+            continue;
+        if (track != NULL && *track == (int)i)
+            moved = (int)w;
+        /* o.opt points into field values, never into hs itself: moving is safe. */
+        hs[w++] = hs[i];
+    }
+    *n = w;
+    if (track != NULL)
+        *track = moved;
+    return 0;
+}
