@@ -270,7 +270,11 @@ static bool read_response_head(tg_req_t *req, bool *gone)
         if (r < 0 || resp.status == 101) {
             tg_log_warn("upstream %s sent an invalid response: %s", req->pool->conf->name,
                         r < 0 && resp.error_reason ? resp.error_reason : "unexpected status");
+            /* The upstream answered: like nginx (proxy_next_upstream without
+             * invalid_header), a broken answer is not retried elsewhere. The
+             * connection is closed, whatever it holds. */
             req->up_state = TG_UP_SENDING;
+            req->no_retry = true;
             upstream_failed(req, 502, "invalid response from upstream", true, false);
             *gone = true;
             return true;

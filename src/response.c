@@ -133,8 +133,7 @@ void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t ca
     bool keepalive = !c->close_after && !c->worker->draining && !c->client_eof &&
                      !(req->http.flags & TG_HF_CONN_CLOSE) &&
                      (client11 || (req->http.flags & TG_HF_CONN_KEEPALIVE));
-    req->resp_keepalive = kind != TG_BODY_UNTIL_CLOSE && !(resp->flags & TG_HF_CONN_CLOSE) &&
-                          (resp->minor_version >= 1 || (resp->flags & TG_HF_CONN_KEEPALIVE));
+    req->resp_keepalive = tg_http_response_reusable(resp, req->method_bit == TG_METHOD_HEAD);
     if (req->chain->has_response_head) {
         req->resp = resp;
         req->resp_cap = cap;
