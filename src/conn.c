@@ -396,6 +396,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     tg_conn_t *c = arg;
+    if (c->state == TG_CONN_TUNNEL) {
+        tg_tunnel_timer(c->req);
+        return;
+    }
     if (c->state != TG_CONN_IDLE)
         return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
