@@ -63,7 +63,9 @@ int tg_chain_request_head(tg_req_t *req);
 /* response_head hooks, last plugin first, on req->resp. */
 void tg_chain_response_head(tg_req_t *req);
 /* request_body (response = false) or response_body hooks on chunk; returns 0,
- * or -1 when a hook failed. */
+ * or -1 when a hook failed. A response_body hook that answered or failed
+ * stops the response: req->reply then holds what replaces it (the plugin's
+ * answer, or a 500) when its head has not gone out yet. */
 int tg_chain_body(tg_req_t *req, bool response, struct evbuffer *chunk, bool last);
 /* log hooks; never fails. */
 void tg_chain_log(tg_req_t *req);

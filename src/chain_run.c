@@ -3,6 +3,7 @@
 
 #include "chain.h"
 #include "conn.h"
+#include "log.h"
 #include "request.h"
 
 static tg_filter_t filter_of(tg_req_t *req, size_t i)
@@ -27,6 +28,21 @@ static void reply_500(tg_req_t *req, const char *plugin)
         tg_arena_printf(req->arena, "{\"error\":\"plugin %s failed\",\"request_id\":\"%s\"}\n",
                         plugin, req->request_id);
     req->reply.len = strlen(req->reply.body);
+}
+
+/* A response_body hook stopped the response: its answer (or a 500) is what
+ * the client gets if the head has not gone out yet (see plugin.h). */
+static int stop_response(tg_req_t *req, const char *plugin, tg_filter_status_t st)
+{
+    if (st == TG_FILTER_ERROR || !req->reply.set)
+        reply_500(req, plugin);
+    /* The reply body is the gateway's JSON error, which names the request. */
+    size_t n = req->reply.len;
+    while (n > 0 && req->reply.body[n - 1] == '\n')
+        n--;
+    tg_log_warn("plugin %s refused the response body: %d %.*s", plugin, req->reply.status,
+                (int)(n < 300 ? n : 300), req->reply.body);
+    return -1;
 }
 
 int tg_chain_request_head(tg_req_t *req)
@@ -90,6 +106,8 @@ int tg_chain_body(tg_req_t *req, bool response, struct evbuffer *chunk, bool las
         req->in_hook = true;
         tg_filter_status_t st = hook(req, &f, chunk, last);
         req->in_hook = false;
+        if (response && (st == TG_FILTER_RESPONDED || st == TG_FILTER_ERROR))
+            return stop_response(req, d->name, st);
         if (st == TG_FILTER_ERROR)
             return -1;
     }

@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "proxy.h"
 #include "request_head.h"
+#include "response.h"
 #include "tls.h"
 #include "tollgate/request.h"
 #include "tunnel.h"
@@ -202,10 +203,16 @@ void tg_conn_send_reply(tg_conn_t *c)
      * ones too: aggregated documents are shaped like upstream ones. */
     struct evbuffer *body = evbuffer_new();
     evbuffer_add(body, rp->body, rp->len);
-    if (req->resp_buffer_limit && req->chain->has_response_body &&
-        rp->len <= req->resp_buffer_limit) {
-        req->resp_buffering = true;
-        tg_chain_body(req, true, body, true);
+    if (req->resp_buffer_limit && !req->resp_replaced && req->chain->has_response_body) {
+        /* A body over the limit is shown as unbuffered, like a proxied one. */
+        req->resp_buffering = rp->len <= req->resp_buffer_limit;
+        if (tg_chain_body(req, true, body, true) < 0) {
+            /* A hook refused it: req->reply now holds its answer. */
+            evbuffer_free(body);
+            tg_response_drop_filters(req);
+            tg_conn_send_reply(c);
+            return;
+        }
     }
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t before = evbuffer_get_length(out);
@@ -402,6 +409,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     tg_conn_t *c = arg;
+    if (c->state == TG_CONN_TUNNEL) {
+        tg_tunnel_timer(c->req);
+        return;
+    }
     if (c->state != TG_CONN_IDLE)
         return;
     struct evbuffer *in = bufferevent_get_input(c->bev);

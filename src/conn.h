@@ -28,7 +28,8 @@ struct tg_conn_s {
     size_t listener;         /* index in the worker's config listeners */
     bool tls;                /* arrived over TLS (X-Forwarded-Proto: https) */
     struct bufferevent *bev; /* NULL while parked (idle keep-alive, conn.c) */
-    struct event *timer;     /* header / idle timeout; the socket's read event while parked */
+    struct event *timer;     /* header / idle timeout (also a tunnel's); the socket's read
+                                event while parked */
     tg_conn_state_t state;
     bool head_timer;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after; /* close once the current response is written */
@@ -37,7 +38,8 @@ struct tg_conn_s {
     tg_req_t *req;
     unsigned requests;
     size_t scanned;         /* input bytes already searched for the end of the head */
-    uint64_t idle_since_ms; /* keep-alive idle start (parking, idle timeout) */
+    uint64_t idle_since_ms; /* keep-alive idle start (parking, idle timeout); in a
+                               tunnel, the last byte moved either way */
     struct sockaddr_storage peer;
     char peer_ip[46];
     tg_conn_t *prev, *next; /* worker's list */

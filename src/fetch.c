@@ -111,8 +111,7 @@ static int read_head(tg_fetch_t *f, struct evbuffer *in)
         f->status = resp.status;
         keep_content_type(f, &resp);
         tg_body_kind_t kind = tg_http_response_body(&resp, f->head_method);
-        f->keepalive = kind != TG_BODY_UNTIL_CLOSE && !(resp.flags & TG_HF_CONN_CLOSE) &&
-                       resp.minor_version >= 1;
+        f->keepalive = tg_http_response_reusable(&resp, f->head_method);
         tg_body_init(&f->body, kind, resp.content_length, f->max_body, false);
         evbuffer_drain(in, (size_t)r);
         f->head_done = true;

@@ -21,6 +21,12 @@
  *   414  request-target longer than TG_MAX_TARGET.
  *   431  more header fields than the caller's capacity.
  *   505  well-formed HTTP version other than 1.0 and 1.1.
+ *
+ * Rejected responses (error_reason; the caller answers 502 and closes the
+ * upstream connection): the same syntax and Content-Length rules; a status
+ * that is not three digits from 100; Content-Length with Transfer-Encoding;
+ * any transfer coding other than one "chunked"; Transfer-Encoding in HTTP/1.0;
+ * a 1xx with Transfer-Encoding or a non-zero Content-Length.
  */
 #include "http_parser.h"
 
@@ -88,7 +94,7 @@ typedef struct {
     int is_request, minor;
     unsigned flags;
     int host_index, host_count;
-    int have_cl, have_te, te_chunked, te_last_chunked;
+    int have_cl, have_te;
     uint64_t cl;
     int status; /* error status for requests */
     const char *reason;
@@ -185,32 +191,33 @@ static int on_content_length(head_t *h, const char *v, size_t n)
 }
 
 /* RFC 9112 section 6.1: chunked must be the final coding and applied once.
- * Requests may carry nothing but chunked (we decode nothing else, and a
- * request body we cannot frame must be refused, section 6.3 item 4). */
+ * We decode nothing else, in either direction: a request body we cannot frame
+ * must be refused (section 6.3 item 4), and a response in another coding
+ * ("gzip, chunked") would reach the client as undeclared gzip bytes once the
+ * hop-by-hop Transfer-Encoding is gone; "chunked, gzip" could only be read
+ * until close. nginx answers both with 502 too. */
 static int on_transfer_encoding(head_t *h, const char *v, size_t n)
 {
     const char *it = v, *e;
     size_t elen;
     int any = 0;
-    if (h->is_request && h->minor == 0)
-        return fail(h, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    /* section 6.1: TE in an HTTP/1.0 message means faulty framing */
+    if (h->minor == 0)
+        return fail(h, 400,
+                    h->is_request ? "Transfer-Encoding in an HTTP/1.0 request"
+                                  : "Transfer-Encoding in an HTTP/1.0 response");
     while (list_next(&it, v + n, &e, &elen)) {
         if (elen == 0)
             continue; /* RFC 9110 section 5.6.1: ignore empty elements */
         any = 1;
-        if (EQ(e, elen, "chunked")) {
-            if (h->te_chunked)
-                return fail(h, 400, "chunked applied more than once");
-            h->te_chunked = h->te_last_chunked = 1;
-        } else if (h->is_request) {
+        if (!EQ(e, elen, "chunked"))
             return fail(h, 400, "unsupported transfer coding");
-        } else {
-            h->te_last_chunked = 0;
-        }
+        if (h->have_te)
+            return fail(h, 400, "chunked applied more than once");
+        h->have_te = 1;
     }
     if (!any)
         return fail(h, 400, "empty Transfer-Encoding");
-    h->have_te = 1;
     return OK;
 }
 
@@ -608,22 +615,28 @@ static int parse_status_line(cur_t *pp, cur_t end, tg_http_response_t *resp, hea
 }
 
 /* RFC 9112 section 6.3 items 3-7 (the method and status rules are applied
- * later by tg_http_response_body). */
-static void response_framing(tg_http_response_t *resp, head_t *h)
+ * later by tg_http_response_body). An upstream is held to the rules a client
+ * is: every framing the gateway would have to guess at is an error, so that
+ * the response is never forwarded and its connection never reused. */
+static int response_framing(tg_http_response_t *resp, head_t *h)
 {
+    /* item 3: "ought to be handled as an error" */
+    if (h->have_te && h->have_cl)
+        return fail(h, 0, "both Content-Length and Transfer-Encoding");
+    /* RFC 9110 section 8.6 and RFC 9112 section 6.1: a 1xx has no body and
+     * carries neither; what would follow it is the next head. "Content-Length:
+     * 0" announces nothing and some servers send it on a 101. */
+    if (resp->status < 200 && (h->have_te || h->cl > 0))
+        return fail(h, 0, "1xx response with body framing");
     if (h->have_te) {
-        if (h->have_cl)
-            h->flags |= TG_HF_CL_AND_TE;
-        /* section 6.1: TE in an HTTP/1.0 message means faulty framing;
-         * section 6.3 item 4: not final chunked -> read until close */
-        resp->body_kind =
-            h->te_last_chunked && h->minor == 1 ? TG_BODY_CHUNKED : TG_BODY_UNTIL_CLOSE;
+        resp->body_kind = TG_BODY_CHUNKED;
     } else if (h->have_cl) {
         resp->body_kind = TG_BODY_LENGTH;
         resp->content_length = h->cl;
     } else {
         resp->body_kind = TG_BODY_UNTIL_CLOSE;
     }
+    return OK;
 }
 
 int tg_http_parse_response(const char *buf, size_t len, tg_http_response_t *resp)
@@ -646,10 +659,8 @@ int tg_http_parse_response(const char *buf, size_t len, tg_http_response_t *resp
         h.minor = resp->minor_version;
         r = parse_headers(&p, end, &h);
     }
-    if (r == OK) {
-        response_framing(resp, &h);
+    if (r == OK && (r = response_framing(resp, &h)) == OK)
         r = head_len(p, buf);
-    }
     resp->flags = h.flags;
     if (r != INCOMPLETE)
         resp->num_headers = h.n;
@@ -664,4 +675,20 @@ tg_body_kind_t tg_http_response_body(const tg_http_response_t *resp, int request
     if (request_was_head || resp->status < 200 || resp->status == 204 || resp->status == 304)
         return TG_BODY_NONE;
     return resp->body_kind;
+}
+
+bool tg_http_response_reusable(const tg_http_response_t *resp, int request_was_head)
+{
+    if (tg_http_response_body(resp, request_was_head) == TG_BODY_UNTIL_CLOSE ||
+        (resp->flags & TG_HF_CONN_CLOSE))
+        return false;
+    if (resp->minor_version == 0 && !(resp->flags & TG_HF_CONN_KEEPALIVE))
+        return false;
+    /* RFC 9110 section 8.6 / RFC 9112 section 6.1: a 204 carries neither
+     * field. One that announces a body may still send it: the bytes could
+     * only be read as the next response, so the connection ends here. HEAD
+     * and 304 answers describe the representation: their fields are fine. */
+    return !(resp->status == 204 && !request_was_head &&
+             (resp->body_kind == TG_BODY_CHUNKED ||
+              (resp->body_kind == TG_BODY_LENGTH && resp->content_length > 0)));
 }

@@ -9,6 +9,7 @@
 #ifndef TG_HTTP_PARSER_H
 #define TG_HTTP_PARSER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,9 +39,6 @@ enum {
     TG_HF_EXPECT_CONTINUE = 1u << 3, /* Expect: 100-continue */
     TG_HF_HAS_UPGRADE = 1u << 4,     /* an Upgrade header is present */
     TG_HF_EXPECT_OTHER = 1u << 5,    /* Expect with another value (-> 417) */
-    TG_HF_CL_AND_TE = 1u << 6,       /* response with both Content-Length and
-                                        Transfer-Encoding: TE wins, drop CL before
-                                        forwarding (RFC 9112 section 6.3 item 3) */
 };
 
 typedef struct {
@@ -72,7 +70,7 @@ typedef struct {
     tg_http_header_t *headers;
     size_t num_headers; /* in: capacity; out: number parsed */
     /* derived (before applying the request method: see tg_http_response_body) */
-    tg_body_kind_t body_kind; /* LENGTH, CHUNKED or UNTIL_CLOSE */
+    tg_body_kind_t body_kind; /* LENGTH, CHUNKED (exactly "chunked") or UNTIL_CLOSE */
     uint64_t content_length;
     unsigned flags; /* TG_HF_CONN_* */
     const char *error_reason;
@@ -89,12 +87,22 @@ typedef struct {
  */
 int tg_http_parse_request(const char *buf, size_t len, tg_http_request_t *req);
 
-/* Same for a response head from an upstream. */
+/* Same for a response head from an upstream; on TG_HTTP_ERROR only
+ * error_reason is set (any invalid response becomes a 502 for the client).
+ * Framing the gateway would have to guess at is an error like a syntax error:
+ * Content-Length with Transfer-Encoding, a transfer coding other than exactly
+ * "chunked", Transfer-Encoding in HTTP/1.0, a 1xx announcing a body. */
 int tg_http_parse_response(const char *buf, size_t len, tg_http_response_t *resp);
 
 /* Body framing of a response, given the request it answers (RFC 9112 section 6.3):
  * HEAD, 1xx, 204 and 304 have none whatever the headers say. */
 tg_body_kind_t tg_http_response_body(const tg_http_response_t *resp, int request_was_head);
+
+/* Whether the upstream connection may carry another exchange once this
+ * response's body is complete (the caller adds its own conditions: request
+ * body sent, no bytes left over): not when read until close, Connection:
+ * close, HTTP/1.0 without keep-alive, or a 204 announcing a body. */
+bool tg_http_response_reusable(const tg_http_response_t *resp, int request_was_head);
 
 /*
  * Incremental chunked transfer-coding decoder (RFC 9112 section 7.1). It only

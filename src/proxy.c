@@ -267,7 +267,11 @@ static bool read_response_head(tg_req_t *req, bool *gone)
                         r < 0 && resp.error_reason ? resp.error_reason
                         : switched                 ? "101 without Upgrade: websocket"
                                                    : "unexpected status");
+            /* The upstream answered: like nginx (proxy_next_upstream without
+             * invalid_header), a broken answer is not retried elsewhere. The
+             * connection is closed, whatever it holds. */
             req->up_state = TG_UP_SENDING;
+            req->no_retry = true;
             upstream_failed(req, 502, "invalid response from upstream", true, false);
             *gone = true;
             return true;
@@ -295,12 +299,27 @@ static void response_done(tg_req_t *req)
     tg_conn_request_done(req->conn);
 }
 
-/* Returns true when the request is gone. While req->stage is set (the head
- * and the first body bytes of this callback), a broken body can still become
- * a clean 502 because nothing of this response reached the client yet. */
+/* A response_body hook refused the body before its head went out: its answer
+ * (req->reply) replaces the response. The upstream connection is kept only
+ * when its whole response was read. */
+static void send_refusal(tg_req_t *req)
+{
+    tg_upool_release(req->up,
+                     req->resp_keepalive && req->resp_body.done && req->body.done && !req->up_eof);
+    req->up = NULL;
+    req->up_state = TG_UP_DONE;
+    req->bytes_out = 0;
+    tg_response_drop_filters(req);
+    tg_conn_send_reply(req->conn);
+}
+
+/* Returns true when the request is gone. Until the head went out (it is
+ * staged in req->stage during this callback, or waits for a buffered body),
+ * a broken or refused body can still become a clean reply. */
 static bool pump_response(tg_req_t *req)
 {
     int r = tg_response_pump(req, bufferevent_get_input(req->up->bev), req->up_eof);
+    bool head_sent = tg_response_head_sent(req);
     struct evbuffer *stage = req->stage;
     if (stage != NULL) {
         req->stage = NULL;
@@ -316,16 +335,22 @@ static bool pump_response(tg_req_t *req)
     case TG_BODY_MORE:
         return false;
     default:
-        tg_log_info("upstream %s: %s", req->pool->conf->name,
-                    req->resp_body.error ? req->resp_body.error : "broken response body");
-        if (stage != NULL) {
+        if (req->reply.set && !head_sent) {
+            send_refusal(req);
+            return true;
+        }
+        if (!req->reply.set)
+            tg_log_info("upstream %s: %s", req->pool->conf->name,
+                        req->resp_body.error ? req->resp_body.error : "broken response body");
+        if (!head_sent && !req->reply.set) {
+            tg_response_drop_filters(req);
             req->bytes_out = 0;
             req->up_state = TG_UP_SENDING;
             req->no_retry = true; /* the upstream answered: a broken answer is not retried */
             upstream_failed(req, 502, "invalid response from upstream", true, false);
             return true;
         }
-        /* Truncated or broken body: closing is the only honest signal left. */
+        /* Truncated, broken or refused body: closing is the only honest signal left. */
         tg_conn_fail(req->conn);
         return true;
     }

@@ -127,6 +127,8 @@ typedef struct tg_req_s {
     bool resp_filter;          /* tg_response_filter_body() */
     bool resp_buffering;
     bool resp_head_pending;     /* head waits for the buffered body */
+    bool resp_replaced;         /* a generated reply replaces the upstream's response (a
+                                   refused or broken body): no body hooks for it */
     bool resp_keepalive_client; /* the client connection stays open after this response */
     bool resp_chunked_out;      /* transformed body framed as chunked */
     struct evbuffer *req_tmp;   /* body bytes between client and request_body hooks */

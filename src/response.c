@@ -130,8 +130,7 @@ void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t ca
     bool keepalive = !c->close_after && !c->worker->draining && !c->client_eof &&
                      !(req->http.flags & TG_HF_CONN_CLOSE) &&
                      (client11 || (req->http.flags & TG_HF_CONN_KEEPALIVE));
-    req->resp_keepalive = kind != TG_BODY_UNTIL_CLOSE && !(resp->flags & TG_HF_CONN_CLOSE) &&
-                          (resp->minor_version >= 1 || (resp->flags & TG_HF_CONN_KEEPALIVE));
+    req->resp_keepalive = tg_http_response_reusable(resp, req->method_bit == TG_METHOD_HEAD);
     if (req->chain->has_response_head) {
         req->resp = resp;
         req->resp_cap = cap;
@@ -171,6 +170,15 @@ void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t ca
     write_head(req, resp, framing, resp->content_length, keepalive);
 }
 
+/* The head kept by keep_head() goes out. */
+static void write_pending_head(tg_req_t *req, out_framing_t framing, uint64_t length)
+{
+    tg_http_response_t *resp = req->resp;
+    req->resp = NULL;
+    req->resp_head_pending = false;
+    write_head(req, resp, framing, length, req->resp_keepalive_client);
+}
+
 /* Frames what the hooks left in resp_tmp toward the client. */
 static void emit(tg_req_t *req, struct evbuffer *out, bool last)
 {
@@ -187,25 +195,21 @@ static void emit(tg_req_t *req, struct evbuffer *out, bool last)
 }
 
 /* Buffered mode: the whole body, then the hooks once, then an exact
- * Content-Length. Too large: give up and stream it through the hooks. */
+ * Content-Length. Too large: give up and stream it through the hooks (-3).
+ * The head goes out only after the hooks accepted the body (or its first
+ * piece), so that a hook refusing it can still replace the response. */
 static int pump_buffered(tg_req_t *req, int r, struct evbuffer *out)
 {
     if (r != TG_BODY_DONE && evbuffer_get_length(req->resp_tmp) <= req->resp_buffer_limit)
         return TG_BODY_MORE;
-    tg_http_response_t *resp = req->resp;
-    req->resp = NULL;
-    req->resp_head_pending = false;
     if (r != TG_BODY_DONE) {
         req->resp_buffering = false;
-        write_head(req, resp, req->resp_chunked_out ? OUT_CHUNKED : OUT_CLOSE, 0,
-                   req->resp_keepalive_client);
         return -3; /* continue as a stream */
     }
     if (tg_chain_body(req, true, req->resp_tmp, true) < 0)
         return TG_BODY_ERROR;
     req->resp_chunked_out = false;
-    write_head(req, resp, OUT_LENGTH, evbuffer_get_length(req->resp_tmp),
-               req->resp_keepalive_client);
+    write_pending_head(req, OUT_LENGTH, evbuffer_get_length(req->resp_tmp));
     emit(req, out, true);
     return TG_BODY_DONE;
 }
@@ -242,6 +246,23 @@ int tg_response_pump(tg_req_t *req, struct evbuffer *in, bool eof)
     bool last = r == TG_BODY_DONE;
     if (tg_chain_body(req, true, req->resp_tmp, last) < 0)
         return TG_BODY_ERROR;
+    if (req->resp_head_pending) /* a buffered body that outgrew its limit */
+        write_pending_head(req, req->resp_chunked_out ? OUT_CHUNKED : OUT_CLOSE, 0);
     emit(req, out, last);
     return r;
+}
+
+void tg_response_drop_filters(tg_req_t *req)
+{
+    req->resp = NULL;
+    req->resp_head_pending = false;
+    req->resp_buffering = false;
+    req->resp_buffer_limit = 0;
+    req->resp_filter = false;
+    req->resp_replaced = true;
+}
+
+bool tg_response_head_sent(const tg_req_t *req)
+{
+    return req->stage == NULL && !req->resp_head_pending;
 }

@@ -26,4 +26,15 @@ struct evbuffer *tg_response_out(tg_req_t *req);
  * upstream closed. Returns TG_BODY_MORE, TG_BODY_DONE or an error. */
 int tg_response_pump(tg_req_t *req, struct evbuffer *in, bool eof);
 
+/* Whether a byte of this response's head may have reached the client. False
+ * while it is staged (req->stage) or waits for a buffered body: an error
+ * then still becomes a clean reply. Call before draining the stage. */
+bool tg_response_head_sent(const tg_req_t *req);
+
+/* Forgets what the response_head hooks asked for (buffered or filtered body)
+ * and a pending head: the reply that replaces a response whose head never
+ * went out (a refused or broken body) is sent as generated, without going
+ * through the body hooks that were meant for the upstream's body. */
+void tg_response_drop_filters(tg_req_t *req);
+
 #endif

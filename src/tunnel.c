@@ -3,14 +3,31 @@
  * client and upstream connections are joined and bytes move both ways with
  * backpressure, an idle timeout, and a close on either side that lets the
  * other side's pending output drain first.
+ *
+ * Idle means no byte in either direction: a client that only listens to a
+ * stream of server messages is not idle. One timer (the connection's, which a
+ * tunnel does not otherwise use) checks the time of the last byte moved,
+ * which every callback records (a clock read, no timer re-arm per byte).
  */
 #include "tunnel.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "conn.h"
 #include "log.h"
 #include "metrics.h"
+
+static void touch(tg_req_t *req)
+{
+    req->conn->idle_since_ms = tg_now_ms();
+}
+
+static void arm(tg_conn_t *c, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(c->timer, &tv);
+}
 
 /* Moves what src holds to dst unless dst is full; the bufferevent read
  * watermark on src then stops reading until dst drains. */
@@ -36,12 +53,14 @@ static void close_tunnel(tg_req_t *req)
 static void up_read_cb(struct bufferevent *bev, void *arg)
 {
     tg_req_t *req = arg;
+    touch(req);
     move(bev, req->conn->bev);
 }
 
 static void up_write_cb(struct bufferevent *bev, void *arg)
 {
     tg_req_t *req = arg;
+    touch(req);
     move(req->conn->bev, bev);
     if (req->tunnel_closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
         close_tunnel(req);
@@ -59,14 +78,28 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 
 void tg_tunnel_client_readable(tg_req_t *req)
 {
+    touch(req);
     if (req->up != NULL)
         move(req->conn->bev, req->up->bev);
 }
 
 void tg_tunnel_client_drained(tg_req_t *req)
 {
+    touch(req);
     if (req->up != NULL)
         move(req->up->bev, req->conn->bev);
+}
+
+void tg_tunnel_timer(tg_req_t *req)
+{
+    uint64_t idle = req->cfg->limits.idle_timeout_ms;
+    uint64_t quiet = tg_now_ms() - req->conn->idle_since_ms;
+    if (quiet < idle) {
+        arm(req->conn, idle - quiet);
+        return;
+    }
+    tg_log_info("tunnel idle timeout (request %.*s)", (int)req->request_id_len, req->request_id);
+    close_tunnel(req);
 }
 
 void tg_tunnel_client_event(tg_req_t *req, short what)
@@ -80,25 +113,26 @@ void tg_tunnel_client_event(tg_req_t *req, short what)
             return;
         }
     }
-    if (what & BEV_EVENT_TIMEOUT)
-        tg_log_info("tunnel idle timeout (request %.*s)", (int)req->request_id_len,
-                    req->request_id);
     close_tunnel(req);
 }
 
 void tg_tunnel_start(tg_req_t *req)
 {
     tg_conn_t *c = req->conn;
-    uint64_t ms = req->cfg->limits.idle_timeout_ms;
-    struct timeval idle = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     c->state = TG_CONN_TUNNEL;
     req->up_state = TG_UP_DONE;
     tg_metrics_websocket_opened(c->worker);
-    /* Idle in both directions: a read timeout on each side, reset by traffic. */
-    bufferevent_set_timeouts(c->bev, &idle, NULL);
-    bufferevent_set_timeouts(req->up->bev, &idle, NULL);
+    /* Idle in both directions: one timer for the pair (see the top). */
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    bufferevent_set_timeouts(req->up->bev, NULL, NULL);
+    touch(req);
+    arm(c, req->cfg->limits.idle_timeout_ms);
     bufferevent_setcb(req->up->bev, up_read_cb, up_write_cb, up_event_cb, req);
     bufferevent_setwatermark(req->up->bev, EV_READ, 0, TG_OUT_HIGH);
+    /* Drained callbacks well before empty: a client that reads a backlog
+     * slowly is moving bytes, and the other side refills sooner. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, TG_OUT_HIGH / 4, 0);
+    bufferevent_setwatermark(req->up->bev, EV_WRITE, TG_OUT_HIGH / 4, 0);
     bufferevent_enable(req->up->bev, EV_READ | EV_WRITE);
     bufferevent_enable(c->bev, EV_READ);
     /* Bytes that came right behind the handshake on either side. */

@@ -11,5 +11,8 @@ void tg_tunnel_start(tg_req_t *req);
 void tg_tunnel_client_readable(tg_req_t *req);
 void tg_tunnel_client_drained(tg_req_t *req);
 void tg_tunnel_client_event(tg_req_t *req, short what);
+/* The connection's timer fired: closes the tunnel once no byte moved either
+ * way for limits.idle_timeout, else re-arms it for the rest. */
+void tg_tunnel_timer(tg_req_t *req);
 
 #endif

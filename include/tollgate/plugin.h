@@ -35,7 +35,15 @@
  *   TG_FILTER_RESPONDED  the plugin answered with tg_request_respond*(); the
  *                        rest of the chain and the upstream are skipped (the
  *                        response phases of earlier plugins and log still run).
- *   TG_FILTER_ERROR      internal failure: the client gets a 500.
+ *                        From response_body: the plugin refuses the body; its
+ *                        answer replaces the response while no byte of the
+ *                        response head went to the client (a buffered body, or
+ *                        the first piece of a filtered one), else the client
+ *                        connection is closed so that the cut body never looks
+ *                        complete. The answer goes through the response_head
+ *                        hooks, not the response_body ones.
+ *   TG_FILTER_ERROR      internal failure: the client gets a 500 (from
+ *                        response_body: under the same rule as RESPONDED).
  */
 #ifndef TOLLGATE_PLUGIN_H
 #define TOLLGATE_PLUGIN_H

@@ -82,7 +82,9 @@ int tg_request_set_query(tg_request_t *r, const char *query, size_t len);
 
 /* ---- answering ---- */
 /* Responds with status, content type and body (copied). Use from request_head
- * (then return TG_FILTER_RESPONDED) or before tg_request_resume(). */
+ * (then return TG_FILTER_RESPONDED), before tg_request_resume(), or from
+ * response_body to refuse a body (then return TG_FILTER_RESPONDED; see
+ * plugin.h). */
 void tg_request_respond(tg_request_t *r, int status, const char *content_type, const char *body,
                         size_t body_len);
 /* Responds with the gateway's JSON error body {"error": msg, "request_id": ...}. */

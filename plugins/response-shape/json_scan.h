@@ -1,14 +1,18 @@
 /*
- * response-shape plugin: scanning JSON scalars (RFC 8259) the way jansson
- * accepts them: strings (escapes, strict UTF-8, no "\u0000" in keys),
- * numbers (integers within int64, reals within a double) and literals. Each
- * function takes [p, end) and returns the end of the token, or NULL when it
- * is invalid. Header-only and static: shape.c's hot loop inlines them.
+ * response-shape plugin: scanning JSON scalars (RFC 8259): strings (escapes,
+ * strict UTF-8), numbers of any size, literals. Two rules are stricter than
+ * the RFC's grammar, because the output is read by other parsers that
+ * disagree about them, and an excluded key must not reappear there under
+ * another reading (docs/design.md): an escaped surrogate must be half of a
+ * pair (RFC 8259 section 8.2 calls lone ones unpredictable: one parser
+ * replaces them, another drops them, so "secre\ud800t" may read "secret"),
+ * and a key holds no "\u0000" (C-string parsers cut it there). Each function
+ * takes [p, end) and returns the end of the token, or NULL when it is
+ * invalid. Header-only and static: shape.c's hot loop inlines them.
  */
 #ifndef TG_JSON_SCAN_H
 #define TG_JSON_SCAN_H
 
-#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,7 +42,7 @@ static int hex4(const char *p, const char *end)
 
 /* One escape at p (after the '\'), RFC 8259 section 7; returns its length
  * (1, 5 or 11) and the code point (-1 for a one-letter escape), or 0 when
- * invalid. Like jansson, a surrogate must come as a high/low pair. */
+ * invalid. A surrogate must come as a high/low pair (see the top). */
 static size_t escape(const char *p, const char *end, long *cp)
 {
     *cp = -1;
@@ -153,8 +157,8 @@ static __attribute__((noinline)) const char *scan_string_slow(const char *p, con
 }
 
 /* The string at p (on its '"'), RFC 8259 section 7: no raw control
- * characters, valid escapes, valid UTF-8; jansson also rejects "\u0000" in
- * a key. Returns the byte after it, NULL when invalid; sets *esc when the
+ * characters, valid escapes, valid UTF-8; no "\u0000" in a key (see the
+ * top). Returns the byte after it, NULL when invalid; sets *esc when the
  * string holds an escape. Inline: most strings end, plain, in one block. */
 static inline const char *scan_string(const char *p, const char *end, bool key, bool *esc)
 {
@@ -167,47 +171,6 @@ static inline const char *scan_string(const char *p, const char *end, bool key, 
     return scan_string_slow(p, end, key, esc);
 }
 
-/* Whether the digits d[0..n) (no leading zeros) exceed the magnitude of a
- * json_int_t (int64): jansson rejects such integers. */
-static bool int_overflows(const char *d, size_t n, bool neg)
-{
-    if (n != 19)
-        return n > 19;
-    return memcmp(d, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0;
-}
-
-/* Whether a real overflows a double (jansson rejects it): the digits
- * d[0..n) with the '.' at dot (n when none) times 10^exp. */
-static bool real_overflows(const char *d, size_t n, size_t dot, long exp)
-{
-    size_t first = 0;
-    while (first < n && (d[first] == '0' || d[first] == '.'))
-        first++;
-    if (first == n)
-        return false; /* zero, whatever the exponent */
-    /* value = 0.ddd * 10^e10 with the first digit not zero */
-    long e10 = (first < dot ? (long)(dot - first) : -(long)(first - dot - 1)) + exp;
-    if (e10 != 309)
-        return e10 > 309;
-    /* In [1e308, 1e309): ask strtod, with 320 digits and a sticky last one
-     * (DBL_MAX rounds at a 309-digit integer, so that decides it exactly). */
-    char buf[340];
-    size_t k = 0;
-    bool more = false;
-    for (size_t i = first; i < n; i++) {
-        if (d[i] == '.')
-            continue;
-        if (k < 320)
-            buf[k++] = d[i];
-        else
-            more |= d[i] != '0';
-    }
-    if (more)
-        buf[k++] = '1';
-    snprintf(buf + k, sizeof(buf) - k, "e%ld", 309 - (long)k);
-    return isinf(strtod(buf, NULL));
-}
-
 static inline const char *digits(const char *p, const char *end)
 {
     while (p < end && (unsigned)(*p - '0') < 10)
@@ -215,44 +178,29 @@ static inline const char *digits(const char *p, const char *end)
     return p;
 }
 
-/* The fraction and exponent of a real whose integer digits are d[0..ni). */
-static const char *scan_real(const char *d, size_t ni, const char *end)
+/* A number at p, RFC 8259 section 6:
+ *   [ "-" ] ( "0" / 1-9 *DIGIT ) [ "." 1*DIGIT ] [ ( "e" / "E" ) [ "-" / "+" ] 1*DIGIT ]
+ * of any size: RFC 8259 sets no range, and a number is copied as written, so
+ * "18446744073709551616" or "1e400" (which jansson, an int64/double parser,
+ * rejects) are shaped like any other. */
+static const char *scan_number(const char *p, const char *end)
 {
-    const char *p = d + ni, *e;
-    if (*p == '.') {
+    const char *d = p + (*p == '-'), *e;
+    p = d < end && *d == '0' ? d + 1 : digits(d, end);
+    if (p == d)
+        return NULL;
+    if (p < end && *p == '.') {
         if ((e = digits(p + 1, end)) == p + 1)
             return NULL;
         p = e;
     }
-    size_t n = (size_t)(p - d);
-    long exp = 0;
     if (p < end && (*p | 0x20) == 'e') {
         p += p + 1 < end && (p[1] == '-' || p[1] == '+') ? 2 : 1;
-        bool neg = p[-1] == '-';
         if ((e = digits(p, end)) == p)
             return NULL;
-        for (; p < e; p++)
-            exp = exp < 100000000 ? exp * 10 + (*p - '0') : exp;
-        exp = neg ? -exp : exp;
-    } else if (ni <= 308) {
-        return p; /* below 10^308 */
+        p = e;
     }
-    return real_overflows(d, n, ni, exp) ? NULL : p;
-}
-
-/* A number at p, RFC 8259 section 6, within what jansson holds: an integer
- * in int64, a real that does not overflow a double. */
-static const char *scan_number(const char *p, const char *end)
-{
-    bool neg = *p == '-';
-    const char *d = p + neg;
-    p = d < end && *d == '0' ? d + 1 : digits(d, end);
-    if (p == d)
-        return NULL;
-    size_t ni = (size_t)(p - d);
-    if (p < end && (*p == '.' || (*p | 0x20) == 'e'))
-        return scan_real(d, ni, end);
-    return ni < 19 || !int_overflows(d, ni, neg) ? p : NULL;
+    return p;
 }
 
 /* A string, number, true, false or null at p (p < end). */

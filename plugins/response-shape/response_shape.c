@@ -10,7 +10,8 @@
  *       client: "header:X-Client"   # header:<Name> | jwt.<claim> | query:<name> | user_agent
  *       user_agent: { mobile: "(?i)(android|iphone)" }  # client: user_agent; first match wins
  *       default: web                # profile when nothing (or an unknown name) matches
- *       max_body: 4MiB              # larger bodies pass through unshaped
+ *       max_body: 4MiB              # larger bodies cannot be shaped (see on_invalid)
+ *       on_invalid: error           # pass | error: every profile's default (below)
  *       profiles:
  *         mobile:
  *           include: [id, "orders[].id"]
@@ -18,6 +19,7 @@
  *           rename: { avatar_url: avatar }
  *           set_headers: { Cache-Control: "private, max-age=60" }
  *           remove_headers: [X-Internal-Trace]
+ *           on_invalid: pass        # overrides the plugin's on_invalid
  *
  * Phases:
  *   request_head   selects the profile (request var "shape.profile"); when
@@ -30,10 +32,16 @@
  *                  makes a strong ETag weak (the bytes differ per profile,
  *                  RFC 9110 section 8.8.1), applies remove_headers then
  *                  set_headers, and adds the selection header to Vary.
- *   response_body  shapes the whole body; invalid JSON and bodies over
- *                  max_body pass through byte for byte.
+ *   response_body  shapes the whole body. A body it cannot shape (invalid
+ *                  JSON, over max_body, content-coded) follows the profile's
+ *                  on_invalid: pass (byte for byte) or error (the response
+ *                  becomes a 502 with the gateway's JSON error body, logged
+ *                  by the core). Without on_invalid anywhere, a profile with
+ *                  exclude rules errs (they exist to hide fields: a body that
+ *                  passes whole would show them) and the others pass.
  *   log            counts tollgate_response_shape_total{result}, once per
- *                  response.
+ *                  response, and tollgate_response_shape_refused_total{reason}
+ *                  for the 502s.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -47,8 +55,21 @@
 typedef enum { CLIENT_HEADER, CLIENT_QUERY, CLIENT_JWT, CLIENT_UA } client_kind_t;
 
 /* Metric label values, in the order of result_t - 1. */
-typedef enum { R_NONE = 0, R_SHAPED, R_PASSTHROUGH, R_TOO_LARGE, R_INVALID } result_t;
-static const char *const result_names[] = {"shaped", "passthrough", "too_large", "invalid_json"};
+typedef enum { R_NONE = 0, R_SHAPED, R_PASSTHROUGH, R_TOO_LARGE, R_INVALID, R_REFUSED } result_t;
+static const char *const result_names[] = {"shaped", "passthrough", "too_large", "invalid_json",
+                                           "refused"};
+
+/* Why a body could not be shaped: refused_total's label values. */
+typedef enum { W_INVALID = 0, W_TOO_LARGE, W_ENCODED } why_t;
+static const char *const why_names[] = {"invalid_json", "too_large", "content_encoding"};
+static const char *const why_text[] = {
+    "response body is not valid JSON and cannot be shaped",
+    "response body is larger than max_body and cannot be shaped",
+    "response body is content-coded and cannot be shaped",
+};
+
+/* on_invalid; UNSET: not written (the profile's default applies). */
+typedef enum { INVALID_UNSET = 0, INVALID_PASS, INVALID_ERROR } on_invalid_t;
 
 typedef struct {
     char *name;
@@ -62,6 +83,9 @@ typedef struct {
     size_t nset;
     char **remove; /* remove_headers */
     size_t nremove;
+    bool excludes;      /* has exclude rules (on_invalid's default) */
+    bool refuse;        /* on_invalid: error, written or by default */
+    on_invalid_t given; /* on_invalid as written under the profile */
 } profile_t;
 
 typedef struct {
@@ -81,12 +105,15 @@ typedef struct {
     uint64_t max_body;
     pcre2_match_context *mctx; /* match limit; only read while matching */
     int metric;
+    int refused_metric; /* tollgate_response_shape_refused_total */
 } shape_conf_t;
 
 typedef struct {
     uint16_t profile; /* index + 1; 0 when request_head did not run */
     uint8_t result;   /* result_t to count in log */
+    uint8_t why;      /* why_t of a refused body */
     bool buffering;   /* response_head asked for the whole body */
+    bool encoded;     /* ...only to refuse it: it is content-coded */
 } shape_ctx_t;
 
 typedef struct {
@@ -277,11 +304,27 @@ static int parse_remove_headers(profile_t *p, const tg_conf_node_t *n, tg_conf_e
     return 0;
 }
 
+static int parse_on_invalid(const tg_conf_node_t *n, on_invalid_t *out, tg_conf_err_t *err)
+{
+    const char *v;
+    if (n == NULL)
+        return 0;
+    if (tg_conf_get_string(n, &v, err) < 0)
+        return -1;
+    if (strcmp(v, "pass") == 0)
+        *out = INVALID_PASS;
+    else if (strcmp(v, "error") == 0)
+        *out = INVALID_ERROR;
+    else
+        return tg_conf_error(err, n, "on_invalid must be pass or error, not '%s'", v);
+    return 0;
+}
+
 static int parse_profile(profile_t *p, const tg_conf_node_t *key, const tg_conf_node_t *n,
                          tg_conf_err_t *err)
 {
-    static const char *const keys[] = {"include",     "exclude",        "rename",
-                                       "set_headers", "remove_headers", NULL};
+    static const char *const keys[] = {"include",        "exclude",    "rename", "set_headers",
+                                       "remove_headers", "on_invalid", NULL};
     if ((p->name = strdup(key->value)) == NULL || (p->shape = tg_shape_new()) == NULL)
         return tg_conf_error(err, key, "out of memory");
     if (key->len == 0)
@@ -295,8 +338,11 @@ static int parse_profile(profile_t *p, const tg_conf_node_t *key, const tg_conf_
         add_rules(p, tg_conf_map_get(n, "exclude"), TG_SHAPE_EXCLUDE, err) < 0 ||
         add_renames(p, tg_conf_map_get(n, "rename"), err) < 0 ||
         parse_set_headers(p, tg_conf_map_get(n, "set_headers"), err) < 0 ||
-        parse_remove_headers(p, tg_conf_map_get(n, "remove_headers"), err) < 0)
+        parse_remove_headers(p, tg_conf_map_get(n, "remove_headers"), err) < 0 ||
+        parse_on_invalid(tg_conf_map_get(n, "on_invalid"), &p->given, err) < 0)
         return -1;
+    const tg_conf_node_t *ex = tg_conf_map_get(n, "exclude");
+    p->excludes = ex != NULL && ex->type == TG_CONF_SEQ && ex->count > 0;
     return 0;
 }
 
@@ -367,10 +413,11 @@ static int parse_user_agent(shape_conf_t *c, const tg_conf_node_t *root, tg_conf
 
 static int parse_conf(shape_conf_t *c, const tg_conf_node_t *node, tg_conf_err_t *err)
 {
-    static const char *const keys[] = {"client",   "user_agent", "default",
-                                       "max_body", "profiles",   NULL};
+    static const char *const keys[] = {"client",   "user_agent", "default", "max_body",
+                                       "profiles", "on_invalid", NULL};
     const tg_conf_node_t *n;
     const char *def;
+    on_invalid_t all = INVALID_UNSET;
     if (node->type != TG_CONF_MAP)
         return tg_conf_error(err, node,
                              "response-shape needs a config: map (client, default, profiles)");
@@ -391,6 +438,13 @@ static int parse_conf(shape_conf_t *c, const tg_conf_node_t *node, tg_conf_err_t
         return -1;
     if (c->max_body == 0 || c->max_body > (1ULL << 30))
         return tg_conf_error(err, n, "max_body must be between 1 byte and 1GiB");
+    if (parse_on_invalid(tg_conf_map_get(node, "on_invalid"), &all, err) < 0)
+        return -1;
+    for (size_t i = 0; i < c->nprofiles; i++) {
+        profile_t *p = &c->profiles[i];
+        on_invalid_t v = p->given != INVALID_UNSET ? p->given : all;
+        p->refuse = v == INVALID_UNSET ? p->excludes : v == INVALID_ERROR;
+    }
     return 0;
 }
 
@@ -406,7 +460,11 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
     }
     c->metric = tg_metrics_counter(env->metrics, "tollgate_response_shape_total",
                                    "Responses seen by response-shape, by outcome.", "result",
-                                   result_names, 4);
+                                   result_names, 5);
+    c->refused_metric = tg_metrics_counter(
+        env->metrics, "tollgate_response_shape_refused_total",
+        "Responses response-shape turned into a 502 (on_invalid: error), by reason.", "reason",
+        why_names, 3);
     *out = c;
     return 0;
 }
@@ -611,7 +669,8 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
 {
     const shape_conf_t *c = f->instance;
     shape_ctx_t *x = f->ctx;
-    if (x->profile == 0)
+    /* A refused response's replacement (the 502) passes untouched. */
+    if (x->profile == 0 || x->result == R_REFUSED)
         return TG_FILTER_CONTINUE;
     x->result = R_PASSTHROUGH;
     int status = tg_response_status(r);
@@ -620,10 +679,14 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
     if (status < 200 || status > 299 || ct == NULL || !is_json(ct, len))
         return TG_FILTER_CONTINUE;
     const profile_t *p = &c->profiles[x->profile - 1];
-    if (!tg_shape_is_empty(p->shape) && is_identity(r)) {
-        tg_response_buffer_body(r, (size_t)c->max_body);
-        x->buffering = true;
-        weaken_etag(r);
+    if (!tg_shape_is_empty(p->shape)) {
+        /* A content-coded body is buffered only to be refused. */
+        x->encoded = !is_identity(r);
+        if (!x->encoded || p->refuse) {
+            tg_response_buffer_body(r, (size_t)c->max_body);
+            x->buffering = true;
+            weaken_etag(r);
+        }
     }
     for (size_t i = 0; i < p->nremove; i++)
         tg_response_remove_header(r, p->remove[i]);
@@ -653,29 +716,45 @@ static int sink_write(const char *buf, size_t len, void *data)
     return evbuffer_add(s->chunk, buf, len);
 }
 
+/* A body that cannot be shaped: passes whole, or (on_invalid: error) the
+ * response becomes a 502. The core calls this hook before the head goes out
+ * (buffered body, or the first piece of one over max_body), so the 502 is a
+ * clean reply, never a cut body. */
+static tg_filter_status_t unshapeable(tg_request_t *r, shape_ctx_t *x, const profile_t *p,
+                                      result_t result, why_t why)
+{
+    x->result = (uint8_t)result;
+    if (!p->refuse)
+        return TG_FILTER_CONTINUE;
+    x->result = R_REFUSED;
+    x->why = (uint8_t)why;
+    tg_request_respond_error(r, 502, why_text[why]);
+    return TG_FILTER_RESPONDED;
+}
+
 static tg_filter_status_t response_body(tg_request_t *r, const tg_filter_t *f,
                                         struct evbuffer *chunk, bool last)
 {
     const shape_conf_t *c = f->instance;
     shape_ctx_t *x = f->ctx;
-    if (!x->buffering)
+    if (!x->buffering || x->result == R_TOO_LARGE)
         return TG_FILTER_CONTINUE;
-    if (!tg_response_body_buffered(r)) {
-        x->result = R_TOO_LARGE; /* streamed through untouched */
-        return TG_FILTER_CONTINUE;
-    }
+    const profile_t *p = &c->profiles[x->profile - 1];
     size_t len = evbuffer_get_length(chunk);
+    if (x->encoded)
+        return len > 0 ? unshapeable(r, x, p, R_PASSTHROUGH, W_ENCODED) : TG_FILTER_CONTINUE;
+    if (!tg_response_body_buffered(r)) /* then streamed through untouched, or refused */
+        return unshapeable(r, x, p, R_TOO_LARGE, W_TOO_LARGE);
     if (!last || len == 0)
         return TG_FILTER_CONTINUE;
     const char *body = (const char *)evbuffer_pullup(chunk, -1);
     sink_t sink = {chunk, len};
-    switch (tg_shape_body(c->profiles[x->profile - 1].shape, body, len, sink_write, &sink)) {
+    switch (tg_shape_body(p->shape, body, len, sink_write, &sink)) {
     case TG_SHAPE_SHAPED:
         x->result = R_SHAPED;
         return TG_FILTER_CONTINUE;
     case TG_SHAPE_INVALID:
-        x->result = R_INVALID;
-        return TG_FILTER_CONTINUE;
+        return unshapeable(r, x, p, R_INVALID, W_INVALID);
     case TG_SHAPE_SCALAR:
         return TG_FILTER_CONTINUE;
     case TG_SHAPE_WRITE_ERROR:
@@ -690,6 +769,8 @@ static void log_response(tg_request_t *r, const tg_filter_t *f)
     const shape_ctx_t *x = f->ctx;
     if (x->result != R_NONE && c->metric >= 0)
         tg_metrics_add(r, c->metric, (size_t)x->result - 1, 1);
+    if (x->result == R_REFUSED && c->refused_metric >= 0)
+        tg_metrics_add(r, c->refused_metric, x->why, 1);
 }
 
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {

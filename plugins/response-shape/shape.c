@@ -7,8 +7,7 @@
  * leaf or an edit (exclude, rename) lies below.
  *
  * Applying it is one pass over the body: a tokenizer that validates the JSON
- * as jansson would (RFC 8259, plus jansson's limits) and writes the output as
- * it goes. Where the rules name a key, the walk follows the tree; everywhere
+ * (RFC 8259 and the rules in shape.h) and writes the output as it goes. Where the rules name a key, the walk follows the tree; everywhere
  * else a value is either copied (its source text, without whitespace) or
  * skipped, both by one iterative scanner. Whether a value is kept is decided
  * from its first byte (its type), so nothing is built and nothing is undone,
@@ -16,7 +15,6 @@
  */
 #include "shape.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +23,7 @@
 #include "json_scan.h"
 
 /* jansson's JSON_PARSER_MAX_DEPTH: a value deeper than this (the root is at
- * depth 1) is invalid for it, so it is invalid here too. */
+ * depth 1) is invalid here too (a bound on the work, and the oracle agrees). */
 #define MAX_DEPTH 2048
 /* The output goes to the write callback in pieces of at most this size. */
 #define WRITE_CHUNK 16384

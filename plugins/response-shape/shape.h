@@ -53,7 +53,7 @@ typedef enum {
 typedef enum {
     TG_SHAPE_SHAPED,      /* the output holds the shaped document */
     TG_SHAPE_SCALAR,      /* valid JSON with a scalar root: nothing written */
-    TG_SHAPE_INVALID,     /* not JSON jansson can hold: nothing written */
+    TG_SHAPE_INVALID,     /* not JSON (see tg_shape_body): nothing written */
     TG_SHAPE_WRITE_ERROR, /* the write callback failed (output incomplete), or
                              out of memory (nothing written) */
 } tg_shape_result_t;
@@ -74,11 +74,11 @@ int tg_shape_add(tg_shape_t *s, tg_shape_rule_t rule, const char *path, const ch
 /* True when no rule was added (the body is never touched). */
 bool tg_shape_is_empty(const tg_shape_t *s);
 
-/* Validates body (RFC 8259: any value at the root) as jansson would (UTF-8,
- * surrogate pairs, no "\u0000" in keys, integers within int64, reals within
- * a double, nesting depth at most 2048; stricter in one point: a NUL byte
- * after a number or literal, which jansson 2.14 skips, is invalid) and, for
- * an object or array root,
+/* Validates body as RFC 8259 JSON (any value at the root; UTF-8; numbers of
+ * any size, copied as written) with three rules of its own: an escaped
+ * surrogate comes as a pair, a key holds no "\u0000" (json_scan.h says why),
+ * and nesting is at most 2048 deep (jansson's limit, a bound on the work);
+ * and, for an object or array root,
  * writes the shaped document: in one pass, through one buffer of about the
  * body's size, and only once the whole body is known to be valid (in pieces
  * of at most 16 KiB). */

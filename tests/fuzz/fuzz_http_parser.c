@@ -107,6 +107,31 @@ static void fuzz_request(const uint8_t *data, size_t size)
     }
 }
 
+/* RFC 9112 section 6.3: an accepted response has exactly one framing, so
+ * the gateway never has to guess where it ends (see http_parser.h). */
+static void check_response_framing(const tg_http_response_t *resp)
+{
+    int cl = 0, te = 0;
+    for (size_t i = 0; i < resp->num_headers; i++) {
+        cl += TG_HTTP_NAME_IS(&resp->headers[i], "content-length");
+        te += TG_HTTP_NAME_IS(&resp->headers[i], "transfer-encoding");
+    }
+    CHECK(!(cl && te));
+    CHECK((resp->body_kind == TG_BODY_CHUNKED) == (te > 0));
+    CHECK((resp->body_kind == TG_BODY_LENGTH) == (cl > 0));
+    CHECK(resp->body_kind != TG_BODY_CHUNKED || resp->minor_version == 1);
+    CHECK(resp->content_length <= (uint64_t)INT64_MAX);
+    if (resp->status < 200)
+        CHECK(resp->body_kind != TG_BODY_CHUNKED && resp->content_length == 0);
+    for (int head = 0; head < 2; head++) {
+        tg_body_kind_t k = tg_http_response_body(resp, head);
+        CHECK(k == TG_BODY_NONE || (!head && k == resp->body_kind));
+        /* read until close can never be followed by another exchange */
+        if (tg_http_response_reusable(resp, head))
+            CHECK(k != TG_BODY_UNTIL_CLOSE);
+    }
+}
+
 static int response(const uint8_t *data, size_t len, tg_http_response_t *resp, tg_http_header_t *h)
 {
     char *buf = malloc(len ? len : 1);
@@ -124,7 +149,8 @@ static int response(const uint8_t *data, size_t len, tg_http_response_t *resp, t
         CHECK(inside(resp->reason, resp->reason_len, buf, (size_t)r));
         CHECK(resp->body_kind != TG_BODY_NONE);
         check_fields(h, resp->num_headers, buf, (size_t)r);
-        (void)tg_http_response_body(resp, 0);
+        check_response_framing(resp);
+        CHECK(r >= 4 && memcmp(buf + r - 4, "\r\n\r\n", 4) == 0); /* no bare LF */
     }
     free(buf);
     return r;

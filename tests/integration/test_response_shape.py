@@ -1,8 +1,9 @@
 """The bundled response-shape plugin through the real gateway and a real
 upstream: profile selection (header, query, User-Agent, JWT claim), every
 shaping rule, exact Content-Length, byte-identical passthrough of what is not
-shaped (non-JSON, non-2xx, invalid JSON, too large, content-coded), Vary,
-header edits, Accept-Encoding: identity toward the upstream, metrics."""
+shaped (non-JSON, non-2xx, and with on_invalid: pass invalid JSON, too large,
+content-coded), on_invalid: error (a clean 502), Vary, header edits,
+Accept-Encoding: identity toward the upstream, metrics."""
 
 import json
 import os
@@ -245,14 +246,173 @@ def test_201_and_206_are_2xx(proxy):
 
 
 def test_invalid_json_passes_byte_identical(proxy):
+    """Profiles without exclude rules default to on_invalid: pass."""
     px = start(proxy, shape_conf())
-    bodies = [b'{"id": 7, "name": "Ann",', b'{"a":1} trailing', b'[18446744073709551616, {"internal_notes": 1}]',
+    bodies = [b'{"id": 7, "name": "Ann",', b'{"a":1} trailing', b'[{"id": 1, "x": "\\ud800"}]',
               b'\xff\xfe{"id":1}', b""]
     for i, body in enumerate(bodies):
         serve_user(px, path="/bad%d" % i, body=body)
         r = get(px.port, "/bad%d" % i, [("X-Client", "partner")])
         assert r.status == 200 and r.body == body, (body, r)
         assert r.header_all("content-length") == [str(len(body))], r
+
+
+# ------------------------------------------------------------ on_invalid ----
+# "web" has exclude rules: without on_invalid it refuses what it cannot shape.
+UNSHAPEABLE = {
+    "lone_surrogate": b'{"internal_notes": "vip", "name": "\\ud800"}',
+    "lone_low_surrogate": b'{"internal_notes": "vip", "n\\udc00ame": 1}',
+    "truncated": b'{"id": 7, "internal_notes": "vip", "orders": [',
+    "trailing_garbage": b'{"internal_notes": "vip"} x',
+    "not_utf8": b'{"internal_notes": "vip", "name": "\xff"}',
+    "nul_in_key": b'{"internal_notes": "vip", "a\\u0000": 1}',
+    "bom": b'\xef\xbb\xbf{"internal_notes": "vip"}',
+    "too_deep": b'{"internal_notes": "vip", "a": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+}
+
+
+def assert_refused(r, why=b"cannot be shaped"):
+    assert r.status == 502, r
+    assert r.header("content-type") == "application/json", r
+    doc = json.loads(r.body)
+    assert why.decode() in doc["error"] and doc["request_id"] == r.header("x-request-id"), doc
+    assert b"vip" not in r.body and b"internal_notes" not in r.body, r
+    assert r.header_all("content-length") == [str(len(r.body))], r
+
+
+@pytest.mark.parametrize("name", sorted(UNSHAPEABLE))
+def test_unshapeable_body_is_502_for_exclude_profiles(proxy, name):
+    px = start(proxy, shape_conf())
+    serve_user(px, body=UNSHAPEABLE[name])
+    with h.Conn(px.port) as c:
+        c.send(h.build_request("GET", "/u", [("X-Client", "web")]))
+        assert_refused(c.read_response(), b"not valid JSON")
+        # A clean reply: the connection carries the next request.
+        c.send(h.build_request("GET", "/u", [("X-Client", "headers_only")]))
+        r = c.read_response()
+        assert r.status == 200 and r.body == UNSHAPEABLE[name], r
+    assert "refused the response body: 502" in px.gw.stderr()
+
+
+@pytest.mark.parametrize("name", ["lone_surrogate", "truncated"])
+def test_unshapeable_body_arriving_late_is_a_clean_502(proxy, name):
+    """The body comes in pieces over several reads: the head is held until
+    the whole body was judged, so the refusal is still a clean 502."""
+    px = start(proxy, shape_conf())
+    body = UNSHAPEABLE[name]
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def slow(s, rec, arg):
+        s.sendall(head + b"%x\r\n%s\r\n" % (10, body[:10]))
+        time.sleep(0.3)
+        rest = body[10:]
+        s.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
+        return True
+
+    px.up._h_slowbody = slow
+    r = get(px.port, "/slowbody/x", [("X-Client", "web")])
+    assert_refused(r, b"not valid JSON")
+
+
+def test_broken_upstream_body_while_buffering_is_502(proxy):
+    """The upstream's chunked framing breaks after a first piece, while the
+    head is held for shaping: nothing went out, so the client gets a 502, not
+    a silently closed connection."""
+    px = start(proxy, shape_conf())
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def broken(s, rec, arg):
+        s.sendall(head + b"5\r\n{\"a\":\r\n")
+        time.sleep(0.3)
+        s.sendall(b"zz\r\n1}\r\n0\r\n\r\n")
+        return False
+
+    px.up._h_brokenbody = broken
+    for client in ("web", "partner"):
+        r = get(px.port, "/brokenbody/x", [("X-Client", client)])
+        assert r.status == 502 and b"invalid response from upstream" in r.body, r
+
+
+def test_on_invalid_pass_and_error_explicit(proxy):
+    profiles = dict(PROFILES)
+    profiles["web"] = dict(PROFILES["web"], on_invalid="pass")
+    profiles["partner"] = dict(PROFILES["partner"], on_invalid="error")
+    px = start(proxy, shape_conf(profiles=profiles))
+    body = UNSHAPEABLE["lone_surrogate"]
+    serve_user(px, body=body)
+    r = get(px.port, "/u", [("X-Client", "web")])
+    assert r.status == 200 and r.body == body, r
+    assert_refused(get(px.port, "/u", [("X-Client", "partner")]))
+    r = get(px.port, "/u", [("X-Client", "mobile")])  # include only, default pass
+    assert r.status == 200 and r.body == body, r
+
+
+def test_on_invalid_plugin_default_and_profile_override(proxy):
+    profiles = dict(PROFILES)
+    profiles["partner"] = dict(PROFILES["partner"], on_invalid="pass")
+    px = start(proxy, shape_conf(profiles=profiles, on_invalid="error"))
+    body = UNSHAPEABLE["truncated"]
+    serve_user(px, body=body)
+    assert_refused(get(px.port, "/u", [("X-Client", "mobile")]))
+    r = get(px.port, "/u", [("X-Client", "partner")])
+    assert r.status == 200 and r.body == body, r
+    # A profile without body rules never looks at the body.
+    r = get(px.port, "/u", [("X-Client", "headers_only")])
+    assert r.status == 200 and r.body == body, r
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_oversize_body_is_502_for_exclude_profiles(proxy, chunked):
+    px = start(proxy, shape_conf(max_body="1KiB"))
+    big = dict(USER, internal_notes="vip" * 1000, pad=list(range(2000)))
+    body = json.dumps(big, indent=1).encode()
+    chunks = [body[i:i + 1000] for i in range(0, len(body), 1000)] if chunked else None
+    serve_user(px, body=body, chunks=chunks)
+    with h.Conn(px.port) as c:
+        c.send(h.build_request("GET", "/u", [("X-Client", "web")]))
+        assert_refused(c.read_response(), b"larger than max_body")
+        c.send(h.build_request("GET", "/u", [("X-Client", "partner")]))  # include only: passes
+        r = c.read_response()
+        assert r.status == 200 and r.body == body, r
+
+
+def test_content_coded_body_is_502_for_exclude_profiles(proxy):
+    px = start(proxy, shape_conf())
+    body = b"\x1f\x8b\x08\x00opaque bytes that may hold internal_notes: vip"
+    serve_user(px, body=body, extra=[("Content-Encoding", "gzip")])
+    assert_refused(get(px.port, "/u", [("X-Client", "web")]), b"content-coded")
+    r = get(px.port, "/u", [("X-Client", "mobile")])
+    assert r.status == 200 and r.body == body, r
+
+
+def test_aggregated_document_over_max_body_is_502(gateway_factory, upstream_factory):
+    """Generated documents (aggregation routes) follow the same rule: one
+    over max_body is refused, not passed whole."""
+    up = upstream_factory("up")
+    port = h.free_port()
+    route = {"name": "dash", "match": {"path_prefix": "/bff"},
+             "aggregate": {"timeout": "2s", "calls": [{"key": "user", "upstream": "up", "path": "/users/7"}]},
+             "plugins": [{"name": "response-shape", "config": shape_conf(max_body="200")}]}
+    gateway_factory(h.gateway_config(port, {"up": h.upstream_conf([up.address])}, [route]))
+    r = get(port, "/bff/x", [("X-Client", "web")])
+    assert_refused(r, b"larger than max_body")
+    r = get(port, "/bff/x", [("X-Client", "partner")])
+    assert r.status == 200 and json.loads(r.body)["user"]["target"] == "/users/7", r  # passes whole
+
+
+# RFC 8259 sets no limit on numbers: they are shaped, copied as written.
+BIG_NUMBERS = [b"18446744073709551616", b"-99999999999999999999999999999999", b"1e400", b"-1.5E+99999",
+               b"0.1234567890123456789012345678901234567890", b"123456789012345678901234567890e-500"]
+
+
+@pytest.mark.parametrize("num", BIG_NUMBERS)
+def test_big_numbers_are_shaped_as_written(proxy, num):
+    px = start(proxy, shape_conf())
+    body = b'{"id": %s, "internal_notes": "vip", "orders": [{"id": %s, "cost_price": %s}]}' % (num, num, num)
+    serve_user(px, body=body)
+    assert_exact_length(get(px.port, "/u", [("X-Client", "web")]),
+                        b'{"id":%s,"orders":[{"id":%s}]}' % (num, num))
+    assert_exact_length(get(px.port, "/u", [("X-Client", "partner")]), b'{"id":%s}' % num)
 
 
 def test_scalar_root_untouched(proxy):
@@ -399,10 +559,12 @@ def scrape(admin_port):
     assert r.status == 200, r
     out = {}
     for line in r.body.decode().splitlines():
+        name, _, value = line.rpartition(" ")
         if line.startswith("tollgate_response_shape_total{"):
-            name, value = line.rsplit(" ", 1)
             out[name[len("tollgate_response_shape_total"):]] = float(value)
-    return out
+        elif line.startswith("tollgate_response_shape_refused_total{"):
+            out["refused" + name[len("tollgate_response_shape_refused_total"):]] = float(value)
+    return {k: v for k, v in out.items() if v}
 
 
 def test_metrics(gateway_factory, upstream_factory):
@@ -417,12 +579,18 @@ def test_metrics(gateway_factory, upstream_factory):
     up.raw["/bad"] = (raw_response(b'{"id":'), False)
     up.raw["/big"] = (raw_response(b'{"x":"' + b"y" * 5000 + b'"}'), False)
     up.raw["/text"] = (raw_response(b"hello", ctype="text/plain"), False)
+    up.raw["/gz"] = (raw_response(b"x", extra=[("Content-Encoding", "gzip")]), False)
     for path, n in (("/ok", 3), ("/bad", 2), ("/big", 1), ("/text", 4)):
         for _ in range(n):
             assert h.request(port, "GET", path, headers=[("X-Client", "partner")]).status == 200
+    for path, n in (("/bad", 3), ("/big", 2), ("/gz", 1)):  # web: on_invalid: error
+        for _ in range(n):
+            assert h.request(port, "GET", path, headers=[("X-Client", "web")]).status == 502
     deadline = time.monotonic() + 5
     want = {'{result="shaped"}': 3, '{result="invalid_json"}': 2, '{result="too_large"}': 1,
-            '{result="passthrough"}': 4}
+            '{result="passthrough"}': 4, '{result="refused"}': 6,
+            'refused{reason="invalid_json"}': 3, 'refused{reason="too_large"}': 2,
+            'refused{reason="content_encoding"}': 1}
     while True:
         got = scrape(admin)
         if got == want or time.monotonic() > deadline:
@@ -450,6 +618,9 @@ def test_metrics(gateway_factory, upstream_factory):
     ({"client": "query:c", "default": "a", "profiles": {"a": {"extra": 1}}}, "unknown key 'extra'"),
     ({"client": "query:c", "default": "a", "max_body": "0", "profiles": {"a": {}}}, "max_body"),
     ({"client": "query:c", "profiles": {"a": {}}}, "missing default"),
+    ({"client": "query:c", "default": "a", "on_invalid": "drop", "profiles": {"a": {}}},
+     "on_invalid must be pass or error, not 'drop'"),
+    ({"client": "query:c", "default": "a", "profiles": {"a": {"on_invalid": True}}}, "on_invalid must be"),
     ({"client": "query:c", "default": "a", "profiles": {}}, "at least one profile"),
 ])
 def test_config_errors(tmp_path, conf, message):

@@ -5,6 +5,7 @@ import base64
 import os
 import socket
 import threading
+import time
 
 import pytest
 import websockets
@@ -30,6 +31,14 @@ class EchoServer:
         self.handshakes.append(path)
         hs = getattr(ws, "request_headers", None) or getattr(getattr(ws, "request", None), "headers", None)
         self.upgrade_headers.append(hs.get_all("Upgrade") if hs is not None else None)
+        if path.startswith("/ws/stream/"):
+            # /ws/stream/<count>/<interval ms>: server-to-client only, then silence
+            count, interval = (int(x) for x in path.split("/")[3:5])
+            for i in range(count):
+                await asyncio.sleep(interval / 1000)
+                await ws.send("tick %d" % i)
+            await ws.wait_closed()
+            return
         async for m in ws:
             if m == "close-please":
                 await ws.close()
@@ -40,7 +49,9 @@ class EchoServer:
         asyncio.set_event_loop(self.loop)
 
         async def main():
-            self.server = await websockets.serve(self._echo, "127.0.0.1", self.port, max_size=None)
+            # No pings: they would be traffic the idle timeout tests do not expect.
+            self.server = await websockets.serve(self._echo, "127.0.0.1", self.port, max_size=None,
+                                                 ping_interval=None)
             self.ready.set()
             await self.server.wait_closed()
 
@@ -51,16 +62,27 @@ class EchoServer:
         self.thread.join(5)
 
 
-@pytest.fixture
-def ws_gateway(gateway_factory):
-    srv = EchoServer()
+def start_ws_gateway(gateway_factory, srv, idle):
     port = h.free_port()
     cfg = h.gateway_config(port, {"ws": h.upstream_conf(["127.0.0.1:%d" % srv.port])},
                            [dict(h.route("ws", "ws", {"path_prefix": "/ws"}), websocket=True),
                             h.route("plain", "ws", {"path_prefix": "/plain"})],
-                           limits={"idle_timeout": "2s"})
+                           limits={"idle_timeout": idle})
     gateway_factory(cfg)
-    yield port, srv
+    return port
+
+
+@pytest.fixture
+def ws_gateway(gateway_factory):
+    srv = EchoServer()
+    yield start_ws_gateway(gateway_factory, srv, "2s"), srv
+    srv.stop()
+
+
+@pytest.fixture
+def ws_gateway_1s(gateway_factory):
+    srv = EchoServer()
+    yield start_ws_gateway(gateway_factory, srv, "1s"), srv
     srv.stop()
 
 
@@ -195,3 +217,51 @@ def test_upstream_101_to_another_protocol_is_502(gateway_factory, upstream_facto
     with h.Conn(port) as c:
         r = handshake(c, "websocket")
         assert r.status == 502, r
+def test_server_stream_keeps_a_silent_client_open(ws_gateway_1s):
+    """Idle means no byte in either direction: a client that only listens to a
+    stream of server messages for several idle periods keeps its tunnel."""
+    port, srv = ws_gateway_1s
+    count, interval_ms = 14, 250  # 3.5 s: three and a half idle periods
+
+    async def go():
+        async with websockets.connect("ws://127.0.0.1:%d/ws/stream/%d/%d" % (port, count, interval_ms),
+                                      ping_interval=None) as ws:
+            got = []
+            for _ in range(count):
+                got.append(await asyncio.wait_for(ws.recv(), 3))
+            assert got == ["tick %d" % i for i in range(count)]
+            # Then silence both ways: closed after the idle timeout.
+            t0 = time.monotonic()
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            return time.monotonic() - t0
+
+    quiet = run(go())
+    assert 0.7 <= quiet < 2.5, quiet
+
+
+def test_silent_tunnel_closes_after_idle_timeout(ws_gateway_1s):
+    port, srv = ws_gateway_1s
+
+    async def go():
+        async with websockets.connect("ws://127.0.0.1:%d/ws/x" % port, ping_interval=None) as ws:
+            t0 = time.monotonic()
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            return time.monotonic() - t0
+
+    quiet = run(go())
+    assert 0.9 <= quiet < 2.5, quiet
+
+
+def test_client_traffic_keeps_tunnel_open(ws_gateway_1s):
+    port, srv = ws_gateway_1s
+
+    async def go():
+        async with websockets.connect("ws://127.0.0.1:%d/ws/x" % port, ping_interval=None) as ws:
+            for i in range(10):  # 3 s of a message every 300 ms
+                await ws.send("m%d" % i)
+                assert await asyncio.wait_for(ws.recv(), 2) == "echo:m%d" % i
+                await asyncio.sleep(0.3)
+
+    run(go())
