@@ -681,7 +681,7 @@ static void reqlog_reopen(void *instance)
 }
 
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
-    .api_version = TG_PLUGIN_API_VERSION,
+    .abi = TG_PLUGIN_ABI,
     .name = "request-log",
     .create = reqlog_create,
     .destroy = reqlog_destroy,

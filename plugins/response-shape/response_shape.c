@@ -774,7 +774,7 @@ static void log_response(tg_request_t *r, const tg_filter_t *f)
 }
 
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
-    .api_version = TG_PLUGIN_API_VERSION,
+    .abi = TG_PLUGIN_ABI,
     .name = "response-shape",
     .ctx_size = sizeof(shape_ctx_t),
     .create = create,
