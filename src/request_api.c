@@ -420,6 +420,29 @@ void *tg_request_var_ptr(const tg_request_t *r, const char *key)
     return v && v->type == TG_VAR_PTR ? v->ptr : NULL;
 }
 
+/* ---- the authenticated client ---- */
+
+int tg_request_set_claim(tg_request_t *r, const char *name, const char *value, size_t len)
+{
+    return tg_claims_set(&r->claims, r->arena, name, value, len);
+}
+
+const char *tg_request_claim(const tg_request_t *r, const char *name, size_t *len)
+{
+    return tg_claims_get(&r->claims, name, len);
+}
+
+int tg_request_set_subject(tg_request_t *r, const char *subject, size_t len)
+{
+    return tg_claims_set_subject(&r->claims, r->arena, subject, len);
+}
+
+const char *tg_request_subject(const tg_request_t *r, size_t *len)
+{
+    *len = r->claims.subject_len;
+    return r->claims.subject;
+}
+
 /* ---- stats ---- */
 
 void tg_request_stats(const tg_request_t *r, tg_request_stats_t *out)
