@@ -5,7 +5,7 @@
 
 #include "client_fields.h"
 #include "conn.h"
-#include "http_response.h"
+#include "json_escape.h"
 #include "proxy.h"
 #include "request.h"
 #include "sensitive.h"
