@@ -131,12 +131,15 @@ void tg_response_filter_body(tg_request_t *r);
  * names are) and a text value: a JSON string claim is its decoded value
  * (no quotes, escapes resolved); a number, true or false is its JSON text
  * ("42", "1.5", "true"); an object or array is its compact JSON text
- * ("[\"a\",\"b\"]", "{\"k\":1}"); a null claim is not published. A value
- * may hold any byte, NUL included (a JSON "\u0000"): read it with its length;
- * it is copied, and followed by a NUL for convenience. Whoever puts a value
- * on the wire escapes or checks it (templates percent-encode, the access log
- * JSON-escapes, a header refuses CR/LF). Values are published before the
- * plugins that read them run (chain order), and live until the request ends. */
+ * ("[\"a\",\"b\"]", "{\"k\":1}"); a null claim is not published. jwt
+ * writes integers exactly and other numbers with up to 17 significant digits,
+ * as jansson does (0.1 reads "0.10000000000000001"). A value may hold any
+ * byte, NUL included (a JSON "\u0000"): read it with its length; it is
+ * copied, and followed by a NUL for convenience. Whoever puts a value on the
+ * wire escapes or checks it (templates percent-encode, the access log
+ * JSON-escapes; a header value must not carry CR or LF). A reader sees what
+ * plugins earlier in the chain published; values live until the request
+ * ends. */
 /* At most this many claims per request: past it, tg_request_set_claim() of a
  * new name fails (jwt publishes a token's first 64 top-level claims). */
 #define TG_REQUEST_CLAIMS_MAX 64
