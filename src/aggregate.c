@@ -254,23 +254,6 @@ static char *query_value(tg_req_t *req, const char *name, size_t *len)
     return raw ? decode(req, raw, raw_len, true, len) : NULL;
 }
 
-static const char *jwt_value(tg_req_t *req, const char *claim, size_t *len)
-{
-    char key[160];
-    snprintf(key, sizeof(key), "jwt.%s", claim);
-    const char *v = tg_request_var_str(req, key, len);
-    if (v != NULL)
-        return v;
-    json_t *claims = tg_request_var_ptr(req, "jwt.claims");
-    json_t *c = claims ? json_object_get(claims, claim) : NULL;
-    if (json_is_integer(c)) {
-        char *s = tg_arena_printf(req->arena, "%" JSON_INTEGER_FORMAT, json_integer_value(c));
-        *len = strlen(s);
-        return s;
-    }
-    return NULL;
-}
-
 static const char *path_group(tg_req_t *req, const char *name, size_t *len)
 {
     const tg_route_t *r = req->route;
@@ -295,7 +278,7 @@ static const char *part_value(tg_req_t *req, const tg_tpl_part_t *p, size_t *len
 {
     switch (p->kind) {
     case TG_TPL_JWT:
-        return jwt_value(req, p->text, len);
+        return tg_request_claim(req, p->text, len);
     case TG_TPL_QUERY:
         return query_value(req, p->text, len);
     case TG_TPL_HEADER:

@@ -19,7 +19,7 @@ typedef struct tg_req_s tg_req_t;
 
 typedef enum {
     TG_TPL_LITERAL = 0,
-    TG_TPL_JWT,    /* {jwt.<claim>}: request var "jwt.<claim>", or the claim in "jwt.claims" */
+    TG_TPL_JWT,    /* {jwt.<claim>}: the published claim (tg_request_claim) */
     TG_TPL_QUERY,  /* {query.<name>} */
     TG_TPL_HEADER, /* {header.<Name>} */
     TG_TPL_PATH,   /* {path.<group>}: a named group of the route's path_regex */

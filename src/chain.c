@@ -2,12 +2,14 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "metrics.h"
 #include "sensitive.h"
 #include "tg_build_config.h"
@@ -42,32 +44,70 @@ const char *tg_chain_default_plugin_dir(void)
     return TG_PLUGIN_DIR;
 }
 
-static const tg_plugin_t *open_module(const char *file, const tg_conf_node_t *at,
-                                      tg_conf_err_t *err)
+/* The 2.0 descriptor ends with `reopen`; every later field is optional. */
+#define SIZE_2_0 (offsetof(tg_plugin_t, reopen) + sizeof(void (*)(void *)))
+
+/* The ABI rules of plugin.h. Returns 0, or -1 with err filled. */
+static int check_abi(const tg_plugin_abi_t *abi, const char *file, const tg_conf_node_t *at,
+                     tg_conf_err_t *err)
+{
+    if (abi->major != TG_PLUGIN_API_MAJOR)
+        return tg_conf_error(err, at,
+                             "plugin %s was built for plugin API %u, this tollgate provides %u.%u",
+                             file, (unsigned)abi->major, TG_PLUGIN_API_MAJOR, TG_PLUGIN_API_MINOR);
+    if (abi->minor > TG_PLUGIN_API_MINOR)
+        return tg_conf_error(err, at,
+                             "plugin %s was built for plugin API %u.%u, newer than this tollgate's "
+                             "%u.%u: upgrade tollgate or build the plugin against these headers",
+                             file, (unsigned)abi->major, (unsigned)abi->minor, TG_PLUGIN_API_MAJOR,
+                             TG_PLUGIN_API_MINOR);
+    if (abi->size < SIZE_2_0)
+        return tg_conf_error(err, at,
+                             "plugin %s has a descriptor of %u bytes, smaller than plugin API "
+                             "2.0's %zu: it was not built with TG_PLUGIN_ABI",
+                             file, (unsigned)abi->size, (size_t)SIZE_2_0);
+    if (abi->size > sizeof(tg_plugin_t))
+        return tg_conf_error(err, at,
+                             "plugin %s has a descriptor of %u bytes, larger than plugin API "
+                             "%u.%u's %zu: it was not built with TG_PLUGIN_ABI",
+                             file, (unsigned)abi->size, TG_PLUGIN_API_MAJOR, TG_PLUGIN_API_MINOR,
+                             sizeof(tg_plugin_t));
+    return 0;
+}
+
+/* Returns the module's descriptor copied into a zeroed tg_plugin_t of this
+ * core's size: fields past the module's abi.size (added in a later minor)
+ * read as NULL. The copy lives as long as the process, like the module. */
+static tg_plugin_t *open_module(const char *file, const tg_conf_node_t *at, tg_conf_err_t *err)
 {
     void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
     if (h == NULL) {
         tg_conf_error(err, at, "cannot load plugin %s: %s", file, dlerror());
         return NULL;
     }
-    const tg_plugin_t *d = dlsym(h, "tg_plugin");
-    if (d == NULL) {
+    const tg_plugin_abi_t *abi = dlsym(h, "tg_plugin");
+    if (abi == NULL) {
         tg_conf_error(err, at, "%s is not a tollgate plugin (no tg_plugin symbol)", file);
         dlclose(h);
         return NULL;
     }
-    if (d->api_version != TG_PLUGIN_API_VERSION) {
-        tg_conf_error(err, at,
-                      "plugin %s was built for plugin API version %u, this tollgate provides %u",
-                      file, (unsigned)d->api_version, (unsigned)TG_PLUGIN_API_VERSION);
+    if (check_abi(abi, file, at, err) < 0) {
         dlclose(h);
         return NULL;
     }
+    tg_plugin_t *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        abort();
+    memcpy(d, abi, abi->size);
     if (d->name == NULL || d->create == NULL) {
         tg_conf_error(err, at, "plugin %s has no name or no create()", file);
+        free(d);
         dlclose(h);
         return NULL;
     }
+    tg_log_info("plugin %s %s (API %u.%u) loaded from %s", d->name,
+                d->version ? d->version : "(no version)", (unsigned)abi->major,
+                (unsigned)abi->minor, file);
     return d;
 }
 
@@ -97,11 +137,12 @@ static const tg_plugin_t *find_module(const tg_config_t *cfg, const char *name,
             return NULL;
         }
     }
-    const tg_plugin_t *d = open_module(file, at, err);
+    tg_plugin_t *d = open_module(file, at, err);
     if (d == NULL)
         return NULL;
     if (strcmp(d->name, name) != 0) {
         tg_conf_error(err, at, "%s provides plugin '%s', not '%s'", file, d->name, name);
+        free(d);
         return NULL;
     }
     module_t *m = realloc(modules, (nmodules + 1) * sizeof(*m));

@@ -4,9 +4,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
-#include "config.h"
+/* An address block (a trusted_proxies entry). */
+typedef struct {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned prefix; /* leading bits that count */
+} tg_cidr_t;
 
 /* "IP" or "IP/prefix", IPv4 or IPv6; host bits are cleared. 0 or -1. */
 int tg_cidr_parse(const char *text, tg_cidr_t *out);

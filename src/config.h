@@ -16,6 +16,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "cidr.h"
 #include "client_fields.h"
 #include "tollgate/conf.h"
 
@@ -108,13 +109,6 @@ typedef struct {
 } tg_listen_conf_t;
 
 #define TG_LISTEN_BACKLOG 4096
-
-/* A CIDR block from trusted_proxies. */
-typedef struct {
-    int family; /* AF_INET or AF_INET6 */
-    uint8_t addr[16];
-    unsigned prefix;
-} tg_cidr_t;
 
 typedef struct {
     uint64_t header_timeout_ms; /* default 10s -> 408 */

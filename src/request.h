@@ -12,6 +12,7 @@
 #include "arena.h"
 #include "body.h"
 #include "chain.h"
+#include "claims.h"
 #include "config.h"
 #include "field_list.h"
 #include "http_parser.h"
@@ -118,6 +119,7 @@ typedef struct tg_req_s {
     bool in_hook; /* a hook is running: responses are recorded, not sent */
     tg_reply_t reply;
     tg_var_t *vars;
+    tg_claims_t claims;           /* the authenticated client (tg_request_set_claim) */
     tg_http_header_t *extra_resp; /* headers added to whatever response is sent */
     size_t nextra, extra_cap;
     tg_http_response_t *resp; /* the response head while response_head hooks run */

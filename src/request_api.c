@@ -5,7 +5,7 @@
 
 #include "client_fields.h"
 #include "conn.h"
-#include "http_response.h"
+#include "json_escape.h"
 #include "proxy.h"
 #include "request.h"
 #include "sensitive.h"
@@ -418,6 +418,29 @@ void *tg_request_var_ptr(const tg_request_t *r, const char *key)
 {
     const tg_var_t *v = var_find(r, key);
     return v && v->type == TG_VAR_PTR ? v->ptr : NULL;
+}
+
+/* ---- the authenticated client ---- */
+
+int tg_request_set_claim(tg_request_t *r, const char *name, const char *value, size_t len)
+{
+    return tg_claims_set(&r->claims, r->arena, name, value, len);
+}
+
+const char *tg_request_claim(const tg_request_t *r, const char *name, size_t *len)
+{
+    return tg_claims_get(&r->claims, name, len);
+}
+
+int tg_request_set_subject(tg_request_t *r, const char *subject, size_t len)
+{
+    return tg_claims_set_subject(&r->claims, r->arena, subject, len);
+}
+
+const char *tg_request_subject(const tg_request_t *r, size_t *len)
+{
+    *len = r->claims.subject_len;
+    return r->claims.subject;
 }
 
 /* ---- stats ---- */

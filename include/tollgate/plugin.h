@@ -4,7 +4,7 @@
  * A plugin is a shared module exporting one descriptor, `tg_plugin`:
  *
  *     TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
- *         .api_version = TG_PLUGIN_API_VERSION,
+ *         .abi = TG_PLUGIN_ABI,
  *         .name = "my-plugin",
  *         .create = my_create, .destroy = my_destroy,
  *         .request_head = my_request_head,
@@ -59,8 +59,32 @@
 #include "tollgate/metrics.h"
 #include "tollgate/request.h"
 
-/* Bumped on every incompatible change of this header or what it includes. */
-#define TG_PLUGIN_API_VERSION 1
+/* ABI versions (docs/design.md, "Plugin ABI").
+ *
+ * MAJOR is bumped on every incompatible change of the public headers: a
+ * changed or removed function, field or hook signature, a field moved. The
+ * core loads only modules built for its own major.
+ *
+ * MINOR is bumped when something is added compatibly: a function, a value of
+ * an enum a plugin only reads, a field appended to tg_plugin_t or to a struct
+ * the core allocates (tg_plugin_env_t, tg_filter_t). A module built for an
+ * older minor loads into a newer core: the core copies its descriptor into a
+ * zeroed tg_plugin_t of its own size, so every field past the module's
+ * `abi.size` (a hook added later) reads as NULL / 0. A module built for a
+ * newer minor than the core is refused: it may call functions or read fields
+ * the core does not have. So a plugin always runs on a core at least as new
+ * as its headers, and structs the core allocates and hands out read-only
+ * (tg_plugin_env_t, tg_filter_t) grow by appending, without a size field.
+ *
+ * History: 2.0 is the descriptor up to `reopen`; 2.1 appended `version`. */
+#define TG_PLUGIN_API_MAJOR 2
+#define TG_PLUGIN_API_MINOR 1
+
+/* Fills tg_plugin_t.abi with what the module is compiled against. */
+#define TG_PLUGIN_ABI                                                           \
+    {                                                                           \
+        TG_PLUGIN_API_MAJOR, TG_PLUGIN_API_MINOR, (uint32_t)sizeof(tg_plugin_t) \
+    }
 
 #define TG_PLUGIN_EXPORT __attribute__((visibility("default")))
 
@@ -90,6 +114,10 @@ typedef struct {
      * without a version bump: a plugin built before it never reads it. */
     bool redis_configured;
     tg_sensitive_t *sensitive; /* the config's credential names: tg_sensitive_add() */
+    /* New fields are appended (a minor bump). The core allocates this struct
+     * and a module never runs on a core older than its headers (see
+     * TG_PLUGIN_API_MINOR), so every field a module knows exists: no size
+     * field is needed here. */
 } tg_plugin_env_t;
 
 /* From create() only: marks a query parameter, cookie or header name as one
@@ -99,10 +127,25 @@ typedef struct {
  * memory ran out. */
 int tg_sensitive_add(tg_sensitive_t *set, tg_sensitive_kind_t kind, const char *name);
 
+/* What a module was compiled against: always TG_PLUGIN_ABI. `major` sits at
+ * offset 0 where API 1's `api_version` was, so a module built for API 1 is
+ * refused as "built for plugin API 1". */
+typedef struct {
+    uint32_t major; /* TG_PLUGIN_API_MAJOR */
+    uint32_t minor; /* TG_PLUGIN_API_MINOR */
+    uint32_t size;  /* sizeof(tg_plugin_t) in the module's headers */
+} tg_plugin_abi_t;
+
+/* The descriptor. Loader rules (src/chain.c), each a config error at the
+ * plugin entry's FILE:LINE:COL: abi.major must equal TG_PLUGIN_API_MAJOR;
+ * abi.minor must not exceed TG_PLUGIN_API_MINOR; abi.size must hold at least
+ * the 2.0 descriptor (up to `reopen`) and, for a module of this core's minor
+ * or older, no more than this core's sizeof(tg_plugin_t). Fields are only
+ * ever appended, at the end, with a minor bump; none are reserved. */
 typedef struct tg_plugin_s {
-    uint32_t api_version; /* TG_PLUGIN_API_VERSION the plugin was built against */
-    const char *name;     /* as written in the config: "request-log" */
-    size_t ctx_size;      /* bytes of per-request state (zeroed, arena-allocated) */
+    tg_plugin_abi_t abi; /* TG_PLUGIN_ABI */
+    const char *name;    /* as written in the config: "request-log" */
+    size_t ctx_size;     /* bytes of per-request state (zeroed, arena-allocated) */
 
     /* node: the `config:` map (TG_CONF_NULL when absent). Returns 0 with
      * *instance set, or -1 with err filled. */
@@ -133,6 +176,11 @@ typedef struct tg_plugin_s {
 
     /* SIGUSR1: reopen files (log rotation). Called on the main thread. */
     void (*reopen)(void *instance);
+
+    /* ---- 2.1 ---- */
+    /* The plugin's own version ("1.4.2", NUL-terminated) or NULL. Logged
+     * (info) when the module is loaded, with the API it was built for. */
+    const char *version;
 } tg_plugin_t;
 
 /* Readiness: the admin endpoint's /readyz answers 503 while any hold is

@@ -119,9 +119,46 @@ bool tg_response_body_buffered(const tg_request_t *r);
  * passes with its original framing. */
 void tg_response_filter_body(tg_request_t *r);
 
+/* ---- the authenticated client (owned by the core) ----
+ * Who the client is, as an authentication plugin (jwt) established it, in one
+ * form that every reader shares: rate-limit keys (`jwt.<claim>`),
+ * aggregation templates (`{jwt.<claim>}`), response-shape's `client:
+ * jwt.<claim>`, the access log's `subject`. Readers never see the
+ * publisher's own representation (jwt's JSON object), so either side can
+ * change it.
+ *
+ * A claim is a name (NUL-terminated, non-empty, compared exactly, as JWT
+ * names are) and a text value: a JSON string claim is its decoded value
+ * (no quotes, escapes resolved); a number, true or false is its JSON text
+ * ("42", "1.5", "true"); an object or array is its compact JSON text
+ * ("[\"a\",\"b\"]", "{\"k\":1}"); a null claim is not published. jwt
+ * writes integers exactly and other numbers with up to 17 significant digits,
+ * as jansson does (0.1 reads "0.10000000000000001"). A value may hold any
+ * byte, NUL included (a JSON "\u0000"): read it with its length; it is
+ * copied, and followed by a NUL for convenience. Whoever puts a value on the
+ * wire escapes or checks it (templates percent-encode, the access log
+ * JSON-escapes; a header value must not carry CR or LF). A reader sees what
+ * plugins earlier in the chain published; values live until the request
+ * ends. */
+/* At most this many claims per request: past it, tg_request_set_claim() of a
+ * new name fails (jwt publishes a token's first 64 top-level claims). */
+#define TG_REQUEST_CLAIMS_MAX 64
+/* Publishes claim name with value (copied); setting a name again replaces its
+ * value. Returns 0, or -1 (nothing changed) when name is NULL or empty, or
+ * TG_REQUEST_CLAIMS_MAX other names are published. */
+int tg_request_set_claim(tg_request_t *r, const char *name, const char *value, size_t len);
+/* The value of claim name; NULL (and *len 0) when it was not published. */
+const char *tg_request_claim(const tg_request_t *r, const char *name, size_t *len);
+/* Publishes the authenticated subject: the principal the request acts for
+ * (jwt: the "sub" claim, when it is a string). Copied; replaces an earlier
+ * one. Returns 0, or -1 (nothing changed) when len is 0. */
+int tg_request_set_subject(tg_request_t *r, const char *subject, size_t len);
+/* The subject, NULL (and *len 0) when no plugin published one. */
+const char *tg_request_subject(const tg_request_t *r, size_t *len);
+
 /* ---- facts shared between plugins (a small typed bag) ---- */
-/* Keys are conventional: "jwt.sub", "jwt.claims" (a jansson json_t *),
- * "auth.error", "rate_limit.decision", "shape.profile". Values are copied
+/* Keys are conventional: "auth.error", "rate_limit.decision",
+ * "shape.profile"; claims have their own API above. Values are copied
  * (strings) or borrowed (pointers: must live as long as the request; use the
  * arena or tg_request_on_cleanup). Setting a key again replaces it. */
 void tg_request_var_set_str(tg_request_t *r, const char *key, const char *value, size_t len);

@@ -24,10 +24,6 @@
 #include "jwt_verify.h"
 #include "tollgate/plugin.h"
 
-/* Past this many top-level string claims, no more "jwt.<claim>" vars: each
- * var is a list insertion, and the claims are the client's choice. */
-#define MAX_CLAIM_VARS 32
-
 typedef enum { SRC_HEADER, SRC_COOKIE, SRC_QUERY } source_kind_t;
 
 typedef struct {
@@ -648,27 +644,41 @@ static void forward_claims(tg_request_t *r, const jwt_conf_t *c, json_t *claims)
     }
 }
 
-static void claims_release(void *claims)
+/* One claim as the core's claim contract wants it (request.h): a string as
+ * its value, null not at all, anything else as compact JSON text. */
+static void publish_claim(tg_request_t *r, const char *name, const json_t *v)
 {
-    json_decref(claims);
+    if (json_is_string(v)) {
+        tg_request_set_claim(r, name, json_string_value(v), json_string_length(v));
+    } else if (json_is_integer(v)) {
+        char buf[24];
+        int n = snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        tg_request_set_claim(r, name, buf, (size_t)n);
+    } else if (json_is_boolean(v)) {
+        tg_request_set_claim(r, name, json_is_true(v) ? "true" : "false", json_is_true(v) ? 4 : 5);
+    } else if (!json_is_null(v)) {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (text != NULL)
+            tg_request_set_claim(r, name, text, strlen(text));
+        free(text);
+    }
 }
 
-static void set_vars(tg_request_t *r, json_t *claims)
+/* The token's subject and its first TG_REQUEST_CLAIMS_MAX top-level claims,
+ * published through the core; nothing of our JSON leaves the plugin. */
+static void publish(tg_request_t *r, const json_t *claims)
 {
+    const json_t *sub = json_object_get(claims, "sub");
+    if (json_is_string(sub))
+        tg_request_set_subject(r, json_string_value(sub), json_string_length(sub));
     const char *name;
-    json_t *v;
+    const json_t *v;
     size_t n = 0;
-    json_object_foreach(claims, name, v) {
-        if (!json_is_string(v) || strcmp(name, "claims") == 0)
-            continue;
-        if (n++ == MAX_CLAIM_VARS)
+    json_object_foreach((json_t *)claims, name, v) {
+        if (n++ == TG_REQUEST_CLAIMS_MAX)
             break;
-        char *key = tg_arena_printf(tg_request_arena(r), "jwt.%s", name);
-        tg_request_var_set_str(r, key, json_string_value(v), json_string_length(v));
+        publish_claim(r, name, v);
     }
-    /* Borrowed by other plugins until the request ends. */
-    tg_request_var_set_ptr(r, "jwt.claims", json_incref(claims));
-    tg_request_on_cleanup(r, claims_release, claims);
 }
 
 /* The Cookie header without the token's cookie (the lines of several headers
@@ -724,7 +734,7 @@ static tg_filter_status_t accept_token(tg_request_t *r, const jwt_conf_t *c, con
         return TG_FILTER_ERROR;
     tg_metrics_add(r, c->m_verifications, cached ? 1 : 0, 1);
     forward_claims(r, c, claims);
-    set_vars(r, claims);
+    publish(r, claims);
     return TG_FILTER_CONTINUE;
 }
 
@@ -799,7 +809,7 @@ static tg_filter_status_t jwt_request_head(tg_request_t *r, const tg_filter_t *f
 }
 
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
-    .api_version = TG_PLUGIN_API_VERSION,
+    .abi = TG_PLUGIN_ABI,
     .name = "jwt",
     .ctx_size = 0,
     .create = jwt_create,

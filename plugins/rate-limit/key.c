@@ -48,7 +48,7 @@ static int parse_part(const tg_conf_node_t *n, tg_rl_key_t *key, tg_conf_err_t *
         p->kind = TG_RL_KEY_ROUTE;
     } else if (strncmp(s, "jwt.", 4) == 0 && is_claim(s + 4)) {
         p->kind = TG_RL_KEY_JWT;
-        p->name = strdup(s); /* the var the jwt plugin sets: "jwt.sub" */
+        p->name = strdup(s); /* "jwt.sub": the claim after "jwt." (tg_request_claim) */
         if (!key->uses_jwt)
             key->jwt_node = n;
         key->uses_jwt = true;
@@ -106,7 +106,7 @@ static const char *part_value(tg_request_t *r, const tg_rl_key_part_t *p, size_t
     const char *v = NULL;
     *tag = "ijhr"[p->kind];
     if (p->kind == TG_RL_KEY_JWT)
-        v = tg_request_var_str(r, p->name, len);
+        v = tg_request_claim(r, p->name + 4, len);
     else if (p->kind == TG_RL_KEY_HEADER)
         v = tg_request_header(r, p->name, len);
     else if (p->kind == TG_RL_KEY_ROUTE) {

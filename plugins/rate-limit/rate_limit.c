@@ -545,7 +545,7 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
 }
 
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
-    .api_version = TG_PLUGIN_API_VERSION,
+    .abi = TG_PLUGIN_ABI,
     .name = "rate-limit",
     .ctx_size = sizeof(rl_ctx_t),
     .create = create,

@@ -50,7 +50,7 @@ typedef enum { TG_RL_KEY_IP, TG_RL_KEY_JWT, TG_RL_KEY_HEADER, TG_RL_KEY_ROUTE } 
 
 typedef struct {
     tg_rl_key_kind_t kind;
-    char *name; /* JWT: the request var ("jwt.sub"); HEADER: the header name */
+    char *name; /* JWT: "jwt.<claim>" as written (tg_request_claim); HEADER: the header name */
 } tg_rl_key_part_t;
 
 typedef struct {

@@ -94,7 +94,6 @@ static const char *const field_names[F_COUNT] = {
 
 /* Request variables behind fields (include/tollgate/request.h). */
 static const char *const field_vars[F_COUNT] = {
-    [F_SUBJECT] = "jwt.sub",
     [F_AUTH_ERROR] = "auth.error",
     [F_RATE_LIMIT] = "rate_limit.decision",
     [F_PROFILE] = "shape.profile",
@@ -468,6 +467,9 @@ static value_t request_value(tg_request_t *r, field_t f)
         return cstr_value(tg_request_upstream(r));
     case F_UPSTREAM_ADDR:
         return cstr_value(tg_request_upstream_addr(r));
+    case F_SUBJECT:
+        p = tg_request_subject(r, &len);
+        break;
     default:
         if (field_vars[f] != NULL)
             return var_value(r, field_vars[f]);
@@ -681,7 +683,7 @@ static void reqlog_reopen(void *instance)
 }
 
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
-    .api_version = TG_PLUGIN_API_VERSION,
+    .abi = TG_PLUGIN_ABI,
     .name = "request-log",
     .create = reqlog_create,
     .destroy = reqlog_destroy,

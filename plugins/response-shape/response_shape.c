@@ -95,7 +95,7 @@ typedef struct {
 
 typedef struct {
     client_kind_t kind;
-    char *source;     /* header name, query parameter name, or "jwt.<claim>" var key */
+    char *source;     /* header name, query parameter name, or claim name (jwt.<claim>) */
     const char *vary; /* header added to Vary, NULL for query and jwt */
     profile_t *profiles;
     size_t nprofiles;
@@ -193,7 +193,7 @@ static int parse_client(shape_conf_t *c, const tg_conf_node_t *root, tg_conf_err
         c->source = strdup(s + 6);
     } else if (strncmp(s, "jwt.", 4) == 0 && s[4] != '\0') {
         c->kind = CLIENT_JWT;
-        c->source = strdup(s); /* the jwt plugin's request var is "jwt.<claim>" */
+        c->source = strdup(s + 4); /* the claim's name (tg_request_claim) */
     } else if (strcmp(s, "user_agent") == 0) {
         c->kind = CLIENT_UA;
         c->source = strdup("User-Agent");
@@ -561,7 +561,7 @@ static size_t select_profile(const shape_conf_t *c, tg_request_t *r, const shape
         break;
     }
     case CLIENT_JWT:
-        v = tg_request_var_str(r, c->source, &len);
+        v = tg_request_claim(r, c->source, &len);
         break;
     case CLIENT_UA:
         v = tg_request_header(r, "User-Agent", &len);
@@ -774,7 +774,7 @@ static void log_response(tg_request_t *r, const tg_filter_t *f)
 }
 
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
-    .api_version = TG_PLUGIN_API_VERSION,
+    .abi = TG_PLUGIN_ABI,
     .name = "response-shape",
     .ctx_size = sizeof(shape_ctx_t),
     .create = create,

@@ -21,12 +21,11 @@ fields) extra="src/field_list.c src/client_fields.c src/client_addr.c src/cidr.c
 shape)
     # fuzz_shape.c #includes tests/unit/shape_dom_oracle.c (the differential oracle)
     extra="plugins/response-shape/shape.c"
-    FUZZ_CFLAGS="-Iplugins/response-shape -Itests/unit ${FUZZ_CFLAGS:-}"
+    FUZZ_CFLAGS="-Itests/unit ${FUZZ_CFLAGS:-}"
     libs="-ljansson"
     ;;
 jwt)
     extra="plugins/jwt/jwt_keys.c plugins/jwt/jwt_verify.c plugins/jwt/jwt_claims.c plugins/jwt/jwt_cache.c"
-    FUZZ_CFLAGS="-Iplugins/jwt ${FUZZ_CFLAGS:-}"
     libs="-lcrypto -ljansson"
     ;;
 jwt_source)
@@ -45,5 +44,5 @@ mkdir -p build-fuzz
 # shellcheck disable=SC2086 # $extra is a list of file names
 ${CC:-clang} -std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Iinclude -Isrc ${FUZZ_CFLAGS:-} "$src" $extra ${libs:-} -o "$out"
+    -I. -Iinclude -Isrc ${FUZZ_CFLAGS:-} "$src" $extra ${libs:-} -o "$out"
 echo "$PWD/$out"

@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../plugins/jwt/jwt_cache.h"
-#include "../../plugins/jwt/jwt_claims.h"
-#include "../../plugins/jwt/jwt_keys.h"
-#include "../../plugins/jwt/jwt_verify.h"
+#include "plugins/jwt/jwt_cache.h"
+#include "plugins/jwt/jwt_claims.h"
+#include "plugins/jwt/jwt_keys.h"
+#include "plugins/jwt/jwt_verify.h"
 
 /* RSA 2048 and EC P-256 public keys made for this target only (openssl genpkey;
  * the private halves were used for the seed corpus, then thrown away). */

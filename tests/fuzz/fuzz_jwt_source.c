@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../plugins/jwt/jwt_source.h"
+#include "plugins/jwt/jwt_source.h"
 
 #define CHECK(cond)                                                                       \
     do {                                                                                  \

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shape.h"
+#include "plugins/response-shape/shape.h"
 #include "shape_dom_oracle.c"
 
 #define CHECK(cond)                                                                       \

@@ -477,3 +477,24 @@ def test_redis_backend_without_redis_section_is_a_config_error(upstream, tmp_pat
     conf["backend"] = "local"
     path.write_text(h.yaml_text(cfg))
     assert h.run_check(path)[0] == 0
+
+
+def test_jwt_claim_keys_read_the_published_claims(gateway_factory, upstream):
+    """`jwt.<claim>` reads the claim the jwt plugin published through the core
+    (tg_request_claim): a string claim as its value, a number as its JSON text,
+    so two users of tenant 7 share one bucket and tenant 8 has its own."""
+    import jwt  # python3-jwt
+    secret = "s" * 32
+    route = rl_route("a", "/a", {"key": "jwt.tenant", "limits": [{"rate": 1, "per": "1m", "burst": 1}],
+                                 "backend": "local"})
+    route["plugins"].insert(0, {"name": "jwt", "config": {"keys": [{"algorithm": "HS256", "secret": secret}]}})
+    gw = start_gw(gateway_factory, upstream, [route])
+
+    def bearer(sub, tenant):
+        t = jwt.encode({"sub": sub, "tenant": tenant, "exp": int(time.time()) + 600}, secret, "HS256")
+        return [("Authorization", "Bearer " + t)]
+
+    assert get(gw.port, "/a", bearer("alice", 7)).status == 200
+    assert get(gw.port, "/a", bearer("bob", 7)).status == 429
+    assert get(gw.port, "/a", bearer("carol", 8)).status == 200
+    assert get(gw.port, "/a", bearer("dave", "8")).status == 429  # "8" and 8 publish the same text

@@ -185,8 +185,9 @@ static tg_filter_status_t response_body(tg_request_t *r, const tg_filter_t *f,
 }
 
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
-    .api_version = TG_PLUGIN_API_VERSION,
+    .abi = TG_PLUGIN_ABI,
     .name = "sample",
+    .version = "1.0",
     .ctx_size = sizeof(sample_ctx_t),
     .create = create,
     .destroy = destroy,

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shape.h"
+#include "plugins/response-shape/shape.h"
 
 typedef struct dom_shape_s dom_shape_t;
 

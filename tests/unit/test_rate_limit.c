@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../plugins/rate-limit/bucket_local.c"
-#include "../../plugins/rate-limit/bucket_redis.c"
+#include "plugins/rate-limit/bucket_local.c"
+#include "plugins/rate-limit/bucket_redis.c"
 
 static tg_rl_limit_t limit(uint64_t rate, uint64_t per_ms, uint64_t burst)
 {

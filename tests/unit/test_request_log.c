@@ -13,8 +13,8 @@
 
 #include "conf_node.h"
 
-#include "../../plugins/request-log/log_writer.c"
-#include "../../plugins/request-log/request_log.c"
+#include "plugins/request-log/log_writer.c"
+#include "plugins/request-log/request_log.c"
 
 static char dir[64];
 static tg_conf_doc_t *doc;
