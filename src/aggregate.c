@@ -7,8 +7,10 @@
 
 #include "conn.h"
 #include "request.h"
+#include "tollgate/clock.h"
 #include "tollgate/fetch.h"
 #include "tollgate/request.h"
+#include "tollgate/text.h"
 
 /* ---- templates ---- */
 
@@ -201,49 +203,13 @@ void tg_aggregate_free(tg_aggregate_t *a)
 
 /* ---- running ---- */
 
-size_t tg_aggregate_encode(char *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            out[n++] = (char)c;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[c >> 4];
-            out[n++] = hex[c & 15];
-        }
-    }
-    return n;
-}
-
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 /* Query values and path segments arrive percent-encoded: they are decoded
  * first, so that re-encoding is exact and "%2F" can never turn into a "/"
  * (nor "%252F" into "%2F"). plus: "+" means a space (query strings). */
 static char *decode(tg_req_t *req, const char *raw, size_t raw_len, bool plus, size_t *len)
 {
     char *v = tg_arena_alloc(req->arena, raw_len + 1);
-    size_t n = 0;
-    for (size_t i = 0; i < raw_len; i++) {
-        if (raw[i] == '%' && i + 2 < raw_len && hexval(raw[i + 1]) >= 0 &&
-            hexval(raw[i + 2]) >= 0) {
-            v[n++] = (char)(hexval(raw[i + 1]) * 16 + hexval(raw[i + 2]));
-            i += 2;
-        } else {
-            v[n++] = plus && raw[i] == '+' ? ' ' : raw[i];
-        }
-    }
-    *len = n;
+    *len = (size_t)tg_percent_decode_flags(raw, raw_len, v, plus ? TG_PERCENT_PLUS : 0);
     return v;
 }
 
@@ -343,7 +309,7 @@ static const char *render(tg_req_t *req, const tg_template_t *t, const char **ou
             continue;
         }
         char *enc = tg_arena_alloc(req->arena, len * 3);
-        evbuffer_add(b, enc, tg_aggregate_encode(enc, v, len));
+        evbuffer_add(b, enc, tg_percent_encode(v, len, enc));
     }
     size_t n = evbuffer_get_length(b);
     *out = tg_arena_strndup(req->arena, (const char *)evbuffer_pullup(b, -1), n);
@@ -512,8 +478,7 @@ void tg_aggregate_start(tg_req_t *req)
     run->pending = a->ncalls;
     tg_arena_on_cleanup(req->arena, run_cleanup, run);
     run->timer = evtimer_new(req->conn->worker->base, timeout_cb, run);
-    struct timeval tv = {(time_t)(a->timeout_ms / 1000),
-                         (suseconds_t)((a->timeout_ms % 1000) * 1000)};
+    struct timeval tv = tg_timeval_ms(a->timeout_ms);
     evtimer_add(run->timer, &tv);
     req->up_start_us = tg_now_us();
     const char **headers = call_headers(req, a);

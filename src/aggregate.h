@@ -62,8 +62,4 @@ void tg_aggregate_free(tg_aggregate_t *a);
 /* Runs the calls of req's route and answers the request. */
 void tg_aggregate_start(tg_req_t *req);
 
-/* Appends s percent-encoded (everything but RFC 3986 unreserved) to out; for
- * tests. Returns the number of bytes written (out needs 3 * len). */
-size_t tg_aggregate_encode(char *out, const char *s, size_t len);
-
 #endif

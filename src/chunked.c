@@ -9,6 +9,7 @@
  *   chunk-ext    = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
  */
 #include "http_parser.h"
+#include "tollgate/text.h"
 
 #include <string.h>
 
@@ -67,17 +68,12 @@ void tg_chunked_consumed(tg_chunked_t *d, uint64_t n)
     d->remaining -= n;
 }
 
-static unsigned hexval(unsigned char c)
-{
-    return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
-}
-
 static int step_size(tg_chunked_t *d, unsigned char c)
 {
     if (IS(c, TG_HTTP_C_HEX)) {
         if (d->digits == MAX_SIZE_DIGITS)
             return fail(d, "chunk size has too many digits");
-        d->chunk_size = (d->chunk_size << 4) | hexval(c);
+        d->chunk_size = (d->chunk_size << 4) | (uint64_t)tg_hex_value(c);
         d->digits++;
         if (d->chunk_size > MAX_CHUNK_SIZE)
             return fail(d, "chunk size too large");

@@ -17,6 +17,7 @@
 #include <yaml.h>
 
 #include "arena.h"
+#include "tollgate/units.h"
 
 /* Far beyond any sane config; bounds what consumers may recurse over. */
 #define MAX_DEPTH 64
@@ -515,31 +516,14 @@ int tg_conf_get_bool(const tg_conf_node_t *n, bool *out, tg_conf_err_t *err)
     return expected(n, err, "a boolean (true/false, yes/no, on/off)");
 }
 
-/* Leading decimal digits of s: *used = how many (0: none); -1 on overflow. */
-static int parse_digits(const char *s, size_t len, size_t *used, uint64_t *out)
-{
-    uint64_t v = 0;
-    int rc = 0;
-    size_t i = 0;
-    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-        if (__builtin_mul_overflow(v, 10, &v) ||
-            __builtin_add_overflow(v, (uint64_t)(s[i] - '0'), &v))
-            rc = -1;
-    }
-    *used = i;
-    *out = v;
-    return rc;
-}
-
 int tg_conf_get_uint(const tg_conf_node_t *n, uint64_t min, uint64_t max, uint64_t *out,
                      tg_conf_err_t *err)
 {
     if (!is_scalar(n))
         return expected(n, err, "an integer");
-    size_t used;
-    uint64_t v;
-    int rc = parse_digits(n->value, n->len, &used, &v);
-    if (used == 0 || used != n->len)
+    uint64_t v = 0;
+    int rc = tg_uint_parse(n->value, n->len, &v);
+    if (rc == TG_UNITS_SYNTAX)
         return expected(n, err, "an integer");
     if (rc < 0 || v < min || v > max)
         return tg_conf_error(err, n, "must be between %" PRIu64 " and %" PRIu64, min, max);
@@ -547,98 +531,26 @@ int tg_conf_get_uint(const tg_conf_node_t *n, uint64_t min, uint64_t max, uint64
     return 0;
 }
 
-typedef struct {
-    const char *name;
-    uint64_t mult;
-} unit_t;
-
-/* "ms" before "m" so that the longer unit wins. */
-static const unit_t duration_units[] = {
-    {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}, {"d", 86400 * 1000},
-};
-
-static const unit_t *duration_unit(const char *s, size_t len)
-{
-    for (size_t i = 0; i < sizeof(duration_units) / sizeof(duration_units[0]); i++) {
-        size_t ul = strlen(duration_units[i].name);
-        if (ul <= len && memcmp(s, duration_units[i].name, ul) == 0)
-            return &duration_units[i];
-    }
-    return NULL;
-}
-
-/* 0 ok, -1 syntax error, -2 overflow. */
-static int parse_duration(const char *s, size_t len, uint64_t *out)
-{
-    uint64_t total = 0;
-    size_t i = 0;
-    if (len == 0)
-        return -1;
-    while (i < len) {
-        size_t used;
-        uint64_t v;
-        int rc = parse_digits(s + i, len - i, &used, &v);
-        if (used == 0)
-            return -1;
-        i += used;
-        const unit_t *u = duration_unit(s + i, len - i);
-        if (u == NULL)
-            return -1;
-        i += strlen(u->name);
-        if (rc < 0 || __builtin_mul_overflow(v, u->mult, &v) ||
-            __builtin_add_overflow(total, v, &total))
-            return -2;
-    }
-    *out = total;
-    return 0;
-}
-
 int tg_conf_get_duration_ms(const tg_conf_node_t *n, uint64_t *out_ms, tg_conf_err_t *err)
 {
     if (!is_scalar(n))
         return expected(n, err, "a duration like 10s");
-    int rc = parse_duration(n->value, n->len, out_ms);
-    if (rc == -2)
+    int rc = tg_duration_parse_ms(n->value, n->len, out_ms);
+    if (rc == TG_UNITS_OVERFLOW)
         return tg_conf_error(err, n, "duration '%s' is too large", n->value);
     if (rc < 0)
         return expected(n, err, "a duration like 10s");
     return 0;
 }
 
-static const unit_t size_units[] = {
-    {"", 1},
-    {"B", 1},
-    {"KiB", 1ull << 10},
-    {"MiB", 1ull << 20},
-    {"GiB", 1ull << 30},
-    {"KB", 1000},
-    {"MB", 1000000},
-    {"GB", 1000000000},
-    {"k", 1ull << 10},
-    {"K", 1ull << 10},
-    {"m", 1ull << 20},
-    {"M", 1ull << 20},
-    {"g", 1ull << 30},
-    {"G", 1ull << 30},
-};
-
 int tg_conf_get_size(const tg_conf_node_t *n, uint64_t *out, tg_conf_err_t *err)
 {
     if (!is_scalar(n))
         return expected(n, err, "a size like 16KiB");
-    size_t used;
-    uint64_t v;
-    int rc = parse_digits(n->value, n->len, &used, &v);
-    if (used == 0)
+    int rc = tg_size_parse(n->value, n->len, out);
+    if (rc == TG_UNITS_OVERFLOW)
+        return tg_conf_error(err, n, "size '%s' is too large", n->value);
+    if (rc < 0)
         return expected(n, err, "a size like 16KiB");
-    const char *suffix = n->value + used;
-    for (size_t i = 0; i < sizeof(size_units) / sizeof(size_units[0]); i++) {
-        if (strcmp(suffix, size_units[i].name) != 0)
-            continue;
-        if (rc < 0 || __builtin_mul_overflow(v, size_units[i].mult, &v))
-            return tg_conf_error(err, n, "size '%s' is too large", n->value);
-        *out = v;
-        return 0;
-    }
-    return expected(n, err, "a size like 16KiB");
+    return 0;
 }

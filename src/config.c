@@ -26,6 +26,7 @@
 #include "redis.h"
 #include "router.h"
 #include "tls.h"
+#include "tollgate/text.h"
 
 #define MAX_WORKERS 256
 
@@ -103,17 +104,6 @@ static int get_path(ctx_t *c, const tg_conf_node_t *n, char **out, size_t *len)
         return tg_conf_error(c->err, n, "invalid path '%s': %s", s, reason);
     (*out)[*len] = '\0';
     return 0;
-}
-
-/* RFC 9110 section 5.6.2: token = 1*tchar. */
-static bool is_token(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && strchr("!#$%&'*+-.^_`|~", *s) == NULL)
-            return false;
-    return true;
 }
 
 /* ---- table-driven scalar fields ---------------------------------------- */
@@ -700,7 +690,7 @@ static int parse_match_methods(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
         const char *s;
         if (tg_conf_get_string(n->items[i], &s, c->err) < 0)
             return -1;
-        if (!is_token(s))
+        if (!tg_token_valid(s, n->items[i]->len))
             return tg_conf_error(c->err, n->items[i], "invalid method '%s'", s);
         char *m = dup_upper(c, s);
         uint32_t bit = method_bit(m);
@@ -720,7 +710,7 @@ static int parse_match_headers(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
     r->headers = tg_arena_calloc(c->arena, (n->count + 1) * sizeof(*r->headers));
     for (size_t i = 0; i < n->count; i++) {
         const char *value;
-        if (!is_token(n->keys[i]->value))
+        if (!tg_token_valid(n->keys[i]->value, n->keys[i]->len))
             return tg_conf_error(c->err, n->keys[i], "invalid header name '%s'", n->keys[i]->value);
         if (tg_conf_get_string(n->items[i], &value, c->err) < 0)
             return -1;

@@ -19,6 +19,7 @@
 #include "request_head.h"
 #include "response.h"
 #include "tls.h"
+#include "tollgate/clock.h"
 #include "tollgate/request.h"
 #include "tunnel.h"
 
@@ -27,7 +28,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 
 static void arm_timer(tg_conn_t *c, uint64_t ms, bool head)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = tg_timeval_ms(ms);
     c->head_timer = head;
     evtimer_add(c->timer, &tv);
 }
@@ -35,9 +36,7 @@ static void arm_timer(tg_conn_t *c, uint64_t ms, bool head)
 static void set_client_timeouts(tg_conn_t *c, uint64_t read_ms)
 {
     const tg_limits_t *l = &c->worker->cfg->limits;
-    struct timeval wt = {(time_t)(l->send_timeout_ms / 1000),
-                         (suseconds_t)((l->send_timeout_ms % 1000) * 1000)};
-    struct timeval rt = {(time_t)(read_ms / 1000), (suseconds_t)((read_ms % 1000) * 1000)};
+    struct timeval wt = tg_timeval_ms(l->send_timeout_ms), rt = tg_timeval_ms(read_ms);
     bufferevent_set_timeouts(c->bev, read_ms ? &rt : NULL, &wt);
 }
 
@@ -398,8 +397,7 @@ static void park(tg_conn_t *c, uint64_t remaining_ms)
     bufferevent_setfd(c->bev, -1); /* keep the socket open */
     bufferevent_free(c->bev);
     c->bev = NULL;
-    struct timeval tv = {(time_t)(remaining_ms / 1000),
-                         (suseconds_t)((remaining_ms % 1000) * 1000)};
+    struct timeval tv = tg_timeval_ms(remaining_ms);
     event_assign(c->timer, c->worker->base, fd, EV_READ, wake_cb, c);
     event_add(c->timer, &tv);
 }

@@ -5,6 +5,7 @@
 
 #include "body.h"
 #include "log.h"
+#include "tollgate/clock.h"
 #include "tollgate/fetch.h"
 #include "upstream_pool.h"
 #include "worker.h"
@@ -226,7 +227,7 @@ tg_fetch_t *tg_fetch_start(const char *upstream, const tg_fetch_opts_t *o, tg_fe
     f->timer = evtimer_new(w->base, timeout_cb, f);
     uint64_t ms =
         o->timeout_ms ? o->timeout_ms : pool->conf->connect_timeout_ms + pool->conf->timeout_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = tg_timeval_ms(ms);
     evtimer_add(f->timer, &tv);
     bufferevent_setcb(up->bev, read_cb, NULL, event_cb, f);
     bufferevent_setwatermark(up->bev, EV_READ, 0, 0);

@@ -1,6 +1,7 @@
 #include "field_list.h"
 
 #include "http_parser.h"
+#include "tollgate/text.h"
 
 static bool is_ows(char c)
 {
@@ -67,16 +68,6 @@ bool tg_list_has(const char *v, size_t len, const char *lower, size_t lower_len)
         if (eq_lower(&e, lower, lower_len))
             return true;
     return false;
-}
-
-bool tg_token_valid(const char *s, size_t n)
-{
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(tg_http_ctype[(unsigned char)s[i]] & TG_HTTP_C_TCHAR))
-            return false;
-    return true;
 }
 
 /* RFC 9110 section 7.8: protocol-name [ "/" protocol-version ], both tokens. */

@@ -3,17 +3,14 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "tollgate/text.h"
+
 /* RFC 1035 section 2.3.4 (a name as text, without the trailing dot). */
 #define MAX_NAME 253
 
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
-}
-
-static bool is_hex(char c)
-{
-    return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
 /* RFC 3986 section 2.3. */
@@ -46,7 +43,8 @@ static bool addr_valid(int af, const char *s, size_t n, const char *allowed)
     if (n == 0 || n >= sizeof(buf))
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!is_hex(s[i]) && (s[i] == '\0' || strchr(allowed, s[i]) == NULL))
+        if (tg_hex_value((unsigned char)s[i]) < 0 &&
+            (s[i] == '\0' || strchr(allowed, s[i]) == NULL))
             return false;
     memcpy(buf, s, n);
     buf[n] = '\0';
@@ -69,7 +67,7 @@ static bool ends_in_number(const char *s, size_t n)
     if (ln == 0)
         return false;
     if (ln >= 2 && l[0] == '0' && (l[1] | 0x20) == 'x') {
-        for (j = 2; j < ln && is_hex(l[j]); j++)
+        for (j = 2; j < ln && tg_hex_value((unsigned char)l[j]) >= 0; j++)
             ;
         return j == ln;
     }

@@ -1,18 +1,12 @@
-/* The gateway's own error log (stderr): "2026-11-23T13:37:55.123Z [level] message". */
+/* The gateway's own error log (stderr): the core side of include/tollgate/log.h,
+ * "2026-11-23T13:37:55.123Z [level] message". */
 #ifndef TG_LOG_H
 #define TG_LOG_H
 
-typedef enum {
-    TG_LOG_ERROR = 0,
-    TG_LOG_WARN,
-    TG_LOG_NOTICE,
-    TG_LOG_INFO,
-    TG_LOG_DEBUG
-} tg_log_level_t;
+#include "tollgate/log.h"
 
+/* Set once by main before any thread starts; read by every thread. */
 extern tg_log_level_t tg_log_level;
-
-void tg_log(tg_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define tg_log_error(...) tg_log(TG_LOG_ERROR, __VA_ARGS__)
 #define tg_log_warn(...) tg_log(TG_LOG_WARN, __VA_ARGS__)

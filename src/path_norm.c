@@ -2,6 +2,8 @@
 
 #include <stdbool.h>
 
+#include "tollgate/text.h"
+
 /*
  * One pass over the input: each segment is validated and decoded straight
  * into out, then, once its end is seen, the decoded segment is checked for "."
@@ -49,17 +51,6 @@ static bool raw_ok(unsigned char c)
     default:
         return false;
     }
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static const char *bad_char_reason(unsigned char c)
@@ -111,8 +102,8 @@ static int copy_char(const char *in, size_t len, size_t *i, unsigned flags, char
         (*i)++;
         return 0;
     }
-    int hi = *i + 2 < len ? hexval((unsigned char)in[*i + 1]) : -1;
-    int lo = *i + 2 < len ? hexval((unsigned char)in[*i + 2]) : -1;
+    int hi = *i + 2 < len ? tg_hex_value((unsigned char)in[*i + 1]) : -1;
+    int lo = *i + 2 < len ? tg_hex_value((unsigned char)in[*i + 2]) : -1;
     if (hi < 0 || lo < 0) {
         *reason = "malformed percent-encoding in path";
         return -1;

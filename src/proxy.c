@@ -15,6 +15,7 @@
 #include "request_head.h"
 #include "response.h"
 #include "router.h"
+#include "tollgate/clock.h"
 #include "tunnel.h"
 
 /* A response head larger than this from an upstream is a broken upstream. */
@@ -28,12 +29,6 @@ static bool pump_request(tg_req_t *req);
 static bool pump_response(tg_req_t *req);
 static void attempt(tg_req_t *req);
 
-static struct timeval tv_ms(uint64_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    return tv;
-}
-
 static bool idempotent(uint32_t m)
 {
     return (m & (TG_METHOD_GET | TG_METHOD_HEAD | TG_METHOD_PUT | TG_METHOD_DELETE |
@@ -45,7 +40,7 @@ static bool idempotent(uint32_t m)
 static void set_upstream_timeouts(tg_req_t *req)
 {
     const tg_upstream_conf_t *u = req->pool->conf;
-    struct timeval conn = tv_ms(u->connect_timeout_ms), t = tv_ms(u->timeout_ms);
+    struct timeval conn = tg_timeval_ms(u->connect_timeout_ms), t = tg_timeval_ms(u->timeout_ms);
     if (!req->up->connected)
         bufferevent_set_timeouts(req->up->bev, NULL, &conn);
     else
@@ -371,7 +366,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
             return;
         }
         /* The upstream's read timeout now measures gaps between body reads. */
-        struct timeval t = tv_ms(req->pool->conf->timeout_ms);
+        struct timeval t = tg_timeval_ms(req->pool->conf->timeout_ms);
         bufferevent_set_timeouts(req->up->bev, &t, &t);
     }
     if (req->up_state == TG_UP_RECEIVING)

@@ -27,6 +27,7 @@
 #include "conn.h"
 #include "log.h"
 #include "metrics.h"
+#include "tollgate/clock.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -72,16 +73,9 @@ struct tg_redis_s {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void add_timer_ms(struct event *ev, uint64_t ms)
 {
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    struct timeval tv = tg_timeval_ms(ms);
     evtimer_add(ev, &tv);
 }
 
@@ -164,7 +158,7 @@ static void arm_call_timer(tg_redis_t *rc)
     }
     if (rc->call_timer_armed && rc->call_timer_at <= at)
         return; /* fires earlier anyway and re-arms then */
-    uint64_t now = now_ms();
+    uint64_t now = tg_now_ms();
     add_timer_ms(rc->call_timer, at > now ? at - now : 0);
     rc->call_timer_armed = true;
     rc->call_timer_at = at;
@@ -178,7 +172,7 @@ static void call_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     tg_redis_t *rc = arg;
     rc->call_timer_armed = false;
-    uint64_t now = now_ms();
+    uint64_t now = tg_now_ms();
     while (rc->expire != NULL && rc->expire->deadline_ms <= now) {
         tg_redis_call_t *c = rc->expire;
         rc->expire = c->next;
@@ -395,7 +389,7 @@ tg_redis_call_t *tg_redis_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int
     if (rc->state == RS_READY)
         c = call_get(rc);
     if (c != NULL) {
-        uint64_t now = now_ms();
+        uint64_t now = tg_now_ms();
         *c = (tg_redis_call_t){.rc = rc,
                                .cb = cb,
                                .data = data,

@@ -9,7 +9,9 @@
 #include "proxy.h"
 #include "request.h"
 #include "sensitive.h"
+#include "tollgate/clock.h"
 #include "tollgate/request.h"
+#include "tollgate/text.h"
 
 const char *tg_request_method(const tg_request_t *r, size_t *len)
 {

@@ -1,15 +1,15 @@
 #include "request_id.h"
 
 #include <sys/random.h>
-#include <time.h>
+
+#include "tollgate/clock.h"
 
 void tg_request_id_seed(tg_request_id_gen_t *g)
 {
     if (getrandom(g->s, sizeof(g->s), 0) != (ssize_t)sizeof(g->s)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        g->s[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)g;
-        g->s[1] = (uint64_t)ts.tv_sec * 0xBF58476D1CE4E5B9ull + 1;
+        uint64_t t = tg_now_us();
+        g->s[0] = t * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)g;
+        g->s[1] = (t >> 20) * 0xBF58476D1CE4E5B9ull + 1;
     }
     if ((g->s[0] | g->s[1]) == 0)
         g->s[1] = 1;

@@ -41,6 +41,7 @@
 
 #include "conf_node.h"
 #include "metrics.h"
+#include "tollgate/clock.h"
 
 #define TICKET_ROTATE_S (12 * 3600)
 /* Also the ticket lifetime hint; with 12 h key rotation a ticket is never
@@ -196,17 +197,10 @@ static int load_pair_at(SSL_CTX *ctx, const tg_conf_node_t *map, const char *dir
 
 /* ---- session tickets ------------------------------------------------- */
 
-static time_t mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
-
 /* tickets.lock held. */
 static int tickets_refresh_locked(void)
 {
-    time_t now = mono_s();
+    time_t now = (time_t)(tg_now_ms() / 1000u);
     ticket_key_t k;
     if (tickets.has_cur && now - tickets.created < TICKET_ROTATE_S)
         return 0;
@@ -797,7 +791,7 @@ struct bufferevent *tg_tls_connect(const tg_tls_client_t *c, struct event_base *
     }
     hs_timer_t *t = SSL_get_ex_data(ssl, hs_index);
     t->bev = bev;
-    struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000)};
+    struct timeval tv = tg_timeval_ms(timeout_ms);
     evtimer_add(t->ev, &tv);
     return bev;
 }

@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "log.h"
 #include "metrics.h"
+#include "tollgate/clock.h"
 
 static void touch(tg_req_t *req)
 {
@@ -25,7 +26,7 @@ static void touch(tg_req_t *req)
 
 static void arm(tg_conn_t *c, uint64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = tg_timeval_ms(ms);
     evtimer_add(c->timer, &tv);
 }
 

@@ -8,36 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "tls.h"
+#include "tollgate/clock.h"
 
 /* Pooled connections are dropped after this long unused: shorter than the
  * usual upstream keep-alive timeouts (nginx 75 s, node 5 s is the outlier the
  * stale-connection retry covers). */
-#define IDLE_TIMEOUT_S 55
-
-uint64_t tg_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t tg_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t tg_wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
+#define IDLE_TIMEOUT_MS 55000
 
 int tg_upool_init(tg_upool_t *p, struct event_base *base, const tg_upstream_conf_t *conf)
 {
@@ -232,7 +211,7 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     t->idle_head = c;
     p->nidle++;
     TG_STAT_INC(p, idle);
-    struct timeval idle = {IDLE_TIMEOUT_S, 0};
+    struct timeval idle = tg_timeval_ms(IDLE_TIMEOUT_MS);
     bufferevent_setcb(c->bev, idle_read_cb, NULL, idle_event_cb, c);
     bufferevent_set_timeouts(c->bev, &idle, NULL);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);

@@ -86,10 +86,4 @@ void tg_upool_release(tg_uconn_t *c, bool reusable);
 void tg_upool_report_failure(tg_upool_t *p, size_t target, uint64_t now_ms);
 void tg_upool_report_success(tg_upool_t *p, size_t target);
 
-uint64_t tg_now_ms(void);
-/* Monotonic microseconds (precise clock: request timings). */
-uint64_t tg_now_us(void);
-/* Wall clock microseconds since the epoch. */
-uint64_t tg_wall_us(void);
-
 #endif

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
+#include "tollgate/clock.h"
 
 #define SPARE_ARENAS 64
 #define ARENA_FIRST_BLOCK 8192
@@ -64,7 +65,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     for (size_t i = 0; i < w->nlisten; i++)
         if (w->listeners[i])
             evconnlistener_disable(w->listeners[i]);
-    struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
+    struct timeval tv = tg_timeval_ms(ACCEPT_BACKOFF_MS);
     evtimer_add(w->accept_resume, &tv);
 }
 
@@ -240,8 +241,7 @@ static void begin_drain(tg_worker_t *w)
         return;
     w->draining = true;
     close_listeners(w);
-    struct timeval tv = {(time_t)(w->cfg->limits.drain_timeout_ms / 1000),
-                         (suseconds_t)((w->cfg->limits.drain_timeout_ms % 1000) * 1000)};
+    struct timeval tv = tg_timeval_ms(w->cfg->limits.drain_timeout_ms);
     evtimer_add(w->drain_deadline, &tv);
     for (tg_conn_t *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;

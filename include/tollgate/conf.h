@@ -53,7 +53,9 @@ const tg_conf_node_t *tg_conf_map_get(const tg_conf_node_t *map, const char *key
  * ("unknown key 'foo'"), and when map is not a map. */
 int tg_conf_check_keys(const tg_conf_node_t *map, const char *const *allowed, tg_conf_err_t *err);
 
-/* Typed scalar readers: 0 on success, -1 with err filled otherwise. */
+/* Typed scalar readers: 0 on success, -1 with err filled otherwise. The
+ * syntax of numbers, durations and sizes is tollgate/units.h's, whose parsers
+ * read the same text outside a config node. */
 int tg_conf_get_string(const tg_conf_node_t *n, const char **out, tg_conf_err_t *err);
 int tg_conf_get_bool(const tg_conf_node_t *n, bool *out, tg_conf_err_t *err);
 int tg_conf_get_uint(const tg_conf_node_t *n, uint64_t min, uint64_t max, uint64_t *out,

@@ -55,9 +55,13 @@
 #include <stdint.h>
 
 #include "tollgate/arena.h"
+#include "tollgate/clock.h"
 #include "tollgate/conf.h"
+#include "tollgate/log.h"
 #include "tollgate/metrics.h"
 #include "tollgate/request.h"
+#include "tollgate/text.h"
+#include "tollgate/units.h"
 
 /* ABI versions (docs/design.md, "Plugin ABI").
  *

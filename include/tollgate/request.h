@@ -188,12 +188,6 @@ typedef struct tg_sensitive_s tg_sensitive_t;
 bool tg_request_sensitive(const tg_request_t *r, tg_sensitive_kind_t kind, const char *name,
                           size_t len);
 
-/* ---- helpers ---- */
-/* Percent-decodes in (RFC 3986 2.1: "%" and two hex digits of either case;
- * a "%" without them is kept as is; "+" is kept) into out, which has room for
- * len bytes and may be in itself. Returns the decoded length. */
-size_t tg_percent_decode(const char *in, size_t len, char *out);
-
 /* ---- timings and sizes (log phase) ---- */
 typedef struct {
     uint64_t start_us;    /* wall clock (µs since the epoch) when the head was complete */

@@ -22,7 +22,9 @@
 #include "jwt_remote.h"
 #include "jwt_source.h"
 #include "jwt_verify.h"
+#include "tollgate/clock.h"
 #include "tollgate/plugin.h"
+#include "tollgate/text.h"
 
 typedef enum { SRC_HEADER, SRC_COOKIE, SRC_QUERY } source_kind_t;
 
@@ -70,18 +72,6 @@ static const char *const result_names[] = {"ok", "cached"};
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
-}
-
-/* RFC 9110 5.6.2 token characters (header names). */
-static bool is_token(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s; s++)
-        if (!strchr("!#$%&'*+-.^_`|~", *s) &&
-            !((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
-            return false;
-    return true;
 }
 
 /* RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ); this also keeps
@@ -260,7 +250,7 @@ static int parse_source(source_t *src, const tg_conf_node_t *n, tg_conf_err_t *e
         return -1;
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         size_t pl = strlen(kinds[i].prefix);
-        if (strncmp(s, kinds[i].prefix, pl) == 0 && is_token(s + pl)) {
+        if (strncmp(s, kinds[i].prefix, pl) == 0 && tg_token_valid(s + pl, strlen(s + pl))) {
             if (strlen(s + pl) > TG_JWT_SOURCE_NAME_MAX)
                 return tg_conf_error(err, n, "name longer than %d bytes",
                                      (int)TG_JWT_SOURCE_NAME_MAX);
@@ -302,7 +292,7 @@ static int parse_forward(jwt_conf_t *c, const tg_conf_node_t *n, tg_conf_err_t *
         forward_t *f = &c->forward[c->n_forward];
         if (tg_conf_get_string(n->items[c->n_forward], &h, err) < 0)
             return -1;
-        if (!is_token(h))
+        if (!tg_token_valid(h, strlen(h)))
             return tg_conf_error(err, n->items[c->n_forward], "invalid header name \"%s\"", h);
         f->claim = dup_or_null(n->keys[c->n_forward]->value);
         f->header = strdup(h);
@@ -613,16 +603,6 @@ static tg_filter_status_t reject(tg_request_t *r, const jwt_conf_t *c, tg_jwt_re
     return TG_FILTER_RESPONDED;
 }
 
-/* A header value must not carry CR, LF, NUL or other controls (RFC 9110 5.5):
- * a signed claim is still the token issuer's text, not ours. */
-static bool header_safe(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
 static void forward_claims(tg_request_t *r, const jwt_conf_t *c, json_t *claims)
 {
     for (size_t i = 0; i < c->n_forward; i++) {
@@ -632,13 +612,15 @@ static void forward_claims(tg_request_t *r, const jwt_conf_t *c, json_t *claims)
         json_t *v = json_object_get(claims, f->claim);
         if (v == NULL || json_is_null(v))
             continue;
+        /* A claim with CR, LF, NUL or other controls is not forwarded: a
+         * signed claim is still the token issuer's text, not ours. */
         if (json_is_string(v)) {
-            if (header_safe(json_string_value(v), json_string_length(v)))
+            if (tg_field_value_valid(json_string_value(v), json_string_length(v)))
                 tg_request_set_header(r, f->header, json_string_value(v), json_string_length(v));
             continue;
         }
         char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (text != NULL && header_safe(text, strlen(text)))
+        if (text != NULL && tg_field_value_valid(text, strlen(text)))
             tg_request_set_header(r, f->header, text, strlen(text));
         free(text);
     }
@@ -738,13 +720,6 @@ static tg_filter_status_t accept_token(tg_request_t *r, const jwt_conf_t *c, con
     return TG_FILTER_CONTINUE;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void cache_key(const jwt_worker_t *w, const char *tok, size_t len,
                       unsigned char key[TG_JWT_CACHE_KEY])
 {
@@ -795,7 +770,7 @@ static tg_filter_status_t jwt_request_head(tg_request_t *r, const tg_filter_t *f
         return reject(r, c, TG_JWT_DUPLICATE);
     if (f.bad)
         return reject(r, c, TG_JWT_MALFORMED);
-    double now = now_seconds();
+    double now = (double)tg_wall_us() / 1e6; /* exp, nbf and iat are wall-clock seconds */
     tg_jwt_reason_t why = TG_JWT_OK;
     bool cached;
     json_t *claims = claims_of(c, flt->worker, &f, now, &why, &cached);

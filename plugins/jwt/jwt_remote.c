@@ -7,9 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "tollgate/clock.h"
 #include "tollgate/fetch.h"
+#include "tollgate/log.h"
 #include "tollgate/plugin.h"
 
 /* After a failed fetch, try again this soon (or at refresh_ms if sooner). */
@@ -29,20 +30,13 @@ struct tg_jwt_remote_s {
     void *arg;
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void arm(tg_jwt_remote_t *r, uint64_t ms)
 {
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    struct timeval tv = tg_timeval_ms(ms);
     evtimer_add(r->timer, &tv);
 }
 
-/* A new set from a 200 response; NULL (with a message on stderr) otherwise. */
+/* A new set from a 200 response; NULL (with a warning logged) otherwise. */
 static tg_jwt_keyset_t *parse_set(const tg_jwt_remote_t *r, const tg_fetch_result_t *res)
 {
     char err[400] = "";
@@ -61,8 +55,8 @@ static tg_jwt_keyset_t *parse_set(const tg_jwt_remote_t *r, const tg_fetch_resul
     }
     json_decref(doc);
     if (ks == NULL)
-        fprintf(stderr, "jwt: jwks_uri %s (upstream %s): %s; keeping the previous keys\n",
-                r->conf->path, r->conf->upstream, err[0] ? err : "error");
+        tg_log(TG_LOG_WARN, "jwt: jwks_uri %s (upstream %s): %s; keeping the previous keys",
+               r->conf->path, r->conf->upstream, err[0] ? err : "error");
     return ks;
 }
 
@@ -99,7 +93,7 @@ static void start_fetch(evutil_socket_t fd, short what, void *data)
     static const char *const headers[] = {"Accept", "application/json", NULL};
     tg_fetch_opts_t opts = {
         .method = "GET", .path = r->conf->path, .headers = headers, .max_body = MAX_JWKS};
-    r->last_start_ms = now_ms();
+    r->last_start_ms = tg_now_ms();
     r->started = true;
     /* NULL: fetched() already ran with the error and re-armed the timer. */
     r->inflight = tg_fetch_start(r->conf->upstream, &opts, fetched, r);
@@ -134,7 +128,7 @@ const tg_jwt_keyset_t *tg_jwt_remote_keys(const tg_jwt_remote_t *r)
 void tg_jwt_remote_poke(tg_jwt_remote_t *r)
 {
     if (r->inflight != NULL || !r->started ||
-        now_ms() - r->last_start_ms < TG_JWT_REMOTE_MIN_INTERVAL_MS)
+        tg_now_ms() - r->last_start_ms < TG_JWT_REMOTE_MIN_INTERVAL_MS)
         return;
     evtimer_del(r->timer);
     arm(r, 0);

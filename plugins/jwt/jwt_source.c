@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "tollgate/text.h"
+
 static bool is_ows(char c)
 {
     return c == ' ' || c == '\t';

@@ -9,26 +9,15 @@
  * text. Long values are hashed: Redis keys stay short and a client sending an
  * 8 KiB header does not store 8 KiB per bucket.
  */
-#include <ctype.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rate_limit.h"
+#include "tollgate/text.h"
 
 #define RAW_MAX 64 /* longer key values are replaced by their SHA-1 */
-
-/* RFC 9110 section 5.6.2: token = 1*tchar. */
-static bool is_token(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && strchr("!#$%&'*+-.^_`|~", *s) == NULL)
-            return false;
-    return true;
-}
 
 static bool is_claim(const char *s)
 {
@@ -52,7 +41,7 @@ static int parse_part(const tg_conf_node_t *n, tg_rl_key_t *key, tg_conf_err_t *
         if (!key->uses_jwt)
             key->jwt_node = n;
         key->uses_jwt = true;
-    } else if (strncmp(s, "header:", 7) == 0 && is_token(s + 7)) {
+    } else if (strncmp(s, "header:", 7) == 0 && tg_token_valid(s + 7, strlen(s + 7))) {
         p->kind = TG_RL_KEY_HEADER;
         p->name = strdup(s + 7);
     } else {

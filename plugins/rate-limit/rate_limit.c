@@ -20,17 +20,16 @@
  * Reset the seconds until it is full again; Policy lists every limit.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include <hiredis/hiredis.h>
 
 #include "rate_limit.h"
+#include "tollgate/clock.h"
+#include "tollgate/log.h"
 
 #define LOCAL_MAX_ENTRIES 100000
 
@@ -77,42 +76,20 @@ typedef struct {
 
 /* ------------------------------------------------------------ logging ---- */
 
-/* The core's log line format ("<time> [level] message"), one write per line. */
-static void rl_log(const char *level, const char *fmt, ...)
-{
-    char line[512];
-    struct timeval tv;
-    struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ [%s] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (int)(tv.tv_usec / 1000), level);
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof(line) - 2)
-        len = sizeof(line) - 2;
-    line[len++] = '\n';
-    fwrite(line, 1, len, stderr);
-    fflush(stderr);
-}
-
-/* Once per outage, not once per request: the first failure after a success. */
-static void note_error(const rl_t *c, const char *why)
+/* Once per outage, not once per request: the first failure after a success,
+ * named by the request that met it (its route says which limiter). */
+static void note_error(tg_request_t *r, const rl_t *c, const char *why)
 {
     if (!atomic_exchange(&((rl_t *)c)->outage, true))
-        rl_log("warn", "rate-limit: redis unavailable (%s): on_error %s applies", why,
-               on_error_names[c->on_error]);
+        tg_request_log(r, TG_LOG_WARN, "rate-limit: redis unavailable (%s): on_error %s applies",
+                       why, on_error_names[c->on_error]);
 }
 
-static void note_ok(const rl_t *c)
+static void note_ok(tg_request_t *r, const rl_t *c)
 {
     if (atomic_load_explicit(&c->outage, memory_order_relaxed) &&
         atomic_exchange(&((rl_t *)c)->outage, false))
-        rl_log("notice", "rate-limit: redis available again");
+        tg_request_log(r, TG_LOG_NOTICE, "rate-limit: redis available again");
 }
 
 /* ------------------------------------------------------------ config ---- */
@@ -323,10 +300,10 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
     }
     if (c->key.uses_jwt && !runs_before(env->before, "jwt")) {
         const tg_conf_node_t *at = c->key.jwt_node;
-        fprintf(stderr,
-                "%s:%u:%u: warning: rate-limit key '%s' reads a JWT claim but no jwt plugin "
-                "runs before rate-limit: requests will be keyed by ip\n",
-                at->file, at->line, at->col, at->value);
+        tg_log(TG_LOG_WARN,
+               "%s:%u:%u: rate-limit key '%s' reads a JWT claim but no jwt plugin runs before "
+               "rate-limit: requests will be keyed by ip",
+               at->file, at->line, at->col, at->value);
     }
     c->key.jwt_node = NULL;
     c->prefix = make_prefix(c, env->route_name);
@@ -400,24 +377,17 @@ static tg_filter_status_t finish(tg_request_t *r, const rl_t *c, const tg_rl_res
     return TG_FILTER_RESPONDED;
 }
 
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static tg_filter_status_t decide_local(rl_ctx_t *ctx, const rl_t *c, bool from_error)
 {
     tg_rl_result_t res;
-    tg_rl_local_decide(c->local, ctx->key, ctx->key_len, c->limits, c->nlimits, c->cost, mono_us(),
-                       &res);
+    tg_rl_local_decide(c->local, ctx->key, ctx->key_len, c->limits, c->nlimits, c->cost,
+                       tg_now_us(), &res);
     return finish(ctx->r, c, &res, from_error);
 }
 
 static tg_filter_status_t redis_failed(rl_ctx_t *ctx, const rl_t *c, const char *why)
 {
-    note_error(c, why);
+    note_error(ctx->r, c, why);
     switch (c->on_error) {
     case ON_ERROR_ALLOW:
         record(ctx->r, c, D_ERROR_ALLOWED);
@@ -469,7 +439,7 @@ static void redis_done(void *data, const struct redisReply *reply, const char *e
         return;
     }
     if (error == NULL && tg_rl_parse_reply(reply, c->nlimits, &res) == 0) {
-        note_ok(c);
+        note_ok(ctx->r, c);
         st = finish(ctx->r, c, &res, false);
     } else {
         char why[128];

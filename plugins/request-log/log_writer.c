@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tollgate/log.h"
+
 /* Empty buffers kept for reuse; more are freed (a burst is over). */
 #define SPARE_MAX 16
 
@@ -92,8 +94,8 @@ static bool write_all(tg_reqlog_writer_t *w, const char *p, size_t n)
             continue;
         }
         if (errno != w->last_errno)
-            fprintf(stderr, "request-log: write to %s failed: %s (lines are lost)\n",
-                    w->path ? w->path : "stdout", strerror(errno));
+            tg_log(TG_LOG_ERROR, "request-log: write to %s failed: %s (lines are lost)",
+                   w->path ? w->path : "stdout", strerror(errno));
         w->last_errno = errno;
         return false;
     }
@@ -106,8 +108,8 @@ static void do_reopen(tg_reqlog_writer_t *w)
     int fd = open(w->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         /* Keep writing to the old file rather than losing lines. */
-        fprintf(stderr, "request-log: cannot reopen %s: %s (still writing to the old file)\n",
-                w->path, strerror(errno));
+        tg_log(TG_LOG_ERROR, "request-log: cannot reopen %s: %s (still writing to the old file)",
+               w->path, strerror(errno));
         return;
     }
     fsync(w->fd);

@@ -516,7 +516,7 @@ static void line_added(reqlog_worker_t *w)
     if (w->buf->cap - w->buf->len < HEADROOM)
         flush(w);
     if (!w->armed && w->buf != NULL && w->buf->lines > 0) {
-        struct timeval tv = {0, FLUSH_MS * 1000};
+        struct timeval tv = tg_timeval_ms(FLUSH_MS);
         w->armed = evtimer_add(w->timer, &tv) == 0;
     }
 }

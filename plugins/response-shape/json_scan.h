@@ -22,18 +22,16 @@
 #include <emmintrin.h>
 #endif
 
+#include "tollgate/text.h"
+
 static int hex4(const char *p, const char *end)
 {
     if (end - p < 4)
         return -1;
     int v = 0;
     for (int i = 0; i < 4; i++) {
-        int c = (unsigned char)p[i], d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-            d = (c | 0x20) - 'a' + 10;
-        else
+        int d = tg_hex_value((unsigned char)p[i]);
+        if (d < 0)
             return -1;
         v = v << 4 | d;
     }

@@ -51,6 +51,7 @@
 
 #include "shape.h"
 #include "tollgate/plugin.h"
+#include "tollgate/text.h"
 
 typedef enum { CLIENT_HEADER, CLIENT_QUERY, CLIENT_JWT, CLIENT_UA } client_kind_t;
 
@@ -151,23 +152,11 @@ static void conf_free(shape_conf_t *c)
     free(c);
 }
 
-/* RFC 9110 section 5.6.2: a field name is a token. */
-static bool is_token(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", *s) != NULL))
-            return false;
-    return true;
-}
-
 static int get_header_name(const tg_conf_node_t *n, const char **out, tg_conf_err_t *err)
 {
     if (tg_conf_get_string(n, out, err) < 0)
         return -1;
-    if (!is_token(*out))
+    if (!tg_token_valid(*out, strlen(*out)))
         return tg_conf_error(err, n, "'%s' is not a header name", *out);
     /* The core owns the framing of the message. */
     if (strcasecmp(*out, "Content-Length") == 0 || strcasecmp(*out, "Transfer-Encoding") == 0 ||
@@ -185,7 +174,7 @@ static int parse_client(shape_conf_t *c, const tg_conf_node_t *root, tg_conf_err
             err, root, "missing client (header:<Name>, query:<name>, jwt.<claim> or user_agent)");
     if (tg_conf_get_string(n, &s, err) < 0)
         return -1;
-    if (strncmp(s, "header:", 7) == 0 && is_token(s + 7)) {
+    if (strncmp(s, "header:", 7) == 0 && tg_token_valid(s + 7, strlen(s + 7))) {
         c->kind = CLIENT_HEADER;
         c->source = strdup(s + 7);
     } else if (strncmp(s, "query:", 6) == 0 && s[6] != '\0') {
@@ -498,37 +487,6 @@ static void worker_fini(void *instance, void *worker)
 
 /* ---- request_head: which profile ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decodes a query value (RFC 3986 section 2.1) into buf; returns
- * the length, or -1 when it does not fit or is malformed. */
-static long pct_decode(const char *v, size_t len, char *buf, size_t cap)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++, n++) {
-        if (n >= cap)
-            return -1;
-        if (v[i] != '%') {
-            buf[n] = v[i];
-            continue;
-        }
-        if (i + 2 >= len)
-            return -1;
-        int hi = hexval(v[i + 1]), lo = hexval(v[i + 2]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        buf[n] = (char)(hi << 4 | lo);
-        i += 2;
-    }
-    return (long)n;
-}
-
 static int match_ua(const shape_conf_t *c, const char *ua, size_t len, const shape_worker_t *w)
 {
     pcre2_match_data *md = w != NULL && w->md != NULL ? w->md : pcre2_match_data_create(1, NULL);
@@ -555,7 +513,10 @@ static size_t select_profile(const shape_conf_t *c, tg_request_t *r, const shape
         break;
     case CLIENT_QUERY: {
         v = tg_request_query_param(r, c->source, &len);
-        long n = v != NULL ? pct_decode(v, len, buf, sizeof(buf)) : -1;
+        /* A malformed value, or one too long to be a profile name, names none. */
+        ssize_t n = v != NULL && len <= sizeof(buf)
+                        ? tg_percent_decode_flags(v, len, buf, TG_PERCENT_STRICT)
+                        : -1;
         v = n >= 0 ? buf : NULL;
         len = n >= 0 ? (size_t)n : 0;
         break;

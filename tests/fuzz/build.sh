@@ -17,7 +17,7 @@ admin_guard)
     libs="-lcrypto"
     ;;
 # Connection/Upgrade/X-Forwarded-For lists, the client-field filter, the client address
-fields) extra="src/field_list.c src/client_fields.c src/client_addr.c src/cidr.c src/http_parser.c src/host.c" ;;
+fields) extra="src/field_list.c src/client_fields.c src/client_addr.c src/cidr.c src/http_parser.c src/host.c src/text.c" ;;
 shape)
     # fuzz_shape.c #includes tests/unit/shape_dom_oracle.c (the differential oracle)
     extra="plugins/response-shape/shape.c"

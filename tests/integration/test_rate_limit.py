@@ -8,6 +8,7 @@ killed or frozen under traffic for each on_error policy, Redis restarted
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -313,6 +314,35 @@ def test_redis_failure_policy(gateway_factory, upstream, redis, policy, failure)
         redis.cont()
 
 
+def test_redis_outage_logged_with_route_and_request_id(gateway_factory, upstream, redis):
+    """The outage and recovery lines are request-aware (tg_request_log): they
+    name the worker, the route whose limiter met the outage and the request id
+    the client got, in the core's line format."""
+    conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 3}], on_error="allow")
+    gw = start_gw(gateway_factory, upstream, [rl_route("limited-api", "/a", conf)], redis, workers=1)
+    assert get(gw.port, "/a", [("X-Client", "o")]).status == 200
+    redis.kill()
+    r = get(gw.port, "/a", [("X-Client", "o"), ("X-Request-Id", "outage-probe-1")])
+    assert r.status == 200 and r.header("X-Request-Id") == "outage-probe-1"
+    lines = [l for l in gw.stderr().splitlines() if "rate-limit: redis unavailable" in l]
+    assert len(lines) == 1, gw.stderr()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[warn\] rate-limit: redis unavailable "
+                        r"\(.+\): on_error allow applies \(worker 0, route limited-api, request outage-probe-1\)",
+                        lines[0]), lines[0]
+    redis.start()
+    deadline = time.monotonic() + 8
+    ids = []
+    while time.monotonic() < deadline and "redis available again" not in gw.stderr():
+        ids.append("recovery-%d" % len(ids))
+        assert get(gw.port, "/a", [("X-Client", "p"), ("X-Request-Id", ids[-1])]).status == 200
+        time.sleep(0.05)
+    lines = [l for l in gw.stderr().splitlines() if "rate-limit: redis available again" in l]
+    assert len(lines) == 1, gw.stderr()
+    m = re.search(r" \[notice\] rate-limit: redis available again \(worker 0, route limited-api, "
+                  r"request (recovery-\d+)\)$", lines[0])
+    assert m and m.group(1) in ids, lines[0]
+
+
 def test_redis_restarted_noscript_and_limiting_resumes(gateway_factory, upstream, redis):
     conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 2}], on_error="deny")
     gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)], redis)
@@ -402,9 +432,9 @@ def test_jwt_key_without_jwt_plugin_warns_and_falls_back_to_ip(gateway_factory, 
     path.write_text(h.yaml_text(cfg))
     rc, err = h.run_check(path)
     assert rc == 0, err
-    assert "warning: rate-limit key 'jwt.sub' reads a JWT claim but no jwt plugin" in err
+    assert "rate-limit key 'jwt.sub' reads a JWT claim but no jwt plugin runs before" in err
     line = [l for l in h.yaml_text(cfg).splitlines()].index("          key: jwt.sub") + 1
-    assert "t.yaml:%d:16: warning" % line in err, err
+    assert re.search(r"\[warn\] \S*t\.yaml:%d:16: rate-limit key" % line, err), err
     gw = gateway_factory(cfg)
     assert get(gw.port, "/a").status == 200
     assert get(gw.port, "/a").status == 429

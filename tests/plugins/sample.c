@@ -136,8 +136,7 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
     if (s->pause_ms && c->req == NULL) {
         c->req = r;
         c->timer = evtimer_new(tg_request_event_base(r), timer_cb, c);
-        struct timeval tv = {(time_t)(s->pause_ms / 1000),
-                             (suseconds_t)(s->pause_ms % 1000) * 1000};
+        struct timeval tv = tg_timeval_ms(s->pause_ms);
         evtimer_add(c->timer, &tv);
         tg_request_on_cleanup(r, cleanup, c);
         return TG_FILTER_PAUSE;

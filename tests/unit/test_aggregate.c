@@ -9,6 +9,7 @@
 
 #include "aggregate.h"
 #include "config.h"
+#include "tollgate/text.h"
 
 static char dir[] = "/tmp/tg_test_aggregate_XXXXXX";
 static char olddir[PATH_MAX];
@@ -117,10 +118,10 @@ END_TEST
 START_TEST(test_encode_everything_but_unreserved)
 {
     char out[64];
-    size_t n = tg_aggregate_encode(out, "aZ9-._~/?&=% \"\xc3\xa9", 16);
+    size_t n = tg_percent_encode("aZ9-._~/?&=% \"\xc3\xa9", 16, out);
     out[n] = '\0';
     ck_assert_str_eq(out, "aZ9-._~%2F%3F%26%3D%25%20%22%C3%A9");
-    ck_assert_uint_eq(tg_aggregate_encode(out, "", 0), 0);
+    ck_assert_uint_eq(tg_percent_encode("", 0, out), 0);
 }
 END_TEST
 

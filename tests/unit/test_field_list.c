@@ -129,17 +129,6 @@ START_TEST(test_only_websocket)
 }
 END_TEST
 
-START_TEST(test_token)
-{
-    ck_assert(tg_token_valid("X-User-Id", 9));
-    ck_assert(tg_token_valid("!#$%&'*+-.^_`|~09az", 19));
-    ck_assert(!tg_token_valid("", 0));
-    ck_assert(!tg_token_valid("a b", 3));
-    ck_assert(!tg_token_valid("a:b", 3));
-    ck_assert(!tg_token_valid("a\0b", 3));
-}
-END_TEST
-
 /* A long list of empty elements: linear, and nothing found. */
 START_TEST(test_long)
 {
@@ -170,7 +159,6 @@ static Suite *field_list_suite(void)
     tcase_add_test(tc, test_has);
     tcase_add_test(tc, test_upgrade_websocket);
     tcase_add_test(tc, test_only_websocket);
-    tcase_add_test(tc, test_token);
     tcase_add_test(tc, test_long);
     suite_add_tcase(s, tc);
     return s;

@@ -1,6 +1,5 @@
 /*
- * jwt plugin: token parameters in queries and cookies (jwt_source.c), and
- * the core's percent decoder they compare names with.
+ * jwt plugin: token parameters in queries and cookies (jwt_source.c).
  */
 #include <check.h>
 #include <stdlib.h>
@@ -18,21 +17,6 @@ static void span_is(tg_jwt_span_t s, const char *want)
     ck_assert_uint_eq(s.len, strlen(want));
     ck_assert_mem_eq(s.p, want, s.len);
 }
-
-START_TEST(percent_decode)
-{
-    char out[32];
-    const char *in = "%61b%2Fc%2fd%zz%4+%";
-    size_t n = tg_percent_decode(in, strlen(in), out);
-    ck_assert_uint_eq(n, strlen("ab/c/d%zz%4+%"));
-    ck_assert_mem_eq(out, "ab/c/d%zz%4+%", n);
-    /* in place */
-    char buf[] = "%41%42c";
-    n = tg_percent_decode(buf, strlen(buf), buf);
-    ck_assert_uint_eq(n, 3);
-    ck_assert_mem_eq(buf, "ABc", 3);
-}
-END_TEST
 
 START_TEST(query_find)
 {
@@ -137,7 +121,6 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("jwt_source");
     TCase *t = tcase_create("sources");
-    tcase_add_test(t, percent_decode);
     tcase_add_test(t, query_find);
     tcase_add_test(t, query_without);
     tcase_add_test(t, cookie_find);

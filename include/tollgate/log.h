@@ -1,0 +1,52 @@
+/*
+ * tollgate public API: the gateway's error log.
+ *
+ * One line per call, on stderr, in the core's own format:
+ *
+ *     2026-11-23T13:37:55.123Z [warn] rate-limit: redis unavailable (timeout)
+ *
+ * The time is UTC wall clock with milliseconds. Each line is written with one
+ * write, so lines from worker threads, plugin threads and the core never
+ * interleave; both functions may be called from any thread. A message longer
+ * than TG_LOG_LINE_MAX bytes is cut. Control characters in the message (CR,
+ * LF, NUL, other bytes below 0x20 but HTAB, and DEL) are written as "\xNN",
+ * so a value quoted from a request can never start a line of its own.
+ * Messages below the level chosen at startup (`tollgate --log-level`, notice
+ * by default) are dropped before they are formatted.
+ */
+#ifndef TOLLGATE_LOG_H
+#define TOLLGATE_LOG_H
+
+#include <stdbool.h>
+
+#include "tollgate/request.h"
+
+/* Most severe first; the default level is TG_LOG_NOTICE. */
+typedef enum {
+    TG_LOG_ERROR = 0, /* something failed and nobody else will say so */
+    TG_LOG_WARN,      /* degraded, e.g. a backend unavailable, a fallback in use */
+    TG_LOG_NOTICE,    /* normal but significant: started, reloaded, recovered */
+    TG_LOG_INFO,      /* per-event detail an operator may want while debugging */
+    TG_LOG_DEBUG,
+} tg_log_level_t;
+
+/* Longest line written, its newline included. */
+#define TG_LOG_LINE_MAX 2048
+
+/* Whether a message at level would be written: lets a caller skip costly
+ * arguments. */
+bool tg_log_enabled(tg_log_level_t level);
+
+/* "<time> [level] <message>". */
+void tg_log(tg_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The same line, for a message about request r, ending with what identifies
+ * the request: " (worker 1, route api, request 5f0c...)". The route is "-"
+ * before routing and when no route matched; the request id is the one the
+ * client and the upstream see (X-Request-Id). Call it on r's worker thread
+ * while r is alive (from a hook, or a callback of tg_fetch / tg_redis_command
+ * started for r). */
+void tg_request_log(const tg_request_t *r, tg_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
