@@ -464,6 +464,79 @@ static bool in_list(const char *const *list, const char *s)
     return false;
 }
 
+/* Edit distance of a and b counting a swap of two neighbours as one edit
+ * (optimal string alignment), capped: anything above 3 is 4. Keys are short
+ * and the lists small, so the quadratic rows are cheap. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    enum { MAX = 64 };
+    size_t la = strlen(a), lb = strlen(b), rows[3][MAX];
+    if (la >= MAX || lb >= MAX || (la > lb ? la - lb : lb - la) > 3)
+        return 4;
+    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < best)
+                best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
+        }
+        size_t *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[lb] > 3 ? 4 : prev[lb];
+}
+
+/* The one allowed key closest to s when it is close enough to be a typo
+ * (distance 1, or 2 for keys of 5 characters and more); NULL otherwise, and
+ * when two are equally close. */
+static const char *close_key(const char *const *allowed, const char *s)
+{
+    const char *best = NULL;
+    size_t best_d = strlen(s) >= 5 ? 3 : 2;
+    bool tie = false;
+    for (; *allowed != NULL; allowed++) {
+        size_t d = edit_distance(s, *allowed);
+        if (d < best_d) {
+            best = *allowed;
+            best_d = d;
+            tie = false;
+        } else if (d == best_d && best != NULL) {
+            tie = true;
+        }
+    }
+    return tie ? NULL : best;
+}
+
+static int unknown_key(const tg_conf_node_t *k, const char *const *allowed, const char *where,
+                       tg_conf_err_t *err)
+{
+    char hint[400];
+    const char *close = close_key(allowed, k->value);
+    if (close != NULL) {
+        snprintf(hint, sizeof(hint), "did you mean '%s'?", close);
+    } else {
+        size_t used = (size_t)snprintf(hint, sizeof(hint), "known:");
+        for (const char *const *a = allowed; *a != NULL && used < sizeof(hint); a++)
+            used += (size_t)snprintf(hint + used, sizeof(hint) - used, "%s %s",
+                                     a == allowed ? "" : ",", *a);
+        if (allowed[0] == NULL)
+            snprintf(hint, sizeof(hint), "no keys are accepted here");
+    }
+    return tg_conf_error(err, k, "unknown key '%s'%s%s (%s)", k->value, where ? " in " : "",
+                         where ? where : "", hint);
+}
+
 int tg_conf_check_keys_in(const tg_conf_node_t *map, const char *const *allowed, const char *where,
                           tg_conf_err_t *err)
 {
@@ -471,11 +544,8 @@ int tg_conf_check_keys_in(const tg_conf_node_t *map, const char *const *allowed,
         return expected(map, err, "a map");
     for (size_t i = 0; i < map->count; i++) {
         const tg_conf_node_t *k = map->keys[i];
-        if (in_list(allowed, k->value))
-            continue;
-        if (where != NULL)
-            return tg_conf_error(err, k, "unknown key '%s' in %s", k->value, where);
-        return tg_conf_error(err, k, "unknown key '%s'", k->value);
+        if (!in_list(allowed, k->value))
+            return unknown_key(k, allowed, where, err);
     }
     return 0;
 }

@@ -1,7 +1,9 @@
 /*
- * tollgate.yaml -> tg_config_t. One function per section; numeric fields are
- * table-driven. Everything the config owns lives in one arena released by the
- * last tg_config_unref(), except the compiled regexes and the router.
+ * tollgate.yaml -> tg_config_t. One function per section; the keys of each
+ * map are declared as tables read by tg_conf_read() (include/tollgate/conf.h,
+ * the reader plugins use too). Everything the config owns lives in one arena
+ * released by the last tg_config_unref(), except the compiled regexes and the
+ * router.
  */
 #include "config.h"
 #include "admin_guard.h"
@@ -39,6 +41,7 @@ typedef struct {
     tg_config_t *cfg;
     tg_arena_t *arena;
     tg_conf_err_t *err;
+    const tg_conf_node_t *plugins, *plugin_path; /* read after every other section */
 } ctx_t;
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -103,76 +106,6 @@ static int get_path(ctx_t *c, const tg_conf_node_t *n, char **out, size_t *len)
     if (tg_path_normalize(s, strlen(s), c->cfg->limits.path_flags, *out, len, &reason) < 0)
         return tg_conf_error(c->err, n, "invalid path '%s': %s", s, reason);
     (*out)[*len] = '\0';
-    return 0;
-}
-
-/* ---- table-driven scalar fields ---------------------------------------- */
-
-typedef enum { FIELD_DURATION, FIELD_SIZE, FIELD_U32 } field_kind_t;
-
-typedef struct {
-    const char *key;
-    field_kind_t kind;
-    size_t offset;     /* in the struct being filled */
-    uint64_t min, max; /* durations: only min (0 or 1) is used */
-} field_t;
-
-static int parse_field(ctx_t *c, const tg_conf_node_t *n, const field_t *f, void *base)
-{
-    uint64_t v;
-    char *dst = (char *)base + f->offset;
-    switch (f->kind) {
-    case FIELD_DURATION:
-        if (tg_conf_get_duration_ms(n, &v, c->err) < 0)
-            return -1;
-        if (v < f->min)
-            return tg_conf_error(c->err, n, "must be greater than 0");
-        memcpy(dst, &v, sizeof(uint64_t));
-        return 0;
-    case FIELD_SIZE:
-        if (tg_conf_get_size(n, &v, c->err) < 0)
-            return -1;
-        if (v < f->min || v > f->max)
-            return tg_conf_error(c->err, n, "must be between %" PRIu64 " and %" PRIu64 " bytes",
-                                 f->min, f->max);
-        memcpy(dst, &v, sizeof(uint64_t));
-        return 0;
-    case FIELD_U32: {
-        if (tg_conf_get_uint(n, f->min, f->max, &v, c->err) < 0)
-            return -1;
-        uint32_t v32 = (uint32_t)v;
-        memcpy(dst, &v32, sizeof(v32));
-        return 0;
-    }
-    }
-    return -1;
-}
-
-static bool in_list(const char *const *list, const char *s)
-{
-    for (; list != NULL && *list != NULL; list++)
-        if (strcmp(*list, s) == 0)
-            return true;
-    return false;
-}
-
-/* Parses every key of map found in fields; keys in extra are left to the
- * caller; any other key is an error "unknown key 'k' in <where>". */
-static int parse_fields(ctx_t *c, const tg_conf_node_t *map, const field_t *fields, size_t nfields,
-                        void *base, const char *const *extra, const char *where)
-{
-    for (size_t i = 0; i < map->count; i++) {
-        const tg_conf_node_t *k = map->keys[i];
-        size_t j = 0;
-        while (j < nfields && strcmp(fields[j].key, k->value) != 0)
-            j++;
-        if (j < nfields) {
-            if (parse_field(c, map->items[i], &fields[j], base) < 0)
-                return -1;
-        } else if (!in_list(extra, k->value)) {
-            return tg_conf_error(c->err, k, "unknown key '%s' in %s", k->value, where);
-        }
-    }
     return 0;
 }
 
@@ -308,33 +241,41 @@ static int parse_workers(ctx_t *c, const tg_conf_node_t *n)
 
 /* ---- listen / admin ---------------------------------------------------- */
 
-static const char *const listen_keys[] = {"address", "tls", "backlog", NULL};
-static const char *const admin_keys[] = {"address", "tls", "token", NULL};
+/* The keys of a listen entry and of admin; read into this, then resolved. */
+typedef struct {
+    const tg_conf_node_t *address, *tls, *token;
+    uint32_t backlog;
+} listener_keys_t;
 
-/* listen(2) queue of each worker's socket. 4096 is Linux's somaxconn default
- * since 5.4; a burst beyond the queue drops SYNs (a 1 s client stall). The
- * kernel caps the value at net.core.somaxconn (src/server.c logs that). */
-static const field_t listen_fields[] = {
-    {"backlog", FIELD_U32, offsetof(tg_listen_conf_t, backlog), 1, 65535},
+static const tg_conf_field_t listen_fields[] = {
+    {"address", TG_CONF_FIELD_NODE, TG_CONF_AT(listener_keys_t, address),
+     .flags = TG_CONF_REQUIRED},
+    {"tls", TG_CONF_FIELD_NODE, TG_CONF_AT(listener_keys_t, tls)},
+    /* listen(2) queue of each worker's socket. 4096 is Linux's somaxconn default
+     * since 5.4; a burst beyond the queue drops SYNs (a 1 s client stall). The
+     * kernel caps the value at net.core.somaxconn (src/server.c logs that). */
+    {"backlog", TG_CONF_FIELD_UINT, TG_CONF_AT(listener_keys_t, backlog), .min = 1, .max = 65535,
+     .def = TG_LISTEN_BACKLOG},
+    TG_CONF_END,
 };
 
-/* *at: the address node, for the callers' duplicate errors. */
-static int parse_listener(ctx_t *c, const tg_conf_node_t *n, const char *where,
-                          const char *const *keys, tg_listen_conf_t *out, const tg_conf_node_t **at)
+static const tg_conf_field_t admin_fields[] = {
+    {"address", TG_CONF_FIELD_NODE, TG_CONF_AT(listener_keys_t, address),
+     .flags = TG_CONF_REQUIRED},
+    {"token", TG_CONF_FIELD_NODE, TG_CONF_AT(listener_keys_t, token)},
+    TG_CONF_END,
+};
+
+/* k->address, already read from the entry's map, into out. */
+static int parse_listener(ctx_t *c, const listener_keys_t *k, tg_listen_conf_t *out)
 {
-    if (tg_conf_check_keys_in(n, keys, where, c->err) < 0)
-        return -1;
-    const tg_conf_node_t *a = tg_conf_map_get(n, "address");
     const char *text;
     char eb[300];
-    if (a == NULL)
-        return missing(c, n, "address");
-    if (tg_conf_get_string(a, &text, c->err) < 0)
+    if (tg_conf_get_string(k->address, &text, c->err) < 0)
         return -1;
     if (tg_config_parse_address(text, &out->addr, &out->addrlen, eb, sizeof(eb)) < 0)
-        return tg_conf_error(c->err, a, "%s", eb);
+        return tg_conf_error(c->err, k->address, "%s", eb);
     out->name = dup_str(c, text);
-    *at = a;
     return 0;
 }
 
@@ -345,18 +286,16 @@ static int parse_listen(ctx_t *c, const tg_conf_node_t *n)
     tg_config_t *cfg = c->cfg;
     cfg->listeners = tg_arena_calloc(c->arena, n->count * sizeof(*cfg->listeners));
     for (size_t i = 0; i < n->count; i++) {
-        const tg_conf_node_t *at;
+        listener_keys_t k;
         tg_listen_conf_t *l = &cfg->listeners[i];
-        if (parse_listener(c, n->items[i], "listen", listen_keys, l, &at) < 0)
+        if (tg_conf_read(n->items[i], listen_fields, "listen", &k, c->err) < 0 ||
+            parse_listener(c, &k, l) < 0)
             return -1;
-        l->backlog = TG_LISTEN_BACKLOG;
-        if (parse_fields(c, n->items[i], listen_fields, 1, l, listen_keys, "listen") < 0)
-            return -1;
+        l->backlog = k.backlog;
         for (size_t j = 0; j < i; j++)
             if (same_sockaddr(&cfg->listeners[j].addr, &l->addr))
-                return tg_conf_error(c->err, at, "duplicate listen address '%s'", l->name);
-        if (tg_tls_server_parse(tg_conf_map_get(n->items[i], "tls"), cfg->dir, l->name, &l->tls,
-                                c->err) < 0)
+                return tg_conf_error(c->err, k.address, "duplicate listen address '%s'", l->name);
+        if (tg_tls_server_parse(k.tls, cfg->dir, l->name, &l->tls, c->err) < 0)
             return -1;
         cfg->nlisteners++;
     }
@@ -384,22 +323,24 @@ static int parse_admin_token(ctx_t *c, const tg_conf_node_t *n)
 static int parse_admin(ctx_t *c, const tg_conf_node_t *n)
 {
     tg_config_t *cfg = c->cfg;
-    const tg_conf_node_t *at;
+    listener_keys_t k;
     if (n == NULL)
         return 0;
+    /* Named errors rather than "unknown key": they are listen's keys. */
     if (tg_conf_map_get(n, "tls") != NULL)
         return tg_conf_error(c->err, tg_conf_map_get(n, "tls"), "tls is not supported on admin");
     if (tg_conf_map_get(n, "backlog") != NULL)
         return tg_conf_error(c->err, tg_conf_map_get(n, "backlog"),
                              "backlog is not supported on admin");
-    if (parse_listener(c, n, "admin", admin_keys, &cfg->admin, &at) < 0)
+    if (tg_conf_read(n, admin_fields, "admin", &k, c->err) < 0 ||
+        parse_listener(c, &k, &cfg->admin) < 0)
         return -1;
     for (size_t j = 0; j < cfg->nlisteners; j++)
         if (same_sockaddr(&cfg->listeners[j].addr, &cfg->admin.addr))
-            return tg_conf_error(c->err, at, "admin address '%s' is also a listen address",
+            return tg_conf_error(c->err, k.address, "admin address '%s' is also a listen address",
                                  cfg->admin.name);
     cfg->has_admin = true;
-    return parse_admin_token(c, tg_conf_map_get(n, "token"));
+    return parse_admin_token(c, k.token);
 }
 
 /* ---- trusted_proxies --------------------------------------------------- */
@@ -425,93 +366,84 @@ static int parse_trusted_proxies(ctx_t *c, const tg_conf_node_t *n)
 
 /* ---- limits ------------------------------------------------------------ */
 
-#define LIMIT(key, kind, field, min, max)                 \
-    {                                                     \
-        key, kind, offsetof(tg_limits_t, field), min, max \
-    }
-
-static const field_t limit_fields[] = {
-    LIMIT("header_timeout", FIELD_DURATION, header_timeout_ms, 1, 0),
-    LIMIT("idle_timeout", FIELD_DURATION, idle_timeout_ms, 1, 0),
-    LIMIT("body_timeout", FIELD_DURATION, body_timeout_ms, 1, 0),
-    LIMIT("send_timeout", FIELD_DURATION, send_timeout_ms, 1, 0),
-    /* 0: close at once on shutdown. */
-    LIMIT("drain_timeout", FIELD_DURATION, drain_timeout_ms, 0, 0),
-    /* A request head must hold at least a request line; 1 MiB bounds the
-     * per-connection buffer that has to hold it whole. */
-    LIMIT("max_header_size", FIELD_SIZE, max_header_size, 1024, 1u << 20),
-    LIMIT("max_body_size", FIELD_SIZE, max_body_size, 0, UINT64_MAX),
-    LIMIT("max_headers", FIELD_U32, max_headers, 1, 10000),
-};
+/* tg_limits_t and the words that become its flags. */
+typedef struct {
+    tg_limits_t limits;
+    unsigned encoded_slashes; /* index in encoded_slashes_names */
+} limits_keys_t;
 
 /* encoded_slashes: reject (default) answers 400 to %2F; keep forwards it as
  * an ordinary character of its segment (src/path_norm.h). */
-static int parse_encoded_slashes(ctx_t *c, const tg_conf_node_t *n)
-{
-    const char *s;
-    if (n == NULL)
-        return 0;
-    if (tg_conf_get_string(n, &s, c->err) < 0)
-        return -1;
-    if (strcmp(s, "keep") == 0)
-        c->cfg->limits.path_flags |= TG_PATH_KEEP_ENCODED_SLASH;
-    else if (strcmp(s, "reject") != 0)
-        return tg_conf_error(c->err, n, "encoded_slashes must be reject or keep, got '%s'", s);
-    return 0;
-}
+static const char *const encoded_slashes_names[] = {"reject", "keep", NULL};
+/* headers_with_underscores: drop | reject | allow (src/client_fields.h), in
+ * the order of tg_underscores_t. */
+static const char *const underscores_names[] = {"drop", "reject", "allow", NULL};
 
-/* headers_with_underscores: drop | reject | allow (src/client_fields.h). */
-static int parse_underscores(ctx_t *c, const tg_conf_node_t *n, tg_underscores_t *out)
-{
-    const char *s;
-    if (n == NULL)
-        return 0;
-    if (tg_conf_get_string(n, &s, c->err) < 0)
-        return -1;
-    if (strcmp(s, "drop") == 0)
-        *out = TG_UNDERSCORES_DROP;
-    else if (strcmp(s, "reject") == 0)
-        *out = TG_UNDERSCORES_REJECT;
-    else if (strcmp(s, "allow") == 0)
-        *out = TG_UNDERSCORES_ALLOW;
-    else
-        return tg_conf_error(c->err, n, "expected drop, reject or allow, got '%s'", s);
-    return 0;
-}
+#define LIMIT(key, type, field, ...)                                                    \
+    {                                                                                   \
+        key, TG_CONF_FIELD_##type, TG_CONF_AT(limits_keys_t, limits.field), __VA_ARGS__ \
+    }
 
+static const tg_conf_field_t limit_fields[] = {
+    LIMIT("header_timeout", DURATION, header_timeout_ms, .min = 1, .def = 10000),
+    LIMIT("idle_timeout", DURATION, idle_timeout_ms, .min = 1, .def = 60000),
+    LIMIT("body_timeout", DURATION, body_timeout_ms, .min = 1, .def = 60000),
+    LIMIT("send_timeout", DURATION, send_timeout_ms, .min = 1, .def = 60000),
+    /* 0: close at once on shutdown. */
+    LIMIT("drain_timeout", DURATION, drain_timeout_ms, .def = 30000),
+    /* A request head must hold at least a request line; 1 MiB bounds the
+     * per-connection buffer that has to hold it whole. */
+    LIMIT("max_header_size", SIZE, max_header_size, .min = 1024, .max = 1u << 20, .def = 16 * 1024),
+    LIMIT("max_body_size", SIZE, max_body_size, .def = 10 * 1024 * 1024),
+    LIMIT("max_headers", UINT, max_headers, .min = 1, .max = 10000, .def = 100),
+    {"encoded_slashes", TG_CONF_FIELD_ENUM, TG_CONF_AT(limits_keys_t, encoded_slashes),
+     .names = encoded_slashes_names},
+    LIMIT("headers_with_underscores", ENUM, headers_with_underscores, .names = underscores_names,
+          .def = TG_UNDERSCORES_DROP),
+    TG_CONF_END,
+};
+
+/* Also when limits: is absent (n NULL): the table holds the defaults. */
 static int parse_limits(ctx_t *c, const tg_conf_node_t *n)
 {
-    static const char *const extra[] = {"encoded_slashes", "headers_with_underscores", NULL};
-    if (n == NULL)
-        return 0;
-    if (want(c, n, TG_CONF_MAP) < 0)
+    limits_keys_t k = {0};
+    if (tg_conf_read(n, limit_fields, "limits", &k, c->err) < 0)
         return -1;
-    if (parse_fields(c, n, limit_fields, sizeof(limit_fields) / sizeof(limit_fields[0]),
-                     &c->cfg->limits, extra, "limits") < 0)
-        return -1;
-    if (parse_encoded_slashes(c, tg_conf_map_get(n, "encoded_slashes")) < 0)
-        return -1;
-    return parse_underscores(c, tg_conf_map_get(n, "headers_with_underscores"),
-                             &c->cfg->limits.headers_with_underscores);
+    c->cfg->limits = k.limits;
+    if (k.encoded_slashes == 1)
+        c->cfg->limits.path_flags |= TG_PATH_KEEP_ENCODED_SLASH;
+    return 0;
 }
 
 /* ---- upstreams --------------------------------------------------------- */
 
-#define UPSTREAM(key, kind, field, min, max)                     \
-    {                                                            \
-        key, kind, offsetof(tg_upstream_conf_t, field), min, max \
+/* An upstream's keys; targets and tls are read once the rest is known. */
+typedef struct {
+    tg_upstream_conf_t u;
+    const tg_conf_node_t *targets, *tls;
+} upstream_keys_t;
+
+/* In the order of tg_balance_t. */
+static const char *const balance_names[] = {"round_robin", "least_conn", NULL};
+
+#define UPSTREAM(key, type, field, ...)                                              \
+    {                                                                                \
+        key, TG_CONF_FIELD_##type, TG_CONF_AT(upstream_keys_t, u.field), __VA_ARGS__ \
     }
 
-static const field_t upstream_fields[] = {
-    UPSTREAM("keepalive", FIELD_U32, keepalive, 0, 100000),
-    UPSTREAM("connect_timeout", FIELD_DURATION, connect_timeout_ms, 1, 0),
-    UPSTREAM("timeout", FIELD_DURATION, timeout_ms, 1, 0),
-    UPSTREAM("retries", FIELD_U32, retries, 0, 10),
-    UPSTREAM("max_fails", FIELD_U32, max_fails, 0, 1000000),
-    UPSTREAM("fail_timeout", FIELD_DURATION, fail_timeout_ms, 1, 0),
+static const tg_conf_field_t upstream_fields[] = {
+    {"targets", TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, targets),
+     .flags = TG_CONF_REQUIRED},
+    UPSTREAM("balance", ENUM, balance, .names = balance_names, .def = TG_BALANCE_ROUND_ROBIN),
+    UPSTREAM("keepalive", UINT, keepalive, .max = 100000, .def = 32),
+    UPSTREAM("connect_timeout", DURATION, connect_timeout_ms, .min = 1, .def = 1000),
+    UPSTREAM("timeout", DURATION, timeout_ms, .min = 1, .def = 30000),
+    UPSTREAM("retries", UINT, retries, .max = 10, .def = 1),
+    UPSTREAM("max_fails", UINT, max_fails, .max = 1000000, .def = 3),
+    UPSTREAM("fail_timeout", DURATION, fail_timeout_ms, .min = 1, .def = 10000),
+    {"tls", TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, tls)},
+    TG_CONF_END,
 };
-
-static const char *const upstream_extra_keys[] = {"targets", "balance", "tls", NULL};
 
 static int parse_target(ctx_t *c, const tg_conf_node_t *n, tg_target_t *t)
 {
@@ -531,11 +463,8 @@ static int parse_target(ctx_t *c, const tg_conf_node_t *n, tg_target_t *t)
     return 0;
 }
 
-static int parse_targets(ctx_t *c, const tg_conf_node_t *map, tg_upstream_conf_t *u)
+static int parse_targets(ctx_t *c, const tg_conf_node_t *n, tg_upstream_conf_t *u)
 {
-    const tg_conf_node_t *n = tg_conf_map_get(map, "targets");
-    if (n == NULL)
-        return missing(c, map, "targets");
     if (want_items(c, n, "target") < 0)
         return -1;
     u->targets = tg_arena_calloc(c->arena, n->count * sizeof(*u->targets));
@@ -547,47 +476,21 @@ static int parse_targets(ctx_t *c, const tg_conf_node_t *map, tg_upstream_conf_t
     return 0;
 }
 
-static int parse_balance(ctx_t *c, const tg_conf_node_t *map, tg_upstream_conf_t *u)
-{
-    const tg_conf_node_t *n = tg_conf_map_get(map, "balance");
-    const char *s;
-    if (n == NULL)
-        return 0;
-    if (tg_conf_get_string(n, &s, c->err) < 0)
-        return -1;
-    if (strcmp(s, "round_robin") == 0)
-        u->balance = TG_BALANCE_ROUND_ROBIN;
-    else if (strcmp(s, "least_conn") == 0)
-        u->balance = TG_BALANCE_LEAST_CONN;
-    else
-        return tg_conf_error(c->err, n, "expected round_robin or least_conn, got '%s'", s);
-    return 0;
-}
-
 static int parse_upstream(ctx_t *c, const tg_conf_node_t *key, const tg_conf_node_t *n,
                           tg_upstream_conf_t *u)
 {
     if (key->len == 0)
         return tg_conf_error(c->err, key, "upstream name must not be empty");
+    const char *where = tg_arena_printf(c->arena, "upstream '%s'", key->value);
+    upstream_keys_t k = {.u = *u};
+    if (tg_conf_read(n, upstream_fields, where, &k, c->err) < 0)
+        return -1;
+    *u = k.u;
     u->name = dup_str(c, key->value);
-    u->balance = TG_BALANCE_ROUND_ROBIN;
-    u->keepalive = 32;
-    u->connect_timeout_ms = 1000;
-    u->timeout_ms = 30000;
-    u->retries = 1;
-    u->max_fails = 3;
-    u->fail_timeout_ms = 10000;
-    if (want(c, n, TG_CONF_MAP) < 0)
-        return -1;
-    const char *where = tg_arena_printf(c->arena, "upstream '%s'", u->name);
-    if (parse_fields(c, n, upstream_fields, sizeof(upstream_fields) / sizeof(upstream_fields[0]), u,
-                     upstream_extra_keys, where) < 0)
-        return -1;
-    if (parse_targets(c, n, u) < 0 || parse_balance(c, n, u) < 0)
+    if (parse_targets(c, k.targets, u) < 0)
         return -1;
     /* Last: server_name defaults to the targets' hosts. */
-    return tg_tls_client_parse(tg_conf_map_get(n, "tls"), c->cfg->dir, u->targets, u->ntargets,
-                               &u->tls, c->err);
+    return tg_tls_client_parse(k.tls, c->cfg->dir, u->targets, u->ntargets, &u->tls, c->err);
 }
 
 static int parse_upstreams(ctx_t *c, const tg_conf_node_t *n)
@@ -832,47 +735,57 @@ static int parse_redis(ctx_t *c, const tg_conf_node_t *n)
 
 /* ---- top level --------------------------------------------------------- */
 
-typedef int (*section_fn)(ctx_t *c, const tg_conf_node_t *n);
-
-/* Order matters: routes refer to upstreams, admin is checked against listen. */
-static const struct {
-    const char *key;
-    section_fn parse;
-    bool required;
-} sections[] = {
-    {"workers", parse_workers, false}, {"listen", parse_listen, true},
-    {"admin", parse_admin, false},     {"trusted_proxies", parse_trusted_proxies, false},
-    {"limits", parse_limits, false},   {"upstreams", parse_upstreams, false},
-    {"routes", parse_routes, false},   {"redis", parse_redis, false},
-};
-
-static const char *const top_keys[] = {"workers",     "listen",    "admin",  "trusted_proxies",
-                                       "limits",      "upstreams", "routes", "plugins",
-                                       "plugin_path", "redis",     NULL};
-
-static int parse_root(ctx_t *c, const tg_conf_node_t *root)
+/* An optional section left empty ("limits:") means its defaults. */
+static const tg_conf_node_t *optional(const tg_conf_node_t *n)
 {
-    if (root->type != TG_CONF_NULL && tg_conf_check_keys(root, top_keys, c->err) < 0)
-        return -1;
-    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
-        const tg_conf_node_t *n = tg_conf_map_get(root, sections[i].key);
-        /* An optional section left empty ("limits:") means its defaults. */
-        if (n != NULL && n->type == TG_CONF_NULL && !sections[i].required)
-            n = NULL;
-        if (n == NULL && sections[i].required)
-            return missing(c, root, sections[i].key);
-        if (sections[i].parse(c, n) < 0)
-            return -1;
-    }
-    return 0;
+    return n != NULL && n->type == TG_CONF_NULL ? NULL : n;
 }
+
+/* The sections as tg_conf_read() callbacks, also run when absent (n NULL). */
+#define SECTION(name)                                                               \
+    static int section_##name(const tg_conf_node_t *n, void *c, tg_conf_err_t *err) \
+    {                                                                               \
+        (void)err; /* the same as ctx_t's */                                        \
+        return parse_##name(c, optional(n));                                        \
+    }
+SECTION(workers)
+SECTION(admin)
+SECTION(trusted_proxies)
+SECTION(limits)
+SECTION(upstreams)
+SECTION(routes)
+SECTION(redis)
+
+/* Required, and "listen:" left empty is an error at its own position. */
+static int section_listen(const tg_conf_node_t *n, void *c, tg_conf_err_t *err)
+{
+    (void)err;
+    return parse_listen(c, n);
+}
+
+/* Read into the ctx_t. Order matters: routes refer to upstreams, admin is
+ * checked against listen, limits come before the paths of routes. */
+static const tg_conf_field_t root_fields[] = {
+    {"workers", TG_CONF_FIELD_CUSTOM, .parse = section_workers, .flags = TG_CONF_ABSENT},
+    {"listen", TG_CONF_FIELD_CUSTOM, .parse = section_listen, .flags = TG_CONF_REQUIRED},
+    {"admin", TG_CONF_FIELD_CUSTOM, .parse = section_admin, .flags = TG_CONF_ABSENT},
+    {"trusted_proxies", TG_CONF_FIELD_CUSTOM, .parse = section_trusted_proxies,
+     .flags = TG_CONF_ABSENT},
+    {"limits", TG_CONF_FIELD_CUSTOM, .parse = section_limits, .flags = TG_CONF_ABSENT},
+    {"upstreams", TG_CONF_FIELD_CUSTOM, .parse = section_upstreams, .flags = TG_CONF_ABSENT},
+    {"routes", TG_CONF_FIELD_CUSTOM, .parse = section_routes, .flags = TG_CONF_ABSENT},
+    {"redis", TG_CONF_FIELD_CUSTOM, .parse = section_redis, .flags = TG_CONF_ABSENT},
+    {"plugins", TG_CONF_FIELD_NODE, TG_CONF_AT(ctx_t, plugins)},
+    {"plugin_path", TG_CONF_FIELD_NODE, TG_CONF_AT(ctx_t, plugin_path)},
+    TG_CONF_END,
+};
 
 /* Plugins are created after everything else so that their create() sees a
  * complete config; the global chain first, then each route's. */
-static int parse_plugins(ctx_t *c, const tg_conf_node_t *root)
+static int parse_plugins(ctx_t *c)
 {
     tg_config_t *cfg = c->cfg;
-    const tg_conf_node_t *pp = tg_conf_map_get(root, "plugin_path");
+    const tg_conf_node_t *pp = c->plugin_path;
     const char *dir = tg_chain_default_plugin_dir();
     if (pp != NULL && tg_conf_get_string(pp, &dir, c->err) < 0)
         return -1;
@@ -880,8 +793,7 @@ static int parse_plugins(ctx_t *c, const tg_conf_node_t *root)
         cfg->plugin_path = tg_arena_printf(c->arena, "%s/%s", cfg->dir, dir);
     else
         cfg->plugin_path = tg_arena_strndup(c->arena, dir, strlen(dir));
-    if (tg_chain_parse(cfg, tg_conf_map_get(root, "plugins"), NULL, NULL, &cfg->global_chain,
-                       c->err) < 0)
+    if (tg_chain_parse(cfg, c->plugins, NULL, NULL, &cfg->global_chain, c->err) < 0)
         return -1;
     for (size_t i = 0; i < cfg->nroutes; i++) {
         tg_route_t *r = &cfg->routes[i];
@@ -906,17 +818,6 @@ static tg_config_t *config_new(const char *path)
     const char *slash = strrchr(path, '/');
     cfg->dir = slash ? tg_arena_strndup(p->arena, path, (size_t)(slash - path) + (slash == path))
                      : tg_arena_strndup(p->arena, ".", 1);
-    cfg->limits = (tg_limits_t){
-        .header_timeout_ms = 10000,
-        .idle_timeout_ms = 60000,
-        .body_timeout_ms = 60000,
-        .send_timeout_ms = 60000,
-        .drain_timeout_ms = 30000,
-        .max_header_size = 16 * 1024,
-        .max_body_size = 10 * 1024 * 1024,
-        .max_headers = 100,
-        .headers_with_underscores = TG_UNDERSCORES_DROP,
-    };
     return cfg;
 }
 
@@ -932,9 +833,9 @@ int tg_config_load(const char *path, tg_config_t **out, tg_conf_err_t *err)
         return tg_conf_error(err, NULL, "%s: out of memory", path);
     }
     ctx_t c = {.cfg = cfg, .arena = ((config_priv_t *)cfg)->arena, .err = err};
-    int rc = parse_root(&c, tg_conf_doc_root(doc));
+    int rc = tg_conf_read(tg_conf_doc_root(doc), root_fields, NULL, &c, err);
     if (rc == 0)
-        rc = parse_plugins(&c, tg_conf_doc_root(doc));
+        rc = parse_plugins(&c);
     if (rc == 0)
         rc = tg_router_build(cfg, err);
     /* The nodes die with the document. */

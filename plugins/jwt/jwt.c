@@ -50,6 +50,8 @@ typedef struct {
     tg_jwt_remote_conf_t *remote; /* jwks_uri, or NULL */
     char *scope_challenge;        /* WWW-Authenticate of a 403 */
     int m_rejections, m_verifications;
+    uint64_t leeway_ms;         /* as configured; policy.leeway in seconds */
+    const tg_plugin_env_t *env; /* only during create(): key paths are relative to it */
 } jwt_conf_t;
 
 /* Per worker: nothing here is shared between threads. */
@@ -86,31 +88,6 @@ static bool is_scope_token(const char *s)
     return true;
 }
 
-/* A string, or a list of strings, into a malloc'ed array. */
-static int parse_str_list(const tg_conf_node_t *n, bool (*valid)(const char *), char ***out,
-                          size_t *count, tg_conf_err_t *err)
-{
-    bool one = n->type == TG_CONF_SCALAR;
-    if (!one && n->type != TG_CONF_SEQ)
-        return tg_conf_error(err, n, "expected a string or a list of strings");
-    size_t k = one ? 1 : n->count;
-    char **list = calloc(k ? k : 1, sizeof(*list));
-    *out = list;
-    *count = 0;
-    for (size_t i = 0; list != NULL && i < k; i++) {
-        const tg_conf_node_t *item = one ? n : n->items[i];
-        const char *s;
-        if (tg_conf_get_string(item, &s, err) < 0)
-            return -1;
-        if (*s == '\0' || (valid != NULL && !valid(s)))
-            return tg_conf_error(err, item, "invalid value \"%s\"", s);
-        if ((list[i] = strdup(s)) == NULL)
-            break;
-        (*count)++;
-    }
-    return *count == k ? 0 : tg_conf_error(err, n, "out of memory");
-}
-
 static void conf_free(jwt_conf_t *c)
 {
     if (c == NULL)
@@ -139,21 +116,29 @@ static int resolve_path(const tg_plugin_env_t *env, const char *p, char *out, si
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-static int parse_key(jwt_conf_t *c, const tg_conf_node_t *n, const tg_plugin_env_t *env,
-                     tg_conf_err_t *err)
+/* One item of keys:, read as nodes and then checked together. */
+typedef struct {
+    const tg_conf_node_t *kid, *algorithm, *public_key, *secret;
+} key_spec_t;
+
+static const tg_conf_field_t key_fields[] = {
+    {"kid", TG_CONF_FIELD_NODE, TG_CONF_AT(key_spec_t, kid)},
+    {"algorithm", TG_CONF_FIELD_NODE, TG_CONF_AT(key_spec_t, algorithm), .flags = TG_CONF_REQUIRED,
+     .help = "HS256/384/512, RS256/384/512 or ES256/384/512"},
+    {"public_key", TG_CONF_FIELD_NODE, TG_CONF_AT(key_spec_t, public_key)},
+    {"secret", TG_CONF_FIELD_NODE, TG_CONF_AT(key_spec_t, secret)},
+    TG_CONF_END,
+};
+
+static int parse_key(jwt_conf_t *c, const tg_conf_node_t *n, tg_conf_err_t *err)
 {
-    static const char *const allowed[] = {"kid", "algorithm", "public_key", "secret", NULL};
-    if (tg_conf_check_keys(n, allowed, err) < 0)
+    key_spec_t k;
+    if (tg_conf_read(n, key_fields, NULL, &k, err) < 0)
         return -1;
-    const tg_conf_node_t *kid_n = tg_conf_map_get(n, "kid"),
-                         *alg_n = tg_conf_map_get(n, "algorithm");
-    const tg_conf_node_t *pub = tg_conf_map_get(n, "public_key"),
-                         *sec = tg_conf_map_get(n, "secret");
+    const tg_conf_node_t *alg_n = k.algorithm, *pub = k.public_key, *sec = k.secret;
     const char *kid = NULL, *alg_s, *v;
-    if (kid_n != NULL && tg_conf_get_string(kid_n, &kid, err) < 0)
+    if (k.kid != NULL && tg_conf_get_string(k.kid, &kid, err) < 0)
         return -1;
-    if (alg_n == NULL)
-        return tg_conf_error(err, n, "a key needs \"algorithm\"");
     if (tg_conf_get_string(alg_n, &alg_s, err) < 0)
         return -1;
     tg_jwt_alg_t alg = tg_jwt_alg_from_name(alg_s, strlen(alg_s));
@@ -175,32 +160,33 @@ static int parse_key(jwt_conf_t *c, const tg_conf_node_t *n, const tg_plugin_env
     char path[4096];
     if (tg_conf_get_string(pub, &v, err) < 0)
         return -1;
-    if (resolve_path(env, v, path, sizeof(path)) < 0)
+    if (resolve_path(c->env, v, path, sizeof(path)) < 0)
         return tg_conf_error(err, pub, "path too long");
     rc = tg_jwt_keyset_add_pem_file(&c->keys, kid, alg, path, msg, sizeof(msg));
     return rc < 0 ? tg_conf_error(err, pub, "%s", msg) : 0;
 }
 
-static int parse_keys(jwt_conf_t *c, const tg_conf_node_t *n, const tg_plugin_env_t *env,
-                      tg_conf_err_t *err)
+/* The custom readers of the table get the whole jwt_conf_t as out. */
+
+static int parse_keys(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
     if (n->type != TG_CONF_SEQ)
         return tg_conf_error(err, n, "\"keys\" must be a list");
     for (size_t i = 0; i < n->count; i++)
-        if (parse_key(c, n->items[i], env, err) < 0)
+        if (parse_key(out, n->items[i], err) < 0)
             return -1;
     return 0;
 }
 
-static int parse_jwks(jwt_conf_t *c, const tg_conf_node_t *n, const tg_plugin_env_t *env,
-                      tg_conf_err_t *err)
+static int parse_jwks(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
+    jwt_conf_t *c = out;
     const char *v;
     char path[4096], msg[400];
     size_t added = 0;
     if (tg_conf_get_string(n, &v, err) < 0)
         return -1;
-    if (resolve_path(env, v, path, sizeof(path)) < 0)
+    if (resolve_path(c->env, v, path, sizeof(path)) < 0)
         return tg_conf_error(err, n, "path too long");
     if (tg_jwt_keyset_add_jwks_file(&c->keys, path, &added, msg, sizeof(msg)) < 0)
         return tg_conf_error(err, n, "%s", msg);
@@ -211,31 +197,27 @@ static int parse_jwks(jwt_conf_t *c, const tg_conf_node_t *n, const tg_plugin_en
 
 /* jwks_uri: { upstream, path, refresh }. The upstream's existence is checked
  * by the fetch itself (plugins do not see the upstream list). */
-static int parse_jwks_uri(jwt_conf_t *c, const tg_conf_node_t *n, tg_conf_err_t *err)
+static const tg_conf_field_t jwks_uri_fields[] = {
+    {"upstream", TG_CONF_FIELD_STRING, TG_CONF_AT(tg_jwt_remote_conf_t, upstream),
+     .flags = TG_CONF_REQUIRED | TG_CONF_NONEMPTY},
+    {"path", TG_CONF_FIELD_STRING, TG_CONF_AT(tg_jwt_remote_conf_t, path),
+     .flags = TG_CONF_REQUIRED},
+    {"refresh", TG_CONF_FIELD_DURATION, TG_CONF_AT(tg_jwt_remote_conf_t, refresh_ms), .min = 1000,
+     .def = 10 * 60 * 1000},
+    TG_CONF_END,
+};
+
+static int parse_jwks_uri(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
-    static const char *const allowed[] = {"upstream", "path", "refresh", NULL};
-    const tg_conf_node_t *up = tg_conf_map_get(n, "upstream"), *path = tg_conf_map_get(n, "path");
-    const tg_conf_node_t *refresh = tg_conf_map_get(n, "refresh");
-    const char *u, *p;
-    uint64_t ms = 10 * 60 * 1000;
-    if (tg_conf_check_keys(n, allowed, err) < 0)
-        return -1;
-    if (up == NULL || path == NULL)
-        return tg_conf_error(err, n, "jwks_uri needs \"upstream\" and \"path\"");
-    if (tg_conf_get_string(up, &u, err) < 0 || tg_conf_get_string(path, &p, err) < 0)
-        return -1;
-    if (*u == '\0')
-        return tg_conf_error(err, up, "empty upstream name");
-    if (p[0] != '/' || strpbrk(p, " \t\r\n") != NULL)
-        return tg_conf_error(err, path, "path must start with \"/\" and hold no white space");
-    if (refresh != NULL && tg_conf_get_duration_ms(refresh, &ms, err) < 0)
-        return -1;
-    if (ms < 1000)
-        return tg_conf_error(err, refresh, "refresh below 1s");
-    if ((c->remote = calloc(1, sizeof(*c->remote))) == NULL ||
-        (c->remote->upstream = strdup(u)) == NULL || (c->remote->path = strdup(p)) == NULL)
+    jwt_conf_t *c = out;
+    if ((c->remote = calloc(1, sizeof(*c->remote))) == NULL)
         return tg_conf_error(err, n, "out of memory");
-    c->remote->refresh_ms = ms;
+    if (tg_conf_read(n, jwks_uri_fields, "jwks_uri", c->remote, err) < 0)
+        return -1;
+    const char *p = c->remote->path;
+    if (p[0] != '/' || strpbrk(p, " \t\r\n") != NULL)
+        return tg_conf_error(err, tg_conf_map_get(n, "path"),
+                             "path must start with \"/\" and hold no white space");
     return 0;
 }
 
@@ -262,8 +244,10 @@ static int parse_source(source_t *src, const tg_conf_node_t *n, tg_conf_err_t *e
     return tg_conf_error(err, n, "expected \"header:NAME\", \"cookie:NAME\" or \"query:NAME\"");
 }
 
-static int parse_sources(jwt_conf_t *c, const tg_conf_node_t *n, tg_conf_err_t *err)
+/* Also when token_from is absent (n NULL): the Authorization header. */
+static int parse_sources(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
+    jwt_conf_t *c = out;
     size_t k = n == NULL ? 1 : n->count;
     if (n != NULL && (n->type != TG_CONF_SEQ || n->count == 0))
         return tg_conf_error(err, n, "\"token_from\" must be a non-empty list");
@@ -281,8 +265,9 @@ static int parse_sources(jwt_conf_t *c, const tg_conf_node_t *n, tg_conf_err_t *
     return 0;
 }
 
-static int parse_forward(jwt_conf_t *c, const tg_conf_node_t *n, tg_conf_err_t *err)
+static int parse_forward(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
+    jwt_conf_t *c = out;
     if (n->type != TG_CONF_MAP)
         return tg_conf_error(err, n, "\"forward_claims\" must be a map claim: Header-Name");
     if ((c->forward = calloc(n->count ? n->count : 1, sizeof(*c->forward))) == NULL)
@@ -318,44 +303,40 @@ static int build_scope_challenge(jwt_conf_t *c)
     return 0;
 }
 
-static int parse_policy(jwt_conf_t *c, const tg_conf_node_t *node, tg_conf_err_t *err)
-{
-    tg_jwt_policy_t *p = &c->policy;
-    const tg_conf_node_t *n;
-    uint64_t ms = 0;
-    if ((n = tg_conf_map_get(node, "issuer")) &&
-        parse_str_list(n, NULL, &p->issuers, &p->n_issuers, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "audience")) &&
-        parse_str_list(n, NULL, &p->audiences, &p->n_audiences, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "required_claims")) &&
-        parse_str_list(n, NULL, &p->required, &p->n_required, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "scopes")) &&
-        parse_str_list(n, is_scope_token, &p->scopes, &p->n_scopes, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "leeway")) && tg_conf_get_duration_ms(n, &ms, err) < 0)
-        return -1;
-    if (ms > 24 * 3600 * 1000)
-        return tg_conf_error(err, n, "leeway above one day defeats exp");
-    p->leeway = (double)ms / 1000.0;
-    return build_scope_challenge(c) < 0 ? tg_conf_error(err, node, "out of memory") : 0;
-}
+#define JWT_LIST(key, list, count)                                                        \
+    {                                                                                     \
+        key, TG_CONF_FIELD_STRINGS, TG_CONF_AT(jwt_conf_t, policy.list),                  \
+            .count_offset = offsetof(jwt_conf_t, policy.count), .flags = TG_CONF_NONEMPTY \
+    }
 
-static int parse_options(jwt_conf_t *c, const tg_conf_node_t *node, tg_conf_err_t *err)
+/* Keys first: the others do not depend on them, but a config without any is
+ * reported once everything else has been read. */
+static const tg_conf_field_t fields[] = {
+    {"keys", TG_CONF_FIELD_CUSTOM, .parse = parse_keys},
+    {"jwks", TG_CONF_FIELD_CUSTOM, .parse = parse_jwks},
+    {"jwks_uri", TG_CONF_FIELD_CUSTOM, .parse = parse_jwks_uri},
+    JWT_LIST("issuer", issuers, n_issuers),
+    JWT_LIST("audience", audiences, n_audiences),
+    JWT_LIST("required_claims", required, n_required),
+    JWT_LIST("scopes", scopes, n_scopes), /* and scope tokens: check_scopes() */
+    /* More than a day defeats exp. */
+    {"leeway", TG_CONF_FIELD_DURATION, TG_CONF_AT(jwt_conf_t, leeway_ms), .max = 24 * 3600 * 1000},
+    {"token_from", TG_CONF_FIELD_CUSTOM, .parse = parse_sources, .flags = TG_CONF_ABSENT},
+    {"forward_claims", TG_CONF_FIELD_CUSTOM, .parse = parse_forward},
+    {"strip_token", TG_CONF_FIELD_BOOL, TG_CONF_AT(jwt_conf_t, strip_token)},
+    /* entries per worker; 0 = no cache */
+    {"cache", TG_CONF_FIELD_UINT, TG_CONF_AT(jwt_conf_t, cache_size), .max = 1000000, .def = 10000},
+    TG_CONF_END,
+};
+
+/* Each scope is sent back in the 403's challenge: scope tokens only. */
+static int check_scopes(const jwt_conf_t *c, const tg_conf_node_t *node, tg_conf_err_t *err)
 {
-    const tg_conf_node_t *n;
-    uint64_t size = 10000;
-    if ((n = tg_conf_map_get(node, "strip_token")) && tg_conf_get_bool(n, &c->strip_token, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "cache")) && tg_conf_get_uint(n, 0, 1000000, &size, err) < 0)
-        return -1;
-    c->cache_size = (size_t)size;
-    if (parse_sources(c, tg_conf_map_get(node, "token_from"), err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "forward_claims")) && parse_forward(c, n, err) < 0)
-        return -1;
+    const tg_conf_node_t *n = tg_conf_map_get(node, "scopes");
+    for (size_t i = 0; i < c->policy.n_scopes; i++)
+        if (!is_scope_token(c->policy.scopes[i]))
+            return tg_conf_error(err, n->type == TG_CONF_SEQ ? n->items[i] : n,
+                                 "invalid value \"%s\"", c->policy.scopes[i]);
     return 0;
 }
 
@@ -394,39 +375,29 @@ static int register_metrics(jwt_conf_t *c, const tg_plugin_env_t *env, const tg_
 static int jwt_create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void **instance,
                       tg_conf_err_t *err)
 {
-    static const char *const allowed[] = {
-        "keys",       "jwks",           "jwks_uri",        "issuer",
-        "audience",   "leeway",         "required_claims", "scopes",
-        "token_from", "forward_claims", "strip_token",     "cache",
-        NULL};
-    if (node == NULL || node->type != TG_CONF_MAP) {
-        if (node != NULL && node->file != NULL)
-            return tg_conf_error(err, node, "jwt needs a config map with \"keys\" or \"jwks\"");
-        snprintf(err->msg, sizeof(err->msg), "jwt needs a config map with \"keys\" or \"jwks\"");
-        return -1;
-    }
-    if (tg_conf_check_keys(node, allowed, err) < 0)
-        return -1;
-    const tg_conf_node_t *keys = tg_conf_map_get(node, "keys"),
-                         *jwks = tg_conf_map_get(node, "jwks");
-    const tg_conf_node_t *uri = tg_conf_map_get(node, "jwks_uri");
     jwt_conf_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return tg_conf_error(err, node, "out of memory");
-    if ((keys && parse_keys(c, keys, env, err) < 0) ||
-        (jwks && parse_jwks(c, jwks, env, err) < 0) || (uri && parse_jwks_uri(c, uri, err) < 0) ||
-        parse_policy(c, node, err) < 0 || parse_options(c, node, err) < 0 ||
-        mark_sources(c, env, node, err) < 0 || register_metrics(c, env, node, err) < 0) {
-        conf_free(c);
-        return -1;
-    }
+    c->env = env;
+    if (tg_conf_read(node, fields, NULL, c, err) < 0 || check_scopes(c, node, err) < 0)
+        goto fail;
     if (c->keys.n == 0 && c->remote == NULL) {
-        conf_free(c);
-        return tg_conf_error(err, node,
-                             "jwt needs at least one key (\"keys\", \"jwks\" or \"jwks_uri\")");
+        tg_conf_error(err, node, "jwt needs at least one key (\"keys\", \"jwks\" or \"jwks_uri\")");
+        goto fail;
     }
+    c->policy.leeway = (double)c->leeway_ms / 1000.0;
+    if (build_scope_challenge(c) < 0) {
+        tg_conf_error(err, node, "out of memory");
+        goto fail;
+    }
+    if (mark_sources(c, env, node, err) < 0 || register_metrics(c, env, node, err) < 0)
+        goto fail;
+    c->env = NULL;
     *instance = c;
     return 0;
+fail:
+    conf_free(c);
+    return -1;
 }
 
 static void jwt_destroy(void *instance)

@@ -39,7 +39,7 @@ typedef enum { D_ALLOWED, D_LIMITED, D_ERROR_ALLOWED, D_ERROR_DENIED, D_ERROR_LO
 
 static const char *const decision_names[] = {"allowed", "limited", "error_allowed", "error_denied",
                                              "error_local"};
-static const char *const on_error_names[] = {"allow", "deny", "local"};
+static const char *const on_error_names[] = {"allow", "deny", "local", NULL};
 
 typedef struct {
     tg_rl_key_t key;
@@ -94,36 +94,34 @@ static void note_ok(tg_request_t *r, const rl_t *c)
 
 /* ------------------------------------------------------------ config ---- */
 
+static const tg_conf_field_t limit_fields[] = {
+    {"rate", TG_CONF_FIELD_UINT, TG_CONF_AT(tg_rl_limit_t, rate), .flags = TG_CONF_REQUIRED,
+     .min = 1, .max = 1000000000},
+    {"per", TG_CONF_FIELD_DURATION, TG_CONF_AT(tg_rl_limit_t, per_ms), .flags = TG_CONF_REQUIRED,
+     .min = 1},
+    /* 0 (absent): the rate */
+    {"burst", TG_CONF_FIELD_UINT, TG_CONF_AT(tg_rl_limit_t, burst), .min = 1, .max = 1000000000},
+    TG_CONF_END,
+};
+
 static int parse_limit(const tg_conf_node_t *n, tg_rl_limit_t *l, tg_conf_err_t *err)
 {
-    static const char *const keys[] = {"rate", "per", "burst", NULL};
-    const tg_conf_node_t *v;
     if (n->type != TG_CONF_MAP)
         return tg_conf_error(err, n, "expected a map like { rate: 100, per: 1s }");
-    if (tg_conf_check_keys(n, keys, err) < 0)
+    if (tg_conf_read(n, limit_fields, NULL, l, err) < 0)
         return -1;
-    if ((v = tg_conf_map_get(n, "rate")) == NULL)
-        return tg_conf_error(err, n, "missing required key 'rate'");
-    if (tg_conf_get_uint(v, 1, 1000000000, &l->rate, err) < 0)
-        return -1;
-    if ((v = tg_conf_map_get(n, "per")) == NULL)
-        return tg_conf_error(err, n, "missing required key 'per'");
-    if (tg_conf_get_duration_ms(v, &l->per_ms, err) < 0)
-        return -1;
-    if (l->per_ms == 0)
-        return tg_conf_error(err, v, "must be greater than 0");
-    l->burst = l->rate;
-    if ((v = tg_conf_map_get(n, "burst")) != NULL &&
-        tg_conf_get_uint(v, 1, 1000000000, &l->burst, err) < 0)
-        return -1;
+    if (l->burst == 0)
+        l->burst = l->rate;
     l->t_us = (double)l->per_ms * 1000.0 / (double)l->rate;
     snprintf(l->t_arg, sizeof(l->t_arg), "%.17g", l->t_us);
     snprintf(l->burst_arg, sizeof(l->burst_arg), "%llu", (unsigned long long)l->burst);
     return 0;
 }
 
-static int parse_limits(const tg_conf_node_t *n, rl_t *c, tg_conf_err_t *err)
+/* limits: into c->limits and c->nlimits (out is the whole rl_t). */
+static int parse_limits(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
+    rl_t *c = out;
     if (n->type != TG_CONF_SEQ || n->count == 0)
         return tg_conf_error(err, n, "expected a list of limits");
     if (n->count > TG_RL_MAX_LIMITS)
@@ -135,58 +133,37 @@ static int parse_limits(const tg_conf_node_t *n, rl_t *c, tg_conf_err_t *err)
     return 0;
 }
 
-static int parse_enum(const tg_conf_node_t *n, const char *const *names, size_t count, int *out,
-                      tg_conf_err_t *err)
+static int parse_key(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
-    const char *s;
-    if (n == NULL)
-        return 0;
-    if (tg_conf_get_string(n, &s, err) < 0)
-        return -1;
-    for (size_t i = 0; i < count; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = (int)i;
-            return 0;
-        }
-    char list[128];
-    size_t used = 0;
-    for (size_t i = 0; i < count; i++)
-        used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
-                                 i == 0           ? ""
-                                 : i + 1 == count ? " or "
-                                                  : ", ",
-                                 names[i]);
-    return tg_conf_error(err, n, "invalid value '%s': expected %s", s, list);
+    return tg_rl_key_parse(n, out, err);
 }
 
-static int parse_cost(const tg_conf_node_t *n, rl_t *c, tg_conf_err_t *err)
+static const char *const backend_names[] = {"redis", "local", NULL}; /* backend_t order */
+
+/* In the order checks need them: cost is checked against the limits. */
+static const tg_conf_field_t fields[] = {
+    {"key", TG_CONF_FIELD_CUSTOM, TG_CONF_AT(rl_t, key), .parse = parse_key},
+    {"limits", TG_CONF_FIELD_CUSTOM, .parse = parse_limits, .flags = TG_CONF_REQUIRED,
+     .help = "a list like [{ rate: 100, per: 1s }]"},
+    {"cost", TG_CONF_FIELD_UINT, TG_CONF_AT(rl_t, cost), .min = 1, .max = 1000000000, .def = 1},
+    {"backend", TG_CONF_FIELD_ENUM, TG_CONF_AT(rl_t, backend), .names = backend_names,
+     .def = BACKEND_REDIS},
+    {"on_error", TG_CONF_FIELD_ENUM, TG_CONF_AT(rl_t, on_error), .names = on_error_names,
+     .def = ON_ERROR_LOCAL},
+    {"headers", TG_CONF_FIELD_BOOL, TG_CONF_AT(rl_t, headers), .def = true},
+    TG_CONF_END,
+};
+
+static int check_cost(const tg_conf_node_t *node, rl_t *c, tg_conf_err_t *err)
 {
-    c->cost = 1;
-    if (n != NULL && tg_conf_get_uint(n, 1, 1000000000, &c->cost, err) < 0)
-        return -1;
     for (size_t i = 0; i < c->nlimits; i++)
         if (c->cost > c->limits[i].burst) /* such a request could never pass */
-            return tg_conf_error(err, n, "cost %llu exceeds the burst (%llu) of limit %zu",
+            return tg_conf_error(err, tg_conf_map_get(node, "cost"),
+                                 "cost %llu exceeds the burst (%llu) of limit %zu",
                                  (unsigned long long)c->cost,
                                  (unsigned long long)c->limits[i].burst, i + 1);
     snprintf(c->cost_arg, sizeof(c->cost_arg), "%llu", (unsigned long long)c->cost);
     snprintf(c->nkeys_arg, sizeof(c->nkeys_arg), "%zu", c->nlimits);
-    return 0;
-}
-
-static int parse_options(const tg_conf_node_t *node, rl_t *c, tg_conf_err_t *err)
-{
-    static const char *const backends[] = {"redis", "local"};
-    int v = BACKEND_REDIS, e = ON_ERROR_LOCAL;
-    const tg_conf_node_t *n;
-    if (parse_enum(tg_conf_map_get(node, "backend"), backends, 2, &v, err) < 0 ||
-        parse_enum(tg_conf_map_get(node, "on_error"), on_error_names, 3, &e, err) < 0)
-        return -1;
-    c->backend = (backend_t)v;
-    c->on_error = (on_error_t)e;
-    c->headers = true;
-    if ((n = tg_conf_map_get(node, "headers")) != NULL && tg_conf_get_bool(n, &c->headers, err) < 0)
-        return -1;
     return 0;
 }
 
@@ -251,27 +228,11 @@ static void destroy(void *instance)
 
 static int create_parse(const tg_conf_node_t *node, rl_t *c, tg_conf_err_t *err)
 {
-    static const char *const keys[] = {"key",      "limits",  "cost", "backend",
-                                       "on_error", "headers", NULL};
-    if (node->type != TG_CONF_MAP)
-        return tg_conf_error(err, node, "rate-limit needs a config map with 'limits'");
-    if (tg_conf_check_keys(node, keys, err) < 0)
+    if (tg_conf_read(node, fields, NULL, c, err) < 0)
         return -1;
-    const tg_conf_node_t *k = tg_conf_map_get(node, "key");
-    if (k != NULL) {
-        if (tg_rl_key_parse(k, &c->key, err) < 0)
-            return -1;
-    } else {
-        c->key.nparts = 1; /* ip */
-    }
-    const tg_conf_node_t *limits = tg_conf_map_get(node, "limits");
-    if (limits == NULL)
-        return tg_conf_error(err, node, "missing required key 'limits'");
-    return parse_limits(limits, c, err) < 0 ||
-                   parse_cost(tg_conf_map_get(node, "cost"), c, err) < 0 ||
-                   parse_options(node, c, err) < 0
-               ? -1
-               : 0;
+    if (c->key.nparts == 0)
+        c->key.nparts = 1; /* absent: ip */
+    return check_cost(node, c, err);
 }
 
 /* backend redis (the default) without a top-level `redis:` would decide every

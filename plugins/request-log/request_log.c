@@ -574,8 +574,10 @@ static void reqlog_log(tg_request_t *r, const tg_filter_t *f)
 
 /* ---- config -------------------------------------------------------------- */
 
-static int parse_fields(const tg_conf_node_t *n, reqlog_t *rl, tg_conf_err_t *err)
+/* fields: into rl->fields and rl->nfields (out is the whole reqlog_t). */
+static int parse_fields(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
+    reqlog_t *rl = out;
     if (n->type != TG_CONF_SEQ || n->count == 0)
         return tg_conf_error(err, n, "fields: expected a non-empty list of field names");
     bool seen[F_COUNT] = {false};
@@ -622,26 +624,37 @@ static int open_log(const tg_conf_node_t *n, const char *dir, char *full, size_t
     return fd;
 }
 
+/* What the config map holds, before the file is opened. */
+typedef struct {
+    reqlog_t *rl;
+    const tg_conf_node_t *path;
+} reqlog_keys_t;
+
+static int read_fields(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
+{
+    return parse_fields(n, *(reqlog_t **)out, err);
+}
+
+static const tg_conf_field_t conf_fields[] = {
+    {"path", TG_CONF_FIELD_NODE, TG_CONF_AT(reqlog_keys_t, path), .flags = TG_CONF_REQUIRED,
+     .help = "a file or \"stdout\""},
+    {"fields", TG_CONF_FIELD_CUSTOM, TG_CONF_AT(reqlog_keys_t, rl), .parse = read_fields},
+    TG_CONF_END,
+};
+
 static int reqlog_create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void **instance,
                          tg_conf_err_t *err)
 {
-    static const char *const keys[] = {"path", "fields", NULL};
-    if (node->type != TG_CONF_MAP)
-        return tg_conf_error(err, node, "request-log: expected a config map with path:");
-    if (tg_conf_check_keys(node, keys, err) < 0)
-        return -1;
-    const tg_conf_node_t *path = tg_conf_map_get(node, "path");
-    const tg_conf_node_t *fields = tg_conf_map_get(node, "fields");
-    if (path == NULL)
-        return tg_conf_error(err, node, "request-log: path is required (a file or \"stdout\")");
     reqlog_t *rl = calloc(1, sizeof(*rl));
     if (rl == NULL)
         return tg_conf_error(err, node, "out of memory");
     rl->dropped_id = -1;
-    if (fields == NULL)
-        default_fields(rl);
-    else if (parse_fields(fields, rl, err) < 0)
+    reqlog_keys_t keys = {.rl = rl};
+    if (tg_conf_read(node, conf_fields, NULL, &keys, err) < 0)
         goto fail;
+    if (rl->nfields == 0)
+        default_fields(rl);
+    const tg_conf_node_t *path = keys.path;
     bool to_stdout = path->type == TG_CONF_SCALAR && strcmp(path->value, "stdout") == 0;
     char full[PATH_MAX];
     int fd = to_stdout ? STDOUT_FILENO : open_log(path, env->config_dir, full, sizeof(full), err);

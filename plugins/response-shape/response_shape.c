@@ -165,13 +165,12 @@ static int get_header_name(const tg_conf_node_t *n, const char **out, tg_conf_er
     return 0;
 }
 
-static int parse_client(shape_conf_t *c, const tg_conf_node_t *root, tg_conf_err_t *err)
+/* The custom readers of the tables below get the whole struct as out. */
+
+static int parse_client(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
-    const tg_conf_node_t *n = tg_conf_map_get(root, "client");
+    shape_conf_t *c = out;
     const char *s;
-    if (n == NULL)
-        return tg_conf_error(
-            err, root, "missing client (header:<Name>, query:<name>, jwt.<claim> or user_agent)");
     if (tg_conf_get_string(n, &s, err) < 0)
         return -1;
     if (strncmp(s, "header:", 7) == 0 && tg_token_valid(s + 7, strlen(s + 7))) {
@@ -219,8 +218,6 @@ static int add_rules(profile_t *p, const tg_conf_node_t *n, tg_shape_rule_t rule
 {
     char why[256];
     const char *path;
-    if (n == NULL)
-        return 0;
     if (seq_items(n, err) < 0)
         return -1;
     for (size_t i = 0; n->type == TG_CONF_SEQ && i < n->count; i++) {
@@ -232,11 +229,24 @@ static int add_rules(profile_t *p, const tg_conf_node_t *n, tg_shape_rule_t rule
     return 0;
 }
 
-static int add_renames(profile_t *p, const tg_conf_node_t *n, tg_conf_err_t *err)
+static int add_includes(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
+    return add_rules(out, n, TG_SHAPE_INCLUDE, err);
+}
+
+static int add_excludes(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
+{
+    profile_t *p = out;
+    p->excludes = n->type == TG_CONF_SEQ && n->count > 0;
+    return add_rules(p, n, TG_SHAPE_EXCLUDE, err);
+}
+
+static int add_renames(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
+{
+    profile_t *p = out;
     char why[256];
     const char *to;
-    if (n == NULL || n->type == TG_CONF_NULL)
+    if (n->type == TG_CONF_NULL)
         return 0;
     if (n->type != TG_CONF_MAP)
         return tg_conf_error(err, n, "expected a map of path: new_name");
@@ -249,9 +259,10 @@ static int add_renames(profile_t *p, const tg_conf_node_t *n, tg_conf_err_t *err
     return 0;
 }
 
-static int parse_set_headers(profile_t *p, const tg_conf_node_t *n, tg_conf_err_t *err)
+static int parse_set_headers(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
-    if (n == NULL || n->type == TG_CONF_NULL)
+    profile_t *p = out;
+    if (n->type == TG_CONF_NULL)
         return 0;
     if (n->type != TG_CONF_MAP)
         return tg_conf_error(err, n, "expected a map of header: value");
@@ -274,10 +285,9 @@ static int parse_set_headers(profile_t *p, const tg_conf_node_t *n, tg_conf_err_
     return 0;
 }
 
-static int parse_remove_headers(profile_t *p, const tg_conf_node_t *n, tg_conf_err_t *err)
+static int parse_remove_headers(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
-    if (n == NULL)
-        return 0;
+    profile_t *p = out;
     if (seq_items(n, err) < 0)
         return -1;
     size_t count = n->type == TG_CONF_SEQ ? n->count : 0;
@@ -293,27 +303,35 @@ static int parse_remove_headers(profile_t *p, const tg_conf_node_t *n, tg_conf_e
     return 0;
 }
 
-static int parse_on_invalid(const tg_conf_node_t *n, on_invalid_t *out, tg_conf_err_t *err)
+/* Not a TG_CONF_FIELD_ENUM: absent (INVALID_UNSET) differs from both words. */
+static int parse_on_invalid(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
+    on_invalid_t *given = out;
     const char *v;
-    if (n == NULL)
-        return 0;
     if (tg_conf_get_string(n, &v, err) < 0)
         return -1;
     if (strcmp(v, "pass") == 0)
-        *out = INVALID_PASS;
+        *given = INVALID_PASS;
     else if (strcmp(v, "error") == 0)
-        *out = INVALID_ERROR;
+        *given = INVALID_ERROR;
     else
         return tg_conf_error(err, n, "on_invalid must be pass or error, not '%s'", v);
     return 0;
 }
 
+static const tg_conf_field_t profile_fields[] = {
+    {"include", TG_CONF_FIELD_CUSTOM, .parse = add_includes},
+    {"exclude", TG_CONF_FIELD_CUSTOM, .parse = add_excludes},
+    {"rename", TG_CONF_FIELD_CUSTOM, .parse = add_renames},
+    {"set_headers", TG_CONF_FIELD_CUSTOM, .parse = parse_set_headers},
+    {"remove_headers", TG_CONF_FIELD_CUSTOM, .parse = parse_remove_headers},
+    {"on_invalid", TG_CONF_FIELD_CUSTOM, TG_CONF_AT(profile_t, given), .parse = parse_on_invalid},
+    TG_CONF_END,
+};
+
 static int parse_profile(profile_t *p, const tg_conf_node_t *key, const tg_conf_node_t *n,
                          tg_conf_err_t *err)
 {
-    static const char *const keys[] = {"include",        "exclude",    "rename", "set_headers",
-                                       "remove_headers", "on_invalid", NULL};
     if ((p->name = strdup(key->value)) == NULL || (p->shape = tg_shape_new()) == NULL)
         return tg_conf_error(err, key, "out of memory");
     if (key->len == 0)
@@ -322,24 +340,14 @@ static int parse_profile(profile_t *p, const tg_conf_node_t *key, const tg_conf_
         return 0;
     if (n->type != TG_CONF_MAP)
         return tg_conf_error(err, n, "expected a profile (a map)");
-    if (tg_conf_check_keys(n, keys, err) < 0 ||
-        add_rules(p, tg_conf_map_get(n, "include"), TG_SHAPE_INCLUDE, err) < 0 ||
-        add_rules(p, tg_conf_map_get(n, "exclude"), TG_SHAPE_EXCLUDE, err) < 0 ||
-        add_renames(p, tg_conf_map_get(n, "rename"), err) < 0 ||
-        parse_set_headers(p, tg_conf_map_get(n, "set_headers"), err) < 0 ||
-        parse_remove_headers(p, tg_conf_map_get(n, "remove_headers"), err) < 0 ||
-        parse_on_invalid(tg_conf_map_get(n, "on_invalid"), &p->given, err) < 0)
-        return -1;
-    const tg_conf_node_t *ex = tg_conf_map_get(n, "exclude");
-    p->excludes = ex != NULL && ex->type == TG_CONF_SEQ && ex->count > 0;
-    return 0;
+    return tg_conf_read(n, profile_fields, NULL, p, err);
 }
 
-static int parse_profiles(shape_conf_t *c, const tg_conf_node_t *root, tg_conf_err_t *err)
+static int parse_profiles(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
-    const tg_conf_node_t *n = tg_conf_map_get(root, "profiles");
-    if (n == NULL || n->type != TG_CONF_MAP || n->count == 0)
-        return tg_conf_error(err, n ? n : root, "profiles: expected a map of at least one profile");
+    shape_conf_t *c = out;
+    if (n->type != TG_CONF_MAP || n->count == 0)
+        return tg_conf_error(err, n, "profiles: expected a map of at least one profile");
     if (n->count > MAX_PROFILES)
         return tg_conf_error(err, n, "more than %d profiles", MAX_PROFILES);
     if ((c->profiles = calloc(n->count, sizeof(*c->profiles))) == NULL)
@@ -373,17 +381,16 @@ static int compile_ua(shape_conf_t *c, ua_rule_t *u, const tg_conf_node_t *n, tg
     return 0;
 }
 
-static int parse_user_agent(shape_conf_t *c, const tg_conf_node_t *root, tg_conf_err_t *err)
+#define UA_NEEDED "client: user_agent needs user_agent: { profile: regex, ... }"
+
+/* After client and profiles (table order). */
+static int parse_user_agent(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
-    const tg_conf_node_t *n = tg_conf_map_get(root, "user_agent");
-    if (c->kind != CLIENT_UA) {
-        if (n != NULL)
-            return tg_conf_error(err, n, "user_agent: only with client: user_agent");
-        return 0;
-    }
-    if (n == NULL || n->type != TG_CONF_MAP || n->count == 0)
-        return tg_conf_error(err, n ? n : root,
-                             "client: user_agent needs user_agent: { profile: regex, ... }");
+    shape_conf_t *c = out;
+    if (c->kind != CLIENT_UA)
+        return tg_conf_error(err, n, "user_agent: only with client: user_agent");
+    if (n->type != TG_CONF_MAP || n->count == 0)
+        return tg_conf_error(err, n, UA_NEEDED);
     c->ua = calloc(n->count, sizeof(*c->ua));
     c->mctx = pcre2_match_context_create(NULL);
     if (c->ua == NULL || c->mctx == NULL)
@@ -400,38 +407,52 @@ static int parse_user_agent(shape_conf_t *c, const tg_conf_node_t *root, tg_conf
     return 0;
 }
 
-static int parse_conf(shape_conf_t *c, const tg_conf_node_t *node, tg_conf_err_t *err)
+static int parse_default(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
-    static const char *const keys[] = {"client",   "user_agent", "default", "max_body",
-                                       "profiles", "on_invalid", NULL};
-    const tg_conf_node_t *n;
+    shape_conf_t *c = out;
     const char *def;
-    on_invalid_t all = INVALID_UNSET;
-    if (node->type != TG_CONF_MAP)
-        return tg_conf_error(err, node,
-                             "response-shape needs a config: map (client, default, profiles)");
-    if (tg_conf_check_keys(node, keys, err) < 0 || parse_client(c, node, err) < 0 ||
-        parse_profiles(c, node, err) < 0 || parse_user_agent(c, node, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "default")) == NULL)
-        return tg_conf_error(err, node, "missing default: (the profile when nothing matches)");
     if (tg_conf_get_string(n, &def, err) < 0)
         return -1;
     int d = find_profile(c, def, strlen(def));
     if (d < 0)
         return tg_conf_error(err, n, "default: unknown profile '%s'", def);
     c->def = (size_t)d;
-    c->max_body = 4 << 20;
-    if ((n = tg_conf_map_get(node, "max_body")) != NULL &&
-        tg_conf_get_size(n, &c->max_body, err) < 0)
+    return 0;
+}
+
+/* The plugin's config map, read into a shape_conf_t; the order matters:
+ * user_agent and default name profiles. */
+typedef struct {
+    shape_conf_t c;
+    on_invalid_t all; /* on_invalid: the default of every profile */
+} shape_keys_t;
+
+static const tg_conf_field_t conf_fields[] = {
+    {"client", TG_CONF_FIELD_CUSTOM, TG_CONF_AT(shape_keys_t, c), .parse = parse_client,
+     .flags = TG_CONF_REQUIRED, .help = "header:<Name>, query:<name>, jwt.<claim> or user_agent"},
+    {"profiles", TG_CONF_FIELD_CUSTOM, TG_CONF_AT(shape_keys_t, c), .parse = parse_profiles,
+     .flags = TG_CONF_REQUIRED, .help = "a map of at least one profile"},
+    {"user_agent", TG_CONF_FIELD_CUSTOM, TG_CONF_AT(shape_keys_t, c), .parse = parse_user_agent},
+    {"default", TG_CONF_FIELD_CUSTOM, TG_CONF_AT(shape_keys_t, c), .parse = parse_default,
+     .flags = TG_CONF_REQUIRED, .help = "the profile when nothing matches"},
+    {"max_body", TG_CONF_FIELD_SIZE, TG_CONF_AT(shape_keys_t, c.max_body), .min = 1,
+     .max = 1ULL << 30, .def = 4 << 20},
+    {"on_invalid", TG_CONF_FIELD_CUSTOM, TG_CONF_AT(shape_keys_t, all), .parse = parse_on_invalid},
+    TG_CONF_END,
+};
+
+static int parse_conf(shape_conf_t *c, const tg_conf_node_t *node, tg_conf_err_t *err)
+{
+    shape_keys_t k = {.c = *c, .all = INVALID_UNSET};
+    int rc = tg_conf_read(node, conf_fields, NULL, &k, err);
+    *c = k.c; /* also on error: conf_free() releases what was read */
+    if (rc < 0)
         return -1;
-    if (c->max_body == 0 || c->max_body > (1ULL << 30))
-        return tg_conf_error(err, n, "max_body must be between 1 byte and 1GiB");
-    if (parse_on_invalid(tg_conf_map_get(node, "on_invalid"), &all, err) < 0)
-        return -1;
+    if (c->kind == CLIENT_UA && c->nua == 0)
+        return tg_conf_error(err, node, UA_NEEDED);
     for (size_t i = 0; i < c->nprofiles; i++) {
         profile_t *p = &c->profiles[i];
-        on_invalid_t v = p->given != INVALID_UNSET ? p->given : all;
+        on_invalid_t v = p->given != INVALID_UNSET ? p->given : k.all;
         p->refuse = v == INVALID_UNSET ? p->excludes : v == INVALID_ERROR;
     }
     return 0;

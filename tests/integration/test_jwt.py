@@ -678,7 +678,7 @@ def check_conf(tmp_path, keys, conf):
      "invalid header name"),
     ({"keys": [{"algorithm": "HS256", "secret": "x" * 40}], "leeway": "30"}, ""),
     ({"keys": [{"algorithm": "HS256", "secret": "x" * 40}], "bogus": 1}, "unknown key 'bogus'"),
-    ({"jwks_uri": {"upstream": "idp"}}, "needs \"upstream\" and \"path\""),
+    ({"jwks_uri": {"upstream": "idp"}}, "missing required key 'path'"),
     ({"jwks_uri": {"upstream": "idp", "path": "no-slash"}}, "must start with"),
 ])
 def test_config_errors(tmp_path, keys, conf, message):

@@ -76,8 +76,8 @@ def test_reload_changes_backlog_of_kept_listener(gateway_factory, upstream):
 
 
 @pytest.mark.parametrize("value,message", [
-    ("0", "must be between 1 and 65535"),
-    ("65536", "must be between 1 and 65535"),
+    ("0", "backlog must be between 1 and 65535"),
+    ("65536", "backlog must be between 1 and 65535"),
     ("-1", "expected an integer, got '-1'"),
     ("lots", "expected an integer, got 'lots'"),
 ])

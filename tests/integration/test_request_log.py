@@ -463,7 +463,7 @@ def test_unknown_key_and_missing_path(tmp_path):
     line, col = _pos(lines, "rotate")
     assert "%s:%d:%d:" % (path, line, col) in err and "rotate" in err, err
     rc, err, lines, path = _check_config(tmp_path, {"fields": ["time"]})
-    assert rc != 0 and "path is required" in err, err
+    assert rc != 0 and "missing required key 'path'" in err, err
 
 
 def test_unopenable_path(tmp_path):

@@ -617,7 +617,7 @@ def test_metrics(gateway_factory, upstream_factory):
      "is not a header name"),
     ({"client": "query:c", "default": "a", "profiles": {"a": {"extra": 1}}}, "unknown key 'extra'"),
     ({"client": "query:c", "default": "a", "max_body": "0", "profiles": {"a": {}}}, "max_body"),
-    ({"client": "query:c", "profiles": {"a": {}}}, "missing default"),
+    ({"client": "query:c", "profiles": {"a": {}}}, "missing required key 'default'"),
     ({"client": "query:c", "default": "a", "on_invalid": "drop", "profiles": {"a": {}}},
      "on_invalid must be pass or error, not 'drop'"),
     ({"client": "query:c", "default": "a", "profiles": {"a": {"on_invalid": True}}}, "on_invalid must be"),

@@ -19,8 +19,8 @@
 #include "tollgate/plugin.h"
 
 typedef struct {
-    char tag[32];
-    char respond_path[128];
+    char *tag;          /* "" when not configured */
+    char *respond_path; /* "" when not configured */
     uint64_t respond_status;
     uint64_t pause_ms;
     bool upper_body;
@@ -33,55 +33,40 @@ typedef struct {
     tg_request_t *req;
 } sample_ctx_t;
 
-static int copy_str(const tg_conf_node_t *n, char *dst, size_t cap, tg_conf_err_t *err)
+/* The config, declared once: tg_conf_read() checks the keys, types and
+ * bounds, and reports mistakes at their FILE:LINE:COL. */
+static const tg_conf_field_t fields[] = {
+    {"tag", TG_CONF_FIELD_STRING, TG_CONF_AT(sample_t, tag), .max = 31, .def_str = ""},
+    {"respond_path", TG_CONF_FIELD_STRING, TG_CONF_AT(sample_t, respond_path), .max = 127,
+     .def_str = ""},
+    {"respond_status", TG_CONF_FIELD_UINT, TG_CONF_AT(sample_t, respond_status), .min = 200,
+     .max = 599, .def = 418},
+    {"pause", TG_CONF_FIELD_DURATION, TG_CONF_AT(sample_t, pause_ms)},
+    {"upper_body", TG_CONF_FIELD_BOOL, TG_CONF_AT(sample_t, upper_body)},
+    {"buffer_body", TG_CONF_FIELD_SIZE, TG_CONF_AT(sample_t, buffer_body)},
+    TG_CONF_END,
+};
+
+static void destroy(void *inst)
 {
-    const char *s;
-    if (tg_conf_get_string(n, &s, err) < 0)
-        return -1;
-    if (strlen(s) >= cap)
-        return tg_conf_error(err, n, "too long");
-    strcpy(dst, s);
-    return 0;
+    tg_conf_fields_free(fields, inst);
+    free(inst);
 }
 
 static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void **out,
                   tg_conf_err_t *err)
 {
-    static const char *const keys[] = {
-        "tag", "respond_path", "respond_status", "pause", "upper_body", "buffer_body", NULL};
     sample_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return tg_conf_error(err, node, "out of memory");
-    s->respond_status = 418;
-    const tg_conf_node_t *n;
-    int rc = 0;
-    if (node->type != TG_CONF_NULL)
-        rc = tg_conf_check_keys(node, keys, err);
-    if (rc == 0 && (n = tg_conf_map_get(node, "tag")))
-        rc = copy_str(n, s->tag, sizeof(s->tag), err);
-    if (rc == 0 && (n = tg_conf_map_get(node, "respond_path")))
-        rc = copy_str(n, s->respond_path, sizeof(s->respond_path), err);
-    if (rc == 0 && (n = tg_conf_map_get(node, "respond_status")))
-        rc = tg_conf_get_uint(n, 200, 599, &s->respond_status, err);
-    if (rc == 0 && (n = tg_conf_map_get(node, "pause")))
-        rc = tg_conf_get_duration_ms(n, &s->pause_ms, err);
-    if (rc == 0 && (n = tg_conf_map_get(node, "upper_body")))
-        rc = tg_conf_get_bool(n, &s->upper_body, err);
-    if (rc == 0 && (n = tg_conf_map_get(node, "buffer_body")))
-        rc = tg_conf_get_size(n, &s->buffer_body, err);
-    if (rc < 0) {
-        free(s);
+    if (tg_conf_read(node, fields, NULL, s, err) < 0) {
+        destroy(s);
         return -1;
     }
     s->counter = tg_metrics_counter(env->metrics, "tollgate_sample_requests_total",
                                     "Requests seen by the sample plugin.", NULL, NULL, 0);
     *out = s;
     return 0;
-}
-
-static void destroy(void *inst)
-{
-    free(inst);
 }
 
 static void append_tag(tg_request_t *r, const sample_t *s)

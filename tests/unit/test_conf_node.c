@@ -315,9 +315,9 @@ START_TEST(check_keys)
     ck_assert_int_eq(tg_conf_check_keys(r, allowed, &err), 0);
     r = parse_ok("a: 1\n  # c\nfoo: 2\n");
     ck_assert_int_eq(tg_conf_check_keys(r, allowed, &err), -1);
-    ck_assert_str_eq(err.msg, "t.yaml:3:1: unknown key 'foo'");
+    ck_assert_str_eq(err.msg, "t.yaml:3:1: unknown key 'foo' (known: a, b)");
     ck_assert_int_eq(tg_conf_check_keys_in(r, allowed, "limits", &err), -1);
-    ck_assert_str_eq(err.msg, "t.yaml:3:1: unknown key 'foo' in limits");
+    ck_assert_str_eq(err.msg, "t.yaml:3:1: unknown key 'foo' in limits (known: a, b)");
     ck_assert_int_eq(tg_conf_check_keys(tg_conf_map_get(r, "a"), allowed, &err), -1);
     ck_assert_str_eq(err.msg, "t.yaml:1:4: expected a map, got '1'");
     r = parse_ok("- 1\n");

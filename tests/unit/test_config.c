@@ -298,7 +298,11 @@ END_TEST
 
 START_TEST(top_level_errors)
 {
-    ck_assert_str_eq(load_err(LISTEN "foo: 1\n"), "t.yaml:3:1: unknown key 'foo'");
+    ck_assert_str_eq(load_err(LISTEN "foo: 1\n"),
+                     "t.yaml:3:1: unknown key 'foo' (known: workers, listen, admin, "
+                     "trusted_proxies, limits, upstreams, routes, redis, plugins, plugin_path)");
+    ck_assert_str_eq(load_err(LISTEN "limit: {}\n"),
+                     "t.yaml:3:1: unknown key 'limit' (did you mean 'limits'?)");
     ck_assert_str_eq(load_err("- a\n"), "t.yaml:1:1: expected a map");
     ck_assert_str_eq(load_err("hello\n"), "t.yaml:1:1: expected a map, got 'hello'");
     ck_assert_str_eq(load_err(""), "t.yaml:1:1: missing required key 'listen'");
@@ -351,7 +355,7 @@ START_TEST(listen_errors)
     ck_assert_str_eq(load_err("listen: 5\n"), "t.yaml:1:9: expected a sequence, got '5'");
     ck_assert_str_eq(load_err("listen: []\n"), "t.yaml:1:9: expected at least one listen address");
     ck_assert_str_eq(load_err("listen:\n  - port: 1\n"),
-                     "t.yaml:2:5: unknown key 'port' in listen");
+                     "t.yaml:2:5: unknown key 'port' in listen (known: address, tls, backlog)");
     ck_assert_str_eq(load_err("listen:\n  - {}\n"), "t.yaml:2:5: missing required key 'address'");
     ck_assert_str_eq(load_err("listen:\n  - \":80\"\n"), "t.yaml:2:5: expected a map, got ':80'");
     ck_assert_str_eq(load_err("listen:\n  - address: [1]\n"), "t.yaml:2:14: expected a string");
@@ -386,9 +390,9 @@ START_TEST(listen_backlog)
     load_ok("listen:\n  - address: \":18080\"\n    backlog: 1\n");
     ck_assert_uint_eq(cfg->listeners[0].backlog, 1);
     ck_assert_str_eq(load_err(LISTEN "    backlog: 0\n"),
-                     "t.yaml:3:14: must be between 1 and 65535");
+                     "t.yaml:3:14: backlog must be between 1 and 65535");
     ck_assert_str_eq(load_err(LISTEN "    backlog: 65536\n"),
-                     "t.yaml:3:14: must be between 1 and 65535");
+                     "t.yaml:3:14: backlog must be between 1 and 65535");
     ck_assert_str_eq(load_err(LISTEN "    backlog: -1\n"),
                      "t.yaml:3:14: expected an integer, got '-1'");
     ck_assert_str_eq(load_err(LISTEN "    backlog: 4k\n"),
@@ -397,7 +401,7 @@ START_TEST(listen_backlog)
                      "t.yaml:3:14: expected an integer, got ''");
     ck_assert_str_eq(load_err(LISTEN "    backlog: [1]\n"), "t.yaml:3:14: expected an integer");
     ck_assert_str_eq(load_err(LISTEN "    backlog: 99999999999999999999999\n"),
-                     "t.yaml:3:14: must be between 1 and 65535");
+                     "t.yaml:3:14: backlog must be between 1 and 65535");
     ck_assert_str_eq(load_err(LISTEN "admin:\n  address: \"127.0.0.1:19901\"\n  backlog: 10\n"),
                      "t.yaml:5:12: backlog is not supported on admin");
 }
@@ -426,7 +430,7 @@ START_TEST(admin)
     ck_assert_str_eq(load_err(LISTEN "admin:\n  address: \"*:18080\"\n"),
                      "t.yaml:4:12: admin address '*:18080' is also a listen address");
     ck_assert_str_eq(load_err(LISTEN "admin:\n  addr: x\n"),
-                     "t.yaml:4:3: unknown key 'addr' in admin");
+                     "t.yaml:4:3: unknown key 'addr' in admin (known: address, token)");
     ck_assert_str_eq(load_err(LISTEN "admin: 1\n"), "t.yaml:3:8: expected a map, got '1'");
     ck_assert_str_eq(load_err(LISTEN "admin: {}\n"), "t.yaml:3:8: missing required key 'address'");
 }
@@ -465,7 +469,7 @@ START_TEST(admin_token)
     /* listen entries take no token */
     ck_assert_str_eq(
         load_err("listen:\n  - address: \":18080\"\n    token: \"0123456789abcdefgh\"\n"),
-        "t.yaml:3:5: unknown key 'token' in listen");
+        "t.yaml:3:5: unknown key 'token' in listen (known: address, tls, backlog)");
 }
 END_TEST
 
@@ -576,19 +580,24 @@ START_TEST(limits_errors)
         {"  header_timeout: -1s\n", "t.yaml:4:19: expected a duration like 10s, got '-1s'"},
         {"  header_timeout: 99999999999999999999s\n",
          "t.yaml:4:19: duration '99999999999999999999s' is too large"},
-        {"  idle_timeout: 0s\n", "t.yaml:4:17: must be greater than 0"},
-        {"  body_timeout: 0ms\n", "t.yaml:4:17: must be greater than 0"},
+        {"  idle_timeout: 0s\n", "t.yaml:4:17: idle_timeout must be greater than 0"},
+        {"  body_timeout: 0ms\n", "t.yaml:4:17: body_timeout must be greater than 0"},
         {"  send_timeout: 1\n", "t.yaml:4:17: expected a duration like 10s, got '1'"},
         {"  drain_timeout: []\n", "t.yaml:4:18: expected a duration like 10s"},
-        {"  max_header_size: 100\n", "t.yaml:4:20: must be between 1024 and 1048576 bytes"},
-        {"  max_header_size: 2MiB\n", "t.yaml:4:20: must be between 1024 and 1048576 bytes"},
+        {"  max_header_size: 100\n", "t.yaml:4:20: max_header_size must be between 1KiB and 1MiB"},
+        {"  max_header_size: 2MiB\n", "t.yaml:4:20: max_header_size must be between 1KiB and 1MiB"},
         {"  max_body_size: 10XB\n", "t.yaml:4:18: expected a size like 16KiB, got '10XB'"},
         {"  max_body_size: -1\n", "t.yaml:4:18: expected a size like 16KiB, got '-1'"},
         {"  max_body_size: 99999999999GiB\n", "t.yaml:4:18: size '99999999999GiB' is too large"},
-        {"  max_headers: 0\n", "t.yaml:4:16: must be between 1 and 10000"},
-        {"  max_headers: 10001\n", "t.yaml:4:16: must be between 1 and 10000"},
+        {"  max_headers: 0\n", "t.yaml:4:16: max_headers must be between 1 and 10000"},
+        {"  max_headers: 10001\n", "t.yaml:4:16: max_headers must be between 1 and 10000"},
         {"  max_headers: lots\n", "t.yaml:4:16: expected an integer, got 'lots'"},
-        {"  header_timeout: 1s\n  bogus: 1\n", "t.yaml:5:3: unknown key 'bogus' in limits"},
+        {"  header_timeout: 1s\n  bogus: 1\n",
+         "t.yaml:5:3: unknown key 'bogus' in limits (known: header_timeout, idle_timeout, "
+         "body_timeout, send_timeout, drain_timeout, max_header_size, max_body_size, "
+         "max_headers, encoded_slashes, headers_with_underscores)"},
+        {"  max_header: 1k\n",
+         "t.yaml:4:3: unknown key 'max_header' in limits (did you mean 'max_headers'?)"},
         {"  encoded_slashes: maybe\n",
          "t.yaml:4:20: encoded_slashes must be reject or keep, got 'maybe'"},
         {"  encoded_slashes: [keep]\n", "t.yaml:4:20: expected a string"},
@@ -623,8 +632,9 @@ START_TEST(limits_headers_with_underscores)
     ck_assert_uint_eq(cfg->limits.max_headers, 7);
     load_ok(LISTEN "limits:\n  headers_with_underscores: drop\n");
     ck_assert_int_eq(cfg->limits.headers_with_underscores, TG_UNDERSCORES_DROP);
-    ck_assert_str_eq(load_err(LISTEN "limits:\n  headers_with_underscores: Drop\n"),
-                     "t.yaml:4:29: expected drop, reject or allow, got 'Drop'");
+    ck_assert_str_eq(
+        load_err(LISTEN "limits:\n  headers_with_underscores: Drop\n"),
+        "t.yaml:4:29: headers_with_underscores must be drop, reject or allow, got 'Drop'");
     ck_assert_str_eq(load_err(LISTEN "limits:\n  headers_with_underscores: [drop]\n"),
                      "t.yaml:4:29: expected a string");
 }
@@ -639,7 +649,8 @@ START_TEST(upstream_errors)
         const char *msg;
     } cases[] = {
         {"  u:\n    targets: [\"127.0.0.1:9001\"]\n    bogus: 1\n",
-         "t.yaml:6:5: unknown key 'bogus' in upstream 'u'"},
+         "t.yaml:6:5: unknown key 'bogus' in upstream 'u' (known: targets, balance, keepalive, "
+         "connect_timeout, timeout, retries, max_fails, fail_timeout, tls)"},
         {"  u:\n    balance: least_conn\n", "t.yaml:5:5: missing required key 'targets'"},
         {"  u:\n    targets: []\n", "t.yaml:5:14: expected at least one target"},
         {"  u:\n    targets: \"127.0.0.1:9001\"\n",
@@ -648,15 +659,15 @@ START_TEST(upstream_errors)
         {"  u:\n    targets: [\"127.0.0.1\"]\n", "t.yaml:5:15: missing port in '127.0.0.1'"},
         {"  u:\n    targets: [\"127.0.0.1:1\", ~]\n", "t.yaml:5:30: expected a string"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    balance: random\n",
-         "t.yaml:6:14: expected round_robin or least_conn, got 'random'"},
+         "t.yaml:6:14: balance must be round_robin or least_conn, got 'random'"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    keepalive: 100001\n",
-         "t.yaml:6:16: must be between 0 and 100000"},
+         "t.yaml:6:16: keepalive must be at most 100000"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    retries: 11\n",
-         "t.yaml:6:14: must be between 0 and 10"},
+         "t.yaml:6:14: retries must be at most 10"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    max_fails: x\n",
          "t.yaml:6:16: expected an integer, got 'x'"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    connect_timeout: 0ms\n",
-         "t.yaml:6:22: must be greater than 0"},
+         "t.yaml:6:22: connect_timeout must be greater than 0"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    timeout: 30\n",
          "t.yaml:6:14: expected a duration like 10s, got '30'"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    fail_timeout: 1y\n",
@@ -697,10 +708,14 @@ START_TEST(route_errors)
         {"  - upstream: nope\n", "t.yaml:7:15: unknown upstream 'nope'"},
         {"  - name: a\n", "t.yaml:7:5: missing required key 'upstream'"},
         {"  - upstream: [u]\n", "t.yaml:7:15: expected a string"},
-        {"  - upstream: u\n    foo: 1\n", "t.yaml:8:5: unknown key 'foo' in routes"},
+        {"  - upstream: u\n    foo: 1\n",
+         "t.yaml:8:5: unknown key 'foo' in routes (known: name, match, strip_prefix, "
+         "upstream, plugins, aggregate, websocket)"},
         {"  - x\n", "t.yaml:7:5: expected a map, got 'x'"},
         {"  - upstream: u\n    match: x\n", "t.yaml:8:12: expected a map, got 'x'"},
-        {"  - upstream: u\n    match:\n      foo: 1\n", "t.yaml:9:7: unknown key 'foo' in match"},
+        {"  - upstream: u\n    match:\n      foo: 1\n",
+         "t.yaml:9:7: unknown key 'foo' in match (known: host, path, path_prefix, "
+         "path_regex, methods, headers)"},
         {"  - upstream: u\n    match:\n      path: /a\n      path_prefix: /b\n",
          "t.yaml:10:7: only one of path, path_prefix and path_regex may be set"},
         {"  - upstream: u\n    match:\n      path_regex: /a\n      path: /b\n",

@@ -300,7 +300,7 @@ static void conf_err(const char *yaml, const char *msg)
 START_TEST(conf_errors)
 {
     conf_err("redis:\n  address: \"127.0.0.1:1\"\n  timout: 5ms\n",
-             "t.yaml:3:3: unknown key 'timout' in redis");
+             "t.yaml:3:3: unknown key 'timout' in redis (did you mean 'timeout'?)");
     conf_err("redis:\n  database: 1\n", "t.yaml:2:3: missing required key 'address'");
     conf_err("redis:\n  address: \"127.0.0.1:1\"\n  timeout: 50\n",
              "t.yaml:3:12: expected a duration like 10s, got '50'");

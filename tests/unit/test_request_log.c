@@ -303,7 +303,8 @@ START_TEST(config_errors)
     ck_assert_ptr_nonnull(strstr(err.msg, "t.yaml:3:3: "));
     ck_assert_ptr_nonnull(strstr(err.msg, "'format'"));
     ck_assert_int_eq(create_from("config:\n  fields: [time]\n", &rl), -1);
-    ck_assert_ptr_nonnull(strstr(err.msg, "t.yaml:2:3: request-log: path is required"));
+    ck_assert_ptr_nonnull(
+        strstr(err.msg, "t.yaml:2:3: missing required key 'path' (a file or \"stdout\")"));
     ck_assert_int_eq(create_from("config:\n  path: no/such/dir/a.log\n", &rl), -1);
     char want[256];
     snprintf(want, sizeof(want), "t.yaml:2:9: cannot open log file %s/no/such/dir/a.log: %s", dir,
