@@ -79,6 +79,14 @@ bool tg_token_valid(const char *s, size_t n)
     return true;
 }
 
+bool tg_field_value_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(tg_http_ctype[(unsigned char)s[i]] & TG_HTTP_C_FIELD))
+            return false;
+    return true;
+}
+
 /* RFC 9110 section 7.8: protocol-name [ "/" protocol-version ], both tokens. */
 static bool is_protocol(const tg_span_t *e)
 {

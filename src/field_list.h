@@ -31,6 +31,10 @@ bool tg_list_has(const char *v, size_t len, const char *lower, size_t lower_len)
 /* token = 1*tchar (RFC 9110 section 5.6.2). */
 bool tg_token_valid(const char *s, size_t n);
 
+/* field-value bytes (RFC 9110 section 5.5): VCHAR, SP, HTAB, obs-text; no CR,
+ * LF, NUL or other control. Empty is valid. */
+bool tg_field_value_valid(const char *s, size_t n);
+
 /* Upgrade (RFC 9110 section 7.8): protocol = token [ "/" token ].
  * Returns 1 when every element is a valid protocol and one of them is
  * "websocket" (any case, no version), 0 when the list is valid without it,
