@@ -140,6 +140,19 @@ START_TEST(test_token)
 }
 END_TEST
 
+START_TEST(test_field_value)
+{
+    ck_assert(tg_field_value_valid("", 0));
+    ck_assert(tg_field_value_valid("a b\tc", 5));
+    ck_assert(tg_field_value_valid("caf\xc3\xa9", 5)); /* obs-text */
+    ck_assert(!tg_field_value_valid("a\r\nX: y", 8));
+    ck_assert(!tg_field_value_valid("a\nb", 3));
+    ck_assert(!tg_field_value_valid("a\0b", 3));
+    ck_assert(!tg_field_value_valid("a\x01", 2));
+    ck_assert(!tg_field_value_valid("a\x7f", 2));
+}
+END_TEST
+
 /* A long list of empty elements: linear, and nothing found. */
 START_TEST(test_long)
 {
@@ -171,6 +184,7 @@ static Suite *field_list_suite(void)
     tcase_add_test(tc, test_upgrade_websocket);
     tcase_add_test(tc, test_only_websocket);
     tcase_add_test(tc, test_token);
+    tcase_add_test(tc, test_field_value);
     tcase_add_test(tc, test_long);
     suite_add_tcase(s, tc);
     return s;
