@@ -141,7 +141,7 @@ int tg_response_status(const tg_request_t *r);
  * TG_EINVAL for a status outside 200..599 and for a change to or from 204 or
  * 304 (whether the response has a body was decided from its first status). */
 int tg_response_set_status(tg_request_t *r, int status);
-/* From response_head and response_body; NULL when absent or in other phases. */
+/* From response_head only; NULL when absent or from another phase. */
 const char *tg_response_header(const tg_request_t *r, const char *name, size_t *len);
 /* Replaces every response header called name (case-insensitive). From
  * response_head only. Returns 0, TG_ESTATE from another phase, or TG_EINVAL

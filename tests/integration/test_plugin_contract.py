@@ -183,6 +183,13 @@ def test_setters_validate_and_refuse_with_codes(gw):
     assert len(resp.header_all("X-Request-Id")) == 1 and resp.header("X-Request-Id") != "x"
 
 
+def test_set_path_and_query_go_upstream(gw):
+    ns = gw([contract("c", check_api=True)])
+    resp = h.request(ns.port, "GET", "/a/rewrite?x=y")
+    assert resp.header("X-Contract-Check") == "ok"
+    assert resp.json()["target"] == "/a/rewritten?q=1"
+
+
 def test_setters_on_a_generated_reply(gw):
     """A 404 without a route goes through the global chain's response hooks."""
     ns = gw([], global_plugins=[contract("g", check_api=True)])

@@ -296,6 +296,12 @@ static void check_request_api(contract_ctx_t *x, tg_request_t *r)
     CHECK(x, tg_request_respond_error(r, 99, "x"), TG_EINVAL);
     CHECK(x, tg_request_set_path(r, "relative", 8), TG_EINVAL);
     CHECK(x, tg_request_set_query(r, "a b", 3), TG_EINVAL);
+    size_t plen;
+    const char *path = tg_request_path(r, &plen);
+    if (plen == 10 && memcmp(path, "/a/rewrite", 10) == 0) {
+        CHECK(x, tg_request_set_path(r, "/a/rewritten", 12), 0);
+        CHECK(x, tg_request_set_query(r, "q=1", 3), 0);
+    }
     /* The same rules without a request (for config values at load). */
     CHECK(x, tg_request_header_check("X-Fine", "ok", 2), 0);
     CHECK(x, tg_request_header_check("Expect", NULL, 0), TG_EFORBIDDEN);
@@ -350,7 +356,8 @@ static void resume_now(contract_ctx_t *x, int status)
     if (status == TG_FILTER_RESPONDED) {
         char body[64];
         int n = snprintf(body, sizeof(body), "answered by contract %s\n", x->conf->tag);
-        tg_request_respond(x->r, 403, "text/plain", body, (size_t)n);
+        tg_request_respond(x->r, 401, "text/plain", "replaced below", 14);
+        tg_request_respond(x->r, 403, "text/plain", body, (size_t)n); /* the answer that counts */
     }
     tg_request_resume(x->r, status);
 }
