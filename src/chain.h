@@ -60,12 +60,21 @@ enum {
 
 /* request_head hooks from req->chain_pos on. */
 int tg_chain_request_head(tg_req_t *req);
-/* response_head hooks, last plugin first, on req->resp. */
-void tg_chain_response_head(tg_req_t *req);
+/* tg_request_resume() of the paused plugin (req->chain_pos) with status:
+ * that plugin's outcome, then the request_head hooks after it. */
+int tg_chain_resume(tg_req_t *req, int status);
+/* tg_request_resume() inside the running request_head hook: recorded, and
+ * applied by tg_chain_request_head() when the hook returns PAUSE. */
+void tg_chain_note_resume(tg_req_t *req, int status);
+/* response_head hooks, last plugin first, on req->resp, skipping those that
+ * already saw a response of this request. Returns 0, or 1 when a hook
+ * answered or failed: req->reply then holds what replaces the response (the
+ * plugin's answer, or a 500); the caller drops the response and sends it. */
+int tg_chain_response_head(tg_req_t *req);
 /* request_body (response = false) or response_body hooks on chunk; returns 0,
- * or -1 when a hook failed. A response_body hook that answered or failed
- * stops the response: req->reply then holds what replaces it (the plugin's
- * answer, or a 500) when its head has not gone out yet. */
+ * or -1 when a hook did not continue: req->reply then holds what replaces the
+ * response (the plugin's answer, or a 500), sent when no head byte went out
+ * yet. */
 int tg_chain_body(tg_req_t *req, bool response, struct evbuffer *chunk, bool last);
 /* log hooks; never fails. */
 void tg_chain_log(tg_req_t *req);

@@ -30,19 +30,95 @@ static void reply_500(tg_req_t *req, const char *plugin)
     req->reply.len = strlen(req->reply.body);
 }
 
-/* A response_body hook stopped the response: its answer (or a 500) is what
- * the client gets if the head has not gone out yet (see plugin.h). */
-static int stop_response(tg_req_t *req, const char *plugin, tg_filter_status_t st)
+static const char *status_name(tg_filter_status_t st)
 {
-    if (st == TG_FILTER_ERROR || !req->reply.set)
+    switch (st) {
+    case TG_FILTER_CONTINUE:
+        return "CONTINUE";
+    case TG_FILTER_PAUSE:
+        return "PAUSE";
+    case TG_FILTER_RESPONDED:
+        return "RESPONDED";
+    case TG_FILTER_ERROR:
+        return "ERROR";
+    default:
+        return "an unknown status";
+    }
+}
+
+/* A hook other than request_head stopped the response: its answer (RESPONDED
+ * with tg_request_respond*), else a 500, is what replaces it (see plugin.h).
+ * PAUSE and unknown values count as ERROR. */
+static void stop(tg_req_t *req, const char *plugin, const char *what, tg_filter_status_t st)
+{
+    bool answered = st == TG_FILTER_RESPONDED && req->reply.set;
+    if (!answered)
         reply_500(req, plugin);
     /* The reply body is the gateway's JSON error, which names the request. */
     size_t n = req->reply.len;
     while (n > 0 && req->reply.body[n - 1] == '\n')
         n--;
-    tg_log_warn("plugin %s refused the response body: %d %.*s", plugin, req->reply.status,
-                (int)(n < 300 ? n : 300), req->reply.body);
-    return -1;
+    int shown = (int)(n < 300 ? n : 300);
+    if (answered)
+        tg_log_warn("plugin %s refused %s: %d %.*s", plugin, what, req->reply.status, shown,
+                    req->reply.body);
+    else
+        tg_log_warn("plugin %s returned %s on %s: %d %.*s", plugin, status_name(st), what,
+                    req->reply.status, shown, req->reply.body);
+}
+
+/* What tg_request_resume() may pass: anything else counts as ERROR. */
+static tg_filter_status_t resume_status(int status)
+{
+    return status == TG_FILTER_CONTINUE || status == TG_FILTER_RESPONDED ? status : TG_FILTER_ERROR;
+}
+
+void tg_chain_note_resume(tg_req_t *req, int status)
+{
+    if (req->resume_noted) {
+        tg_log_warn("plugin %s: tg_request_resume() called twice in one request_head (request "
+                    "%.*s): the second call is ignored",
+                    req->chain->items[req->chain_pos]->plugin->name, (int)req->request_id_len,
+                    req->request_id);
+        return;
+    }
+    req->resume_noted = true;
+    req->resume_status = resume_status(status);
+}
+
+/* tg_request_resume() ran inside the hook that returned st (a callback that
+ * came back at once): with PAUSE the resume's status is the hook's outcome;
+ * with anything else the hook's own status stands (plugin.h). */
+static tg_filter_status_t settle_resume(tg_req_t *req, const char *plugin, tg_filter_status_t st)
+{
+    req->resume_noted = false;
+    if (st == TG_FILTER_PAUSE)
+        return (tg_filter_status_t)req->resume_status;
+    tg_log_warn("plugin %s called tg_request_resume() inside request_head, then returned %s, "
+                "not PAUSE (request %.*s): the resume is ignored",
+                plugin, status_name(st), (int)req->request_id_len, req->request_id);
+    return st;
+}
+
+/* What a request_head outcome (returned, or given to tg_request_resume)
+ * means for the chain: TG_CHAIN_NEXT to go on with the next plugin. */
+static int head_outcome(tg_req_t *req, const char *plugin, tg_filter_status_t st)
+{
+    switch (st) {
+    case TG_FILTER_CONTINUE:
+        return req->reply.set ? TG_CHAIN_DONE : TG_CHAIN_NEXT;
+    case TG_FILTER_PAUSE:
+        req->paused = true;
+        return TG_CHAIN_PAUSED;
+    case TG_FILTER_RESPONDED:
+        if (!req->reply.set)
+            reply_500(req, plugin);
+        return TG_CHAIN_DONE;
+    case TG_FILTER_ERROR:
+    default:
+        reply_500(req, plugin);
+        return TG_CHAIN_DONE;
+    }
 }
 
 int tg_chain_request_head(tg_req_t *req)
@@ -53,42 +129,50 @@ int tg_chain_request_head(tg_req_t *req)
         if (d->request_head == NULL)
             continue;
         tg_filter_t f = filter_of(req, req->chain_pos);
-        req->in_hook = true;
+        uint8_t outer = req->hook;
+        req->hook = TG_HOOK_REQUEST_HEAD;
         tg_filter_status_t st = d->request_head(req, &f);
-        req->in_hook = false;
-        switch (st) {
-        case TG_FILTER_CONTINUE:
-            if (req->reply.set)
-                return TG_CHAIN_DONE;
-            break;
-        case TG_FILTER_PAUSE:
-            req->paused = true;
-            return TG_CHAIN_PAUSED;
-        case TG_FILTER_RESPONDED:
-            if (!req->reply.set)
-                reply_500(req, d->name);
-            return TG_CHAIN_DONE;
-        case TG_FILTER_ERROR:
-        default:
-            reply_500(req, d->name);
-            return TG_CHAIN_DONE;
-        }
+        req->hook = outer;
+        if (req->resume_noted)
+            st = settle_resume(req, d->name, st);
+        int next = head_outcome(req, d->name, st);
+        if (next != TG_CHAIN_NEXT)
+            return next;
     }
     return TG_CHAIN_NEXT;
 }
 
-void tg_chain_response_head(tg_req_t *req)
+int tg_chain_resume(tg_req_t *req, int status)
+{
+    const char *name = req->chain->items[req->chain_pos]->plugin->name;
+    int next = head_outcome(req, name, resume_status(status));
+    if (next != TG_CHAIN_NEXT)
+        return next;
+    req->chain_pos++;
+    return tg_chain_request_head(req);
+}
+
+int tg_chain_response_head(tg_req_t *req)
 {
     const tg_chain_t *c = req->chain;
-    for (size_t i = c->n; i-- > 0;) {
+    for (size_t i = c->n - req->resp_head_ran; i-- > 0;) {
         const tg_plugin_t *d = c->items[i]->plugin;
         if (d->response_head == NULL)
             continue;
         tg_filter_t f = filter_of(req, i);
-        req->in_hook = true;
-        d->response_head(req, &f);
-        req->in_hook = false;
+        uint8_t outer = req->hook;
+        req->hook = TG_HOOK_RESPONSE_HEAD;
+        tg_filter_status_t st = d->response_head(req, &f);
+        req->hook = outer;
+        if (st == TG_FILTER_CONTINUE)
+            continue;
+        /* The answer goes through the hooks that have not seen a response
+         * yet: never again through this one, which could answer forever. */
+        req->resp_head_ran = c->n - i;
+        stop(req, d->name, "the response head", st);
+        return 1;
     }
+    return 0;
 }
 
 int tg_chain_body(tg_req_t *req, bool response, struct evbuffer *chunk, bool last)
@@ -103,13 +187,14 @@ int tg_chain_body(tg_req_t *req, bool response, struct evbuffer *chunk, bool las
         if (hook == NULL)
             continue;
         tg_filter_t f = filter_of(req, i);
-        req->in_hook = true;
+        uint8_t outer = req->hook;
+        req->hook = TG_HOOK_BODY;
         tg_filter_status_t st = hook(req, &f, chunk, last);
-        req->in_hook = false;
-        if (response && (st == TG_FILTER_RESPONDED || st == TG_FILTER_ERROR))
-            return stop_response(req, d->name, st);
-        if (st == TG_FILTER_ERROR)
+        req->hook = outer;
+        if (st != TG_FILTER_CONTINUE) {
+            stop(req, d->name, response ? "the response body" : "the request body", st);
             return -1;
+        }
     }
     return 0;
 }

@@ -28,42 +28,61 @@ typedef enum {
     F_GATEWAY,    /* read by the core and written by it toward the upstream */
 } field_class_t;
 
-#define K(lit, cls)               \
-    {                             \
-        lit, sizeof(lit) - 1, cls \
+/* Plugins may not set these (request.h): OWN_REQ in requests, OWN_RESP in
+ * responses. The gateway writes its own Host, framing, X-Request-Id and
+ * X-Forwarded-For toward the upstream, and framing and X-Request-Id toward
+ * the client; the other forwarding fields a plugin sets are passed on. */
+enum { OWN_REQ = 1, OWN_RESP = 2, OWN_BOTH = 3 };
+
+#define K(lit, cls, own)               \
+    {                                  \
+        lit, sizeof(lit) - 1, cls, own \
     }
 static const struct {
     const char *name;
     size_t len;
     field_class_t cls;
+    unsigned owned;
 } known[] = {
-    K("connection", F_HOP),
-    K("keep-alive", F_HOP),
-    K("te", F_HOP),
-    K("trailer", F_HOP),
-    K("transfer-encoding", F_HOP),
-    K("upgrade", F_HOP),
-    K("proxy-connection", F_HOP),
-    K("x-forwarded-for", F_FORWARDING),
-    K("x-forwarded-proto", F_FORWARDING),
-    K("x-forwarded-host", F_FORWARDING),
-    K("x-forwarded-port", F_FORWARDING),
-    K("x-forwarded-prefix", F_FORWARDING),
-    K("forwarded", F_FORWARDING),
-    K("x-real-ip", F_FORWARDING),
-    K("host", F_GATEWAY),
-    K("content-length", F_GATEWAY),
-    K("expect", F_GATEWAY),
-    K("x-request-id", F_GATEWAY),
+    K("connection", F_HOP, OWN_BOTH),
+    K("keep-alive", F_HOP, OWN_BOTH),
+    K("te", F_HOP, OWN_BOTH),
+    K("trailer", F_HOP, OWN_BOTH),
+    K("transfer-encoding", F_HOP, OWN_BOTH),
+    K("upgrade", F_HOP, OWN_BOTH),
+    K("proxy-connection", F_HOP, OWN_BOTH),
+    K("x-forwarded-for", F_FORWARDING, OWN_REQ),
+    K("x-forwarded-proto", F_FORWARDING, 0),
+    K("x-forwarded-host", F_FORWARDING, 0),
+    K("x-forwarded-port", F_FORWARDING, 0),
+    K("x-forwarded-prefix", F_FORWARDING, 0),
+    K("forwarded", F_FORWARDING, 0),
+    K("x-real-ip", F_FORWARDING, 0),
+    K("host", F_GATEWAY, OWN_REQ),
+    K("content-length", F_GATEWAY, OWN_BOTH),
+    K("expect", F_GATEWAY, OWN_REQ),
+    K("x-request-id", F_GATEWAY, OWN_BOTH),
 };
 #undef K
 
-static field_class_t classify(const tg_http_header_t *h)
+static int find_known(const char *name, size_t len)
 {
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        if (tg_field_name_folded_eq(h->name, h->name_len, known[i].name, known[i].len))
-            return known[i].cls;
-    return F_OTHER;
+        if (tg_field_name_folded_eq(name, len, known[i].name, known[i].len))
+            return (int)i;
+    return -1;
+}
+
+static field_class_t classify(const tg_http_header_t *h)
+{
+    int i = find_known(h->name, h->name_len);
+    return i < 0 ? F_OTHER : known[i].cls;
+}
+
+bool tg_field_gateway_owned(const char *name, size_t len, bool response)
+{
+    int i = find_known(name, len);
+    return i >= 0 && (known[i].owned & (response ? OWN_RESP : OWN_REQ));
 }
 
 typedef struct {

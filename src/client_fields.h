@@ -52,4 +52,10 @@ int tg_client_fields_filter(tg_http_header_t *hs, size_t *n, const tg_client_fie
  * WSGI and Rails map a name to a variable. */
 bool tg_field_name_folded_eq(const char *a, size_t alen, const char *b, size_t blen);
 
+/* Whether a plugin may not set a field of this name (request.h,
+ * tg_request_set_header and tg_request_add_response_header): this hop's, or
+ * one the gateway writes itself in that direction (response true: toward the
+ * client). Names compare as tg_field_name_folded_eq does. */
+bool tg_field_gateway_owned(const char *name, size_t len, bool response);
+
 #endif

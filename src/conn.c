@@ -192,8 +192,13 @@ void tg_conn_send_reply(tg_conn_t *c)
     if (req->chain != NULL && req->chain->has_response_head) {
         req->resp = &resp;
         req->resp_cap = 8;
-        tg_chain_response_head(req);
+        int replaced = tg_chain_response_head(req);
         req->resp = NULL;
+        if (replaced) { /* a hook's answer (or a 500) replaces this reply */
+            tg_response_drop_filters(req);
+            tg_conn_send_reply(c);
+            return;
+        }
     }
     req->status = resp.status;
     if (close)

@@ -28,6 +28,7 @@
 static bool pump_request(tg_req_t *req);
 static bool pump_response(tg_req_t *req);
 static void attempt(tg_req_t *req);
+static void send_refusal(tg_req_t *req);
 
 static bool idempotent(uint32_t m)
 {
@@ -278,8 +279,14 @@ static bool read_response_head(tg_req_t *req, bool *gone)
         }
         tg_upool_report_success(req->pool, req->up->target);
         req->up_head_us = tg_now_us();
-        tg_response_forward_head(req, &resp, RESP_MAX_HEADERS);
+        bool forwarded = tg_response_forward_head(req, &resp, RESP_MAX_HEADERS);
         evbuffer_drain(in, (size_t)r);
+        if (!forwarded) { /* a response_head hook answered instead */
+            req->stage = NULL;
+            send_refusal(req);
+            *gone = true;
+            return true;
+        }
         req->up_state = TG_UP_RECEIVING;
         return true;
     }
@@ -294,9 +301,9 @@ static void response_done(tg_req_t *req)
     tg_conn_request_done(req->conn);
 }
 
-/* A response_body hook refused the body before its head went out: its answer
- * (req->reply) replaces the response. The upstream connection is kept only
- * when its whole response was read. */
+/* A response_head hook, or a response_body hook before the head went out,
+ * refused the response: its answer (req->reply) replaces it. The upstream
+ * connection is kept only when its whole response was read. */
 static void send_refusal(tg_req_t *req)
 {
     tg_upool_release(req->up,
@@ -429,7 +436,7 @@ static int pump_request_filtered(tg_req_t *req, struct evbuffer *in, struct evbu
         return r;
     bool last = r == TG_BODY_DONE;
     if (tg_chain_body(req, false, req->req_tmp, last) < 0) {
-        req->body.error = "request body rejected by a plugin";
+        req->body_refused = true; /* req->reply holds the answer */
         return TG_BODY_ERROR;
     }
     size_t n = evbuffer_get_length(req->req_tmp);
@@ -469,6 +476,10 @@ static bool pump_request(tg_req_t *req)
         close_upstream(req);
         if (req->up_state == TG_UP_RECEIVING) {
             tg_conn_fail(c);
+            return true;
+        }
+        if (req->body_refused) {
+            tg_conn_send_reply(c);
             return true;
         }
         tg_conn_respond_error(c, r == TG_BODY_TOO_LARGE ? 413 : 400,
@@ -581,10 +592,10 @@ static void send_continue(tg_req_t *req)
     }
 }
 
-/* The request_head hooks from chain_pos on, then the upstream. */
-static void run_chain(tg_req_t *req)
+/* After the request_head hooks (tg_chain_*): the upstream, or the answer. */
+static void chain_done(tg_req_t *req, int outcome)
 {
-    switch (tg_chain_request_head(req)) {
+    switch (outcome) {
     case TG_CHAIN_NEXT:
         send_continue(req);
         if (req->route->aggregate != NULL)
@@ -603,30 +614,17 @@ static void run_chain(tg_req_t *req)
 
 void tg_proxy_resume(tg_req_t *req, int status)
 {
-    if (!req->paused)
-        return;
-    req->paused = false;
-    switch (status) {
-    case TG_FILTER_CONTINUE:
-        if (req->reply.set) {
-            tg_conn_send_reply(req->conn);
-            return;
-        }
-        req->chain_pos++;
-        run_chain(req);
-        return;
-    case TG_FILTER_RESPONDED:
-        if (req->reply.set) {
-            tg_conn_send_reply(req->conn);
-            return;
-        }
-        /* A plugin that claims to have answered but did not. */
-        __attribute__((fallthrough));
-    default:
-        tg_request_respond_error(req, 500, "plugin failed");
-        tg_conn_send_reply(req->conn);
+    if (req->hook == TG_HOOK_REQUEST_HEAD) {
+        tg_chain_note_resume(req, status); /* applied when the hook returns */
         return;
     }
+    if (!req->paused) {
+        tg_log_warn("tg_request_resume() on request %.*s, which is not paused: ignored",
+                    (int)req->request_id_len, req->request_id);
+        return;
+    }
+    req->paused = false;
+    chain_done(req, tg_chain_resume(req, status));
 }
 
 void tg_proxy_handle(tg_req_t *req)
@@ -675,5 +673,5 @@ void tg_proxy_handle(tg_req_t *req)
         req->req_tmp = evbuffer_new();
         req->body.out_chunked = false;
     }
-    run_chain(req);
+    chain_done(req, tg_chain_request_head(req));
 }

@@ -42,6 +42,15 @@ typedef struct tg_var_s {
     void *ptr;
 } tg_var_t;
 
+/* Which kind of hook runs on a request now (tg_req_t.hook): the request API
+ * calls that belong to one phase check it. */
+typedef enum {
+    TG_HOOK_NONE = 0,
+    TG_HOOK_REQUEST_HEAD,
+    TG_HOOK_RESPONSE_HEAD,
+    TG_HOOK_BODY, /* request_body or response_body */
+} tg_hook_t;
+
 /* A response the gateway (or a plugin) generates instead of the upstream's. */
 typedef struct {
     bool set;
@@ -90,6 +99,7 @@ typedef struct tg_req_s {
     /* request body, client -> upstream */
     tg_body_t body;
     bool body_started; /* some body byte left the client buffer */
+    bool body_refused; /* a request_body hook did not continue: req->reply holds the answer */
     bool sent_continue;
 
     size_t headers_cap; /* capacity of http.headers (plugins may add headers) */
@@ -116,7 +126,10 @@ typedef struct tg_req_s {
     size_t chain_pos;        /* request_head: index of the plugin running or paused */
     char *plugin_ctx;        /* chain->ctx_size bytes */
     bool paused;
-    bool in_hook; /* a hook is running: responses are recorded, not sent */
+    uint8_t hook;         /* tg_hook_t: the kind of hook running now */
+    bool resume_noted;    /* tg_request_resume() ran inside the running request_head hook */
+    int resume_status;    /* ... with this status (CONTINUE, RESPONDED or ERROR) */
+    size_t resp_head_ran; /* response_head hooks that already saw a response (chain_run.c) */
     tg_reply_t reply;
     tg_var_t *vars;
     tg_claims_t claims;           /* the authenticated client (tg_request_set_claim) */

@@ -5,6 +5,8 @@
 
 #include "client_fields.h"
 #include "conn.h"
+#include "field_list.h"
+#include "http_response.h"
 #include "json_escape.h"
 #include "proxy.h"
 #include "request.h"
@@ -195,11 +197,46 @@ static void append(tg_arena_t *a, tg_http_header_t **hs, size_t *n, size_t *cap,
     h->value_len = value_len;
 }
 
-void tg_request_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
+/* What a plugin may set (request.h): a token name the gateway does not own in
+ * that direction, a value that cannot end the field. */
+static int header_check(const char *name, const char *value, size_t value_len, bool response)
 {
+    size_t nlen = name ? strlen(name) : 0;
+    if (!tg_token_valid(name, nlen) || (value != NULL && !tg_field_value_valid(value, value_len)))
+        return TG_EINVAL;
+    return tg_field_gateway_owned(name, nlen, response) ? TG_EFORBIDDEN : 0;
+}
+
+int tg_request_header_check(const char *name, const char *value, size_t value_len)
+{
+    return header_check(name, value, value_len, false);
+}
+
+int tg_response_header_check(const char *name, const char *value, size_t value_len)
+{
+    return header_check(name, value, value_len, true);
+}
+
+/* A setter's check: value NULL stands for "" (with value_len 0). */
+static int set_check(const char *name, const char **value, size_t value_len, bool response)
+{
+    if (*value == NULL) {
+        if (value_len > 0)
+            return TG_EINVAL;
+        *value = "";
+    }
+    return header_check(name, *value, value_len, response);
+}
+
+int tg_request_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
+{
+    int rc = set_check(name, &value, value_len, false);
+    if (rc < 0)
+        return rc;
     remove_all(r->http.headers, &r->http.num_headers, name, true);
     append(r->arena, &r->http.headers, &r->http.num_headers, &r->headers_cap, name, value,
            value_len);
+    return 0;
 }
 
 size_t tg_request_remove_header(tg_request_t *r, const char *name)
@@ -210,7 +247,7 @@ size_t tg_request_remove_header(tg_request_t *r, const char *name)
 int tg_request_set_path(tg_request_t *r, const char *path, size_t len)
 {
     if (len == 0 || path[0] != '/' || memchr(path, '?', len) || memchr(path, ' ', len))
-        return -1;
+        return TG_EINVAL;
     r->path = tg_arena_strndup(r->arena, path, len);
     r->path_len = len;
     return 0;
@@ -229,7 +266,7 @@ static bool query_bytes_ok(const char *q, size_t len)
 int tg_request_set_query(tg_request_t *r, const char *query, size_t len)
 {
     if (query != NULL && !query_bytes_ok(query, len))
-        return -1;
+        return TG_EINVAL;
     if (!r->query_replaced) {
         r->client_query = r->query;
         r->client_query_len = r->query_len;
@@ -257,19 +294,31 @@ bool tg_request_sensitive(const tg_request_t *r, tg_sensitive_kind_t kind, const
 
 /* ---- answering ---- */
 
-void tg_request_respond(tg_request_t *r, int status, const char *content_type, const char *body,
-                        size_t body_len)
+/* RFC 9110 section 15: a final status has three digits, 2xx to 5xx. */
+static bool status_ok(int status)
 {
+    return status >= 200 && status <= 599;
+}
+
+int tg_request_respond(tg_request_t *r, int status, const char *content_type, const char *body,
+                       size_t body_len)
+{
+    if (!status_ok(status) ||
+        (content_type != NULL && !tg_field_value_valid(content_type, strlen(content_type))))
+        return TG_EINVAL;
     r->reply.set = true;
     r->reply.status = status;
     r->reply.content_type =
         content_type ? tg_arena_strndup(r->arena, content_type, strlen(content_type)) : NULL;
     r->reply.body = body_len ? tg_arena_strndup(r->arena, body, body_len) : "";
     r->reply.len = body_len;
+    return 0;
 }
 
-void tg_request_respond_error(tg_request_t *r, int status, const char *msg)
+int tg_request_respond_error(tg_request_t *r, int status, const char *msg)
 {
+    if (!status_ok(status))
+        return TG_EINVAL;
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, "{\"error\":\"", 10);
     tg_json_escape(b, msg, strlen(msg));
@@ -277,14 +326,20 @@ void tg_request_respond_error(tg_request_t *r, int status, const char *msg)
     tg_json_escape(b, r->request_id, r->request_id_len);
     evbuffer_add(b, "\"}\n", 3);
     size_t len = evbuffer_get_length(b);
-    tg_request_respond(r, status, "application/json", (const char *)evbuffer_pullup(b, -1), len);
+    int rc = tg_request_respond(r, status, "application/json", (const char *)evbuffer_pullup(b, -1),
+                                len);
     evbuffer_free(b);
+    return rc;
 }
 
-void tg_request_add_response_header(tg_request_t *r, const char *name, const char *value,
-                                    size_t value_len)
+int tg_request_add_response_header(tg_request_t *r, const char *name, const char *value,
+                                   size_t value_len)
 {
+    int rc = set_check(name, &value, value_len, true);
+    if (rc < 0)
+        return rc;
     append(r->arena, &r->extra_resp, &r->nextra, &r->extra_cap, name, value, value_len);
+    return 0;
 }
 
 void tg_request_resume(tg_request_t *r, int status)
@@ -306,33 +361,54 @@ int tg_response_status(const tg_request_t *r)
     return r->status;
 }
 
-void tg_response_set_status(tg_request_t *r, int status)
+/* The response head is open for changes: a response_head hook runs. */
+static bool head_open(const tg_request_t *r)
 {
-    if (r->resp != NULL && status >= 200 && status <= 999)
-        r->resp->status = status;
+    return r->hook == TG_HOOK_RESPONSE_HEAD && r->resp != NULL;
+}
+
+/* No body (RFC 9110 sections 15.3.5 and 15.4.5): the framing toward the
+ * client was chosen from the upstream's status before the hooks ran. */
+static bool bodiless(int status)
+{
+    return status == 204 || status == 304;
+}
+
+int tg_response_set_status(tg_request_t *r, int status)
+{
+    if (!head_open(r))
+        return TG_ESTATE;
+    if (!status_ok(status) || bodiless(status) != bodiless(r->resp->status))
+        return TG_EINVAL;
+    r->resp->status = status;
+    return 0;
 }
 
 const char *tg_response_header(const tg_request_t *r, const char *name, size_t *len)
 {
-    if (r->resp == NULL) {
+    if (!head_open(r)) {
         *len = 0;
         return NULL;
     }
     return find(r->resp->headers, r->resp->num_headers, name, len);
 }
 
-void tg_response_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
+int tg_response_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
 {
-    if (r->resp == NULL)
-        return;
+    if (!head_open(r))
+        return TG_ESTATE;
+    int rc = set_check(name, &value, value_len, true);
+    if (rc < 0)
+        return rc;
     remove_all(r->resp->headers, &r->resp->num_headers, name, false);
     append(r->arena, &r->resp->headers, &r->resp->num_headers, &r->resp_cap, name, value,
            value_len);
+    return 0;
 }
 
 size_t tg_response_remove_header(tg_request_t *r, const char *name)
 {
-    if (r->resp == NULL)
+    if (!head_open(r))
         return 0;
     return remove_all(r->resp->headers, &r->resp->num_headers, name, false);
 }

@@ -122,7 +122,7 @@ void tg_response_forward_upgrade(tg_req_t *req, const tg_http_response_t *resp)
     write_head(req, resp, OUT_UPGRADE, 0, true);
 }
 
-void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t cap)
+bool tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t cap)
 {
     tg_conn_t *c = req->conn;
     bool client11 = req->http.minor_version >= 1;
@@ -134,9 +134,11 @@ void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t ca
     if (req->chain->has_response_head) {
         req->resp = resp;
         req->resp_cap = cap;
-        tg_chain_response_head(req);
+        int replaced = tg_chain_response_head(req);
         resp = req->resp;
         req->resp = NULL;
+        if (replaced)
+            return false;
     }
     req->status = resp->status;
     /* Body hooks run only for responses a plugin asked for: everything else
@@ -164,10 +166,11 @@ void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t ca
             req->resp_buffering = true;
             req->resp_head_pending = true;
             keep_head(req, resp);
-            return;
+            return true;
         }
     }
     write_head(req, resp, framing, resp->content_length, keepalive);
+    return true;
 }
 
 /* The head kept by keep_head() goes out. */

@@ -10,8 +10,10 @@
 #include "request.h"
 
 /* resp was parsed from the upstream (headers array of capacity cap, pointing
- * into the upstream input, which the caller drains afterwards). */
-void tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t cap);
+ * into the upstream input, which the caller drains afterwards). Returns
+ * false, writing nothing, when a response_head hook replaced the response:
+ * the caller then sends req->reply instead (the upstream's body unread). */
+bool tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t cap);
 
 /* Writes a 101 head (with this hop's Connection/Upgrade pair) for a
  * WebSocket handshake; the caller then starts the tunnel. */

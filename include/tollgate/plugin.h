@@ -10,31 +10,77 @@
  *         .request_head = my_request_head,
  *     };
  *
- * Lifecycle:
- *   create()          at config load, once per place the plugin is configured
- *                     (the global chain or a route); parses its YAML node and
- *                     reports errors as FILE:LINE:COL (tg_conf_error). The
- *                     instance it returns is immutable afterwards and shared by
- *                     all worker threads.
- *   worker_init()     once per worker thread, on that thread's event loop: per
- *                     worker state (buffers, connections) without locks.
- *   request phases    on the worker thread that owns the request.
- *   worker_fini()     at shutdown, on the worker thread.
- *   destroy()         when the config is released.
+ * Lifecycle (a reload builds a new config generation beside the old one):
+ *   create()          at config load (start, every reload, --check), once per
+ *                     place the plugin is configured (the global chain or a
+ *                     route); parses its YAML node and reports errors as
+ *                     FILE:LINE:COL (tg_conf_error). The instance it returns
+ *                     is immutable afterwards and shared by all worker threads.
+ *   worker_init()     on every worker thread, on that thread's event loop,
+ *                     once per instance and config generation: at start and
+ *                     again after every reload, for the new instances, while
+ *                     the old generation may still serve its last requests.
+ *                     Per worker state (buffers, connections) without locks.
+ *   request phases    on the worker thread that owns the request, with the
+ *                     instance and worker state of the generation the request
+ *                     started on.
+ *   worker_fini()     on the worker thread, when that generation is released:
+ *                     after a reload once its last request ended, or at
+ *                     shutdown.
+ *   destroy()         when the config is released (after every worker's
+ *                     worker_fini() for it; without worker_init() when the
+ *                     config never ran: a failed load or --check).
  *
  * Chain: the global `plugins:` run first, then the route's, in the order
- * written. A phase hook returns a tg_filter_status_t:
+ * written. request_head and request_body hooks run in that order; the
+ * response hooks (response_head, response_body) run last plugin first; log
+ * hooks in chain order. The response_head and log hooks of every plugin in
+ * the chain run for every response the client gets (but a 101 that starts a
+ * WebSocket tunnel: log only): the upstream's, a plugin's answer, or one the
+ * gateway makes (413, 502, ...; the global chain's for a 404 without a route
+ * and a 400 for a head that could not be parsed, which has no method, path or
+ * headers: NULL and 0), whether or not the plugin's request_head ran (its ctx
+ * is then still zeroed). response_body hooks run when a response_head hook
+ * asked for the body (request.h).
  *
- *   TG_FILTER_CONTINUE   done; the next plugin runs.
+ * A phase hook returns a tg_filter_status_t. Each value means, by hook:
+ *
+ *   TG_FILTER_CONTINUE   done; the next plugin runs. (request_head: a plugin
+ *                        that answered anyway gets its answer sent, as with
+ *                        RESPONDED.)
  *   TG_FILTER_PAUSE      request_head only: the plugin started asynchronous
  *                        work and will call tg_request_resume() exactly once
  *                        from the same worker thread. Nothing else happens to
  *                        the request meanwhile. If the client goes away first,
  *                        the request's cleanups run (tg_request_on_cleanup) and
  *                        the plugin must not touch the request afterwards.
- *   TG_FILTER_RESPONDED  the plugin answered with tg_request_respond*(); the
- *                        rest of the chain and the upstream are skipped (the
- *                        response phases of earlier plugins and log still run).
+ *                        The resume may come before the hook returns (a
+ *                        tg_fetch_start() or tg_redis_command() callback that
+ *                        ran at once): it is recorded, and when the hook
+ *                        returns PAUSE the chain goes on at once as if the
+ *                        hook had returned the resume's status. A hook that
+ *                        resumed and then returns anything but PAUSE keeps its
+ *                        own status; the resume is ignored and logged as a
+ *                        warning. From any other hook PAUSE counts as ERROR.
+ *   TG_FILTER_RESPONDED  the plugin answered with tg_request_respond*()
+ *                        (without an answer: a 500).
+ *                        From request_head: the rest of the request_head
+ *                        hooks and the upstream are skipped; the answer goes
+ *                        through the response hooks (see Chain).
+ *                        From request_body: the body is refused; the upstream
+ *                        exchange is abandoned (its connection closed) and
+ *                        the answer is sent if the upstream's response head
+ *                        has not arrived yet, else the client connection is
+ *                        closed. When the body was not read to its end, the
+ *                        client connection closes after the answer.
+ *                        From response_head: the answer replaces the response
+ *                        (no head byte has gone out; an upstream's body is not
+ *                        read). It goes through the response_head hooks that
+ *                        have not run yet (plugins earlier in the chain), not
+ *                        through this one or those that ran before it, and not
+ *                        through response_body hooks. Headers set with
+ *                        tg_response_set_header() on the replaced response are
+ *                        gone; those of tg_request_add_response_header() stay.
  *                        From response_body: the plugin refuses the body; its
  *                        answer replaces the response while no byte of the
  *                        response head went to the client (a buffered body, or
@@ -42,8 +88,11 @@
  *                        connection is closed so that the cut body never looks
  *                        complete. The answer goes through the response_head
  *                        hooks, not the response_body ones.
- *   TG_FILTER_ERROR      internal failure: the client gets a 500 (from
- *                        response_body: under the same rule as RESPONDED).
+ *                        Every refusal is logged as a warning.
+ *   TG_FILTER_ERROR      internal failure: the client gets a 500 naming the
+ *                        plugin, from any hook, under the same rules as
+ *                        RESPONDED (the 500 is the answer).
+ * An unknown value counts as ERROR. The log hook returns nothing.
  */
 #ifndef TOLLGATE_PLUGIN_H
 #define TOLLGATE_PLUGIN_H
@@ -164,11 +213,14 @@ typedef struct tg_plugin_s {
      * read/set/remove headers, rewrite the path, answer, or pause. */
     tg_filter_status_t (*request_head)(tg_request_t *r, const tg_filter_t *f);
     /* Request body bytes on their way upstream (chunk may be modified in
-     * place); last is true once with the final bytes (possibly none). */
+     * place; the body then goes upstream chunked); last is true once with
+     * the final bytes (possibly none). May refuse the body (RESPONDED). */
     tg_filter_status_t (*request_body)(tg_request_t *r, const tg_filter_t *f,
                                        struct evbuffer *chunk, bool last);
-    /* Response head (from the upstream or generated): status and headers may be
-     * changed; tg_response_buffer_body() asks for the whole body at once. */
+    /* Response head (from the upstream or generated; not a 101 that starts
+     * a WebSocket tunnel): status and headers may be changed;
+     * tg_response_buffer_body() asks for the whole body at once. May answer
+     * instead (RESPONDED). */
     tg_filter_status_t (*response_head)(tg_request_t *r, const tg_filter_t *f);
     /* Response body bytes on their way to the client, modified in place. With
      * tg_response_buffer_body() this is called once, last = true, with the

@@ -17,6 +17,12 @@
 
 typedef struct tg_req_s tg_request_t;
 
+/* What the functions below that change a request or a response return when
+ * they refuse: they then change nothing. */
+#define TG_EINVAL (-1)     /* malformed: see each function */
+#define TG_EFORBIDDEN (-2) /* a header field the gateway owns (tg_request_set_header) */
+#define TG_ESTATE (-3)     /* not in this phase (tg_response_set_header) */
+
 /* ---- what the client asked ---- */
 const char *tg_request_method(const tg_request_t *r, size_t *len);
 /* Canonical path (percent-decoded unreserved characters, no dot segments),
@@ -66,35 +72,64 @@ bool tg_request_header_at(const tg_request_t *r, size_t i, const char **name, si
 const char *tg_request_header(const tg_request_t *r, const char *name, size_t *len);
 /* Replaces every header called name by one with value (copied). Names match
  * with '_' and '-' alike here, so that a client's X_User_Id cannot shadow the
- * X-User-Id a plugin sets (CGI/WSGI/Rails upstreams read both as one). */
-void tg_request_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len);
+ * X-User-Id a plugin sets (CGI/WSGI/Rails upstreams read both as one).
+ * Returns 0, or (changing nothing):
+ *   TG_EINVAL      name is not a token (RFC 9110 section 5.6.2), or value
+ *                  holds CR, LF, NUL or another control except HTAB (RFC
+ *                  9110 section 5.5);
+ *   TG_EFORBIDDEN  a field of this hop or one the gateway writes itself:
+ *                  Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
+ *                  Transfer-Encoding, Upgrade, Content-Length, Host, Expect,
+ *                  X-Request-Id, X-Forwarded-For (also spelled with '_'). */
+int tg_request_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len);
+/* The rule of tg_request_set_header() without a request, for names and values
+ * a plugin reads from its config (check them in create()). value NULL checks
+ * the name alone. */
+int tg_request_header_check(const char *name, const char *value, size_t value_len);
 /* Removes every header called name ('_' and '-' alike, as above); returns how
  * many were removed. */
 size_t tg_request_remove_header(tg_request_t *r, const char *name);
-/* Replaces the path sent upstream (copied; must start with "/"). Returns 0 or -1. */
+/* Replaces the path sent upstream (copied). Returns 0, or TG_EINVAL when it
+ * is empty, does not start with "/", or holds "?" or a space. */
 int tg_request_set_path(tg_request_t *r, const char *path, size_t len);
 /* Replaces the query sent upstream (copied, without the "?"); NULL sends no
  * query at all, "" an empty one after "?". Only the bytes a client may send
  * in a query are taken (visible ASCII 0x21-0x7E except "#": no CR, LF, NUL,
- * space or fragment); anything else returns -1 and changes nothing. 0 on
- * success. The value is sent as given: percent-encode what needs it. */
+ * space or fragment); anything else returns TG_EINVAL and changes nothing. 0
+ * on success. The value is sent as given: percent-encode what needs it. */
 int tg_request_set_query(tg_request_t *r, const char *query, size_t len);
 
 /* ---- answering ---- */
-/* Responds with status, content type and body (copied). Use from request_head
- * (then return TG_FILTER_RESPONDED), before tg_request_resume(), or from
- * response_body to refuse a body (then return TG_FILTER_RESPONDED; see
- * plugin.h). */
-void tg_request_respond(tg_request_t *r, int status, const char *content_type, const char *body,
-                        size_t body_len);
-/* Responds with the gateway's JSON error body {"error": msg, "request_id": ...}. */
-void tg_request_respond_error(tg_request_t *r, int status, const char *msg);
+/* Responds with status, content type (NULL: none) and body (copied). Use
+ * from request_head (then return TG_FILTER_RESPONDED), before
+ * tg_request_resume(), or from request_body, response_head or response_body to
+ * replace the response (then return TG_FILTER_RESPONDED; see plugin.h).
+ * Answering again replaces the earlier answer. Returns 0, or TG_EINVAL (and
+ * records nothing) for a status outside 200..599 (RFC 9110 section 15) or a
+ * content type that is not a valid field value (as tg_request_set_header). */
+int tg_request_respond(tg_request_t *r, int status, const char *content_type, const char *body,
+                       size_t body_len);
+/* Responds with the gateway's JSON error body {"error": msg, "request_id": ...}.
+ * Returns as tg_request_respond(). */
+int tg_request_respond_error(tg_request_t *r, int status, const char *msg);
 /* Adds a header to the response the client will get, whether generated or
- * from the upstream (e.g. RateLimit-*, WWW-Authenticate). Copied. */
-void tg_request_add_response_header(tg_request_t *r, const char *name, const char *value,
-                                    size_t value_len);
+ * from the upstream (e.g. RateLimit-*, WWW-Authenticate), also to an answer
+ * that replaces the response. Copied. Returns 0, or (adding nothing)
+ * TG_EINVAL as tg_request_set_header(), TG_EFORBIDDEN for a field of this hop
+ * or one the gateway writes itself: Connection, Keep-Alive, Proxy-Connection,
+ * TE, Trailer, Transfer-Encoding, Upgrade, Content-Length, X-Request-Id
+ * (also spelled with '_'). */
+int tg_request_add_response_header(tg_request_t *r, const char *name, const char *value,
+                                   size_t value_len);
+/* The rule of tg_request_add_response_header() and tg_response_set_header()
+ * without a request, for a config's names and values (value NULL: the name
+ * alone). */
+int tg_response_header_check(const char *name, const char *value, size_t value_len);
 /* Ends a TG_FILTER_PAUSE: status is what request_head would have returned
- * (CONTINUE, RESPONDED or ERROR). Must be called on the request's worker. */
+ * (CONTINUE, RESPONDED or ERROR; any other value counts as ERROR). Must be
+ * called on the request's worker, once per pause; inside the hook too (see
+ * TG_FILTER_PAUSE in plugin.h). A call while the request is not paused (nor
+ * inside its request_head hook) is ignored and logged as a warning. */
 void tg_request_resume(tg_request_t *r, int status);
 /* fn(data) runs when the request ends, however it ends (before the arena is
  * released): cancel timers and pending callbacks here. */
@@ -102,9 +137,18 @@ void tg_request_on_cleanup(tg_request_t *r, void (*fn)(void *data), void *data);
 
 /* ---- response (response_head / response_body / log phases) ---- */
 int tg_response_status(const tg_request_t *r);
-void tg_response_set_status(tg_request_t *r, int status);
+/* From response_head only. Returns 0, TG_ESTATE from another phase, or
+ * TG_EINVAL for a status outside 200..599 and for a change to or from 204 or
+ * 304 (whether the response has a body was decided from its first status). */
+int tg_response_set_status(tg_request_t *r, int status);
+/* From response_head only; NULL when absent or from another phase. */
 const char *tg_response_header(const tg_request_t *r, const char *name, size_t *len);
-void tg_response_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len);
+/* Replaces every response header called name (case-insensitive). From
+ * response_head only. Returns 0, TG_ESTATE from another phase, or TG_EINVAL
+ * and TG_EFORBIDDEN as tg_request_add_response_header(). */
+int tg_response_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len);
+/* Removes every response header called name; returns how many (0 from a
+ * phase other than response_head). */
 size_t tg_response_remove_header(tg_request_t *r, const char *name);
 /* Asks for the whole response body in one response_body call, up to limit
  * bytes; a larger body passes through untouched and the hook sees it in

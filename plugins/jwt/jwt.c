@@ -277,7 +277,11 @@ static int parse_forward(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
         forward_t *f = &c->forward[c->n_forward];
         if (tg_conf_get_string(n->items[c->n_forward], &h, err) < 0)
             return -1;
-        if (!tg_token_valid(h, strlen(h)))
+        int bad = tg_request_header_check(h, NULL, 0);
+        if (bad == TG_EFORBIDDEN)
+            return tg_conf_error(err, n->items[c->n_forward],
+                                 "header \"%s\" is the gateway's own: a plugin cannot set it", h);
+        if (bad < 0)
             return tg_conf_error(err, n->items[c->n_forward], "invalid header name \"%s\"", h);
         f->claim = dup_or_null(n->keys[c->n_forward]->value);
         f->header = strdup(h);
@@ -583,15 +587,16 @@ static void forward_claims(tg_request_t *r, const jwt_conf_t *c, json_t *claims)
         json_t *v = json_object_get(claims, f->claim);
         if (v == NULL || json_is_null(v))
             continue;
-        /* A claim with CR, LF, NUL or other controls is not forwarded: a
-         * signed claim is still the token issuer's text, not ours. */
+        /* A value with CR, LF, NUL or another control is refused by the
+         * core (TG_EINVAL), so the header stays absent: a signed claim is
+         * still the token issuer's text, not ours. The name was checked at
+         * load. */
         if (json_is_string(v)) {
-            if (tg_field_value_valid(json_string_value(v), json_string_length(v)))
-                tg_request_set_header(r, f->header, json_string_value(v), json_string_length(v));
+            tg_request_set_header(r, f->header, json_string_value(v), json_string_length(v));
             continue;
         }
         char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (text != NULL && tg_field_value_valid(text, strlen(text)))
+        if (text != NULL)
             tg_request_set_header(r, f->header, text, strlen(text));
         free(text);
     }

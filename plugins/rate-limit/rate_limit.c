@@ -69,9 +69,7 @@ typedef struct {
     int argc;
     const char *key;
     size_t key_len;
-    bool in_head;              /* tg_redis_command() is running inside request_head */
-    bool retried;              /* EVAL after NOSCRIPT was sent */
-    tg_filter_status_t status; /* decided synchronously inside request_head */
+    bool retried; /* EVAL after NOSCRIPT was sent */
 } rl_ctx_t;
 
 /* ------------------------------------------------------------ logging ---- */
@@ -410,10 +408,7 @@ static void redis_done(void *data, const struct redisReply *reply, const char *e
                                                                      : "unexpected reply");
         st = redis_failed(ctx, c, why);
     }
-    if (ctx->in_head)
-        ctx->status = st;
-    else
-        tg_request_resume(ctx->r, st);
+    tg_request_resume(ctx->r, st);
 }
 
 static void cancel_call(void *data)
@@ -465,13 +460,14 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
     if (c->backend == BACKEND_LOCAL)
         return decide_local(ctx, c, false);
     build_call(ctx, c);
-    ctx->in_head = true;
+    /* redis_done resumes: when Redis is not connected, before
+     * tg_redis_command() returns, and that resume applies as this hook
+     * returns PAUSE (plugin.h). */
     tg_redis_call_t *call = send_script(ctx);
-    ctx->in_head = false;
-    if (call == NULL)
-        return ctx->status; /* not connected: decided already */
-    ctx->call = call;
-    tg_request_on_cleanup(r, cancel_call, ctx);
+    if (call != NULL) {
+        ctx->call = call;
+        tg_request_on_cleanup(r, cancel_call, ctx);
+    }
     return TG_FILTER_PAUSE;
 }
 

@@ -156,13 +156,15 @@ static int get_header_name(const tg_conf_node_t *n, const char **out, tg_conf_er
 {
     if (tg_conf_get_string(n, out, err) < 0)
         return -1;
-    if (!tg_token_valid(*out, strlen(*out)))
-        return tg_conf_error(err, n, "'%s' is not a header name", *out);
-    /* The core owns the framing of the message. */
-    if (strcasecmp(*out, "Content-Length") == 0 || strcasecmp(*out, "Transfer-Encoding") == 0 ||
-        strcasecmp(*out, "Connection") == 0)
+    /* The core owns the framing and this hop's fields (request.h). */
+    switch (tg_response_header_check(*out, NULL, 0)) {
+    case 0:
+        return 0;
+    case TG_EFORBIDDEN:
         return tg_conf_error(err, n, "%s cannot be changed by response-shape", *out);
-    return 0;
+    default:
+        return tg_conf_error(err, n, "'%s' is not a header name", *out);
+    }
 }
 
 /* The custom readers of the tables below get the whole struct as out. */
@@ -273,9 +275,9 @@ static int parse_set_headers(const tg_conf_node_t *n, void *out, tg_conf_err_t *
         if (get_header_name(n->keys[i], &name, err) < 0 ||
             tg_conf_get_string(n->items[i], &value, err) < 0)
             return -1;
-        /* RFC 9110 section 5.5: CR, LF and NUL are never valid in a value. */
-        if (strpbrk(value, "\r\n") != NULL || strlen(value) != n->items[i]->len)
-            return tg_conf_error(err, n->items[i], "header value with CR, LF or NUL");
+        /* RFC 9110 section 5.5: no CR, LF, NUL or other control but HTAB. */
+        if (tg_response_header_check(name, value, n->items[i]->len) < 0)
+            return tg_conf_error(err, n->items[i], "header value with CR, LF, NUL or a control");
         p->set[i].name = strdup(name);
         p->set[i].value = strdup(value);
         p->nset++;

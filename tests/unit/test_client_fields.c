@@ -150,6 +150,28 @@ START_TEST(folded_eq)
 }
 END_TEST
 
+/* What plugins may not set (request.h): this hop's fields both ways, and the
+ * ones the gateway writes itself in that direction. */
+START_TEST(gateway_owned)
+{
+    static const char *const both[] = {
+        "Connection",        "Keep-Alive", "Proxy-Connection", "TE",           "Trailer",
+        "Transfer-Encoding", "Upgrade",    "Content-Length",   "X-Request-Id", "x_request_id"};
+    for (size_t i = 0; i < sizeof(both) / sizeof(both[0]); i++) {
+        ck_assert_msg(tg_field_gateway_owned(both[i], strlen(both[i]), false), "%s", both[i]);
+        ck_assert_msg(tg_field_gateway_owned(both[i], strlen(both[i]), true), "%s", both[i]);
+    }
+    static const char *const req_only[] = {"Host", "Expect", "X-Forwarded-For"};
+    for (size_t i = 0; i < sizeof(req_only) / sizeof(req_only[0]); i++) {
+        ck_assert(tg_field_gateway_owned(req_only[i], strlen(req_only[i]), false));
+        ck_assert(!tg_field_gateway_owned(req_only[i], strlen(req_only[i]), true));
+    }
+    ck_assert(!tg_field_gateway_owned("X-Forwarded-Proto", 17, false));
+    ck_assert(!tg_field_gateway_owned("X-User-Id", 9, false));
+    ck_assert(!tg_field_gateway_owned("Content-Type", 12, true));
+}
+END_TEST
+
 static Suite *client_fields_suite(void)
 {
     Suite *s = suite_create("client_fields");
@@ -160,6 +182,7 @@ static Suite *client_fields_suite(void)
     tcase_add_test(tc, underscores);
     tcase_add_test(tc, track_index);
     tcase_add_test(tc, folded_eq);
+    tcase_add_test(tc, gateway_owned);
     suite_add_tcase(s, tc);
     return s;
 }
