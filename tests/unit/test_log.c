@@ -173,10 +173,18 @@ START_TEST(request_tail_kept_when_cut)
 }
 END_TEST
 
+/* Tests share the process under CK_FORK=no (the valgrind stage): each starts
+ * at the default level, whatever the one before it set. */
+static void default_level(void)
+{
+    tg_log_level = TG_LOG_NOTICE;
+}
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
     TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, default_level, NULL);
     tcase_add_test(tc, line_format);
     tcase_add_test(tc, levels);
     tcase_add_test(tc, escapes_controls);
