@@ -7,7 +7,8 @@
  *
  * The time is UTC wall clock with milliseconds. Each line is written with one
  * write, so lines from worker threads, plugin threads and the core never
- * interleave; both functions may be called from any thread. A message longer
+ * interleave; tg_log() may be called from any thread, tg_request_log() from
+ * the request's worker (below). A message longer
  * than TG_LOG_LINE_MAX bytes is cut. Control characters in the message (CR,
  * LF, NUL, other bytes below 0x20 but HTAB, and DEL) are written as "\xNN",
  * so a value quoted from a request can never start a line of its own.

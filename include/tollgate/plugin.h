@@ -32,16 +32,19 @@
  *                     config never ran: a failed load or --check).
  *
  * Chain: the global `plugins:` run first, then the route's, in the order
- * written. request_head and request_body hooks run in that order; the
+ * written (a route entry naming a global plugin switches it off or gives it
+ * another config in its place: docs/design.md). request_head and request_body hooks run in that order; the
  * response hooks (response_head, response_body) run last plugin first; log
  * hooks in chain order. The response_head and log hooks of every plugin in
  * the chain run for every response the client gets (but a 101 that starts a
  * WebSocket tunnel: log only): the upstream's, a plugin's answer, or one the
- * gateway makes (413, 502, ...; the global chain's for a 404 without a route
- * and a 400 for a head that could not be parsed, which has no method, path or
- * headers: NULL and 0), whether or not the plugin's request_head ran (its ctx
- * is then still zeroed). response_body hooks run when a response_head hook
- * asked for the body (request.h).
+ * gateway makes (413, 502, ...), whether or not the plugin's request_head ran
+ * (its ctx is then still zeroed). Until a route is chosen the chain is the
+ * global one: for a 404 without a route, and for the answer to a head refused
+ * before routing (400, 408, 431, ...); a head that could not be parsed has no
+ * method, path or headers (NULL and 0).
+ * response_body hooks run when a response_head hook asked for the body
+ * (request.h).
  *
  * A phase hook returns a tg_filter_status_t. Each value means, by hook:
  *
@@ -163,8 +166,7 @@ typedef struct {
     tg_metrics_t *metrics;     /* registry for the plugin's own metrics */
     /* A top-level `redis:` is configured: without it every tg_redis_command()
      * fails with "redis not configured", so a plugin that needs Redis refuses
-     * the config here (an error at load, not a warning per request). Appended
-     * without a version bump: a plugin built before it never reads it. */
+     * the config here (an error at load, not a warning per request). */
     bool redis_configured;
     tg_sensitive_t *sensitive; /* the config's credential names: tg_sensitive_add() */
     /* New fields are appended (a minor bump). The core allocates this struct
@@ -212,8 +214,9 @@ typedef struct tg_plugin_s {
     /* Request head received and routed (path canonical, route known). May
      * read/set/remove headers, rewrite the path, answer, or pause. */
     tg_filter_status_t (*request_head)(tg_request_t *r, const tg_filter_t *f);
-    /* Request body bytes on their way upstream (chunk may be modified in
-     * place; the body then goes upstream chunked); last is true once with
+    /* Request body bytes on their way upstream; chunk may be modified in
+     * place (with a request_body hook in the chain the body always goes
+     * upstream chunked, since its length may change); last is true once with
      * the final bytes (possibly none). May refuse the body (RESPONDED). */
     tg_filter_status_t (*request_body)(tg_request_t *r, const tg_filter_t *f,
                                        struct evbuffer *chunk, bool last);

@@ -762,6 +762,7 @@ static tg_filter_status_t jwt_request_head(tg_request_t *r, const tg_filter_t *f
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
     .abi = TG_PLUGIN_ABI,
     .name = "jwt",
+    .version = TG_VERSION,
     .ctx_size = 0,
     .create = jwt_create,
     .destroy = jwt_destroy,

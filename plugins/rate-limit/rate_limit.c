@@ -474,6 +474,7 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
     .abi = TG_PLUGIN_ABI,
     .name = "rate-limit",
+    .version = TG_VERSION,
     .ctx_size = sizeof(rl_ctx_t),
     .create = create,
     .destroy = destroy,

@@ -698,6 +698,7 @@ static void reqlog_reopen(void *instance)
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
     .abi = TG_PLUGIN_ABI,
     .name = "request-log",
+    .version = TG_VERSION,
     .create = reqlog_create,
     .destroy = reqlog_destroy,
     .worker_init = reqlog_worker_init,

@@ -760,6 +760,7 @@ static void log_response(tg_request_t *r, const tg_filter_t *f)
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
     .abi = TG_PLUGIN_ABI,
     .name = "response-shape",
+    .version = TG_VERSION,
     .ctx_size = sizeof(shape_ctx_t),
     .create = create,
     .destroy = destroy,

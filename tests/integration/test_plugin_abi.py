@@ -92,6 +92,36 @@ def test_incompatible_module_is_a_config_error_at_the_entry(tmp_path, variant, m
     assert err.startswith("%s:6:24: plugin %s %s" % (cfg, module(variant), message)), err
 
 
+BUNDLED_CONFIG = """listen:
+  - address: "127.0.0.1:1"
+upstreams:
+  up: { targets: ["127.0.0.1:2"] }
+plugins:
+  - { name: request-log, config: { path: stdout } }
+  - name: jwt
+    config: { keys: [{ algorithm: HS256, secret: "a-test-secret-of-at-least-32-bytes!!" }] }
+  - name: rate-limit
+    config: { key: ip, backend: local, limits: [{ rate: 1, per: 1s }] }
+  - name: response-shape
+    config: { client: "header:X-Client", default: web, profiles: { web: { exclude: [x] } } }
+routes:
+  - { name: a, upstream: up }
+"""
+
+
+def test_bundled_plugins_carry_the_project_version(tmp_path):
+    version = subprocess.run([h.BINARY, "--version"], stdout=subprocess.PIPE, check=True,
+                             timeout=20).stdout.decode().split()[1]
+    cfg = tmp_path / "bundled.yaml"
+    cfg.write_text(BUNDLED_CONFIG)
+    p = subprocess.run([h.BINARY, "-t", "-l", "info", "-c", str(cfg)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=20)
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode == 0, err
+    for name in ("request-log", "jwt", "rate-limit", "response-shape"):
+        assert "plugin %s %s (API 2.1) loaded from " % (name, version) in err, err
+
+
 # ------------------------------------------------------------ pkg-config ----
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):

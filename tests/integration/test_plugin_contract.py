@@ -37,17 +37,18 @@ def route(name, prefix, plugins=None):
 
 @pytest.fixture
 def gw(gateway_factory, upstream_factory):
-    """make(route_plugins, global_plugins=(), workers=1) -> ns(port, up, gw): one route /a."""
+    """make(route_plugins, global_plugins=(), workers=1, limits=None) -> ns(port, up, gw): one
+    route /a."""
 
     class NS:
         pass
 
-    def make(route_plugins, global_plugins=(), workers=1):
+    def make(route_plugins, global_plugins=(), workers=1, limits=None):
         ns = NS()
         ns.up = upstream_factory("up")
         ns.port = h.free_port()
         cfg = h.gateway_config(ns.port, {"up": h.upstream_conf([ns.up.address])},
-                               [route("a", "/a", list(route_plugins))], workers=workers)
+                               [route("a", "/a", list(route_plugins))], limits=limits, workers=workers)
         cfg["plugins"] = list(global_plugins)
         ns.cfg = cfg
         ns.gw = gateway_factory(cfg)
@@ -198,17 +199,26 @@ def test_setters_on_a_generated_reply(gw):
     assert resp.header("X-Contract-Check") == "ok"
     assert resp.header("X-Contract-Tags") == "g"
     assert resp.header_all("Content-Length") == [str(len(resp.body))]
-    assert "contract[g]: log 404 /nowhere" in ns.gw.stderr()
+    # tg_request_log(): the core's line format, ending with what names the request (no route)
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[notice\] contract\[g\]: log 404 /nowhere "
+                     r"\(worker 0, route -, request %s\)$" % re.escape(resp.header("X-Request-Id")),
+                     ns.gw.stderr(), re.M), ns.gw.stderr()
 
 
-def test_response_hooks_run_for_a_head_that_could_not_be_parsed(gw):
-    ns = gw([], global_plugins=[contract("g")])
+@pytest.mark.parametrize("head,status", [
+    (b"NOT HTTP AT ALL\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * (20 * 1024), 431),  # too large, never ends
+    (b"GET / HTTP/1.1\r\nHost: x\r\n", 408),  # never ends (header_timeout)
+])
+def test_response_hooks_run_for_a_head_that_could_not_be_parsed(gw, head, status):
+    ns = gw([], global_plugins=[contract("g")], limits={"header_timeout": "300ms"})
     with h.Conn(ns.port) as c:
-        c.send(b"NOT HTTP AT ALL\r\n\r\n")
+        c.send(head)
         resp = c.read_response()
-    assert resp.status == 400
+    assert resp.status == status
     assert resp.header("X-Contract-Tags") == "g"
-    assert re.search(r"contract\[g\]: log 400 -", ns.gw.stderr()), ns.gw.stderr()
+    assert wait_for(lambda: re.search(r"contract\[g\]: log %d - \(worker 0, route -, " % status,
+                                      ns.gw.stderr())), ns.gw.stderr()
 
 
 # ---- response_head statuses ----
@@ -315,7 +325,7 @@ def test_response_hooks_of_every_plugin_run_after_an_early_answer(gw):
 # ---- lifecycle ----
 
 def lines(gw, what):
-    return re.findall(r"contract\[(\w+)\]: %s (\d+)" % what, gw.stderr())
+    return re.findall(r"\[notice\] contract\[(\w+)\]: %s (\d+)$" % what, gw.stderr(), re.M)
 
 
 def wait_for(pred, timeout=5.0):
@@ -399,4 +409,4 @@ routes:
     p.write_text(text.replace("header: Content-Length", "resume: later"))
     rc, err = h.run_check(p)
     assert rc == 1
-    assert err.startswith('%s:14:19: "later" is not one of none, sync, sync_twice, async' % p), err
+    assert err.startswith("%s:14:19: resume must be none, sync, sync_twice or async, got 'later'" % p), err

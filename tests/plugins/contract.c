@@ -7,7 +7,7 @@
  *     path: <build>/tests/contract.so
  *     config:
  *       tag: a                # appended to the response header X-Contract-Tags
- *                             # (response_head); names the plugin's stderr lines
+ *                             # (response_head); names the plugin's log lines
  *       header: X-Contract    # request header set to the tag (checked at load)
  *       resume: none          # request_head: none | sync | sync_twice | async:
  *                             # pause, resumed inside the hook or from a timer
@@ -23,8 +23,9 @@
  *       response_body: continue  # continue | pause (asks for a buffered body)
  *       stray_resume: false   # response_head calls tg_request_resume()
  *
- * worker_init, worker_fini, destroy and log print one line each to stderr:
- * "contract[TAG]: worker_init 0", "contract[TAG]: log 200 /path".
+ * worker_init, worker_fini and destroy log one notice line each (tg_log),
+ * "contract[TAG]: worker_init 0"; the log hook one about its request
+ * (tg_request_log), "contract[TAG]: log 200 /path (worker 0, route a, ...)".
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -38,14 +39,14 @@ enum { RESUME_NONE, RESUME_SYNC, RESUME_SYNC_TWICE, RESUME_ASYNC };
 enum { ACT_CONTINUE, ACT_UPPER, ACT_RESPOND, ACT_ERROR, ACT_PAUSE };
 
 typedef struct {
-    char tag[32];
+    char *tag;
     char *header;
-    int resume;
-    int resume_status; /* a tg_filter_status_t */
-    int then;          /* a tg_filter_status_t */
+    unsigned resume; /* RESUME_* */
+    tg_filter_status_t resume_status;
+    tg_filter_status_t then;
     uint64_t delay_ms;
     bool check_api;
-    int request_body, response_head, response_body; /* ACT_* */
+    unsigned request_body, response_head, response_body; /* ACT_* */
     bool stray_resume;
 } contract_t;
 
@@ -53,7 +54,6 @@ typedef struct {
     unsigned id;
     pthread_t thread;
     struct event_base *base;
-    char tag[32];
 } contract_worker_t;
 
 typedef struct {
@@ -66,47 +66,8 @@ typedef struct {
 
 /* ---- config ---- */
 
-typedef struct {
-    const char *name;
-    int value;
-} choice_t;
-
-static int get_choice(const tg_conf_node_t *n, const choice_t *choices, int *out,
-                      tg_conf_err_t *err)
-{
-    const char *s;
-    if (tg_conf_get_string(n, &s, err) < 0)
-        return -1;
-    char list[256] = "";
-    for (const choice_t *c = choices; c->name != NULL; c++) {
-        if (strcmp(s, c->name) == 0) {
-            *out = c->value;
-            return 0;
-        }
-        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", c == choices ? "" : ", ",
-                 c->name);
-    }
-    return tg_conf_error(err, n, "\"%s\" is not one of %s", s, list);
-}
-
-static const choice_t resumes[] = {{"none", RESUME_NONE},
-                                   {"sync", RESUME_SYNC},
-                                   {"sync_twice", RESUME_SYNC_TWICE},
-                                   {"async", RESUME_ASYNC},
-                                   {NULL, 0}};
-static const choice_t statuses[] = {{"continue", TG_FILTER_CONTINUE},
-                                    {"responded", TG_FILTER_RESPONDED},
-                                    {"error", TG_FILTER_ERROR},
-                                    {"pause", TG_FILTER_PAUSE},
-                                    {NULL, 0}};
-static const choice_t thens[] = {
-    {"pause", TG_FILTER_PAUSE}, {"continue", TG_FILTER_CONTINUE}, {NULL, 0}};
-static const choice_t actions[] = {{"continue", ACT_CONTINUE}, {"upper", ACT_UPPER},
-                                   {"respond", ACT_RESPOND},   {"error", ACT_ERROR},
-                                   {"pause", ACT_PAUSE},       {NULL, 0}};
-
 /* A request header name from the config: the core's own rule, at load. */
-static int get_header(const tg_conf_node_t *n, char **out, tg_conf_err_t *err)
+static int get_header(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
 {
     const char *s;
     if (tg_conf_get_string(n, &s, err) < 0)
@@ -120,67 +81,48 @@ static int get_header(const tg_conf_node_t *n, char **out, tg_conf_err_t *err)
     default:
         return tg_conf_error(err, n, "\"%s\" is not a header name", s);
     }
-    if ((*out = strdup(s)) == NULL)
+    char **header = out;
+    if ((*header = strdup(s)) == NULL)
         return tg_conf_error(err, n, "out of memory");
     return 0;
 }
 
-static int parse(contract_t *c, const tg_conf_node_t *node, tg_conf_err_t *err)
-{
-    static const char *const keys[] = {
-        "tag",       "header",       "resume",        "resume_status", "then",         "delay",
-        "check_api", "request_body", "response_head", "response_body", "stray_resume", NULL};
-    const tg_conf_node_t *n;
-    const char *s;
-    if (node->type == TG_CONF_NULL)
-        return 0;
-    if (tg_conf_check_keys(node, keys, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "tag"))) {
-        if (tg_conf_get_string(n, &s, err) < 0)
-            return -1;
-        if (strlen(s) >= sizeof(c->tag))
-            return tg_conf_error(err, n, "tag longer than %zu bytes", sizeof(c->tag) - 1);
-        strcpy(c->tag, s);
-    }
-    if ((n = tg_conf_map_get(node, "header")) && get_header(n, &c->header, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "resume")) && get_choice(n, resumes, &c->resume, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "resume_status")) &&
-        get_choice(n, statuses, &c->resume_status, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "then")) && get_choice(n, thens, &c->then, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "delay")) && tg_conf_get_duration_ms(n, &c->delay_ms, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "check_api")) && tg_conf_get_bool(n, &c->check_api, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "request_body")) &&
-        get_choice(n, actions, &c->request_body, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "response_head")) &&
-        get_choice(n, actions, &c->response_head, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "response_body")) &&
-        get_choice(n, actions, &c->response_body, err) < 0)
-        return -1;
-    if ((n = tg_conf_map_get(node, "stray_resume")) &&
-        tg_conf_get_bool(n, &c->stray_resume, err) < 0)
-        return -1;
-    return 0;
-}
+/* ENUM stores the index of the word: these lists follow the enums' order. */
+static const char *const resumes[] = {"none", "sync", "sync_twice", "async", NULL};
+static const char *const statuses[] = {"continue", "pause", "responded", "error", NULL};
+static const char *const thens[] = {"continue", "pause", NULL};
+static const char *const actions[] = {"continue", "upper", "respond", "error", "pause", NULL};
+_Static_assert(TG_FILTER_CONTINUE == 0 && TG_FILTER_PAUSE == 1 && TG_FILTER_RESPONDED == 2 &&
+                   TG_FILTER_ERROR == 3,
+               "statuses[] and thens[] follow tg_filter_status_t");
+
+static const tg_conf_field_t fields[] = {
+    {"tag", TG_CONF_FIELD_STRING, TG_CONF_AT(contract_t, tag), .max = 31, .def_str = "-"},
+    {"header", TG_CONF_FIELD_CUSTOM, TG_CONF_AT(contract_t, header), .parse = get_header},
+    {"resume", TG_CONF_FIELD_ENUM, TG_CONF_AT(contract_t, resume), .names = resumes},
+    {"resume_status", TG_CONF_FIELD_ENUM, TG_CONF_AT(contract_t, resume_status), .names = statuses},
+    {"then", TG_CONF_FIELD_ENUM, TG_CONF_AT(contract_t, then), .names = thens,
+     .def = TG_FILTER_PAUSE},
+    {"delay", TG_CONF_FIELD_DURATION, TG_CONF_AT(contract_t, delay_ms), .def = 20},
+    {"check_api", TG_CONF_FIELD_BOOL, TG_CONF_AT(contract_t, check_api)},
+    {"request_body", TG_CONF_FIELD_ENUM, TG_CONF_AT(contract_t, request_body), .names = actions},
+    {"response_head", TG_CONF_FIELD_ENUM, TG_CONF_AT(contract_t, response_head), .names = actions},
+    {"response_body", TG_CONF_FIELD_ENUM, TG_CONF_AT(contract_t, response_body), .names = actions},
+    {"stray_resume", TG_CONF_FIELD_BOOL, TG_CONF_AT(contract_t, stray_resume)},
+    TG_CONF_END,
+};
 
 static void free_conf(contract_t *c)
 {
-    free(c->header);
+    tg_conf_fields_free(fields, c);
+    free(c->header); /* CUSTOM: ours to free */
     free(c);
 }
 
 static void destroy(void *inst)
 {
     contract_t *c = inst;
-    fprintf(stderr, "contract[%s]: destroy\n", c->tag);
+    tg_log(TG_LOG_NOTICE, "contract[%s]: destroy", c->tag);
     free_conf(c);
 }
 
@@ -191,10 +133,7 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
     contract_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return tg_conf_error(err, node, "out of memory");
-    strcpy(c->tag, "-");
-    c->then = TG_FILTER_PAUSE;
-    c->delay_ms = 20;
-    if (parse(c, node, err) < 0) {
+    if (tg_conf_read(node, fields, NULL, c, err) < 0) {
         free_conf(c);
         return -1;
     }
@@ -213,8 +152,7 @@ static void *worker_init(void *inst, struct event_base *base, unsigned worker_id
     w->id = worker_id;
     w->thread = pthread_self();
     w->base = base;
-    strcpy(w->tag, c->tag);
-    fprintf(stderr, "contract[%s]: worker_init %u\n", c->tag, worker_id);
+    tg_log(TG_LOG_NOTICE, "contract[%s]: worker_init %u", c->tag, worker_id);
     return w;
 }
 
@@ -222,7 +160,7 @@ static void worker_fini(void *inst, void *worker)
 {
     const contract_t *c = inst;
     contract_worker_t *w = worker;
-    fprintf(stderr, "contract[%s]: worker_fini %u\n", c->tag, w ? w->id : 0u);
+    tg_log(TG_LOG_NOTICE, "contract[%s]: worker_fini %u", c->tag, w ? w->id : 0u);
     free(w);
 }
 
@@ -393,8 +331,7 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
         return (tg_filter_status_t)c->then;
     case RESUME_ASYNC: {
         x->timer = evtimer_new(tg_request_event_base(r), timer_cb, x);
-        struct timeval tv = {(time_t)(c->delay_ms / 1000),
-                             (suseconds_t)(c->delay_ms % 1000) * 1000};
+        struct timeval tv = tg_timeval_ms(c->delay_ms);
         evtimer_add(x->timer, &tv);
         tg_request_on_cleanup(r, cleanup, x);
         return TG_FILTER_PAUSE;
@@ -487,8 +424,8 @@ static void log_request(tg_request_t *r, const tg_filter_t *f)
     const contract_t *c = f->instance;
     size_t len;
     const char *path = tg_request_path(r, &len);
-    fprintf(stderr, "contract[%s]: log %d %.*s\n", c->tag, tg_response_status(r),
-            path ? (int)len : 1, path ? path : "-");
+    tg_request_log(r, TG_LOG_NOTICE, "contract[%s]: log %d %.*s", c->tag, tg_response_status(r),
+                   path ? (int)len : 1, path ? path : "-");
 }
 
 TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {

@@ -69,20 +69,18 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
     return 0;
 }
 
-static void append_tag(tg_request_t *r, const sample_t *s)
+/* "old,tag", or "tag" when there is no old value (or a very long one). */
+static size_t join_tag(char buf[256], const char *old, size_t len, const char *tag)
 {
-    size_t len;
-    const char *old = tg_request_header(r, "X-Chain", &len);
-    char buf[256];
     size_t n = 0;
     if (old != NULL && len < 200) {
         memcpy(buf, old, len);
         n = len;
         buf[n++] = ',';
     }
-    size_t tl = strlen(s->tag);
-    memcpy(buf + n, s->tag, tl);
-    tg_request_set_header(r, "X-Chain", buf, n + tl);
+    size_t tl = strlen(tag); /* at most 31 (the table's max) */
+    memcpy(buf + n, tag, tl);
+    return n + tl;
 }
 
 static void cleanup(void *data)
@@ -109,12 +107,18 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
     const sample_t *s = f->instance;
     sample_ctx_t *c = f->ctx;
     tg_metrics_add(r, s->counter, 0, 1);
-    if (s->tag[0] && c->req == NULL)
-        append_tag(r, s);
+    if (s->tag[0] && c->req == NULL) {
+        size_t len;
+        const char *old = tg_request_header(r, "X-Chain", &len);
+        char buf[256];
+        tg_request_set_header(r, "X-Chain", buf, join_tag(buf, old, len, s->tag));
+    }
     size_t plen;
     const char *path = tg_request_path(r, &plen);
     if (s->respond_path[0] && strcmp(path, s->respond_path) == 0) {
         static const char body[] = "answered by the sample plugin\n";
+        tg_request_log(r, TG_LOG_INFO, "sample[%s]: answered %s with %u", s->tag, path,
+                       (unsigned)s->respond_status);
         tg_request_respond(r, (int)s->respond_status, "text/plain", body, sizeof(body) - 1);
         return TG_FILTER_RESPONDED;
     }
@@ -136,15 +140,7 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
         size_t len;
         const char *old = tg_response_header(r, "X-Chain-Resp", &len);
         char buf[256];
-        size_t n = 0;
-        if (old != NULL && len < 200) {
-            memcpy(buf, old, len);
-            n = len;
-            buf[n++] = ',';
-        }
-        size_t tl = strlen(s->tag);
-        memcpy(buf + n, s->tag, tl);
-        tg_response_set_header(r, "X-Chain-Resp", buf, n + tl);
+        tg_response_set_header(r, "X-Chain-Resp", buf, join_tag(buf, old, len, s->tag));
     }
     if (s->buffer_body)
         tg_response_buffer_body(r, (size_t)s->buffer_body);
