@@ -36,11 +36,20 @@ typedef struct {
     uint32_t consumer; /* index in consumers */
 } tg_ka_key_t;
 
+/* Most keys in one file (the index stays under a few hundred MiB). */
+#define TG_KA_KEYS_MAX (1 << 22)
+
+/* Slots per bucket of the index: every lookup compares exactly this many. */
+#define TG_KA_SLOTS 8
+
 typedef struct {
     tg_ka_consumer_t *consumers;
     size_t n_consumers;
-    tg_ka_key_t *keys; /* every digest of every consumer, each once */
+    tg_ka_key_t *keys; /* every digest of every consumer, each once; then one
+                        * all-zero digest that empty slots point to */
     size_t n_keys;
+    uint32_t *slots; /* the index: (mask + 1) buckets of TG_KA_SLOTS indexes into keys */
+    uint32_t mask;
 } tg_ka_keys_t;
 
 /* Loads path. Returns 0, or -1 with err at the keys file's FILE:LINE:COL
@@ -49,9 +58,11 @@ typedef struct {
 int tg_ka_keys_load(const char *path, tg_ka_keys_t *out, tg_conf_err_t *err);
 void tg_ka_keys_free(tg_ka_keys_t *k);
 
-/* The consumer whose key has this digest, or NULL. Compares digest with
- * every stored one (CRYPTO_memcmp, no early exit), so the time taken does
- * not depend on which digest matched, nor on how many of its bytes did. */
+/* The consumer whose key has this digest, or NULL. The digest's first bytes
+ * pick a bucket; the digest is compared (CRYPTO_memcmp, no early exit) with
+ * all TG_KA_SLOTS slots of it, empty ones included, so the time taken is the
+ * same for every digest: it depends neither on which stored digest matched,
+ * nor on how many bytes of one did, nor on how full the bucket is. */
 const tg_ka_consumer_t *tg_ka_keys_match(const tg_ka_keys_t *k,
                                          const unsigned char digest[TG_KA_DIGEST]);
 

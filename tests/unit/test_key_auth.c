@@ -121,12 +121,57 @@ START_TEST(keys_file_loads_and_matches)
 }
 END_TEST
 
+/* Many consumers: every key is found through the index, others are not,
+ * and a duplicate far from its first copy is reported at its own place. */
+START_TEST(keys_file_many_keys)
+{
+    enum { N = 3000 };
+    size_t cap = 64 + N * 110;
+    char *text = malloc(cap), key[32], hex[65];
+    size_t len = (size_t)snprintf(text, cap, "consumers:\n");
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        hex_of(key, hex);
+        len +=
+            (size_t)snprintf(text + len, cap - len, "  - { name: c%d, sha256: \"%s\" }\n", i, hex);
+    }
+    tg_ka_keys_t k;
+    ck_assert_int_eq(load(text, &k), 0);
+    ck_assert_uint_eq(k.n_keys, N);
+    ck_assert_uint_ge(k.mask + 1, N); /* at least one bucket per key */
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        const tg_ka_consumer_t *c = match(&k, key);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(atoi(c->name + 1), i);
+        snprintf(key, sizeof(key), "key-%d", N + i);
+        ck_assert_ptr_null(match(&k, key));
+    }
+    /* the all-zero digest of the empty slots is never a match */
+    unsigned char zero[32] = {0};
+    ck_assert_ptr_null(tg_ka_keys_match(&k, zero));
+    tg_ka_keys_free(&k);
+    /* consumer 2999 repeats consumer 5's key: line 3001, after "  - { name: c2999, sha256: " */
+    hex_of("key-5", hex);
+    char *last = strstr(text, "name: c2999,");
+    snprintf(last, cap - (size_t)(last - text), "name: c2999, sha256: \"%s\" }\n", hex);
+    ck_assert_int_eq(load(text, &k), -1);
+    tg_ka_keys_free(&k);
+    ck_assert_msg(strstr(err.msg, "keys.yaml:3001:28: this digest is already the key of consumer "
+                                  "\"c5\"") != NULL,
+                  "%s", err.msg);
+    free(text);
+}
+END_TEST
+
 START_TEST(keys_file_empty_list_refuses_all)
 {
     tg_ka_keys_t k;
     ck_assert_int_eq(load("consumers: []\n", &k), 0);
     ck_assert_uint_eq(k.n_keys, 0);
     ck_assert_ptr_null(match(&k, "alice-key"));
+    unsigned char zero[32] = {0};
+    ck_assert_ptr_null(tg_ka_keys_match(&k, zero));
     tg_ka_keys_free(&k);
 }
 END_TEST
@@ -270,6 +315,7 @@ int main(void)
     TCase *t = tcase_create("key_auth");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, keys_file_loads_and_matches);
+    tcase_add_test(t, keys_file_many_keys);
     tcase_add_test(t, keys_file_empty_list_refuses_all);
     tcase_add_test(t, keys_file_errors);
     tcase_add_test(t, config_sources);
