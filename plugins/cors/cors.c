@@ -282,6 +282,7 @@ static const char *only_header(const tg_request_t *r, const char *name, size_t *
 {
     size_t nl = strlen(name), hl, vl, n = 0;
     const char *hn, *v, *found = NULL;
+    *len = 0;
     for (size_t i = 0; tg_request_header_at(r, i, &hn, &hl, &v, &vl); i++) {
         if (hl == nl && strncasecmp(hn, name, nl) == 0 && n++ == 0) {
             found = v;
@@ -327,7 +328,7 @@ static bool headers_allowed(const cors_t *c, const char *v, size_t len)
 
 static bool preflight_allowed(const cors_t *c, const tg_request_t *r)
 {
-    size_t ml, hl = 0;
+    size_t ml = 0, hl = 0;
     const char *m = only_header(r, "Access-Control-Request-Method", &ml);
     const char *h = tg_request_header(r, "Access-Control-Request-Headers", &hl);
     return m != NULL && tg_token_valid(m, ml) && method_allowed(c, m, ml) &&
