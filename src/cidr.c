@@ -1,5 +1,5 @@
-/* IP address blocks ("10.0.0.0/8", "::1"): parsing and matching peers. */
-#include "cidr.h"
+/* IP address blocks ("10.0.0.0/8", "::1"): parsing and matching peers (tollgate/cidr.h). */
+#include "tollgate/cidr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -41,6 +41,14 @@ int tg_cidr_parse(const char *text, tg_cidr_t *out)
             return -1;
     }
     mask_cidr(out);
+    /* ::ffff:a.b.c.d/96+ is an IPv4 block: IPv4 peers (and mapped ones) match it. */
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (out->family == AF_INET6 && out->prefix >= 96 && memcmp(out->addr, v4mapped, 12) == 0) {
+        memmove(out->addr, out->addr + 12, 4);
+        memset(out->addr + 4, 0, 12);
+        out->family = AF_INET;
+        out->prefix -= 96;
+    }
     return 0;
 }
 

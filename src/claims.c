@@ -52,3 +52,12 @@ int tg_claims_set_subject(tg_claims_t *c, tg_arena_t *arena, const char *value, 
     c->subject_len = len;
     return 0;
 }
+
+int tg_claims_set_consumer(tg_claims_t *c, tg_arena_t *arena, const char *value, size_t len)
+{
+    if (len == 0)
+        return -1;
+    c->consumer = tg_arena_strndup(arena, value, len);
+    c->consumer_len = len;
+    return 0;
+}

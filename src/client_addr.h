@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "cidr.h"
 #include "http_parser.h"
+#include "tollgate/cidr.h"
 
 /*
  * hs[0..n): the request's fields; call it only when the peer itself is a

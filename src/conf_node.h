@@ -16,21 +16,12 @@
 
 #include "tollgate/conf.h"
 
-typedef struct tg_conf_doc_s tg_conf_doc_t;
-
-/* Reads and parses path. On failure returns -1 with err holding
- * "FILE:LINE:COL: message" ("FILE: cannot open: ..." when unreadable). */
-int tg_conf_doc_load(const char *path, tg_conf_doc_t **out, tg_conf_err_t *err);
+/* tg_conf_doc_t, tg_conf_doc_load(), tg_conf_doc_root() and tg_conf_doc_free()
+ * are public (tollgate/conf.h): plugins read their own YAML files with them. */
 
 /* Same from memory; name is what error messages and node->file show. */
 int tg_conf_doc_parse(const char *name, const char *buf, size_t len, tg_conf_doc_t **out,
                       tg_conf_err_t *err);
-
-/* The document's root node; an empty document gives a TG_CONF_NULL node at 1:1. */
-const tg_conf_node_t *tg_conf_doc_root(const tg_conf_doc_t *doc);
-
-/* Frees the document and every node in it. NULL is allowed. */
-void tg_conf_doc_free(tg_conf_doc_t *doc);
 
 /* tg_conf_check_keys() whose message names the section:
  * "unknown key 'foo' in <where>" (where == NULL: "unknown key 'foo'"). */

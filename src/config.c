@@ -9,7 +9,7 @@
 #include "admin_guard.h"
 #include "aggregate.h"
 #include "chain.h"
-#include "cidr.h"
+#include "tollgate/cidr.h"
 
 #include <arpa/inet.h>
 #include <assert.h>

@@ -16,8 +16,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "cidr.h"
 #include "client_fields.h"
+#include "tollgate/cidr.h"
 #include "tollgate/conf.h"
 
 typedef struct tg_router_s tg_router_t;

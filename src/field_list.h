@@ -12,21 +12,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef struct {
-    const char *p;
-    size_t len;
-} tg_span_t;
-
-/* Next element at or after *pos (start with *pos = 0). Returns false when no
- * element is left; *pos then equals len. */
-bool tg_list_next(const char *v, size_t len, size_t *pos, tg_span_t *elem);
+#include "tollgate/text.h" /* tg_span_t, and tg_list_next / tg_list_has, public */
 
 /* Same from the right (start with *end = len): the last element before *end.
  * Returns false when no element is left; *end is then 0. */
 bool tg_list_prev(const char *v, size_t len, size_t *end, tg_span_t *elem);
-
-/* Whether one element equals lower (a lower-case token) case-insensitively. */
-bool tg_list_has(const char *v, size_t len, const char *lower, size_t lower_len);
 
 /* Upgrade (RFC 9110 section 7.8): protocol = token [ "/" token ].
  * Returns 1 when every element is a valid protocol and one of them is

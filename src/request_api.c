@@ -521,6 +521,17 @@ const char *tg_request_subject(const tg_request_t *r, size_t *len)
     return r->claims.subject;
 }
 
+int tg_request_set_consumer(tg_request_t *r, const char *name, size_t len)
+{
+    return tg_claims_set_consumer(&r->claims, r->arena, name, len);
+}
+
+const char *tg_request_consumer(const tg_request_t *r, size_t *len)
+{
+    *len = r->claims.consumer_len;
+    return r->claims.consumer;
+}
+
 /* ---- stats ---- */
 
 void tg_request_stats(const tg_request_t *r, tg_request_stats_t *out)

@@ -46,6 +46,24 @@ typedef struct {
 int tg_conf_error(tg_conf_err_t *err, const tg_conf_node_t *node, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- a YAML file of the plugin's own (key-auth's keys_file) --------------
+ * Read with the rules of the main config (src/conf_node.h: one document,
+ * scalar keys, no duplicate keys, no anchors or aliases, `${ENV}`
+ * substituted in values), so that its errors read "FILE:LINE:COL: message"
+ * too. From create() (or any thread: nothing is shared). */
+typedef struct tg_conf_doc_s tg_conf_doc_t;
+
+/* Reads and parses path. Returns 0 with *out set, or -1 with err holding
+ * "FILE:LINE:COL: message" ("FILE: cannot open: ..." when unreadable). */
+int tg_conf_doc_load(const char *path, tg_conf_doc_t **out, tg_conf_err_t *err);
+
+/* The document's root node (valid until tg_conf_doc_free); an empty
+ * document gives a TG_CONF_NULL node at 1:1. */
+const tg_conf_node_t *tg_conf_doc_root(const tg_conf_doc_t *doc);
+
+/* Frees the document and every node in it. NULL is allowed. */
+void tg_conf_doc_free(tg_conf_doc_t *doc);
+
 /* Value of `key` in a map node, or NULL when absent or when map is not a map. */
 const tg_conf_node_t *tg_conf_map_get(const tg_conf_node_t *map, const char *key);
 

@@ -107,6 +107,7 @@
 #include <stdint.h>
 
 #include "tollgate/arena.h"
+#include "tollgate/cidr.h"
 #include "tollgate/clock.h"
 #include "tollgate/conf.h"
 #include "tollgate/log.h"
@@ -132,9 +133,12 @@
  * as its headers, and structs the core allocates and hands out read-only
  * (tg_plugin_env_t, tg_filter_t) grow by appending, without a size field.
  *
- * History: 2.0 is the descriptor up to `reopen`; 2.1 appended `version`. */
+ * History: 2.0 is the descriptor up to `reopen`; 2.1 appended `version`;
+ * 2.2 added functions: tollgate/cidr.h, tg_query_find/tg_query_without
+ * (text.h), tg_conf_doc_load/root/free (conf.h), tg_request_set_consumer /
+ * tg_request_consumer (request.h). */
 #define TG_PLUGIN_API_MAJOR 2
-#define TG_PLUGIN_API_MINOR 1
+#define TG_PLUGIN_API_MINOR 2
 
 /* Fills tg_plugin_t.abi with what the module is compiled against. */
 #define TG_PLUGIN_ABI                                                           \

@@ -199,6 +199,15 @@ const char *tg_request_claim(const tg_request_t *r, const char *name, size_t *le
 int tg_request_set_subject(tg_request_t *r, const char *subject, size_t len);
 /* The subject, NULL (and *len 0) when no plugin published one. */
 const char *tg_request_subject(const tg_request_t *r, size_t *len);
+/* Publishes the consumer: the name of the configured client whose
+ * credential matched (key-auth: a `consumers:` entry of its keys file). A
+ * consumer is the gateway's own name for a client, not a claim made by it:
+ * readers key on it (rate-limit `key: consumer`), log it (request-log's
+ * `consumer`) and may forward it. Copied; replaces an earlier one. Returns
+ * 0, or -1 (nothing changed) when len is 0. */
+int tg_request_set_consumer(tg_request_t *r, const char *name, size_t len);
+/* The consumer, NULL (and *len 0) when no plugin published one. */
+const char *tg_request_consumer(const tg_request_t *r, size_t *len);
 
 /* ---- facts shared between plugins (a small typed bag) ---- */
 /* Keys are conventional: "auth.error", "rate_limit.decision",

@@ -55,4 +55,40 @@ ssize_t tg_percent_decode_flags(const char *in, size_t len, char *out, unsigned 
  * adding a segment, a parameter or a fragment. Returns its length. */
 size_t tg_percent_encode(const char *in, size_t len, char *out);
 
+/* A piece of a caller's buffer: len bytes at p, not NUL-terminated. */
+typedef struct {
+    const char *p;
+    size_t len;
+} tg_span_t;
+
+/* Comma-separated field values (RFC 9110 section 5.6.1: `#element`), read
+ * as the core reads Connection and X-Forwarded-For: elements are trimmed of
+ * OWS (SP, HTAB), empty elements are skipped, quoted strings are not
+ * special. Next element at or after *pos (start with *pos = 0). Returns
+ * false when no element is left; *pos then equals len. */
+bool tg_list_next(const char *v, size_t len, size_t *pos, tg_span_t *elem);
+
+/* Whether one element of list v equals lower (lower_len bytes, lower-case)
+ * case-insensitively. */
+bool tg_list_has(const char *v, size_t len, const char *lower, size_t lower_len);
+
+/* Longest parameter name tg_query_find() looks for. */
+#define TG_QUERY_NAME_MAX 128
+
+/* Parameters of query q ("&"-separated name[=value], WHATWG URL / RFC 3986
+ * section 3.4) whose percent-decoded name is name (NUL-terminated, at most
+ * TG_QUERY_NAME_MAX bytes: a longer one is never found), so that
+ * "%61pi_key" counts as "api_key" as it does for an upstream. Returns how
+ * many there are; for the first, *param is its whole text and *value its raw
+ * (still encoded) value, empty for a bare name. A credential read from a
+ * query is refused when there are several: the gateway would check one and
+ * the upstream might read the other. */
+size_t tg_query_find(const char *q, size_t len, const char *name, tg_span_t *param,
+                     tg_span_t *value);
+
+/* q without param (a span of q, as tg_query_find() gives it) and one "&"
+ * next to it, the other bytes as they were, into out (room for len bytes,
+ * not overlapping q). Returns the new length (0: nothing is left). */
+size_t tg_query_without(const char *q, size_t len, tg_span_t param, char *out);
+
 #endif

@@ -452,9 +452,9 @@ typedef struct {
     const char *tok;
     size_t len;
     const source_t *src;
-    bool bad;            /* a source had something that cannot be a token */
-    bool dup;            /* the source holds more than one token (RFC 6750 3.1) */
-    tg_jwt_span_t param; /* query source: the parameter, for strip_token */
+    bool bad;        /* a source had something that cannot be a token */
+    bool dup;        /* the source holds more than one token (RFC 6750 3.1) */
+    tg_span_t param; /* query source: the parameter, for strip_token */
 } found_t;
 
 static const char *trim(const char *s, size_t *len)
@@ -507,7 +507,7 @@ static void from_cookie(const tg_request_t *r, const source_t *src, found_t *f)
 {
     size_t n = 0, hl, vl;
     const char *hn, *v;
-    tg_jwt_span_t val = {0}, later;
+    tg_span_t val = {0}, later;
     for (size_t i = 0; tg_request_header_at(r, i, &hn, &hl, &v, &vl); i++)
         if (hl == 6 && strncasecmp(hn, "Cookie", 6) == 0)
             n += tg_jwt_cookie_find(v, vl, src->name, n ? &later : &val);
@@ -524,8 +524,8 @@ static void from_query(tg_request_t *r, const source_t *src, found_t *f)
 {
     size_t qlen;
     const char *q = tg_request_query(r, &qlen);
-    tg_jwt_span_t val;
-    size_t n = q ? tg_jwt_query_find(q, qlen, src->name, &f->param, &val) : 0;
+    tg_span_t val;
+    size_t n = q ? tg_query_find(q, qlen, src->name, &f->param, &val) : 0;
     if (n == 0)
         return;
     char *out = tg_arena_alloc(tg_request_arena(r), val.len + 1);
@@ -665,7 +665,7 @@ static int strip_query(tg_request_t *r, const found_t *f)
     size_t qlen;
     const char *q = tg_request_query(r, &qlen);
     char *out = tg_arena_alloc(tg_request_arena(r), qlen + 1);
-    size_t n = tg_jwt_query_without(q, qlen, f->param, out);
+    size_t n = tg_query_without(q, qlen, f->param, out);
     return tg_request_set_query(r, n ? out : NULL, n);
 }
 

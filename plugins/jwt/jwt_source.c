@@ -1,4 +1,4 @@
-/* jwt plugin: token parameters in queries and cookies (jwt_source.h). */
+/* jwt plugin: token cookies (jwt_source.h). */
 #include "jwt_source.h"
 
 #include <stdbool.h>
@@ -11,7 +11,7 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-static tg_jwt_span_t trim(const char *p, size_t len)
+static tg_span_t trim(const char *p, size_t len)
 {
     while (len > 0 && is_ows(p[0])) {
         p++;
@@ -19,57 +19,12 @@ static tg_jwt_span_t trim(const char *p, size_t len)
     }
     while (len > 0 && is_ows(p[len - 1]))
         len--;
-    return (tg_jwt_span_t){p, len};
-}
-
-/* Whether the raw (percent-encoded) name decodes to name (nlen bytes). */
-static bool query_name_is(const char *raw, size_t rlen, const char *name, size_t nlen)
-{
-    /* Decoding shortens 3 bytes to 1 at most: most names are ruled out by
-     * their length alone, the rest fit the buffer. */
-    char buf[3 * TG_JWT_SOURCE_NAME_MAX];
-    if (rlen < nlen || rlen > 3 * nlen || rlen > sizeof(buf))
-        return false;
-    if (rlen == nlen && memchr(raw, '%', rlen) == NULL)
-        return memcmp(raw, name, nlen) == 0;
-    return tg_percent_decode(raw, rlen, buf) == nlen && memcmp(buf, name, nlen) == 0;
-}
-
-size_t tg_jwt_query_find(const char *q, size_t len, const char *name, tg_jwt_span_t *param,
-                         tg_jwt_span_t *value)
-{
-    size_t nlen = strlen(name), count = 0;
-    const char *end = q + len;
-    while (q != NULL && q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(q, '=', (size_t)(stop - q));
-        const char *name_end = eq ? eq : stop;
-        if (query_name_is(q, (size_t)(name_end - q), name, nlen) && count++ == 0) {
-            *param = (tg_jwt_span_t){q, (size_t)(stop - q)};
-            const char *v = eq ? eq + 1 : stop;
-            *value = (tg_jwt_span_t){v, (size_t)(stop - v)};
-        }
-        q = amp ? amp + 1 : NULL;
-    }
-    return count;
-}
-
-size_t tg_jwt_query_without(const char *q, size_t len, tg_jwt_span_t param, char *out)
-{
-    size_t start = (size_t)(param.p - q), stop = start + param.len;
-    if (stop < len)
-        stop++; /* the "&" after it */
-    else if (start > 0)
-        start--; /* the last parameter: the "&" before it */
-    memcpy(out, q, start);
-    memcpy(out + start, q + stop, len - stop);
-    return start + len - stop;
+    return (tg_span_t){p, len};
 }
 
 /* The next cookie-pair of [*p, end): its trimmed text, name and value. */
-static bool next_pair(const char **p, const char *end, tg_jwt_span_t *pair, tg_jwt_span_t *name,
-                      tg_jwt_span_t *value)
+static bool next_pair(const char **p, const char *end, tg_span_t *pair, tg_span_t *name,
+                      tg_span_t *value)
 {
     if (*p >= end)
         return false;
@@ -80,7 +35,7 @@ static bool next_pair(const char **p, const char *end, tg_jwt_span_t *pair, tg_j
     const char *eq = memchr(pair->p, '=', pair->len);
     if (eq == NULL) {
         /* No "=": not a pair with a name (RFC 6265bis makes it a nameless value). */
-        *name = (tg_jwt_span_t){pair->p, 0};
+        *name = (tg_span_t){pair->p, 0};
         *value = *pair;
         return true;
     }
@@ -89,11 +44,11 @@ static bool next_pair(const char **p, const char *end, tg_jwt_span_t *pair, tg_j
     return true;
 }
 
-size_t tg_jwt_cookie_find(const char *v, size_t len, const char *name, tg_jwt_span_t *value)
+size_t tg_jwt_cookie_find(const char *v, size_t len, const char *name, tg_span_t *value)
 {
     size_t nlen = strlen(name), count = 0;
     const char *p = v, *end = v + len;
-    tg_jwt_span_t pair, n, val;
+    tg_span_t pair, n, val;
     while (next_pair(&p, end, &pair, &n, &val)) {
         if (n.len != nlen || memcmp(n.p, name, nlen) != 0 || count++ > 0)
             continue;
@@ -111,7 +66,7 @@ size_t tg_jwt_cookie_without(const char *v, size_t len, const char *name, char *
 {
     size_t nlen = strlen(name);
     const char *p = v, *end = v + len;
-    tg_jwt_span_t pair, n, val;
+    tg_span_t pair, n, val;
     while (next_pair(&p, end, &pair, &n, &val)) {
         if (pair.len == 0 || (n.len == nlen && memcmp(n.p, name, nlen) == 0))
             continue;

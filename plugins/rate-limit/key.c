@@ -1,9 +1,9 @@
 /*
  * The `key` expression: whose bucket a request draws from.
  *
- *   key: ip | route | jwt.<claim> | header:<Name> | [a list of these]
+ *   key: ip | route | consumer | jwt.<claim> | header:<Name> | [a list of these]
  *
- * Each part is tagged with its kind ("i:", "r:", "j:", "h:") so a client
+ * Each part is tagged with its kind ("i:", "r:", "j:", "h:", "c:") so a client
  * cannot pick a header value equal to someone else's IP fallback, and joined
  * with '|' (escaped inside values) so two different lists never give the same
  * text. Long values are hashed: Redis keys stay short and a client sending an
@@ -35,6 +35,10 @@ static int parse_part(const tg_conf_node_t *n, tg_rl_key_t *key, tg_conf_err_t *
         p->kind = TG_RL_KEY_IP;
     } else if (strcmp(s, "route") == 0) {
         p->kind = TG_RL_KEY_ROUTE;
+    } else if (strcmp(s, "consumer") == 0) {
+        p->kind = TG_RL_KEY_CONSUMER;
+        if (key->consumer_node == NULL)
+            key->consumer_node = n;
     } else if (strncmp(s, "jwt.", 4) == 0 && is_claim(s + 4)) {
         p->kind = TG_RL_KEY_JWT;
         p->name = strdup(s); /* "jwt.sub": the claim after "jwt." (tg_request_claim) */
@@ -46,7 +50,7 @@ static int parse_part(const tg_conf_node_t *n, tg_rl_key_t *key, tg_conf_err_t *
         p->name = strdup(s + 7);
     } else {
         return tg_conf_error(err, n,
-                             "invalid key '%s': expected ip, route, jwt.<claim>, "
+                             "invalid key '%s': expected ip, route, consumer, jwt.<claim>, "
                              "header:<Name> or a list of these",
                              s);
     }
@@ -78,7 +82,7 @@ void tg_rl_key_free(tg_rl_key_t *key)
 
 size_t tg_rl_key_describe(const tg_rl_key_t *key, char *buf, size_t cap)
 {
-    static const char *const kinds[] = {"ip", "jwt:", "header:", "route"};
+    static const char *const kinds[] = {"ip", "jwt:", "header:", "route", "consumer"};
     size_t used = 0;
     for (size_t i = 0; i < key->nparts && used < cap; i++) {
         const tg_rl_key_part_t *p = &key->parts[i];
@@ -89,12 +93,15 @@ size_t tg_rl_key_describe(const tg_rl_key_t *key, char *buf, size_t cap)
     return used < cap ? used : cap;
 }
 
-/* The raw value of one part and its tag; a missing claim or header is the IP. */
+/* The raw value of one part and its tag; a missing claim, header or consumer
+ * is the IP. */
 static const char *part_value(tg_request_t *r, const tg_rl_key_part_t *p, size_t *len, char *tag)
 {
     const char *v = NULL;
-    *tag = "ijhr"[p->kind];
-    if (p->kind == TG_RL_KEY_JWT)
+    *tag = "ijhrc"[p->kind];
+    if (p->kind == TG_RL_KEY_CONSUMER)
+        v = tg_request_consumer(r, len);
+    else if (p->kind == TG_RL_KEY_JWT)
         v = tg_request_claim(r, p->name + 4, len);
     else if (p->kind == TG_RL_KEY_HEADER)
         v = tg_request_header(r, p->name, len);

@@ -4,7 +4,7 @@
  *
  *   - name: rate-limit
  *     config:
- *       key: jwt.sub              # ip | route | jwt.<claim> | header:<Name> | a list
+ *       key: jwt.sub              # ip | route | consumer | jwt.<claim> | header:<Name> | a list
  *       limits:
  *         - { rate: 100, per: 1s, burst: 200 }
  *         - { rate: 5000, per: 1h }   # burst defaults to rate
@@ -264,7 +264,15 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
                "rate-limit: requests will be keyed by ip",
                at->file, at->line, at->col, at->value);
     }
+    if (c->key.consumer_node != NULL && !runs_before(env->before, "key-auth")) {
+        const tg_conf_node_t *at = c->key.consumer_node;
+        tg_log(TG_LOG_WARN,
+               "%s:%u:%u: rate-limit key 'consumer' needs an authentication plugin that "
+               "publishes one (key-auth) before rate-limit: requests will be keyed by ip",
+               at->file, at->line, at->col);
+    }
     c->key.jwt_node = NULL;
+    c->key.consumer_node = NULL;
     c->prefix = make_prefix(c, env->route_name);
     c->prefix_len = c->prefix ? strlen(c->prefix) : 0;
     c->policy = make_policy(c);

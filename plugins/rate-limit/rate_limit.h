@@ -46,7 +46,13 @@ typedef struct {
 } tg_rl_result_t;
 
 /* ---- key.c: the `key` expression ---- */
-typedef enum { TG_RL_KEY_IP, TG_RL_KEY_JWT, TG_RL_KEY_HEADER, TG_RL_KEY_ROUTE } tg_rl_key_kind_t;
+typedef enum {
+    TG_RL_KEY_IP,
+    TG_RL_KEY_JWT,
+    TG_RL_KEY_HEADER,
+    TG_RL_KEY_ROUTE,
+    TG_RL_KEY_CONSUMER, /* tg_request_consumer (key-auth) */
+} tg_rl_key_kind_t;
 
 typedef struct {
     tg_rl_key_kind_t kind;
@@ -57,7 +63,8 @@ typedef struct {
     tg_rl_key_part_t parts[TG_RL_MAX_KEY_PARTS];
     size_t nparts;
     bool uses_jwt;
-    const tg_conf_node_t *jwt_node; /* only during create(): where jwt.* was written */
+    const tg_conf_node_t *jwt_node;      /* only during create(): where jwt.* was written */
+    const tg_conf_node_t *consumer_node; /* only during create(): where consumer was written */
 } tg_rl_key_t;
 
 /* Parses a scalar or a list of scalars. Returns 0 or -1 with err filled. */
@@ -65,9 +72,9 @@ int tg_rl_key_parse(const tg_conf_node_t *n, tg_rl_key_t *key, tg_conf_err_t *er
 void tg_rl_key_free(tg_rl_key_t *key);
 /* Appends the canonical text of the expression (for the instance hash). */
 size_t tg_rl_key_describe(const tg_rl_key_t *key, char *buf, size_t cap);
-/* The key value of r: parts "i:<ip>", "j:<claim>", "h:<header>", "r:<route>"
- * joined by '|' ('|' and '\' escaped when there are several); a missing JWT
- * claim or header falls back to the client IP. Values longer than 64 bytes
+/* The key value of r: parts "i:<ip>", "j:<claim>", "h:<header>", "r:<route>",
+ * "c:<consumer>" joined by '|' ('|' and '\' escaped when there are several); a
+ * missing JWT claim, header or consumer falls back to the client IP. Values longer than 64 bytes
  * are replaced by "#<sha1 hex>". Arena-allocated. */
 const char *tg_rl_key_value(tg_request_t *r, const tg_rl_key_t *key, size_t *len);
 

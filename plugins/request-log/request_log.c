@@ -63,6 +63,7 @@ typedef enum {
     F_RATE_LIMIT,
     F_PROFILE,
     F_UPSTREAM_PATH,
+    F_CONSUMER,
     F_COUNT,
 } field_t;
 
@@ -90,6 +91,7 @@ static const char *const field_names[F_COUNT] = {
     [F_RATE_LIMIT] = "rate_limit",
     [F_PROFILE] = "profile",
     [F_UPSTREAM_PATH] = "upstream_path",
+    [F_CONSUMER] = "consumer",
 };
 
 /* Request variables behind fields (include/tollgate/request.h). */
@@ -469,6 +471,9 @@ static value_t request_value(tg_request_t *r, field_t f)
         return cstr_value(tg_request_upstream_addr(r));
     case F_SUBJECT:
         p = tg_request_subject(r, &len);
+        break;
+    case F_CONSUMER:
+        p = tg_request_consumer(r, &len);
         break;
     default:
         if (field_vars[f] != NULL)

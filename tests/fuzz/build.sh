@@ -29,7 +29,7 @@ jwt)
     libs="-lcrypto -ljansson"
     ;;
 jwt_source)
-    extra="plugins/jwt/jwt_source.c src/percent.c"
+    extra="plugins/jwt/jwt_source.c src/query.c src/percent.c"
     ;;
 *)
     echo "build.sh: unknown fuzz target '$name' (add it to the case statement)" >&2

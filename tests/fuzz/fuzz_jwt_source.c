@@ -1,6 +1,7 @@
 /*
- * libFuzzer target: the jwt plugin's query and cookie token finders and
- * their strip_token rewriters (plugins/jwt/jwt_source.c).
+ * libFuzzer target: the query parameter finder (src/query.c, public, used by
+ * the jwt and key-auth plugins), the jwt plugin's cookie finder, and their
+ * strip rewriters (plugins/jwt/jwt_source.c).
  *
  * The input is a query string and a Cookie header value at once. Checked:
  * spans stay inside the input; a query without the token parameter has one
@@ -9,7 +10,7 @@
  * is a fixed point (rewriting it again changes nothing).
  *
  * Build: tests/fuzz/build.sh jwt_source (sources: plugins/jwt/jwt_source.c
- * src/percent.c).
+ * src/query.c src/percent.c).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -28,21 +29,21 @@
 
 static const char *const names[] = {"access_token", "t", "a%b"};
 
-static int inside(tg_jwt_span_t s, const char *p, size_t len)
+static int inside(tg_span_t s, const char *p, size_t len)
 {
     return s.p >= p && s.len <= len && (size_t)(s.p - p) <= len - s.len;
 }
 
 static void query(const char *q, size_t len, const char *name)
 {
-    tg_jwt_span_t param, value;
-    size_t n = tg_jwt_query_find(q, len, name, &param, &value);
+    tg_span_t param, value;
+    size_t n = tg_query_find(q, len, name, &param, &value);
     if (n == 0)
         return;
     CHECK(inside(param, q, len) && inside(value, param.p, param.len));
     char *out = malloc(len + 1);
     CHECK(out != NULL);
-    size_t m = tg_jwt_query_without(q, len, param, out);
+    size_t m = tg_query_without(q, len, param, out);
     CHECK(m + param.len == len || m + param.len + 1 == len);
     /* One gap: what is before it and after it is kept byte for byte. */
     size_t start = (size_t)(param.p - q);
@@ -50,14 +51,14 @@ static void query(const char *q, size_t len, const char *name)
         start--;
     CHECK(start <= m && memcmp(out, q, start) == 0);
     CHECK(memcmp(out + start, q + start + (len - m), m - start) == 0);
-    tg_jwt_span_t p2, v2;
-    CHECK(tg_jwt_query_find(out, m, name, &p2, &v2) == n - 1);
+    tg_span_t p2, v2;
+    CHECK(tg_query_find(out, m, name, &p2, &v2) == n - 1);
     free(out);
 }
 
 static void cookie(const char *v, size_t len, const char *name)
 {
-    tg_jwt_span_t value;
+    tg_span_t value;
     size_t n = tg_jwt_cookie_find(v, len, name, &value);
     if (n > 0)
         CHECK(inside(value, v, len));

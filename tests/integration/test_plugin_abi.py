@@ -16,6 +16,19 @@ import tg_harness as h
 BUILD = os.environ.get("TOLLGATE_BUILD_DIR", os.path.dirname(h.BINARY))
 
 
+def _api_minor():
+    """This core's TG_PLUGIN_API_MINOR, as plugin.h says (it grows with the API)."""
+    with open(os.path.join(h.REPO, "include", "tollgate", "plugin.h")) as f:
+        for line in f:
+            if line.startswith("#define TG_PLUGIN_API_MINOR "):
+                return int(line.split()[2])
+    raise AssertionError("TG_PLUGIN_API_MINOR not found in plugin.h")
+
+
+API = "2.%d" % _api_minor()
+NEWER = "2.%d" % (_api_minor() + 1)
+
+
 def module(variant):
     return os.path.join(os.path.dirname(h.BINARY), "tests", "abi_%s.so" % variant)
 
@@ -54,7 +67,7 @@ def upstream_saw(port, name):
 def test_current_module_loads_and_its_version_is_logged(tmp_path):
     rc, err, _ = check(tmp_path, "current", "-l", "info")
     assert rc == 0, err
-    assert "plugin abi 9.9.9 (API 2.1) loaded from %s" % module("current") in err, err
+    assert "plugin abi 9.9.9 (API %s) loaded from %s" % (API, module("current")) in err, err
 
 
 def test_current_module_runs(gateway_factory, upstream_factory):
@@ -77,10 +90,10 @@ def test_older_minor_module_runs(gateway_factory, upstream_factory):
 
 
 @pytest.mark.parametrize("variant, message", [
-    ("newer", "was built for plugin API 2.2, newer than this tollgate's 2.1: upgrade tollgate or "
-              "build the plugin against these headers"),
-    ("major", "was built for plugin API 3, this tollgate provides 2.1"),
-    ("v1", "was built for plugin API 1, this tollgate provides 2.1"),
+    ("newer", "was built for plugin API %s, newer than this tollgate's %s: upgrade tollgate or "
+              "build the plugin against these headers" % (NEWER, API)),
+    ("major", "was built for plugin API 3, this tollgate provides %s" % API),
+    ("v1", "was built for plugin API 1, this tollgate provides %s" % API),
     # x86_64 sizes: the descriptor ends before request_head (64), 2.0 ends after reopen (112)
     ("small", "has a descriptor of 64 bytes, smaller than plugin API 2.0's 112: it was not built "
               "with TG_PLUGIN_ABI"),
@@ -104,6 +117,12 @@ plugins:
     config: { key: ip, backend: local, limits: [{ rate: 1, per: 1s }] }
   - name: response-shape
     config: { client: "header:X-Client", default: web, profiles: { web: { exclude: [x] } } }
+  - name: cors
+    config: { origins: ["https://app.example.com"] }
+  - name: ip-rules
+    config: { allow: ["127.0.0.0/8"] }
+  - name: key-auth
+    config: { keys_file: keys.yaml }
 routes:
   - { name: a, upstream: up }
 """
@@ -114,12 +133,14 @@ def test_bundled_plugins_carry_the_project_version(tmp_path):
                              timeout=20).stdout.decode().split()[1]
     cfg = tmp_path / "bundled.yaml"
     cfg.write_text(BUNDLED_CONFIG)
+    (tmp_path / "keys.yaml").write_text("consumers: []\n")
     p = subprocess.run([h.BINARY, "-t", "-l", "info", "-c", str(cfg)], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=20)
     err = p.stderr.decode("utf-8", "replace")
     assert p.returncode == 0, err
-    for name in ("request-log", "jwt", "rate-limit", "response-shape"):
-        assert "plugin %s %s (API 2.1) loaded from " % (name, version) in err, err
+    for name in ("request-log", "jwt", "rate-limit", "response-shape", "cors", "ip-rules",
+                 "key-auth"):
+        assert "plugin %s %s (API %s) loaded from " % (name, version, API) in err, err
 
 
 # ------------------------------------------------------------ pkg-config ----

@@ -92,6 +92,20 @@ START_TEST(test_subject)
 }
 END_TEST
 
+START_TEST(test_consumer)
+{
+    ck_assert_int_eq(tg_claims_set_consumer(&claims, arena, "", 0), -1);
+    ck_assert_ptr_null(claims.consumer);
+    ck_assert_int_eq(tg_claims_set_consumer(&claims, arena, "alice", 5), 0);
+    char name[] = "bob";
+    ck_assert_int_eq(tg_claims_set_consumer(&claims, arena, name, 3), 0);
+    name[0] = 'x'; /* copied */
+    ck_assert_str_eq(claims.consumer, "bob");
+    ck_assert_uint_eq(claims.consumer_len, 3);
+    ck_assert_ptr_null(claims.subject); /* its own slot */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("claims");
@@ -102,6 +116,7 @@ int main(void)
     tcase_add_test(tc, test_empty_name_refused);
     tcase_add_test(tc, test_at_most_max_names);
     tcase_add_test(tc, test_subject);
+    tcase_add_test(tc, test_consumer);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
