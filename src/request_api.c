@@ -239,6 +239,16 @@ int tg_request_set_header(tg_request_t *r, const char *name, const char *value, 
     return 0;
 }
 
+int tg_request_add_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
+{
+    int rc = set_check(name, &value, value_len, false);
+    if (rc < 0)
+        return rc;
+    append(r->arena, &r->http.headers, &r->http.num_headers, &r->headers_cap, name, value,
+           value_len);
+    return 0;
+}
+
 size_t tg_request_remove_header(tg_request_t *r, const char *name)
 {
     return remove_all(r->http.headers, &r->http.num_headers, name, true);
@@ -312,6 +322,8 @@ int tg_request_respond(tg_request_t *r, int status, const char *content_type, co
         content_type ? tg_arena_strndup(r->arena, content_type, strlen(content_type)) : NULL;
     r->reply.body = body_len ? tg_arena_strndup(r->arena, body, body_len) : "";
     r->reply.len = body_len;
+    r->reply.headers = NULL; /* an earlier answer's go with it */
+    r->reply.nheaders = 0;
     return 0;
 }
 
@@ -401,6 +413,18 @@ int tg_response_set_header(tg_request_t *r, const char *name, const char *value,
     if (rc < 0)
         return rc;
     remove_all(r->resp->headers, &r->resp->num_headers, name, false);
+    append(r->arena, &r->resp->headers, &r->resp->num_headers, &r->resp_cap, name, value,
+           value_len);
+    return 0;
+}
+
+int tg_response_add_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
+{
+    if (!head_open(r))
+        return TG_ESTATE;
+    int rc = set_check(name, &value, value_len, true);
+    if (rc < 0)
+        return rc;
     append(r->arena, &r->resp->headers, &r->resp->num_headers, &r->resp_cap, name, value,
            value_len);
     return 0;

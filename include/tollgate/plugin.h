@@ -109,6 +109,7 @@
 #include "tollgate/log.h"
 #include "tollgate/metrics.h"
 #include "tollgate/request.h"
+#include "tollgate/template.h"
 #include "tollgate/text.h"
 #include "tollgate/units.h"
 
