@@ -263,19 +263,9 @@ int tg_request_set_path(tg_request_t *r, const char *path, size_t len)
     return 0;
 }
 
-/* What the request parser accepts in a query (VCHAR, src/http_parser.c) minus
- * "#", which would start a fragment. */
-static bool query_bytes_ok(const char *q, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)q[i] < 0x21 || (unsigned char)q[i] > 0x7e || q[i] == '#')
-            return false;
-    return true;
-}
-
 int tg_request_set_query(tg_request_t *r, const char *query, size_t len)
 {
-    if (query != NULL && !query_bytes_ok(query, len))
+    if (query != NULL && !tg_query_bytes_valid(query, len))
         return TG_EINVAL;
     if (!r->query_replaced) {
         r->client_query = r->query;

@@ -82,8 +82,10 @@ static int parse_reply_headers(tg_route_t *r, tg_respond_t *rs, const tg_conf_no
             return tg_conf_error(err, n->keys[i], "use content_type for Content-Type");
         tg_tpl_header_t *h = &rs->headers[rs->nheaders++];
         h->name = strdup(name);
+        if (h->name == NULL)
+            abort();
         h->value = tg_template_compile_route(n->items[i], TG_TEMPLATE_HEADER, r, err);
-        if (h->name == NULL || h->value == NULL)
+        if (h->value == NULL)
             return -1;
     }
     return 0;
@@ -105,8 +107,9 @@ static int parse_respond(tg_route_t *r, const tg_conf_node_t *n, tg_conf_err_t *
     if ((rs->status == 204 || rs->status == 304) && rs->body != NULL && rs->body[0] != '\0')
         return tg_conf_error(err, tg_conf_map_get(n, "body"), "a %u response has no body",
                              (unsigned)rs->status);
-    if (rs->content_type == NULL && rs->body != NULL && rs->body[0] != '\0')
-        rs->content_type = strdup("text/plain; charset=utf-8");
+    if (rs->content_type == NULL && rs->body != NULL && rs->body[0] != '\0' &&
+        (rs->content_type = strdup("text/plain; charset=utf-8")) == NULL)
+        abort();
     int rc = parse_reply_headers(r, rs, rs->headers_node, err);
     rs->headers_node = NULL;
     return rc;

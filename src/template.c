@@ -156,16 +156,6 @@ static int parse_parts(compile_t *c, const char *s)
     return 0;
 }
 
-/* What a client may send in a target (the parser's VCHAR) minus "#", which
- * would start a fragment. */
-static bool url_bytes_ok(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e || s[i] == '#')
-            return false;
-    return true;
-}
-
 static int check_literals(const compile_t *c)
 {
     const tg_template_t *t = c->t;
@@ -174,7 +164,7 @@ static int check_literals(const compile_t *c)
         if (p->kind != TG_TPL_LITERAL)
             continue;
         bool ok = t->mode == TG_TEMPLATE_HEADER ? tg_field_value_valid(p->text, p->len)
-                                                : url_bytes_ok(p->text, p->len);
+                                                : tg_query_bytes_valid(p->text, p->len);
         if (!ok)
             return tg_conf_error(c->err, c->node,
                                  t->mode == TG_TEMPLATE_HEADER

@@ -283,11 +283,14 @@ START_TEST(test_host_header)
     req.host = NULL; /* an HTTP/1.0 client without Host: the target's */
     ck_assert_str_eq(tg_route_host(&req, t, &len), "127.0.0.1:9001");
     route(HEAD "    upstream: u\n    host_header: upstream\n", "/", NULL);
+    t = &cfg->upstreams[0].targets[0]; /* each route() loads a new config */
     ck_assert_str_eq(tg_route_host(&req, t, &len), "127.0.0.1:9001");
     ck_assert_uint_eq(len, 14);
     route(HEAD "    upstream: u\n    host_header: \"api.internal:8443\"\n", "/", NULL);
+    t = &cfg->upstreams[0].targets[0];
     ck_assert_str_eq(tg_route_host(&req, t, &len), "api.internal:8443");
     route(HEAD "    upstream: u\n    host_header: pass\n", "/", NULL);
+    t = &cfg->upstreams[0].targets[0];
     ck_assert_str_eq(tg_route_host(&req, t, &len), "client.example");
 }
 END_TEST
