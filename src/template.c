@@ -245,15 +245,16 @@ static int check_start(const compile_t *c)
             return tg_conf_error(c->err, c->node, "a path template must start with \"/\"");
         return 0;
     }
-    if (s[0] == '/' && s[1] != '/')
+    /* Browsers read "/\host" as "//host": both name another site. */
+    if (s[0] == '/' && s[1] != '/' && s[1] != '\\')
         return 0;
     if (strncasecmp(s, "http://", 7) == 0)
         return check_authority(c, s + 7);
     if (strncasecmp(s, "https://", 8) == 0)
         return check_authority(c, s + 8);
     return tg_conf_error(c->err, c->node,
-                         "a redirect URL must start with \"/\" (not \"//\"), \"http://\" or "
-                         "\"https://\"");
+                         "a redirect URL must start with \"/\" (not \"//\" nor \"/\\\"), "
+                         "\"http://\" or \"https://\"");
 }
 
 static int check(const compile_t *c)

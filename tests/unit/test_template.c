@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "arena.h"
-#include "path_norm.h"
 #include "request.h"
 #include "template.h"
 
@@ -157,8 +156,9 @@ START_TEST(test_compile_errors)
         {"{header.Bad Name}", TG_TEMPLATE_HEADER, NULL,
          "t.yaml:3:7: invalid header name in {header.Bad Name}"},
         {"//evil.example/{jwt.sub}", TG_TEMPLATE_URL, NULL,
-         "t.yaml:3:7: a redirect URL must start with \"/\" (not \"//\"), \"http://\" or "
-         "\"https://\""},
+         "t.yaml:3:7: a redirect URL must start with \"/\" (not \"//\" nor \"/\\\"), "
+         "\"http://\" or \"https://\""},
+        {"/\\evil.example/", TG_TEMPLATE_URL, NULL, NULL},
         {"javascript:alert(1)", TG_TEMPLATE_URL, NULL, NULL},
         {"https://{header.Host}/x", TG_TEMPLATE_URL, NULL,
          "t.yaml:3:7: invalid host in redirect URL"},
