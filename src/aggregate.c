@@ -7,103 +7,10 @@
 
 #include "conn.h"
 #include "request.h"
+#include "template.h"
 #include "tollgate/clock.h"
 #include "tollgate/fetch.h"
 #include "tollgate/request.h"
-#include "tollgate/text.h"
-
-/* ---- templates ---- */
-
-static const struct {
-    const char *prefix;
-    tg_tpl_kind_t kind;
-} sources[] = {
-    {"jwt.", TG_TPL_JWT},   {"query.", TG_TPL_QUERY}, {"header.", TG_TPL_HEADER},
-    {"path.", TG_TPL_PATH}, {"var.", TG_TPL_VAR},
-};
-
-/* A part is in the path until a literal "?" has been added. */
-static bool in_path(const tg_template_t *t)
-{
-    for (size_t i = 0; i < t->nparts; i++)
-        if (t->parts[i].kind == TG_TPL_LITERAL && memchr(t->parts[i].text, '?', t->parts[i].len))
-            return false;
-    return true;
-}
-
-static void add_part(tg_template_t *t, tg_tpl_kind_t kind, const char *s, size_t len)
-{
-    bool path = in_path(t);
-    tg_tpl_part_t *p = realloc(t->parts, (t->nparts + 1) * sizeof(*p));
-    if (p == NULL)
-        abort();
-    t->parts = p;
-    t->parts[t->nparts].kind = kind;
-    t->parts[t->nparts].text = strndup(s, len);
-    t->parts[t->nparts].len = len;
-    t->parts[t->nparts].in_path = path;
-    t->nparts++;
-}
-
-static int check_group(const tg_route_t *route, const char *name, const tg_conf_node_t *n,
-                       tg_conf_err_t *err)
-{
-    if (route->regex == NULL)
-        return tg_conf_error(err, n, "{path.%s} needs a path_regex with a (?<%s>...) group", name,
-                             name);
-    if (pcre2_substring_number_from_name(route->regex, (PCRE2_SPTR)name) < 0)
-        return tg_conf_error(err, n, "path_regex has no group named '%s'", name);
-    return 0;
-}
-
-static int parse_var(tg_template_t *t, const tg_route_t *route, const char *v, size_t len,
-                     const tg_conf_node_t *n, tg_conf_err_t *err)
-{
-    for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
-        size_t pl = strlen(sources[i].prefix);
-        if (len > pl && strncmp(v, sources[i].prefix, pl) == 0) {
-            add_part(t, sources[i].kind, v + pl, len - pl);
-            if (sources[i].kind == TG_TPL_PATH)
-                return check_group(route, t->parts[t->nparts - 1].text, n, err);
-            return 0;
-        }
-    }
-    return tg_conf_error(err, n,
-                         "unknown template variable {%.*s}: use jwt.<claim>, query.<name>, "
-                         "header.<Name>, path.<group> or var.<key>",
-                         (int)len, v);
-}
-
-static int parse_template(tg_template_t *t, const tg_route_t *route, const tg_conf_node_t *n,
-                          tg_conf_err_t *err)
-{
-    const char *s = n->value;
-    if (s[0] != '/')
-        return tg_conf_error(err, n, "call path must start with \"/\"");
-    while (*s) {
-        const char *open = strchr(s, '{');
-        if (open == NULL) {
-            add_part(t, TG_TPL_LITERAL, s, strlen(s));
-            break;
-        }
-        if (open > s)
-            add_part(t, TG_TPL_LITERAL, s, (size_t)(open - s));
-        const char *close = strchr(open, '}');
-        if (close == NULL)
-            return tg_conf_error(err, n, "unterminated '{' in template");
-        if (parse_var(t, route, open + 1, (size_t)(close - open - 1), n, err) < 0)
-            return -1;
-        s = close + 1;
-    }
-    return 0;
-}
-
-static void template_free(tg_template_t *t)
-{
-    for (size_t i = 0; i < t->nparts; i++)
-        free(t->parts[i].text);
-    free(t->parts);
-}
 
 /* ---- config ---- */
 
@@ -120,15 +27,14 @@ static int parse_call(tg_config_t *cfg, tg_route_t *route, const tg_conf_node_t 
     const char *key, *up;
     if (tg_conf_get_string(k, &key, err) < 0 || tg_conf_get_string(u, &up, err) < 0)
         return -1;
-    if (p->type != TG_CONF_SCALAR)
-        return tg_conf_error(err, p, "expected a path template");
     call->key = strdup(key);
     call->upstream = tg_config_upstream(cfg, up);
     if (call->upstream == NULL)
         return tg_conf_error(err, u, "unknown upstream '%s'", up);
     if (o != NULL && tg_conf_get_bool(o, &call->optional, err) < 0)
         return -1;
-    return parse_template(&call->path, route, p, err);
+    call->path = tg_template_compile_route(p, TG_TEMPLATE_PATH, route, err);
+    return call->path ? 0 : -1;
 }
 
 static int parse_pass_headers(tg_aggregate_t *a, const tg_conf_node_t *n, tg_conf_err_t *err)
@@ -192,7 +98,7 @@ void tg_aggregate_free(tg_aggregate_t *a)
         return;
     for (size_t i = 0; i < a->ncalls; i++) {
         free(a->calls[i].key);
-        template_free(&a->calls[i].path);
+        tg_template_free(a->calls[i].path);
     }
     free(a->calls);
     for (size_t i = 0; i < a->npass; i++)
@@ -202,120 +108,6 @@ void tg_aggregate_free(tg_aggregate_t *a)
 }
 
 /* ---- running ---- */
-
-/* Query values and path segments arrive percent-encoded: they are decoded
- * first, so that re-encoding is exact and "%2F" can never turn into a "/"
- * (nor "%252F" into "%2F"). plus: "+" means a space (query strings). */
-static char *decode(tg_req_t *req, const char *raw, size_t raw_len, bool plus, size_t *len)
-{
-    char *v = tg_arena_alloc(req->arena, raw_len + 1);
-    *len = (size_t)tg_percent_decode_flags(raw, raw_len, v, plus ? TG_PERCENT_PLUS : 0);
-    return v;
-}
-
-static char *query_value(tg_req_t *req, const char *name, size_t *len)
-{
-    size_t raw_len;
-    const char *raw = tg_request_query_param(req, name, &raw_len);
-    return raw ? decode(req, raw, raw_len, true, len) : NULL;
-}
-
-static const char *path_group(tg_req_t *req, const char *name, size_t *len)
-{
-    const tg_route_t *r = req->route;
-    if (r->regex == NULL)
-        return NULL;
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(r->regex, NULL);
-    const char *v = NULL;
-    if (pcre2_match(r->regex, (PCRE2_SPTR)req->path, req->path_len, 0, 0, md, NULL) > 0) {
-        PCRE2_SIZE n;
-        if (pcre2_substring_length_byname(md, (PCRE2_SPTR)name, &n) == 0) {
-            char *buf = tg_arena_alloc(req->arena, n + 1);
-            PCRE2_SIZE cap = n + 1;
-            if (pcre2_substring_copy_byname(md, (PCRE2_SPTR)name, (PCRE2_UCHAR *)buf, &cap) == 0)
-                v = decode(req, buf, cap, false, len);
-        }
-    }
-    pcre2_match_data_free(md);
-    return v;
-}
-
-static const char *part_value(tg_req_t *req, const tg_tpl_part_t *p, size_t *len)
-{
-    switch (p->kind) {
-    case TG_TPL_JWT:
-        return tg_request_claim(req, p->text, len);
-    case TG_TPL_QUERY:
-        return query_value(req, p->text, len);
-    case TG_TPL_HEADER:
-        return tg_request_header(req, p->text, len);
-    case TG_TPL_PATH:
-        return path_group(req, p->text, len);
-    case TG_TPL_VAR:
-        return tg_request_var_str(req, p->text, len);
-    case TG_TPL_LITERAL:
-    default:
-        *len = p->len;
-        return p->text;
-    }
-}
-
-static const char *kind_prefix(tg_tpl_kind_t kind)
-{
-    for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
-        if (sources[i].kind == kind)
-            return sources[i].prefix;
-    return "";
-}
-
-/* A value in the path part may not be a whole segment of its own making:
- * missing and "" would give "//", "." and ".." survive percent-encoding (they
- * are unreserved) and would be dot-segments upstream. Checked on every path
- * value, wherever it sits in its segment, so that two values or a value and a
- * literal dot can never add up to one either. NULL when the value is fine. */
-static const char *bad_segment_value(const char *v, size_t len)
-{
-    if (v == NULL)
-        return "is missing";
-    if (len == 0)
-        return "is empty";
-    if (len == 1 && v[0] == '.')
-        return "is '.'";
-    if (len == 2 && v[0] == '.' && v[1] == '.')
-        return "is '..'";
-    return NULL;
-}
-
-/* Renders a template into *out; a missing value outside the path renders as
- * empty. Returns NULL, or the 400 message naming the refused value. */
-static const char *render(tg_req_t *req, const tg_template_t *t, const char **out)
-{
-    struct evbuffer *b = evbuffer_new();
-    for (size_t i = 0; i < t->nparts; i++) {
-        const tg_tpl_part_t *p = &t->parts[i];
-        size_t len = 0;
-        const char *v = part_value(req, p, &len);
-        const char *bad =
-            p->in_path && p->kind != TG_TPL_LITERAL ? bad_segment_value(v, len) : NULL;
-        if (bad != NULL) {
-            evbuffer_free(b);
-            return tg_arena_printf(req->arena, "template value {%s%s} %s", kind_prefix(p->kind),
-                                   p->text, bad);
-        }
-        if (v == NULL || len == 0)
-            continue;
-        if (p->kind == TG_TPL_LITERAL) {
-            evbuffer_add(b, v, len);
-            continue;
-        }
-        char *enc = tg_arena_alloc(req->arena, len * 3);
-        evbuffer_add(b, enc, tg_percent_encode(v, len, enc));
-    }
-    size_t n = evbuffer_get_length(b);
-    *out = tg_arena_strndup(req->arena, (const char *)evbuffer_pullup(b, -1), n);
-    evbuffer_free(b);
-    return NULL;
-}
 
 typedef struct agg_run_s agg_run_t;
 
@@ -464,9 +256,9 @@ void tg_aggregate_start(tg_req_t *req)
      * 400 with nothing sent upstream. */
     const char **paths = tg_arena_calloc(req->arena, a->ncalls * sizeof(*paths));
     for (size_t i = 0; i < a->ncalls; i++) {
-        const char *bad = render(req, &a->calls[i].path, &paths[i]);
-        if (bad != NULL) {
-            tg_request_respond_error(req, 400, bad);
+        size_t len;
+        if (tg_template_render(req, a->calls[i].path, &paths[i], &len) < 0) {
+            tg_request_respond_error(req, 400, paths[i]);
             tg_conn_send_reply(req->conn);
             return;
         }

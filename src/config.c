@@ -26,6 +26,7 @@
 #include "conf_node.h"
 #include "path_norm.h"
 #include "redis.h"
+#include "route_action.h"
 #include "router.h"
 #include "tls.h"
 #include "tollgate/text.h"
@@ -673,6 +674,38 @@ static int parse_route_name(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r)
     return 0;
 }
 
+/* What a route does with a request: exactly one of these. */
+static const char *const action_keys[] = {"upstream", "aggregate", "redirect", "respond", NULL};
+
+static bool written_before(const tg_conf_node_t *a, const tg_conf_node_t *b)
+{
+    return a->line < b->line || (a->line == b->line && a->col < b->col);
+}
+
+/* Two actions: the error sits at the one written second. */
+static int one_action(ctx_t *c, const tg_conf_node_t *map)
+{
+    const tg_conf_node_t *first = NULL;
+    const char *first_key = NULL;
+    for (size_t i = 0; action_keys[i] != NULL; i++) {
+        const tg_conf_node_t *n = tg_conf_map_get(map, action_keys[i]);
+        if (n == NULL)
+            continue;
+        if (first == NULL) {
+            first = n;
+            first_key = action_keys[i];
+            continue;
+        }
+        bool later = written_before(first, n);
+        return tg_conf_error(c->err, later ? n : first,
+                             "a route has one of upstream, aggregate, redirect and respond: "
+                             "'%s' and '%s' are both set",
+                             later ? first_key : action_keys[i],
+                             later ? action_keys[i] : first_key);
+    }
+    return first == NULL ? missing(c, map, "upstream") : 0;
+}
+
 static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r)
 {
     const tg_conf_node_t *sp = tg_conf_map_get(map, "strip_prefix");
@@ -682,26 +715,27 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
     const tg_conf_node_t *agg = tg_conf_map_get(map, "aggregate");
     const tg_conf_node_t *ws = tg_conf_map_get(map, "websocket");
     const char *s;
+    if (one_action(c, map) < 0)
+        return -1;
     if (ws != NULL && tg_conf_get_bool(ws, &r->websocket, c->err) < 0)
         return -1;
-    if (ws != NULL && r->websocket && agg != NULL)
-        return tg_conf_error(c->err, ws, "an aggregation route cannot be a websocket route");
-    if (agg != NULL && n != NULL)
-        return tg_conf_error(c->err, agg, "a route has either upstream or aggregate, not both");
-    if (agg != NULL)
-        return tg_aggregate_parse(c->cfg, r, agg, &r->aggregate, c->err);
-    if (n == NULL)
-        return missing(c, map, "upstream");
-    if (tg_conf_get_string(n, &s, c->err) < 0)
+    if (ws != NULL && r->websocket && n == NULL)
+        return tg_conf_error(c->err, ws, "a websocket route needs an upstream");
+    if (agg != NULL && tg_aggregate_parse(c->cfg, r, agg, &r->aggregate, c->err) < 0)
         return -1;
-    r->upstream = tg_config_upstream(c->cfg, s);
-    if (r->upstream == NULL)
-        return tg_conf_error(c->err, n, "unknown upstream '%s'", s);
-    return 0;
+    if (n != NULL) {
+        if (tg_conf_get_string(n, &s, c->err) < 0)
+            return -1;
+        r->upstream = tg_config_upstream(c->cfg, s);
+        if (r->upstream == NULL)
+            return tg_conf_error(c->err, n, "unknown upstream '%s'", s);
+    }
+    return tg_route_action_parse(r, map, c->err);
 }
 
 static const char *const route_keys[] = {"name",    "match",     "strip_prefix", "upstream",
-                                         "plugins", "aggregate", "websocket",    NULL};
+                                         "plugins", "aggregate", "redirect",     "respond",
+                                         "rewrite", "websocket", "host_header",  NULL};
 
 static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
 {
@@ -871,6 +905,7 @@ void tg_config_unref(tg_config_t *cfg)
     for (size_t i = 0; i < cfg->nroutes; i++) {
         tg_chain_free(cfg->routes[i].chain);
         tg_aggregate_free(cfg->routes[i].aggregate);
+        tg_route_action_free(&cfg->routes[i]);
     }
     tg_chain_free(cfg->global_chain);
     tg_chain_destroy_instances(cfg);

@@ -93,11 +93,18 @@ typedef struct {
     /* action */
     char *strip_prefix; /* NULL = none */
     size_t strip_prefix_len;
-    tg_upstream_conf_t *upstream; /* NULL for an aggregation route */
+    tg_upstream_conf_t *upstream; /* NULL for an aggregation, redirect or respond route */
     tg_aggregate_t *aggregate;    /* `aggregate:` calls instead of an upstream */
-    bool websocket;               /* forward Upgrade: websocket handshakes, then tunnel */
-    tg_chain_t *chain;            /* global plugins + the route's own */
-    const tg_conf_node_t *node;   /* only valid during load */
+    /* src/route_action.h */
+    struct tg_redirect_s *redirect; /* `redirect:` instead of an upstream */
+    struct tg_respond_s *respond;   /* `respond:` instead of an upstream */
+    struct tg_template_s *rewrite;  /* `rewrite:`: the path and query sent upstream */
+    bool rewrite_drops_query;       /* the rewrite ends with "?": the client's query goes */
+    uint8_t host_mode;              /* `host_header:` (tg_host_mode_t) */
+    char *host_literal;             /* host_header: "a literal host" */
+    bool websocket;                 /* forward Upgrade: websocket handshakes, then tunnel */
+    tg_chain_t *chain;              /* global plugins + the route's own */
+    const tg_conf_node_t *node;     /* only valid during load */
 } tg_route_t;
 
 typedef struct {

@@ -184,14 +184,18 @@ void tg_conn_send_reply(tg_conn_t *c)
     bool close = rejected_head || c->close_after || c->worker->draining || !req->body.done ||
                  (req->http.flags & TG_HF_CONN_CLOSE) ||
                  (req->http.minor_version == 0 && !(req->http.flags & TG_HF_CONN_KEEPALIVE));
-    tg_http_header_t hs[8];
+    tg_http_header_t stack[8];
+    size_t cap = rp->nheaders + 1 <= 8 ? 8 : rp->nheaders + 1;
+    tg_http_header_t *hs = cap == 8 ? stack : tg_arena_alloc(req->arena, cap * sizeof(*hs));
     tg_http_response_t resp = {.status = status, .headers = hs, .num_headers = 0};
     if (rp->content_type != NULL)
         hs[resp.num_headers++] =
             (tg_http_header_t){"Content-Type", 12, rp->content_type, strlen(rp->content_type)};
+    for (size_t i = 0; i < rp->nheaders; i++)
+        hs[resp.num_headers++] = rp->headers[i];
     if (req->chain != NULL && req->chain->has_response_head) {
         req->resp = &resp;
-        req->resp_cap = 8;
+        req->resp_cap = cap;
         int replaced = tg_chain_response_head(req);
         req->resp = NULL;
         if (replaced) { /* a hook's answer (or a 500) replaces this reply */

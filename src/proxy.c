@@ -14,6 +14,7 @@
 #include "log.h"
 #include "request_head.h"
 #include "response.h"
+#include "route_action.h"
 #include "router.h"
 #include "tollgate/clock.h"
 #include "tunnel.h"
@@ -132,13 +133,8 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     tg_conn_t *c = req->conn;
     const tg_http_request_t *h = &req->http;
     bool trusted = req->peer_trusted;
-    const char *host = req->host;
-    size_t host_len = req->host_len;
-    if (host == NULL) {
-        const tg_target_t *t = &req->pool->conf->targets[req->up->target];
-        host = t->host_header;
-        host_len = strlen(host);
-    }
+    size_t host_len;
+    const char *host = tg_route_host(req, &req->pool->conf->targets[req->up->target], &host_len);
     size_t cap =
         h->method_len + req->path_len + req->query_len + 2 * host_len + req->request_id_len + 512;
     for (size_t i = 0; i < h->num_headers; i++)
@@ -597,6 +593,17 @@ static void chain_done(tg_req_t *req, int outcome)
 {
     switch (outcome) {
     case TG_CHAIN_NEXT:
+        /* Route actions run after the plugins: their templates may read
+         * what plugins published (claims). */
+        if (req->route->redirect != NULL || req->route->respond != NULL) {
+            tg_route_answer(req);
+            tg_conn_send_reply(req->conn);
+            break;
+        }
+        if (req->route->rewrite != NULL && tg_route_rewrite(req) < 0) {
+            tg_conn_send_reply(req->conn);
+            break;
+        }
         send_continue(req);
         if (req->route->aggregate != NULL)
             tg_aggregate_start(req);

@@ -58,6 +58,8 @@ typedef struct {
     const char *content_type;
     const char *body;
     size_t len;
+    tg_http_header_t *headers; /* more header fields (a redirect's Location...); in the arena */
+    size_t nheaders;
 } tg_reply_t;
 
 typedef struct tg_req_s {

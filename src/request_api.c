@@ -239,6 +239,16 @@ int tg_request_set_header(tg_request_t *r, const char *name, const char *value, 
     return 0;
 }
 
+int tg_request_add_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
+{
+    int rc = set_check(name, &value, value_len, false);
+    if (rc < 0)
+        return rc;
+    append(r->arena, &r->http.headers, &r->http.num_headers, &r->headers_cap, name, value,
+           value_len);
+    return 0;
+}
+
 size_t tg_request_remove_header(tg_request_t *r, const char *name)
 {
     return remove_all(r->http.headers, &r->http.num_headers, name, true);
@@ -253,19 +263,9 @@ int tg_request_set_path(tg_request_t *r, const char *path, size_t len)
     return 0;
 }
 
-/* What the request parser accepts in a query (VCHAR, src/http_parser.c) minus
- * "#", which would start a fragment. */
-static bool query_bytes_ok(const char *q, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)q[i] < 0x21 || (unsigned char)q[i] > 0x7e || q[i] == '#')
-            return false;
-    return true;
-}
-
 int tg_request_set_query(tg_request_t *r, const char *query, size_t len)
 {
-    if (query != NULL && !query_bytes_ok(query, len))
+    if (query != NULL && !tg_query_bytes_valid(query, len))
         return TG_EINVAL;
     if (!r->query_replaced) {
         r->client_query = r->query;
@@ -312,6 +312,8 @@ int tg_request_respond(tg_request_t *r, int status, const char *content_type, co
         content_type ? tg_arena_strndup(r->arena, content_type, strlen(content_type)) : NULL;
     r->reply.body = body_len ? tg_arena_strndup(r->arena, body, body_len) : "";
     r->reply.len = body_len;
+    r->reply.headers = NULL; /* an earlier answer's go with it */
+    r->reply.nheaders = 0;
     return 0;
 }
 
@@ -401,6 +403,18 @@ int tg_response_set_header(tg_request_t *r, const char *name, const char *value,
     if (rc < 0)
         return rc;
     remove_all(r->resp->headers, &r->resp->num_headers, name, false);
+    append(r->arena, &r->resp->headers, &r->resp->num_headers, &r->resp_cap, name, value,
+           value_len);
+    return 0;
+}
+
+int tg_response_add_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
+{
+    if (!head_open(r))
+        return TG_ESTATE;
+    int rc = set_check(name, &value, value_len, true);
+    if (rc < 0)
+        return rc;
     append(r->arena, &r->resp->headers, &r->resp->num_headers, &r->resp_cap, name, value,
            value_len);
     return 0;

@@ -3,6 +3,8 @@
  * gateway accepts from the wire are the same set. */
 #include "tollgate/text.h"
 
+#include <string.h>
+
 #include "http_parser.h"
 
 static bool all_of(const char *s, size_t len, unsigned cls)
@@ -21,4 +23,9 @@ bool tg_token_valid(const char *s, size_t len)
 bool tg_field_value_valid(const char *s, size_t len)
 {
     return all_of(s, len, TG_HTTP_C_FIELD);
+}
+
+bool tg_query_bytes_valid(const char *s, size_t len)
+{
+    return len == 0 || (all_of(s, len, TG_HTTP_C_VCHAR) && memchr(s, '#', len) == NULL);
 }

@@ -113,6 +113,7 @@
 #include "tollgate/log.h"
 #include "tollgate/metrics.h"
 #include "tollgate/request.h"
+#include "tollgate/template.h"
 #include "tollgate/text.h"
 #include "tollgate/units.h"
 
@@ -136,9 +137,11 @@
  * History: 2.0 is the descriptor up to `reopen`; 2.1 appended `version`;
  * 2.2 added functions: tollgate/cidr.h, tg_query_find/tg_query_without
  * (text.h), tg_conf_doc_load/root/free (conf.h), tg_request_set_consumer /
- * tg_request_consumer (request.h). */
+ * tg_request_consumer (request.h); 2.3 added tollgate/template.h,
+ * tg_request_add_header / tg_response_add_header (request.h) and
+ * tg_query_bytes_valid (text.h). */
 #define TG_PLUGIN_API_MAJOR 2
-#define TG_PLUGIN_API_MINOR 2
+#define TG_PLUGIN_API_MINOR 3
 
 /* Fills tg_plugin_t.abi with what the module is compiled against. */
 #define TG_PLUGIN_ABI                                                           \

@@ -82,6 +82,10 @@ const char *tg_request_header(const tg_request_t *r, const char *name, size_t *l
  *                  Transfer-Encoding, Upgrade, Content-Length, Host, Expect,
  *                  X-Request-Id, X-Forwarded-For (also spelled with '_'). */
 int tg_request_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len);
+/* Adds a header called name with value (copied) after the others, keeping
+ * those of the same name (a list-valued field gets one more line). Returns
+ * as tg_request_set_header(). */
+int tg_request_add_header(tg_request_t *r, const char *name, const char *value, size_t value_len);
 /* The rule of tg_request_set_header() without a request, for names and values
  * a plugin reads from its config (check them in create()). value NULL checks
  * the name alone. */
@@ -147,6 +151,9 @@ const char *tg_response_header(const tg_request_t *r, const char *name, size_t *
  * response_head only. Returns 0, TG_ESTATE from another phase, or TG_EINVAL
  * and TG_EFORBIDDEN as tg_request_add_response_header(). */
 int tg_response_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len);
+/* Adds a response header after the others, keeping those of the same name.
+ * From response_head only. Returns as tg_response_set_header(). */
+int tg_response_add_header(tg_request_t *r, const char *name, const char *value, size_t value_len);
 /* Removes every response header called name; returns how many (0 from a
  * phase other than response_head). */
 size_t tg_response_remove_header(tg_request_t *r, const char *name);

@@ -23,6 +23,11 @@ bool tg_token_valid(const char *s, size_t len);
  * s; leading and trailing white space is allowed (a recipient strips it). */
 bool tg_field_value_valid(const char *s, size_t len);
 
+/* Whether s may be sent in a request-target's query, as the parser accepts
+ * one: every byte is visible ASCII (0x21-0x7E) but "#", which would start a
+ * fragment. So no space, control, NUL or non-ASCII byte. True for an empty s. */
+bool tg_query_bytes_valid(const char *s, size_t len);
+
 /* Value of a hexadecimal digit of either case (RFC 5234 HEXDIG, and a-f):
  * 0-15, or -1 for any other byte. Inline: parsers call it per byte. */
 static inline int tg_hex_value(unsigned char c)

@@ -205,6 +205,12 @@ def test_consumer_is_a_rate_limit_key(gateway_factory, upstream, tmp_path):
     assert "rate-limit key 'consumer'" not in gw.stderr()
 
 
+def test_consumer_is_a_template_variable(gateway_factory, upstream, tmp_path):
+    hd = {"name": "headers", "config": {"request": {"set": {"X-Who": "consumer={consumer}"}}}}
+    _, port, _ = start(gateway_factory, upstream, tmp_path, route_plugins=[hd])
+    assert seen(get(port, key=KEYS["bob2"]), "X-Who") == ["consumer=bob"]
+
+
 def test_consumer_key_without_key_auth_warns(tmp_path):
     cfg = h.gateway_config(1, {"up": h.upstream_conf(["127.0.0.1:2"])}, [h.route("all", "up", {"path_prefix": "/"})])
     cfg["plugins"] = [{"name": "rate-limit", "config": {"key": "consumer", "limits": [{"rate": 2, "per": "1m"}],

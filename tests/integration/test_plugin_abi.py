@@ -123,6 +123,8 @@ plugins:
     config: { allow: ["127.0.0.0/8"] }
   - name: key-auth
     config: { keys_file: keys.yaml }
+  - name: headers
+    config: { request: { set: { X-Gateway: tollgate } } }
 routes:
   - { name: a, upstream: up }
 """
@@ -139,7 +141,7 @@ def test_bundled_plugins_carry_the_project_version(tmp_path):
     err = p.stderr.decode("utf-8", "replace")
     assert p.returncode == 0, err
     for name in ("request-log", "jwt", "rate-limit", "response-shape", "cors", "ip-rules",
-                 "key-auth"):
+                 "key-auth", "headers"):
         assert "plugin %s %s (API %s) loaded from " % (name, version, API) in err, err
 
 

@@ -1,5 +1,6 @@
-/* Unit tests for src/aggregate.c: templates compiled at load (parts, path or
- * query side, errors at FILE:LINE:COL) and the percent-encoding of values. */
+/* Unit tests for src/aggregate.c: call paths compiled at load by the shared
+ * template engine (parts, path or query side, errors at FILE:LINE:COL) and the
+ * percent-encoding of values. The engine itself: test_template.c. */
 #include <check.h>
 #include <limits.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "aggregate.h"
 #include "config.h"
+#include "template.h"
 #include "tollgate/text.h"
 
 static char dir[] = "/tmp/tg_test_aggregate_XXXXXX";
@@ -59,7 +61,7 @@ static const tg_template_t *template_of(const char *yaml)
     const tg_aggregate_t *a = cfg->routes[0].aggregate;
     ck_assert_ptr_nonnull(a);
     ck_assert_uint_eq(a->ncalls, 1);
-    return &a->calls[0].path;
+    return a->calls[0].path;
 }
 
 START_TEST(test_template_parts)
@@ -104,12 +106,15 @@ END_TEST
 START_TEST(test_template_errors)
 {
     ck_assert_int_eq(load(HEAD CALL("/u/{bogus}")), -1);
-    ck_assert_str_eq(err.msg, "t.yaml:11:17: unknown template variable {bogus}: use jwt.<claim>, "
-                              "query.<name>, header.<Name>, path.<group> or var.<key>");
+    ck_assert_str_eq(err.msg,
+                     "t.yaml:11:17: unknown template variable {bogus}: use jwt.<claim>, "
+                     "query.<name>, header.<Name>, path.<group>, var.<key>, client_ip, "
+                     "route, request_id, consumer, path_rest or a named group of the route's "
+                     "path_regex");
     ck_assert_int_eq(load(HEAD CALL("/u/{jwt.sub")), -1);
     ck_assert_str_eq(err.msg, "t.yaml:11:17: unterminated '{' in template");
     ck_assert_int_eq(load(HEAD CALL("u/{jwt.sub}")), -1);
-    ck_assert_str_eq(err.msg, "t.yaml:11:17: call path must start with \"/\"");
+    ck_assert_str_eq(err.msg, "t.yaml:11:17: a path template must start with \"/\"");
     /* a prefix alone names nothing */
     ck_assert_int_eq(load(HEAD CALL("/u/{jwt.}")), -1);
 }

@@ -62,6 +62,22 @@ START_TEST(field_value_every_byte)
 }
 END_TEST
 
+START_TEST(query_bytes_every_byte)
+{
+    for (int c = 0; c < 256; c++) {
+        char one = (char)c, three[3] = {'a', (char)c, 'z'};
+        bool want = c >= 0x21 && c <= 0x7e && c != '#';
+        ck_assert_msg(tg_query_bytes_valid(&one, 1) == want, "byte 0x%02x", c);
+        ck_assert_msg(tg_query_bytes_valid(three, 3) == want, "byte 0x%02x", c);
+    }
+    ck_assert(tg_query_bytes_valid("", 0));
+    ck_assert(tg_query_bytes_valid(NULL, 0));
+    ck_assert(tg_query_bytes_valid("a=1&b=%20", 9));
+    ck_assert(!tg_query_bytes_valid("a=1 b", 5));
+    ck_assert(!tg_query_bytes_valid("a=1#f", 5));
+}
+END_TEST
+
 START_TEST(field_value_strings)
 {
     ck_assert(tg_field_value_valid("", 0));
@@ -98,6 +114,7 @@ static Suite *text_suite(void)
     tcase_add_test(tc, token_strings);
     tcase_add_test(tc, field_value_every_byte);
     tcase_add_test(tc, field_value_strings);
+    tcase_add_test(tc, query_bytes_every_byte);
     tcase_add_test(tc, hex_value_every_byte);
     suite_add_tcase(s, tc);
     return s;
