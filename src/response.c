@@ -219,7 +219,7 @@ static int pump_buffered(tg_req_t *req, int r, struct evbuffer *out)
 
 struct evbuffer *tg_response_out(tg_req_t *req)
 {
-    return req->stage ? req->stage : bufferevent_get_output(req->conn->bev);
+    return req->stage ? req->stage : tg_stream_output(req->conn->s);
 }
 
 int tg_response_pump(tg_req_t *req, struct evbuffer *in, bool eof)
