@@ -23,6 +23,7 @@
 
 static void conn_free(tg_conn_t *c);
 static void conn_read_cb(tg_stream_t *s, void *arg);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
 static void arm_timer(tg_conn_t *c, uint64_t ms, bool head)
 {
@@ -291,6 +292,11 @@ static void conn_read_cb(tg_stream_t *s, void *arg)
 {
     tg_conn_t *c = arg;
     if (c->parked) { /* its next request begins: header_timeout from here */
+        c->timer = evtimer_new(c->worker->base, timer_cb, c);
+        if (c->timer == NULL) {
+            conn_free(c);
+            return;
+        }
         c->parked = false;
         set_client_timeouts(c, 0);
     }
@@ -371,9 +377,11 @@ static void conn_event_cb(tg_stream_t *s, short what, void *arg)
  * next byte brings the buffers back (conn_read_cb). */
 static void park(tg_conn_t *c, uint64_t remaining_ms)
 {
-    evtimer_del(c->timer); /* it may still be armed for the idle timeout */
     if (tg_stream_park(c->s) < 0)
         return;
+    /* The timer goes too (it may still be armed for the idle timeout). */
+    event_free(c->timer);
+    c->timer = NULL;
     c->parked = true;
     set_client_timeouts(c, remaining_ms);
     tg_metrics_connection_parked(c->worker);
@@ -479,7 +487,8 @@ static void conn_free(tg_conn_t *c)
         end_request(c);
     }
     tg_worker_t *w = c->worker;
-    event_free(c->timer);
+    if (c->timer != NULL) /* NULL while parked */
+        event_free(c->timer);
     tg_stream_free(c->s); /* close_notify under TLS */
     tg_worker_conn_removed(w, c);
     free(c);

@@ -29,7 +29,7 @@ struct tg_conn_s {
     size_t listener;     /* index in the worker's config listeners */
     bool tls;            /* arrived over TLS (X-Forwarded-Proto: https) */
     tg_stream_t *s;      /* the socket (plain or TLS) */
-    struct event *timer; /* header / idle timeout (also a tunnel's); off while parked */
+    struct event *timer; /* header / idle timeout (also a tunnel's); NULL while parked */
     tg_conn_state_t state;
     bool head_timer;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after; /* close once the current response is written */

@@ -8,7 +8,8 @@
  * syscall) to run deferred work in the same loop pass: a write of what was
  * added to the output, a triggered read callback, a read of TLS records
  * OpenSSL already holds. Never event_active the persistent `rev`: libevent
- * would re-add a deleted persistent event that has a timeout.
+ * would re-add a deleted persistent event that has a timeout. `wev` lives
+ * with the buffers: a parked stream keeps `rev` only.
  *
  * The worker's base uses EPOLL_USE_CHANGELIST, so turning an interest off and
  * on within one pass costs no epoll_ctl.
@@ -35,7 +36,8 @@
 #define TLS_RECORD 16384
 
 struct tg_stream_s {
-    struct event rev, wev;
+    struct event rev;
+    struct event *wev; /* with the buffers: none while parked */
     int fd;
     SSL *ssl;
     struct evbuffer *in, *out; /* NULL while parked */
@@ -71,7 +73,8 @@ static void update_read(tg_stream_t *s);
 
 static void activate(tg_stream_t *s)
 {
-    event_active(&s->wev, EV_WRITE, 1);
+    if (s->wev != NULL)
+        event_active(s->wev, EV_WRITE, 1);
 }
 
 static bool established(const tg_stream_t *s)
@@ -102,17 +105,28 @@ static void in_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void 
         update_read(s);
 }
 
+static void free_buffers(tg_stream_t *s)
+{
+    if (s->in)
+        evbuffer_free(s->in);
+    if (s->out)
+        evbuffer_free(s->out);
+    if (s->wev)
+        event_free(s->wev);
+    s->in = s->out = NULL;
+    s->wev = NULL;
+    s->wev_on = false;
+}
+
+/* The buffers and wev: made at the start and when a parked stream wakes. */
 static int make_buffers(tg_stream_t *s)
 {
     s->in = evbuffer_new();
     s->out = evbuffer_new();
-    if (s->in == NULL || s->out == NULL || evbuffer_add_cb(s->in, in_cb, s) == NULL ||
-        evbuffer_add_cb(s->out, out_cb, s) == NULL) {
-        if (s->in)
-            evbuffer_free(s->in);
-        if (s->out)
-            evbuffer_free(s->out);
-        s->in = s->out = NULL;
+    s->wev = event_new(event_get_base(&s->rev), s->fd, EV_WRITE, wev_cb, s);
+    if (s->in == NULL || s->out == NULL || s->wev == NULL ||
+        evbuffer_add_cb(s->in, in_cb, s) == NULL || evbuffer_add_cb(s->out, out_cb, s) == NULL) {
+        free_buffers(s);
         return -1;
     }
     return 0;
@@ -124,14 +138,9 @@ tg_stream_t *tg_stream_new(struct event_base *base, int fd, SSL *ssl)
     if (s == NULL)
         return NULL;
     s->fd = fd;
-    if (make_buffers(s) < 0 ||
-        event_assign(&s->rev, base, fd, EV_READ | EV_PERSIST, rev_cb, s) < 0 ||
-        event_assign(&s->wev, base, fd, EV_WRITE, wev_cb, s) < 0 ||
-        (ssl != NULL && SSL_set_fd(ssl, fd) != 1)) {
-        if (s->in)
-            evbuffer_free(s->in);
-        if (s->out)
-            evbuffer_free(s->out);
+    if (event_assign(&s->rev, base, fd, EV_READ | EV_PERSIST, rev_cb, s) < 0 ||
+        make_buffers(s) < 0 || (ssl != NULL && SSL_set_fd(ssl, fd) != 1)) {
+        free_buffers(s);
         ERR_clear_error();
         free(s);
         return NULL;
@@ -163,7 +172,6 @@ void tg_stream_free(tg_stream_t *s)
     if (s == NULL || s->dead)
         return;
     event_del(&s->rev);
-    event_del(&s->wev);
     if (s->ssl != NULL) {
         /* close_notify, so that the peer can tell our close from a
          * truncation; one non-blocking attempt. */
@@ -173,10 +181,7 @@ void tg_stream_free(tg_stream_t *s)
         SSL_free(s->ssl);
     }
     close(s->fd);
-    if (s->in)
-        evbuffer_free(s->in);
-    if (s->out)
-        evbuffer_free(s->out);
+    free_buffers(s);
     s->dead = true;
     if (!s->in_cb)
         destroy(s);
@@ -253,10 +258,12 @@ static void update_write(tg_stream_t *s)
         want =
             s->write_blocked && !s->write_wants_read && s->out && evbuffer_get_length(s->out) > 0;
     }
+    if (want && s->wev == NULL && make_buffers(s) < 0)
+        return;
     if (want && !s->wev_on)
-        add_with_timeout(&s->wev, ms);
+        add_with_timeout(s->wev, ms);
     else if (!want && s->wev_on)
-        event_del(&s->wev);
+        event_del(s->wev);
     s->wev_on = want;
 }
 
@@ -624,7 +631,7 @@ void tg_stream_set_timeouts(tg_stream_t *s, uint64_t read_ms, uint64_t write_ms)
 {
     s->read_ms = read_ms;
     if (s->write_ms != write_ms && s->wev_on) {
-        event_del(&s->wev);
+        event_del(s->wev);
         s->wev_on = false;
     }
     s->write_ms = write_ms;
@@ -678,11 +685,10 @@ int tg_stream_park(tg_stream_t *s)
 {
     if (s->in == NULL)
         return 0;
-    if (evbuffer_get_length(s->in) > 0 || evbuffer_get_length(s->out) > 0)
+    if (evbuffer_get_length(s->in) > 0 || evbuffer_get_length(s->out) > 0 || s->wev_on ||
+        s->sched_write || s->sched_read || s->sched_pending || s->error_pending)
         return -1;
-    evbuffer_free(s->in);
-    evbuffer_free(s->out);
-    s->in = s->out = NULL;
+    free_buffers(s);
     return 0;
 }
 
