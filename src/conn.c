@@ -215,7 +215,9 @@ void tg_conn_send_reply(tg_conn_t *c)
             return;
         }
     }
-    struct evbuffer *out = c->worker->scratch;
+    /* Queued, not sent at once: it goes out at the end of this loop pass
+     * (one write), after the request's log hooks ran. */
+    struct evbuffer *out = tg_stream_output(c->s);
     size_t before = evbuffer_get_length(out);
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp.status, tg_http_reason(resp.status));
     for (size_t i = 0; i < resp.num_headers; i++)
@@ -230,7 +232,6 @@ void tg_conn_send_reply(tg_conn_t *c)
     evbuffer_free(body);
     req->bytes_out += evbuffer_get_length(out) - before;
     req->completed = true;
-    tg_stream_send(c->s, out);
     tg_conn_request_done(c);
 }
 

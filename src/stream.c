@@ -61,6 +61,7 @@ struct tg_stream_s {
     bool eof;
     bool failed;        /* a fatal error: no close_notify, no more I/O */
     bool error_pending; /* tg_stream_send failed: reported from the loop */
+    bool wrote_sync;    /* tg_stream_send wrote: the write callback runs from the loop */
     bool starved;       /* TLS: the last SSL_read_ex wanted more bytes from the socket */
     bool in_cb;         /* a callback runs: tg_stream_free defers the free */
     bool dead;
@@ -435,11 +436,15 @@ void tg_stream_send(tg_stream_t *s, struct evbuffer *src)
     }
     if (evbuffer_get_length(out) == 0 && established(s) && !s->failed && !s->write_blocked &&
         !s->write_wants_read && !s->sched_write) {
-        /* An error is reported from the loop, never from here. */
-        if (write_buffer(s, src) == IO_ERROR) {
+        /* An error is reported from the loop, never from here; so is the
+         * write callback (a pump waiting for it to refill goes on). */
+        size_t before = evbuffer_get_length(src);
+        if (write_buffer(s, src) == IO_ERROR)
             s->error_pending = true;
+        else if (evbuffer_get_length(src) < before && s->writecb)
+            s->wrote_sync = true;
+        if (s->error_pending || s->wrote_sync)
             activate(s);
-        }
     }
     if (evbuffer_get_length(src) > 0)
         evbuffer_add_buffer(out, src);
@@ -543,6 +548,10 @@ static void drive(tg_stream_t *s, bool readable, bool writable, bool triggered)
     }
     if (triggered && s->in != NULL && evbuffer_get_length(s->in) > 0)
         got = true;
+    if (s->wrote_sync) {
+        s->wrote_sync = false;
+        wrote = true;
+    }
 out:
     update_read(s);
     update_write(s);
@@ -686,7 +695,7 @@ int tg_stream_park(tg_stream_t *s)
     if (s->in == NULL)
         return 0;
     if (evbuffer_get_length(s->in) > 0 || evbuffer_get_length(s->out) > 0 || s->wev_on ||
-        s->sched_write || s->sched_read || s->sched_pending || s->error_pending)
+        s->sched_write || s->sched_read || s->sched_pending || s->error_pending || s->wrote_sync)
         return -1;
     free_buffers(s);
     return 0;
