@@ -3,9 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <netinet/tcp.h>
-#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +22,8 @@
 #include "tunnel.h"
 
 static void conn_free(tg_conn_t *c);
-static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_read_cb(tg_stream_t *s, void *arg);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
 static void arm_timer(tg_conn_t *c, uint64_t ms, bool head)
 {
@@ -35,13 +34,12 @@ static void arm_timer(tg_conn_t *c, uint64_t ms, bool head)
 
 static void set_client_timeouts(tg_conn_t *c, uint64_t read_ms)
 {
-    const tg_limits_t *l = &c->worker->cfg->limits;
-    struct timeval wt = tg_timeval_ms(l->send_timeout_ms), rt = tg_timeval_ms(read_ms);
-    bufferevent_set_timeouts(c->bev, read_ms ? &rt : NULL, &wt);
+    tg_stream_set_timeouts(c->s, read_ms, c->worker->cfg->limits.send_timeout_ms);
 }
 
-/* A keep-alive connection idle this long gives back its bufferevent and
- * buffers until its next byte (see park()). Short enough that 10,000 idle
+/* A keep-alive connection idle this long gives back its buffers until its
+ * next byte (see park()); TLS ones too (OpenSSL's own are released by
+ * SSL_MODE_RELEASE_BUFFERS). Short enough that 10,000 idle
  * clients cost little, long enough that a busy connection never parks. */
 #define PARK_AFTER_MS 1000
 /* With this many connections on a worker, an idle connection parks as soon
@@ -60,9 +58,9 @@ static void become_idle(tg_conn_t *c)
     set_client_timeouts(c, 0);
     c->idle_since_ms = tg_now_ms();
     /* The timer first fires to park the connection, then at the idle timeout. */
-    arm_timer(c, !c->tls && idle > PARK_AFTER_MS ? PARK_AFTER_MS : idle, false);
-    bufferevent_enable(c->bev, EV_READ);
-    if (under_pressure(c)) /* the response went out at once (io.h): park now */
+    arm_timer(c, idle > PARK_AFTER_MS ? PARK_AFTER_MS : idle, false);
+    tg_stream_read_enable(c->s, true);
+    if (under_pressure(c)) /* the response went out at once (tg_stream_send): park now */
         park(c, idle);
 }
 
@@ -70,14 +68,13 @@ static void start_closing(tg_conn_t *c)
 {
     c->state = TG_CONN_CLOSING;
     evtimer_del(c->timer);
-    bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    tg_stream_read_enable(c->s, false);
+    if (tg_stream_output_length(c->s) == 0) {
         conn_free(c);
         return;
     }
     /* Lingering: the write callback closes once the output is flushed; the
      * send timeout bounds a client that never reads it. */
-    bufferevent_enable(c->bev, EV_WRITE);
 }
 
 static void end_request(tg_conn_t *c)
@@ -133,8 +130,8 @@ void tg_conn_request_done(tg_conn_t *c)
     become_idle(c);
     /* Pipelined requests already buffered are handled from the event loop,
      * not from here, so that a long pipeline cannot grow the stack. */
-    if (c->bev != NULL && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+    if (tg_stream_input_length(c->s) > 0)
+        tg_stream_trigger_read(c->s);
 }
 
 void tg_conn_abort(tg_conn_t *c)
@@ -222,7 +219,9 @@ void tg_conn_send_reply(tg_conn_t *c)
             return;
         }
     }
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    /* Queued, not sent at once: it goes out at the end of this loop pass
+     * (one write), after the request's log hooks ran. */
+    struct evbuffer *out = tg_stream_output(c->s);
     size_t before = evbuffer_get_length(out);
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp.status, tg_http_reason(resp.status));
     for (size_t i = 0; i < resp.num_headers; i++)
@@ -256,7 +255,7 @@ static bool head_may_be_complete(tg_conn_t *c, const char *p, size_t n)
 
 static void handle_head(tg_conn_t *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = tg_stream_input(c->s);
     const tg_limits_t *lim = &c->worker->cfg->limits;
     size_t len = evbuffer_get_length(in);
     if (len == 0)
@@ -294,10 +293,18 @@ static void handle_head(tg_conn_t *c)
     tg_proxy_handle(req);
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *arg)
+static void conn_read_cb(tg_stream_t *s, void *arg)
 {
-    (void)bev;
     tg_conn_t *c = arg;
+    if (c->parked) { /* its next request begins: header_timeout from here */
+        c->timer = evtimer_new(c->worker->base, timer_cb, c);
+        if (c->timer == NULL) {
+            conn_free(c);
+            return;
+        }
+        c->parked = false;
+        set_client_timeouts(c, 0);
+    }
     switch (c->state) {
     case TG_CONN_IDLE:
         handle_head(c);
@@ -306,8 +313,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         tg_proxy_client_readable(c->req);
         break;
     case TG_CONN_CLOSING:
-        evbuffer_drain(bufferevent_get_input(c->bev),
-                       evbuffer_get_length(bufferevent_get_input(c->bev)));
+        evbuffer_drain(tg_stream_input(s), tg_stream_input_length(s));
         break;
     case TG_CONN_TUNNEL:
         tg_tunnel_client_readable(c->req);
@@ -317,17 +323,16 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 
 static bool under_pressure(const tg_conn_t *c)
 {
-    return c->worker->nconns > PARK_PRESSURE && !c->tls && !c->head_timer &&
-           evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
-           evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+    return c->worker->nconns > PARK_PRESSURE && !c->head_timer && !c->parked &&
+           tg_stream_input_length(c->s) == 0 && tg_stream_output_length(c->s) == 0;
 }
 
-static void conn_write_cb(struct bufferevent *bev, void *arg)
+static void conn_write_cb(tg_stream_t *s, void *arg)
 {
     tg_conn_t *c = arg;
     switch (c->state) {
     case TG_CONN_CLOSING:
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        if (tg_stream_output_length(s) == 0)
             conn_free(c);
         break;
     case TG_CONN_ACTIVE:
@@ -343,72 +348,48 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     }
 }
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+static void conn_event_cb(tg_stream_t *s, short what, void *arg)
 {
-    (void)bev;
+    (void)s;
     tg_conn_t *c = arg;
     if (c->state == TG_CONN_TUNNEL) {
         tg_tunnel_client_event(c->req, what);
         return;
     }
-    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == TG_CONN_ACTIVE &&
+    if ((what & TG_STREAM_EOF) && (what & TG_STREAM_READING) && c->state == TG_CONN_ACTIVE &&
         c->req->body.done) {
         /* Half-close after a complete request: answer it, then close. */
         c->client_eof = true;
-        bufferevent_disable(c->bev, EV_READ);
+        tg_stream_read_enable(c->s, false);
         return;
     }
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->state == TG_CONN_ACTIVE &&
+    if ((what & TG_STREAM_TIMEOUT) && (what & TG_STREAM_READING) && c->state == TG_CONN_ACTIVE &&
         c->req->up_state != TG_UP_RECEIVING && !c->req->body.done) {
         tg_proxy_release(c->req);
         tg_conn_respond_error(c, 408, "request body timeout");
         return;
     }
-    if (what & BEV_EVENT_CONNECTED)
-        return; /* bufferevent_openssl: the TLS handshake completed */
-    if (c->tls && (what & BEV_EVENT_ERROR))
-        tg_tls_count_handshake_failure(c->bev, c->worker->id); /* counts only failed handshakes */
+    if (c->tls && (what & TG_STREAM_ERROR)) /* counts only failed handshakes */
+        tg_tls_count_handshake_failure(tg_stream_ssl(c->s), c->worker->id);
+    /* An idle timeout while parked ends here too (the stream's read timeout). */
     conn_free(c);
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg);
-static void setup_bev(tg_conn_t *c);
-
-/* Parked: only the socket and one event remain (nginx frees its buffers on
- * idle keep-alive connections for the same reason). The event waits for the
- * next byte or the rest of the idle timeout. */
-static void wake_cb(evutil_socket_t fd, short what, void *arg)
-{
-    tg_conn_t *c = arg;
-    tg_worker_t *w = c->worker;
-    if (!(what & EV_READ)) {
-        conn_free(c);
-        return;
-    }
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        conn_free(c);
-        return;
-    }
-    event_assign(c->timer, w->base, -1, 0, timer_cb, c);
-    setup_bev(c);
-    c->state = TG_CONN_IDLE;
-    c->head_timer = false;
-    set_client_timeouts(c, 0);
-    arm_timer(c, w->cfg->limits.header_timeout_ms, true);
-    bufferevent_enable(c->bev, EV_READ);
-}
-
+/* Parked: the stream frees its buffers and keeps the socket, its events and
+ * (TLS) the SSL, whose own buffers SSL_MODE_RELEASE_BUFFERS already gave
+ * back; nginx frees its buffers on idle keep-alive connections for the same
+ * reason. The stream's read timeout carries the rest of the idle timeout; the
+ * next byte brings the buffers back (conn_read_cb). */
 static void park(tg_conn_t *c, uint64_t remaining_ms)
 {
-    evtimer_del(c->timer); /* it may still be armed for the idle timeout */
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    bufferevent_setfd(c->bev, -1); /* keep the socket open */
-    bufferevent_free(c->bev);
-    c->bev = NULL;
-    struct timeval tv = tg_timeval_ms(remaining_ms);
-    event_assign(c->timer, c->worker->base, fd, EV_READ, wake_cb, c);
-    event_add(c->timer, &tv);
+    if (tg_stream_park(c->s) < 0)
+        return;
+    /* The timer goes too (it may still be armed for the idle timeout). */
+    event_free(c->timer);
+    c->timer = NULL;
+    c->parked = true;
+    set_client_timeouts(c, remaining_ms);
+    tg_metrics_connection_parked(c->worker);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -422,15 +403,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (c->state != TG_CONN_IDLE)
         return;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    if (c->head_timer && evbuffer_get_length(in) > 0) {
+    size_t in = tg_stream_input_length(c->s);
+    if (c->head_timer && in > 0) {
         tg_conn_respond_error(c, 408, "request header timeout");
         return;
     }
     uint64_t idle = c->worker->cfg->limits.idle_timeout_ms;
     uint64_t elapsed = tg_now_ms() - c->idle_since_ms;
-    if (!c->head_timer && elapsed < idle && evbuffer_get_length(in) == 0 &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (!c->head_timer && elapsed < idle && in == 0 && tg_stream_output_length(c->s) == 0) {
         park(c, idle - elapsed);
         return;
     }
@@ -438,13 +418,12 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     conn_free(c);
 }
 
-static void setup_bev(tg_conn_t *c)
+static void setup_stream(tg_conn_t *c)
 {
     const tg_limits_t *l = &c->worker->cfg->limits;
     size_t high = l->max_header_size + 4096 > TG_OUT_HIGH ? l->max_header_size + 4096 : TG_OUT_HIGH;
-    bufferevent_setwatermark(c->bev, EV_READ, 0, high);
-    bufferevent_setwatermark(c->bev, EV_WRITE, TG_OUT_HIGH / 4, 0);
-    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    tg_stream_set_watermarks(c->s, high, TG_OUT_HIGH / 4);
+    tg_stream_setcb(c->s, conn_read_cb, conn_write_cb, conn_event_cb, c);
 }
 
 static void fill_peer(tg_conn_t *c, const struct sockaddr *sa, int salen)
@@ -473,14 +452,16 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
     c->listener = listener;
     const tg_tls_server_t *tls = w->cfg->listeners[listener].tls;
     c->tls = tls != NULL;
-    c->bev = tls != NULL ? tg_tls_server_bev(tls, w->base, fd)
-                         : bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    SSL *ssl = tls != NULL ? tg_tls_server_ssl(tls) : NULL;
+    c->s = tls == NULL || ssl != NULL ? tg_stream_new(w->base, fd, ssl) : NULL;
     c->timer = evtimer_new(w->base, timer_cb, c);
-    if (c->bev == NULL || c->timer == NULL) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        else
+    if (c->s == NULL || c->timer == NULL) {
+        if (c->s)
+            tg_stream_free(c->s);
+        else {
+            SSL_free(ssl);
             close(fd);
+        }
         if (c->timer)
             event_free(c->timer);
         free(c);
@@ -488,20 +469,19 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
     }
     fill_peer(c, sa, salen);
     const tg_limits_t *l = &w->cfg->limits;
-    setup_bev(c);
+    setup_stream(c);
     tg_worker_conn_added(w, c);
     c->state = TG_CONN_IDLE;
     set_client_timeouts(c, 0);
     /* The first request of a connection gets header_timeout from accept. */
     arm_timer(c, l->header_timeout_ms, true);
-    bufferevent_enable(c->bev, EV_READ);
+    tg_stream_read_enable(c->s, true);
 }
 
 void tg_conn_drain(tg_conn_t *c)
 {
     c->close_after = true;
-    if (c->state == TG_CONN_IDLE &&
-        (c->bev == NULL || evbuffer_get_length(bufferevent_get_input(c->bev)) == 0))
+    if (c->state == TG_CONN_IDLE && tg_stream_input_length(c->s) == 0)
         conn_free(c);
 }
 
@@ -512,18 +492,9 @@ static void conn_free(tg_conn_t *c)
         end_request(c);
     }
     tg_worker_t *w = c->worker;
-    if (c->tls && c->bev != NULL) {
-        /* close_notify, so that a client can tell our close from a truncation
-         * (bufferevent_openssl closes the socket without it). */
-        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-        if (ssl != NULL && SSL_is_init_finished(ssl))
-            SSL_shutdown(ssl);
-    }
-    if (c->bev == NULL) /* parked: the event holds the socket */
-        close(event_get_fd(c->timer));
-    event_free(c->timer);
-    if (c->bev != NULL)
-        bufferevent_free(c->bev);
+    if (c->timer != NULL) /* NULL while parked */
+        event_free(c->timer);
+    tg_stream_free(c->s); /* close_notify under TLS */
     tg_worker_conn_removed(w, c);
     free(c);
 }

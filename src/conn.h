@@ -6,11 +6,12 @@
 #ifndef TG_CONN_H
 #define TG_CONN_H
 
-#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 
 #include "request.h"
+#include "stream.h"
 #include "worker.h"
 
 /* Output beyond this many bytes pauses whoever fills it (backpressure). */
@@ -25,15 +26,15 @@ typedef enum {
 
 struct tg_conn_s {
     tg_worker_t *worker;
-    size_t listener;         /* index in the worker's config listeners */
-    bool tls;                /* arrived over TLS (X-Forwarded-Proto: https) */
-    struct bufferevent *bev; /* NULL while parked (idle keep-alive, conn.c) */
-    struct event *timer;     /* header / idle timeout (also a tunnel's); the socket's read
-                                event while parked */
+    size_t listener;     /* index in the worker's config listeners */
+    bool tls;            /* arrived over TLS (X-Forwarded-Proto: https) */
+    tg_stream_t *s;      /* the socket (plain or TLS) */
+    struct event *timer; /* header / idle timeout (also a tunnel's); NULL while parked */
     tg_conn_state_t state;
     bool head_timer;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after; /* close once the current response is written */
     bool client_eof;
+    bool parked;       /* idle keep-alive without buffers (conn.c: park) */
     tg_arena_t *arena; /* only while a request is in progress */
     tg_req_t *req;
     unsigned requests;

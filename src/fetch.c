@@ -123,7 +123,7 @@ static int read_head(tg_fetch_t *f, struct evbuffer *in)
 
 static void pump(tg_fetch_t *f, bool eof)
 {
-    struct evbuffer *in = bufferevent_get_input(f->up->bev);
+    struct evbuffer *in = tg_stream_input(f->up->s);
     if (!f->head_done) {
         int h = read_head(f, in);
         if (h < 0) {
@@ -147,21 +147,21 @@ static void pump(tg_fetch_t *f, bool eof)
         finish(f, eof ? "connection closed" : "invalid response");
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+static void read_cb(tg_stream_t *s, void *arg)
 {
-    (void)bev;
+    (void)s;
     pump(arg, false);
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+static void event_cb(tg_stream_t *s, short what, void *arg)
 {
-    (void)bev;
+    (void)s;
     tg_fetch_t *f = arg;
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & TG_STREAM_CONNECTED) {
         f->up->connected = true;
         return;
     }
-    if (what & BEV_EVENT_EOF) {
+    if (what & TG_STREAM_EOF) {
         pump(f, true);
         return;
     }
@@ -183,7 +183,7 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 static void write_request(tg_fetch_t *f, const tg_fetch_opts_t *o)
 {
-    struct evbuffer *out = bufferevent_get_output(f->up->bev);
+    struct evbuffer *out = tg_stream_output(f->up->s);
     const tg_target_t *t = &f->pool->conf->targets[f->up->target];
     evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n", o->method ? o->method : "GET",
                         o->path && o->path[0] ? o->path : "/", t->host_header);
@@ -229,10 +229,10 @@ tg_fetch_t *tg_fetch_start(const char *upstream, const tg_fetch_opts_t *o, tg_fe
         o->timeout_ms ? o->timeout_ms : pool->conf->connect_timeout_ms + pool->conf->timeout_ms;
     struct timeval tv = tg_timeval_ms(ms);
     evtimer_add(f->timer, &tv);
-    bufferevent_setcb(up->bev, read_cb, NULL, event_cb, f);
-    bufferevent_setwatermark(up->bev, EV_READ, 0, 0);
+    tg_stream_setcb(up->s, read_cb, NULL, event_cb, f);
+    tg_stream_set_watermarks(up->s, 0, 0);
     write_request(f, o);
-    bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+    tg_stream_read_enable(up->s, true);
     return f;
 }
 

@@ -89,6 +89,7 @@ static bool is_core_name(const char *name)
         "tollgate_workers",
         "tollgate_info",
         "tollgate_websocket_connections_total",
+        "tollgate_connections_parked_total",
     };
     for (size_t i = 0; i < sizeof(core) / sizeof(core[0]); i++)
         if (same_base(name, core[i]))
@@ -257,6 +258,7 @@ struct tg_worker_metrics_s {
     size_t nroutes;                       /* cfg->nroutes + 1: the last one is "no route" */
     route_metrics_t *routes;
     counter_t websockets; /* upgraded connections opened */
+    counter_t parked;     /* idle client connections that gave back their buffers */
     size_t nups;          /* cfg->nupstreams */
     tg_upool_stats_t *ups;
     counter_t slots[TG_METRICS_MAX_SLOTS];
@@ -337,6 +339,7 @@ tg_worker_metrics_t *tg_worker_metrics_rebuild(tg_worker_metrics_t *old, const t
                 copy_route(&m->routes[i], &old->routes[j]);
     copy_route(&m->routes[m->nroutes - 1], &old->routes[old->nroutes - 1]);
     copy_counter(&m->websockets, &old->websockets);
+    copy_counter(&m->parked, &old->parked);
     /* Upstream counters by name; the gauges start again with the new pools. */
     for (size_t i = 0; i < new_cfg->nupstreams; i++) {
         for (size_t j = 0; j < old_cfg->nupstreams && j < old->nups; j++) {
@@ -391,6 +394,12 @@ void tg_metrics_websocket_opened(tg_worker_t *w)
 {
     if (w != NULL && w->metrics != NULL)
         bump(&w->metrics->websockets, 1);
+}
+
+void tg_metrics_connection_parked(tg_worker_t *w)
+{
+    if (w != NULL && w->metrics != NULL)
+        bump(&w->metrics->parked, 1);
 }
 
 static void add_to(tg_worker_metrics_t *wm, int id, size_t vi, uint64_t delta)
@@ -610,13 +619,20 @@ static void render_upstreams(struct evbuffer *out, const scrape_t *s)
 
 static void render_process(struct evbuffer *out, const scrape_t *s)
 {
-    uint64_t ws = 0;
-    for (unsigned i = 0; i < s->nworkers; i++)
-        if (s->workers[i].metrics != NULL)
+    uint64_t ws = 0, parked = 0;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (s->workers[i].metrics != NULL) {
             ws += get(&s->workers[i].metrics->websockets);
+            parked += get(&s->workers[i].metrics->parked);
+        }
+    }
     put_header(out, "tollgate_websocket_connections_total",
                "WebSocket connections upgraded (101) and tunnelled.", "counter");
     put_sample(out, "tollgate_websocket_connections_total", NULL, NULL, NULL, NULL, ws);
+    put_header(out, "tollgate_connections_parked_total",
+               "Idle keep-alive client connections (plain or TLS) that gave back their buffers.",
+               "counter");
+    put_sample(out, "tollgate_connections_parked_total", NULL, NULL, NULL, NULL, parked);
     put_header(out, "tollgate_workers", "Worker threads.", "gauge");
     put_sample(out, "tollgate_workers", NULL, NULL, NULL, NULL, s->nworkers);
     put_header(out, "tollgate_info", "Build information.", "gauge");

@@ -56,6 +56,10 @@ void tg_metrics_request_done(tg_worker_t *w, const tg_route_t *route, int status
  * counted in tollgate_websocket_connections_total. */
 void tg_metrics_websocket_opened(tg_worker_t *w);
 
+/* An idle keep-alive client connection parked (conn.c): counted in
+ * tollgate_connections_parked_total. */
+void tg_metrics_connection_parked(tg_worker_t *w);
+
 /* The workers whose counters tg_metrics_add_worker() and the renderer use
  * (NULL, 0 at shutdown). */
 void tg_metrics_set_workers(tg_worker_t *workers, unsigned n);

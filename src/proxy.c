@@ -10,7 +10,6 @@
 #include "field_list.h"
 #include "head_write.h"
 #include "http_response.h"
-#include "io.h"
 #include "log.h"
 #include "request_head.h"
 #include "response.h"
@@ -42,11 +41,10 @@ static bool idempotent(uint32_t m)
 static void set_upstream_timeouts(tg_req_t *req)
 {
     const tg_upstream_conf_t *u = req->pool->conf;
-    struct timeval conn = tg_timeval_ms(u->connect_timeout_ms), t = tg_timeval_ms(u->timeout_ms);
     if (!req->up->connected)
-        bufferevent_set_timeouts(req->up->bev, NULL, &conn);
+        tg_stream_set_timeouts(req->up->s, 0, u->connect_timeout_ms);
     else
-        bufferevent_set_timeouts(req->up->bev, req->body.done ? &t : NULL, &t);
+        tg_stream_set_timeouts(req->up->s, req->body.done ? u->timeout_ms : 0, u->timeout_ms);
 }
 
 static void close_upstream(tg_req_t *req)
@@ -227,7 +225,7 @@ static bool upgraded_to_websocket(const tg_http_response_t *resp)
 /* Returns true once the response head was handled (or the request is gone). */
 static bool read_response_head(tg_req_t *req, bool *gone)
 {
-    struct evbuffer *in = bufferevent_get_input(req->up->bev);
+    struct evbuffer *in = tg_stream_input(req->up->s);
     tg_http_header_t *hs = tg_arena_alloc(req->arena, sizeof(*hs) * RESP_MAX_HEADERS);
     for (;;) {
         size_t len = evbuffer_get_length(in);
@@ -247,7 +245,7 @@ static bool read_response_head(tg_req_t *req, bool *gone)
             tg_response_forward_upgrade(req, &resp);
             evbuffer_drain(in, (size_t)r);
             if (req->stage != NULL) {
-                evbuffer_add_buffer(bufferevent_get_output(req->conn->bev), req->stage);
+                evbuffer_add_buffer(tg_stream_output(req->conn->s), req->stage);
                 req->stage = NULL;
             }
             tg_tunnel_start(req);
@@ -316,13 +314,13 @@ static void send_refusal(tg_req_t *req)
  * a broken or refused body can still become a clean reply. */
 static bool pump_response(tg_req_t *req)
 {
-    int r = tg_response_pump(req, bufferevent_get_input(req->up->bev), req->up_eof);
+    int r = tg_response_pump(req, tg_stream_input(req->up->s), req->up_eof);
     bool head_sent = tg_response_head_sent(req);
     struct evbuffer *stage = req->stage;
     if (stage != NULL) {
         req->stage = NULL;
         if (r >= 0)
-            tg_io_send(req->conn->bev, stage, !req->conn->tls);
+            tg_stream_send(req->conn->s, stage);
         else
             evbuffer_drain(stage, evbuffer_get_length(stage));
     }
@@ -354,9 +352,9 @@ static bool pump_response(tg_req_t *req)
     }
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg)
+static void up_read_cb(tg_stream_t *s, void *arg)
 {
-    (void)bev;
+    (void)s;
     tg_req_t *req = arg;
     if (req->up_state == TG_UP_SENDING) {
         bool gone = false;
@@ -369,31 +367,31 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
             return;
         }
         /* The upstream's read timeout now measures gaps between body reads. */
-        struct timeval t = tg_timeval_ms(req->pool->conf->timeout_ms);
-        bufferevent_set_timeouts(req->up->bev, &t, &t);
+        uint64_t t = req->pool->conf->timeout_ms;
+        tg_stream_set_timeouts(req->up->s, t, t);
     }
     if (req->up_state == TG_UP_RECEIVING)
         pump_response(req);
 }
 
-static void up_write_cb(struct bufferevent *bev, void *arg)
+static void up_write_cb(tg_stream_t *s, void *arg)
 {
-    (void)bev;
+    (void)s;
     pump_request(arg);
 }
 
-static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+static void up_event_cb(tg_stream_t *s, short what, void *arg)
 {
-    (void)bev;
+    (void)s;
     tg_req_t *req = arg;
     tg_uconn_t *uc = req->up;
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & TG_STREAM_CONNECTED) {
         uc->connected = true;
         set_upstream_timeouts(req);
         return;
     }
     if (req->up_state == TG_UP_RECEIVING) {
-        if (what & BEV_EVENT_EOF) {
+        if (what & TG_STREAM_EOF) {
             req->up_eof = true;
             pump_response(req);
         } else {
@@ -402,7 +400,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         }
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT) {
+    if (what & TG_STREAM_TIMEOUT) {
         TG_STAT_INC(req->pool, timeouts);
         upstream_failed(req, 504,
                         uc->connected ? "upstream timed out" : "upstream connect timed out", true,
@@ -415,7 +413,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     TG_STAT_INC(req->pool, resets);
-    bool stale = uc->uses > 0 && evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0;
+    bool stale = uc->uses > 0 && tg_stream_input_length(uc->s) == 0;
     upstream_failed(req, 502, "upstream closed the connection", !stale, stale);
 }
 
@@ -452,8 +450,8 @@ static bool pump_request(tg_req_t *req)
     if (req->body.done || req->up == NULL)
         return false;
     tg_conn_t *c = req->conn;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    struct evbuffer *out = bufferevent_get_output(req->up->bev);
+    struct evbuffer *in = tg_stream_input(c->s);
+    struct evbuffer *out = tg_stream_output(req->up->s);
     size_t before = evbuffer_get_length(in);
     int r = req->req_tmp ? pump_request_filtered(req, in, out)
                          : tg_body_pump(&req->body, in, out, TG_OUT_HIGH);
@@ -461,7 +459,7 @@ static bool pump_request(tg_req_t *req)
         req->body_started = true;
     switch (r) {
     case TG_BODY_DONE:
-        bufferevent_set_timeouts(c->bev, NULL, NULL);
+        tg_stream_set_timeouts(c->s, 0, 0);
         set_upstream_timeouts(req);
         return false;
     case TG_BODY_MORE:
@@ -526,22 +524,15 @@ static void attempt(tg_req_t *req)
         return;
     }
     req->up = uc;
-    bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, req);
-    bufferevent_setwatermark(uc->bev, EV_READ, 0, TG_OUT_HIGH);
-    bufferevent_setwatermark(uc->bev, EV_WRITE, TG_OUT_HIGH / 4, 0);
+    tg_stream_setcb(uc->s, up_read_cb, up_write_cb, up_event_cb, req);
+    tg_stream_set_watermarks(uc->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);
     set_upstream_timeouts(req);
-    /* A pooled connection is connected: its head goes out at once. */
-    bool plain = uc->connected && req->pool->conf->tls == NULL;
+    /* A pooled connection is connected: its head goes out at once (a new
+     * one sends it once connected). */
     struct evbuffer *scratch = req->conn->worker->scratch;
-    write_upstream_head(req, plain ? scratch : bufferevent_get_output(uc->bev));
-    if (plain)
-        tg_io_send(uc->bev, scratch, true);
-    /* Enabling EV_WRITE again would re-add the write event (an epoll_ctl per
-     * request); a pooled connection still has it enabled from its last use. */
-    short want = EV_READ | EV_WRITE;
-    if (uc->connected && (bufferevent_get_enabled(uc->bev) & EV_WRITE))
-        want = EV_READ;
-    bufferevent_enable(uc->bev, want);
+    write_upstream_head(req, scratch);
+    tg_stream_send(uc->s, scratch);
+    tg_stream_read_enable(uc->s, true);
     pump_request(req);
 }
 
@@ -583,7 +574,7 @@ static void send_continue(tg_req_t *req)
     const tg_http_request_t *h = &req->http;
     if ((h->flags & TG_HF_EXPECT_CONTINUE) && !req->body.done && h->minor_version >= 1 &&
         !req->sent_continue) {
-        evbuffer_add(bufferevent_get_output(req->conn->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        evbuffer_add(tg_stream_output(req->conn->s), "HTTP/1.1 100 Continue\r\n\r\n", 25);
         req->sent_continue = true;
     }
 }

@@ -203,9 +203,12 @@ static void emit(tg_req_t *req, struct evbuffer *out, bool last)
  * piece), so that a hook refusing it can still replace the response. */
 static int pump_buffered(tg_req_t *req, int r, struct evbuffer *out)
 {
-    if (r != TG_BODY_DONE && evbuffer_get_length(req->resp_tmp) <= req->resp_buffer_limit)
+    /* Over the limit even when complete: one read may bring a whole body
+     * larger than it (tg_body_pump stops after max_out, not at it). */
+    bool over = evbuffer_get_length(req->resp_tmp) > req->resp_buffer_limit;
+    if (r != TG_BODY_DONE && !over)
         return TG_BODY_MORE;
-    if (r != TG_BODY_DONE) {
+    if (over) {
         req->resp_buffering = false;
         return -3; /* continue as a stream */
     }
@@ -219,7 +222,7 @@ static int pump_buffered(tg_req_t *req, int r, struct evbuffer *out)
 
 struct evbuffer *tg_response_out(tg_req_t *req)
 {
-    return req->stage ? req->stage : bufferevent_get_output(req->conn->bev);
+    return req->stage ? req->stage : tg_stream_output(req->conn->s);
 }
 
 int tg_response_pump(tg_req_t *req, struct evbuffer *in, bool eof)

@@ -30,7 +30,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <event2/bufferevent_ssl.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -75,14 +74,6 @@ typedef struct {
     size_t n;
 } sni_table_t;
 
-/* Bounds connect + handshake toward an upstream (ex_data of the SSL, so it is
- * freed with the SSL). */
-typedef struct {
-    struct event *ev;
-    SSL *ssl;
-    struct bufferevent *bev;
-} hs_timer_t;
-
 typedef struct {
     unsigned char name[16];
     unsigned char aes[32];
@@ -98,11 +89,7 @@ static struct {
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int sni_index = -1; /* SSL_CTX ex_data: sni_table_t */
-static int hs_index = -1;  /* SSL ex_data: hs_timer_t */
 static atomic_int hs_fail_metric = -1;
-
-static void hs_timer_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                          void *argp);
 
 /* ---- errors and paths ------------------------------------------------- */
 
@@ -534,7 +521,6 @@ static const char *const server_keys[] = {"certificates", "ciphers",   "ciphersu
 static void tls_init(void)
 {
     sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, sni_table_free);
-    hs_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, hs_timer_free);
     pthread_mutex_lock(&tickets.lock);
     tickets_refresh_locked(); /* keys made at startup; failure is retried per ticket */
     pthread_mutex_unlock(&tickets.lock);
@@ -579,21 +565,16 @@ void tg_tls_server_free(tg_tls_server_t *s)
     free(s);
 }
 
-struct bufferevent *tg_tls_server_bev(const tg_tls_server_t *s, struct event_base *base, int fd)
+SSL *tg_tls_server_ssl(const tg_tls_server_t *s)
 {
     SSL *ssl = SSL_new(s->ctx);
     if (ssl == NULL)
-        return NULL;
-    struct bufferevent *bev = bufferevent_openssl_socket_new(
-        base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL)
-        SSL_free(ssl); /* its socket BIO does not close fd */
-    return bev;
+        ERR_clear_error();
+    return ssl;
 }
 
-void tg_tls_count_handshake_failure(struct bufferevent *bev, unsigned worker_id)
+void tg_tls_count_handshake_failure(SSL *ssl, unsigned worker_id)
 {
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
     int id = atomic_load_explicit(&hs_fail_metric, memory_order_relaxed);
     if (ssl == NULL || id < 0 || SSL_is_init_finished(ssl))
         return;
@@ -719,44 +700,13 @@ void tg_tls_client_free(tg_tls_client_t *c)
     free(c);
 }
 
-static void hs_timer_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                          void *argp)
-{
-    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
-    hs_timer_t *t = ptr;
-    if (t == NULL)
-        return;
-    event_free(t->ev);
-    free(t);
-}
-
-static void hs_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    hs_timer_t *t = arg;
-    bufferevent_event_cb cb = NULL;
-    /* A freed bufferevent (its SSL not yet released by libevent's finalizer)
-     * has no callbacks left: leave it alone. */
-    bufferevent_getcb(t->bev, NULL, NULL, &cb, NULL);
-    if (cb != NULL && !SSL_is_init_finished(t->ssl))
-        bufferevent_trigger_event(t->bev, BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING, 0);
-}
-
-/* The SSL for target, with its handshake timer attached. */
-static SSL *client_ssl(const tg_tls_client_t *c, struct event_base *base, size_t target)
+SSL *tg_tls_client_ssl(const tg_tls_client_t *c, size_t target)
 {
     SSL *ssl = SSL_new(c->ctx);
-    hs_timer_t *t = calloc(1, sizeof(*t));
-    if (t != NULL)
-        t->ev = evtimer_new(base, hs_timeout_cb, t);
-    if (ssl == NULL || t == NULL || t->ev == NULL || SSL_set_ex_data(ssl, hs_index, t) != 1) {
-        if (t != NULL && t->ev != NULL)
-            event_free(t->ev);
-        free(t);
-        SSL_free(ssl);
+    if (ssl == NULL) {
+        ERR_clear_error();
         return NULL;
     }
-    t->ssl = ssl;
     const char *name = c->names[target];
     bool ok = !c->sni[target] || SSL_set_tlsext_host_name(ssl, name) == 1;
     if (ok && c->verify) {
@@ -764,34 +714,9 @@ static SSL *client_ssl(const tg_tls_client_t *c, struct event_base *base, size_t
         ok = SSL_set1_host(ssl, name) == 1; /* an IP literal is matched as an IP */
     }
     if (!ok) {
+        ERR_clear_error();
         SSL_free(ssl);
         return NULL;
     }
     return ssl;
-}
-
-struct bufferevent *tg_tls_connect(const tg_tls_client_t *c, struct event_base *base, int fd,
-                                   size_t target, const struct sockaddr *sa, socklen_t salen,
-                                   uint64_t timeout_ms)
-{
-    if (connect(fd, sa, salen) < 0 && errno != EINPROGRESS)
-        return NULL;
-    SSL *ssl = client_ssl(c, base, target);
-    if (ssl == NULL) {
-        ERR_clear_error();
-        errno = ENOMEM;
-        return NULL;
-    }
-    struct bufferevent *bev = bufferevent_openssl_socket_new(
-        base, fd, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        SSL_free(ssl);
-        errno = ENOMEM;
-        return NULL;
-    }
-    hs_timer_t *t = SSL_get_ex_data(ssl, hs_index);
-    t->bev = bev;
-    struct timeval tv = tg_timeval_ms(timeout_ms);
-    evtimer_add(t->ev, &tv);
-    return bev;
 }

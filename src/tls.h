@@ -1,5 +1,5 @@
 /*
- * TLS with OpenSSL 3 over libevent's bufferevent_openssl: termination on
+ * TLS with OpenSSL 3 (the I/O is stream.c's): termination on
  * listeners (certificates chosen by SNI, ALPN http/1.1 only, session tickets
  * with rotating keys, optional client certificates) and TLS toward upstreams
  * (verification on by default, SNI, optional client certificate).
@@ -11,8 +11,7 @@
 #ifndef TG_TLS_H
 #define TG_TLS_H
 
-#include <event2/bufferevent.h>
-#include <event2/event.h>
+#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -36,14 +35,14 @@ int tg_tls_server_parse(const tg_conf_node_t *n, const char *dir, const char *li
 /* NULL is allowed. Connections still open keep their SSL_CTX alive. */
 void tg_tls_server_free(tg_tls_server_t *s);
 
-/* An accepting bufferevent over fd (BEV_OPT_CLOSE_ON_FREE). NULL on failure,
- * with fd left open for the caller. */
-struct bufferevent *tg_tls_server_bev(const tg_tls_server_t *s, struct event_base *base, int fd);
+/* A new server-side SSL on the listener's default context (SNI may switch
+ * it). NULL on failure. */
+SSL *tg_tls_server_ssl(const tg_tls_server_t *s);
 
 /* Counts tollgate_tls_handshake_failures_total for a client connection that
- * failed (BEV_EVENT_ERROR) before its handshake completed; a connection closed
- * before sending a byte (a port probe) does not count. Never logs. */
-void tg_tls_count_handshake_failure(struct bufferevent *bev, unsigned worker_id);
+ * failed before its handshake completed; a connection closed before sending a
+ * byte (a port probe) does not count. Never logs. */
+void tg_tls_count_handshake_failure(SSL *ssl, unsigned worker_id);
 
 /* Parses an upstream's `tls:` map; targets are the upstream's (already
  * parsed): server_name defaults to each target's host. */
@@ -52,13 +51,9 @@ int tg_tls_client_parse(const tg_conf_node_t *n, const char *dir, const tg_targe
 
 void tg_tls_client_free(tg_tls_client_t *c);
 
-/* Starts a non-blocking connect of fd to sa and returns a connecting TLS
- * bufferevent for target (BEV_OPT_CLOSE_ON_FREE): BEV_EVENT_CONNECTED comes
- * after the handshake, a failed handshake or verification is BEV_EVENT_ERROR,
- * and a connect plus handshake longer than timeout_ms is BEV_EVENT_TIMEOUT.
- * NULL with errno set on failure, fd then left open for the caller. */
-struct bufferevent *tg_tls_connect(const tg_tls_client_t *c, struct event_base *base, int fd,
-                                   size_t target, const struct sockaddr *sa, socklen_t salen,
-                                   uint64_t timeout_ms);
+/* A new client-side SSL for target: SNI (unless the name is an IP literal)
+ * and, with verify, the name checked against the certificate. NULL on
+ * failure. The connect and the handshake are tg_stream_connect's. */
+SSL *tg_tls_client_ssl(const tg_tls_client_t *c, size_t target);
 
 #endif

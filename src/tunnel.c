@@ -30,14 +30,13 @@ static void arm(tg_conn_t *c, uint64_t ms)
     evtimer_add(c->timer, &tv);
 }
 
-/* Moves what src holds to dst unless dst is full; the bufferevent read
- * watermark on src then stops reading until dst drains. */
-static void move(struct bufferevent *src, struct bufferevent *dst)
+/* Moves what src holds to dst unless dst is full; the read watermark on src
+ * then stops reading until dst drains. */
+static void move(tg_stream_t *src, tg_stream_t *dst)
 {
-    struct evbuffer *in = bufferevent_get_input(src), *out = bufferevent_get_output(dst);
-    if (evbuffer_get_length(out) > TG_OUT_HIGH)
+    if (tg_stream_input_length(src) == 0 || tg_stream_output_length(dst) > TG_OUT_HIGH)
         return;
-    evbuffer_add_buffer(out, in);
+    evbuffer_add_buffer(tg_stream_output(dst), tg_stream_input(src));
 }
 
 static void close_tunnel(tg_req_t *req)
@@ -51,29 +50,29 @@ static void close_tunnel(tg_req_t *req)
     tg_conn_fail(c);
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg)
+static void up_read_cb(tg_stream_t *s, void *arg)
 {
     tg_req_t *req = arg;
     touch(req);
-    move(bev, req->conn->bev);
+    move(s, req->conn->s);
 }
 
-static void up_write_cb(struct bufferevent *bev, void *arg)
+static void up_write_cb(tg_stream_t *s, void *arg)
 {
     tg_req_t *req = arg;
     touch(req);
-    move(req->conn->bev, bev);
-    if (req->tunnel_closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    move(req->conn->s, s);
+    if (req->tunnel_closing && tg_stream_output_length(s) == 0)
         close_tunnel(req);
 }
 
-static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+static void up_event_cb(tg_stream_t *s, short what, void *arg)
 {
-    (void)bev;
+    (void)s;
     (void)what;
     tg_req_t *req = arg;
     /* The upstream is gone: deliver what it sent, then close the client. */
-    move(req->up->bev, req->conn->bev);
+    move(req->up->s, req->conn->s);
     close_tunnel(req);
 }
 
@@ -81,14 +80,14 @@ void tg_tunnel_client_readable(tg_req_t *req)
 {
     touch(req);
     if (req->up != NULL)
-        move(req->conn->bev, req->up->bev);
+        move(req->conn->s, req->up->s);
 }
 
 void tg_tunnel_client_drained(tg_req_t *req)
 {
     touch(req);
     if (req->up != NULL)
-        move(req->up->bev, req->conn->bev);
+        move(req->up->s, req->conn->s);
 }
 
 void tg_tunnel_timer(tg_req_t *req)
@@ -105,12 +104,12 @@ void tg_tunnel_timer(tg_req_t *req)
 
 void tg_tunnel_client_event(tg_req_t *req, short what)
 {
-    if ((what & BEV_EVENT_EOF) && req->up != NULL) {
+    if ((what & TG_STREAM_EOF) && req->up != NULL) {
         /* The client closed: the upstream gets what is left, then its close. */
-        move(req->conn->bev, req->up->bev);
-        if (evbuffer_get_length(bufferevent_get_output(req->up->bev)) > 0) {
+        move(req->conn->s, req->up->s);
+        if (tg_stream_output_length(req->up->s) > 0) {
             req->tunnel_closing = true;
-            bufferevent_disable(req->conn->bev, EV_READ);
+            tg_stream_read_enable(req->conn->s, false);
             return;
         }
     }
@@ -124,19 +123,17 @@ void tg_tunnel_start(tg_req_t *req)
     req->up_state = TG_UP_DONE;
     tg_metrics_websocket_opened(c->worker);
     /* Idle in both directions: one timer for the pair (see the top). */
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
-    bufferevent_set_timeouts(req->up->bev, NULL, NULL);
+    tg_stream_set_timeouts(c->s, 0, 0);
+    tg_stream_set_timeouts(req->up->s, 0, 0);
     touch(req);
     arm(c, req->cfg->limits.idle_timeout_ms);
-    bufferevent_setcb(req->up->bev, up_read_cb, up_write_cb, up_event_cb, req);
-    bufferevent_setwatermark(req->up->bev, EV_READ, 0, TG_OUT_HIGH);
+    tg_stream_setcb(req->up->s, up_read_cb, up_write_cb, up_event_cb, req);
     /* Drained callbacks well before empty: a client that reads a backlog
      * slowly is moving bytes, and the other side refills sooner. */
-    bufferevent_setwatermark(c->bev, EV_WRITE, TG_OUT_HIGH / 4, 0);
-    bufferevent_setwatermark(req->up->bev, EV_WRITE, TG_OUT_HIGH / 4, 0);
-    bufferevent_enable(req->up->bev, EV_READ | EV_WRITE);
-    bufferevent_enable(c->bev, EV_READ);
+    tg_stream_set_watermarks(req->up->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);
+    tg_stream_read_enable(req->up->s, true);
+    tg_stream_read_enable(c->s, true);
     /* Bytes that came right behind the handshake on either side. */
-    move(c->bev, req->up->bev);
-    move(req->up->bev, c->bev);
+    move(c->s, req->up->s);
+    move(req->up->s, c->s);
 }

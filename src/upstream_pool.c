@@ -30,7 +30,7 @@ int tg_upool_init(tg_upool_t *p, struct event_base *base, const tg_upstream_conf
 
 static void uconn_free(tg_uconn_t *c)
 {
-    bufferevent_free(c->bev);
+    tg_stream_free(c->s);
     free(c);
 }
 
@@ -107,18 +107,18 @@ size_t tg_upool_pick(tg_upool_t *p, uint64_t now, uint64_t tried)
 
 /* An idle connection that becomes readable was closed by the upstream (or
  * sent garbage): either way it must never be handed out again. */
-static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
+static void idle_event_cb(tg_stream_t *s, short what, void *arg)
 {
-    (void)bev;
+    (void)s;
     (void)what;
     tg_uconn_t *c = arg;
     idle_unlink(c);
     uconn_free(c);
 }
 
-static void idle_read_cb(struct bufferevent *bev, void *arg)
+static void idle_read_cb(tg_stream_t *s, void *arg)
 {
-    idle_event_cb(bev, BEV_EVENT_READING, arg);
+    idle_event_cb(s, TG_STREAM_READING, arg);
 }
 
 tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target)
@@ -128,8 +128,8 @@ tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target)
     if (c == NULL)
         return NULL;
     idle_unlink(c);
-    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    tg_stream_setcb(c->s, NULL, NULL, NULL, NULL);
+    tg_stream_set_timeouts(c->s, 0, 0);
     t->active++;
     p->nactive++;
     TG_STAT_INC(p, active);
@@ -156,32 +156,19 @@ tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
         errno = ENOMEM;
         return NULL;
     }
-    /* TLS: tg_tls_connect() starts the connect itself, and the bufferevent
-     * reports BEV_EVENT_CONNECTED only once the handshake is done. */
     const tg_tls_client_t *tls = p->conf->tls;
-    c->bev = tls != NULL
-                 ? tg_tls_connect(tls, p->base, fd, target, (const struct sockaddr *)&tc->addr,
-                                  tc->addrlen, p->conf->connect_timeout_ms)
-                 : bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        int e = tls != NULL ? errno : ENOMEM;
-        if (e != ENOMEM)
-            TG_STAT_INC(p, connect_errors);
+    SSL *ssl = tls != NULL ? tg_tls_client_ssl(tls, target) : NULL;
+    c->s = tls == NULL || ssl != NULL ? tg_stream_new(p->base, fd, ssl) : NULL;
+    if (c->s == NULL) {
+        SSL_free(ssl);
         close(fd);
         free(c);
-        errno = e;
+        errno = ENOMEM;
         return NULL;
     }
     c->pool = p;
     c->target = target;
-    if (tls == NULL && bufferevent_socket_connect(c->bev, (const struct sockaddr *)&tc->addr,
-                                                  (int)tc->addrlen) < 0) {
-        int e = errno;
-        uconn_free(c);
-        TG_STAT_INC(p, connect_errors);
-        errno = e ? e : ECONNREFUSED;
-        return NULL;
-    }
+    tg_stream_connect(c->s, (const struct sockaddr *)&tc->addr, (socklen_t)tc->addrlen);
     p->targets[target].active++;
     p->nactive++;
     TG_STAT_INC(p, active);
@@ -198,8 +185,7 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     TG_STAT_ADD(p, active, -1);
     c->uses++;
     if (!reusable || !c->connected || p->nidle >= p->conf->keepalive ||
-        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
-        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        tg_stream_input_length(c->s) > 0 || tg_stream_output_length(c->s) > 0) {
         uconn_free(c);
         return;
     }
@@ -211,11 +197,11 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     t->idle_head = c;
     p->nidle++;
     TG_STAT_INC(p, idle);
-    struct timeval idle = tg_timeval_ms(IDLE_TIMEOUT_MS);
-    bufferevent_setcb(c->bev, idle_read_cb, NULL, idle_event_cb, c);
-    bufferevent_set_timeouts(c->bev, &idle, NULL);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    bufferevent_enable(c->bev, EV_READ);
+    tg_stream_setcb(c->s, idle_read_cb, NULL, idle_event_cb, c);
+    tg_stream_set_timeouts(c->s, IDLE_TIMEOUT_MS, 0);
+    tg_stream_set_watermarks(c->s, 0, 0);
+    tg_stream_read_enable(c->s, true);
+    tg_stream_park(c->s); /* empty both ways (checked above) */
 }
 
 void tg_upool_report_failure(tg_upool_t *p, size_t target, uint64_t now_ms)

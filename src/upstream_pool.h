@@ -7,11 +7,12 @@
 #ifndef TG_UPSTREAM_POOL_H
 #define TG_UPSTREAM_POOL_H
 
-#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
+#include "stream.h"
 
 typedef struct tg_upool_s tg_upool_t;
 typedef struct tg_uconn_s tg_uconn_t;
@@ -19,7 +20,7 @@ typedef struct tg_uconn_s tg_uconn_t;
 struct tg_uconn_s {
     tg_upool_t *pool;
     size_t target;
-    struct bufferevent *bev;
+    tg_stream_t *s;
     tg_uconn_t *prev, *next; /* idle list of its target */
     bool idle;
     bool connected;
@@ -74,12 +75,14 @@ size_t tg_upool_pick(tg_upool_t *p, uint64_t now_ms, uint64_t tried);
 /* An idle pooled connection to target, or NULL. The caller sets callbacks. */
 tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target);
 
-/* Starts a new non-blocking connection to target; NULL on immediate failure
- * (errno set). */
+/* Starts a new non-blocking connection to target (TLS when the upstream has
+ * `tls:`); NULL on immediate failure (errno set). The caller sets callbacks
+ * and timeouts (the write timeout bounds connect + handshake); CONNECTED or
+ * an error comes through the event callback. */
 tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target);
 
 /* Done with a connection: back to the idle pool when reusable (and there is
- * room), otherwise closed. */
+ * room), parked (no buffers), otherwise closed. */
 void tg_upool_release(tg_uconn_t *c, bool reusable);
 
 /* Passive health bookkeeping. */

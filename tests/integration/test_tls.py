@@ -148,10 +148,10 @@ def server_tls(pki, certs=("api", "admin"), **kw):
 
 @pytest.fixture
 def tls_gw(gateway_factory, upstream_factory, pki):
-    """make(tls=..., up=..., up_tls=..., workers=..., admin=False, upstream=...) -> ns(gw, port, up, admin).
+    """make(tls=..., up=..., up_tls=..., workers=..., admin=False, upstream=..., limits=...) -> ns(gw, port, up, admin).
     tls=False: a plain listener."""
 
-    def make(tls=None, up=None, up_tls=None, workers=2, admin=False, upstream=None):
+    def make(tls=None, up=None, up_tls=None, workers=2, admin=False, upstream=None, limits=None):
         import types
         up = up or upstream_factory("up")
         port = h.free_port()
@@ -159,7 +159,7 @@ def tls_gw(gateway_factory, upstream_factory, pki):
         if up_tls is not None:
             uconf["tls"] = up_tls
         cfg = h.gateway_config(port, {"up": uconf}, [h.route("all", "up", {"path_prefix": "/"})],
-                               workers=workers)
+                               limits=limits, workers=workers)
         if tls is not False:
             cfg["listen"][0]["tls"] = tls if tls is not None else server_tls(pki)
         admin_port = None
@@ -254,11 +254,42 @@ def test_keepalive_pause_and_pipelining_over_tls(tls_gw, pki):
     with tls_conn(g.port, client_ctx(pki)) as c:
         c.send(h.build_request("GET", "/a", host="api.test") + h.build_request("GET", "/b", host="api.test"))
         assert [c.read_response().json()["target"] for _ in range(2)] == ["/a", "/b"]
-        time.sleep(1.5)  # idle longer than the plain-HTTP parking delay: TLS keeps its state
+        time.sleep(1.5)  # idle longer than the parking delay: parked, the session survives
         c.send(h.build_request("GET", "/c", host="api.test"))
         r = c.read_response()
         assert r.status == 200 and r.json()["target"] == "/c"
         assert {rec["conn_id"] for rec in g.up.records} == {1}
+
+
+def test_tls_connection_parks_and_comes_back(tls_gw, pki):
+    # An idle TLS keep-alive connection parks like a plain one (buffers
+    # freed, the SSL kept): counted in tollgate_connections_parked_total, and
+    # the next request, pipelined, works on the same TLS session.
+    g = tls_gw(admin=True, workers=1, limits={"idle_timeout": "10s"})
+    name = "tollgate_connections_parked_total"
+    with tls_conn(g.port, client_ctx(pki)) as c:
+        c.send(h.build_request("GET", "/a", host="api.test"))
+        assert c.read_response().status == 200
+        before = metric(g.admin, name)
+        deadline = time.monotonic() + 5
+        while metric(g.admin, name) == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert metric(g.admin, name) == before + 1
+        c.send(h.build_request("GET", "/b", host="api.test") + h.build_request("GET", "/c", host="api.test"))
+        assert [c.read_response().json()["target"] for _ in range(2)] == ["/b", "/c"]
+    assert {rec["conn_id"] for rec in g.up.records} == {1}
+
+
+def test_parked_tls_connection_idle_timeout_sends_close_notify(tls_gw, pki):
+    g = tls_gw(limits={"idle_timeout": "2500ms"}, workers=1)
+    with tls_conn(g.port, client_ctx(pki)) as c:
+        c.send(h.build_request("GET", "/a", host="api.test"))
+        assert c.read_response().status == 200
+        t0 = time.monotonic()
+        c.settimeout(6)
+        # close_notify: a clean TLS EOF (b""), not SSLEOFError
+        assert c.sock.recv(100) == b""
+        assert 2.0 <= time.monotonic() - t0 <= 4.5
 
 
 # ---------------------------------------------------------------- mTLS ----

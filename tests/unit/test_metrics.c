@@ -216,6 +216,9 @@ static void fill_scenario(void)
     tg_metrics_websocket_opened(&workers[1]);
     tg_metrics_websocket_opened(&workers[1]);
     tg_metrics_websocket_opened(NULL);
+    tg_metrics_connection_parked(&workers[0]);
+    tg_metrics_connection_parked(&workers[1]);
+    tg_metrics_connection_parked(NULL);
     tg_metrics_set_workers(workers, 2);
     tg_metrics_add_worker(reg, 0, 0, 0, 2);
     tg_metrics_add_worker(reg, 1, 0, 0, 3);
@@ -289,6 +292,10 @@ static const char golden[] =
                       "tunnelled.\n"
                       "# TYPE tollgate_websocket_connections_total counter\n"
                       "tollgate_websocket_connections_total 3\n"
+                      "# HELP tollgate_connections_parked_total Idle keep-alive client connections "
+                      "(plain or TLS) that gave back their buffers.\n"
+                      "# TYPE tollgate_connections_parked_total counter\n"
+                      "tollgate_connections_parked_total 2\n"
                       "# HELP tollgate_workers Worker threads.\n"
                       "# TYPE tollgate_workers gauge\n"
                       "tollgate_workers 2\n"

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Syscalls per keep-alive request: tollgate (1 worker) under strace -f -c in
+front of an nginx origin (127.0.0.1:19180), N GETs over one client connection
+(plain or TLS 1.3, ECDSA P-256), minus a run with 100 requests; prints the
+per-request count by syscall. Needs nginx, strace, openssl.
+
+  bench/syscalls.py build/tollgate plain 2000
+  bench/syscalls.py build/tollgate tls 2000
+"""
+import os, socket, ssl, subprocess, sys, time, re, tempfile
+
+BIN, MODE, N = sys.argv[1], sys.argv[2], int(sys.argv[3])
+D = tempfile.mkdtemp(prefix="iom")
+ORIGIN = 19180
+PORT = 19181
+
+def sh(*a):
+    subprocess.run(a, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+def origin():
+    os.makedirs(D + "/o", exist_ok=True)
+    open(D + "/o/nginx.conf", "w").write("""worker_processes 1; daemon off; master_process off; pid %s/o/pid;
+error_log %s/o/err warn; events { worker_connections 1024; }
+http { access_log off; client_body_temp_path %s/o; proxy_temp_path %s/o; fastcgi_temp_path %s/o; uwsgi_temp_path %s/o; scgi_temp_path %s/o;
+keepalive_requests 1000000; server { listen 127.0.0.1:%d; location / { return 200 "hello world\\n"; } } }
+""" % ((D,) * 7 + (ORIGIN,)))
+    return subprocess.Popen(["nginx", "-p", D + "/o/", "-c", D + "/o/nginx.conf", "-e", D + "/o/err"])
+
+def conf():
+    tls = ""
+    if MODE == "tls":
+        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+           "-days", "3", "-subj", "/CN=bench.test", "-keyout", D + "/k.pem", "-out", D + "/c.pem")
+        tls = "\n    tls:\n      certificates:\n        - cert: %s/c.pem\n          key: %s/k.pem" % (D, D)
+    open(D + "/t.yaml", "w").write("""workers: 1
+listen:
+  - address: "127.0.0.1:%d"%s
+limits:
+  idle_timeout: 300s
+upstreams:
+  origin:
+    targets: ["127.0.0.1:%d"]
+    keepalive: 64
+routes:
+  - name: all
+    match:
+      path_prefix: /
+    upstream: origin
+""" % (PORT, tls, ORIGIN))
+
+REQ = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+
+def client(n):
+    s = socket.create_connection(("127.0.0.1", PORT))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if MODE == "tls":
+        ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        s = ctx.wrap_socket(s)
+    for _ in range(n):
+        s.sendall(REQ)
+        buf = b""
+        while not (b"\r\n\r\n" in buf and buf.endswith(b"hello world\n")):
+            d = s.recv(65536)
+            assert d, "closed"
+            buf += d
+    s.close()
+
+def run(n):
+    out = D + "/st%d" % n
+    p = subprocess.Popen(["strace", "-f", "-c", "-o", out, BIN, "-c", D + "/t.yaml"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", PORT)).close(); break
+        except OSError:
+            time.sleep(0.1)
+    time.sleep(0.3)
+    client(n)
+    time.sleep(0.3)
+    kids = subprocess.run(["pgrep", "-P", str(p.pid)], stdout=subprocess.PIPE).stdout.split()
+    for k in kids:
+        os.kill(int(k), 15)
+    try:
+        p.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        for k in kids:
+            os.kill(int(k), 9)
+        p.wait()
+    calls = {}
+    for line in open(out):
+        f = line.split()
+        if len(f) >= 5 and f[-1] not in ("syscall", "total") and f[3].isdigit():
+            calls[f[-1]] = int(f[3])
+    return calls
+
+o = origin(); time.sleep(0.5)
+conf()
+try:
+    run(0)  # warm caches
+    a = run(100); b = run(100 + N)
+finally:
+    o.terminate(); o.wait()
+keys = sorted(set(a) | set(b), key=lambda k: -(b.get(k, 0) - a.get(k, 0)))
+tot = 0
+for k in keys:
+    d = b.get(k, 0) - a.get(k, 0)
+    if d / N >= 0.01:
+        print("%-16s %6.2f" % (k, d / N)); tot += d
+print("%-16s %6.2f" % ("total", tot / N))
