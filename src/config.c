@@ -24,6 +24,7 @@
 
 #include "arena.h"
 #include "conf_node.h"
+#include "h2_session.h"
 #include "path_norm.h"
 #include "redis.h"
 #include "route_action.h"
@@ -244,7 +245,7 @@ static int parse_workers(ctx_t *c, const tg_conf_node_t *n)
 
 /* The keys of a listen entry and of admin; read into this, then resolved. */
 typedef struct {
-    const tg_conf_node_t *address, *tls, *token;
+    const tg_conf_node_t *address, *tls, *token, *http2;
     uint32_t backlog;
 } listener_keys_t;
 
@@ -257,8 +258,34 @@ static const tg_conf_field_t listen_fields[] = {
      * kernel caps the value at net.core.somaxconn (src/server.c logs that). */
     {"backlog", TG_CONF_FIELD_UINT, TG_CONF_AT(listener_keys_t, backlog), .min = 1, .max = 65535,
      .def = TG_LISTEN_BACKLOG},
+    /* off | prior_knowledge (tg_h2_mode_t); read in parse_listen, after tls. */
+    {"http2", TG_CONF_FIELD_NODE, TG_CONF_AT(listener_keys_t, http2)},
     TG_CONF_END,
 };
+
+/* `http2:` of a listener: h2c with prior knowledge is for plain listeners;
+ * over TLS the client asks for h2 by ALPN (tls.alpn). */
+static int parse_listen_http2(ctx_t *c, const tg_conf_node_t *n, tg_listen_conf_t *l)
+{
+    static const char *const names[] = {"off", "prior_knowledge", NULL};
+    const char *s;
+    l->http2 = TG_H2_OFF;
+    tg_h2_metrics_register(); /* any listener may speak h2 (TLS: by ALPN) */
+    if (n == NULL)
+        return 0;
+    if (tg_conf_get_string(n, &s, c->err) < 0)
+        return -1;
+    for (unsigned i = 0; names[i] != NULL; i++)
+        if (strcmp(s, names[i]) == 0)
+            l->http2 = (uint8_t)i;
+    if (strcmp(s, names[l->http2]) != 0)
+        return tg_conf_error(c->err, n, "invalid http2 '%s' (expected off or prior_knowledge)", s);
+    if (l->http2 == TG_H2_PRIOR_KNOWLEDGE && l->tls != NULL)
+        return tg_conf_error(c->err, n,
+                             "http2: prior_knowledge is for plain listeners; over TLS, h2 is "
+                             "chosen by tls.alpn");
+    return 0;
+}
 
 static const tg_conf_field_t admin_fields[] = {
     {"address", TG_CONF_FIELD_NODE, TG_CONF_AT(listener_keys_t, address),
@@ -298,7 +325,9 @@ static int parse_listen(ctx_t *c, const tg_conf_node_t *n)
                 return tg_conf_error(c->err, k.address, "duplicate listen address '%s'", l->name);
         if (tg_tls_server_parse(k.tls, cfg->dir, l->name, &l->tls, c->err) < 0)
             return -1;
-        cfg->nlisteners++;
+        cfg->nlisteners++; /* from here config_free frees l->tls */
+        if (parse_listen_http2(c, k.http2, l) < 0)
+            return -1;
     }
     return 0;
 }
@@ -333,6 +362,9 @@ static int parse_admin(ctx_t *c, const tg_conf_node_t *n)
     if (tg_conf_map_get(n, "backlog") != NULL)
         return tg_conf_error(c->err, tg_conf_map_get(n, "backlog"),
                              "backlog is not supported on admin");
+    if (tg_conf_map_get(n, "http2") != NULL)
+        return tg_conf_error(c->err, tg_conf_map_get(n, "http2"),
+                             "http2 is not supported on admin");
     if (tg_conf_read(n, admin_fields, "admin", &k, c->err) < 0 ||
         parse_listener(c, &k, &cfg->admin) < 0)
         return -1;
@@ -380,6 +412,30 @@ static const char *const encoded_slashes_names[] = {"reject", "keep", NULL};
  * the order of tg_underscores_t. */
 static const char *const underscores_names[] = {"drop", "reject", "allow", NULL};
 
+/* limits.http2: RFC 9113 bounds (a window of at most 2^31-1, stream counts
+ * that fit SETTINGS); at least 1 stream, a window of at least one frame's
+ * worth so that a stream can move at all, and a header list that holds a
+ * request line's worth of fields. */
+#define H2_LIMIT(key, type, field, ...)                                           \
+    {                                                                             \
+        key, TG_CONF_FIELD_##type, TG_CONF_AT(tg_h2_limits_t, field), __VA_ARGS__ \
+    }
+static const tg_conf_field_t h2_limit_fields[] = {
+    H2_LIMIT("max_concurrent_streams", UINT, max_concurrent_streams, .min = 1, .max = 65536,
+             .def = 128),
+    H2_LIMIT("initial_window_size", SIZE, initial_window_size, .min = 16384, .max = 0x7fffffff,
+             .def = 256 * 1024),
+    H2_LIMIT("max_header_list_size", SIZE, max_header_list_size, .min = 1024, .max = 16u << 20,
+             .def = 32 * 1024),
+    H2_LIMIT("idle_timeout", DURATION, idle_timeout_ms, .min = 1, .def = 60000),
+    TG_CONF_END,
+};
+
+static int parse_h2_limits(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
+{
+    return tg_conf_read(n, h2_limit_fields, "limits.http2", out, err);
+}
+
 #define LIMIT(key, type, field, ...)                                                    \
     {                                                                                   \
         key, TG_CONF_FIELD_##type, TG_CONF_AT(limits_keys_t, limits.field), __VA_ARGS__ \
@@ -401,6 +457,8 @@ static const tg_conf_field_t limit_fields[] = {
      .names = encoded_slashes_names},
     LIMIT("headers_with_underscores", ENUM, headers_with_underscores, .names = underscores_names,
           .def = TG_UNDERSCORES_DROP),
+    {"http2", TG_CONF_FIELD_CUSTOM, TG_CONF_AT(limits_keys_t, limits.http2),
+     .parse = parse_h2_limits, .flags = TG_CONF_ABSENT},
     TG_CONF_END,
 };
 

@@ -113,7 +113,22 @@ typedef struct {
     char *name;                  /* as written */
     struct tg_tls_server_s *tls; /* `tls:` termination (src/tls.h); NULL = plain */
     uint32_t backlog;            /* listen(2) backlog as configured (default 4096) */
+    uint8_t http2;               /* plain listener: tg_h2_mode_t (`http2:`, default off) */
 } tg_listen_conf_t;
+
+/* `listen[].http2:` on a plain listener (over TLS, h2 is chosen by ALPN). */
+typedef enum {
+    TG_H2_OFF = 0,             /* HTTP/1.1 only */
+    TG_H2_PRIOR_KNOWLEDGE = 1, /* h2c when the client starts with the connection preface */
+} tg_h2_mode_t;
+
+/* `limits.http2:` (src/h2_session.c). */
+typedef struct {
+    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS; default 128 */
+    uint32_t initial_window_size;    /* per stream, SETTINGS_INITIAL_WINDOW_SIZE; default 256KiB */
+    uint32_t max_header_list_size;   /* decoded; past it the stream gets a 431; default 32KiB */
+    uint64_t idle_timeout_ms;        /* the connection with no stream open; default 60s */
+} tg_h2_limits_t;
 
 #define TG_LISTEN_BACKLOG 4096
 
@@ -128,6 +143,7 @@ typedef struct {
     uint32_t max_headers;       /* default 100 -> 431 */
     unsigned path_flags;        /* TG_PATH_* (src/path_norm.h): encoded_slashes: keep */
     tg_underscores_t headers_with_underscores; /* default drop (src/client_fields.h) */
+    tg_h2_limits_t http2;                      /* `http2:` */
 } tg_limits_t;
 
 typedef struct tg_config_s {

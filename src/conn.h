@@ -43,11 +43,20 @@ struct tg_conn_s {
                                tunnel, the last byte moved either way */
     struct sockaddr_storage peer;
     char peer_ip[46];
-    tg_conn_t *prev, *next; /* worker's list */
+    struct tg_h2_conn_s *h2c; /* this connection speaks HTTP/2 (h2_conn.c owns it) */
+    bool h2_stream;           /* this "connection" carries one HTTP/2 stream (h2_bridge.c) */
+    tg_conn_t *prev, *next;   /* worker's list */
 };
 
 /* Takes ownership of fd (accepted, non-blocking) from cfg->listeners[listener]. */
 void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockaddr *sa, int salen);
+
+/* One HTTP/2 stream's exchange on an in-memory stream (h2_bridge.c): the
+ * same request path as an HTTP/1.1 client of listener, from peer; tls: the
+ * HTTP/2 connection came over TLS. Takes ownership of s. NULL when out of
+ * memory (s is then freed). */
+tg_conn_t *tg_conn_accept_stream(tg_worker_t *w, size_t listener, tg_stream_t *s,
+                                 const struct sockaddr *peer, int salen, bool tls);
 
 /* Draining: idle connections close now, busy ones after their response. */
 void tg_conn_drain(tg_conn_t *c);
