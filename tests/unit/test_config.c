@@ -354,8 +354,9 @@ START_TEST(listen_errors)
 {
     ck_assert_str_eq(load_err("listen: 5\n"), "t.yaml:1:9: expected a sequence, got '5'");
     ck_assert_str_eq(load_err("listen: []\n"), "t.yaml:1:9: expected at least one listen address");
-    ck_assert_str_eq(load_err("listen:\n  - port: 1\n"),
-                     "t.yaml:2:5: unknown key 'port' in listen (known: address, tls, backlog)");
+    ck_assert_str_eq(
+        load_err("listen:\n  - port: 1\n"),
+        "t.yaml:2:5: unknown key 'port' in listen (known: address, tls, backlog, http2)");
     ck_assert_str_eq(load_err("listen:\n  - {}\n"), "t.yaml:2:5: missing required key 'address'");
     ck_assert_str_eq(load_err("listen:\n  - \":80\"\n"), "t.yaml:2:5: expected a map, got ':80'");
     ck_assert_str_eq(load_err("listen:\n  - address: [1]\n"), "t.yaml:2:14: expected a string");
@@ -469,7 +470,7 @@ START_TEST(admin_token)
     /* listen entries take no token */
     ck_assert_str_eq(
         load_err("listen:\n  - address: \":18080\"\n    token: \"0123456789abcdefgh\"\n"),
-        "t.yaml:3:5: unknown key 'token' in listen (known: address, tls, backlog)");
+        "t.yaml:3:5: unknown key 'token' in listen (known: address, tls, backlog, http2)");
 }
 END_TEST
 
@@ -595,7 +596,7 @@ START_TEST(limits_errors)
         {"  header_timeout: 1s\n  bogus: 1\n",
          "t.yaml:5:3: unknown key 'bogus' in limits (known: header_timeout, idle_timeout, "
          "body_timeout, send_timeout, drain_timeout, max_header_size, max_body_size, "
-         "max_headers, encoded_slashes, headers_with_underscores)"},
+         "max_headers, encoded_slashes, headers_with_underscores, http2)"},
         {"  max_header: 1k\n",
          "t.yaml:4:3: unknown key 'max_header' in limits (did you mean 'max_headers'?)"},
         {"  encoded_slashes: maybe\n",
@@ -831,6 +832,66 @@ START_TEST(failed_load_with_regex_frees)
 }
 END_TEST
 
+/* ---- HTTP/2 (listen[].http2, listen[].tls.alpn, limits.http2) ---------- */
+
+START_TEST(http2_defaults_and_values)
+{
+    load_ok(LISTEN);
+    ck_assert_uint_eq(cfg->listeners[0].http2, TG_H2_OFF);
+    ck_assert_uint_eq(cfg->limits.http2.max_concurrent_streams, 128);
+    ck_assert_uint_eq(cfg->limits.http2.initial_window_size, 256 * 1024);
+    ck_assert_uint_eq(cfg->limits.http2.max_header_list_size, 32 * 1024);
+    ck_assert_uint_eq(cfg->limits.http2.idle_timeout_ms, 60000);
+    load_ok("listen:\n  - address: \":18080\"\n    http2: prior_knowledge\n"
+            "  - address: \":18081\"\n    http2: off\n"
+            "limits:\n  http2:\n    max_concurrent_streams: 16\n    initial_window_size: 64KiB\n"
+            "    max_header_list_size: 8KiB\n    idle_timeout: 5s\n");
+    ck_assert_uint_eq(cfg->listeners[0].http2, TG_H2_PRIOR_KNOWLEDGE);
+    ck_assert_uint_eq(cfg->listeners[1].http2, TG_H2_OFF);
+    ck_assert_uint_eq(cfg->limits.http2.max_concurrent_streams, 16);
+    ck_assert_uint_eq(cfg->limits.http2.initial_window_size, 64 * 1024);
+    ck_assert_uint_eq(cfg->limits.http2.max_header_list_size, 8 * 1024);
+    ck_assert_uint_eq(cfg->limits.http2.idle_timeout_ms, 5000);
+    load_ok(LISTEN "limits:\n  http2:\n");
+    ck_assert_uint_eq(cfg->limits.http2.max_concurrent_streams, 128);
+}
+END_TEST
+
+START_TEST(http2_errors)
+{
+    ck_assert_str_eq(load_err("listen:\n  - address: \":18080\"\n    http2: on\n"),
+                     "t.yaml:3:12: invalid http2 'on' (expected off or prior_knowledge)");
+    ck_assert_str_eq(load_err("listen:\n  - address: \":18080\"\n    http2: [x]\n"),
+                     "t.yaml:3:12: expected a string");
+    ck_assert_str_eq(load_err(LISTEN "admin:\n  address: \":18090\"\n  http2: off\n"),
+                     "t.yaml:5:10: http2 is not supported on admin");
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  http2:\n    max_concurrent_streams: 0\n"),
+                     "t.yaml:5:29: max_concurrent_streams must be between 1 and 65536");
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  http2:\n    initial_window_size: 4KiB\n"),
+                     "t.yaml:5:26: initial_window_size must be between 16KiB and 2147483647B");
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  http2:\n    max_header_list_size: 100\n"),
+                     "t.yaml:5:27: max_header_list_size must be between 1KiB and 16MiB");
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  http2:\n    idle_timeout: 5\n"),
+                     "t.yaml:5:19: expected a duration like 10s, got '5'");
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  http2:\n    max_streams: 5\n"),
+                     "t.yaml:5:5: unknown key 'max_streams' in limits.http2 (known: "
+                     "max_concurrent_streams, initial_window_size, max_header_list_size, "
+                     "idle_timeout)");
+    /* tls.alpn is read before the certificates: its errors need none. */
+    const char *tls = "listen:\n  - address: \":18080\"\n    tls:\n      certificates: []\n";
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s      alpn: [h3]\n", tls);
+    ck_assert_str_eq(load_err(buf),
+                     "t.yaml:5:14: unsupported ALPN protocol 'h3': expected h2 or http/1.1");
+    snprintf(buf, sizeof(buf), "%s      alpn: [h2, h2]\n", tls);
+    ck_assert_str_eq(load_err(buf), "t.yaml:5:18: 'h2' is listed twice");
+    snprintf(buf, sizeof(buf), "%s      alpn: []\n", tls);
+    ck_assert_str_eq(load_err(buf), "t.yaml:5:13: expected a list of h2 and/or http/1.1");
+    snprintf(buf, sizeof(buf), "%s      alpn: h2\n", tls);
+    ck_assert_str_eq(load_err(buf), "t.yaml:5:13: expected a list of h2 and/or http/1.1");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -847,6 +908,7 @@ static Suite *config_suite(void)
           parse_address}},
         {"trusted", {trusted_proxies, trusted_proxies_errors}},
         {"limits", {limits_errors, limits_headers_with_underscores}},
+        {"http2", {http2_defaults_and_values, http2_errors}},
         {"upstreams", {upstream_errors, upstream_host_header}},
         {"routes",
          {route_errors, route_match_details, route_paths_canonical, failed_load_with_regex_frees}},
