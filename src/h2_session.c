@@ -216,6 +216,12 @@ static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int lib
     /* nghttp2's own HTTP messaging checks (RFC 9113 section 8): counted like ours. */
     if (lib_error == NGHTTP2_ERR_HTTP_HEADER || lib_error == NGHTTP2_ERR_HTTP_MESSAGING)
         count_malformed(stream_of(h2, f->hd.stream_id));
+    /* A stream over max_concurrent_streams once the client acknowledged
+     * it: nghttp2 ends the connection (PROTOCOL_ERROR); before that, the
+     * stream is refused (on_frame_send counts that). */
+    else if (lib_error == NGHTTP2_ERR_PROTO && f->hd.type == NGHTTP2_HEADERS &&
+             h2->nstreams >= h2->lim.max_concurrent_streams)
+        tg_h2_count(h2->worker, TG_H2_DEF_REFUSED_STREAM);
     return 0;
 }
 

@@ -203,7 +203,7 @@ def test_sni_with_curl(tls_gw, pki):
         err = p.stderr.decode()
         assert p.returncode == 0, err
         assert "subject: CN=%s" % cn in err
-        assert "ALPN: server accepted http/1.1" in err
+        assert "ALPN: server accepted h2" in err  # curl offers h2 first; SNI switched contexts
         assert b'"target": "/hello"' in p.stdout
 
 
@@ -240,11 +240,19 @@ def test_tls12_ciphers(tls_gw, pki):
     expect_tls_failure(g.port, ctx)
 
 
-def test_alpn_http11_only(tls_gw, pki):
+def test_alpn_h2_by_default_and_http11_only(tls_gw, pki):
     g = tls_gw()
+    # Default alpn [h2, http/1.1]: h2 when offered (test_http2.py speaks it),
+    # http/1.1 for a client that offers only that.
+    with tls_conn(g.port, client_ctx(pki, alpn=["h2", "http/1.1"])) as c:
+        assert c.sock.selected_alpn_protocol() == "h2"
+    r = tls_get(g.port, client_ctx(pki, alpn=["http/1.1"]))
+    assert r.status == 200 and r.alpn == "http/1.1"
+    # alpn: [http/1.1] turns h2 off; h2 alone is then never selected and the
+    # connection goes on without ALPN.
+    g = tls_gw(tls=server_tls(pki, alpn=["http/1.1"]))
     r = tls_get(g.port, client_ctx(pki, alpn=["h2", "http/1.1"]))
     assert r.status == 200 and r.alpn == "http/1.1"
-    # h2 alone is never selected; the connection goes on without ALPN.
     r = tls_get(g.port, client_ctx(pki, alpn=["h2"]))
     assert r.status == 200 and r.alpn is None
 
