@@ -57,7 +57,7 @@ static const char *const defence_names[TG_H2_DEF_COUNT] = {
     [TG_H2_DEF_REFUSED_STREAM] = "refused_stream",
     [TG_H2_DEF_MALFORMED] = "malformed_request",
 };
-static int defence_metric = -1, streams_metric = -1;
+static int defence_metric = -1, streams_metric = -1, conns_metric = -1;
 
 void tg_h2_metrics_register(void)
 {
@@ -68,6 +68,9 @@ void tg_h2_metrics_register(void)
         defence_names, TG_H2_DEF_COUNT);
     streams_metric = tg_metrics_counter(m, "tollgate_http2_streams_total",
                                         "HTTP/2 streams that carried a request.", NULL, NULL, 0);
+    conns_metric =
+        tg_metrics_counter(m, "tollgate_http2_connections_total",
+                           "Client connections that spoke HTTP/2 (ALPN h2 or h2c).", NULL, NULL, 0);
 }
 
 void tg_h2_count(unsigned worker_id, tg_h2_defence_t d)
@@ -375,6 +378,8 @@ tg_h2_t *tg_h2_new(const tg_h2_limits_t *lim, uint64_t stall_timeout_ms, unsigne
 {
     tg_h2_t *h2 = calloc(1, sizeof(*h2));
     nghttp2_session_callbacks *cb = NULL;
+    if (conns_metric >= 0)
+        tg_metrics_add_worker(tg_metrics_registry(), worker_id, conns_metric, 0, 1);
     nghttp2_option *opt = NULL;
     if (h2 == NULL || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
         goto fail;

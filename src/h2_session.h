@@ -130,7 +130,9 @@ void tg_h2_tick(tg_h2_t *h2, uint64_t now_ms);
 /* Counts one defence (also used by the connection, for its own). */
 void tg_h2_count(unsigned worker_id, tg_h2_defence_t d);
 
-/* Registers the http2 metric families (at config load; idempotent). */
+/* Registers the http2 metric families (at config load; idempotent):
+ * tollgate_http2_defences_total{defence}, tollgate_http2_streams_total (the
+ * HTTP/2 share of tollgate_requests_total), tollgate_http2_connections_total. */
 void tg_h2_metrics_register(void);
 
 /* ---- one stream ---- */

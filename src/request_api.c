@@ -84,6 +84,13 @@ const char *tg_request_host(const tg_request_t *r, size_t *len)
     return r->host;
 }
 
+const char *tg_request_protocol(const tg_request_t *r)
+{
+    if (r->conn->h2_stream)
+        return "HTTP/2.0";
+    return r->http.minor_version == 0 && r->http.method != NULL ? "HTTP/1.0" : "HTTP/1.1";
+}
+
 const char *tg_request_id(const tg_request_t *r, size_t *len)
 {
     *len = r->request_id_len;

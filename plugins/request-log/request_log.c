@@ -64,6 +64,7 @@ typedef enum {
     F_PROFILE,
     F_UPSTREAM_PATH,
     F_CONSUMER,
+    F_PROTOCOL,
     F_COUNT,
 } field_t;
 
@@ -92,6 +93,7 @@ static const char *const field_names[F_COUNT] = {
     [F_PROFILE] = "profile",
     [F_UPSTREAM_PATH] = "upstream_path",
     [F_CONSUMER] = "consumer",
+    [F_PROTOCOL] = "protocol",
 };
 
 /* Request variables behind fields (include/tollgate/request.h). */
@@ -453,6 +455,10 @@ static value_t request_value(tg_request_t *r, field_t f)
         break;
     case F_UPSTREAM_PATH:
         return upstream_path_value(r);
+    case F_PROTOCOL:
+        p = tg_request_protocol(r);
+        len = strlen(p);
+        break;
     case F_QUERY:
         return query_value(r);
     case F_HOST:

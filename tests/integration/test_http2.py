@@ -279,6 +279,8 @@ def test_error_replies_are_the_same(h2gw):
         assert status == 413 and json.loads(body)["error"] == "request body too large"
         status, _, _ = c.get("/api/ok")  # the connection goes on
         assert status == 200
+    assert metric(g.admin, "tollgate_http2_connections_total") == 1
+    assert metric(g.admin, "tollgate_http2_streams_total") == 3
 
 
 def test_post_bodies_with_and_without_length(h2gw):
