@@ -193,7 +193,7 @@ def goaway_code(frames):
 def h2gw(gateway_factory, upstream_factory):
     """make(limits=..., routes=..., admin=..., h2limits=...) -> ns(port, up, admin, gw)."""
 
-    def make(limits=None, routes=None, admin=True, h2limits=None, workers=1, tls=None, log=None):
+    def make(limits=None, routes=None, admin=True, h2limits=None, workers=1, tls=None, log=None, env=None):
         import types
         up = upstream_factory("up")
         port = h.free_port()
@@ -215,7 +215,7 @@ def h2gw(gateway_factory, upstream_factory):
             cfg["plugins"] = [{"name": "request-log", "config": {"path": log,
                                                                   "fields": ["method", "path", "status",
                                                                              "protocol"]}}]
-        gw = gateway_factory(cfg, port=port)
+        gw = gateway_factory(cfg, port=port, env=env)
         if admin:
             h.wait_port(admin_port, 5)
         return types.SimpleNamespace(port=port, up=up, admin=admin_port, gw=gw, cfg=cfg)
@@ -556,11 +556,15 @@ def test_sigterm_sends_goaway_and_lets_streams_finish(h2gw):
     assert struct.unpack(">II", goaway[:8]) == (1, 0)  # last stream 1, NO_ERROR
     assert kinds.index((7, 0)) < kinds.index((1, 1))  # GOAWAY first, then the response
     assert any(t == 0 and sid == 1 and f & 1 for t, f, sid, _ in frames)  # DATA with END_STREAM
+    assert g.gw.proc.wait(timeout=10) == 0
 
 
 def test_large_download_and_upload_bounded_memory(h2gw, tmp_path):
     size = 100 * 1024 * 1024
-    g = h2gw(limits={"max_body_size": "0"})
+    # ASan's quarantine would hold every freed buffer: keep it small (as test_streaming does).
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=1:thread_local_quarantine_size_kb=64"
+    g = h2gw(limits={"max_body_size": "0"}, env=env)
     rss0 = g.gw.rss_kb()
     p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "-", "http://127.0.0.1:%d/bytes/%d" %
                         (g.port, size)], stdout=subprocess.PIPE, timeout=120)
