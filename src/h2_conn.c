@@ -188,7 +188,16 @@ void tg_h2_conn_drain(tg_conn_t *c)
         return;
     hc->shutdown = true;
     tg_h2_shutdown(hc->h2);
-    flush(hc);
+    /* Sent from the loop: the caller walks the worker's connections, which
+     * closing this one (and its streams' exchanges) would change. */
+    tg_h2_conn_kick(hc);
+}
+
+void tg_h2_conns_reloaded(tg_worker_t *w)
+{
+    for (tg_conn_t *c = w->conns; c != NULL; c = c->next)
+        if (c->h2c != NULL)
+            tg_h2_conn_drain(c);
 }
 
 void tg_h2_conn_free(tg_conn_t *c)

@@ -37,6 +37,11 @@ bool tg_h2_conn_detect(tg_conn_t *c);
  * streams finish, then the connection closes. */
 void tg_h2_conn_drain(tg_conn_t *c);
 
+/* After a reload: every HTTP/2 connection of the worker gets its GOAWAY
+ * (as on a drain). Clients reconnect for their next streams, to the new
+ * listeners and limits; open streams finish on the config they started on. */
+void tg_h2_conns_reloaded(tg_worker_t *w);
+
 /* From conn_free: the session and its streams go (every stream's exchange
  * is aborted). */
 void tg_h2_conn_free(tg_conn_t *c);

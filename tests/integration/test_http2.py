@@ -596,3 +596,26 @@ def test_access_log_protocol(h2gw, tmp_path):
         time.sleep(0.05)
     protos = {x["path"]: x["protocol"] for x in lines}
     assert protos == {"/p2": "HTTP/2.0", "/p1": "HTTP/1.1"}
+
+
+def test_reload_sends_goaway_and_new_connections_get_the_new_config(h2gw):
+    g = h2gw(routes=[h.route("a", "up", {"path_prefix": "/a"})], admin=False)
+    s = raw_h2(g.port)
+    enc = hpack.Encoder()
+    s.sendall(frame(1, 0x5, 1, enc.encode([(":method", "GET"), (":scheme", "http"), (":path", "/b/x"),
+                                           (":authority", "a")])))
+    s.sendall(frame(1, 0x5, 3, enc.encode([(":method", "GET"), (":scheme", "http"), (":path", "/a/delay/800"),
+                                           (":authority", "a")])))
+    g.up.wait_heads(1)
+    g.cfg["routes"].append(h.route("b", "up", {"path_prefix": "/b"}))
+    with open(g.gw.cfg_path, "w") as f:
+        f.write(h.yaml_text(g.cfg))
+    g.gw.signal(signal.SIGHUP)
+    frames = read_frames(s, 4)  # until the gateway closes the connection
+    s.close()
+    goaway = [p for t, _, _, p in frames if t == 7]
+    assert goaway and struct.unpack(">II", goaway[0][:8]) == (3, 0)
+    # The stream in flight finished (on the config it started with).
+    assert any(t == 0 and sid == 3 and f & 1 for t, f, sid, _ in frames)
+    with H2(g.port) as c:
+        assert c.get("/b/x")[0] == 200
