@@ -120,7 +120,7 @@ typedef struct {
 } agg_slot_t;
 
 struct agg_run_s {
-    tg_req_t *req;
+    tg_request_t *req;
     const tg_aggregate_t *agg;
     agg_slot_t *slots;
     size_t pending;
@@ -131,7 +131,7 @@ struct agg_run_s {
 
 static void answer(agg_run_t *run)
 {
-    tg_req_t *req = run->req;
+    tg_request_t *req = run->req;
     const tg_aggregate_t *a = run->agg;
     run->finished = true;
     if (run->timer) {
@@ -230,7 +230,7 @@ static void run_cleanup(void *arg)
         event_free(run->timer);
 }
 
-static const char **call_headers(tg_req_t *req, const tg_aggregate_t *a)
+static const char **call_headers(tg_request_t *req, const tg_aggregate_t *a)
 {
     const char **h = tg_arena_calloc(req->arena, (2 * a->npass + 5) * sizeof(char *));
     size_t n = 0;
@@ -249,7 +249,7 @@ static const char **call_headers(tg_req_t *req, const tg_aggregate_t *a)
     return h;
 }
 
-void tg_aggregate_start(tg_req_t *req)
+void tg_aggregate_start(tg_request_t *req)
 {
     const tg_aggregate_t *a = req->route->aggregate;
     /* Every path is rendered before any call starts: a refused value answers
@@ -272,7 +272,7 @@ void tg_aggregate_start(tg_req_t *req)
     run->timer = evtimer_new(req->conn->worker->base, timeout_cb, run);
     struct timeval tv = tg_timeval_ms(a->timeout_ms);
     evtimer_add(run->timer, &tv);
-    req->up_start_us = tg_now_us();
+    req->time.up_start_us = tg_now_us();
     const char **headers = call_headers(req, a);
     run->starting = true;
     for (size_t i = 0; i < a->ncalls; i++) {

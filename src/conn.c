@@ -79,17 +79,17 @@ static void start_closing(tg_conn_t *c)
 
 static void end_request(tg_conn_t *c)
 {
-    tg_req_t *req = c->req;
+    tg_request_t *req = c->req;
     if (req == NULL)
         return;
     tg_proxy_release(req);
     tg_chain_log(req);
-    tg_metrics_request_done(c->worker, req->route, req->completed ? req->status : 0,
-                            tg_now_us() - req->start_mono_us);
-    if (req->resp_tmp)
-        evbuffer_free(req->resp_tmp);
-    if (req->req_tmp)
-        evbuffer_free(req->req_tmp);
+    tg_metrics_request_done(c->worker, req->route, req->resp.completed ? req->resp.status : 0,
+                            tg_now_us() - req->time.start_mono_us);
+    if (req->resp.tmp)
+        evbuffer_free(req->resp.tmp);
+    if (req->client.body_tmp)
+        evbuffer_free(req->client.body_tmp);
     tg_gen_t *gen = req->gen;
     c->req = NULL;
     /* Runs the plugins' cleanups: a paused plugin's pending work is cancelled here. */
@@ -102,16 +102,16 @@ static void end_request(tg_conn_t *c)
 
 /* A request object for what arrived, even when it is malformed, so that
  * rejected requests are logged and counted like the others. */
-static tg_req_t *new_request(tg_conn_t *c)
+static tg_request_t *new_request(tg_conn_t *c)
 {
     c->arena = tg_worker_get_arena(c->worker);
-    tg_req_t *req = tg_arena_calloc(c->arena, sizeof(*req));
+    tg_request_t *req = tg_arena_calloc(c->arena, sizeof(*req));
     req->conn = c;
     req->arena = c->arena;
     req->gen = tg_worker_gen_acquire(c->worker);
     req->cfg = req->gen->cfg;
-    req->start_mono_us = tg_now_us();
-    req->start_us = tg_wall_us();
+    req->time.start_mono_us = tg_now_us();
+    req->time.start_us = tg_wall_us();
     tg_proxy_bind_chain(req, req->cfg->global_chain);
     c->req = req;
     return req;
@@ -119,8 +119,8 @@ static tg_req_t *new_request(tg_conn_t *c)
 
 void tg_conn_request_done(tg_conn_t *c)
 {
-    tg_req_t *req = c->req;
-    bool body_unread = req && !req->body.done;
+    tg_request_t *req = c->req;
+    bool body_unread = req && !req->client.body.done;
     end_request(c);
     c->requests++;
     if (c->close_after || body_unread || c->client_eof || c->worker->draining) {
@@ -147,13 +147,13 @@ void tg_conn_fail(tg_conn_t *c)
 
 void tg_conn_respond_error(tg_conn_t *c, int status, const char *msg)
 {
-    tg_req_t *req = c->req ? c->req : new_request(c);
+    tg_request_t *req = c->req ? c->req : new_request(c);
     if (req->request_id_len == 0) {
         tg_request_id_generate(&c->worker->ids, req->request_id);
         req->request_id_len = 32;
     }
-    if (req->http.method == NULL)
-        req->body.done = true; /* nothing of a body was ever expected */
+    if (req->client.http.method == NULL)
+        req->client.body.done = true; /* nothing of a body was ever expected */
     tg_request_respond_error(req, status, msg);
     tg_conn_send_reply(c);
 }
@@ -168,8 +168,8 @@ static void put_header(struct evbuffer *out, const tg_http_header_t *h)
 
 void tg_conn_send_reply(tg_conn_t *c)
 {
-    tg_req_t *req = c->req;
-    const tg_reply_t *rp = &req->reply;
+    tg_request_t *req = c->req;
+    const tg_reply_t *rp = &req->run.reply;
     int status = rp->status;
     /* A reply while the connection is still reading a head is a rejection
      * before routing (parse error, refused target or Host, 414, 431, 408,
@@ -178,9 +178,10 @@ void tg_conn_send_reply(tg_conn_t *c)
      * One reply, then close (RFC 9112 section 9.6 lets either side close);
      * this is the one place that decides it, whatever the status. */
     bool rejected_head = c->state == TG_CONN_IDLE;
-    bool close = rejected_head || c->close_after || c->worker->draining || !req->body.done ||
-                 (req->http.flags & TG_HF_CONN_CLOSE) ||
-                 (req->http.minor_version == 0 && !(req->http.flags & TG_HF_CONN_KEEPALIVE));
+    bool close =
+        rejected_head || c->close_after || c->worker->draining || !req->client.body.done ||
+        (req->client.http.flags & TG_HF_CONN_CLOSE) ||
+        (req->client.http.minor_version == 0 && !(req->client.http.flags & TG_HF_CONN_KEEPALIVE));
     tg_http_header_t stack[8];
     size_t cap = rp->nheaders + 1 <= 8 ? 8 : rp->nheaders + 1;
     tg_http_header_t *hs = cap == 8 ? stack : tg_arena_alloc(req->arena, cap * sizeof(*hs));
@@ -190,29 +191,29 @@ void tg_conn_send_reply(tg_conn_t *c)
             (tg_http_header_t){"Content-Type", 12, rp->content_type, strlen(rp->content_type)};
     for (size_t i = 0; i < rp->nheaders; i++)
         hs[resp.num_headers++] = rp->headers[i];
-    if (req->chain != NULL && req->chain->has_response_head) {
-        req->resp = &resp;
-        req->resp_cap = cap;
+    if (req->run.chain != NULL && req->run.chain->has_response_head) {
+        req->resp.head = &resp;
+        req->resp.head_cap = cap;
         int replaced = tg_chain_response_head(req);
-        req->resp = NULL;
+        req->resp.head = NULL;
         if (replaced) { /* a hook's answer (or a 500) replaces this reply */
             tg_response_drop_filters(req);
             tg_conn_send_reply(c);
             return;
         }
     }
-    req->status = resp.status;
+    req->resp.status = resp.status;
     if (close)
         c->close_after = true;
     /* A plugin that asked for whole bodies (response shaping) gets generated
      * ones too: aggregated documents are shaped like upstream ones. */
     struct evbuffer *body = evbuffer_new();
     evbuffer_add(body, rp->body, rp->len);
-    if (req->resp_buffer_limit && !req->resp_replaced && req->chain->has_response_body) {
+    if (req->resp.buffer_limit && !req->resp.replaced && req->run.chain->has_response_body) {
         /* A body over the limit is shown as unbuffered, like a proxied one. */
-        req->resp_buffering = rp->len <= req->resp_buffer_limit;
+        req->resp.buffering = rp->len <= req->resp.buffer_limit;
         if (tg_chain_body(req, true, body, true) < 0) {
-            /* A hook refused it: req->reply now holds its answer. */
+            /* A hook refused it: req->run.reply now holds its answer. */
             evbuffer_free(body);
             tg_response_drop_filters(req);
             tg_conn_send_reply(c);
@@ -226,16 +227,16 @@ void tg_conn_send_reply(tg_conn_t *c)
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp.status, tg_http_reason(resp.status));
     for (size_t i = 0; i < resp.num_headers; i++)
         put_header(out, &resp.headers[i]);
-    for (size_t i = 0; i < req->nextra; i++)
-        put_header(out, &req->extra_resp[i]);
+    for (size_t i = 0; i < req->resp.nextra; i++)
+        put_header(out, &req->resp.extra[i]);
     evbuffer_add_printf(out, "Content-Length: %zu\r\nX-Request-Id: %.*s\r\n%s\r\n",
                         evbuffer_get_length(body), (int)req->request_id_len, req->request_id,
                         close ? "Connection: close\r\n" : "");
-    if (req->method_bit != TG_METHOD_HEAD)
+    if (req->client.method_bit != TG_METHOD_HEAD)
         evbuffer_add_buffer(out, body);
     evbuffer_free(body);
-    req->bytes_out += evbuffer_get_length(out) - before;
-    req->completed = true;
+    req->resp.bytes_out += evbuffer_get_length(out) - before;
+    req->resp.completed = true;
     tg_conn_request_done(c);
 }
 
@@ -269,7 +270,7 @@ static void handle_head(tg_conn_t *c)
             tg_conn_respond_error(c, 431, "request header fields too large");
         return;
     }
-    tg_req_t *req = new_request(c);
+    tg_request_t *req = new_request(c);
     int r = tg_request_head_parse(req, p, n);
     if (r == TG_HTTP_INCOMPLETE) {
         if (len >= lim->max_header_size)
@@ -279,9 +280,10 @@ static void handle_head(tg_conn_t *c)
         return;
     }
     if (r < 0) {
-        req->body.done = true;
-        tg_conn_respond_error(c, req->http.error_status ? req->http.error_status : 400,
-                              req->http.error_reason ? req->http.error_reason : "bad request");
+        req->client.body.done = true;
+        tg_conn_respond_error(
+            c, req->client.http.error_status ? req->client.http.error_status : 400,
+            req->client.http.error_reason ? req->client.http.error_reason : "bad request");
         return;
     }
     evbuffer_drain(in, (size_t)r);
@@ -357,14 +359,14 @@ static void conn_event_cb(tg_stream_t *s, short what, void *arg)
         return;
     }
     if ((what & TG_STREAM_EOF) && (what & TG_STREAM_READING) && c->state == TG_CONN_ACTIVE &&
-        c->req->body.done) {
+        c->req->client.body.done) {
         /* Half-close after a complete request: answer it, then close. */
         c->client_eof = true;
         tg_stream_read_enable(c->s, false);
         return;
     }
     if ((what & TG_STREAM_TIMEOUT) && (what & TG_STREAM_READING) && c->state == TG_CONN_ACTIVE &&
-        c->req->up_state != TG_UP_RECEIVING && !c->req->body.done) {
+        c->req->up.state != TG_UP_RECEIVING && !c->req->client.body.done) {
         tg_proxy_release(c->req);
         tg_conn_respond_error(c, 408, "request body timeout");
         return;

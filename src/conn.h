@@ -36,7 +36,7 @@ struct tg_conn_s {
     bool client_eof;
     bool parked;       /* idle keep-alive without buffers (conn.c: park) */
     tg_arena_t *arena; /* only while a request is in progress */
-    tg_req_t *req;
+    tg_request_t *req;
     unsigned requests;
     size_t scanned;         /* input bytes already searched for the end of the head */
     uint64_t idle_since_ms; /* keep-alive idle start (parking, idle timeout); in a
@@ -56,7 +56,7 @@ void tg_conn_drain(tg_conn_t *c);
  * current request, which then ends. */
 void tg_conn_respond_error(tg_conn_t *c, int status, const char *msg);
 
-/* Sends req->reply (recorded by tg_request_respond*) for the current request,
+/* Sends req->run.reply (recorded by tg_request_respond*) for the current request,
  * which then ends. */
 void tg_conn_send_reply(tg_conn_t *c);
 
