@@ -5,12 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
 #include "request.h"
+#include "response.h"
 #include "template.h"
 #include "tollgate/clock.h"
 #include "tollgate/fetch.h"
 #include "tollgate/request.h"
+#include "worker.h"
 
 /* ---- config ---- */
 
@@ -148,7 +149,7 @@ static void answer(agg_run_t *run)
             tg_request_respond_error(req, 502, msg);
             json_decref(doc);
             evbuffer_free(partial);
-            tg_conn_send_reply(req->conn);
+            tg_response_reply(req);
             return;
         }
         if (s->value == NULL)
@@ -165,7 +166,7 @@ static void answer(agg_run_t *run)
     json_decref(doc);
     tg_request_respond(req, 200, "application/json", body, strlen(body));
     free(body);
-    tg_conn_send_reply(req->conn);
+    tg_response_reply(req);
 }
 
 static bool is_json(const char *ct, size_t len)
@@ -259,7 +260,7 @@ void tg_aggregate_start(tg_request_t *req)
         size_t len;
         if (tg_template_render(req, a->calls[i].path, &paths[i], &len) < 0) {
             tg_request_respond_error(req, 400, paths[i]);
-            tg_conn_send_reply(req->conn);
+            tg_response_reply(req);
             return;
         }
     }
@@ -269,7 +270,7 @@ void tg_aggregate_start(tg_request_t *req)
     run->slots = tg_arena_calloc(req->arena, a->ncalls * sizeof(*run->slots));
     run->pending = a->ncalls;
     tg_arena_on_cleanup(req->arena, run_cleanup, run);
-    run->timer = evtimer_new(req->conn->worker->base, timeout_cb, run);
+    run->timer = evtimer_new(req->gen->worker->base, timeout_cb, run);
     struct timeval tv = tg_timeval_ms(a->timeout_ms);
     evtimer_add(run->timer, &tv);
     req->time.up_start_us = tg_now_us();

@@ -11,6 +11,7 @@
 #include "head_write.h"
 #include "http_response.h"
 #include "log.h"
+#include "proto.h"
 #include "request_head.h"
 #include "response.h"
 #include "route_action.h"
@@ -77,7 +78,6 @@ static bool can_retry(const tg_request_t *req, bool stale)
 /* The upstream failed before its response head reached the client. */
 static void upstream_failed(tg_request_t *req, int status, const char *msg, bool health, bool stale)
 {
-    tg_conn_t *c = req->conn;
     if (req->up.conn != NULL) {
         size_t t = req->up.conn->target;
         if (health)
@@ -87,7 +87,7 @@ static void upstream_failed(tg_request_t *req, int status, const char *msg, bool
     }
     close_upstream(req);
     if (req->up.state == TG_UP_RECEIVING) {
-        tg_conn_fail(c);
+        tg_response_fail(req);
         return;
     }
     if (can_retry(req, stale)) {
@@ -98,7 +98,7 @@ static void upstream_failed(tg_request_t *req, int status, const char *msg, bool
     }
     tg_log_info("upstream %s: %s (request %.*s)", req->up.pool->conf->name, msg,
                 (int)req->request_id_len, req->request_id);
-    tg_conn_respond_error(c, status, msg);
+    tg_response_error(req, status, msg);
 }
 
 /* ---- request head toward the upstream ---- */
@@ -246,10 +246,7 @@ static bool read_response_head(tg_request_t *req, bool *gone)
             req->resp.status = 101;
             tg_response_forward_upgrade(req, &resp);
             evbuffer_drain(in, (size_t)r);
-            if (req->resp.stage != NULL) {
-                evbuffer_add_buffer(tg_stream_output(req->conn->s), req->resp.stage);
-                req->resp.stage = NULL;
-            }
+            tg_response_release(req, true);
             tg_tunnel_start(req);
             *gone = true; /* the tunnel owns the request now */
             return true;
@@ -278,7 +275,6 @@ static bool read_response_head(tg_request_t *req, bool *gone)
         bool forwarded = tg_response_forward_head(req, &resp, RESP_MAX_HEADERS);
         evbuffer_drain(in, (size_t)r);
         if (!forwarded) { /* a response_head hook answered instead */
-            req->resp.stage = NULL;
             send_refusal(req);
             *gone = true;
             return true;
@@ -291,10 +287,9 @@ static bool read_response_head(tg_request_t *req, bool *gone)
 static void response_done(tg_request_t *req)
 {
     req->up.state = TG_UP_DONE;
-    req->resp.completed = true;
     tg_upool_release(req->up.conn, req->up.keepalive && req->client.body.done && !req->up.eof);
     req->up.conn = NULL;
-    tg_conn_request_done(req->conn);
+    tg_response_done(req);
 }
 
 /* A response_head hook, or a response_body hook before the head went out,
@@ -308,24 +303,17 @@ static void send_refusal(tg_request_t *req)
     req->up.state = TG_UP_DONE;
     req->resp.bytes_out = 0;
     tg_response_drop_filters(req);
-    tg_conn_send_reply(req->conn);
+    tg_response_reply(req);
 }
 
 /* Returns true when the request is gone. Until the head went out (it is
- * staged in req->resp.stage during this callback, or waits for a buffered body),
+ * held during this callback (tg_response_hold), or waits for a buffered body),
  * a broken or refused body can still become a clean reply. */
 static bool pump_response(tg_request_t *req)
 {
     int r = tg_response_pump(req, tg_stream_input(req->up.conn->s), req->up.eof);
     bool head_sent = tg_response_head_sent(req);
-    struct evbuffer *stage = req->resp.stage;
-    if (stage != NULL) {
-        req->resp.stage = NULL;
-        if (r >= 0)
-            tg_stream_send(req->conn->s, stage);
-        else
-            evbuffer_drain(stage, evbuffer_get_length(stage));
-    }
+    tg_response_release(req, r >= 0);
     switch (r) {
     case TG_BODY_DONE:
         response_done(req);
@@ -349,7 +337,7 @@ static bool pump_response(tg_request_t *req)
             return true;
         }
         /* Truncated, broken or refused body: closing is the only honest signal left. */
-        tg_conn_fail(req->conn);
+        tg_response_fail(req);
         return true;
     }
 }
@@ -360,12 +348,12 @@ static void up_read_cb(tg_stream_t *s, void *arg)
     tg_request_t *req = arg;
     if (req->up.state == TG_UP_SENDING) {
         bool gone = false;
-        req->resp.stage = req->conn->worker->stage;
+        tg_response_hold(req);
         bool forwarded = read_response_head(req, &gone);
         if (gone)
             return;
         if (!forwarded) {
-            req->resp.stage = NULL;
+            tg_response_release(req, true);
             return;
         }
         /* The upstream's read timeout now measures gaps between body reads. */
@@ -398,7 +386,7 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
             pump_response(req);
         } else {
             TG_STAT_INC(req->up.pool, resets);
-            tg_conn_fail(req->conn);
+            tg_response_fail(req);
         }
         return;
     }
@@ -451,8 +439,7 @@ static bool pump_request(tg_request_t *req)
 {
     if (req->client.body.done || req->up.conn == NULL)
         return false;
-    tg_conn_t *c = req->conn;
-    struct evbuffer *in = tg_stream_input(c->s);
+    struct evbuffer *in = req->proto->input(req);
     struct evbuffer *out = tg_stream_output(req->up.conn->s);
     size_t before = evbuffer_get_length(in);
     int r = req->client.body_tmp ? pump_request_filtered(req, in, out)
@@ -461,7 +448,7 @@ static bool pump_request(tg_request_t *req)
         req->client.body_started = true;
     switch (r) {
     case TG_BODY_DONE:
-        tg_stream_set_timeouts(c->s, 0, 0);
+        req->proto->input_done(req);
         set_upstream_timeouts(req);
         return false;
     case TG_BODY_MORE:
@@ -471,15 +458,15 @@ static bool pump_request(tg_request_t *req)
     default:
         close_upstream(req);
         if (req->up.state == TG_UP_RECEIVING) {
-            tg_conn_fail(c);
+            tg_response_fail(req);
             return true;
         }
         if (req->client.body_refused) {
-            tg_conn_send_reply(c);
+            tg_response_reply(req);
             return true;
         }
-        tg_conn_respond_error(
-            c, r == TG_BODY_TOO_LARGE ? 413 : 400,
+        tg_response_error(
+            req, r == TG_BODY_TOO_LARGE ? 413 : 400,
             r == TG_BODY_TOO_LARGE
                 ? "request body too large"
                 : (req->client.body.error ? req->client.body.error : "invalid request body"));
@@ -499,6 +486,11 @@ void tg_proxy_client_drained(tg_request_t *req)
 }
 
 /* ---- start ---- */
+
+void tg_proxy_start(tg_request_t *req)
+{
+    attempt(req);
+}
 
 static void attempt(tg_request_t *req)
 {
@@ -523,7 +515,7 @@ static void attempt(tg_request_t *req)
             attempt(req);
             return;
         }
-        tg_conn_respond_error(req->conn, 502, "upstream connect failed");
+        tg_response_error(req, 502, "upstream connect failed");
         return;
     }
     req->up.conn = uc;
@@ -532,148 +524,9 @@ static void attempt(tg_request_t *req)
     set_upstream_timeouts(req);
     /* A pooled connection is connected: its head goes out at once (a new
      * one sends it once connected). */
-    struct evbuffer *scratch = req->conn->worker->scratch;
+    struct evbuffer *scratch = req->gen->worker->scratch;
     write_upstream_head(req, scratch);
     tg_stream_send(uc->s, scratch);
     tg_stream_read_enable(uc->s, true);
     pump_request(req);
-}
-
-static void strip_prefix(tg_request_t *req)
-{
-    const tg_route_t *r = req->route;
-    size_t n = r->strip_prefix_len;
-    if (r->strip_prefix == NULL || req->client.path_len < n ||
-        memcmp(req->client.path, r->strip_prefix, n) != 0)
-        return;
-    if (req->client.path_len > n && req->client.path[n] != '/' && r->strip_prefix[n - 1] != '/')
-        return; /* "/api" does not strip from "/apix" */
-    /* The result is a suffix of the client's path (kept whole for the access
-     * log), rooted: "/api" -> "/", "/api/" + "x" -> "/x". */
-    size_t rest = req->client.path_len - n;
-    if (rest == 0) {
-        req->client.path = tg_arena_strndup(req->arena, "/", 1);
-        req->client.path_len = 1;
-    } else if (req->client.path[n] != '/') {
-        req->client.path += n - 1; /* the prefix ends with "/" */
-        req->client.path_len = rest + 1;
-    } else {
-        req->client.path += n;
-        req->client.path_len = rest;
-    }
-}
-
-void tg_proxy_bind_chain(tg_request_t *req, const tg_chain_t *chain)
-{
-    req->run.chain = chain;
-    req->run.pos = 0;
-    req->run.ctx = chain && chain->ctx_size ? tg_arena_calloc(req->arena, chain->ctx_size) : NULL;
-}
-
-/* Expect: 100-continue is answered once the request passed its plugins (a
- * client that is refused, 401 or 429, never sends the body). */
-static void send_continue(tg_request_t *req)
-{
-    const tg_http_request_t *h = &req->client.http;
-    if ((h->flags & TG_HF_EXPECT_CONTINUE) && !req->client.body.done && h->minor_version >= 1 &&
-        !req->client.sent_continue) {
-        evbuffer_add(tg_stream_output(req->conn->s), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        req->client.sent_continue = true;
-    }
-}
-
-/* After the request_head hooks (tg_chain_*): the upstream, or the answer. */
-static void chain_done(tg_request_t *req, int outcome)
-{
-    switch (outcome) {
-    case TG_CHAIN_NEXT:
-        /* Route actions run after the plugins: their templates may read
-         * what plugins published (claims). */
-        if (req->route->redirect != NULL || req->route->respond != NULL) {
-            tg_route_answer(req);
-            tg_conn_send_reply(req->conn);
-            break;
-        }
-        if (req->route->rewrite != NULL && tg_route_rewrite(req) < 0) {
-            tg_conn_send_reply(req->conn);
-            break;
-        }
-        send_continue(req);
-        if (req->route->aggregate != NULL)
-            tg_aggregate_start(req);
-        else
-            attempt(req);
-        break;
-    case TG_CHAIN_PAUSED:
-        break;
-    case TG_CHAIN_DONE:
-    default:
-        tg_conn_send_reply(req->conn);
-        break;
-    }
-}
-
-void tg_proxy_resume(tg_request_t *req, int status)
-{
-    if (req->run.hook == TG_HOOK_REQUEST_HEAD) {
-        tg_chain_note_resume(req, status); /* applied when the hook returns */
-        return;
-    }
-    if (!req->run.paused) {
-        tg_log_warn("tg_request_resume() on request %.*s, which is not paused: ignored",
-                    (int)req->request_id_len, req->request_id);
-        return;
-    }
-    req->run.paused = false;
-    chain_done(req, tg_chain_resume(req, status));
-}
-
-void tg_proxy_handle(tg_request_t *req)
-{
-    tg_conn_t *c = req->conn;
-    const tg_limits_t *lim = &req->cfg->limits;
-    const tg_http_request_t *h = &req->client.http;
-    tg_body_init(&req->client.body, h->body_kind, h->content_length, lim->max_body_size,
-                 h->body_kind == TG_BODY_CHUNKED);
-    tg_route_query_t q = {
-        .host = req->client.host,
-        .host_len = req->client.host_len,
-        .path = req->client.path,
-        .path_len = req->client.path_len,
-        .method = h->method,
-        .method_len = h->method_len,
-        .method_bit = req->client.method_bit,
-        .headers = h->headers,
-        .nheaders = h->num_headers,
-    };
-    req->client.client_path = req->client.path;
-    req->client.client_path_len = req->client.path_len;
-    req->route = tg_router_match(req->cfg->router, &q, c->worker->match_data);
-    if (req->route == NULL) {
-        tg_conn_respond_error(c, 404, "no route");
-        return;
-    }
-    tg_proxy_bind_chain(req, req->route->chain);
-    if (h->flags & TG_HF_EXPECT_OTHER) {
-        tg_conn_respond_error(c, 417, "unsupported expectation");
-        return;
-    }
-    if (h->body_kind == TG_BODY_LENGTH && lim->max_body_size &&
-        h->content_length > lim->max_body_size) {
-        tg_conn_respond_error(c, 413, "request body too large");
-        return;
-    }
-    strip_prefix(req);
-    if (req->route->upstream != NULL)
-        req->up.pool = &req->gen->pools[req->route->upstream->index];
-    /* Other protocols are not tunnelled: their Upgrade was removed with the
-     * hop-by-hop fields, as on any route. */
-    req->up.upgrade = req->route->websocket && req->client.ws_requested;
-    if (req->run.chain->has_request_body && req->client.body.kind != TG_BODY_NONE &&
-        !req->client.body.done) {
-        /* Plugins may change the body's length: it travels chunked. */
-        req->client.body_tmp = evbuffer_new();
-        req->client.body.out_chunked = false;
-    }
-    chain_done(req, tg_chain_request_head(req));
 }

@@ -22,9 +22,6 @@
 
 typedef struct tg_conn_s tg_conn_t;
 
-/* Connection options read from an upstream's response (response.c). */
-#define TG_MAX_CONN_TOKENS 8
-
 typedef enum {
     TG_UP_NONE = 0,  /* no upstream attempt yet (or none needed) */
     TG_UP_SENDING,   /* head (and maybe body) going out, waiting for the response head */
@@ -66,14 +63,15 @@ typedef struct {
 /*
  * The request is split by owner: each part below names the file that writes
  * it and who else may. Everything else only reads it. The dispatch step is
- * the route, the limits and the chain binding (proxy.c: tg_proxy_handle).
+ * the route, the limits and the chain binding (dispatch.c).
  */
 struct tg_request_s {
     /* Set when the request is created (conn.c: new_request), then read-only. */
     tg_conn_t *conn;
     tg_arena_t *arena;
-    tg_config_t *cfg;     /* gen->cfg */
-    struct tg_gen_s *gen; /* the worker's config generation this request runs on */
+    tg_config_t *cfg;               /* gen->cfg */
+    struct tg_gen_s *gen;           /* the worker's config generation this request runs on */
+    const struct tg_proto_s *proto; /* the client connection's protocol (proto.h) */
     /* request_head.c (from the client's X-Request-Id, or generated); conn.c
      * generates one for a head that never parsed. */
     char request_id[TG_REQUEST_ID_BUF];
@@ -137,13 +135,13 @@ struct tg_request_s {
         bool eof;       /* the upstream closed; finish the body with what is buffered */
     } up;
 
-    /* Response filtering, toward the client: response.c writes it (framing,
-     * body hooks); conn.c's reply writer sets status, bytes_out and
-     * completed; plugins (request_api.c) set head, extra and the body mode
-     * from their hooks. */
+    /* The response pipeline (response.c) writes this part, for generated
+     * replies and upstream responses alike; the protocol (proto.h) adds to
+     * bytes_out; plugins (request_api.c) change head, extra and the body
+     * mode from their hooks. */
     struct {
         int status;     /* status sent to the client */
-        tg_body_t body; /* the upstream's response body (framing toward the client) */
+        tg_body_t body; /* the upstream's response body, decoded */
         uint64_t bytes_out;
         bool completed;           /* the whole response was queued */
         tg_http_response_t *head; /* the response head while response_head hooks run */
@@ -154,12 +152,10 @@ struct tg_request_s {
         size_t buffer_limit;  /* tg_response_buffer_body(): 0 = stream */
         bool filter;          /* tg_response_filter_body() */
         bool buffering;
-        bool head_pending;      /* head waits for the buffered body */
-        bool replaced;          /* a generated reply replaces the upstream's response (a
+        bool head_pending; /* head waits for the buffered body */
+        bool replaced;     /* a generated reply replaces the upstream's response (a
                                   refused or broken body): no body hooks for it */
-        bool keepalive_client;  /* the client connection stays open after this response */
-        bool chunked_out;       /* transformed body framed as chunked */
-        struct evbuffer *stage; /* see tg_response_out() */
+        bool held;         /* its first part is held (tg_response_hold) */
     } resp;
 
     /* The tunnel after a 101 (tunnel.c). */

@@ -5,10 +5,10 @@
 
 #include "client_fields.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "field_list.h"
 #include "http_response.h"
 #include "json_escape.h"
-#include "proxy.h"
 #include "request.h"
 #include "sensitive.h"
 #include "tollgate/clock.h"
@@ -346,7 +346,7 @@ int tg_request_add_response_header(tg_request_t *r, const char *name, const char
 
 void tg_request_resume(tg_request_t *r, int status)
 {
-    tg_proxy_resume(r, status);
+    tg_dispatch_resume(r, status);
 }
 
 void tg_request_on_cleanup(tg_request_t *r, void (*fn)(void *data), void *data)
