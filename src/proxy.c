@@ -5,17 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "aggregate.h"
 #include "conn.h"
 #include "field_list.h"
 #include "head_write.h"
-#include "http_response.h"
 #include "log.h"
 #include "proto.h"
 #include "request_head.h"
 #include "response.h"
 #include "route_action.h"
-#include "router.h"
 #include "tollgate/clock.h"
 #include "tunnel.h"
 
