@@ -1,7 +1,10 @@
 /*
  * A client connection: reads request heads (with the header and idle
- * timeouts), runs one request at a time in arrival order (pipelined requests
- * wait in the input buffer), writes gateway-generated responses, and closes.
+ * timeouts), hands each to the dispatch step one at a time in arrival order
+ * (pipelined requests wait in the input buffer), parks idle keep-alive
+ * connections, and closes. Its protocol (HTTP/1.1, proto.h) is the
+ * client-facing end of the response pipeline: heads, body framing,
+ * keep-alive, and what comes after a response.
  */
 #ifndef TG_CONN_H
 #define TG_CONN_H
@@ -13,9 +16,6 @@
 #include "request.h"
 #include "stream.h"
 #include "worker.h"
-
-/* Output beyond this many bytes pauses whoever fills it (backpressure). */
-#define TG_OUT_HIGH (256u * 1024u)
 
 typedef enum {
     TG_CONN_IDLE = 0, /* between requests, or reading a head */
@@ -34,9 +34,11 @@ struct tg_conn_s {
     bool head_timer;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after; /* close once the current response is written */
     bool client_eof;
-    bool parked;       /* idle keep-alive without buffers (conn.c: park) */
-    tg_arena_t *arena; /* only while a request is in progress */
-    tg_req_t *req;
+    bool parked;            /* idle keep-alive without buffers (conn.c: park) */
+    bool chunked;           /* the response in progress is framed as chunked */
+    struct evbuffer *stage; /* the worker's, while a response's first part is held */
+    tg_arena_t *arena;      /* only while a request is in progress */
+    tg_request_t *req;
     unsigned requests;
     size_t scanned;         /* input bytes already searched for the end of the head */
     uint64_t idle_since_ms; /* keep-alive idle start (parking, idle timeout); in a
@@ -44,40 +46,40 @@ struct tg_conn_s {
     struct sockaddr_storage peer;
     char peer_ip[46];
     struct tg_h2_conn_s *h2c; /* this connection speaks HTTP/2 (h2_conn.c owns it) */
-    bool h2_stream;           /* this "connection" carries one HTTP/2 stream (h2_bridge.c) */
-    tg_conn_t *prev, *next;   /* worker's list */
+    /* One HTTP/2 stream's exchange (h2_bridge.c): its protocol and that
+     * protocol's state; NULL on a client's own connection (HTTP/1.1). */
+    const struct tg_proto_s *proto;
+    void *proto_data;
+    tg_conn_t *prev, *next; /* worker's list */
 };
 
 /* Takes ownership of fd (accepted, non-blocking) from cfg->listeners[listener]. */
 void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockaddr *sa, int salen);
 
-/* One HTTP/2 stream's exchange on an in-memory stream (h2_bridge.c): the
- * same request path as an HTTP/1.1 client of listener, from peer; tls: the
- * HTTP/2 connection came over TLS. Takes ownership of s. NULL when out of
- * memory (s is then freed). */
+/* One HTTP/2 stream's exchange (h2_bridge.c): the request head and body
+ * arrive on an in-memory stream s and go the same way as an HTTP/1.1
+ * client's of listener, from peer (tls: the HTTP/2 connection came over
+ * TLS); responses go out through proto (with proto_data) instead of
+ * HTTP/1.1. Takes ownership of s. NULL when out of memory (s is then
+ * freed). */
 tg_conn_t *tg_conn_accept_stream(tg_worker_t *w, size_t listener, tg_stream_t *s,
-                                 const struct sockaddr *peer, int salen, bool tls);
+                                 const struct sockaddr *peer, int salen, bool tls,
+                                 const struct tg_proto_s *proto, void *proto_data);
+
+/* A protocol's end(): the response is complete, the request ends and the
+ * connection goes on or closes (as HTTP/1.1's end does). */
+void tg_conn_request_done(tg_conn_t *c);
 
 /* Draining: idle connections close now, busy ones after their response. */
 void tg_conn_drain(tg_conn_t *c);
-
-/* Gateway-generated response ({"error": msg, "request_id": ...}) for the
- * current request, which then ends. */
-void tg_conn_respond_error(tg_conn_t *c, int status, const char *msg);
-
-/* Sends req->reply (recorded by tg_request_respond*) for the current request,
- * which then ends. */
-void tg_conn_send_reply(tg_conn_t *c);
-
-/* The current request is finished (response fully queued on the output). */
-void tg_conn_request_done(tg_conn_t *c);
 
 /* Closes now, aborting whatever is in progress (the client is gone). */
 void tg_conn_abort(tg_conn_t *c);
 
 /* The response in progress cannot be completed: ends the request, flushes
  * what is already queued (earlier pipelined responses, and the truncated one,
- * whose framing then never completes) and closes. */
+ * whose framing then never completes) and closes. The protocol's abort, and
+ * a tunnel's end. */
 void tg_conn_fail(tg_conn_t *c);
 
 #endif

@@ -1,53 +1,58 @@
 /*
  * Each HTTP/2 stream onto the gateway's one request path. A stream's
- * request head (already validated and in HTTP/1.1 form, h2_request.h) and
- * body go into an in-memory stream (stream.h: tg_stream_new_pipe) that the
- * connection code serves like an HTTP/1.1 client's socket: the same head
- * parsing and canonical path, router, plugin chain, upstream pools, error
- * replies and access log. What that connection writes back, an HTTP/1.1
- * response, becomes the stream's HEADERS and DATA here.
+ * request head (validated, in HTTP/1.1 form: h2_request.h) and body go into
+ * an in-memory stream (stream.h: tg_stream_new_pipe) that the connection
+ * code reads like an HTTP/1.1 client's socket: the same head parsing and
+ * canonical path, limits and timeouts, dispatch (router, plugin chain,
+ * upstream pools), error replies and access log. The response comes back
+ * through the response pipeline's protocol interface (proto.h), which this
+ * file implements for a stream: heads become HEADERS, body bytes DATA.
  *
  * Backpressure both ways: request body bytes give their window back to the
  * client only once the exchange took them from its input (toward the
- * upstream, which only takes what the upstream accepts); response bytes
- * stop being taken while the stream's buffer is above TG_H2_OUT_HIGH,
- * which stops the exchange's output and, behind it, the upstream reads.
+ * upstream, which takes what the upstream accepts); response bytes wait in
+ * the stream's buffer, whose length is the protocol's pending(), so the
+ * upstream is read no faster than the client's windows let them out.
  *
- * Why a pipe and not a second response writer: one head writer and one set
- * of response hooks for every client (design.md, "one response pipeline");
- * the HTTP/1.1 framing between the two halves costs a copy of the head,
- * not a syscall.
+ * Why the request side keeps HTTP/1.1 bytes: one parser and one set of
+ * rules for what a client may send (request_head.c) whatever the protocol;
+ * a head is copied once in memory, never through a syscall.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "body.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "h2_conn.h"
+#include "proto.h"
 #include "request_head.h"
 
-#define RESP_HEAD_MAX (64u * 1024u)
-#define RESP_MAX_HEADERS 256u
-
-typedef enum { RESP_HEAD, RESP_BODY, RESP_DONE } resp_state_t;
+/* Connection options read from a response (the names its Connection lists). */
+#define MAX_CONN_TOKENS 8
 
 typedef struct {
     tg_h2_conn_t *hc;
     tg_h2_stream_t *st; /* NULL once the stream closed */
     tg_stream_t *ps;    /* the exchange's end; NULL once it was freed */
     tg_conn_t *pc;      /* the exchange */
-    resp_state_t state;
-    bool head_method; /* HEAD: the response has no body whatever it says */
-    bool chunked_in;  /* request body chunk-framed toward the exchange */
-    bool body_end;    /* the request body ended */
-    size_t framing;   /* bytes in the exchange's input that are not body (not credited) */
-    tg_body_t body;   /* the response body, de-framed */
+    bool chunked_in;    /* request body chunk-framed toward the exchange */
+    bool body_end;      /* the request body ended */
+    bool done;          /* the response completed (proto end) */
+    bool held;          /* proto hold(): the head and body wait for release() */
+    size_t framing;     /* bytes in the exchange's input that are not body (not credited) */
+    /* A head held back (hold()), copied into the request's arena. */
+    int held_status;
+    tg_http_header_t *held_fields;
+    size_t held_n;
+    bool held_end;
+    bool head_waiting;
 } bridge_t;
 
 static bool pipe_write(struct evbuffer *b, void *arg);
 static void pipe_closed(void *arg);
 static const tg_stream_pipe_t pipe_ops = {pipe_write, pipe_closed};
+static const tg_proto_t h2_proto;
 
 static void maybe_free(bridge_t *br)
 {
@@ -120,15 +125,13 @@ static int on_request(tg_h2_stream_t *st, struct evbuffer *head, bool chunked, b
     struct evbuffer *in = tg_stream_input(br->ps);
     size_t len = evbuffer_get_length(head);
     const char *p = (const char *)evbuffer_pullup(head, -1);
-    br->head_method = len > 5 && memcmp(p, "HEAD ", 5) == 0;
-    /* One exchange per stream: the exchange closes after its response. */
-    evbuffer_add(in, p, len - 2);
-    evbuffer_add(in, "connection: close\r\n\r\n", 21);
-    br->framing = len + 19;
+    evbuffer_add(in, p, len);
+    br->framing = len;
     evbuffer_add_cb(in, input_drained, br);
     tg_h2_stream_set_data(st, br);
-    br->pc = tg_conn_accept_stream(c->worker, c->listener, br->ps,
-                                   (const struct sockaddr *)&c->peer, sizeof(c->peer), c->tls);
+    br->pc =
+        tg_conn_accept_stream(c->worker, c->listener, br->ps, (const struct sockaddr *)&c->peer,
+                              sizeof(c->peer), c->tls, &h2_proto, br);
     if (br->pc == NULL) { /* the pipe was freed: pipe_closed ran */
         tg_h2_stream_set_data(st, NULL);
         br->st = NULL;
@@ -150,94 +153,210 @@ static void on_body(tg_h2_stream_t *st, bool end, void *arg)
     move_body(br);
 }
 
-/* ---- response: exchange -> stream ---- */
+/* ---- response: the protocol of the exchange (proto.h) ---- */
 
-/* The response head, HTTP/1.1 -> HEADERS: connection-specific fields go
- * (RFC 9113 section 8.2.2), the rest (Content-Length included) stays. */
-static int forward_head(bridge_t *br, struct evbuffer *b)
+static bridge_t *bridge_of(const tg_request_t *req)
 {
-    tg_http_header_t hs[RESP_MAX_HEADERS];
-    for (;;) {
-        size_t len = evbuffer_get_length(b);
-        size_t n = len < RESP_HEAD_MAX ? len : RESP_HEAD_MAX;
-        const char *p = (const char *)evbuffer_pullup(b, (ev_ssize_t)n);
-        tg_http_response_t resp = {.headers = hs, .num_headers = RESP_MAX_HEADERS};
-        int r = tg_http_parse_response(p, n, &resp);
-        if (r == TG_HTTP_INCOMPLETE && len < RESP_HEAD_MAX)
-            return 0;
-        if (r < 0)
-            return -1;
-        if (resp.status < 200) { /* 100 Continue: the client did not ask us for it */
-            evbuffer_drain(b, (size_t)r);
-            continue;
-        }
-        tg_span_t tokens[TG_MAX_CONN_TOKENS];
-        unsigned ntok =
-            tg_request_connection_tokens(hs, resp.num_headers, tokens, TG_MAX_CONN_TOKENS);
-        tg_http_header_t keep[RESP_MAX_HEADERS];
-        size_t nk = 0;
-        for (size_t i = 0; i < resp.num_headers; i++)
-            if (!tg_request_is_hop_header(&hs[i], tokens, ntok))
-                keep[nk++] = hs[i];
-        tg_body_kind_t kind = tg_http_response_body(&resp, br->head_method);
-        bool end = kind == TG_BODY_NONE || (kind == TG_BODY_LENGTH && resp.content_length == 0);
-        if (tg_h2_stream_respond(br->st, resp.status, keep, nk, end) < 0)
-            return -1;
-        evbuffer_drain(b, (size_t)r);
-        tg_body_init(&br->body, kind, resp.content_length, 0, false);
-        br->state = end ? RESP_DONE : RESP_BODY;
-        return 1;
-    }
+    return req->conn->proto_data;
 }
 
+/* Nothing writes HTTP/1.1 bytes to the exchange's output (responses go
+ * through h2_proto): whatever would is dropped. */
 static bool pipe_write(struct evbuffer *b, void *arg)
 {
-    bridge_t *br = arg;
-    if (br->st == NULL || br->state == RESP_DONE) { /* nobody to tell */
-        evbuffer_drain(b, evbuffer_get_length(b));
-        return false;
-    }
-    if (br->state == RESP_HEAD) {
-        int r = forward_head(br, b);
-        if (r == 0)
-            return false; /* more of the head comes with the next write */
-        if (r < 0) {
-            tg_h2_stream_reset(br->st, 2 /* INTERNAL_ERROR */);
-            br->state = RESP_DONE;
-            evbuffer_drain(b, evbuffer_get_length(b));
-            tg_h2_conn_kick(br->hc);
-            return false;
-        }
-    }
-    bool blocked = false;
-    if (br->state == RESP_BODY) {
-        struct evbuffer *out = tg_h2_stream_out(br->st);
-        int r = tg_body_pump(&br->body, b, out, TG_H2_OUT_HIGH);
-        if (r < 0) {
-            tg_h2_stream_reset(br->st, 2 /* INTERNAL_ERROR */);
-            br->state = RESP_DONE;
-        } else {
-            if (r == TG_BODY_DONE)
-                br->state = RESP_DONE;
-            tg_h2_stream_resume(br->st, r == TG_BODY_DONE);
-            blocked = r == TG_BODY_MORE && evbuffer_get_length(b) > 0 &&
-                      evbuffer_get_length(out) >= TG_H2_OUT_HIGH;
-        }
-    } else {
-        tg_h2_stream_resume(br->st, true); /* a head that ends the stream */
-    }
-    if (br->state == RESP_DONE)
-        evbuffer_drain(b, evbuffer_get_length(b));
-    tg_h2_conn_kick(br->hc);
-    return blocked;
+    (void)arg;
+    evbuffer_drain(b, evbuffer_get_length(b));
+    return false;
 }
 
+static bool drop_field(const tg_http_header_t *h, const tg_span_t *tokens, unsigned ntok)
+{
+    /* RFC 9113 section 8.2.2: connection-specific fields are not sent. */
+    if (tg_request_is_hop_header(h, tokens, ntok))
+        return true;
+    return (h->name_len == 14 && TG_HTTP_NAME_IS(h, "content-length")) ||
+           (h->name_len == 12 && TG_HTTP_NAME_IS(h, "x-request-id"));
+}
+
+/* The head's fields for HEADERS, in the request's arena: the response's
+ * end-to-end fields, the added ones, X-Request-Id and Content-Length (as
+ * HTTP/1.1's head writer decides them: h1_head.c). keep: copy the bytes
+ * too (a held head outlives the upstream buffer they point into). */
+static size_t build_fields(tg_request_t *req, const tg_http_response_t *resp, tg_out_kind_t kind,
+                           uint64_t length, bool keep, tg_http_header_t **out)
+{
+    tg_span_t tokens[MAX_CONN_TOKENS];
+    unsigned ntok =
+        tg_request_connection_tokens(resp->headers, resp->num_headers, tokens, MAX_CONN_TOKENS);
+    size_t cap = resp->num_headers + req->resp.nextra + 2;
+    tg_http_header_t *hs = tg_arena_alloc(req->arena, cap * sizeof(*hs));
+    const tg_http_header_t *cl = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < resp->num_headers; i++) {
+        const tg_http_header_t *h = &resp->headers[i];
+        if (h->name_len == 14 && TG_HTTP_NAME_IS(h, "content-length"))
+            cl = h;
+        if (!drop_field(h, tokens, ntok))
+            hs[n++] = *h;
+    }
+    for (size_t i = 0; i < req->resp.nextra; i++)
+        hs[n++] = req->resp.extra[i];
+    hs[n++] = (tg_http_header_t){"x-request-id", 12, req->request_id, req->request_id_len};
+    if (kind == TG_OUT_LENGTH) {
+        char *v = tg_arena_alloc(req->arena, 24);
+        int k = snprintf(v, 24, "%llu", (unsigned long long)length);
+        hs[n++] = (tg_http_header_t){"content-length", 14, v, (size_t)k};
+    } else if (kind == TG_OUT_NONE && cl != NULL && resp->status != 204 && resp->status >= 200) {
+        hs[n++] = (tg_http_header_t){"content-length", 14, cl->value, cl->value_len};
+    }
+    for (size_t i = 0; keep && i < n; i++) {
+        hs[i].name = tg_arena_strndup(req->arena, hs[i].name, hs[i].name_len);
+        hs[i].value = tg_arena_strndup(req->arena, hs[i].value, hs[i].value_len);
+    }
+    *out = hs;
+    return n;
+}
+
+static void submit(bridge_t *br, int status, const tg_http_header_t *hs, size_t n, bool end)
+{
+    if (tg_h2_stream_respond(br->st, status, hs, n, end) < 0)
+        tg_h2_stream_reset(br->st, 2 /* INTERNAL_ERROR */);
+    tg_h2_conn_kick(br->hc);
+}
+
+static void h2_head(tg_request_t *req, const tg_http_response_t *resp, tg_out_kind_t kind,
+                    uint64_t length)
+{
+    bridge_t *br = bridge_of(req);
+    if (br->st == NULL)
+        return;
+    tg_http_header_t *hs;
+    size_t n = build_fields(req, resp, kind, length, br->held, &hs);
+    /* 101 never happens: an Upgrade request is malformed in HTTP/2. */
+    bool end = kind == TG_OUT_NONE || (kind == TG_OUT_LENGTH && length == 0);
+    for (size_t i = 0; i < n; i++)
+        req->resp.bytes_out += hs[i].name_len + hs[i].value_len + 4;
+    if (br->held) {
+        br->held_status = resp->status;
+        br->held_fields = hs;
+        br->held_n = n;
+        br->held_end = end;
+        br->head_waiting = true;
+        return;
+    }
+    submit(br, resp->status, hs, n, end);
+}
+
+static void h2_body(tg_request_t *req, struct evbuffer *data)
+{
+    bridge_t *br = bridge_of(req);
+    size_t n = evbuffer_get_length(data);
+    if (br->st == NULL) {
+        evbuffer_drain(data, n);
+        return;
+    }
+    req->resp.bytes_out += n;
+    evbuffer_add_buffer(tg_h2_stream_out(br->st), data);
+    if (!br->held) {
+        tg_h2_stream_resume(br->st, false);
+        tg_h2_conn_kick(br->hc);
+    }
+}
+
+static void h2_end(tg_request_t *req)
+{
+    bridge_t *br = bridge_of(req);
+    br->done = true;
+    if (br->st != NULL) {
+        tg_h2_stream_resume(br->st, true);
+        tg_h2_conn_kick(br->hc);
+    }
+    tg_conn_request_done(req->conn); /* the exchange closes: br may be gone */
+}
+
+/* A response that cannot complete must not look complete: the stream is
+ * reset (HTTP/1.1 closes the connection). */
+static void h2_abort(tg_request_t *req)
+{
+    bridge_t *br = bridge_of(req);
+    if (br->st != NULL) {
+        tg_h2_stream_reset(br->st, 2 /* INTERNAL_ERROR */);
+        tg_h2_conn_kick(br->hc);
+    }
+    tg_conn_fail(req->conn);
+}
+
+static void h2_interim(tg_request_t *req, int status)
+{
+    bridge_t *br = bridge_of(req);
+    if (br->st != NULL) {
+        tg_h2_stream_interim(br->st, status);
+        tg_h2_conn_kick(br->hc);
+    }
+}
+
+static void h2_hold(tg_request_t *req)
+{
+    bridge_of(req)->held = true;
+}
+
+static void h2_release(tg_request_t *req, bool send)
+{
+    bridge_t *br = bridge_of(req);
+    bool waiting = br->head_waiting;
+    br->held = false;
+    br->head_waiting = false;
+    if (br->st == NULL)
+        return;
+    if (!send) {
+        struct evbuffer *out = tg_h2_stream_out(br->st);
+        evbuffer_drain(out, evbuffer_get_length(out));
+        return;
+    }
+    if (waiting)
+        submit(br, br->held_status, br->held_fields, br->held_n, br->held_end);
+    tg_h2_stream_resume(br->st, false);
+    tg_h2_conn_kick(br->hc);
+}
+
+static size_t h2_pending(const tg_request_t *req)
+{
+    bridge_t *br = bridge_of(req);
+    return br->st != NULL ? tg_h2_stream_pending(br->st) : 0;
+}
+
+static struct evbuffer *h2_input(tg_request_t *req)
+{
+    return tg_stream_input(req->conn->s);
+}
+
+static void h2_input_done(tg_request_t *req)
+{
+    tg_stream_set_timeouts(req->conn->s, 0, 0);
+}
+
+static const tg_proto_t h2_proto = {
+    .name = "h2",
+    .head = h2_head,
+    .body = h2_body,
+    .end = h2_end,
+    .abort = h2_abort,
+    .interim = h2_interim,
+    .hold = h2_hold,
+    .release = h2_release,
+    .pending = h2_pending,
+    .input = h2_input,
+    .input_done = h2_input_done,
+};
+
+/* The stream's buffer fell to its low mark: the exchange may go on reading
+ * its upstream. */
 static void on_drained(tg_h2_stream_t *st, void *arg)
 {
     (void)arg;
     bridge_t *br = tg_h2_stream_data(st);
-    if (br != NULL && br->ps != NULL)
-        tg_stream_pipe_writable(br->ps);
+    if (br != NULL && br->pc != NULL && br->pc->state == TG_CONN_ACTIVE && br->pc->req != NULL)
+        tg_dispatch_client_drained(br->pc->req);
 }
 
 /* The exchange is over (its connection freed the pipe). A response that did
@@ -247,7 +366,7 @@ static void pipe_closed(void *arg)
     bridge_t *br = arg;
     br->ps = NULL;
     br->pc = NULL;
-    if (br->st != NULL && br->state != RESP_DONE) {
+    if (br->st != NULL && !br->done) {
         tg_h2_stream_reset(br->st, 2 /* INTERNAL_ERROR */);
         tg_h2_conn_kick(br->hc);
     }

@@ -610,6 +610,20 @@ int tg_h2_stream_respond(tg_h2_stream_t *st, int status, const tg_http_header_t 
     return 0;
 }
 
+void tg_h2_stream_interim(tg_h2_stream_t *st, int status)
+{
+    char code[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
+                    (char)('0' + status % 10), 0};
+    nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    if (!st->responded)
+        nghttp2_submit_headers(st->h2->ng, NGHTTP2_FLAG_NONE, st->id, NULL, &nv, 1, NULL);
+}
+
+size_t tg_h2_stream_pending(const tg_h2_stream_t *st)
+{
+    return evbuffer_get_length(st->out);
+}
+
 struct evbuffer *tg_h2_stream_out(tg_h2_stream_t *st)
 {
     return st->out;

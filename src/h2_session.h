@@ -152,6 +152,10 @@ void tg_h2_stream_consumed(tg_h2_stream_t *st, size_t n);
  * Returns 0 or -1. */
 int tg_h2_stream_respond(tg_h2_stream_t *st, int status, const tg_http_header_t *hs, size_t n,
                          bool end);
+/* An interim response (100 Continue) ahead of the final one. */
+void tg_h2_stream_interim(tg_h2_stream_t *st, int status);
+/* Bytes of the response body buffered, not yet framed. */
+size_t tg_h2_stream_pending(const tg_h2_stream_t *st);
 /* The response body buffer: add bytes, then tg_h2_stream_resume(). */
 struct evbuffer *tg_h2_stream_out(tg_h2_stream_t *st);
 /* More body in tg_h2_stream_out(); end: it is the last (END_STREAM). */
