@@ -82,11 +82,11 @@ static void input_drained(struct evbuffer *b, const struct evbuffer_cb_info *inf
 static void move_body(bridge_t *br)
 {
     struct evbuffer *in = tg_stream_input(br->ps);
-    struct evbuffer *data = tg_h2_stream_in(br->st);
-    size_t n = evbuffer_get_length(data);
+    size_t n = tg_h2_stream_in_length(br->st);
     if (in == NULL)
         return;
     if (n > 0) {
+        struct evbuffer *data = tg_h2_stream_in(br->st);
         if (br->chunked_in) {
             char line[24];
             int k = snprintf(line, sizeof(line), "%zx\r\n", n);

@@ -1,6 +1,8 @@
 #include "h2_request.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tollgate/text.h"
 
@@ -9,25 +11,38 @@ int tg_h2_req_init(tg_h2_req_t *r, uint32_t max_list_size)
     memset(r, 0, sizeof(*r));
     r->max_list_size = max_list_size;
     r->fields = evbuffer_new();
-    r->cookies = evbuffer_new();
-    r->authority = evbuffer_new();
-    r->path = evbuffer_new();
-    r->host = evbuffer_new();
-    if (!r->fields || !r->cookies || !r->authority || !r->path || !r->host) {
-        tg_h2_req_free(r);
-        return -1;
-    }
-    return 0;
+    return r->fields != NULL ? 0 : -1;
 }
 
 void tg_h2_req_free(tg_h2_req_t *r)
 {
-    struct evbuffer **bs[] = {&r->fields, &r->cookies, &r->authority, &r->path, &r->host};
-    for (size_t i = 0; i < sizeof(bs) / sizeof(bs[0]); i++) {
-        if (*bs[i] != NULL)
-            evbuffer_free(*bs[i]);
-        *bs[i] = NULL;
+    if (r->fields != NULL)
+        evbuffer_free(r->fields);
+    if (r->cookies != NULL)
+        evbuffer_free(r->cookies);
+    free(r->text);
+    r->fields = r->cookies = NULL;
+    r->text = NULL;
+}
+
+/* Appends v to text; its offset in *at. */
+static int keep_text(tg_h2_req_t *r, const uint8_t *v, size_t vl, size_t *at, size_t *len)
+{
+    if (r->text_len + vl > r->text_cap) {
+        size_t cap = r->text_cap ? r->text_cap : 128;
+        while (cap < r->text_len + vl)
+            cap *= 2;
+        char *t = realloc(r->text, cap);
+        if (t == NULL)
+            return -1;
+        r->text = t;
+        r->text_cap = cap;
     }
+    memcpy(r->text + r->text_len, v, vl);
+    *at = r->text_len;
+    *len = vl;
+    r->text_len += vl;
+    return 0;
 }
 
 static int fail(tg_h2_req_t *r, int status, const char *reason)
@@ -101,14 +116,16 @@ static int pseudo(tg_h2_req_t *r, const uint8_t *n, size_t nl, const uint8_t *v,
         /* No userinfo (RFC 9113 section 8.3.1); the rest is checked as a Host. */
         if (memchr(v, '@', vl) != NULL || memchr(v, ' ', vl) != NULL)
             return fail(r, TG_H2_REQ_MALFORMED, "invalid :authority");
-        evbuffer_add(r->authority, v, vl);
+        if (keep_text(r, v, vl, &r->authority_at, &r->authority_len) < 0)
+            return fail(r, TG_H2_REQ_TOO_LARGE, "out of memory");
         return 0;
     default:
         if (vl == 0)
             return fail(r, TG_H2_REQ_MALFORMED, "empty :path");
         if (memchr(v, ' ', vl) != NULL)
             return fail(r, TG_H2_REQ_MALFORMED, "invalid :path");
-        evbuffer_add(r->path, v, vl);
+        if (keep_text(r, v, vl, &r->path_at, &r->path_len) < 0)
+            return fail(r, TG_H2_REQ_TOO_LARGE, "out of memory");
         return 0;
     }
 }
@@ -134,6 +151,8 @@ int tg_h2_req_field(tg_h2_req_t *r, const uint8_t *n, size_t nl, const uint8_t *
     if (why != NULL)
         return fail(r, TG_H2_REQ_MALFORMED, why);
     if (name_is(n, nl, "cookie")) {
+        if (r->cookies == NULL && (r->cookies = evbuffer_new()) == NULL)
+            return fail(r, TG_H2_REQ_TOO_LARGE, "out of memory");
         if (evbuffer_get_length(r->cookies) > 0)
             evbuffer_add(r->cookies, "; ", 2);
         evbuffer_add(r->cookies, v, vl);
@@ -143,7 +162,8 @@ int tg_h2_req_field(tg_h2_req_t *r, const uint8_t *n, size_t nl, const uint8_t *
         if (r->has_host)
             return fail(r, TG_H2_REQ_MALFORMED, "repeated host");
         r->has_host = true;
-        evbuffer_add(r->host, v, vl);
+        if (keep_text(r, v, vl, &r->host_at, &r->host_len) < 0)
+            return fail(r, TG_H2_REQ_TOO_LARGE, "out of memory");
         return 0; /* written by tg_h2_req_finish, from :authority when present */
     }
     if (name_is(n, nl, "content-length"))
@@ -153,15 +173,6 @@ int tg_h2_req_field(tg_h2_req_t *r, const uint8_t *n, size_t nl, const uint8_t *
     evbuffer_add(r->fields, v, vl);
     evbuffer_add(r->fields, "\r\n", 2);
     return 0;
-}
-
-static bool same_text(struct evbuffer *a, struct evbuffer *b)
-{
-    size_t n = evbuffer_get_length(a);
-    if (n != evbuffer_get_length(b))
-        return false;
-    return strncasecmp((const char *)evbuffer_pullup(a, -1), (const char *)evbuffer_pullup(b, -1),
-                       n) == 0;
 }
 
 /* RFC 9113 section 8.3.1: :method, and (but for CONNECT) a non-empty
@@ -178,15 +189,17 @@ static int check_pseudo(tg_h2_req_t *r)
     }
     if (!(r->pseudo & TG_H2_PS_SCHEME) || !(r->pseudo & TG_H2_PS_PATH))
         return fail(r, TG_H2_REQ_MALFORMED, "missing :scheme or :path");
-    const char *p = (const char *)evbuffer_pullup(r->path, -1);
-    size_t pl = evbuffer_get_length(r->path);
+    const char *p = r->text + r->path_at;
+    size_t pl = r->path_len;
     bool options_star =
         pl == 1 && p[0] == '*' && r->method_len == 7 && memcmp(r->method, "OPTIONS", 7) == 0;
     if (p[0] != '/' && !options_star)
         return fail(r, TG_H2_REQ_MALFORMED, "invalid :path");
     /* :authority and Host name the same thing, or the request is malformed:
      * which one a router or an upstream believes must not differ. */
-    if ((r->pseudo & TG_H2_PS_AUTHORITY) && r->has_host && !same_text(r->authority, r->host))
+    if ((r->pseudo & TG_H2_PS_AUTHORITY) && r->has_host &&
+        (r->authority_len != r->host_len ||
+         strncasecmp(r->text + r->authority_at, r->text + r->host_at, r->host_len) != 0))
         return fail(r, TG_H2_REQ_MALFORMED, ":authority and host differ");
     return 0;
 }
@@ -199,19 +212,23 @@ int tg_h2_req_finish(tg_h2_req_t *r, bool end_stream, struct evbuffer *out, bool
     bool connect = !(r->pseudo & TG_H2_PS_PATH);
     evbuffer_add(out, r->method, r->method_len);
     evbuffer_add(out, " ", 1);
-    evbuffer_add_buffer(out, connect ? r->authority : r->path);
+    if (connect)
+        evbuffer_add(out, r->text + r->authority_at, r->authority_len);
+    else
+        evbuffer_add(out, r->text + r->path_at, r->path_len);
     evbuffer_add(out, " HTTP/1.1\r\n", 11);
     /* :authority becomes Host; without it, the client's Host is kept. */
-    struct evbuffer *host = evbuffer_get_length(r->authority) > 0 || connect ? r->authority
-                            : r->has_host                                    ? r->host
-                                                                             : NULL;
-    if (host != NULL) {
+    bool authority = (r->pseudo & TG_H2_PS_AUTHORITY) && (r->authority_len > 0 || connect);
+    if (authority || r->has_host) {
         evbuffer_add(out, "host: ", 6);
-        evbuffer_add_buffer(out, host);
+        if (authority)
+            evbuffer_add(out, r->text + r->authority_at, r->authority_len);
+        else
+            evbuffer_add(out, r->text + r->host_at, r->host_len);
         evbuffer_add(out, "\r\n", 2);
     }
     evbuffer_add_buffer(out, r->fields);
-    if (evbuffer_get_length(r->cookies) > 0) {
+    if (r->cookies != NULL && evbuffer_get_length(r->cookies) > 0) {
         evbuffer_add(out, "cookie: ", 8);
         evbuffer_add_buffer(out, r->cookies);
         evbuffer_add(out, "\r\n", 2);

@@ -44,16 +44,19 @@ typedef struct {
     bool has_content_length;
     int status;         /* the first failure (tg_h2_req_status_t), sticky */
     const char *reason; /* why, for the log and the counter (static text) */
-    /* Copies (evbuffers: an HPACK name/value is only valid during its callback). */
-    struct evbuffer *fields;  /* "name: value\r\n" for every regular field but cookie */
-    struct evbuffer *cookies; /* cookie values joined with "; " (RFC 9113 section 8.2.3) */
+    /* Copies (an HPACK name/value is only valid during its callback). */
+    struct evbuffer *fields;  /* "name: value\r\n" for every regular field but cookie and host */
+    struct evbuffer *cookies; /* cookie values joined with "; " (RFC 9113 section 8.2.3); made
+                                 when the first one comes */
     char method[32];
     size_t method_len;
     char scheme[16];
     size_t scheme_len;
-    struct evbuffer *authority;
-    struct evbuffer *path;
-    struct evbuffer *host; /* the Host field's value, compared with :authority */
+    /* :authority, :path and the Host field's value, one after the other in
+     * text (one allocation, grown as needed) */
+    char *text;
+    size_t text_len, text_cap;
+    size_t authority_at, authority_len, path_at, path_len, host_at, host_len;
 } tg_h2_req_t;
 
 /* 0, or -1 when out of memory. */

@@ -19,13 +19,14 @@ struct tg_h2_stream_s {
     int32_t id;
     void *data;
     tg_h2_req_t req;
-    bool handed;     /* handler->request accepted it: handler->closed is owed */
-    bool responded;  /* a response head was submitted */
-    bool deferred;   /* the data source waits for tg_h2_stream_resume */
-    bool out_end;    /* the body in out is the last */
-    bool want_drain; /* out crossed the low mark while the producer waited */
-    bool malformed;  /* counted once */
-    struct evbuffer *in, *out;
+    bool handed;         /* handler->request accepted it: handler->closed is owed */
+    bool responded;      /* a response head was submitted */
+    bool deferred;       /* the data source waits for tg_h2_stream_resume */
+    bool out_end;        /* the body in out is the last */
+    bool want_drain;     /* out crossed the low mark while the producer waited */
+    bool malformed;      /* counted once */
+    struct evbuffer *in; /* made by the first DATA */
+    struct evbuffer *out;
     uint64_t stall_since_ms; /* response waiting on a zero window since */
     tg_h2_stream_t *prev, *next;
 };
@@ -41,7 +42,8 @@ struct tg_h2_s {
     size_t nstreams;
     unsigned continuations; /* in the header block being received */
     bool any_drain;
-    bool dead; /* a defence ended the connection: GOAWAY queued */
+    bool dead;             /* a defence ended the connection: GOAWAY queued */
+    struct evbuffer *head; /* the HTTP/1.1 form of a request head, handed over */
     bucket_t resets, settings, pings, empty_data;
 };
 
@@ -147,11 +149,9 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
         return 0;
     tg_h2_stream_t *st = calloc(1, sizeof(*st));
     if (st == NULL || tg_h2_req_init(&st->req, h2->lim.max_header_list_size) < 0 ||
-        (st->in = evbuffer_new()) == NULL || (st->out = evbuffer_new()) == NULL) {
+        (st->out = evbuffer_new()) == NULL) {
         if (st != NULL) {
             tg_h2_req_free(&st->req);
-            if (st->in)
-                evbuffer_free(st->in);
             free(st);
         }
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
@@ -243,9 +243,9 @@ static void too_large(tg_h2_t *h2, tg_h2_stream_t *st)
 
 static void request_ready(tg_h2_t *h2, tg_h2_stream_t *st, bool end_stream)
 {
-    struct evbuffer *head = evbuffer_new();
+    struct evbuffer *head = h2->head;
     bool chunked = false;
-    int r = head ? tg_h2_req_finish(&st->req, end_stream, head, &chunked) : TG_H2_REQ_MALFORMED;
+    int r = tg_h2_req_finish(&st->req, end_stream, head, &chunked);
     if (r == TG_H2_REQ_TOO_LARGE) {
         too_large(h2, st);
     } else if (r != TG_H2_REQ_OK) {
@@ -258,8 +258,7 @@ static void request_ready(tg_h2_t *h2, tg_h2_stream_t *st, bool end_stream)
         if (streams_metric >= 0)
             tg_metrics_add_worker(tg_metrics_registry(), h2->worker, streams_metric, 0, 1);
     }
-    if (head)
-        evbuffer_free(head);
+    evbuffer_drain(head, evbuffer_get_length(head));
     tg_h2_req_free(&st->req); /* the head is no longer needed */
 }
 
@@ -317,6 +316,11 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         nghttp2_session_consume(ng, id, len);
         return 0;
     }
+    if (st->in == NULL && (st->in = evbuffer_new()) == NULL) {
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+        nghttp2_session_consume(ng, id, len);
+        return 0;
+    }
     evbuffer_add(st->in, data, len);
     h2->h->body(st, false, h2->arg);
     return 0;
@@ -340,7 +344,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
         return 0;
     nghttp2_session_set_stream_user_data(ng, id, NULL);
     /* Body bytes nobody will read still hold the connection's window. */
-    size_t unread = evbuffer_get_length(st->in);
+    size_t unread = st->in != NULL ? evbuffer_get_length(st->in) : 0;
     if (unread > 0)
         nghttp2_session_consume_connection(ng, unread);
     if (st->handed)
@@ -381,7 +385,8 @@ tg_h2_t *tg_h2_new(const tg_h2_limits_t *lim, uint64_t stall_timeout_ms, unsigne
     if (conns_metric >= 0)
         tg_metrics_add_worker(tg_metrics_registry(), worker_id, conns_metric, 0, 1);
     nghttp2_option *opt = NULL;
-    if (h2 == NULL || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
+    if (h2 == NULL || (h2->head = evbuffer_new()) == NULL ||
+        nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
         goto fail;
     h2->lim = *lim;
     h2->stall_ms = stall_timeout_ms;
@@ -433,6 +438,8 @@ fail:
         nghttp2_option_del(opt);
     if (h2 && h2->ng)
         nghttp2_session_del(h2->ng);
+    if (h2 && h2->head)
+        evbuffer_free(h2->head);
     free(h2);
     return NULL;
 }
@@ -448,6 +455,7 @@ void tg_h2_free(tg_h2_t *h2)
         stream_free(st);
     }
     nghttp2_session_del(h2->ng);
+    evbuffer_free(h2->head);
     free(h2);
 }
 
@@ -564,6 +572,11 @@ tg_h2_t *tg_h2_stream_session(const tg_h2_stream_t *st)
 struct evbuffer *tg_h2_stream_in(tg_h2_stream_t *st)
 {
     return st->in;
+}
+
+size_t tg_h2_stream_in_length(const tg_h2_stream_t *st)
+{
+    return st->in != NULL ? evbuffer_get_length(st->in) : 0;
 }
 
 void tg_h2_stream_consumed(tg_h2_stream_t *st, size_t n)

@@ -142,8 +142,10 @@ void *tg_h2_stream_data(const tg_h2_stream_t *st);
 int32_t tg_h2_stream_id(const tg_h2_stream_t *st);
 tg_h2_t *tg_h2_stream_session(const tg_h2_stream_t *st);
 
-/* Request body bytes received and not yet consumed. */
+/* Request body bytes received and not yet consumed; NULL until the first
+ * DATA (tg_h2_stream_in_length() is 0 then). */
 struct evbuffer *tg_h2_stream_in(tg_h2_stream_t *st);
+size_t tg_h2_stream_in_length(const tg_h2_stream_t *st);
 /* n bytes left tg_h2_stream_in(): the client may send that much more. */
 void tg_h2_stream_consumed(tg_h2_stream_t *st, size_t n);
 

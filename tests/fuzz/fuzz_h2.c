@@ -82,10 +82,11 @@ static int on_request(tg_h2_stream_t *st, struct evbuffer *head, bool chunked, b
 static void on_body(tg_h2_stream_t *st, bool end, void *arg)
 {
     (void)arg;
-    struct evbuffer *in = tg_h2_stream_in(st);
-    size_t n = evbuffer_get_length(in);
-    evbuffer_drain(in, n);
-    tg_h2_stream_consumed(st, n);
+    size_t n = tg_h2_stream_in_length(st);
+    if (n > 0) {
+        evbuffer_drain(tg_h2_stream_in(st), n);
+        tg_h2_stream_consumed(st, n);
+    }
     if (end && tg_h2_stream_data(st) != NULL && ((uintptr_t)tg_h2_stream_data(st) - 1) % 3 == 2)
         tg_h2_stream_respond(st, 204, NULL, 0, true);
 }
