@@ -143,9 +143,16 @@ static void request_done(tg_conn_t *c)
         tg_stream_trigger_read(c->s);
 }
 
+static void reject(tg_conn_t *c, int status, const char *msg);
+
 void tg_conn_request_done(tg_conn_t *c)
 {
     request_done(c);
+}
+
+void tg_conn_reject(tg_conn_t *c, int status, const char *msg)
+{
+    reject(c, status, msg);
 }
 
 void tg_conn_abort(tg_conn_t *c)

@@ -66,6 +66,10 @@ tg_conn_t *tg_conn_accept_stream(tg_worker_t *w, size_t listener, tg_stream_t *s
                                  const struct sockaddr *peer, int salen, bool tls,
                                  const struct tg_proto_s *proto, void *proto_data);
 
+/* A gateway error reply before any head parsed (as for an HTTP/1.1 head
+ * refused by the parser): logged and counted like any request. */
+void tg_conn_reject(tg_conn_t *c, int status, const char *msg);
+
 /* A protocol's end(): the response is complete, the request ends and the
  * connection goes on or closes (as HTTP/1.1's end does). */
 void tg_conn_request_done(tg_conn_t *c);

@@ -105,14 +105,13 @@ static void move_body(bridge_t *br)
     tg_stream_pipe_input(br->ps);
 }
 
-static int on_request(tg_h2_stream_t *st, struct evbuffer *head, bool chunked, bool end_stream,
-                      void *arg)
+/* The stream's exchange: an in-memory stream and a connection reading it. */
+static bridge_t *exchange(tg_h2_stream_t *st, tg_h2_conn_t *hc, bool chunked, bool end_stream)
 {
-    tg_h2_conn_t *hc = arg;
     tg_conn_t *c = hc->c;
     bridge_t *br = calloc(1, sizeof(*br));
     if (br == NULL)
-        return -1;
+        return NULL;
     br->hc = hc;
     br->st = st;
     br->chunked_in = chunked;
@@ -120,14 +119,9 @@ static int on_request(tg_h2_stream_t *st, struct evbuffer *head, bool chunked, b
     br->ps = tg_stream_new_pipe(c->worker->base, &pipe_ops, br);
     if (br->ps == NULL) {
         free(br);
-        return -1;
+        return NULL;
     }
-    struct evbuffer *in = tg_stream_input(br->ps);
-    size_t len = evbuffer_get_length(head);
-    const char *p = (const char *)evbuffer_pullup(head, -1);
-    evbuffer_add(in, p, len);
-    br->framing = len;
-    evbuffer_add_cb(in, input_drained, br);
+    evbuffer_add_cb(tg_stream_input(br->ps), input_drained, br);
     tg_h2_stream_set_data(st, br);
     br->pc =
         tg_conn_accept_stream(c->worker, c->listener, br->ps, (const struct sockaddr *)&c->peer,
@@ -136,9 +130,32 @@ static int on_request(tg_h2_stream_t *st, struct evbuffer *head, bool chunked, b
         tg_h2_stream_set_data(st, NULL);
         br->st = NULL;
         maybe_free(br);
-        return -1;
+        return NULL;
     }
-    move_body(br); /* and the read callback runs from the loop */
+    return br;
+}
+
+static int on_request(tg_h2_stream_t *st, struct evbuffer *head, bool chunked, bool end_stream,
+                      void *arg)
+{
+    bridge_t *br = exchange(st, arg, chunked, end_stream);
+    if (br == NULL)
+        return -1;
+    /* The exchange reads the head from the loop, like a socket's bytes. */
+    br->framing = evbuffer_get_length(head);
+    evbuffer_add_buffer(tg_stream_input(br->ps), head);
+    move_body(br);
+    return 0;
+}
+
+/* Answered like a head the HTTP/1.1 parser refuses (same reply, logged and
+ * counted); the exchange then ends. */
+static int on_reject(tg_h2_stream_t *st, int status, const char *msg, void *arg)
+{
+    bridge_t *br = exchange(st, arg, false, true);
+    if (br == NULL)
+        return -1;
+    tg_conn_reject(br->pc, status, msg);
     return 0;
 }
 
@@ -392,6 +409,7 @@ static void on_closed(tg_h2_stream_t *st, void *arg)
 
 const tg_h2_handler_t tg_h2_bridge = {
     .request = on_request,
+    .reject = on_reject,
     .body = on_body,
     .drained = on_drained,
     .closed = on_closed,

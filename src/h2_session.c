@@ -228,26 +228,17 @@ static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int lib
     return 0;
 }
 
-/* The stream's response (431), generated here: the head never became a
- * request. Same shape as the gateway's other error replies. */
-static void too_large(tg_h2_t *h2, tg_h2_stream_t *st)
-{
-    static const char body[] = "{\"error\":\"request header fields too large\"}";
-    tg_h2_count(h2->worker, TG_H2_DEF_HEADER_LIST_TOO_LARGE);
-    tg_http_header_t ct = {"content-type", 12, "application/json", 16};
-    if (tg_h2_stream_respond(st, 431, &ct, 1, false) == 0) {
-        evbuffer_add(st->out, body, sizeof(body) - 1);
-        tg_h2_stream_resume(st, true);
-    }
-}
-
 static void request_ready(tg_h2_t *h2, tg_h2_stream_t *st, bool end_stream)
 {
     struct evbuffer *head = h2->head;
     bool chunked = false;
     int r = tg_h2_req_finish(&st->req, end_stream, head, &chunked);
     if (r == TG_H2_REQ_TOO_LARGE) {
-        too_large(h2, st);
+        tg_h2_count(h2->worker, TG_H2_DEF_HEADER_LIST_TOO_LARGE);
+        if (h2->h->reject(st, 431, "request header fields too large", h2->arg) < 0)
+            nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+        else
+            st->handed = true;
     } else if (r != TG_H2_REQ_OK) {
         count_malformed(st);
         nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
@@ -328,10 +319,16 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
-    (void)ng;
     tg_h2_t *h2 = ud;
     if (f->hd.type == NGHTTP2_RST_STREAM && f->rst_stream.error_code == NGHTTP2_REFUSED_STREAM)
         tg_h2_count(h2->worker, TG_H2_DEF_REFUSED_STREAM);
+    /* RFC 9113 section 8.1: a complete response before the whole request
+     * (a 413, a 401 to an upload): the client is asked to stop sending with
+     * RST_STREAM NO_ERROR, sent after the response's last frame. */
+    if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        nghttp2_session_get_stream_remote_close(ng, f->hd.stream_id) == 0)
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
 }
 

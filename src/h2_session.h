@@ -82,6 +82,10 @@ typedef struct {
      * (RST_STREAM REFUSED_STREAM). */
     int (*request)(tg_h2_stream_t *st, struct evbuffer *head, bool chunked, bool end_stream,
                    void *arg);
+    /* The head was refused before it became a request (a header list over
+     * the limit: 431): the handler answers it as the gateway answers such a
+     * head over HTTP/1.1. Returns 0, or -1 (RST_STREAM REFUSED_STREAM). */
+    int (*reject)(tg_h2_stream_t *st, int status, const char *msg, void *arg);
     /* Request body bytes were added to tg_h2_stream_in(st); end: the last. */
     void (*body)(tg_h2_stream_t *st, bool end, void *arg);
     /* The response buffer fell to the low mark: more may be added. */

@@ -79,6 +79,13 @@ static int on_request(tg_h2_stream_t *st, struct evbuffer *head, bool chunked, b
     return 0;
 }
 
+static int on_reject(tg_h2_stream_t *st, int status, const char *msg, void *arg)
+{
+    (void)msg, (void)arg;
+    tg_h2_stream_set_data(st, NULL);
+    return tg_h2_stream_respond(st, status, NULL, 0, true);
+}
+
 static void on_body(tg_h2_stream_t *st, bool end, void *arg)
 {
     (void)arg;
@@ -102,7 +109,7 @@ static void on_closed(tg_h2_stream_t *st, void *arg)
     tg_h2_stream_set_data(st, NULL);
 }
 
-static const tg_h2_handler_t handler = {on_request, on_body, on_drained, on_closed};
+static const tg_h2_handler_t handler = {on_request, on_reject, on_body, on_drained, on_closed};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -414,7 +414,9 @@ def test_oversized_header_list_gets_431_on_its_stream(h2gw):
     with H2(g.port) as c:
         assert c.settings.get(h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE) in (None, 4096)
         status, hs, body = c.get("/big", headers=[("x-big-%d" % i, "v" * 200) for i in range(30)])
-        assert status == 431 and json.loads(body)["error"] == "request header fields too large"
+        doc = json.loads(body)
+        assert status == 431 and doc["error"] == "request header fields too large"
+        assert doc["request_id"] == hs["x-request-id"]  # the gateway's usual error reply
         assert c.get("/small")[0] == 200
     assert metric(g.admin, "tollgate_http2_defences_total", defence="header_list_too_large") == 1
 
@@ -619,3 +621,26 @@ def test_reload_sends_goaway_and_new_connections_get_the_new_config(h2gw):
     assert any(t == 0 and sid == 3 and f & 1 for t, f, sid, _ in frames)
     with H2(g.port) as c:
         assert c.get("/b/x")[0] == 200
+
+
+def test_early_response_stops_the_upload(h2gw, tmp_path):
+    # A 413 before the body was read: RST_STREAM NO_ERROR after the response
+    # (RFC 9113 section 8.1); the client stops sending, nothing hangs.
+    g = h2gw(limits={"max_body_size": "1KiB"})
+    with H2(g.port) as c:
+        sid = c.request("/up", method="POST", headers=[("content-length", "10000000")], end=False)
+        st = c.wait(sid)
+        assert st["headers"][":status"] == "413" and json.loads(st["data"])["error"] == "request body too large"
+        deadline = time.monotonic() + 3
+        while st["reset"] is None and time.monotonic() < deadline:
+            c.pump()
+        assert st["reset"] == 0
+        assert c.get("/after")[0] == 200
+    f = tmp_path / "big"
+    f.write_bytes(b"\0" * (20 << 20))
+    # nghttp sees the 413, then the reset. (curl 7.88 reports that reset as
+    # error 92 after the response, against nginx's identical answer too.)
+    p = subprocess.run(["nghttp", "-v", "-d", str(f), "http://127.0.0.1:%d/up" % g.port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+    out = p.stdout.decode()
+    assert ":status: 413" in out and "error_code=NO_ERROR" in out, out[-2000:]
