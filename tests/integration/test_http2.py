@@ -83,7 +83,9 @@ class H2:
             self.closed = True
             return False
         for ev in self.c.receive_data(data):
-            if isinstance(ev, h2.events.ResponseReceived):
+            if isinstance(ev, h2.events.InformationalResponseReceived):
+                self._st(ev.stream_id).setdefault("interim", []).append(dict(ev.headers)[":status"])
+            elif isinstance(ev, h2.events.ResponseReceived):
                 self._st(ev.stream_id)["headers"] = dict(ev.headers)
             elif isinstance(ev, h2.events.DataReceived):
                 self._st(ev.stream_id)["data"] += ev.data
@@ -644,3 +646,34 @@ def test_early_response_stops_the_upload(h2gw, tmp_path):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
     out = p.stdout.decode()
     assert ":status: 413" in out and "error_code=NO_ERROR" in out, out[-2000:]
+
+
+def test_upstream_framing_and_broken_bodies(h2gw):
+    g = h2gw()
+    with H2(g.port) as c:
+        st = c.wait(c.request("/no-length/300000"))  # read until the upstream closes
+        assert st["headers"][":status"] == "200" and len(st["data"]) == 300000 and st["ended"]
+        st = c.wait(c.request("/chunked/7"))
+        assert st["headers"][":status"] == "200" and st["ended"]
+        # Content-Length 1000, 10 bytes, close: never a complete-looking answer.
+        st = c.wait(c.request("/close-mid"))
+        if st["headers"] is not None and st["headers"][":status"] == "200":
+            assert st["reset"] == 2 and not st["ended"], st  # INTERNAL_ERROR
+        else:
+            assert st["headers"][":status"] == "502", st
+        assert c.get("/fine")[0] == 200
+
+
+def test_expect_100_continue(h2gw):
+    g = h2gw()
+    with H2(g.port) as c:
+        sid = c.request("/up", method="POST", end=False,
+                        headers=[("content-length", "5"), ("expect", "100-continue")])
+        deadline = time.monotonic() + 5
+        while "interim" not in c._st(sid) and time.monotonic() < deadline:
+            c.pump()
+        assert c._st(sid)["interim"] == ["100"]
+        c.c.send_data(sid, b"hello", end_stream=True)
+        c.flush()
+        st = c.wait(sid)
+        assert st["headers"][":status"] == "200" and json.loads(st["data"])["body_len"] == 5
