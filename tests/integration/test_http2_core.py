@@ -120,3 +120,13 @@ def test_all_at_once_on_one_connection(core):
         for sid, status in want.items():
             st = c.wait(sid)
             assert int(st["headers"][":status"]) == status, st
+
+
+def test_heads_the_http11_rules_refuse(core):
+    # What request_head.c refuses over HTTP/1.1 it refuses over h2: same
+    # status, same JSON reply, the connection goes on.
+    with H2(core) as c:
+        st = check(c, "/api/x", 400, authority="bad_host!")
+        assert json.loads(st["data"])["request_id"] == st["headers"]["x-request-id"]
+        st = check(c, "/api/%2e%2e/%zz", 400)
+        check(c, "/api/fine", 200)
