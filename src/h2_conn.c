@@ -119,7 +119,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     tg_h2_conn_t *hc = arg;
-    tg_h2_tick(hc->h2, tg_now_ms());
+    if (tg_h2_tick(hc->h2, tg_now_ms()) < 0)
+        hc->closing = true;
     flush(hc);
 }
 
@@ -141,8 +142,9 @@ static bool start(tg_conn_t *c)
     hc->kick = event_new(w->base, -1, 0, kick_cb, hc);
     hc->idle = evtimer_new(w->base, idle_cb, hc);
     hc->tick = evtimer_new(w->base, tick_cb, hc);
-    hc->h2 =
-        tg_h2_new(&w->cfg->limits.http2, w->cfg->limits.send_timeout_ms, w->id, &tg_h2_bridge, hc);
+    const tg_limits_t *l = &w->cfg->limits;
+    tg_h2_timeouts_t to = {.header_ms = l->header_timeout_ms, .stall_ms = l->send_timeout_ms};
+    hc->h2 = tg_h2_new(&l->http2, &to, w->id, &tg_h2_bridge, hc);
     if (hc->kick == NULL || hc->idle == NULL || hc->tick == NULL || hc->h2 == NULL) {
         c->h2c = hc;
         tg_h2_conn_free(c);

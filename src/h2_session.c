@@ -28,13 +28,15 @@ struct tg_h2_stream_s {
     struct evbuffer *in; /* made by the first DATA */
     struct evbuffer *out;
     uint64_t stall_since_ms; /* response waiting on a zero window since */
+    uint64_t opened_ms;      /* its HEADERS began */
+    bool head_done;          /* the header block ended */
     tg_h2_stream_t *prev, *next;
 };
 
 struct tg_h2_s {
     nghttp2_session *ng;
     tg_h2_limits_t lim;
-    uint64_t stall_ms;
+    tg_h2_timeouts_t to;
     unsigned worker;
     const tg_h2_handler_t *h;
     void *arg;
@@ -159,6 +161,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     }
     st->h2 = h2;
     st->id = f->hd.stream_id;
+    st->opened_ms = tg_now_ms();
     st->next = h2->streams;
     if (h2->streams)
         h2->streams->prev = st;
@@ -230,6 +233,7 @@ static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int lib
 
 static void request_ready(tg_h2_t *h2, tg_h2_stream_t *st, bool end_stream)
 {
+    st->head_done = true;
     struct evbuffer *head = h2->head;
     bool chunked = false;
     int r = tg_h2_req_finish(&st->req, end_stream, head, &chunked);
@@ -374,7 +378,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     return (ssize_t)n;
 }
 
-tg_h2_t *tg_h2_new(const tg_h2_limits_t *lim, uint64_t stall_timeout_ms, unsigned worker_id,
+tg_h2_t *tg_h2_new(const tg_h2_limits_t *lim, const tg_h2_timeouts_t *to, unsigned worker_id,
                    const tg_h2_handler_t *h, void *arg)
 {
     tg_h2_t *h2 = calloc(1, sizeof(*h2));
@@ -386,7 +390,7 @@ tg_h2_t *tg_h2_new(const tg_h2_limits_t *lim, uint64_t stall_timeout_ms, unsigne
         nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
         goto fail;
     h2->lim = *lim;
-    h2->stall_ms = stall_timeout_ms;
+    h2->to = *to;
     h2->worker = worker_id;
     h2->h = h;
     h2->arg = arg;
@@ -519,10 +523,15 @@ void tg_h2_shutdown(tg_h2_t *h2)
     nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
 }
 
-void tg_h2_tick(tg_h2_t *h2, uint64_t now_ms)
+int tg_h2_tick(tg_h2_t *h2, uint64_t now_ms)
 {
     bool conn_closed = nghttp2_session_get_remote_window_size(h2->ng) <= 0;
     for (tg_h2_stream_t *st = h2->streams; st != NULL; st = st->next) {
+        if (!st->head_done && now_ms - st->opened_ms >= h2->to.header_ms) {
+            nghttp2_session_terminate_session(h2->ng, NGHTTP2_PROTOCOL_ERROR);
+            h2->dead = true;
+            return -1;
+        }
         bool waiting =
             st->responded && evbuffer_get_length(st->out) > 0 &&
             (conn_closed || nghttp2_session_get_stream_remote_window_size(h2->ng, st->id) <= 0);
@@ -532,7 +541,7 @@ void tg_h2_tick(tg_h2_t *h2, uint64_t now_ms)
         }
         if (st->stall_since_ms == 0) {
             st->stall_since_ms = now_ms;
-        } else if (now_ms - st->stall_since_ms >= h2->stall_ms) {
+        } else if (now_ms - st->stall_since_ms >= h2->to.stall_ms) {
             /* A client that never opens its window holds our buffers and an
              * upstream connection: it gets the send timeout, like one that
              * stops reading an HTTP/1.1 response. */
@@ -542,6 +551,7 @@ void tg_h2_tick(tg_h2_t *h2, uint64_t now_ms)
             st->stall_since_ms = 0;
         }
     }
+    return 0;
 }
 
 /* ---- one stream ---- */

@@ -99,9 +99,15 @@ typedef struct {
  * (and is told by `drained` when they fell to a quarter). */
 #define TG_H2_OUT_HIGH (256u * 1024u)
 
+/* Timeouts the session enforces itself (tg_h2_tick). */
+typedef struct {
+    uint64_t header_ms; /* a header block begun and not ended (limits.header_timeout) */
+    uint64_t stall_ms;  /* a response waiting on a zero window (limits.send_timeout) */
+} tg_h2_timeouts_t;
+
 /* A server session with SETTINGS from lim (already queued for tg_h2_send).
  * worker_id: whose counters. NULL when out of memory. */
-tg_h2_t *tg_h2_new(const tg_h2_limits_t *lim, uint64_t stall_timeout_ms, unsigned worker_id,
+tg_h2_t *tg_h2_new(const tg_h2_limits_t *lim, const tg_h2_timeouts_t *to, unsigned worker_id,
                    const tg_h2_handler_t *h, void *arg);
 
 /* Closes every stream (handler->closed for each) and frees. */
@@ -128,8 +134,12 @@ size_t tg_h2_open_streams(const tg_h2_t *h2);
 void tg_h2_shutdown(tg_h2_t *h2);
 
 /* Once a second while streams are open: resets the streams whose response
- * waited on a zero window longer than the stall timeout. now_ms: monotonic. */
-void tg_h2_tick(tg_h2_t *h2, uint64_t now_ms);
+ * waited on a zero window longer than the stall timeout, and ends the
+ * connection (GOAWAY PROTOCOL_ERROR) when a header block stayed open past
+ * the header timeout: nothing else may come on the connection meanwhile
+ * (RFC 9113 section 6.10), so it is the connection that is stuck. Returns
+ * -1 then. now_ms: monotonic. */
+int tg_h2_tick(tg_h2_t *h2, uint64_t now_ms);
 
 /* Counts one defence (also used by the connection, for its own). */
 void tg_h2_count(unsigned worker_id, tg_h2_defence_t d);

@@ -18,6 +18,7 @@
 
 #include "h2_session.h"
 #include "metrics.h"
+#include "tollgate/clock.h"
 
 #define CHECK(cond)                                                                       \
     do {                                                                                  \
@@ -117,7 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                           .initial_window_size = 65535,
                           .max_header_list_size = 4096,
                           .idle_timeout_ms = 1000};
-    tg_h2_t *h2 = tg_h2_new(&lim, 1000, 0, &handler, NULL);
+    tg_h2_timeouts_t to = {.header_ms = 1000, .stall_ms = 1000};
+    tg_h2_t *h2 = tg_h2_new(&lim, &to, 0, &handler, NULL);
     struct evbuffer *out = evbuffer_new();
     if (h2 == NULL || out == NULL)
         abort();
@@ -132,7 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r = tg_h2_recv(h2, data + off, n);
         tg_h2_send(h2, out, 1 << 20);
         evbuffer_drain(out, evbuffer_get_length(out));
-        tg_h2_tick(h2, 0);
+        if (tg_h2_tick(h2, tg_now_ms()) < 0)
+            break;
     }
     tg_h2_shutdown(h2);
     tg_h2_send(h2, out, 1 << 20);

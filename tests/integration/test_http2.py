@@ -677,3 +677,17 @@ def test_expect_100_continue(h2gw):
         c.flush()
         st = c.wait(sid)
         assert st["headers"][":status"] == "200" and json.loads(st["data"])["body_len"] == 5
+
+
+def test_header_block_left_open_ends_the_connection(h2gw):
+    # HEADERS without END_HEADERS, then silence: nothing else may come on the
+    # connection until the block ends, so header_timeout ends the connection.
+    g = h2gw(limits={"header_timeout": "1s"})
+    s = raw_h2(g.port)
+    s.sendall(frame(1, 0x1, 1, hpack.Encoder().encode([(":method", "GET"), (":scheme", "http"),
+                                                       (":path", "/"), (":authority", "a")])))
+    t0 = time.monotonic()
+    frames = read_frames(s, 5)
+    s.close()
+    assert goaway_code(frames) == PROTOCOL_ERROR
+    assert 0.9 < time.monotonic() - t0 < 3.5
