@@ -691,3 +691,17 @@ def test_header_block_left_open_ends_the_connection(h2gw):
     s.close()
     assert goaway_code(frames) == PROTOCOL_ERROR
     assert 0.9 < time.monotonic() - t0 < 3.5
+
+
+def test_request_body_that_stops_gets_408(h2gw):
+    g = h2gw(limits={"body_timeout": "1s"})
+    with H2(g.port) as c:
+        sid = c.request("/up", method="POST", headers=[("content-length", "100")], end=False)
+        c.c.send_data(sid, b"x" * 10)
+        c.flush()
+        t0 = time.monotonic()
+        st = c.wait(sid, timeout=5)
+        assert st["headers"][":status"] == "408", st
+        assert json.loads(st["data"])["error"] == "request body timeout"
+        assert 0.9 < time.monotonic() - t0 < 3
+        assert c.get("/next")[0] == 200
