@@ -237,7 +237,7 @@ static size_t build_fields(tg_request_t *req, const tg_http_response_t *resp, tg
 static void submit(bridge_t *br, int status, const tg_http_header_t *hs, size_t n, bool end)
 {
     if (tg_h2_stream_respond(br->st, status, hs, n, end) < 0)
-        tg_h2_stream_reset(br->st, 2 /* INTERNAL_ERROR */);
+        tg_h2_stream_reset(br->st, TG_H2_INTERNAL_ERROR);
     tg_h2_conn_kick(br->hc);
 }
 
@@ -297,7 +297,7 @@ static void h2_abort(tg_request_t *req)
 {
     bridge_t *br = bridge_of(req);
     if (br->st != NULL) {
-        tg_h2_stream_reset(br->st, 2 /* INTERNAL_ERROR */);
+        tg_h2_stream_reset(br->st, TG_H2_INTERNAL_ERROR);
         tg_h2_conn_kick(br->hc);
     }
     tg_conn_fail(req->conn);
@@ -384,7 +384,7 @@ static void pipe_closed(void *arg)
     br->ps = NULL;
     br->pc = NULL;
     if (br->st != NULL && !br->done) {
-        tg_h2_stream_reset(br->st, 2 /* INTERNAL_ERROR */);
+        tg_h2_stream_reset(br->st, TG_H2_INTERNAL_ERROR);
         tg_h2_conn_kick(br->hc);
     }
     maybe_free(br);

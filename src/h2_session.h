@@ -176,6 +176,10 @@ size_t tg_h2_stream_pending(const tg_h2_stream_t *st);
 struct evbuffer *tg_h2_stream_out(tg_h2_stream_t *st);
 /* More body in tg_h2_stream_out(); end: it is the last (END_STREAM). */
 void tg_h2_stream_resume(tg_h2_stream_t *st, bool end);
+/* RFC 9113 section 7 error codes the handler uses. */
+#define TG_H2_INTERNAL_ERROR 0x2u
+#define TG_H2_CANCEL 0x8u
+
 /* Aborts the stream (RST_STREAM with an RFC 9113 error code). */
 void tg_h2_stream_reset(tg_h2_stream_t *st, uint32_t error_code);
 

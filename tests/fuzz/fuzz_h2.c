@@ -75,7 +75,7 @@ static int on_request(tg_h2_stream_t *st, struct evbuffer *head, bool chunked, b
         evbuffer_add(tg_h2_stream_out(st), "hello, world\n", 13);
         tg_h2_stream_resume(st, n % 2 == 0);
     } else if (n % 5 == 1) {
-        tg_h2_stream_reset(st, 8);
+        tg_h2_stream_reset(st, TG_H2_CANCEL);
     }
     return 0;
 }
