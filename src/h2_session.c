@@ -326,6 +326,11 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
     tg_h2_t *h2 = ud;
     if (f->hd.type == NGHTTP2_RST_STREAM && f->rst_stream.error_code == NGHTTP2_REFUSED_STREAM)
         tg_h2_count(h2->worker, TG_H2_DEF_REFUSED_STREAM);
+    /* Resets the client makes us send (malformed requests, flow-control
+     * errors: CVE-2025-8671, "MadeYouReset") cost like its own: same budget. */
+    if (f->hd.type == NGHTTP2_RST_STREAM && f->rst_stream.error_code != NGHTTP2_NO_ERROR &&
+        !take(&h2->resets, TG_H2_RESET_BURST, TG_H2_RESET_RATE))
+        calm(h2, TG_H2_DEF_RAPID_RESET);
     /* RFC 9113 section 8.1: a complete response before the whole request
      * (a 413, a 401 to an upload): the client is asked to stop sending with
      * RST_STREAM NO_ERROR, sent after the response's last frame. */

@@ -14,7 +14,8 @@
  * - responses from a per-stream buffer, sent as the client's windows allow;
  *   the producer is told (drained) when it may add more;
  * - defences, each counted in tollgate_http2_defences_total{defence=...}:
- *   rapid reset (CVE-2023-44487), CONTINUATION floods (CVE-2024-27316),
+ *   rapid reset (CVE-2023-44487; resets the client provokes count too:
+ *   CVE-2025-8671), CONTINUATION floods (CVE-2024-27316),
  *   HPACK bombs, SETTINGS / PING / empty DATA floods (GOAWAY
  *   ENHANCE_YOUR_CALM), zero-window stalls (RST_STREAM after the send
  *   timeout), streams over max_concurrent_streams (REFUSED_STREAM).

@@ -271,6 +271,23 @@ static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 
 /* 200,000 bytes through a 64 KiB stream window: it only moves because the
  * handler consumes what it is given (no automatic WINDOW_UPDATE). */
+/* Resets the client provokes (here: malformed requests) use the same
+ * budget as its own. */
+START_TEST(provoked_resets_count_as_rapid_reset)
+{
+    int r = 0;
+    for (int i = 0; i < TG_H2_RESET_BURST + 20 && r == 0; i++) {
+        nghttp2_nv nva[] = {NV(":method", "GET"), NV(":scheme", "https"), NV(":path", "/"),
+                            NV(":authority", "a"), NV("connection", "close")};
+        nghttp2_submit_request(cli, NULL, nva, 5, NULL, NULL);
+        r = exchange();
+    }
+    exchange();
+    ck_assert_int_eq(c_goaway, NGHTTP2_ENHANCE_YOUR_CALM);
+    ck_assert_int_eq(rec.requests, 0);
+}
+END_TEST
+
 START_TEST(request_body_window_follows_consumption)
 {
     nghttp2_nv nva[] = {NV(":method", "POST"), NV(":scheme", "https"), NV(":path", "/u"),
@@ -309,6 +326,7 @@ static Suite *suite(void)
     tcase_add_test(tc, malformed_is_a_stream_error);
     tcase_add_test(tc, header_list_over_the_limit_is_rejected_431);
     tcase_add_test(tc, rapid_reset_ends_the_connection);
+    tcase_add_test(tc, provoked_resets_count_as_rapid_reset);
     tcase_add_test(tc, request_body_window_follows_consumption);
     tcase_add_test(tc, header_block_left_open_times_out);
     suite_add_tcase(s, tc);
