@@ -597,7 +597,8 @@ void tg_h2_stream_consumed(tg_h2_stream_t *st, size_t n)
         nghttp2_session_consume(st->h2->ng, st->id, n);
 }
 
-#define MAX_RESP_FIELDS 128
+/* An upstream head holds at most 256 fields (proxy.c), plus the added ones. */
+#define MAX_RESP_FIELDS 320
 
 int tg_h2_stream_respond(tg_h2_stream_t *st, int status, const tg_http_header_t *hs, size_t n,
                          bool end)
