@@ -1,6 +1,7 @@
 #include "h2_session.h"
 
 #include <nghttp2/nghttp2.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,26 +62,36 @@ static const char *const defence_names[TG_H2_DEF_COUNT] = {
     [TG_H2_DEF_REFUSED_STREAM] = "refused_stream",
     [TG_H2_DEF_MALFORMED] = "malformed_request",
 };
-static int defence_metric = -1, streams_metric = -1, conns_metric = -1;
+/* Registered at config load (main thread), read by the workers. */
+static atomic_int defence_metric = -1, streams_metric = -1, conns_metric = -1;
 
 void tg_h2_metrics_register(void)
 {
     tg_metrics_t *m = tg_metrics_registry();
-    defence_metric = tg_metrics_counter(
-        m, "tollgate_http2_defences_total",
-        "HTTP/2 defences that fired: streams reset or refused, connections ended.", "defence",
-        defence_names, TG_H2_DEF_COUNT);
-    streams_metric = tg_metrics_counter(m, "tollgate_http2_streams_total",
-                                        "HTTP/2 streams that carried a request.", NULL, NULL, 0);
-    conns_metric =
-        tg_metrics_counter(m, "tollgate_http2_connections_total",
-                           "Client connections that spoke HTTP/2 (ALPN h2 or h2c).", NULL, NULL, 0);
+    atomic_store(&defence_metric,
+                 tg_metrics_counter(
+                     m, "tollgate_http2_defences_total",
+                     "HTTP/2 defences that fired: streams reset or refused, connections ended.",
+                     "defence", defence_names, TG_H2_DEF_COUNT));
+    atomic_store(&streams_metric,
+                 tg_metrics_counter(m, "tollgate_http2_streams_total",
+                                    "HTTP/2 streams that carried a request.", NULL, NULL, 0));
+    atomic_store(&conns_metric,
+                 tg_metrics_counter(m, "tollgate_http2_connections_total",
+                                    "Client connections that spoke HTTP/2 (ALPN h2 or h2c).", NULL,
+                                    NULL, 0));
+}
+
+static void count(unsigned worker_id, atomic_int *metric, size_t vi)
+{
+    int id = atomic_load_explicit(metric, memory_order_relaxed);
+    if (id >= 0)
+        tg_metrics_add_worker(tg_metrics_registry(), worker_id, id, vi, 1);
 }
 
 void tg_h2_count(unsigned worker_id, tg_h2_defence_t d)
 {
-    if (defence_metric >= 0)
-        tg_metrics_add_worker(tg_metrics_registry(), worker_id, defence_metric, d, 1);
+    count(worker_id, &defence_metric, d);
 }
 
 static bool take(bucket_t *b, double burst, double rate)
@@ -250,8 +261,7 @@ static void request_ready(tg_h2_t *h2, tg_h2_stream_t *st, bool end_stream)
         nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
     } else {
         st->handed = true;
-        if (streams_metric >= 0)
-            tg_metrics_add_worker(tg_metrics_registry(), h2->worker, streams_metric, 0, 1);
+        count(h2->worker, &streams_metric, 0);
     }
     evbuffer_drain(head, evbuffer_get_length(head));
     tg_h2_req_free(&st->req); /* the head is no longer needed */
@@ -388,8 +398,7 @@ tg_h2_t *tg_h2_new(const tg_h2_limits_t *lim, const tg_h2_timeouts_t *to, unsign
 {
     tg_h2_t *h2 = calloc(1, sizeof(*h2));
     nghttp2_session_callbacks *cb = NULL;
-    if (conns_metric >= 0)
-        tg_metrics_add_worker(tg_metrics_registry(), worker_id, conns_metric, 0, 1);
+    count(worker_id, &conns_metric, 0);
     nghttp2_option *opt = NULL;
     if (h2 == NULL || (h2->head = evbuffer_new()) == NULL ||
         nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
