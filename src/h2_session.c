@@ -422,6 +422,9 @@ tg_h2_t *tg_h2_new(const tg_h2_limits_t *lim, const tg_h2_timeouts_t *to, unsign
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
     /* Windows are given back only as the consumer takes bytes. */
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* No RFC 7540 priority tree (RFC 9113 deprecates it; we serve streams
+     * as they come): no closed streams kept for it either. */
+    nghttp2_option_set_no_closed_streams(opt, 1);
     /* nghttp2's own limits stay as a backstop behind ours (which count). */
     nghttp2_option_set_max_continuations(opt, TG_H2_MAX_CONTINUATIONS * 2);
     nghttp2_option_set_stream_reset_rate_limit(opt, TG_H2_RESET_BURST * 2, TG_H2_RESET_RATE * 2);
@@ -432,6 +435,7 @@ tg_h2_t *tg_h2_new(const tg_h2_limits_t *lim, const tg_h2_timeouts_t *to, unsign
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, lim->initial_window_size},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, lim->max_header_list_size},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     if (nghttp2_submit_settings(h2->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0)
         goto fail;
