@@ -593,13 +593,14 @@ def test_access_log_protocol(h2gw, tmp_path):
     with H2(g.port) as c:
         assert c.get("/p2")[0] == 200
     assert h.request(g.port, "GET", "/p1").status == 200
+    assert h.request(g.port, "GET", "/p0", version="HTTP/1.0").status == 200
     deadline = time.monotonic() + 5
     lines = []
-    while time.monotonic() < deadline and len(lines) < 2:
+    while time.monotonic() < deadline and len(lines) < 3:
         lines = [json.loads(x) for x in open(log).read().splitlines()] if os.path.exists(log) else []
         time.sleep(0.05)
     protos = {x["path"]: x["protocol"] for x in lines}
-    assert protos == {"/p2": "HTTP/2.0", "/p1": "HTTP/1.1"}
+    assert protos == {"/p2": "HTTP/2.0", "/p1": "HTTP/1.1", "/p0": "HTTP/1.0"}
 
 
 def test_reload_sends_goaway_and_new_connections_get_the_new_config(h2gw):
