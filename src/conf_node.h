@@ -3,8 +3,12 @@
  * of tg_conf_node_t (include/tollgate/conf.h). The whole tree lives in one arena
  * owned by the document and is released by tg_conf_doc_free().
  *
- * Accepted YAML is deliberately a subset: one document, scalar keys, no
- * duplicate keys, no anchors/aliases (a config must read top to bottom).
+ * Accepted YAML: one document, scalar keys, no duplicate keys. Anchors and
+ * aliases are resolved (an alias is the anchored node itself, with the
+ * anchor's FILE:LINE:COL; it must come after its anchor, so there are no
+ * cycles; what aliases expand to is bounded), and a plain `<<` key merges the
+ * map or list of maps it names into its map (keys the map sets win, then
+ * earlier maps of the list): YAML 1.1's merge key, shallow.
  * `${NAME}` and `${NAME:-default}` in scalar values (not keys) are replaced by
  * the environment variable; the default applies when NAME is unset or empty
  * (shell semantics); `$$` is a literal `$`; any other `$` is kept as is.

@@ -48,7 +48,8 @@ int tg_conf_error(tg_conf_err_t *err, const tg_conf_node_t *node, const char *fm
 
 /* ---- a YAML file of the plugin's own (key-auth's keys_file) --------------
  * Read with the rules of the main config (src/conf_node.h: one document,
- * scalar keys, no duplicate keys, no anchors or aliases, `${ENV}`
+ * scalar keys, no duplicate keys, anchors, aliases and `<<` merge keys
+ * resolved, `${ENV}`
  * substituted in values), so that its errors read "FILE:LINE:COL: message"
  * too. From create() (or any thread: nothing is shared). */
 typedef struct tg_conf_doc_s tg_conf_doc_t;
