@@ -1,5 +1,6 @@
 #include "chain.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <stddef.h>
@@ -9,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf_errors.h"
+#include "conf_node.h"
 #include "log.h"
 #include "metrics.h"
 #include "sensitive.h"
@@ -111,6 +114,45 @@ static tg_plugin_t *open_module(const char *file, const tg_conf_node_t *at, tg_c
     return d;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "unknown plugin 'jtw' (did you mean 'jwt'?)", else the plugins dir holds:
+ * NAME.so or NAME/NAME.so, as find_module() looks them up. */
+static void unknown_plugin(const char *dir, const char *name, const tg_conf_node_t *at,
+                           tg_conf_err_t *err)
+{
+    enum { MAX_KNOWN = 64 };
+    char *names[MAX_KNOWN + 1];
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d != NULL && n < MAX_KNOWN && (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        char sub[PATH_MAX];
+        if (len > 3 && strcmp(e->d_name + len - 3, ".so") == 0) {
+            names[n++] = strndup(e->d_name, len - 3);
+        } else if (e->d_name[0] != '.' &&
+                   snprintf(sub, sizeof(sub), "%s/%s/%s.so", dir, e->d_name, e->d_name) > 0 &&
+                   access(sub, F_OK) == 0) {
+            names[n++] = strdup(e->d_name);
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+    qsort(names, n, sizeof(names[0]), by_name);
+    names[n] = NULL;
+    char hint[400];
+    tg_conf_suggest((const char *const *)names, name, hint, sizeof(hint));
+    if (n == 0)
+        tg_conf_error(err, at, "unknown plugin '%s' (no plugins in %s)", name, dir);
+    else
+        tg_conf_error(err, at, "unknown plugin '%s' (%s)", name, hint);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+}
+
 static const tg_plugin_t *find_module(const tg_config_t *cfg, const char *name,
                                       const tg_conf_node_t *path_node, const tg_conf_node_t *at,
                                       tg_conf_err_t *err)
@@ -133,7 +175,7 @@ static const tg_plugin_t *find_module(const tg_config_t *cfg, const char *name,
         if (access(file, F_OK) != 0)
             snprintf(file, sizeof(file), "%s/%s/%s.so", cfg->plugin_path, name, name);
         if (access(file, F_OK) != 0) {
-            tg_conf_error(err, at, "unknown plugin '%s' (not found in %s)", name, cfg->plugin_path);
+            unknown_plugin(cfg->plugin_path, name, at, err);
             return NULL;
         }
     }
@@ -206,6 +248,7 @@ static tg_plugin_inst_t *create_instance(tg_config_t *cfg, const entry_t *e, tg_
         .metrics = tg_metrics_registry(),
         .redis_configured = cfg->redis != NULL, /* parsed before the plugins */
         .sensitive = cfg->sensitive,
+        .check_only = cfg->check_only,
     };
     void *instance = NULL;
     const tg_conf_node_t *conf = e->config ? e->config : &null_node;
@@ -218,8 +261,21 @@ static tg_plugin_inst_t *create_instance(tg_config_t *cfg, const entry_t *e, tg_
         at.col = e->node->col;
         conf = &at;
     }
-    if (d->create(conf, &env, &instance, err) < 0)
+    /* Every message of the plugin's says which plugin, and where. */
+    char ctx[320];
+    if (route != NULL)
+        snprintf(ctx, sizeof(ctx), "plugin '%s' in route '%s'", e->name, route->name);
+    else
+        snprintf(ctx, sizeof(ctx), "plugin '%s' in the global plugins", e->name);
+    size_t mark = tg_conf_errors_mark();
+    tg_conf_errors_context(ctx);
+    int rc = d->create(conf, &env, &instance, err);
+    tg_conf_errors_context(NULL);
+    if (rc < 0) {
+        if (tg_conf_errors_mark() == mark)
+            tg_conf_err_annotate(err, ctx);
         return NULL;
+    }
     tg_plugin_inst_t *pi = calloc(1, sizeof(*pi));
     tg_plugin_inst_t **list = realloc(cfg->instances, (cfg->ninstances + 1) * sizeof(*list));
     if (pi == NULL || list == NULL)
@@ -296,8 +352,14 @@ int tg_chain_parse(tg_config_t *cfg, const tg_conf_node_t *list, tg_route_t *rou
     for (size_t i = 0; i < ng; i++)
         slots[i] = global->items[i];
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = parse_entry(list->items[i], &entries[i], err);
+    /* A broken entry is skipped when the load collects every error. */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t mark = tg_conf_errors_mark();
+        if (parse_entry(list->items[i], &entries[i], err) < 0) {
+            rc = tg_conf_errors_recover(mark, err);
+            entries[i].name = NULL;
+        }
+    }
     /* References to global plugins first, so that replaced positions are known. */
     for (size_t i = 0; i < n && rc == 0; i++) {
         int g = route ? find_global(global, entries[i].name) : -1;
@@ -315,11 +377,14 @@ int tg_chain_parse(tg_config_t *cfg, const tg_conf_node_t *list, tg_route_t *rou
         if (entries[i].name == NULL)
             continue;
         const char **before = names_of(&tmp);
+        size_t mark = tg_conf_errors_mark();
         tg_plugin_inst_t *pi = create_instance(cfg, &entries[i], route, before, err);
         free(before);
         if (pi == NULL) {
-            rc = -1;
-            break;
+            rc = tg_conf_errors_recover(mark, err);
+            if (rc < 0)
+                break;
+            continue;
         }
         int g = route ? find_global(global, entries[i].name) : -1;
         if (g >= 0 && slots[g] != NULL) {

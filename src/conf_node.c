@@ -21,6 +21,7 @@
 #include <yaml.h>
 
 #include "arena.h"
+#include "conf_errors.h"
 #include "tollgate/units.h"
 
 /* Far beyond any sane config; bounds what consumers may recurse over. */
@@ -457,8 +458,8 @@ static int on_collection_start(builder_t *b, const yaml_event_t *ev, tg_conf_typ
         return tg_conf_error(b->err, n, "map keys must be scalars");
     if (b->depth == MAX_DEPTH)
         return tg_conf_error(b->err, n, "nesting deeper than %d levels", MAX_DEPTH);
-    const yaml_char_t *anchor = type == TG_CONF_MAP ? ev->data.mapping_start.anchor
-                                                    : ev->data.sequence_start.anchor;
+    const yaml_char_t *anchor =
+        type == TG_CONF_MAP ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor;
     b->stack[b->depth++] = (frame_t){.node = n, .anchor = anchor_name(b, anchor)};
     return 0;
 }
@@ -686,36 +687,51 @@ static const char *close_key(const char *const *allowed, const char *s)
     return tie ? NULL : best;
 }
 
+void tg_conf_suggest(const char *const *known, const char *s, char *buf, size_t cap)
+{
+    const char *close = close_key(known, s);
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    if (close != NULL) {
+        snprintf(buf, cap, "did you mean '%s'?", close);
+        return;
+    }
+    size_t used = known[0] != NULL ? (size_t)snprintf(buf, cap, "known:") : 0;
+    for (const char *const *a = known; *a != NULL && used < cap; a++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s %s", a == known ? "" : ",", *a);
+}
+
 static int unknown_key(const tg_conf_node_t *k, const char *const *allowed, const char *where,
                        tg_conf_err_t *err)
 {
     char hint[400];
-    const char *close = close_key(allowed, k->value);
-    if (close != NULL) {
-        snprintf(hint, sizeof(hint), "did you mean '%s'?", close);
-    } else {
-        size_t used = (size_t)snprintf(hint, sizeof(hint), "known:");
-        for (const char *const *a = allowed; *a != NULL && used < sizeof(hint); a++)
-            used += (size_t)snprintf(hint + used, sizeof(hint) - used, "%s %s",
-                                     a == allowed ? "" : ",", *a);
-        if (allowed[0] == NULL)
-            snprintf(hint, sizeof(hint), "no keys are accepted here");
-    }
+    tg_conf_suggest(allowed, k->value, hint, sizeof(hint));
+    if (allowed[0] == NULL)
+        snprintf(hint, sizeof(hint), "no keys are accepted here");
     return tg_conf_error(err, k, "unknown key '%s'%s%s (%s)", k->value, where ? " in " : "",
                          where ? where : "", hint);
 }
 
+/* Every unknown key is reported when a load collects its errors
+ * (conf_errors.h); the result is the same: -1 when there was one. */
 int tg_conf_check_keys_in(const tg_conf_node_t *map, const char *const *allowed, const char *where,
                           tg_conf_err_t *err)
 {
     if (map == NULL || map->type != TG_CONF_MAP)
         return expected(map, err, "a map");
+    int rc = 0;
     for (size_t i = 0; i < map->count; i++) {
         const tg_conf_node_t *k = map->keys[i];
-        if (!in_list(allowed, k->value))
-            return unknown_key(k, allowed, where, err);
+        if (in_list(allowed, k->value))
+            continue;
+        size_t mark = tg_conf_errors_mark();
+        unknown_key(k, allowed, where, err);
+        if (tg_conf_errors_recover(mark, err) < 0)
+            return -1;
+        rc = -1;
     }
-    return 0;
+    return rc;
 }
 
 int tg_conf_check_keys(const tg_conf_node_t *map, const char *const *allowed, tg_conf_err_t *err)

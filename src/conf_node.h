@@ -32,4 +32,9 @@ int tg_conf_doc_parse(const char *name, const char *buf, size_t len, tg_conf_doc
 int tg_conf_check_keys_in(const tg_conf_node_t *map, const char *const *allowed, const char *where,
                           tg_conf_err_t *err);
 
+/* What to say about a name that is not one of known (NULL-terminated):
+ * "did you mean 'timeout'?" when one is close enough to be a typo, else
+ * "known: a, b, c"; "" when known is empty. */
+void tg_conf_suggest(const char *const *known, const char *s, char *buf, size_t cap);
+
 #endif

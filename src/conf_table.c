@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf_errors.h"
 #include "conf_node.h"
 
 /* Tables of more fields than this build their key list on the heap. */
@@ -352,6 +353,11 @@ static int check_table(const tg_conf_node_t *map, const tg_conf_field_t *f, tg_c
     return ok ? 0 : tg_conf_error(err, map, "field table: '%s' is not a valid field", f->name);
 }
 
+/* When the load collects every error (src/conf_errors.h), a failed key is
+ * recorded and the map read on: unknown keys change no member, and the
+ * built-in types read only their own value. A CUSTOM field after a failed
+ * value is skipped, since its reader may depend on an earlier member (the
+ * table order is there for that). The result is -1 if anything failed. */
 int tg_conf_read(const tg_conf_node_t *map, const tg_conf_field_t *fields, const char *where,
                  void *out, tg_conf_err_t *err)
 {
@@ -359,17 +365,27 @@ int tg_conf_read(const tg_conf_node_t *map, const tg_conf_field_t *fields, const
     for (; fields[nfields].name != NULL; nfields++)
         if (check_table(map, &fields[nfields], err) < 0)
             return -1;
-    bool empty = map == NULL || map->type == TG_CONF_NULL;
+    bool empty = map == NULL || map->type == TG_CONF_NULL, failed = false, value_failed = false;
+    size_t mark = tg_conf_errors_mark();
     if (!empty &&
-        (check_keys(map, fields, nfields, where, err) < 0 || check_duplicates(map, err) < 0))
-        return -1;
+        (check_keys(map, fields, nfields, where, err) < 0 || check_duplicates(map, err) < 0)) {
+        if (map->type != TG_CONF_MAP || tg_conf_errors_recover(mark, err) < 0)
+            return -1;
+        failed = true;
+    }
     for (size_t i = 0; i < nfields; i++) {
         const tg_conf_field_t *f = &fields[i];
+        if (value_failed && f->type == TG_CONF_FIELD_CUSTOM)
+            continue;
         const tg_conf_node_t *n = empty ? NULL : tg_conf_map_get(map, f->name);
-        if ((n != NULL ? read_value(f, n, out, err) : read_absent(f, map, out, err)) < 0)
-            return -1;
+        mark = tg_conf_errors_mark();
+        if ((n != NULL ? read_value(f, n, out, err) : read_absent(f, map, out, err)) < 0) {
+            if (tg_conf_errors_recover(mark, err) < 0)
+                return -1;
+            failed = value_failed = true;
+        }
     }
-    return 0;
+    return failed ? -1 : 0;
 }
 
 void tg_conf_fields_free(const tg_conf_field_t *fields, void *out)

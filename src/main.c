@@ -27,6 +27,20 @@ static void usage(FILE *out)
                  "Signals: SIGTERM/SIGINT stop accepting and drain in-flight requests.\n");
 }
 
+/* Every error of the file, each on its own "FILE:LINE:COL: message" line. */
+static void print_errors(const tg_conf_errors_t *errs, const tg_conf_err_t *err)
+{
+    if (errs->n == 0) {
+        fprintf(stderr, "%s\n", err->msg);
+        return;
+    }
+    for (size_t i = 0; i < errs->n; i++)
+        fprintf(stderr, "%s\n", errs->msgs[i]);
+    if (errs->total > errs->n)
+        fprintf(stderr, "tollgate: %zu more errors not shown (the first %d are)\n",
+                errs->total - errs->n, TG_CONF_MAX_ERRORS);
+}
+
 static int parse_level(const char *s)
 {
     static const char *const names[] = {"error", "warn", "notice", "info", "debug"};
@@ -83,8 +97,10 @@ int main(int argc, char **argv)
     }
     tg_config_t *cfg = NULL;
     tg_conf_err_t err = {{0}};
-    if (tg_config_load(path, &cfg, &err) < 0) {
-        fprintf(stderr, "%s\n", err.msg);
+    tg_conf_errors_t errs;
+    tg_config_opts_t lo = {.check_only = test, .errors = &errs};
+    if (tg_config_load_opts(path, &lo, &cfg, &err) < 0) {
+        print_errors(&errs, &err);
         if (test)
             fprintf(stderr, "tollgate: configuration file %s test failed\n", path);
         return 1;

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 /* Returned by the parsers below besides 0. */
-#define TG_UNITS_SYNTAX (-1)   /* not a duration / a size */
+#define TG_UNITS_SYNTAX (-1)    /* not a duration / a size */
 #define TG_UNITS_OVERFLOW (-2)  /* well formed, but does not fit in 64 bits */
 #define TG_UNITS_PRECISION (-3) /* a duration finer than a millisecond ("0.5ms") */
 

@@ -181,7 +181,8 @@ END_TEST
 
 START_TEST(anchors_and_aliases)
 {
-    const tg_conf_node_t *r = parse_ok("a: &x 1\nb: *x\nc: &m {k: v}\nd: *m\ne: &s [1, 2]\nf: *s\n");
+    const tg_conf_node_t *r =
+        parse_ok("a: &x 1\nb: *x\nc: &m {k: v}\nd: *m\ne: &s [1, 2]\nf: *s\n");
     const tg_conf_node_t *b = tg_conf_map_get(r, "b");
     ck_assert_str_eq(b->value, "1");
     ck_pos(b, 1, 4); /* the alias is the anchored node, with its position */
