@@ -37,4 +37,16 @@ int tg_conf_check_keys_in(const tg_conf_node_t *map, const char *const *allowed,
  * "known: a, b, c"; "" when known is empty. */
 void tg_conf_suggest(const char *const *known, const char *s, char *buf, size_t cap);
 
+/* The value an absent field of the table gets, as it would be written in
+ * the config ("30s", "16KiB", "round_robin"); false when it has none to show
+ * (required, NODE, CUSTOM, STRINGS, a STRING without default). */
+bool tg_conf_field_default(const tg_conf_field_t *f, char *buf, size_t cap);
+
+/* Called by tg_conf_read() with every map it reads (NULL when the key was
+ * absent: where then names the section) and its table, on this thread,
+ * while set (NULL stops). `tollgate -T` uses it to show defaults. */
+typedef void (*tg_conf_read_hook_fn)(const tg_conf_node_t *map, const tg_conf_field_t *fields,
+                                     const char *where, void *arg);
+void tg_conf_read_observe(tg_conf_read_hook_fn fn, void *arg);
+
 #endif

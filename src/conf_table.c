@@ -353,6 +353,15 @@ static int check_table(const tg_conf_node_t *map, const tg_conf_field_t *f, tg_c
     return ok ? 0 : tg_conf_error(err, map, "field table: '%s' is not a valid field", f->name);
 }
 
+static _Thread_local tg_conf_read_hook_fn observer;
+static _Thread_local void *observer_arg;
+
+void tg_conf_read_observe(tg_conf_read_hook_fn fn, void *arg)
+{
+    observer = fn;
+    observer_arg = arg;
+}
+
 /* When the load collects every error (src/conf_errors.h), a failed key is
  * recorded and the map read on: unknown keys change no member, and the
  * built-in types read only their own value. A CUSTOM field after a failed
@@ -365,6 +374,8 @@ int tg_conf_read(const tg_conf_node_t *map, const tg_conf_field_t *fields, const
     for (; fields[nfields].name != NULL; nfields++)
         if (check_table(map, &fields[nfields], err) < 0)
             return -1;
+    if (observer != NULL)
+        observer(map, fields, where, observer_arg);
     bool empty = map == NULL || map->type == TG_CONF_NULL, failed = false, value_failed = false;
     size_t mark = tg_conf_errors_mark();
     if (!empty &&
@@ -386,6 +397,36 @@ int tg_conf_read(const tg_conf_node_t *map, const tg_conf_field_t *fields, const
         }
     }
     return failed ? -1 : 0;
+}
+
+bool tg_conf_field_default(const tg_conf_field_t *f, char *buf, size_t cap)
+{
+    if (f->flags & TG_CONF_REQUIRED)
+        return false;
+    switch (f->type) {
+    case TG_CONF_FIELD_STRING:
+        if (f->def_str == NULL)
+            return false;
+        snprintf(buf, cap, "%s", f->def_str);
+        return true;
+    case TG_CONF_FIELD_BOOL:
+        snprintf(buf, cap, "%s", f->def ? "true" : "false");
+        return true;
+    case TG_CONF_FIELD_UINT:
+    case TG_CONF_FIELD_DURATION:
+    case TG_CONF_FIELD_SIZE:
+        format_value(f->type, f->def, buf, cap);
+        return true;
+    case TG_CONF_FIELD_ENUM:
+        for (uint64_t i = 0; f->names != NULL && f->names[i] != NULL; i++)
+            if (i == f->def) {
+                snprintf(buf, cap, "%s", f->names[i]);
+                return true;
+            }
+        return false;
+    default:
+        return false;
+    }
 }
 
 void tg_conf_fields_free(const tg_conf_field_t *fields, void *out)

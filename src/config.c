@@ -26,6 +26,7 @@
 #include "conf_errors.h"
 #include "conf_include.h"
 #include "conf_node.h"
+#include "conf_print.h"
 #include "cpu_count.h"
 #include "path_norm.h"
 #include "redis.h"
@@ -1011,6 +1012,7 @@ int tg_config_load_opts(const char *path, const tg_config_opts_t *opts, tg_confi
     }
     cfg->check_only = opts != NULL && opts->check_only;
     ctx_t c = {.cfg = cfg, .arena = ((config_priv_t *)cfg)->arena, .err = err};
+    tg_conf_print_t *print = opts != NULL && opts->print != NULL ? tg_conf_print_start() : NULL;
     tg_conf_errors_begin(errs);
     int rc = load_tree(&c, tg_conf_doc_root(doc));
     tg_conf_errors_end();
@@ -1018,6 +1020,9 @@ int tg_config_load_opts(const char *path, const tg_config_opts_t *opts, tg_confi
         first_error(errs, err);
         rc = -1;
     }
+    if (rc == 0 && print != NULL)
+        tg_conf_print_write(print, c.root, cfg, opts->print);
+    tg_conf_print_free(print);
     /* The nodes die with the document. */
     for (size_t i = 0; i < cfg->nroutes; i++)
         cfg->routes[i].node = NULL;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -167,6 +168,9 @@ typedef struct {
     /* NULL, or where every error of the file goes (at most
      * TG_CONF_MAX_ERRORS messages, and their total count). */
     tg_conf_errors_t *errors;
+    /* NULL, or where a load that succeeds writes the effective config as
+     * YAML (tollgate -T, src/conf_print.h). */
+    FILE *print;
 } tg_config_opts_t;
 
 /* Loads and validates path, collecting every error of the file (conf_errors.h)

@@ -1,9 +1,12 @@
-/* Command line: run the gateway, or check a configuration (-t) like nginx -t. */
+/* Command line: run the gateway, check a configuration (-t) like nginx -t,
+ * print the effective one (-T) or what the binary is made of (-V). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "build_info.h"
+#include "chain.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -13,15 +16,19 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: tollgate [-c FILE] [-t] [-l LEVEL]\n"
+    fprintf(out, "Usage: tollgate [-c FILE] [-t | -T] [-l LEVEL]\n"
                  "\n"
                  "An HTTP/1.1 API gateway.\n"
                  "\n"
                  "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
                  "  -t, --test          check the configuration and exit: 0 if valid, otherwise\n"
-                 "                      FILE:LINE:COL: message on stderr and exit 1\n"
+                 "                      every FILE:LINE:COL: message on stderr and exit 1\n"
+                 "  -T, --dump          check the configuration, print the effective one\n"
+                 "                      (includes merged, defaults filled, secrets masked), exit\n"
                  "  -l, --log-level L   error, warn, notice (default), info or debug\n"
                  "  -v, --version       print the version and exit\n"
+                 "  -V, --build-info    print version, git commit, compiler, library versions\n"
+                 "                      and the bundled plugins, and exit\n"
                  "  -h, --help          print this help and exit\n"
                  "\n"
                  "Signals: SIGTERM/SIGINT stop accepting and drain in-flight requests.\n");
@@ -55,14 +62,16 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"test", no_argument, NULL, 't'},
+        {"dump", no_argument, NULL, 'T'},
+        {"build-info", no_argument, NULL, 'V'},
         {"log-level", required_argument, NULL, 'l'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *path = DEFAULT_CONFIG;
-    int test = 0, c;
-    while ((c = getopt_long(argc, argv, "c:tl:vh", opts, NULL)) != -1) {
+    int test = 0, dump = 0, c;
+    while ((c = getopt_long(argc, argv, "c:tTl:vVh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             path = optarg;
@@ -70,6 +79,11 @@ int main(int argc, char **argv)
         case 't':
             test = 1;
             break;
+        case 'T':
+            test = dump = 1;
+            break;
+        case 'V':
+            return tg_build_info_print(stdout, tg_chain_default_plugin_dir());
         case 'l': {
             int lv = parse_level(optarg);
             if (lv < 0) {
@@ -98,7 +112,7 @@ int main(int argc, char **argv)
     tg_config_t *cfg = NULL;
     tg_conf_err_t err = {{0}};
     tg_conf_errors_t errs;
-    tg_config_opts_t lo = {.check_only = test, .errors = &errs};
+    tg_config_opts_t lo = {.check_only = test, .errors = &errs, .print = dump ? stdout : NULL};
     if (tg_config_load_opts(path, &lo, &cfg, &err) < 0) {
         print_errors(&errs, &err);
         if (test)
