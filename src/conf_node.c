@@ -715,11 +715,22 @@ static int unknown_key(const tg_conf_node_t *k, const char *const *allowed, cons
 
 /* Every unknown key is reported when a load collects its errors
  * (conf_errors.h); the result is the same: -1 when there was one. */
+static _Thread_local tg_conf_keys_hook_fn keys_observer;
+static _Thread_local void *keys_observer_arg;
+
+void tg_conf_keys_observe(tg_conf_keys_hook_fn fn, void *arg)
+{
+    keys_observer = fn;
+    keys_observer_arg = arg;
+}
+
 int tg_conf_check_keys_in(const tg_conf_node_t *map, const char *const *allowed, const char *where,
                           tg_conf_err_t *err)
 {
     if (map == NULL || map->type != TG_CONF_MAP)
         return expected(map, err, "a map");
+    if (keys_observer != NULL)
+        keys_observer(map, allowed, keys_observer_arg);
     int rc = 0;
     for (size_t i = 0; i < map->count; i++) {
         const tg_conf_node_t *k = map->keys[i];

@@ -49,4 +49,11 @@ typedef void (*tg_conf_read_hook_fn)(const tg_conf_node_t *map, const tg_conf_fi
                                      const char *where, void *arg);
 void tg_conf_read_observe(tg_conf_read_hook_fn fn, void *arg);
 
+/* Called by tg_conf_check_keys_in() (so by tg_conf_read() too) with every
+ * map whose keys it checks and the keys allowed there. The documentation
+ * test derives the keys the loader accepts from it (tests/tools/conf_keys.c). */
+typedef void (*tg_conf_keys_hook_fn)(const tg_conf_node_t *map, const char *const *allowed,
+                                     void *arg);
+void tg_conf_keys_observe(tg_conf_keys_hook_fn fn, void *arg);
+
 #endif
