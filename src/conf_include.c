@@ -120,6 +120,16 @@ static int load_one(merge_t *m, const char *path, const tg_conf_node_t *at)
     return 0;
 }
 
+static _Thread_local int glob_errno;
+static _Thread_local char glob_path[PATH_MAX];
+
+static int glob_failed(const char *path, int e)
+{
+    glob_errno = e;
+    snprintf(glob_path, sizeof(glob_path), "%s", path);
+    return 1;
+}
+
 static bool has_magic(const char *s)
 {
     return strpbrk(s, "*?[") != NULL;
@@ -140,11 +150,17 @@ static int one_pattern(merge_t *m, const char *dir, const tg_conf_node_t *n)
     if (!has_magic(pat))
         return load_one(m, full, n);
     glob_t g;
-    int rc = glob(full, GLOB_ERR, NULL, &g);
-    if (rc == GLOB_NOMATCH)
+    glob_errno = 0;
+    int rc = glob(full, GLOB_ERR, glob_failed, &g);
+    /* A conf.d/ that is not there includes nothing; one we cannot read is
+     * an error, never a silently smaller config. */
+    if (rc == GLOB_NOMATCH || (rc == GLOB_ABORTED && glob_errno == ENOENT))
         return 0;
-    if (rc != 0)
-        return tg_conf_error(m->err, n, "include %s: cannot read the directory", pat);
+    if (rc != 0) {
+        globfree(&g);
+        return tg_conf_error(m->err, n, "include %s: cannot read %s: %s", pat, glob_path,
+                             strerror(glob_errno != 0 ? glob_errno : EIO));
+    }
     int result = 0;
     for (size_t i = 0; i < g.gl_pathc && result == 0; i++) {
         size_t mark = tg_conf_errors_mark();

@@ -95,6 +95,7 @@ START_TEST(sections_only_in_included_files)
     ck_assert_uint_eq(cfg->nroutes, 1);
     /* An empty conf.d is fine; an empty included file too. */
     ck_assert_int_eq(load(LISTEN "include: [\"conf.d/*.none\"]\n"), 0);
+    ck_assert_int_eq(load(LISTEN "include: [\"absent.d/*.yaml\"]\n"), 0); /* no such dir */
     write_file("conf.d/empty.yaml", "");
     ck_assert_int_eq(load(LISTEN "include: conf.d/empty.yaml\n"), 0);
 }
