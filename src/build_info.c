@@ -1,7 +1,6 @@
 /* `tollgate -V` (src/build_info.h). */
 #include "build_info.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
@@ -20,6 +19,7 @@
 #include <nghttp2/nghttp2.h>
 #endif
 
+#include "chain.h"
 #include "tg_build_config.h"
 #include "tg_version.h"
 #include "tollgate/plugin.h"
@@ -43,11 +43,6 @@ static void libraries(FILE *out)
     fprintf(out, "  nghttp2 %s (built with %s)\n", nghttp2_version(0)->version_str,
             NGHTTP2_VERSION);
 #endif
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* One module: "name version (API major.minor)", or why not. */
@@ -78,34 +73,21 @@ static int plugin(FILE *out, const char *file, const char *shown)
 
 static int plugins(FILE *out, const char *dir)
 {
-    enum { MAX = 128 };
-    char *names[MAX];
-    size_t n = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        fprintf(out, "plugins: none (%s: cannot read)\n", dir);
+    char **names = tg_chain_plugins_in(dir);
+    if (names == NULL || names[0] == NULL) {
+        fprintf(out, "plugins: none in %s\n", dir);
+        tg_chain_plugins_free(names);
         return 0;
     }
-    for (struct dirent *e; n < MAX && (e = readdir(d)) != NULL;)
-        if (e->d_name[0] != '.')
-            names[n++] = strdup(e->d_name);
-    closedir(d);
-    qsort(names, n, sizeof(names[0]), by_name);
     fprintf(out, "plugins in %s (this core: API %d.%d):\n", dir, TG_PLUGIN_API_MAJOR,
             TG_PLUGIN_API_MINOR);
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; names[i] != NULL; i++) {
         char file[PATH_MAX];
-        size_t len = strlen(names[i]);
-        if (len > 3 && strcmp(names[i] + len - 3, ".so") == 0)
-            snprintf(file, sizeof(file), "%s/%s", dir, names[i]);
-        else if (snprintf(file, sizeof(file), "%s/%s/%s.so", dir, names[i], names[i]) < 0 ||
-                 access(file, F_OK) != 0)
-            file[0] = '\0';
-        if (file[0] != '\0')
+        if (tg_chain_plugin_file(dir, names[i], file, sizeof(file)) == 0)
             rc |= plugin(out, file, names[i]);
-        free(names[i]);
     }
+    tg_chain_plugins_free(names);
     return rc;
 }
 

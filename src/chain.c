@@ -114,43 +114,76 @@ static tg_plugin_t *open_module(const char *file, const tg_conf_node_t *at, tg_c
     return d;
 }
 
+int tg_chain_plugin_file(const char *dir, const char *name, char *file, size_t cap)
+{
+    int n = snprintf(file, cap, "%s/%s.so", dir, name);
+    if (n > 0 && (size_t)n < cap && access(file, F_OK) == 0)
+        return 0;
+    n = snprintf(file, cap, "%s/%s/%s.so", dir, name, name);
+    return n > 0 && (size_t)n < cap && access(file, F_OK) == 0 ? 0 : -1;
+}
+
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* "unknown plugin 'jtw' (did you mean 'jwt'?)", else the plugins dir holds:
- * NAME.so or NAME/NAME.so, as find_module() looks them up. */
-static void unknown_plugin(const char *dir, const char *name, const tg_conf_node_t *at,
-                           tg_conf_err_t *err)
+char **tg_chain_plugins_in(const char *dir)
 {
-    enum { MAX_KNOWN = 64 };
-    char *names[MAX_KNOWN + 1];
-    size_t n = 0;
+    size_t n = 0, cap = 16;
+    char **names = calloc(cap + 1, sizeof(*names));
     DIR *d = opendir(dir);
-    for (struct dirent *e; d != NULL && n < MAX_KNOWN && (e = readdir(d)) != NULL;) {
+    for (struct dirent *e; names != NULL && d != NULL && (e = readdir(d)) != NULL;) {
         size_t len = strlen(e->d_name);
-        char sub[PATH_MAX];
-        if (len > 3 && strcmp(e->d_name + len - 3, ".so") == 0) {
-            names[n++] = strndup(e->d_name, len - 3);
-        } else if (e->d_name[0] != '.' &&
-                   snprintf(sub, sizeof(sub), "%s/%s/%s.so", dir, e->d_name, e->d_name) > 0 &&
-                   access(sub, F_OK) == 0) {
-            names[n++] = strdup(e->d_name);
+        char file[PATH_MAX];
+        char *name = len > 3 && strcmp(e->d_name + len - 3, ".so") == 0
+                         ? strndup(e->d_name, len - 3)
+                         : strdup(e->d_name);
+        if (name == NULL || name[0] == '.' ||
+            tg_chain_plugin_file(dir, name, file, sizeof(file)) < 0) {
+            free(name);
+            continue;
         }
+        if (n == cap) {
+            char **more = realloc(names, (cap * 2 + 1) * sizeof(*names));
+            if (more == NULL) {
+                free(name);
+                break;
+            }
+            names = more;
+            cap *= 2;
+        }
+        names[n++] = name;
     }
     if (d != NULL)
         closedir(d);
+    if (names == NULL)
+        return NULL;
     qsort(names, n, sizeof(names[0]), by_name);
     names[n] = NULL;
-    char hint[400];
-    tg_conf_suggest((const char *const *)names, name, hint, sizeof(hint));
-    if (n == 0)
-        tg_conf_error(err, at, "unknown plugin '%s' (no plugins in %s)", name, dir);
-    else
-        tg_conf_error(err, at, "unknown plugin '%s' (%s)", name, hint);
-    for (size_t i = 0; i < n; i++)
+    return names;
+}
+
+void tg_chain_plugins_free(char **names)
+{
+    for (size_t i = 0; names != NULL && names[i] != NULL; i++)
         free(names[i]);
+    free(names);
+}
+
+/* "unknown plugin 'jtw' (did you mean 'jwt'?)", else what the directory holds. */
+static void unknown_plugin(const char *dir, const char *name, const tg_conf_node_t *at,
+                           tg_conf_err_t *err)
+{
+    char **names = tg_chain_plugins_in(dir);
+    char hint[400];
+    if (names == NULL || names[0] == NULL)
+        tg_conf_error(err, at, "unknown plugin '%s' (no plugins in %s)", name, dir);
+    else {
+        tg_conf_suggest((const char *const *)names, name, hint, sizeof(hint));
+        tg_conf_error(err, at, "unknown plugin '%s' (%s)", name, hint);
+    }
+    tg_chain_plugins_free(names);
 }
 
 static const tg_plugin_t *find_module(const tg_config_t *cfg, const char *name,
@@ -170,14 +203,9 @@ static const tg_plugin_t *find_module(const tg_config_t *cfg, const char *name,
     for (size_t i = 0; i < nmodules; i++)
         if (strcmp(modules[i].key, key) == 0)
             return modules[i].desc;
-    if (path_node == NULL) {
-        snprintf(file, sizeof(file), "%s/%s.so", cfg->plugin_path, name);
-        if (access(file, F_OK) != 0)
-            snprintf(file, sizeof(file), "%s/%s/%s.so", cfg->plugin_path, name, name);
-        if (access(file, F_OK) != 0) {
-            unknown_plugin(cfg->plugin_path, name, at, err);
-            return NULL;
-        }
+    if (path_node == NULL && tg_chain_plugin_file(cfg->plugin_path, name, file, sizeof(file)) < 0) {
+        unknown_plugin(cfg->plugin_path, name, at, err);
+        return NULL;
     }
     tg_plugin_t *d = open_module(file, at, err);
     if (d == NULL)
