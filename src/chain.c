@@ -295,13 +295,13 @@ static tg_plugin_inst_t *create_instance(tg_config_t *cfg, const entry_t *e, tg_
         snprintf(ctx, sizeof(ctx), "plugin '%s' in route '%s'", e->name, route->name);
     else
         snprintf(ctx, sizeof(ctx), "plugin '%s' in the global plugins", e->name);
-    size_t mark = tg_conf_errors_mark();
     tg_conf_errors_context(ctx);
     int rc = d->create(conf, &env, &instance, err);
     tg_conf_errors_context(NULL);
     if (rc < 0) {
-        if (tg_conf_errors_mark() == mark)
-            tg_conf_err_annotate(err, ctx);
+        /* As the messages recorded inside (if any) were: the last one of
+         * them is err, and is then recognised as recorded. */
+        tg_conf_err_annotate(err, ctx);
         return NULL;
     }
     tg_plugin_inst_t *pi = calloc(1, sizeof(*pi));
@@ -382,9 +382,8 @@ int tg_chain_parse(tg_config_t *cfg, const tg_conf_node_t *list, tg_route_t *rou
     int rc = 0;
     /* A broken entry is skipped when the load collects every error. */
     for (size_t i = 0; i < n && rc == 0; i++) {
-        size_t mark = tg_conf_errors_mark();
         if (parse_entry(list->items[i], &entries[i], err) < 0) {
-            rc = tg_conf_errors_recover(mark, err);
+            rc = tg_conf_errors_recover(err);
             entries[i].name = NULL;
         }
     }
@@ -405,11 +404,10 @@ int tg_chain_parse(tg_config_t *cfg, const tg_conf_node_t *list, tg_route_t *rou
         if (entries[i].name == NULL)
             continue;
         const char **before = names_of(&tmp);
-        size_t mark = tg_conf_errors_mark();
         tg_plugin_inst_t *pi = create_instance(cfg, &entries[i], route, before, err);
         free(before);
         if (pi == NULL) {
-            rc = tg_conf_errors_recover(mark, err);
+            rc = tg_conf_errors_recover(err);
             if (rc < 0)
                 break;
             continue;

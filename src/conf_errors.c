@@ -45,23 +45,36 @@ void tg_conf_err_annotate(tg_conf_err_t *err, const char *ctx)
     snprintf(err->msg + len, sizeof(err->msg) - len, " [%s]", ctx);
 }
 
-int tg_conf_errors_recover(size_t mark, const tg_conf_err_t *err)
+/* The latest one also past the bound, which outer recovery points meet again. */
+static bool recorded(const char *msg)
+{
+    if (current->total > 0 && strcmp(current->last, msg) == 0)
+        return true;
+    for (size_t i = 0; i < current->n; i++)
+        if (strcmp(current->msgs[i], msg) == 0)
+            return true;
+    return false;
+}
+
+int tg_conf_errors_recover(const tg_conf_err_t *err)
 {
     if (current == NULL)
         return -1;
-    if (current->seen != mark)
-        return 0; /* recorded where it happened */
     current->seen++;
     tg_conf_err_t e = *err;
     if (e.msg[0] == '\0')
         snprintf(e.msg, sizeof(e.msg), "invalid configuration");
+    /* Recorded where it happened (err still holds it as the failure goes up
+     * the recovery points), or the same node read twice (an alias used in
+     * two places): once. The context is compared without and with. */
+    if (recorded(e.msg))
+        return 0;
     tg_conf_err_annotate(&e, context);
-    /* The same node read twice (an alias used in two places) fails twice. */
-    for (size_t i = 0; i < current->n; i++)
-        if (strcmp(current->msgs[i], e.msg) == 0)
-            return 0;
+    if (recorded(e.msg))
+        return 0;
     if (current->n < TG_CONF_MAX_ERRORS)
         memcpy(current->msgs[current->n++], e.msg, sizeof(e.msg));
+    memcpy(current->last, e.msg, sizeof(e.msg));
     current->total++;
     return 0;
 }

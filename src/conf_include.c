@@ -44,9 +44,9 @@ static void add_part(merge_t *m, size_t s, const tg_conf_node_t *n)
     m->parts[s] = p;
 }
 
-static int recover(size_t mark, tg_conf_err_t *err)
+static int recover(tg_conf_err_t *err)
 {
-    return tg_conf_errors_recover(mark, err);
+    return tg_conf_errors_recover(err);
 }
 
 static bool already_loaded(tg_conf_include_t *inc, const char *real)
@@ -108,9 +108,8 @@ static int load_one(merge_t *m, const char *path, const tg_conf_node_t *at)
         return 0;
     if (root->type == TG_CONF_MAP)
         root = without_extensions(inc->arena, root);
-    size_t mark = tg_conf_errors_mark();
     if (tg_conf_check_keys_in(root, sections, "an included file", m->err) < 0 &&
-        (root->type != TG_CONF_MAP || recover(mark, m->err) < 0))
+        (root->type != TG_CONF_MAP || recover(m->err) < 0))
         return -1;
     for (size_t s = 0; sections[s] != NULL; s++) {
         const tg_conf_node_t *n = tg_conf_map_get(root, sections[s]);
@@ -163,9 +162,8 @@ static int one_pattern(merge_t *m, const char *dir, const tg_conf_node_t *n)
     }
     int result = 0;
     for (size_t i = 0; i < g.gl_pathc && result == 0; i++) {
-        size_t mark = tg_conf_errors_mark();
         if (load_one(m, g.gl_pathv[i], n) < 0)
-            result = recover(mark, m->err);
+            result = recover(m->err);
     }
     globfree(&g);
     return result;
@@ -196,9 +194,8 @@ static int same_kind(merge_t *m, size_t s, tg_conf_type_t type, size_t *total)
             *total += p->count;
             continue;
         }
-        size_t mark = tg_conf_errors_mark();
         tg_conf_error(m->err, p, "expected %s", type == TG_CONF_MAP ? "a map" : "a sequence");
-        if (recover(mark, m->err) < 0)
+        if (recover(m->err) < 0)
             m->failed = true;
         rc = -1;
     }
@@ -211,13 +208,12 @@ static int append_map(merge_t *m, tg_conf_node_t *out, const tg_conf_node_t *p)
         const tg_conf_node_t *key = p->keys[k];
         const tg_conf_node_t *first = tg_conf_map_get(out, key->value);
         if (first != NULL) {
-            size_t mark = tg_conf_errors_mark();
             for (size_t j = 0; j < out->count; j++)
                 if (strcmp(out->keys[j]->value, key->value) == 0)
                     first = out->keys[j];
             tg_conf_error(m->err, key, "upstream '%s' is defined twice (first at %s:%u:%u)",
                           key->value, first->file, first->line, first->col);
-            if (recover(mark, m->err) < 0) {
+            if (recover(m->err) < 0) {
                 m->failed = true;
                 return -1;
             }
@@ -322,9 +318,8 @@ int tg_conf_include(const tg_conf_node_t *root, const char *dir, tg_conf_include
     }
     if (list != NULL && list->type != TG_CONF_SCALAR && list->type != TG_CONF_SEQ &&
         list->type != TG_CONF_NULL) {
-        size_t mark = tg_conf_errors_mark();
         tg_conf_error(err, list, "include: expected a path or a list of paths");
-        if (recover(mark, err) < 0)
+        if (recover(err) < 0)
             return -1;
         list = NULL;
     }
@@ -332,9 +327,8 @@ int tg_conf_include(const tg_conf_node_t *root, const char *dir, tg_conf_include
                : list->type == TG_CONF_SEQ                ? list->count
                                                           : 1;
     for (size_t i = 0; i < n; i++) {
-        size_t mark = tg_conf_errors_mark();
         if (one_pattern(&m, dir, list->type == TG_CONF_SEQ ? list->items[i] : list) < 0 &&
-            recover(mark, err) < 0)
+            recover(err) < 0)
             return -1;
     }
     *merged = merged_root(&m, root);

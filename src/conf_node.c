@@ -736,9 +736,8 @@ int tg_conf_check_keys_in(const tg_conf_node_t *map, const char *const *allowed,
         const tg_conf_node_t *k = map->keys[i];
         if (in_list(allowed, k->value))
             continue;
-        size_t mark = tg_conf_errors_mark();
         unknown_key(k, allowed, where, err);
-        if (tg_conf_errors_recover(mark, err) < 0)
+        if (tg_conf_errors_recover(err) < 0)
             return -1;
         rc = -1;
     }

@@ -377,10 +377,9 @@ int tg_conf_read(const tg_conf_node_t *map, const tg_conf_field_t *fields, const
     if (observer != NULL)
         observer(map, fields, where, observer_arg);
     bool empty = map == NULL || map->type == TG_CONF_NULL, failed = false, value_failed = false;
-    size_t mark = tg_conf_errors_mark();
     if (!empty &&
         (check_keys(map, fields, nfields, where, err) < 0 || check_duplicates(map, err) < 0)) {
-        if (map->type != TG_CONF_MAP || tg_conf_errors_recover(mark, err) < 0)
+        if (map->type != TG_CONF_MAP || tg_conf_errors_recover(err) < 0)
             return -1;
         failed = true;
     }
@@ -389,9 +388,8 @@ int tg_conf_read(const tg_conf_node_t *map, const tg_conf_field_t *fields, const
         if (value_failed && f->type == TG_CONF_FIELD_CUSTOM)
             continue;
         const tg_conf_node_t *n = empty ? NULL : tg_conf_map_get(map, f->name);
-        mark = tg_conf_errors_mark();
         if ((n != NULL ? read_value(f, n, out, err) : read_absent(f, map, out, err)) < 0) {
-            if (tg_conf_errors_recover(mark, err) < 0)
+            if (tg_conf_errors_recover(err) < 0)
                 return -1;
             failed = value_failed = true;
         }

@@ -54,7 +54,7 @@ typedef struct {
 } ctx_t;
 
 /* A recovery point (src/conf_errors.h): 0 when the load goes on. */
-#define RECOVER(c, mark) tg_conf_errors_recover(mark, (c)->err)
+#define RECOVER(c) tg_conf_errors_recover((c)->err)
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -311,10 +311,9 @@ static int parse_listen(ctx_t *c, const tg_conf_node_t *n)
     tg_config_t *cfg = c->cfg;
     cfg->listeners = tg_arena_calloc(c->arena, n->count * sizeof(*cfg->listeners));
     for (size_t i = 0; i < n->count; i++) {
-        size_t mark = tg_conf_errors_mark();
         tg_listen_conf_t *l = &cfg->listeners[cfg->nlisteners];
         if (parse_listen_entry(c, n->items[i], l) < 0) {
-            if (RECOVER(c, mark) < 0)
+            if (RECOVER(c) < 0)
                 return -1;
             tg_tls_server_free(l->tls);
             memset(l, 0, sizeof(*l));
@@ -378,7 +377,6 @@ static int parse_trusted_proxies(ctx_t *c, const tg_conf_node_t *n)
     cfg->trusted_proxies = tg_arena_calloc(c->arena, (n->count + 1) * sizeof(tg_cidr_t));
     for (size_t i = 0; i < n->count; i++) {
         const char *text = NULL;
-        size_t mark = tg_conf_errors_mark();
         if (tg_conf_get_string(n->items[i], &text, c->err) == 0 &&
             tg_cidr_parse(text, &cfg->trusted_proxies[cfg->ntrusted_proxies]) == 0) {
             cfg->ntrusted_proxies++;
@@ -386,7 +384,7 @@ static int parse_trusted_proxies(ctx_t *c, const tg_conf_node_t *n)
         }
         if (n->items[i]->type == TG_CONF_SCALAR)
             tg_conf_error(c->err, n->items[i], "invalid IP address or CIDR '%s'", text);
-        if (RECOVER(c, mark) < 0)
+        if (RECOVER(c) < 0)
             return -1;
     }
     return 0;
@@ -534,8 +532,7 @@ static int parse_upstreams(ctx_t *c, const tg_conf_node_t *n)
         /* Named before it is read: a route naming a broken upstream gets no
          * second error, and lookups never meet a NULL name. */
         u->name = dup_str(c, n->keys[i]->value);
-        size_t mark = tg_conf_errors_mark();
-        if (parse_upstream(c, n->keys[i], n->items[i], u) < 0 && RECOVER(c, mark) < 0)
+        if (parse_upstream(c, n->keys[i], n->items[i], u) < 0 && RECOVER(c) < 0)
             return -1;
         cfg->nupstreams++;
     }
@@ -670,15 +667,13 @@ static int parse_match(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
 {
     if (n == NULL || n->type == TG_CONF_NULL)
         return 0;
-    size_t mark = tg_conf_errors_mark();
     if (tg_conf_check_keys_in(n, match_keys, "match", c->err) < 0 &&
-        (n->type != TG_CONF_MAP || RECOVER(c, mark) < 0))
+        (n->type != TG_CONF_MAP || RECOVER(c) < 0))
         return -1;
     for (size_t i = 0; i < n->count; i++) {
         const char *k = n->keys[i]->value;
         const tg_conf_node_t *v = n->items[i];
         int rc = 0;
-        mark = tg_conf_errors_mark();
         if (!is_match_key(k))
             continue; /* reported above */
         if (strcmp(k, "host") == 0)
@@ -689,7 +684,7 @@ static int parse_match(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
             rc = parse_match_headers(c, v, r);
         else
             rc = parse_match_path(c, n->keys[i], v, r);
-        if (rc < 0 && RECOVER(c, mark) < 0)
+        if (rc < 0 && RECOVER(c) < 0)
             return -1;
     }
     return 0;
@@ -800,25 +795,21 @@ static const char *const route_keys[] = {"name",    "match",     "strip_prefix",
 static int parse_route(ctx_t *c, tg_route_t *r)
 {
     const tg_conf_node_t *m = r->node;
-    size_t mark = tg_conf_errors_mark();
     if (m->type != TG_CONF_MAP) {
         r->node = NULL; /* no plugins to read either */
         want(c, m, TG_CONF_MAP);
-        return RECOVER(c, mark);
+        return RECOVER(c);
     }
-    if (tg_conf_check_keys_in(m, route_keys, "routes", c->err) < 0 && RECOVER(c, mark) < 0)
+    if (tg_conf_check_keys_in(m, route_keys, "routes", c->err) < 0 && RECOVER(c) < 0)
         return -1;
-    mark = tg_conf_errors_mark();
     if (parse_route_name(c, m, r) < 0) {
-        if (RECOVER(c, mark) < 0)
+        if (RECOVER(c) < 0)
             return -1;
         r->name = tg_arena_printf(c->arena, "route-%zu", r->index);
     }
-    mark = tg_conf_errors_mark();
-    if (parse_match(c, tg_conf_map_get(m, "match"), r) < 0 && RECOVER(c, mark) < 0)
+    if (parse_match(c, tg_conf_map_get(m, "match"), r) < 0 && RECOVER(c) < 0)
         return -1;
-    mark = tg_conf_errors_mark();
-    if (parse_route_action(c, m, r) < 0 && RECOVER(c, mark) < 0)
+    if (parse_route_action(c, m, r) < 0 && RECOVER(c) < 0)
         return -1;
     return 0;
 }
@@ -870,11 +861,10 @@ static const tg_conf_node_t *optional(const tg_conf_node_t *n)
     static int section_##name(const tg_conf_node_t *n, void *c, tg_conf_err_t *err) \
     {                                                                               \
         (void)err; /* the same as ctx_t's */                                        \
-        size_t mark = tg_conf_errors_mark();                                        \
         if (parse_##name(c, optional(n)) == 0)                                      \
             return 0;                                                               \
         section_failed(c, #name);                                                   \
-        return RECOVER((ctx_t *)c, mark);                                           \
+        return RECOVER((ctx_t *)c);                                                 \
     }
 SECTION(workers)
 SECTION(admin)
@@ -891,10 +881,9 @@ static int section_listen(const tg_conf_node_t *n, void *arg, tg_conf_err_t *err
 {
     (void)err;
     ctx_t *c = arg;
-    size_t mark = tg_conf_errors_mark();
     if (n == NULL)
         missing(c, c->root, "listen");
-    return n != NULL && parse_listen(c, n) == 0 ? 0 : RECOVER(c, mark);
+    return n != NULL && parse_listen(c, n) == 0 ? 0 : RECOVER(c);
 }
 
 /* Read into the ctx_t. Order matters: routes refer to upstreams, admin is
@@ -974,20 +963,16 @@ static void first_error(const tg_conf_errors_t *errs, tg_conf_err_t *err)
 static int load_tree(ctx_t *c, const tg_conf_node_t *root)
 {
     tg_config_t *cfg = c->cfg;
-    size_t mark = tg_conf_errors_mark();
-    if (tg_conf_include(root, cfg->dir, &c->include, &root, c->err) < 0 && RECOVER(c, mark) < 0)
+    if (tg_conf_include(root, cfg->dir, &c->include, &root, c->err) < 0 && RECOVER(c) < 0)
         return -1;
     c->root = root;
-    mark = tg_conf_errors_mark();
-    if (tg_conf_read(root, root_fields, NULL, c, c->err) < 0 && RECOVER(c, mark) < 0)
+    if (tg_conf_read(root, root_fields, NULL, c, c->err) < 0 && RECOVER(c) < 0)
         return -1;
-    mark = tg_conf_errors_mark();
-    if (parse_plugins(c) < 0 && RECOVER(c, mark) < 0)
+    if (parse_plugins(c) < 0 && RECOVER(c) < 0)
         return -1;
     /* Routes that failed are half read: the router is built from a clean load only. */
     if (tg_conf_errors_mark() == 0) {
-        mark = tg_conf_errors_mark();
-        if (tg_router_build(cfg, c->err) < 0 && RECOVER(c, mark) < 0)
+        if (tg_router_build(cfg, c->err) < 0 && RECOVER(c) < 0)
             return -1;
     }
     return 0;

@@ -187,6 +187,23 @@ START_TEST(all_errors_at_once)
 }
 END_TEST
 
+START_TEST(error_after_recorded_ones_is_reported)
+{
+    /* The route's plugins fail after the global ones already recorded errors
+     * in the same step: still its own message. */
+    int rc = load(LISTEN "upstreams:\n  u:\n    targets: [\"127.0.0.1:9001\"]\n"
+                         "plugins: [7, 8]\n"
+                         "routes:\n  - upstream: u\n    plugins: {a: b}\n");
+    ck_assert_int_eq(rc, -1);
+    static const char *const want[] = {
+        "t.yaml:6:11: expected a plugin entry (a map with name:)",
+        "t.yaml:6:14: expected a plugin entry (a map with name:)",
+        "t.yaml:9:14: expected a list of plugins",
+    };
+    ck_errors(3, want);
+}
+END_TEST
+
 START_TEST(errors_bounded)
 {
     char yaml[8192] = LISTEN "limits:\n";
@@ -213,6 +230,7 @@ int main(void)
     tcase_add_test(tc, include_errors);
     tcase_add_test(tc, extension_keys_hold_anchors);
     tcase_add_test(tc, all_errors_at_once);
+    tcase_add_test(tc, error_after_recorded_ones_is_reported);
     tcase_add_test(tc, errors_bounded);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
