@@ -25,7 +25,8 @@ def documented_keys():
 def loader_keys():
     tool = os.path.join(BUILD, "tests", "conf_keys")
     data = os.path.join(h.REPO, "tests", "integration", "data", "all_sections.yaml")
-    p = subprocess.run([tool, data], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    env = dict(os.environ, TG_TEST_PLUGIN_DIR=os.path.join(BUILD, "plugins"))
+    p = subprocess.run([tool, data], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, env=env)
     assert p.returncode == 0, p.stderr.decode()
     return set(p.stdout.decode().split())
 
