@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,8 +107,30 @@ void tg_reload_signal_stop(void)
     }
 }
 
+/* The gateway answers with a signal, which it may only send to a process of
+ * its own user: root asking a gateway that runs as `tollgate` (sudo tollgate
+ * -s reload) becomes that user first. It needs nothing of root any more:
+ * the file was checked already. */
+static int become_owner_of(pid_t pid, char *why, size_t whylen)
+{
+    char proc[32];
+    struct stat st;
+    snprintf(proc, sizeof(proc), "/proc/%d", (int)pid);
+    if (geteuid() != 0 || stat(proc, &st) < 0 || st.st_uid == 0)
+        return 0;
+    if (setgroups(0, NULL) < 0 || setresgid(st.st_gid, st.st_gid, st.st_gid) < 0 ||
+        setresuid(st.st_uid, st.st_uid, st.st_uid) < 0) {
+        snprintf(why, whylen, "cannot become uid %u to talk to pid %d: %s", (unsigned)st.st_uid,
+                 (int)pid, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int tg_reload_request(pid_t pid, unsigned timeout_ms, char *why, size_t whylen)
 {
+    if (become_owner_of(pid, why, whylen) < 0)
+        return -1;
     sigset_t set, old;
     sigemptyset(&set);
     sigaddset(&set, TG_RELOAD_REPLY_SIGNAL);

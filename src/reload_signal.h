@@ -33,7 +33,9 @@ int tg_reload_signal_start(struct event_base *base, int (*reload)(void *arg), vo
 void tg_reload_signal_stop(void);
 
 /* Client side: asks pid to reload and waits up to timeout_ms for the
- * answer. Returns 0 (reloaded), 1 (the reload failed), or -1 with a reason
+ * answer. Run as root against a gateway of another user, it becomes that
+ * user for good first (the answer is a signal, which only reaches a process
+ * of the gateway's own user). Returns 0 (reloaded), 1 (the reload failed), or -1 with a reason
  * in why (no such process, not permitted, no answer in time). */
 int tg_reload_request(pid_t pid, unsigned timeout_ms, char *why, size_t whylen);
 

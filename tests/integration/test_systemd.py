@@ -4,9 +4,11 @@ ExecReload would run it."""
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -184,3 +186,28 @@ def test_reload_command_errors(tmp_path, gateway_factory, upstream):
     p = subprocess.run([h.BINARY, "-c", gw.cfg_path, "-s", "reload", "-p", str(dead.pid)], stderr=subprocess.PIPE,
                        timeout=10)
     assert p.returncode == 1 and b"No such process" in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_root_reloads_a_gateway_of_another_user(upstream):
+    """sudo tollgate -s reload: the gateway (as nobody) can only answer a
+    process of its own user, so the command becomes that user first."""
+    d = tempfile.mkdtemp(prefix="tg-reload-")
+    os.chmod(d, 0o755)
+    port = h.free_port()
+    cfg = os.path.join(d, "gw.yaml")
+    with open(cfg, "w") as f:
+        f.write(CONFIG.format(port=port, up=upstream.port, route="one"))
+    os.chmod(cfg, 0o644)
+    proc = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", h.BINARY, "-c", cfg],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert h.wait_port(port, 10, proc), proc.stderr.read()
+        p = subprocess.run([h.BINARY, "-c", cfg, "-s", "reload", "-p", str(proc.pid)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert b"reloaded" in p.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        shutil.rmtree(d)
