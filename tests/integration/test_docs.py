@@ -18,7 +18,7 @@ BUILD = os.environ.get("TOLLGATE_BUILD_DIR", os.path.join(h.REPO, "build"))
 def documented_keys():
     with open(os.path.join(DOCS, "tollgate.yaml.5.md"), encoding="utf-8") as f:
         text = f.read()
-    keys = text.split("\n## KEYS\n", 1)[1].split("\n## ", 1)[0]
+    keys = text.split("\n## KEYS\n", 1)[1].split("\n## FILES", 1)[0]  # KEYS and PLUGIN KEYS
     return re.findall(r"^### `([^`]+)`$", keys, re.M)
 
 
@@ -28,7 +28,7 @@ def loader_keys():
     env = dict(os.environ, TG_TEST_PLUGIN_DIR=os.path.join(BUILD, "plugins"))
     p = subprocess.run([tool, data], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, env=env)
     assert p.returncode == 0, p.stderr.decode()
-    return set(p.stdout.decode().split())
+    return set(line for line in p.stdout.decode().split("\n") if line)
 
 
 def parents(key):

@@ -6,8 +6,9 @@
  *
  * Paths: "limits.idle_timeout", "listen[].tls.certificates[].cert",
  * "upstreams.<name>.timeout" (a map with names of the operator's choice is
- * "<name>"). Plugin configs (plugins[].config) are the plugins' own and are
- * left out. Exit 1 when the file does not load. */
+ * "<name>"). A plugin's config keys are named after the plugin: "jwt: leeway",
+ * "rate-limit: limits[].burst". Exit 1 when the file does not load. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,16 +56,22 @@ static void walk(const tg_conf_node_t *n, const char *path)
     }
     if (n->type != TG_CONF_MAP)
         return;
-    size_t plen = strlen(path);
-    if (plen >= 9 && strcmp(path + plen - 9, "[].config") == 0)
-        return; /* a plugin's own config */
     const seen_t *s = find(n);
+    bool top = *path == '\0' || path[strlen(path) - 1] == ':';
     for (size_t i = 0; s != NULL && s->allowed[i] != NULL; i++)
-        printf("%s%s%s\n", path, *path ? "." : "", s->allowed[i]);
+        printf("%s%s%s\n", path, top ? (*path ? " " : "") : ".", s->allowed[i]);
+    size_t plen = strlen(path);
+    /* A plugin entry: its config is that plugin's, named "<plugin>:". */
+    const tg_conf_node_t *name = tg_conf_map_get(n, "name");
+    bool entry = plen >= 9 && strcmp(path + plen - 9, "plugins[]") == 0 && name != NULL &&
+                 name->type == TG_CONF_SCALAR;
     for (size_t i = 0; i < n->count; i++) {
-        /* A map without a table holds names the operator chose. */
-        snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "",
-                 s != NULL ? n->keys[i]->value : "<name>");
+        const char *k = n->keys[i]->value;
+        if (entry && strcmp(k, "config") == 0)
+            snprintf(sub, sizeof(sub), "%s:", name->value);
+        else /* a map without a table holds names the operator chose */
+            snprintf(sub, sizeof(sub), "%s%s%s", path, top ? (*path ? " " : "") : ".",
+                     s != NULL ? k : "<name>");
         walk(n->items[i], sub);
     }
 }
