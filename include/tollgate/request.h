@@ -49,7 +49,7 @@ const char *tg_request_client_ip(const tg_request_t *r);
 const struct sockaddr *tg_request_client_addr(const tg_request_t *r);
 const char *tg_request_host(const tg_request_t *r, size_t *len);
 /* The client's protocol as the access log writes it: "HTTP/1.1", "HTTP/1.0"
- * or "HTTP/2.0" (NUL-terminated, static). Since API 2.4. */
+ * or "HTTP/2.0" (NUL-terminated, static). Since API 2.5. */
 const char *tg_request_protocol(const tg_request_t *r);
 const char *tg_request_id(const tg_request_t *r, size_t *len);
 /* Route name (NUL-terminated); NULL before routing or when no route matched. */
