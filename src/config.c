@@ -26,10 +26,12 @@
 #include "conf_node.h"
 #include "path_norm.h"
 #include "redis.h"
+#include "retry_policy.h"
 #include "route_action.h"
 #include "router.h"
 #include "tls.h"
 #include "tollgate/text.h"
+#include "upstream_shared.h"
 
 #define MAX_WORKERS 256
 
@@ -418,39 +420,92 @@ static int parse_limits(ctx_t *c, const tg_conf_node_t *n)
 
 /* ---- upstreams --------------------------------------------------------- */
 
-/* An upstream's keys; targets and tls are read once the rest is known. */
+/* An upstream's keys; targets and the structured keys are read once the
+ * rest is known. */
 typedef struct {
     tg_upstream_conf_t u;
-    const tg_conf_node_t *targets, *tls;
+    const tg_conf_node_t *targets, *tls, *hash_key, *health, *circuit, *outlier, *resolve;
 } upstream_keys_t;
 
-/* In the order of tg_balance_t. */
-static const char *const balance_names[] = {"round_robin", "least_conn", NULL};
+/* In the order of tg_balance_t and tg_all_down_t. */
+static const char *const balance_names[] = {"round_robin", "least_conn", "p2c_ewma", "hash", NULL};
+static const char *const all_down_names[] = {"fail_open", "fail_closed", NULL};
 
 #define UPSTREAM(key, type, field, ...)                                              \
     {                                                                                \
         key, TG_CONF_FIELD_##type, TG_CONF_AT(upstream_keys_t, u.field), __VA_ARGS__ \
+    }
+#define UPSTREAM_NODE(key, field)                                   \
+    {                                                               \
+        key, TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, field) \
     }
 
 static const tg_conf_field_t upstream_fields[] = {
     {"targets", TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, targets),
      .flags = TG_CONF_REQUIRED},
     UPSTREAM("balance", ENUM, balance, .names = balance_names, .def = TG_BALANCE_ROUND_ROBIN),
+    UPSTREAM_NODE("hash_key", hash_key),
     UPSTREAM("keepalive", UINT, keepalive, .max = 100000, .def = 32),
     UPSTREAM("connect_timeout", DURATION, connect_timeout_ms, .min = 1, .def = 1000),
     UPSTREAM("timeout", DURATION, timeout_ms, .min = 1, .def = 30000),
     UPSTREAM("retries", UINT, retries, .max = 10, .def = 1),
     UPSTREAM("max_fails", UINT, max_fails, .max = 1000000, .def = 3),
     UPSTREAM("fail_timeout", DURATION, fail_timeout_ms, .min = 1, .def = 10000),
+    UPSTREAM("all_down", ENUM, all_down, .names = all_down_names, .def = TG_ALL_DOWN_FAIL_OPEN),
+    UPSTREAM_NODE("circuit_breaker", circuit),
+    UPSTREAM_NODE("outlier_detection", outlier),
     {"tls", TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, tls)},
     TG_CONF_END,
 };
 
+static const tg_conf_field_t circuit_fields[] = {
+    {"max_connections", TG_CONF_FIELD_UINT, TG_CONF_AT(tg_circuit_conf_t, max_connections),
+     .max = 10000000},
+    {"max_pending", TG_CONF_FIELD_UINT, TG_CONF_AT(tg_circuit_conf_t, max_pending),
+     .max = 10000000},
+    {"max_requests", TG_CONF_FIELD_UINT, TG_CONF_AT(tg_circuit_conf_t, max_requests),
+     .max = 10000000},
+    TG_CONF_END,
+};
+
+static const tg_conf_field_t outlier_fields[] = {
+    {"consecutive_5xx", TG_CONF_FIELD_UINT, TG_CONF_AT(tg_outlier_conf_t, consecutive_5xx),
+     .max = 1000000, .def = 5},
+    {"consecutive_gateway_errors", TG_CONF_FIELD_UINT,
+     TG_CONF_AT(tg_outlier_conf_t, consecutive_gateway_errors), .max = 1000000, .def = 3},
+    {"base_ejection_time", TG_CONF_FIELD_DURATION,
+     TG_CONF_AT(tg_outlier_conf_t, base_ejection_time_ms), .min = 1, .def = 30000},
+    {"max_ejection_percent", TG_CONF_FIELD_UINT,
+     TG_CONF_AT(tg_outlier_conf_t, max_ejection_percent), .max = 100, .def = 50},
+    TG_CONF_END,
+};
+
+typedef struct {
+    const tg_conf_node_t *address;
+    uint32_t weight;
+} target_keys_t;
+
+static const tg_conf_field_t target_fields[] = {
+    {"address", TG_CONF_FIELD_NODE, TG_CONF_AT(target_keys_t, address), .flags = TG_CONF_REQUIRED},
+    {"weight", TG_CONF_FIELD_UINT, TG_CONF_AT(target_keys_t, weight), .min = 1, .max = 10000,
+     .def = 1},
+    TG_CONF_END,
+};
+
+/* "host:port", or {address: "host:port", weight: N}. */
 static int parse_target(ctx_t *c, const tg_conf_node_t *n, tg_target_t *t)
 {
     const char *text;
     hostport_t hp;
     char eb[300];
+    t->weight = 1;
+    if (n->type == TG_CONF_MAP) {
+        target_keys_t k = {0};
+        if (tg_conf_read(n, target_fields, "target", &k, c->err) < 0)
+            return -1;
+        n = k.address;
+        t->weight = k.weight;
+    }
     if (tg_conf_get_string(n, &text, c->err) < 0)
         return -1;
     if (split_address(text, &hp, eb, sizeof(eb)) < 0 ||
@@ -472,8 +527,51 @@ static int parse_targets(ctx_t *c, const tg_conf_node_t *n, tg_upstream_conf_t *
     for (size_t i = 0; i < n->count; i++) {
         if (parse_target(c, n->items[i], &u->targets[i]) < 0)
             return -1;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(u->targets[j].name, u->targets[i].name) == 0)
+                return tg_conf_error(c->err, n->items[i], "duplicate target '%s'",
+                                     u->targets[i].name);
+        u->targets[i].shared = tg_tshared_get(u->name, u->targets[i].name);
         u->ntargets++;
+        if (u->targets[i].shared == NULL)
+            return tg_conf_error(c->err, n->items[i], "out of memory");
     }
+    return 0;
+}
+
+/* balance: hash needs hash_key, and only it reads one. */
+static int parse_balance(ctx_t *c, const upstream_keys_t *k, const tg_conf_node_t *map,
+                         tg_upstream_conf_t *u)
+{
+    if (u->balance != TG_BALANCE_HASH) {
+        if (k->hash_key != NULL)
+            return tg_conf_error(c->err, k->hash_key, "hash_key needs balance: hash");
+        return 0;
+    }
+    if (k->hash_key == NULL)
+        return tg_conf_error(c->err, map, "balance: hash needs hash_key");
+    if (tg_key_spec_parse(k->hash_key, c->arena, &u->hash_key, c->err) < 0)
+        return -1;
+    const char **names = tg_arena_calloc(c->arena, u->ntargets * sizeof(char *));
+    uint32_t *weights = tg_arena_calloc(c->arena, u->ntargets * sizeof(uint32_t));
+    for (size_t i = 0; i < u->ntargets; i++) {
+        names[i] = u->targets[i].name;
+        weights[i] = u->targets[i].weight;
+    }
+    if (tg_maglev_build(&u->maglev, c->arena, names, weights, u->ntargets) < 0)
+        return tg_conf_error(c->err, map, "balance: hash takes at most %d targets",
+                             TG_MAGLEV_MAX_TARGETS);
+    return 0;
+}
+
+static int parse_upstream_policies(ctx_t *c, const upstream_keys_t *k, tg_upstream_conf_t *u)
+{
+    if (k->circuit != NULL &&
+        tg_conf_read(k->circuit, circuit_fields, "circuit_breaker", &u->circuit, c->err) < 0)
+        return -1;
+    if (k->outlier != NULL &&
+        tg_conf_read(k->outlier, outlier_fields, "outlier_detection", &u->outlier, c->err) < 0)
+        return -1;
     return 0;
 }
 
@@ -488,7 +586,11 @@ static int parse_upstream(ctx_t *c, const tg_conf_node_t *key, const tg_conf_nod
         return -1;
     *u = k.u;
     u->name = dup_str(c, key->value);
-    if (parse_targets(c, k.targets, u) < 0)
+    u->shared = tg_ushared_get(u->name);
+    if (u->shared == NULL)
+        return tg_conf_error(c->err, key, "out of memory");
+    if (parse_targets(c, k.targets, u) < 0 || parse_balance(c, &k, n, u) < 0 ||
+        parse_upstream_policies(c, &k, u) < 0)
         return -1;
     /* Last: server_name defaults to the targets' hosts. */
     return tg_tls_client_parse(k.tls, c->cfg->dir, u->targets, u->ntargets, &u->tls, c->err);
@@ -505,9 +607,9 @@ static int parse_upstreams(ctx_t *c, const tg_conf_node_t *n)
     for (size_t i = 0; i < n->count; i++) {
         tg_upstream_conf_t *u = &cfg->upstreams[i];
         u->index = i;
+        cfg->nupstreams++; /* counted first: unref releases what a failed parse took */
         if (parse_upstream(c, n->keys[i], n->items[i], u) < 0)
             return -1;
-        cfg->nupstreams++;
     }
     return 0;
 }
@@ -733,9 +835,10 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
     return tg_route_action_parse(r, map, c->err);
 }
 
-static const char *const route_keys[] = {"name",    "match",     "strip_prefix", "upstream",
-                                         "plugins", "aggregate", "redirect",     "respond",
-                                         "rewrite", "websocket", "host_header",  NULL};
+static const char *const route_keys[] = {
+    "name",        "match",    "strip_prefix",  "upstream", "plugins",
+    "aggregate",   "redirect", "respond",       "rewrite",  "websocket",
+    "host_header", "timeout",  "max_body_size", "retry",    NULL};
 
 static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
 {
@@ -754,7 +857,9 @@ static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
         r->node = m;
         if (tg_conf_check_keys_in(m, route_keys, "routes", c->err) < 0 ||
             parse_route_name(c, m, r) < 0 || parse_match(c, tg_conf_map_get(m, "match"), r) < 0 ||
-            parse_route_action(c, m, r) < 0)
+            parse_route_action(c, m, r) < 0 ||
+            tg_route_policy_parse(m, c->arena, &r->timeout_ms, &r->max_body_size,
+                                  &r->has_max_body_size, &r->retry, c->err) < 0)
             return -1;
     }
     return 0;
@@ -914,8 +1019,13 @@ void tg_config_unref(tg_config_t *cfg)
     tg_redis_conf_free(cfg->redis);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         tg_tls_server_free(cfg->listeners[i].tls);
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        tg_tls_client_free(cfg->upstreams[i].tls);
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        tg_upstream_conf_t *u = &cfg->upstreams[i];
+        tg_tls_client_free(u->tls);
+        for (size_t j = 0; j < u->ntargets; j++)
+            tg_tshared_put(u->targets[j].shared);
+        tg_ushared_put(u->shared);
+    }
     config_priv_t *p = (config_priv_t *)cfg;
     tg_arena_destroy(p->arena);
     free(p);

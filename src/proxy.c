@@ -17,6 +17,7 @@
 #include "router.h"
 #include "tollgate/clock.h"
 #include "tunnel.h"
+#include "upstream_shared.h"
 
 /* A response head larger than this from an upstream is a broken upstream. */
 #define RESP_HEAD_MAX (64u * 1024u)
@@ -29,6 +30,7 @@ static bool pump_request(tg_req_t *req);
 static bool pump_response(tg_req_t *req);
 static void attempt(tg_req_t *req);
 static void send_refusal(tg_req_t *req);
+static void buffer_body(tg_req_t *req);
 
 static bool idempotent(uint32_t m)
 {
@@ -38,13 +40,19 @@ static bool idempotent(uint32_t m)
 
 /* Upstream timeouts: the response timeout runs only once the whole request
  * is sent, so a long upload is not mistaken for a silent upstream. */
+static uint64_t response_timeout(const tg_req_t *req)
+{
+    return req->route->timeout_ms ? req->route->timeout_ms : req->pool->conf->timeout_ms;
+}
+
 static void set_upstream_timeouts(tg_req_t *req)
 {
     const tg_upstream_conf_t *u = req->pool->conf;
+    uint64_t t = response_timeout(req);
     if (!req->up->connected)
         tg_stream_set_timeouts(req->up->s, 0, u->connect_timeout_ms);
     else
-        tg_stream_set_timeouts(req->up->s, req->body.done ? u->timeout_ms : 0, u->timeout_ms);
+        tg_stream_set_timeouts(req->up->s, req->body.done ? t : 0, t);
 }
 
 static void close_upstream(tg_req_t *req)
@@ -55,32 +63,111 @@ static void close_upstream(tg_req_t *req)
     }
 }
 
+/* Counted once per request in the upstream's shared numbers (circuit
+ * breaker, retry budget); given back when the request ends. */
+static void tries_release(tg_req_t *req)
+{
+    tg_tries_t *t = &req->tries;
+    if (t->timer != NULL) {
+        event_free(t->timer);
+        t->timer = NULL;
+    }
+    if (t->body != NULL) {
+        evbuffer_free(t->body);
+        t->body = NULL;
+    }
+    if (req->pool == NULL)
+        return;
+    tg_ushared_t *u = req->pool->conf->shared;
+    if (t->retrying)
+        tg_retry_budget_give(u);
+    if (t->counted)
+        atomic_fetch_sub_explicit(&u->requests, 1, memory_order_relaxed);
+    t->retrying = t->counted = false;
+}
+
 void tg_proxy_release(tg_req_t *req)
 {
     close_upstream(req);
+    tries_release(req);
 }
 
-static bool can_retry(const tg_req_t *req, bool stale)
+/* The request's body can go again: none, empty, or kept whole (tries.body). */
+static bool body_resendable(const tg_req_t *req)
 {
-    if (req->up_state != TG_UP_SENDING || req->no_retry || req->body_started ||
-        !idempotent(req->method_bit))
+    if (req->tries.body != NULL && req->body.done)
+        return true;
+    if (req->body_started)
         return false;
-    if (req->body.kind != TG_BODY_NONE &&
-        !(req->body.kind == TG_BODY_LENGTH && req->body.remaining == 0))
+    return req->body.kind == TG_BODY_NONE ||
+           (req->body.kind == TG_BODY_LENGTH && req->body.remaining == 0);
+}
+
+/* Whether a try that failed with kind (or answered status, kind 0) may be
+ * followed by another: never once the response head went to the client. */
+static bool can_retry(tg_req_t *req, bool stale, unsigned kind, int status)
+{
+    const tg_retry_policy_t *rp = req->route->retry;
+    if (req->up_state != TG_UP_SENDING || req->no_retry || !body_resendable(req))
         return false;
     if (stale)
         return req->stale_retries < STALE_RETRIES;
-    return req->attempts <= req->pool->conf->retries;
+    if (rp == NULL)
+        return idempotent(req->method_bit) && kind != 0 &&
+               req->attempts <= req->pool->conf->retries;
+    if (!(rp->methods & req->method_bit) || req->attempts >= rp->attempts)
+        return false;
+    if (kind != 0 ? !tg_retry_on_failure(rp, kind) : !tg_retry_on_status(rp, status))
+        return false;
+    if (req->tries.deadline_ms && tg_now_ms() >= req->tries.deadline_ms)
+        return false;
+    if (!req->tries.retrying) {
+        if (!tg_retry_budget_take(req->pool->conf->shared, rp->budget_pct)) {
+            tg_log_info("upstream %s: retry budget exhausted (request %.*s)", req->pool->conf->name,
+                        (int)req->request_id_len, req->request_id);
+            return false;
+        }
+        req->tries.retrying = true;
+    }
+    return true;
+}
+
+static void arm_timer(tg_req_t *req, uint64_t at_ms)
+{
+    uint64_t now = tg_now_ms();
+    struct timeval tv = tg_timeval_ms(at_ms > now ? at_ms - now : 0);
+    evtimer_add(req->tries.timer, &tv);
+}
+
+/* The next try, after the policy's jittered backoff. */
+static void retry(tg_req_t *req)
+{
+    tg_tries_t *t = &req->tries;
+    t->retries++;
+    const tg_retry_policy_t *rp = req->route->retry;
+    uint64_t wait =
+        rp ? tg_retry_backoff_ms(rp, t->retries, req->pool->rng++ * 0x9e3779b97f4a7c15ull) : 0;
+    if (wait == 0 || t->timer == NULL) {
+        attempt(req);
+        return;
+    }
+    t->backing_off = true;
+    t->try_deadline_ms = 0;
+    uint64_t at = tg_now_ms() + wait;
+    arm_timer(req, t->deadline_ms && t->deadline_ms < at ? t->deadline_ms : at);
 }
 
 /* The upstream failed before its response head reached the client. */
-static void upstream_failed(tg_req_t *req, int status, const char *msg, bool health, bool stale)
+static void upstream_failed(tg_req_t *req, int status, const char *msg, bool health, bool stale,
+                            unsigned kind)
 {
     tg_conn_t *c = req->conn;
     if (req->up != NULL) {
         size_t t = req->up->target;
         if (health)
             tg_upool_report_failure(req->pool, t, tg_now_ms());
+        if (kind != 0 && req->tries.try_start_us)
+            tg_balance_observe(req->pool, t, tg_now_us() - req->tries.try_start_us, tg_now_us());
         if (!stale && t < 64)
             req->tried |= 1ull << t;
     }
@@ -89,15 +176,42 @@ static void upstream_failed(tg_req_t *req, int status, const char *msg, bool hea
         tg_conn_fail(c);
         return;
     }
-    if (can_retry(req, stale)) {
-        if (stale)
+    if (can_retry(req, stale, kind, 0)) {
+        if (stale) {
             req->stale_retries++;
-        attempt(req);
+            attempt(req);
+        } else {
+            retry(req);
+        }
         return;
     }
     tg_log_info("upstream %s: %s (request %.*s)", req->pool->conf->name, msg,
                 (int)req->request_id_len, req->request_id);
     tg_conn_respond_error(c, status, msg);
+}
+
+/* Route timeout, per-try timeout, or the end of a backoff. */
+static void tries_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tg_req_t *req = arg;
+    tg_tries_t *t = &req->tries;
+    if (t->backing_off) {
+        t->backing_off = false;
+        if (t->deadline_ms && tg_now_ms() >= t->deadline_ms) {
+            tg_conn_respond_error(req->conn, 504, "upstream timed out");
+            return;
+        }
+        attempt(req);
+        return;
+    }
+    if (req->up_state != TG_UP_SENDING)
+        return;
+    if (t->deadline_ms && tg_now_ms() >= t->deadline_ms)
+        req->no_retry = true; /* the route's time is up: no other try */
+    TG_STAT_INC(req->pool, timeouts);
+    upstream_failed(req, 504, "upstream timed out", true, false, TG_FAIL_TIMEOUT);
 }
 
 /* ---- request head toward the upstream ---- */
@@ -262,7 +376,7 @@ static bool read_response_head(tg_req_t *req, bool *gone)
              * connection is closed, whatever it holds. */
             req->up_state = TG_UP_SENDING;
             req->no_retry = true;
-            upstream_failed(req, 502, "invalid response from upstream", true, false);
+            upstream_failed(req, 502, "invalid response from upstream", true, false, 0);
             *gone = true;
             return true;
         }
@@ -273,6 +387,20 @@ static bool read_response_head(tg_req_t *req, bool *gone)
         }
         tg_upool_report_success(req->pool, req->up->target);
         req->up_head_us = tg_now_us();
+        tg_balance_observe(req->pool, req->up->target, req->up_head_us - req->tries.try_start_us,
+                           req->up_head_us);
+        if (req->route->retry != NULL && can_retry(req, false, 0, resp.status)) {
+            /* An answer the policy retries: this connection goes (its body
+             * is not read), another target gets the request. */
+            if (req->up->target < 64)
+                req->tried |= 1ull << req->up->target;
+            close_upstream(req);
+            retry(req);
+            *gone = true;
+            return true;
+        }
+        if (req->tries.timer != NULL)
+            evtimer_del(req->tries.timer);
         bool forwarded = tg_response_forward_head(req, &resp, RESP_MAX_HEADERS);
         evbuffer_drain(in, (size_t)r);
         if (!forwarded) { /* a response_head hook answered instead */
@@ -343,7 +471,7 @@ static bool pump_response(tg_req_t *req)
             req->bytes_out = 0;
             req->up_state = TG_UP_SENDING;
             req->no_retry = true; /* the upstream answered: a broken answer is not retried */
-            upstream_failed(req, 502, "invalid response from upstream", true, false);
+            upstream_failed(req, 502, "invalid response from upstream", true, false, 0);
             return true;
         }
         /* Truncated, broken or refused body: closing is the only honest signal left. */
@@ -367,7 +495,7 @@ static void up_read_cb(tg_stream_t *s, void *arg)
             return;
         }
         /* The upstream's read timeout now measures gaps between body reads. */
-        uint64_t t = req->pool->conf->timeout_ms;
+        uint64_t t = response_timeout(req);
         tg_stream_set_timeouts(req->up->s, t, t);
     }
     if (req->up_state == TG_UP_RECEIVING)
@@ -404,17 +532,17 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
         TG_STAT_INC(req->pool, timeouts);
         upstream_failed(req, 504,
                         uc->connected ? "upstream timed out" : "upstream connect timed out", true,
-                        false);
+                        false, uc->connected ? TG_FAIL_TIMEOUT : TG_FAIL_CONNECT);
         return;
     }
     if (!uc->connected) {
         TG_STAT_INC(req->pool, connect_errors);
-        upstream_failed(req, 502, "upstream connect failed", true, false);
+        upstream_failed(req, 502, "upstream connect failed", true, false, TG_FAIL_CONNECT);
         return;
     }
     TG_STAT_INC(req->pool, resets);
     bool stale = uc->uses > 0 && tg_stream_input_length(uc->s) == 0;
-    upstream_failed(req, 502, "upstream closed the connection", !stale, stale);
+    upstream_failed(req, 502, "upstream closed the connection", !stale, stale, TG_FAIL_RESET);
 }
 
 /* ---- request body, client -> upstream ---- */
@@ -486,7 +614,10 @@ static bool pump_request(tg_req_t *req)
 
 void tg_proxy_client_readable(tg_req_t *req)
 {
-    pump_request(req);
+    if (req->tries.buffering)
+        buffer_body(req);
+    else
+        pump_request(req);
 }
 
 void tg_proxy_client_drained(tg_req_t *req)
@@ -497,15 +628,75 @@ void tg_proxy_client_drained(tg_req_t *req)
 
 /* ---- start ---- */
 
+/* The gateway's 503 for an upstream that may not take this request now: a
+ * circuit-breaker limit or, with all_down: fail_closed, no usable target. */
+static void refuse(tg_req_t *req, const char *limit)
+{
+    const char *msg = limit ? "upstream overloaded" : "no healthy upstream target";
+    if (limit != NULL)
+        tg_request_add_response_header(req, "X-Tollgate-Overloaded", limit, strlen(limit));
+    tg_log_info("upstream %s: %s%s%s (request %.*s)", req->pool->conf->name, msg, limit ? ": " : "",
+                limit ? limit : "", (int)req->request_id_len, req->request_id);
+    tg_conn_respond_error(req->conn, 503, msg);
+}
+
+/* Before the first try: the balance key's hash, the route timeout, the
+ * timer. */
+static void tries_start(tg_req_t *req)
+{
+    tg_tries_t *t = &req->tries;
+    const tg_upstream_conf_t *u = req->pool->conf;
+    if (u->balance == TG_BALANCE_HASH) {
+        size_t len;
+        const char *k = tg_key_get(&u->hash_key, req, &len);
+        t->has_hash = k != NULL;
+        t->hash = k ? tg_hash64(k, len, 0) : 0;
+    }
+    if (req->route->timeout_ms)
+        t->deadline_ms = tg_now_ms() + req->route->timeout_ms;
+    if (t->timer == NULL && (req->route->retry != NULL || req->route->timeout_ms))
+        t->timer = evtimer_new(req->conn->worker->base, tries_timer_cb, req);
+    if (!t->counted) {
+        atomic_fetch_add_explicit(&u->shared->requests, 1, memory_order_relaxed);
+        t->counted = true;
+    }
+}
+
+/* Per try: the earlier of the route's deadline and per_try_timeout. */
+static void arm_try_timer(tg_req_t *req)
+{
+    tg_tries_t *t = &req->tries;
+    if (t->timer == NULL)
+        return;
+    const tg_retry_policy_t *rp = req->route->retry;
+    uint64_t at = t->deadline_ms;
+    t->try_deadline_ms = rp && rp->per_try_timeout_ms ? tg_now_ms() + rp->per_try_timeout_ms : 0;
+    if (t->try_deadline_ms && (at == 0 || t->try_deadline_ms < at))
+        at = t->try_deadline_ms;
+    if (at)
+        arm_timer(req, at);
+    else
+        evtimer_del(t->timer);
+}
+
 static void attempt(tg_req_t *req)
 {
     tg_upool_t *p = req->pool;
-    size_t t = tg_upool_pick(p, tg_now_ms(), req->tried);
+    if (req->attempts == 0)
+        tries_start(req);
+    tg_pick_result_t why;
+    size_t t =
+        tg_balance_pick(p, tg_now_ms(), req->tried, req->tries.has_hash, req->tries.hash, &why);
+    if (t == SIZE_MAX) {
+        refuse(req, why == TG_PICK_MAX_CONNS ? "max_connections" : NULL);
+        return;
+    }
     req->attempts++;
     req->target = t;
     req->target_used = true;
     if (req->up_start_us == 0)
         req->up_start_us = tg_now_us();
+    req->tries.try_start_us = tg_now_us();
     req->up_state = TG_UP_SENDING;
     tg_uconn_t *uc = tg_upool_take_idle(p, t);
     if (uc == NULL)
@@ -516,8 +707,8 @@ static void attempt(tg_req_t *req)
         tg_upool_report_failure(p, t, tg_now_ms());
         if (t < 64)
             req->tried |= 1ull << t;
-        if (can_retry(req, false)) {
-            attempt(req);
+        if (can_retry(req, false, TG_FAIL_CONNECT, 0)) {
+            retry(req);
             return;
         }
         tg_conn_respond_error(req->conn, 502, "upstream connect failed");
@@ -527,13 +718,62 @@ static void attempt(tg_req_t *req)
     tg_stream_setcb(uc->s, up_read_cb, up_write_cb, up_event_cb, req);
     tg_stream_set_watermarks(uc->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);
     set_upstream_timeouts(req);
+    arm_try_timer(req);
     /* A pooled connection is connected: its head goes out at once (a new
      * one sends it once connected). */
     struct evbuffer *scratch = req->conn->worker->scratch;
     write_upstream_head(req, scratch);
+    if (req->tries.body != NULL) { /* kept whole: a copy goes, for the next try */
+        size_t n = evbuffer_get_length(req->tries.body);
+        evbuffer_add(scratch, evbuffer_pullup(req->tries.body, (ev_ssize_t)n), n);
+    }
     tg_stream_send(uc->s, scratch);
     tg_stream_read_enable(uc->s, true);
     pump_request(req);
+}
+
+/* A body the route's retry policy may have to send twice is read whole
+ * first, up to TG_RETRY_BODY_MAX (nginx buffers request bodies for its
+ * proxy_next_upstream the same way). Larger and chunked bodies stream and
+ * are never retried once a byte went. */
+static bool keep_body_for_retry(const tg_req_t *req)
+{
+    const tg_retry_policy_t *rp = req->route->retry;
+    return rp != NULL && rp->attempts > 1 && (rp->methods & req->method_bit) &&
+           req->req_tmp == NULL && !req->upgrade && req->body.kind == TG_BODY_LENGTH &&
+           !req->body.done && req->body.remaining > 0 && req->body.remaining <= TG_RETRY_BODY_MAX;
+}
+
+/* Reads the kept body; the first try starts once it is whole. */
+static void buffer_body(tg_req_t *req)
+{
+    tg_conn_t *c = req->conn;
+    int r = tg_body_pump(&req->body, tg_stream_input(c->s), req->tries.body, SIZE_MAX);
+    if (r == TG_BODY_MORE)
+        return;
+    req->tries.buffering = false;
+    if (r != TG_BODY_DONE) {
+        tg_conn_respond_error(c, r == TG_BODY_TOO_LARGE ? 413 : 400,
+                              r == TG_BODY_TOO_LARGE
+                                  ? "request body too large"
+                                  : (req->body.error ? req->body.error : "invalid request body"));
+        return;
+    }
+    tg_stream_set_timeouts(c->s, 0, 0);
+    attempt(req);
+}
+
+static void start_upstream(tg_req_t *req)
+{
+    if (keep_body_for_retry(req)) {
+        req->tries.body = evbuffer_new();
+        req->tries.buffering = req->tries.body != NULL;
+        if (req->tries.buffering) {
+            buffer_body(req);
+            return;
+        }
+    }
+    attempt(req);
 }
 
 static void strip_prefix(tg_req_t *req)
@@ -599,7 +839,7 @@ static void chain_done(tg_req_t *req, int outcome)
         if (req->route->aggregate != NULL)
             tg_aggregate_start(req);
         else
-            attempt(req);
+            start_upstream(req);
         break;
     case TG_CHAIN_PAUSED:
         break;
@@ -655,8 +895,10 @@ void tg_proxy_handle(tg_req_t *req)
         tg_conn_respond_error(c, 417, "unsupported expectation");
         return;
     }
-    if (h->body_kind == TG_BODY_LENGTH && lim->max_body_size &&
-        h->content_length > lim->max_body_size) {
+    uint64_t max_body = lim->max_body_size;
+    if (req->route->has_max_body_size) /* the route's, instead of limits' */
+        req->body.limit = max_body = req->route->max_body_size;
+    if (h->body_kind == TG_BODY_LENGTH && max_body && h->content_length > max_body) {
         tg_conn_respond_error(c, 413, "request body too large");
         return;
     }

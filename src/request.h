@@ -17,6 +17,7 @@
 #include "field_list.h"
 #include "http_parser.h"
 #include "request_id.h"
+#include "retry_policy.h"
 #include "upstream_pool.h"
 
 typedef struct tg_conn_s tg_conn_t;
@@ -115,6 +116,7 @@ typedef struct tg_req_s {
     unsigned attempts;
     unsigned stale_retries;
     bool no_retry;
+    tg_tries_t tries;    /* route retry policy, timeouts, circuit counts (retry_policy.h) */
     bool upgrade;        /* a WebSocket handshake on a websocket route: Upgrade is forwarded */
     bool tunnel_closing; /* tunnel: the client closed, flushing toward the upstream */
     int status;          /* status sent to the client */

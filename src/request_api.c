@@ -105,6 +105,11 @@ const char *tg_request_upstream_addr(const tg_request_t *r)
     return r->pool && r->target_used ? r->pool->conf->targets[r->target].name : NULL;
 }
 
+unsigned tg_request_retries(const tg_request_t *r)
+{
+    return r->tries.retries;
+}
+
 tg_arena_t *tg_request_arena(tg_request_t *r)
 {
     return r->arena;

@@ -54,6 +54,9 @@ const char *tg_request_route(const tg_request_t *r);
 /* Upstream name and chosen target ("127.0.0.1:9001"), NULL until known. */
 const char *tg_request_upstream(const tg_request_t *r);
 const char *tg_request_upstream_addr(const tg_request_t *r);
+/* Tries after the first toward the upstream so far (retries; API 2.4): the
+ * target above is the last try's. */
+unsigned tg_request_retries(const tg_request_t *r);
 tg_arena_t *tg_request_arena(tg_request_t *r);
 struct event_base *tg_request_event_base(tg_request_t *r);
 unsigned tg_request_worker_id(const tg_request_t *r);

@@ -649,8 +649,9 @@ START_TEST(upstream_errors)
         const char *msg;
     } cases[] = {
         {"  u:\n    targets: [\"127.0.0.1:9001\"]\n    bogus: 1\n",
-         "t.yaml:6:5: unknown key 'bogus' in upstream 'u' (known: targets, balance, keepalive, "
-         "connect_timeout, timeout, retries, max_fails, fail_timeout, tls)"},
+         "t.yaml:6:5: unknown key 'bogus' in upstream 'u' (known: targets, balance, "
+         "hash_key, keepalive, connect_timeout, timeout, retries, max_fails, fail_timeout, "
+         "all_down, circuit_breaker, outlier_detection, tls)"},
         {"  u:\n    balance: least_conn\n", "t.yaml:5:5: missing required key 'targets'"},
         {"  u:\n    targets: []\n", "t.yaml:5:14: expected at least one target"},
         {"  u:\n    targets: \"127.0.0.1:9001\"\n",
@@ -659,7 +660,7 @@ START_TEST(upstream_errors)
         {"  u:\n    targets: [\"127.0.0.1\"]\n", "t.yaml:5:15: missing port in '127.0.0.1'"},
         {"  u:\n    targets: [\"127.0.0.1:1\", ~]\n", "t.yaml:5:30: expected a string"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    balance: random\n",
-         "t.yaml:6:14: balance must be round_robin or least_conn, got 'random'"},
+         "t.yaml:6:14: balance must be round_robin, least_conn, p2c_ewma or hash, got 'random'"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    keepalive: 100001\n",
          "t.yaml:6:16: keepalive must be at most 100000"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    retries: 11\n",
@@ -710,7 +711,8 @@ START_TEST(route_errors)
         {"  - upstream: [u]\n", "t.yaml:7:15: expected a string"},
         {"  - upstream: u\n    foo: 1\n",
          "t.yaml:8:5: unknown key 'foo' in routes (known: name, match, strip_prefix, "
-         "upstream, plugins, aggregate, redirect, respond, rewrite, websocket, host_header)"},
+         "upstream, plugins, aggregate, redirect, respond, rewrite, websocket, host_header, "
+         "timeout, max_body_size, retry)"},
         {"  - x\n", "t.yaml:7:5: expected a map, got 'x'"},
         {"  - upstream: u\n    match: x\n", "t.yaml:8:12: expected a map, got 'x'"},
         {"  - upstream: u\n    match:\n      foo: 1\n",

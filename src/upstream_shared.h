@@ -1,0 +1,60 @@
+/*
+ * What every worker knows about an upstream and its targets at once: the
+ * state that failure isolation decides on (passive health and outlier
+ * ejection, the active health checks' verdict, circuit-breaker counts, the
+ * retry budget). Workers are threads of one process, so this is plain memory
+ * of C11 atomics, read on the hot path without a lock.
+ *
+ * The objects live in a process-wide registry, found by name at load: an
+ * upstream by its name, a target by "upstream/address". A reload that keeps
+ * a name keeps its state (an ejected target stays ejected, in-flight counts
+ * stay right while requests of two generations run), and the last config
+ * that names it frees it. Lookups take a mutex; only loads and the resolver
+ * do them.
+ */
+#ifndef TG_UPSTREAM_SHARED_H
+#define TG_UPSTREAM_SHARED_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One target (one address) of an upstream. */
+typedef struct tg_tshared_s {
+    atomic_uint conns;           /* open connections to it, all workers (max_connections) */
+    atomic_uint fails;           /* passive health: consecutive failures */
+    _Atomic uint64_t down_until; /* passive rest or outlier ejection: monotonic ms */
+    atomic_bool unhealthy;       /* the active health checks took it out */
+    atomic_uint c5xx;            /* outlier: consecutive 5xx answers */
+    atomic_uint cgw;             /* outlier: consecutive gateway errors */
+    atomic_uint ejections;       /* outlier: ejections in a row (the time doubles) */
+    _Atomic uint64_t ejected_at; /* outlier: monotonic ms of the last ejection */
+    atomic_uint checks_ok;       /* health checks: consecutive successes */
+    atomic_uint checks_failed;   /* health checks: consecutive failures */
+} tg_tshared_t;
+
+/* One upstream. */
+typedef struct tg_ushared_s {
+    atomic_uint requests; /* requests in flight toward it (max_requests, retry budget) */
+    atomic_uint pending;  /* requests waiting for a new connection (max_pending) */
+    atomic_uint retrying; /* requests on a retry now (retry budget) */
+} tg_ushared_t;
+
+/* Finds or creates the upstream's state (a reference; NULL when out of memory). */
+tg_ushared_t *tg_ushared_get(const char *upstream);
+void tg_ushared_put(tg_ushared_t *u);
+
+/* Finds or creates a target's state, keyed by upstream and address. */
+tg_tshared_t *tg_tshared_get(const char *upstream, const char *address);
+void tg_tshared_put(tg_tshared_t *t);
+
+/* Whether the target takes traffic now: no health verdict against it, no
+ * passive rest or ejection running. */
+static inline bool tg_tshared_usable(const tg_tshared_t *t, uint64_t now_ms)
+{
+    return !atomic_load_explicit(&t->unhealthy, memory_order_relaxed) &&
+           atomic_load_explicit(&t->down_until, memory_order_relaxed) <= now_ms;
+}
+
+#endif
