@@ -11,6 +11,7 @@
 #include "head_write.h"
 #include "http_response.h"
 #include "log.h"
+#include "outlier.h"
 #include "request_head.h"
 #include "response.h"
 #include "route_action.h"
@@ -55,8 +56,20 @@ static void set_upstream_timeouts(tg_req_t *req)
         tg_stream_set_timeouts(req->up->s, req->body.done ? t : 0, t);
 }
 
+/* The try's new connection is established (or gone): max_pending counts
+ * only requests waiting for one. */
+static void pending_done(tg_req_t *req)
+{
+    if (req->tries.pending) {
+        tg_shared_leave(&req->pool->conf->shared->pending);
+        req->tries.pending = false;
+    }
+}
+
 static void close_upstream(tg_req_t *req)
 {
+    if (req->pool != NULL)
+        pending_done(req);
     if (req->up != NULL) {
         tg_upool_release(req->up, false);
         req->up = NULL;
@@ -123,6 +136,7 @@ static bool can_retry(tg_req_t *req, bool stale, unsigned kind, int status)
         return false;
     if (!req->tries.retrying) {
         if (!tg_retry_budget_take(req->pool->conf->shared, rp->budget_pct)) {
+            TG_SHARED_INC(req->pool->conf->shared->budget_exhausted);
             tg_log_info("upstream %s: retry budget exhausted (request %.*s)", req->pool->conf->name,
                         (int)req->request_id_len, req->request_id);
             return false;
@@ -144,6 +158,7 @@ static void retry(tg_req_t *req)
 {
     tg_tries_t *t = &req->tries;
     t->retries++;
+    TG_SHARED_INC(req->pool->conf->shared->retries);
     const tg_retry_policy_t *rp = req->route->retry;
     uint64_t wait =
         rp ? tg_retry_backoff_ms(rp, t->retries, req->pool->rng++ * 0x9e3779b97f4a7c15ull) : 0;
@@ -166,6 +181,8 @@ static void upstream_failed(tg_req_t *req, int status, const char *msg, bool hea
         size_t t = req->up->target;
         if (health)
             tg_upool_report_failure(req->pool, t, tg_now_ms());
+        if (health && kind != 0)
+            tg_outlier_report(req->pool->conf, t, TG_OUTCOME_GATEWAY, 0, tg_now_ms());
         if (kind != 0 && req->tries.try_start_us)
             tg_balance_observe(req->pool, t, tg_now_us() - req->tries.try_start_us, tg_now_us());
         if (!stale && t < 64)
@@ -389,6 +406,9 @@ static bool read_response_head(tg_req_t *req, bool *gone)
         req->up_head_us = tg_now_us();
         tg_balance_observe(req->pool, req->up->target, req->up_head_us - req->tries.try_start_us,
                            req->up_head_us);
+        tg_outlier_report(req->pool->conf, req->up->target,
+                          resp.status >= 500 ? TG_OUTCOME_5XX : TG_OUTCOME_OK, resp.status,
+                          tg_now_ms());
         if (req->route->retry != NULL && can_retry(req, false, 0, resp.status)) {
             /* An answer the policy retries: this connection goes (its body
              * is not read), another target gets the request. */
@@ -515,6 +535,7 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
     tg_uconn_t *uc = req->up;
     if (what & TG_STREAM_CONNECTED) {
         uc->connected = true;
+        pending_done(req);
         set_upstream_timeouts(req);
         return;
     }
@@ -630,11 +651,15 @@ void tg_proxy_client_drained(tg_req_t *req)
 
 /* The gateway's 503 for an upstream that may not take this request now: a
  * circuit-breaker limit or, with all_down: fail_closed, no usable target. */
-static void refuse(tg_req_t *req, const char *limit)
+static void refuse(tg_req_t *req, int limit_id)
 {
+    const char *limit = limit_id >= 0 ? tg_limit_names[limit_id] : NULL;
     const char *msg = limit ? "upstream overloaded" : "no healthy upstream target";
-    if (limit != NULL)
+    if (limit != NULL) {
+        TG_SHARED_INC(req->pool->conf->shared->overloaded[limit_id]);
+        msg = tg_arena_printf(req->arena, "upstream overloaded: %s", limit);
         tg_request_add_response_header(req, "X-Tollgate-Overloaded", limit, strlen(limit));
+    }
     tg_log_info("upstream %s: %s%s%s (request %.*s)", req->pool->conf->name, msg, limit ? ": " : "",
                 limit ? limit : "", (int)req->request_id_len, req->request_id);
     tg_conn_respond_error(req->conn, 503, msg);
@@ -656,10 +681,6 @@ static void tries_start(tg_req_t *req)
         t->deadline_ms = tg_now_ms() + req->route->timeout_ms;
     if (t->timer == NULL && (req->route->retry != NULL || req->route->timeout_ms))
         t->timer = evtimer_new(req->conn->worker->base, tries_timer_cb, req);
-    if (!t->counted) {
-        atomic_fetch_add_explicit(&u->shared->requests, 1, memory_order_relaxed);
-        t->counted = true;
-    }
 }
 
 /* Per try: the earlier of the route's deadline and per_try_timeout. */
@@ -679,18 +700,48 @@ static void arm_try_timer(tg_req_t *req)
         evtimer_del(t->timer);
 }
 
+/* A connection to a target for this try: pooled, or new (counted in
+ * max_pending until it is established). A target that reached
+ * max_connections meanwhile on another worker is left for another. Returns
+ * false when the request was refused (and is gone); else *uc is the
+ * connection, or NULL when connecting to *target failed (errno). */
+static bool connect_some(tg_req_t *req, size_t *target, tg_uconn_t **uc)
+{
+    tg_upool_t *p = req->pool;
+    for (size_t round = 0; round <= p->conf->ntargets; round++) {
+        tg_pick_result_t why;
+        size_t t =
+            tg_balance_pick(p, tg_now_ms(), req->tried, req->tries.has_hash, req->tries.hash, &why);
+        if (t == SIZE_MAX) {
+            refuse(req, why == TG_PICK_MAX_CONNS ? TG_LIMIT_MAX_CONNECTIONS : -1);
+            return false;
+        }
+        *target = t;
+        if ((*uc = tg_upool_take_idle(p, t)) != NULL)
+            return true;
+        if (!tg_shared_enter(&p->conf->shared->pending, p->conf->circuit.max_pending)) {
+            refuse(req, TG_LIMIT_MAX_PENDING);
+            return false;
+        }
+        req->tries.pending = true;
+        *uc = tg_upool_connect(p, t);
+        if (*uc != NULL || errno != EBUSY)
+            return true;
+        pending_done(req);
+    }
+    refuse(req, TG_LIMIT_MAX_CONNECTIONS);
+    return false;
+}
+
 static void attempt(tg_req_t *req)
 {
     tg_upool_t *p = req->pool;
     if (req->attempts == 0)
         tries_start(req);
-    tg_pick_result_t why;
-    size_t t =
-        tg_balance_pick(p, tg_now_ms(), req->tried, req->tries.has_hash, req->tries.hash, &why);
-    if (t == SIZE_MAX) {
-        refuse(req, why == TG_PICK_MAX_CONNS ? "max_connections" : NULL);
-        return;
-    }
+    size_t t;
+    tg_uconn_t *uc;
+    if (!connect_some(req, &t, &uc))
+        return; /* refused: the request is gone */
     req->attempts++;
     req->target = t;
     req->target_used = true;
@@ -698,13 +749,12 @@ static void attempt(tg_req_t *req)
         req->up_start_us = tg_now_us();
     req->tries.try_start_us = tg_now_us();
     req->up_state = TG_UP_SENDING;
-    tg_uconn_t *uc = tg_upool_take_idle(p, t);
-    if (uc == NULL)
-        uc = tg_upool_connect(p, t);
     if (uc == NULL) {
         tg_log_warn("upstream %s: cannot connect to %s: %s", p->conf->name,
                     p->conf->targets[t].name, strerror(errno));
+        pending_done(req);
         tg_upool_report_failure(p, t, tg_now_ms());
+        tg_outlier_report(p->conf, t, TG_OUTCOME_GATEWAY, 0, tg_now_ms());
         if (t < 64)
             req->tried |= 1ull << t;
         if (can_retry(req, false, TG_FAIL_CONNECT, 0)) {
@@ -765,6 +815,12 @@ static void buffer_body(tg_req_t *req)
 
 static void start_upstream(tg_req_t *req)
 {
+    const tg_upstream_conf_t *u = req->pool->conf;
+    if (!tg_shared_enter(&u->shared->requests, u->circuit.max_requests)) {
+        refuse(req, TG_LIMIT_MAX_REQUESTS);
+        return;
+    }
+    req->tries.counted = true;
     if (keep_body_for_retry(req)) {
         req->tries.body = evbuffer_new();
         req->tries.buffering = req->tries.body != NULL;

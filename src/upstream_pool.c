@@ -122,6 +122,14 @@ tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
         errno = ENOMEM;
         return NULL;
     }
+    /* circuit_breaker.max_connections holds across workers: the slot is
+     * taken before the connection exists. */
+    if (!tg_shared_enter(&tc->shared->conns, p->conf->circuit.max_connections)) {
+        close(fd);
+        free(c);
+        errno = EBUSY;
+        return NULL;
+    }
     const tg_tls_client_t *tls = p->conf->tls;
     SSL *ssl = tls != NULL ? tg_tls_client_ssl(tls, target) : NULL;
     c->s = tls == NULL || ssl != NULL ? tg_stream_new(p->base, fd, ssl) : NULL;
@@ -129,12 +137,12 @@ tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
         SSL_free(ssl);
         close(fd);
         free(c);
+        tg_shared_leave(&tc->shared->conns);
         errno = ENOMEM;
         return NULL;
     }
     c->pool = p;
     c->target = target;
-    atomic_fetch_add_explicit(&tc->shared->conns, 1, memory_order_relaxed);
     tg_stream_connect(c->s, (const struct sockaddr *)&tc->addr, (socklen_t)tc->addrlen);
     p->targets[target].active++;
     p->nactive++;

@@ -76,7 +76,8 @@ void tg_upool_destroy(tg_upool_t *p);
 tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target);
 
 /* Starts a new non-blocking connection to target (TLS when the upstream has
- * `tls:`); NULL on immediate failure (errno set). The caller sets callbacks
+ * `tls:`); NULL on immediate failure (errno set; EBUSY: the target is at
+ * circuit_breaker.max_connections). The caller sets callbacks
  * and timeouts (the write timeout bounds connect + handshake); CONNECTED or
  * an error comes through the event callback. */
 tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target);

@@ -16,6 +16,10 @@ typedef struct entry_s {
     } s;
 } entry_t;
 
+const char *const tg_limit_names[TG_LIMIT_COUNT] = {"max_connections", "max_pending",
+                                                    "max_requests"};
+const char *const tg_check_names[TG_CHECK_COUNT] = {"success", "failure", "timeout"};
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static entry_t *entries;
 

@@ -34,12 +34,50 @@ typedef struct tg_tshared_s {
     atomic_uint checks_failed;   /* health checks: consecutive failures */
 } tg_tshared_t;
 
-/* One upstream. */
+/* The circuit breaker's limits, as named in the 503 and in /metrics. */
+typedef enum {
+    TG_LIMIT_MAX_CONNECTIONS = 0,
+    TG_LIMIT_MAX_PENDING,
+    TG_LIMIT_MAX_REQUESTS,
+    TG_LIMIT_COUNT,
+} tg_limit_t;
+
+extern const char *const tg_limit_names[TG_LIMIT_COUNT];
+
+/* Health check outcomes, as counted in /metrics. */
+typedef enum { TG_CHECK_OK = 0, TG_CHECK_FAILED, TG_CHECK_TIMEOUT, TG_CHECK_COUNT } tg_check_t;
+
+extern const char *const tg_check_names[TG_CHECK_COUNT];
+
+/* One upstream. Counters only grow (they survive reloads with the name). */
 typedef struct tg_ushared_s {
     atomic_uint requests; /* requests in flight toward it (max_requests, retry budget) */
     atomic_uint pending;  /* requests waiting for a new connection (max_pending) */
     atomic_uint retrying; /* requests on a retry now (retry budget) */
+    _Atomic uint64_t overloaded[TG_LIMIT_COUNT]; /* 503s by limit */
+    _Atomic uint64_t retries;                    /* retries made */
+    _Atomic uint64_t budget_exhausted;           /* retries the budget refused */
+    _Atomic uint64_t ejections;                  /* outlier ejections */
+    _Atomic uint64_t checks[TG_CHECK_COUNT];     /* health checks by outcome */
 } tg_ushared_t;
+
+#define TG_SHARED_INC(counter) atomic_fetch_add_explicit(&(counter), 1, memory_order_relaxed)
+
+/* Takes one of a counter's max slots (max 0: no limit); false when full. */
+static inline bool tg_shared_enter(atomic_uint *c, uint32_t max)
+{
+    unsigned old = atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+    if (max && old >= max) {
+        atomic_fetch_sub_explicit(c, 1, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+static inline void tg_shared_leave(atomic_uint *c)
+{
+    atomic_fetch_sub_explicit(c, 1, memory_order_relaxed);
+}
 
 /* Finds or creates the upstream's state (a reference; NULL when out of memory). */
 tg_ushared_t *tg_ushared_get(const char *upstream);
