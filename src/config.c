@@ -24,6 +24,7 @@
 
 #include "arena.h"
 #include "conf_node.h"
+#include "health_check.h"
 #include "path_norm.h"
 #include "redis.h"
 #include "retry_policy.h"
@@ -452,6 +453,7 @@ static const tg_conf_field_t upstream_fields[] = {
     UPSTREAM("max_fails", UINT, max_fails, .max = 1000000, .def = 3),
     UPSTREAM("fail_timeout", DURATION, fail_timeout_ms, .min = 1, .def = 10000),
     UPSTREAM("all_down", ENUM, all_down, .names = all_down_names, .def = TG_ALL_DOWN_FAIL_OPEN),
+    UPSTREAM_NODE("health_check", health),
     UPSTREAM_NODE("circuit_breaker", circuit),
     UPSTREAM_NODE("outlier_detection", outlier),
     {"tls", TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, tls)},
@@ -571,6 +573,8 @@ static int parse_upstream_policies(ctx_t *c, const upstream_keys_t *k, tg_upstre
         return -1;
     if (k->outlier != NULL &&
         tg_conf_read(k->outlier, outlier_fields, "outlier_detection", &u->outlier, c->err) < 0)
+        return -1;
+    if (k->health != NULL && tg_health_conf_parse(k->health, c->arena, u, c->err) < 0)
         return -1;
     return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "admin.h"
 #include "chain.h"
+#include "health_check.h"
 #include "log.h"
 #include "metrics.h"
 #include "worker.h"
@@ -32,6 +33,7 @@ typedef struct {
     bool reload_pending;
     int reload_rc;
     char reload_err[512];
+    struct tg_health_s *health; /* the current config's prober (health_check.h) */
 } tg_server_t;
 
 /* Idle keep-alive connections cost descriptors, not CPU: take what the hard
@@ -193,6 +195,8 @@ static int reload(tg_server_t *s, char *err, size_t errlen)
     free(r);
     if (s->admin)
         tg_admin_set_config(s->admin, cfg);
+    tg_health_stop(s->health);
+    s->health = tg_health_start(s->base, cfg);
     tg_config_unref(s->cfg);
     s->cfg = cfg;
     tg_log_notice("reloaded %s: %zu routes, %zu upstreams", cfg->file, cfg->nroutes,
@@ -361,7 +365,10 @@ int tg_server_run(tg_config_t *cfg)
                       cfg->nroutes, cfg->nupstreams);
         if (s.admin)
             tg_admin_set_ready(s.admin, true);
+        s.health = tg_health_start(s.base, s.cfg);
         event_base_dispatch(s.base);
+        tg_health_stop(s.health);
+        s.health = NULL;
         /* A POST /reload that arrived during shutdown gets its answer. */
         pthread_mutex_lock(&s.reload_lock);
         if (s.reload_pending) {

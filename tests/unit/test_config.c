@@ -651,7 +651,7 @@ START_TEST(upstream_errors)
         {"  u:\n    targets: [\"127.0.0.1:9001\"]\n    bogus: 1\n",
          "t.yaml:6:5: unknown key 'bogus' in upstream 'u' (known: targets, balance, "
          "hash_key, keepalive, connect_timeout, timeout, retries, max_fails, fail_timeout, "
-         "all_down, circuit_breaker, outlier_detection, tls)"},
+         "all_down, health_check, circuit_breaker, outlier_detection, tls)"},
         {"  u:\n    balance: least_conn\n", "t.yaml:5:5: missing required key 'targets'"},
         {"  u:\n    targets: []\n", "t.yaml:5:14: expected at least one target"},
         {"  u:\n    targets: \"127.0.0.1:9001\"\n",
