@@ -30,6 +30,7 @@
 #include "retry_policy.h"
 #include "route_action.h"
 #include "router.h"
+#include "split.h"
 #include "tls.h"
 #include "tollgate/text.h"
 #include "upstream_shared.h"
@@ -781,7 +782,8 @@ static int parse_route_name(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r)
 }
 
 /* What a route does with a request: exactly one of these. */
-static const char *const action_keys[] = {"upstream", "aggregate", "redirect", "respond", NULL};
+static const char *const action_keys[] = {"upstream", "split",   "aggregate",
+                                          "redirect", "respond", NULL};
 
 static bool written_before(const tg_conf_node_t *a, const tg_conf_node_t *b)
 {
@@ -804,7 +806,7 @@ static int one_action(ctx_t *c, const tg_conf_node_t *map)
         }
         bool later = written_before(first, n);
         return tg_conf_error(c->err, later ? n : first,
-                             "a route has one of upstream, aggregate, redirect and respond: "
+                             "a route has one of upstream, split, aggregate, redirect and respond: "
                              "'%s' and '%s' are both set",
                              later ? first_key : action_keys[i],
                              later ? action_keys[i] : first_key);
@@ -825,7 +827,9 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
         return -1;
     if (ws != NULL && tg_conf_get_bool(ws, &r->websocket, c->err) < 0)
         return -1;
-    if (ws != NULL && r->websocket && n == NULL)
+    if (tg_split_parse(c->cfg, c->arena, map, r, c->err) < 0)
+        return -1;
+    if (ws != NULL && r->websocket && n == NULL && r->split == NULL)
         return tg_conf_error(c->err, ws, "a websocket route needs an upstream");
     if (agg != NULL && tg_aggregate_parse(c->cfg, r, agg, &r->aggregate, c->err) < 0)
         return -1;
@@ -840,9 +844,9 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
 }
 
 static const char *const route_keys[] = {
-    "name",        "match",    "strip_prefix",  "upstream", "plugins",
-    "aggregate",   "redirect", "respond",       "rewrite",  "websocket",
-    "host_header", "timeout",  "max_body_size", "retry",    NULL};
+    "name",          "match",   "strip_prefix", "upstream",       "plugins",     "aggregate",
+    "redirect",      "respond", "rewrite",      "websocket",      "host_header", "timeout",
+    "max_body_size", "retry",   "split",        "split_override", "sticky",      NULL};
 
 static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
 {

@@ -16,6 +16,7 @@
 #include "response.h"
 #include "route_action.h"
 #include "router.h"
+#include "split.h"
 #include "tollgate/clock.h"
 #include "tunnel.h"
 #include "upstream_shared.h"
@@ -892,6 +893,8 @@ static void chain_done(tg_req_t *req, int outcome)
             break;
         }
         send_continue(req);
+        if (req->route->split != NULL) /* after the plugins: sticky may read a claim */
+            req->pool = &req->gen->pools[tg_split_choose(req->route->split, req)->index];
         if (req->route->aggregate != NULL)
             tg_aggregate_start(req);
         else

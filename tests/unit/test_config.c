@@ -712,7 +712,7 @@ START_TEST(route_errors)
         {"  - upstream: u\n    foo: 1\n",
          "t.yaml:8:5: unknown key 'foo' in routes (known: name, match, strip_prefix, "
          "upstream, plugins, aggregate, redirect, respond, rewrite, websocket, host_header, "
-         "timeout, max_body_size, retry)"},
+         "timeout, max_body_size, retry, split, split_override, sticky)"},
         {"  - x\n", "t.yaml:7:5: expected a map, got 'x'"},
         {"  - upstream: u\n    match: x\n", "t.yaml:8:12: expected a map, got 'x'"},
         {"  - upstream: u\n    match:\n      foo: 1\n",
