@@ -530,10 +530,6 @@ static int parse_targets(ctx_t *c, const tg_conf_node_t *n, tg_upstream_conf_t *
     for (size_t i = 0; i < n->count; i++) {
         if (parse_target(c, n->items[i], &u->targets[i]) < 0)
             return -1;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(u->targets[j].name, u->targets[i].name) == 0)
-                return tg_conf_error(c->err, n->items[i], "duplicate target '%s'",
-                                     u->targets[i].name);
         u->targets[i].shared = tg_tshared_get(u->name, u->targets[i].name);
         u->ntargets++;
         if (u->targets[i].shared == NULL)
