@@ -158,13 +158,13 @@ static json_t *cidr_json(const tg_cidr_t *c)
 static json_t *upstream_json(const tg_upstream_conf_t *u)
 {
     json_t *o = json_object(), *targets = json_array();
+    static const char *const balance[] = {"round_robin", "least_conn", "p2c_ewma", "hash"};
     for (size_t i = 0; i < u->ntargets; i++)
-        json_array_append_new(targets, jstr(u->targets[i].name));
+        if (u->targets[i].slot == 0) /* a re-resolved name once, as written */
+            json_array_append_new(targets, jstr(u->targets[i].name));
     json_object_set_new(o, "name", jstr(u->name));
     json_object_set_new(o, "targets", targets);
-    json_object_set_new(
-        o, "balance",
-        json_string(u->balance == TG_BALANCE_LEAST_CONN ? "least_conn" : "round_robin"));
+    json_object_set_new(o, "balance", json_string(balance[u->balance]));
     json_object_set_new(o, "keepalive", juint(u->keepalive));
     json_object_set_new(o, "connect_timeout_ms", juint(u->connect_timeout_ms));
     json_object_set_new(o, "timeout_ms", juint(u->timeout_ms));

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "request.h"
+#include "resolve.h"
 #include "tollgate/request.h"
 #include "upstream_pool.h"
 #include "upstream_shared.h"
@@ -164,11 +165,13 @@ int tg_maglev_build(tg_maglev_t *m, tg_arena_t *arena, const char *const *names,
 /* ---- choosing ------------------------------------------------------------ */
 
 /* How a target stands for this request. */
-typedef enum { T_OK, T_TRIED, T_FULL, T_DOWN } standing_t;
+typedef enum { T_OK, T_TRIED, T_FULL, T_DOWN, T_NONE } standing_t;
 
 static standing_t standing(const tg_upool_t *p, size_t i, uint64_t now, uint64_t tried)
 {
     const tg_target_t *t = &p->conf->targets[i];
+    if (t->dynamic && tg_target_endpoint(t) == NULL)
+        return T_NONE; /* a slot without an address: not even in panic mode */
     if (!tg_tshared_usable(t->shared, now))
         return T_DOWN;
     uint32_t max = p->conf->circuit.max_connections;

@@ -27,6 +27,7 @@
 #include "health_check.h"
 #include "path_norm.h"
 #include "redis.h"
+#include "resolve.h"
 #include "retry_policy.h"
 #include "route_action.h"
 #include "router.h"
@@ -457,6 +458,7 @@ static const tg_conf_field_t upstream_fields[] = {
     UPSTREAM_NODE("health_check", health),
     UPSTREAM_NODE("circuit_breaker", circuit),
     UPSTREAM_NODE("outlier_detection", outlier),
+    UPSTREAM("resolve", DURATION, resolve_ms, .min = 100),
     {"tls", TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, tls)},
     TG_CONF_END,
 };
@@ -495,8 +497,10 @@ static const tg_conf_field_t target_fields[] = {
     TG_CONF_END,
 };
 
-/* "host:port", or {address: "host:port", weight: N}. */
-static int parse_target(ctx_t *c, const tg_conf_node_t *n, tg_target_t *t)
+/* "host:port", or {address: "host:port", weight: N}. With `resolve:`, a
+ * host name is not resolved here: it becomes slots (src/resolve.h). */
+static int parse_target(ctx_t *c, const tg_conf_node_t *n, const tg_upstream_conf_t *u,
+                        tg_target_t *t)
 {
     const char *text;
     hostport_t hp;
@@ -511,30 +515,54 @@ static int parse_target(ctx_t *c, const tg_conf_node_t *n, tg_target_t *t)
     }
     if (tg_conf_get_string(n, &text, c->err) < 0)
         return -1;
-    if (split_address(text, &hp, eb, sizeof(eb)) < 0 ||
-        resolve(&hp, &t->addr, &t->addrlen, eb, sizeof(eb)) < 0)
+    if (split_address(text, &hp, eb, sizeof(eb)) < 0)
         return tg_conf_error(c->err, n, "%s", eb);
     if (hp.wildcard)
         return tg_conf_error(c->err, n, "target '%s' needs a host", text);
-    t->name = dup_str(c, text);
+    t->dynamic = u->resolve_ms && !hp.bracketed && tg_resolve_is_name(hp.host);
+    if (!t->dynamic && resolve(&hp, &t->addr, &t->addrlen, eb, sizeof(eb)) < 0)
+        return tg_conf_error(c->err, n, "%s", eb);
+    t->name = t->key = dup_str(c, text);
     /* RFC 9110 section 7.2: the port is omitted from Host when it is the default. */
     t->host_header = hp.portnum == 80 ? tg_arena_strndup(c->arena, text, hp.host_end) : t->name;
     return 0;
+}
+
+static int add_target(ctx_t *c, const tg_conf_node_t *n, tg_upstream_conf_t *u, tg_target_t *t)
+{
+    t->shared = tg_tshared_get(u->name, t->key);
+    u->ntargets++;
+    return t->shared ? 0 : tg_conf_error(c->err, n, "out of memory");
 }
 
 static int parse_targets(ctx_t *c, const tg_conf_node_t *n, tg_upstream_conf_t *u)
 {
     if (want_items(c, n, "target") < 0)
         return -1;
-    u->targets = tg_arena_calloc(c->arena, n->count * sizeof(*u->targets));
+    size_t per = u->resolve_ms ? TG_RESOLVE_SLOTS : 1;
+    u->targets = tg_arena_calloc(c->arena, n->count * per * sizeof(*u->targets));
     for (size_t i = 0; i < n->count; i++) {
-        if (parse_target(c, n->items[i], &u->targets[i]) < 0)
+        tg_target_t *t = &u->targets[u->ntargets];
+        if (parse_target(c, n->items[i], u, t) < 0 || add_target(c, n->items[i], u, t) < 0)
             return -1;
-        u->targets[i].shared = tg_tshared_get(u->name, u->targets[i].name);
-        u->ntargets++;
-        if (u->targets[i].shared == NULL)
-            return tg_conf_error(c->err, n->items[i], "out of memory");
+        for (size_t k = 1; t->dynamic && k < TG_RESOLVE_SLOTS; k++) {
+            tg_target_t *slot = &u->targets[u->ntargets];
+            *slot = *t;
+            slot->slot = (uint8_t)k;
+            slot->key = tg_arena_printf(c->arena, "%s#%zu", t->name, k);
+            if (add_target(c, n->items[i], u, slot) < 0)
+                return -1;
+        }
+        if (t->dynamic) {
+            tg_tshared_put(t->shared);
+            t->key = tg_arena_printf(c->arena, "%s#0", t->name);
+            t->shared = tg_tshared_get(u->name, t->key);
+            if (t->shared == NULL)
+                return tg_conf_error(c->err, n->items[i], "out of memory");
+        }
     }
+    if (u->ntargets > 64 * 1024)
+        return tg_conf_error(c->err, n, "too many targets");
     return 0;
 }
 
@@ -554,7 +582,7 @@ static int parse_balance(ctx_t *c, const upstream_keys_t *k, const tg_conf_node_
     const char **names = tg_arena_calloc(c->arena, u->ntargets * sizeof(char *));
     uint32_t *weights = tg_arena_calloc(c->arena, u->ntargets * sizeof(uint32_t));
     for (size_t i = 0; i < u->ntargets; i++) {
-        names[i] = u->targets[i].name;
+        names[i] = u->targets[i].key;
         weights[i] = u->targets[i].weight;
     }
     if (tg_maglev_build(&u->maglev, c->arena, names, weights, u->ntargets) < 0)
@@ -899,6 +927,12 @@ SECTION(upstreams)
 SECTION(routes)
 SECTION(redis)
 
+static int section_resolver(const tg_conf_node_t *n, void *c, tg_conf_err_t *err)
+{
+    ctx_t *ctx = c;
+    return tg_resolver_conf_parse(n, ctx->arena, ctx->cfg, err);
+}
+
 /* Required, and "listen:" left empty is an error at its own position. */
 static int section_listen(const tg_conf_node_t *n, void *c, tg_conf_err_t *err)
 {
@@ -915,6 +949,7 @@ static const tg_conf_field_t root_fields[] = {
     {"trusted_proxies", TG_CONF_FIELD_CUSTOM, .parse = section_trusted_proxies,
      .flags = TG_CONF_ABSENT},
     {"limits", TG_CONF_FIELD_CUSTOM, .parse = section_limits, .flags = TG_CONF_ABSENT},
+    {"resolver", TG_CONF_FIELD_CUSTOM, .parse = section_resolver},
     {"upstreams", TG_CONF_FIELD_CUSTOM, .parse = section_upstreams, .flags = TG_CONF_ABSENT},
     {"routes", TG_CONF_FIELD_CUSTOM, .parse = section_routes, .flags = TG_CONF_ABSENT},
     {"redis", TG_CONF_FIELD_CUSTOM, .parse = section_redis, .flags = TG_CONF_ABSENT},
@@ -978,6 +1013,8 @@ int tg_config_load(const char *path, tg_config_t **out, tg_conf_err_t *err)
     ctx_t c = {.cfg = cfg, .arena = ((config_priv_t *)cfg)->arena, .err = err};
     int rc = tg_conf_read(tg_conf_doc_root(doc), root_fields, NULL, &c, err);
     if (rc == 0)
+        rc = tg_resolve_load(cfg, err);
+    if (rc == 0)
         rc = parse_plugins(&c);
     if (rc == 0)
         rc = tg_router_build(cfg, err);
@@ -1023,6 +1060,7 @@ void tg_config_unref(tg_config_t *cfg)
     tg_redis_conf_free(cfg->redis);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         tg_tls_server_free(cfg->listeners[i].tls);
+    tg_resolve_free(cfg);
     for (size_t i = 0; i < cfg->nupstreams; i++) {
         tg_upstream_conf_t *u = &cfg->upstreams[i];
         tg_tls_client_free(u->tls);

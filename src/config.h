@@ -77,6 +77,13 @@ typedef struct {
     char *host_header;           /* "host:port" or "host" when port is 80: default Host toward it */
     uint32_t weight;             /* 1 unless written (`{address, weight}`) */
     struct tg_tshared_s *shared; /* cross-worker state (src/upstream_shared.h) */
+    char *key;                   /* name, or "name#slot": shared state and hashing */
+    /* A slot of a re-resolved name (src/resolve.h): addr is unused, the
+     * address is endpoint's (NULL: none now). Slots of a name are adjacent. */
+    bool dynamic;
+    uint8_t slot;                           /* index among its name's slots */
+    struct tg_endpoint_s *_Atomic endpoint; /* published by the resolver */
+    struct tg_endpoint_s *history;          /* every endpoint it had (freed with the config) */
 } tg_target_t;
 
 typedef struct {
@@ -99,6 +106,7 @@ typedef struct {
     tg_outlier_conf_t outlier;
     struct tg_health_conf_s *health; /* `health_check:` (src/health_check.h); NULL = none */
     struct tg_ushared_s *shared;     /* cross-worker state (src/upstream_shared.h) */
+    uint64_t resolve_ms;             /* `resolve:`: names re-resolved this often; 0 = at load */
 } tg_upstream_conf_t;
 
 typedef enum {
@@ -198,6 +206,8 @@ typedef struct tg_config_s {
     struct tg_sensitive_s *sensitive;
     tg_chain_t *global_chain; /* global `plugins:` (also the chain of unrouted requests) */
     tg_redis_conf_t *redis;   /* top-level `redis:`, NULL when absent */
+    char **nameservers;       /* `resolver:` (src/resolve.h); NULL: /etc/resolv.conf */
+    size_t nnameservers;
 } tg_config_t;
 
 /* Loads and validates path. On failure returns -1 with err holding

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "resolve.h"
 #include "stream.h"
 #include "tls.h"
 #include "tollgate/clock.h"
@@ -213,7 +214,12 @@ static void probe_start(probe_t *p)
 {
     const tg_target_t *t = &p->u->targets[p->target];
     const tg_health_conf_t *h = p->u->health;
-    int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const tg_endpoint_t *ep = t->dynamic ? tg_target_endpoint(t) : NULL;
+    if (t->dynamic && ep == NULL)
+        return; /* a slot without an address now */
+    const struct sockaddr_storage *addr = ep ? &ep->addr : &t->addr;
+    socklen_t addrlen = ep ? ep->addrlen : t->addrlen;
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     SSL *ssl = fd >= 0 && p->u->tls ? tg_tls_client_ssl(p->u->tls, p->target) : NULL;
     if (fd < 0 || (p->u->tls && ssl == NULL) ||
         (p->s = tg_stream_new(p->hc->base, fd, ssl)) == NULL) {
@@ -224,7 +230,7 @@ static void probe_start(probe_t *p)
         return;
     }
     tg_stream_setcb(p->s, probe_read_cb, NULL, probe_event_cb, p);
-    tg_stream_connect(p->s, (const struct sockaddr *)&t->addr, t->addrlen);
+    tg_stream_connect(p->s, (const struct sockaddr *)addr, addrlen);
     struct evbuffer *head = evbuffer_new();
     if (head != NULL) {
         evbuffer_add_printf(head,

@@ -16,6 +16,7 @@
 #include "health_check.h"
 #include "log.h"
 #include "metrics.h"
+#include "resolve.h"
 #include "worker.h"
 
 typedef struct {
@@ -33,7 +34,8 @@ typedef struct {
     bool reload_pending;
     int reload_rc;
     char reload_err[512];
-    struct tg_health_s *health; /* the current config's prober (health_check.h) */
+    struct tg_health_s *health;     /* the current config's prober (health_check.h) */
+    struct tg_resolver_s *resolver; /* the current config's names (resolve.h) */
 } tg_server_t;
 
 /* Idle keep-alive connections cost descriptors, not CPU: take what the hard
@@ -197,6 +199,8 @@ static int reload(tg_server_t *s, char *err, size_t errlen)
         tg_admin_set_config(s->admin, cfg);
     tg_health_stop(s->health);
     s->health = tg_health_start(s->base, cfg);
+    tg_resolver_stop(s->resolver);
+    s->resolver = tg_resolver_start(s->base, cfg);
     tg_config_unref(s->cfg);
     s->cfg = cfg;
     tg_log_notice("reloaded %s: %zu routes, %zu upstreams", cfg->file, cfg->nroutes,
@@ -366,7 +370,9 @@ int tg_server_run(tg_config_t *cfg)
         if (s.admin)
             tg_admin_set_ready(s.admin, true);
         s.health = tg_health_start(s.base, s.cfg);
+        s.resolver = tg_resolver_start(s.base, s.cfg);
         event_base_dispatch(s.base);
+        tg_resolver_stop(s.resolver);
         tg_health_stop(s.health);
         s.health = NULL;
         /* A POST /reload that arrived during shutdown gets its answer. */

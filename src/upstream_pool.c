@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "resolve.h"
 #include "tls.h"
 #include "tollgate/clock.h"
 #include "upstream_shared.h"
@@ -90,7 +91,15 @@ static void idle_read_cb(tg_stream_t *s, void *arg)
 tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target)
 {
     tg_target_state_t *t = &p->targets[target];
+    const tg_target_t *tc = &p->conf->targets[target];
     tg_uconn_t *c = t->idle_head;
+    /* A re-resolved slot that changed address: its connections go to a
+     * server that is no longer the name's. */
+    while (c != NULL && tc->dynamic && c->endpoint != tg_target_endpoint(tc)) {
+        idle_unlink(c);
+        uconn_free(c);
+        c = t->idle_head;
+    }
     if (c == NULL)
         return NULL;
     idle_unlink(c);
@@ -112,7 +121,14 @@ static void set_nodelay(int fd)
 tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
 {
     const tg_target_t *tc = &p->conf->targets[target];
-    int fd = socket(tc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const tg_endpoint_t *ep = tc->dynamic ? tg_target_endpoint(tc) : NULL;
+    const struct sockaddr_storage *addr = ep ? &ep->addr : &tc->addr;
+    socklen_t addrlen = ep ? ep->addrlen : tc->addrlen;
+    if (tc->dynamic && ep == NULL) {
+        errno = EHOSTUNREACH; /* the name has no address for this slot now */
+        return NULL;
+    }
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return NULL;
     set_nodelay(fd);
@@ -143,7 +159,8 @@ tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
     }
     c->pool = p;
     c->target = target;
-    tg_stream_connect(c->s, (const struct sockaddr *)&tc->addr, (socklen_t)tc->addrlen);
+    c->endpoint = ep;
+    tg_stream_connect(c->s, (const struct sockaddr *)addr, addrlen);
     p->targets[target].active++;
     p->nactive++;
     TG_STAT_INC(p, active);

@@ -26,6 +26,7 @@ struct tg_uconn_s {
     bool idle;
     bool connected;
     unsigned uses; /* requests carried so far; > 0 means it came from the pool */
+    const struct tg_endpoint_s *endpoint; /* a re-resolved slot's address it went to */
 };
 
 typedef struct {

@@ -137,7 +137,7 @@ def header_values(headers, name):
 
 
 class UpstreamServer:
-    def __init__(self, name="up", mode="normal"):
+    def __init__(self, name="up", mode="normal", host="127.0.0.1", port=0):
         self.name = name
         self.mode = mode
         self.delay_ms = 0
@@ -152,10 +152,10 @@ class UpstreamServer:
         self._threads = []
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.bind((host, port))
         self.lsock.listen(128)
         self.port = self.lsock.getsockname()[1]
-        self.address = "127.0.0.1:%d" % self.port
+        self.address = "%s:%d" % (host, self.port)
         t = threading.Thread(target=self._accept_loop, name="upstream-accept-%s" % name, daemon=True)
         t.start()
         self._threads.append(t)
