@@ -45,7 +45,7 @@ int tg_key_spec_parse(const tg_conf_node_t *n, tg_arena_t *arena, tg_key_spec_t 
 }
 
 /* RFC 6265 section 4.2.1: "a=1; b=2", in every Cookie line. */
-static const char *cookie_value(const tg_req_t *req, const tg_key_spec_t *k, size_t *len)
+static const char *cookie_value(const tg_request_t *req, const tg_key_spec_t *k, size_t *len)
 {
     for (size_t i = 0;; i++) {
         const char *name, *v;
@@ -71,7 +71,7 @@ static const char *cookie_value(const tg_req_t *req, const tg_key_spec_t *k, siz
     }
 }
 
-const char *tg_key_get(const tg_key_spec_t *k, const tg_req_t *req, size_t *len)
+const char *tg_key_get(const tg_key_spec_t *k, const tg_request_t *req, size_t *len)
 {
     const char *v = NULL;
     *len = 0;

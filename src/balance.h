@@ -20,7 +20,7 @@
 #include "tollgate/conf.h"
 
 typedef struct tg_upool_s tg_upool_t;
-typedef struct tg_req_s tg_req_t;
+typedef struct tg_request_s tg_request_t;
 
 typedef enum {
     TG_KEY_NONE = 0,
@@ -42,7 +42,7 @@ int tg_key_spec_parse(const tg_conf_node_t *n, tg_arena_t *arena, tg_key_spec_t 
 
 /* The key's bytes for req; NULL when the request has none (no such claim,
  * header or cookie). */
-const char *tg_key_get(const tg_key_spec_t *k, const tg_req_t *req, size_t *len);
+const char *tg_key_get(const tg_key_spec_t *k, const tg_request_t *req, size_t *len);
 
 /* 64-bit hash of bytes (FNV-1a, then a finaliser that spreads every bit). */
 uint64_t tg_hash64(const void *p, size_t n, uint64_t seed);

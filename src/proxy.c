@@ -5,17 +5,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "aggregate.h"
 #include "conn.h"
 #include "field_list.h"
 #include "head_write.h"
-#include "http_response.h"
 #include "log.h"
 #include "outlier.h"
+#include "proto.h"
 #include "request_head.h"
 #include "response.h"
 #include "route_action.h"
-#include "router.h"
 #include "split.h"
 #include "tollgate/clock.h"
 #include "tunnel.h"
@@ -28,11 +26,11 @@
  * on another connection this many times, without using up `retries`. */
 #define STALE_RETRIES 2
 
-static bool pump_request(tg_req_t *req);
-static bool pump_response(tg_req_t *req);
-static void attempt(tg_req_t *req);
-static void send_refusal(tg_req_t *req);
-static void buffer_body(tg_req_t *req);
+static bool pump_request(tg_request_t *req);
+static bool pump_response(tg_request_t *req);
+static void attempt(tg_request_t *req);
+static void send_refusal(tg_request_t *req);
+static void buffer_body(tg_request_t *req);
 
 static bool idempotent(uint32_t m)
 {
@@ -42,46 +40,46 @@ static bool idempotent(uint32_t m)
 
 /* Upstream timeouts: the response timeout runs only once the whole request
  * is sent, so a long upload is not mistaken for a silent upstream. */
-static uint64_t response_timeout(const tg_req_t *req)
+static uint64_t response_timeout(const tg_request_t *req)
 {
-    return req->route->timeout_ms ? req->route->timeout_ms : req->pool->conf->timeout_ms;
+    return req->route->timeout_ms ? req->route->timeout_ms : req->up.pool->conf->timeout_ms;
 }
 
-static void set_upstream_timeouts(tg_req_t *req)
+static void set_upstream_timeouts(tg_request_t *req)
 {
-    const tg_upstream_conf_t *u = req->pool->conf;
+    const tg_upstream_conf_t *u = req->up.pool->conf;
     uint64_t t = response_timeout(req);
-    if (!req->up->connected)
-        tg_stream_set_timeouts(req->up->s, 0, u->connect_timeout_ms);
+    if (!req->up.conn->connected)
+        tg_stream_set_timeouts(req->up.conn->s, 0, u->connect_timeout_ms);
     else
-        tg_stream_set_timeouts(req->up->s, req->body.done ? t : 0, t);
+        tg_stream_set_timeouts(req->up.conn->s, req->client.body.done ? t : 0, t);
 }
 
 /* The try's new connection is established (or gone): max_pending counts
  * only requests waiting for one. */
-static void pending_done(tg_req_t *req)
+static void pending_done(tg_request_t *req)
 {
-    if (req->tries.pending) {
-        tg_shared_leave(&req->pool->conf->shared->pending);
-        req->tries.pending = false;
+    if (req->up.tries.pending) {
+        tg_shared_leave(&req->up.pool->conf->shared->pending);
+        req->up.tries.pending = false;
     }
 }
 
-static void close_upstream(tg_req_t *req)
+static void close_upstream(tg_request_t *req)
 {
-    if (req->pool != NULL)
+    if (req->up.pool != NULL)
         pending_done(req);
-    if (req->up != NULL) {
-        tg_upool_release(req->up, false);
-        req->up = NULL;
+    if (req->up.conn != NULL) {
+        tg_upool_release(req->up.conn, false);
+        req->up.conn = NULL;
     }
 }
 
 /* Counted once per request in the upstream's shared numbers (circuit
  * breaker, retry budget); given back when the request ends. */
-static void tries_release(tg_req_t *req)
+static void tries_release(tg_request_t *req)
 {
-    tg_tries_t *t = &req->tries;
+    tg_tries_t *t = &req->up.tries;
     if (t->timer != NULL) {
         event_free(t->timer);
         t->timer = NULL;
@@ -90,79 +88,79 @@ static void tries_release(tg_req_t *req)
         evbuffer_free(t->body);
         t->body = NULL;
     }
-    if (req->pool == NULL)
+    if (req->up.pool == NULL)
         return;
-    tg_ushared_t *u = req->pool->conf->shared;
+    tg_ushared_t *u = req->up.pool->conf->shared;
     if (t->retrying)
         tg_retry_budget_give(u);
     if (t->counted)
-        atomic_fetch_sub_explicit(&u->requests, 1, memory_order_relaxed);
+        tg_shared_leave(&u->requests);
     t->retrying = t->counted = false;
 }
 
-void tg_proxy_release(tg_req_t *req)
+void tg_proxy_release(tg_request_t *req)
 {
     close_upstream(req);
     tries_release(req);
 }
 
 /* The request's body can go again: none, empty, or kept whole (tries.body). */
-static bool body_resendable(const tg_req_t *req)
+static bool body_resendable(const tg_request_t *req)
 {
-    if (req->tries.body != NULL && req->body.done)
+    if (req->up.tries.body != NULL && req->client.body.done)
         return true;
-    if (req->body_started)
+    if (req->client.body_started)
         return false;
-    return req->body.kind == TG_BODY_NONE ||
-           (req->body.kind == TG_BODY_LENGTH && req->body.remaining == 0);
+    return req->client.body.kind == TG_BODY_NONE ||
+           (req->client.body.kind == TG_BODY_LENGTH && req->client.body.remaining == 0);
 }
 
 /* Whether a try that failed with kind (or answered status, kind 0) may be
  * followed by another: never once the response head went to the client. */
-static bool can_retry(tg_req_t *req, bool stale, unsigned kind, int status)
+static bool can_retry(tg_request_t *req, bool stale, unsigned kind, int status)
 {
     const tg_retry_policy_t *rp = req->route->retry;
-    if (req->up_state != TG_UP_SENDING || req->no_retry || !body_resendable(req))
+    if (req->up.state != TG_UP_SENDING || req->up.no_retry || !body_resendable(req))
         return false;
     if (stale)
-        return req->stale_retries < STALE_RETRIES;
+        return req->up.stale_retries < STALE_RETRIES;
     if (rp == NULL)
-        return idempotent(req->method_bit) && kind != 0 &&
-               req->attempts <= req->pool->conf->retries;
-    if (!(rp->methods & req->method_bit) || req->attempts >= rp->attempts)
+        return idempotent(req->client.method_bit) && kind != 0 &&
+               req->up.attempts <= req->up.pool->conf->retries;
+    if (!(rp->methods & req->client.method_bit) || req->up.attempts >= rp->attempts)
         return false;
     if (kind != 0 ? !tg_retry_on_failure(rp, kind) : !tg_retry_on_status(rp, status))
         return false;
-    if (req->tries.deadline_ms && tg_now_ms() >= req->tries.deadline_ms)
+    if (req->up.tries.deadline_ms && tg_now_ms() >= req->up.tries.deadline_ms)
         return false;
-    if (!req->tries.retrying) {
-        if (!tg_retry_budget_take(req->pool->conf->shared, rp->budget_pct)) {
-            TG_SHARED_INC(req->pool->conf->shared->budget_exhausted);
-            tg_log_info("upstream %s: retry budget exhausted (request %.*s)", req->pool->conf->name,
-                        (int)req->request_id_len, req->request_id);
+    if (!req->up.tries.retrying) {
+        if (!tg_retry_budget_take(req->up.pool->conf->shared, rp->budget_pct)) {
+            TG_SHARED_INC(req->up.pool->conf->shared->budget_exhausted);
+            tg_log_info("upstream %s: retry budget exhausted (request %.*s)",
+                        req->up.pool->conf->name, (int)req->request_id_len, req->request_id);
             return false;
         }
-        req->tries.retrying = true;
+        req->up.tries.retrying = true;
     }
     return true;
 }
 
-static void arm_timer(tg_req_t *req, uint64_t at_ms)
+static void arm_timer(tg_request_t *req, uint64_t at_ms)
 {
     uint64_t now = tg_now_ms();
     struct timeval tv = tg_timeval_ms(at_ms > now ? at_ms - now : 0);
-    evtimer_add(req->tries.timer, &tv);
+    evtimer_add(req->up.tries.timer, &tv);
 }
 
 /* The next try, after the policy's jittered backoff. */
-static void retry(tg_req_t *req)
+static void retry(tg_request_t *req)
 {
-    tg_tries_t *t = &req->tries;
+    tg_tries_t *t = &req->up.tries;
     t->retries++;
-    TG_SHARED_INC(req->pool->conf->shared->retries);
+    TG_SHARED_INC(req->up.pool->conf->shared->retries);
     const tg_retry_policy_t *rp = req->route->retry;
     uint64_t wait =
-        rp ? tg_retry_backoff_ms(rp, t->retries, req->pool->rng++ * 0x9e3779b97f4a7c15ull) : 0;
+        rp ? tg_retry_backoff_ms(rp, t->retries, req->up.pool->rng++ * 0x9e3779b97f4a7c15ull) : 0;
     if (wait == 0 || t->timer == NULL) {
         attempt(req);
         return;
@@ -174,38 +172,38 @@ static void retry(tg_req_t *req)
 }
 
 /* The upstream failed before its response head reached the client. */
-static void upstream_failed(tg_req_t *req, int status, const char *msg, bool health, bool stale,
+static void upstream_failed(tg_request_t *req, int status, const char *msg, bool health, bool stale,
                             unsigned kind)
 {
-    tg_conn_t *c = req->conn;
-    if (req->up != NULL) {
-        size_t t = req->up->target;
+    if (req->up.conn != NULL) {
+        size_t t = req->up.conn->target;
         if (health)
-            tg_upool_report_failure(req->pool, t, tg_now_ms());
+            tg_upool_report_failure(req->up.pool, t, tg_now_ms());
         if (health && kind != 0)
-            tg_outlier_report(req->pool->conf, t, TG_OUTCOME_GATEWAY, 0, tg_now_ms());
-        if (kind != 0 && req->tries.try_start_us)
-            tg_balance_observe(req->pool, t, tg_now_us() - req->tries.try_start_us, tg_now_us());
+            tg_outlier_report(req->up.pool->conf, t, TG_OUTCOME_GATEWAY, 0, tg_now_ms());
+        if (kind != 0 && req->up.tries.try_start_us)
+            tg_balance_observe(req->up.pool, t, tg_now_us() - req->up.tries.try_start_us,
+                               tg_now_us());
         if (!stale && t < 64)
-            req->tried |= 1ull << t;
+            req->up.tried |= 1ull << t;
     }
     close_upstream(req);
-    if (req->up_state == TG_UP_RECEIVING) {
-        tg_conn_fail(c);
+    if (req->up.state == TG_UP_RECEIVING) {
+        tg_response_fail(req);
         return;
     }
     if (can_retry(req, stale, kind, 0)) {
         if (stale) {
-            req->stale_retries++;
+            req->up.stale_retries++;
             attempt(req);
         } else {
             retry(req);
         }
         return;
     }
-    tg_log_info("upstream %s: %s (request %.*s)", req->pool->conf->name, msg,
+    tg_log_info("upstream %s: %s (request %.*s)", req->up.pool->conf->name, msg,
                 (int)req->request_id_len, req->request_id);
-    tg_conn_respond_error(c, status, msg);
+    tg_response_error(req, status, msg);
 }
 
 /* Route timeout, per-try timeout, or the end of a backoff. */
@@ -213,22 +211,22 @@ static void tries_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    tg_req_t *req = arg;
-    tg_tries_t *t = &req->tries;
+    tg_request_t *req = arg;
+    tg_tries_t *t = &req->up.tries;
     if (t->backing_off) {
         t->backing_off = false;
         if (t->deadline_ms && tg_now_ms() >= t->deadline_ms) {
-            tg_conn_respond_error(req->conn, 504, "upstream timed out");
+            tg_response_error(req, 504, "upstream timed out");
             return;
         }
         attempt(req);
         return;
     }
-    if (req->up_state != TG_UP_SENDING)
+    if (req->up.state != TG_UP_SENDING)
         return;
     if (t->deadline_ms && tg_now_ms() >= t->deadline_ms)
-        req->no_retry = true; /* the route's time is up: no other try */
-    TG_STAT_INC(req->pool, timeouts);
+        req->up.no_retry = true; /* the route's time is up: no other try */
+    TG_STAT_INC(req->up.pool, timeouts);
     upstream_failed(req, 504, "upstream timed out", true, false, TG_FAIL_TIMEOUT);
 }
 
@@ -258,15 +256,16 @@ static bool skip_request_header(const tg_http_header_t *h)
     }
 }
 
-static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
+static void write_upstream_head(tg_request_t *req, struct evbuffer *out)
 {
     tg_conn_t *c = req->conn;
-    const tg_http_request_t *h = &req->http;
-    bool trusted = req->peer_trusted;
+    const tg_http_request_t *h = &req->client.http;
+    bool trusted = req->client.peer_trusted;
     size_t host_len;
-    const char *host = tg_route_host(req, &req->pool->conf->targets[req->up->target], &host_len);
-    size_t cap =
-        h->method_len + req->path_len + req->query_len + 2 * host_len + req->request_id_len + 512;
+    const char *host =
+        tg_route_host(req, &req->up.pool->conf->targets[req->up.conn->target], &host_len);
+    size_t cap = h->method_len + req->client.path_len + req->client.query_len + 2 * host_len +
+                 req->request_id_len + 512;
     for (size_t i = 0; i < h->num_headers; i++)
         cap += h->headers[i].name_len + h->headers[i].value_len + 4;
 
@@ -276,10 +275,10 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     char *w = v.iov_base;
     tg_put(&w, h->method, h->method_len);
     TG_PUT_LIT(&w, " ");
-    tg_put(&w, req->path, req->path_len);
-    if (req->query != NULL) {
+    tg_put(&w, req->client.path, req->client.path_len);
+    if (req->client.query != NULL) {
         TG_PUT_LIT(&w, "?");
-        tg_put(&w, req->query, req->query_len);
+        tg_put(&w, req->client.query, req->client.query_len);
     }
     TG_PUT_LIT(&w, " HTTP/1.1\r\nHost: ");
     tg_put(&w, host, host_len);
@@ -314,9 +313,9 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     }
     if (!has_proto)
         w += sprintf(w, "X-Forwarded-Proto: %s\r\n", c->tls ? "https" : "http");
-    if (!has_fhost && req->host != NULL) {
+    if (!has_fhost && req->client.host != NULL) {
         TG_PUT_LIT(&w, "X-Forwarded-Host: ");
-        tg_put(&w, req->host, req->host_len);
+        tg_put(&w, req->client.host, req->client.host_len);
         TG_PUT_LIT(&w, "\r\n");
     }
     TG_PUT_LIT(&w, "X-Request-Id: ");
@@ -324,13 +323,13 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     TG_PUT_LIT(&w, "\r\n");
     /* Nothing but websocket is ever offered upstream (RFC 9110 section 7.8:
      * the client's other protocols are not ours to negotiate). */
-    if (req->upgrade)
+    if (req->up.upgrade)
         TG_PUT_LIT(&w, "Connection: upgrade\r\nUpgrade: websocket\r\n");
-    if (req->req_tmp != NULL) {
+    if (req->client.body_tmp != NULL) {
         TG_PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
-    } else if (req->body.kind == TG_BODY_LENGTH) {
+    } else if (req->client.body.kind == TG_BODY_LENGTH) {
         w += sprintf(w, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
-    } else if (req->body.kind == TG_BODY_CHUNKED) {
+    } else if (req->client.body.kind == TG_BODY_CHUNKED) {
         TG_PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
     }
     TG_PUT_LIT(&w, "\r\n");
@@ -355,9 +354,9 @@ static bool upgraded_to_websocket(const tg_http_response_t *resp)
 }
 
 /* Returns true once the response head was handled (or the request is gone). */
-static bool read_response_head(tg_req_t *req, bool *gone)
+static bool read_response_head(tg_request_t *req, bool *gone)
 {
-    struct evbuffer *in = tg_stream_input(req->up->s);
+    struct evbuffer *in = tg_stream_input(req->up.conn->s);
     tg_http_header_t *hs = tg_arena_alloc(req->arena, sizeof(*hs) * RESP_MAX_HEADERS);
     for (;;) {
         size_t len = evbuffer_get_length(in);
@@ -369,31 +368,28 @@ static bool read_response_head(tg_req_t *req, bool *gone)
         int r = tg_http_parse_response(p, n, &resp);
         if (r == TG_HTTP_INCOMPLETE && len < RESP_HEAD_MAX)
             return false;
-        bool switched = r >= 0 && resp.status == 101 && req->upgrade;
+        bool switched = r >= 0 && resp.status == 101 && req->up.upgrade;
         if (switched && upgraded_to_websocket(&resp)) {
-            tg_upool_report_success(req->pool, req->up->target);
-            req->up_head_us = tg_now_us();
-            req->status = 101;
+            tg_upool_report_success(req->up.pool, req->up.conn->target);
+            req->time.up_head_us = tg_now_us();
+            req->resp.status = 101;
             tg_response_forward_upgrade(req, &resp);
             evbuffer_drain(in, (size_t)r);
-            if (req->stage != NULL) {
-                evbuffer_add_buffer(tg_stream_output(req->conn->s), req->stage);
-                req->stage = NULL;
-            }
+            tg_response_release(req, true);
             tg_tunnel_start(req);
             *gone = true; /* the tunnel owns the request now */
             return true;
         }
         if (r < 0 || resp.status == 101) {
-            tg_log_warn("upstream %s sent an invalid response: %s", req->pool->conf->name,
+            tg_log_warn("upstream %s sent an invalid response: %s", req->up.pool->conf->name,
                         r < 0 && resp.error_reason ? resp.error_reason
                         : switched                 ? "101 without Upgrade: websocket"
                                                    : "unexpected status");
             /* The upstream answered: like nginx (proxy_next_upstream without
              * invalid_header), a broken answer is not retried elsewhere. The
              * connection is closed, whatever it holds. */
-            req->up_state = TG_UP_SENDING;
-            req->no_retry = true;
+            req->up.state = TG_UP_SENDING;
+            req->up.no_retry = true;
             upstream_failed(req, 502, "invalid response from upstream", true, false, 0);
             *gone = true;
             return true;
@@ -403,76 +399,68 @@ static bool read_response_head(tg_req_t *req, bool *gone)
             evbuffer_drain(in, (size_t)r);
             continue;
         }
-        tg_upool_report_success(req->pool, req->up->target);
-        req->up_head_us = tg_now_us();
-        tg_balance_observe(req->pool, req->up->target, req->up_head_us - req->tries.try_start_us,
-                           req->up_head_us);
-        tg_outlier_report(req->pool->conf, req->up->target,
+        tg_upool_report_success(req->up.pool, req->up.conn->target);
+        req->time.up_head_us = tg_now_us();
+        tg_balance_observe(req->up.pool, req->up.conn->target,
+                           req->time.up_head_us - req->up.tries.try_start_us, req->time.up_head_us);
+        tg_outlier_report(req->up.pool->conf, req->up.conn->target,
                           resp.status >= 500 ? TG_OUTCOME_5XX : TG_OUTCOME_OK, resp.status,
                           tg_now_ms());
         if (req->route->retry != NULL && can_retry(req, false, 0, resp.status)) {
             /* An answer the policy retries: this connection goes (its body
              * is not read), another target gets the request. */
-            if (req->up->target < 64)
-                req->tried |= 1ull << req->up->target;
+            if (req->up.conn->target < 64)
+                req->up.tried |= 1ull << req->up.conn->target;
             close_upstream(req);
+            tg_response_release(req, true);
             retry(req);
             *gone = true;
             return true;
         }
-        if (req->tries.timer != NULL)
-            evtimer_del(req->tries.timer);
+        if (req->up.tries.timer != NULL)
+            evtimer_del(req->up.tries.timer);
         bool forwarded = tg_response_forward_head(req, &resp, RESP_MAX_HEADERS);
         evbuffer_drain(in, (size_t)r);
         if (!forwarded) { /* a response_head hook answered instead */
-            req->stage = NULL;
             send_refusal(req);
             *gone = true;
             return true;
         }
-        req->up_state = TG_UP_RECEIVING;
+        req->up.state = TG_UP_RECEIVING;
         return true;
     }
 }
 
-static void response_done(tg_req_t *req)
+static void response_done(tg_request_t *req)
 {
-    req->up_state = TG_UP_DONE;
-    req->completed = true;
-    tg_upool_release(req->up, req->resp_keepalive && req->body.done && !req->up_eof);
-    req->up = NULL;
-    tg_conn_request_done(req->conn);
+    req->up.state = TG_UP_DONE;
+    tg_upool_release(req->up.conn, req->up.keepalive && req->client.body.done && !req->up.eof);
+    req->up.conn = NULL;
+    tg_response_done(req);
 }
 
 /* A response_head hook, or a response_body hook before the head went out,
- * refused the response: its answer (req->reply) replaces it. The upstream
+ * refused the response: its answer (req->run.reply) replaces it. The upstream
  * connection is kept only when its whole response was read. */
-static void send_refusal(tg_req_t *req)
+static void send_refusal(tg_request_t *req)
 {
-    tg_upool_release(req->up,
-                     req->resp_keepalive && req->resp_body.done && req->body.done && !req->up_eof);
-    req->up = NULL;
-    req->up_state = TG_UP_DONE;
-    req->bytes_out = 0;
+    tg_upool_release(req->up.conn, req->up.keepalive && req->resp.body.done &&
+                                       req->client.body.done && !req->up.eof);
+    req->up.conn = NULL;
+    req->up.state = TG_UP_DONE;
+    req->resp.bytes_out = 0;
     tg_response_drop_filters(req);
-    tg_conn_send_reply(req->conn);
+    tg_response_reply(req);
 }
 
 /* Returns true when the request is gone. Until the head went out (it is
- * staged in req->stage during this callback, or waits for a buffered body),
+ * held during this callback (tg_response_hold), or waits for a buffered body),
  * a broken or refused body can still become a clean reply. */
-static bool pump_response(tg_req_t *req)
+static bool pump_response(tg_request_t *req)
 {
-    int r = tg_response_pump(req, tg_stream_input(req->up->s), req->up_eof);
+    int r = tg_response_pump(req, tg_stream_input(req->up.conn->s), req->up.eof);
     bool head_sent = tg_response_head_sent(req);
-    struct evbuffer *stage = req->stage;
-    if (stage != NULL) {
-        req->stage = NULL;
-        if (r >= 0)
-            tg_stream_send(req->conn->s, stage);
-        else
-            evbuffer_drain(stage, evbuffer_get_length(stage));
-    }
+    tg_response_release(req, r >= 0);
     switch (r) {
     case TG_BODY_DONE:
         response_done(req);
@@ -480,23 +468,23 @@ static bool pump_response(tg_req_t *req)
     case TG_BODY_MORE:
         return false;
     default:
-        if (req->reply.set && !head_sent) {
+        if (req->run.reply.set && !head_sent) {
             send_refusal(req);
             return true;
         }
-        if (!req->reply.set)
-            tg_log_info("upstream %s: %s", req->pool->conf->name,
-                        req->resp_body.error ? req->resp_body.error : "broken response body");
-        if (!head_sent && !req->reply.set) {
+        if (!req->run.reply.set)
+            tg_log_info("upstream %s: %s", req->up.pool->conf->name,
+                        req->resp.body.error ? req->resp.body.error : "broken response body");
+        if (!head_sent && !req->run.reply.set) {
             tg_response_drop_filters(req);
-            req->bytes_out = 0;
-            req->up_state = TG_UP_SENDING;
-            req->no_retry = true; /* the upstream answered: a broken answer is not retried */
+            req->resp.bytes_out = 0;
+            req->up.state = TG_UP_SENDING;
+            req->up.no_retry = true; /* the upstream answered: a broken answer is not retried */
             upstream_failed(req, 502, "invalid response from upstream", true, false, 0);
             return true;
         }
         /* Truncated, broken or refused body: closing is the only honest signal left. */
-        tg_conn_fail(req->conn);
+        tg_response_fail(req);
         return true;
     }
 }
@@ -504,22 +492,22 @@ static bool pump_response(tg_req_t *req)
 static void up_read_cb(tg_stream_t *s, void *arg)
 {
     (void)s;
-    tg_req_t *req = arg;
-    if (req->up_state == TG_UP_SENDING) {
+    tg_request_t *req = arg;
+    if (req->up.state == TG_UP_SENDING) {
         bool gone = false;
-        req->stage = req->conn->worker->stage;
+        tg_response_hold(req);
         bool forwarded = read_response_head(req, &gone);
         if (gone)
             return;
         if (!forwarded) {
-            req->stage = NULL;
+            tg_response_release(req, true);
             return;
         }
         /* The upstream's read timeout now measures gaps between body reads. */
         uint64_t t = response_timeout(req);
-        tg_stream_set_timeouts(req->up->s, t, t);
+        tg_stream_set_timeouts(req->up.conn->s, t, t);
     }
-    if (req->up_state == TG_UP_RECEIVING)
+    if (req->up.state == TG_UP_RECEIVING)
         pump_response(req);
 }
 
@@ -532,61 +520,61 @@ static void up_write_cb(tg_stream_t *s, void *arg)
 static void up_event_cb(tg_stream_t *s, short what, void *arg)
 {
     (void)s;
-    tg_req_t *req = arg;
-    tg_uconn_t *uc = req->up;
+    tg_request_t *req = arg;
+    tg_uconn_t *uc = req->up.conn;
     if (what & TG_STREAM_CONNECTED) {
         uc->connected = true;
         pending_done(req);
         set_upstream_timeouts(req);
         return;
     }
-    if (req->up_state == TG_UP_RECEIVING) {
+    if (req->up.state == TG_UP_RECEIVING) {
         if (what & TG_STREAM_EOF) {
-            req->up_eof = true;
+            req->up.eof = true;
             pump_response(req);
         } else {
-            TG_STAT_INC(req->pool, resets);
-            tg_conn_fail(req->conn);
+            TG_STAT_INC(req->up.pool, resets);
+            tg_response_fail(req);
         }
         return;
     }
     if (what & TG_STREAM_TIMEOUT) {
-        TG_STAT_INC(req->pool, timeouts);
+        TG_STAT_INC(req->up.pool, timeouts);
         upstream_failed(req, 504,
                         uc->connected ? "upstream timed out" : "upstream connect timed out", true,
                         false, uc->connected ? TG_FAIL_TIMEOUT : TG_FAIL_CONNECT);
         return;
     }
     if (!uc->connected) {
-        TG_STAT_INC(req->pool, connect_errors);
+        TG_STAT_INC(req->up.pool, connect_errors);
         upstream_failed(req, 502, "upstream connect failed", true, false, TG_FAIL_CONNECT);
         return;
     }
-    TG_STAT_INC(req->pool, resets);
+    TG_STAT_INC(req->up.pool, resets);
     bool stale = uc->uses > 0 && tg_stream_input_length(uc->s) == 0;
     upstream_failed(req, 502, "upstream closed the connection", !stale, stale, TG_FAIL_RESET);
 }
 
 /* ---- request body, client -> upstream ---- */
 
-/* With request_body hooks the body goes through req_tmp and the hooks, and
+/* With request_body hooks the body goes through client.body_tmp and the hooks, and
  * out chunked. */
-static int pump_request_filtered(tg_req_t *req, struct evbuffer *in, struct evbuffer *out)
+static int pump_request_filtered(tg_request_t *req, struct evbuffer *in, struct evbuffer *out)
 {
     if (evbuffer_get_length(out) > TG_OUT_HIGH)
         return TG_BODY_MORE;
-    int r = tg_body_pump(&req->body, in, req->req_tmp, TG_OUT_HIGH);
+    int r = tg_body_pump(&req->client.body, in, req->client.body_tmp, TG_OUT_HIGH);
     if (r < 0)
         return r;
     bool last = r == TG_BODY_DONE;
-    if (tg_chain_body(req, false, req->req_tmp, last) < 0) {
-        req->body_refused = true; /* req->reply holds the answer */
+    if (tg_chain_body(req, false, req->client.body_tmp, last) < 0) {
+        req->client.body_refused = true; /* req->run.reply holds the answer */
         return TG_BODY_ERROR;
     }
-    size_t n = evbuffer_get_length(req->req_tmp);
+    size_t n = evbuffer_get_length(req->client.body_tmp);
     if (n > 0) {
         evbuffer_add_printf(out, "%zx\r\n", n);
-        evbuffer_add_buffer(out, req->req_tmp);
+        evbuffer_add_buffer(out, req->client.body_tmp);
         evbuffer_add(out, "\r\n", 2);
     }
     if (last)
@@ -595,21 +583,20 @@ static int pump_request_filtered(tg_req_t *req, struct evbuffer *in, struct evbu
 }
 
 /* Returns true when the request is gone. */
-static bool pump_request(tg_req_t *req)
+static bool pump_request(tg_request_t *req)
 {
-    if (req->body.done || req->up == NULL)
+    if (req->client.body.done || req->up.conn == NULL)
         return false;
-    tg_conn_t *c = req->conn;
-    struct evbuffer *in = tg_stream_input(c->s);
-    struct evbuffer *out = tg_stream_output(req->up->s);
+    struct evbuffer *in = req->proto->input(req);
+    struct evbuffer *out = tg_stream_output(req->up.conn->s);
     size_t before = evbuffer_get_length(in);
-    int r = req->req_tmp ? pump_request_filtered(req, in, out)
-                         : tg_body_pump(&req->body, in, out, TG_OUT_HIGH);
+    int r = req->client.body_tmp ? pump_request_filtered(req, in, out)
+                                 : tg_body_pump(&req->client.body, in, out, TG_OUT_HIGH);
     if (evbuffer_get_length(in) != before)
-        req->body_started = true;
+        req->client.body_started = true;
     switch (r) {
     case TG_BODY_DONE:
-        tg_stream_set_timeouts(c->s, 0, 0);
+        req->proto->input_done(req);
         set_upstream_timeouts(req);
         return false;
     case TG_BODY_MORE:
@@ -618,33 +605,34 @@ static bool pump_request(tg_req_t *req)
     case TG_BODY_ERROR:
     default:
         close_upstream(req);
-        if (req->up_state == TG_UP_RECEIVING) {
-            tg_conn_fail(c);
+        if (req->up.state == TG_UP_RECEIVING) {
+            tg_response_fail(req);
             return true;
         }
-        if (req->body_refused) {
-            tg_conn_send_reply(c);
+        if (req->client.body_refused) {
+            tg_response_reply(req);
             return true;
         }
-        tg_conn_respond_error(c, r == TG_BODY_TOO_LARGE ? 413 : 400,
-                              r == TG_BODY_TOO_LARGE
-                                  ? "request body too large"
-                                  : (req->body.error ? req->body.error : "invalid request body"));
+        tg_response_error(
+            req, r == TG_BODY_TOO_LARGE ? 413 : 400,
+            r == TG_BODY_TOO_LARGE
+                ? "request body too large"
+                : (req->client.body.error ? req->client.body.error : "invalid request body"));
         return true;
     }
 }
 
-void tg_proxy_client_readable(tg_req_t *req)
+void tg_proxy_client_readable(tg_request_t *req)
 {
-    if (req->tries.buffering)
+    if (req->up.tries.buffering)
         buffer_body(req);
     else
         pump_request(req);
 }
 
-void tg_proxy_client_drained(tg_req_t *req)
+void tg_proxy_client_drained(tg_request_t *req)
 {
-    if (req->up_state == TG_UP_RECEIVING && req->up != NULL)
+    if (req->up.state == TG_UP_RECEIVING && req->up.conn != NULL)
         pump_response(req);
 }
 
@@ -652,26 +640,26 @@ void tg_proxy_client_drained(tg_req_t *req)
 
 /* The gateway's 503 for an upstream that may not take this request now: a
  * circuit-breaker limit or, with all_down: fail_closed, no usable target. */
-static void refuse(tg_req_t *req, int limit_id)
+static void refuse(tg_request_t *req, int limit_id)
 {
     const char *limit = limit_id >= 0 ? tg_limit_names[limit_id] : NULL;
-    const char *msg = limit ? "upstream overloaded" : "no healthy upstream target";
+    const char *msg = "no healthy upstream target";
     if (limit != NULL) {
-        TG_SHARED_INC(req->pool->conf->shared->overloaded[limit_id]);
+        TG_SHARED_INC(req->up.pool->conf->shared->overloaded[limit_id]);
         msg = tg_arena_printf(req->arena, "upstream overloaded: %s", limit);
         tg_request_add_response_header(req, "X-Tollgate-Overloaded", limit, strlen(limit));
     }
-    tg_log_info("upstream %s: %s%s%s (request %.*s)", req->pool->conf->name, msg, limit ? ": " : "",
-                limit ? limit : "", (int)req->request_id_len, req->request_id);
-    tg_conn_respond_error(req->conn, 503, msg);
+    tg_log_info("upstream %s: %s (request %.*s)", req->up.pool->conf->name, msg,
+                (int)req->request_id_len, req->request_id);
+    tg_response_error(req, 503, msg);
 }
 
 /* Before the first try: the balance key's hash, the route timeout, the
  * timer. */
-static void tries_start(tg_req_t *req)
+static void tries_start(tg_request_t *req)
 {
-    tg_tries_t *t = &req->tries;
-    const tg_upstream_conf_t *u = req->pool->conf;
+    tg_tries_t *t = &req->up.tries;
+    const tg_upstream_conf_t *u = req->up.pool->conf;
     if (u->balance == TG_BALANCE_HASH) {
         size_t len;
         const char *k = tg_key_get(&u->hash_key, req, &len);
@@ -681,13 +669,13 @@ static void tries_start(tg_req_t *req)
     if (req->route->timeout_ms)
         t->deadline_ms = tg_now_ms() + req->route->timeout_ms;
     if (t->timer == NULL && (req->route->retry != NULL || req->route->timeout_ms))
-        t->timer = evtimer_new(req->conn->worker->base, tries_timer_cb, req);
+        t->timer = evtimer_new(req->gen->worker->base, tries_timer_cb, req);
 }
 
 /* Per try: the earlier of the route's deadline and per_try_timeout. */
-static void arm_try_timer(tg_req_t *req)
+static void arm_try_timer(tg_request_t *req)
 {
-    tg_tries_t *t = &req->tries;
+    tg_tries_t *t = &req->up.tries;
     if (t->timer == NULL)
         return;
     const tg_retry_policy_t *rp = req->route->retry;
@@ -706,13 +694,13 @@ static void arm_try_timer(tg_req_t *req)
  * max_connections meanwhile on another worker is left for another. Returns
  * false when the request was refused (and is gone); else *uc is the
  * connection, or NULL when connecting to *target failed (errno). */
-static bool connect_some(tg_req_t *req, size_t *target, tg_uconn_t **uc)
+static bool connect_some(tg_request_t *req, size_t *target, tg_uconn_t **uc)
 {
-    tg_upool_t *p = req->pool;
+    tg_upool_t *p = req->up.pool;
     for (size_t round = 0; round <= p->conf->ntargets; round++) {
         tg_pick_result_t why;
-        size_t t =
-            tg_balance_pick(p, tg_now_ms(), req->tried, req->tries.has_hash, req->tries.hash, &why);
+        size_t t = tg_balance_pick(p, tg_now_ms(), req->up.tried, req->up.tries.has_hash,
+                                   req->up.tries.hash, &why);
         if (t == SIZE_MAX) {
             refuse(req, why == TG_PICK_MAX_CONNS ? TG_LIMIT_MAX_CONNECTIONS : -1);
             return false;
@@ -724,7 +712,7 @@ static bool connect_some(tg_req_t *req, size_t *target, tg_uconn_t **uc)
             refuse(req, TG_LIMIT_MAX_PENDING);
             return false;
         }
-        req->tries.pending = true;
+        req->up.tries.pending = true;
         *uc = tg_upool_connect(p, t);
         if (*uc != NULL || errno != EBUSY)
             return true;
@@ -734,22 +722,22 @@ static bool connect_some(tg_req_t *req, size_t *target, tg_uconn_t **uc)
     return false;
 }
 
-static void attempt(tg_req_t *req)
+static void attempt(tg_request_t *req)
 {
-    tg_upool_t *p = req->pool;
-    if (req->attempts == 0)
+    tg_upool_t *p = req->up.pool;
+    if (req->up.attempts == 0)
         tries_start(req);
     size_t t;
     tg_uconn_t *uc;
     if (!connect_some(req, &t, &uc))
         return; /* refused: the request is gone */
-    req->attempts++;
-    req->target = t;
-    req->target_used = true;
-    if (req->up_start_us == 0)
-        req->up_start_us = tg_now_us();
-    req->tries.try_start_us = tg_now_us();
-    req->up_state = TG_UP_SENDING;
+    req->up.attempts++;
+    req->up.target = t;
+    req->up.target_used = true;
+    if (req->time.up_start_us == 0)
+        req->time.up_start_us = tg_now_us();
+    req->up.tries.try_start_us = tg_now_us();
+    req->up.state = TG_UP_SENDING;
     if (uc == NULL) {
         tg_log_warn("upstream %s: cannot connect to %s: %s", p->conf->name,
                     p->conf->targets[t].name, strerror(errno));
@@ -757,26 +745,26 @@ static void attempt(tg_req_t *req)
         tg_upool_report_failure(p, t, tg_now_ms());
         tg_outlier_report(p->conf, t, TG_OUTCOME_GATEWAY, 0, tg_now_ms());
         if (t < 64)
-            req->tried |= 1ull << t;
+            req->up.tried |= 1ull << t;
         if (can_retry(req, false, TG_FAIL_CONNECT, 0)) {
             retry(req);
             return;
         }
-        tg_conn_respond_error(req->conn, 502, "upstream connect failed");
+        tg_response_error(req, 502, "upstream connect failed");
         return;
     }
-    req->up = uc;
+    req->up.conn = uc;
     tg_stream_setcb(uc->s, up_read_cb, up_write_cb, up_event_cb, req);
     tg_stream_set_watermarks(uc->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);
     set_upstream_timeouts(req);
     arm_try_timer(req);
     /* A pooled connection is connected: its head goes out at once (a new
      * one sends it once connected). */
-    struct evbuffer *scratch = req->conn->worker->scratch;
+    struct evbuffer *scratch = req->gen->worker->scratch;
     write_upstream_head(req, scratch);
-    if (req->tries.body != NULL) { /* kept whole: a copy goes, for the next try */
-        size_t n = evbuffer_get_length(req->tries.body);
-        evbuffer_add(scratch, evbuffer_pullup(req->tries.body, (ev_ssize_t)n), n);
+    if (req->up.tries.body != NULL) { /* kept whole: a copy goes, for the next try */
+        size_t n = evbuffer_get_length(req->up.tries.body);
+        evbuffer_add(scratch, evbuffer_pullup(req->up.tries.body, (ev_ssize_t)n), n);
     }
     tg_stream_send(uc->s, scratch);
     tg_stream_read_enable(uc->s, true);
@@ -787,190 +775,51 @@ static void attempt(tg_req_t *req)
  * first, up to TG_RETRY_BODY_MAX (nginx buffers request bodies for its
  * proxy_next_upstream the same way). Larger and chunked bodies stream and
  * are never retried once a byte went. */
-static bool keep_body_for_retry(const tg_req_t *req)
+static bool keep_body_for_retry(const tg_request_t *req)
 {
     const tg_retry_policy_t *rp = req->route->retry;
-    return rp != NULL && rp->attempts > 1 && (rp->methods & req->method_bit) &&
-           req->req_tmp == NULL && !req->upgrade && req->body.kind == TG_BODY_LENGTH &&
-           !req->body.done && req->body.remaining > 0 && req->body.remaining <= TG_RETRY_BODY_MAX;
+    return rp != NULL && rp->attempts > 1 && (rp->methods & req->client.method_bit) &&
+           req->client.body_tmp == NULL && !req->up.upgrade &&
+           req->client.body.kind == TG_BODY_LENGTH && !req->client.body.done &&
+           req->client.body.remaining > 0 && req->client.body.remaining <= TG_RETRY_BODY_MAX;
 }
 
 /* Reads the kept body; the first try starts once it is whole. */
-static void buffer_body(tg_req_t *req)
+static void buffer_body(tg_request_t *req)
 {
-    tg_conn_t *c = req->conn;
-    int r = tg_body_pump(&req->body, tg_stream_input(c->s), req->tries.body, SIZE_MAX);
+    int r = tg_body_pump(&req->client.body, req->proto->input(req), req->up.tries.body, SIZE_MAX);
     if (r == TG_BODY_MORE)
         return;
-    req->tries.buffering = false;
+    req->up.tries.buffering = false;
     if (r != TG_BODY_DONE) {
-        tg_conn_respond_error(c, r == TG_BODY_TOO_LARGE ? 413 : 400,
-                              r == TG_BODY_TOO_LARGE
-                                  ? "request body too large"
-                                  : (req->body.error ? req->body.error : "invalid request body"));
+        tg_response_error(
+            req, r == TG_BODY_TOO_LARGE ? 413 : 400,
+            r == TG_BODY_TOO_LARGE
+                ? "request body too large"
+                : (req->client.body.error ? req->client.body.error : "invalid request body"));
         return;
     }
-    tg_stream_set_timeouts(c->s, 0, 0);
+    req->proto->input_done(req);
     attempt(req);
 }
 
-static void start_upstream(tg_req_t *req)
+void tg_proxy_start(tg_request_t *req)
 {
-    const tg_upstream_conf_t *u = req->pool->conf;
+    if (req->route->split != NULL) /* after the plugins: sticky may read a claim */
+        req->up.pool = &req->gen->pools[tg_split_choose(req->route->split, req)->index];
+    const tg_upstream_conf_t *u = req->up.pool->conf;
     if (!tg_shared_enter(&u->shared->requests, u->circuit.max_requests)) {
         refuse(req, TG_LIMIT_MAX_REQUESTS);
         return;
     }
-    req->tries.counted = true;
+    req->up.tries.counted = true;
     if (keep_body_for_retry(req)) {
-        req->tries.body = evbuffer_new();
-        req->tries.buffering = req->tries.body != NULL;
-        if (req->tries.buffering) {
+        req->up.tries.body = evbuffer_new();
+        req->up.tries.buffering = req->up.tries.body != NULL;
+        if (req->up.tries.buffering) {
             buffer_body(req);
             return;
         }
     }
     attempt(req);
-}
-
-static void strip_prefix(tg_req_t *req)
-{
-    const tg_route_t *r = req->route;
-    size_t n = r->strip_prefix_len;
-    if (r->strip_prefix == NULL || req->path_len < n || memcmp(req->path, r->strip_prefix, n) != 0)
-        return;
-    if (req->path_len > n && req->path[n] != '/' && r->strip_prefix[n - 1] != '/')
-        return; /* "/api" does not strip from "/apix" */
-    /* The result is a suffix of the client's path (kept whole for the access
-     * log), rooted: "/api" -> "/", "/api/" + "x" -> "/x". */
-    size_t rest = req->path_len - n;
-    if (rest == 0) {
-        req->path = tg_arena_strndup(req->arena, "/", 1);
-        req->path_len = 1;
-    } else if (req->path[n] != '/') {
-        req->path += n - 1; /* the prefix ends with "/" */
-        req->path_len = rest + 1;
-    } else {
-        req->path += n;
-        req->path_len = rest;
-    }
-}
-
-void tg_proxy_bind_chain(tg_req_t *req, const tg_chain_t *chain)
-{
-    req->chain = chain;
-    req->chain_pos = 0;
-    req->plugin_ctx =
-        chain && chain->ctx_size ? tg_arena_calloc(req->arena, chain->ctx_size) : NULL;
-}
-
-/* Expect: 100-continue is answered once the request passed its plugins (a
- * client that is refused, 401 or 429, never sends the body). */
-static void send_continue(tg_req_t *req)
-{
-    const tg_http_request_t *h = &req->http;
-    if ((h->flags & TG_HF_EXPECT_CONTINUE) && !req->body.done && h->minor_version >= 1 &&
-        !req->sent_continue) {
-        evbuffer_add(tg_stream_output(req->conn->s), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        req->sent_continue = true;
-    }
-}
-
-/* After the request_head hooks (tg_chain_*): the upstream, or the answer. */
-static void chain_done(tg_req_t *req, int outcome)
-{
-    switch (outcome) {
-    case TG_CHAIN_NEXT:
-        /* Route actions run after the plugins: their templates may read
-         * what plugins published (claims). */
-        if (req->route->redirect != NULL || req->route->respond != NULL) {
-            tg_route_answer(req);
-            tg_conn_send_reply(req->conn);
-            break;
-        }
-        if (req->route->rewrite != NULL && tg_route_rewrite(req) < 0) {
-            tg_conn_send_reply(req->conn);
-            break;
-        }
-        send_continue(req);
-        if (req->route->split != NULL) /* after the plugins: sticky may read a claim */
-            req->pool = &req->gen->pools[tg_split_choose(req->route->split, req)->index];
-        if (req->route->aggregate != NULL)
-            tg_aggregate_start(req);
-        else
-            start_upstream(req);
-        break;
-    case TG_CHAIN_PAUSED:
-        break;
-    case TG_CHAIN_DONE:
-    default:
-        tg_conn_send_reply(req->conn);
-        break;
-    }
-}
-
-void tg_proxy_resume(tg_req_t *req, int status)
-{
-    if (req->hook == TG_HOOK_REQUEST_HEAD) {
-        tg_chain_note_resume(req, status); /* applied when the hook returns */
-        return;
-    }
-    if (!req->paused) {
-        tg_log_warn("tg_request_resume() on request %.*s, which is not paused: ignored",
-                    (int)req->request_id_len, req->request_id);
-        return;
-    }
-    req->paused = false;
-    chain_done(req, tg_chain_resume(req, status));
-}
-
-void tg_proxy_handle(tg_req_t *req)
-{
-    tg_conn_t *c = req->conn;
-    const tg_limits_t *lim = &req->cfg->limits;
-    const tg_http_request_t *h = &req->http;
-    tg_body_init(&req->body, h->body_kind, h->content_length, lim->max_body_size,
-                 h->body_kind == TG_BODY_CHUNKED);
-    tg_route_query_t q = {
-        .host = req->host,
-        .host_len = req->host_len,
-        .path = req->path,
-        .path_len = req->path_len,
-        .method = h->method,
-        .method_len = h->method_len,
-        .method_bit = req->method_bit,
-        .headers = h->headers,
-        .nheaders = h->num_headers,
-    };
-    req->client_path = req->path;
-    req->client_path_len = req->path_len;
-    req->route = tg_router_match(req->cfg->router, &q, c->worker->match_data);
-    if (req->route == NULL) {
-        tg_conn_respond_error(c, 404, "no route");
-        return;
-    }
-    tg_proxy_bind_chain(req, req->route->chain);
-    if (h->flags & TG_HF_EXPECT_OTHER) {
-        tg_conn_respond_error(c, 417, "unsupported expectation");
-        return;
-    }
-    uint64_t max_body = lim->max_body_size;
-    if (req->route->has_max_body_size) /* the route's, instead of limits' */
-        req->body.limit = max_body = req->route->max_body_size;
-    if (h->body_kind == TG_BODY_LENGTH && max_body && h->content_length > max_body) {
-        tg_conn_respond_error(c, 413, "request body too large");
-        return;
-    }
-    strip_prefix(req);
-    if (req->route->upstream != NULL)
-        req->pool = &req->gen->pools[req->route->upstream->index];
-    /* Other protocols are not tunnelled: their Upgrade was removed with the
-     * hop-by-hop fields, as on any route. */
-    req->upgrade = req->route->websocket && req->ws_requested;
-    if (req->chain->has_request_body && req->body.kind != TG_BODY_NONE && !req->body.done) {
-        /* Plugins may change the body's length: it travels chunked. */
-        req->req_tmp = evbuffer_new();
-        req->body.out_chunked = false;
-    }
-    chain_done(req, tg_chain_request_head(req));
 }

@@ -129,7 +129,7 @@ static uint64_t rng(void)
     return x * 0x2545f4914f6cdd1dull;
 }
 
-const tg_upstream_conf_t *tg_split_choose(const tg_split_t *s, const tg_req_t *req)
+const tg_upstream_conf_t *tg_split_choose(const tg_split_t *s, const tg_request_t *req)
 {
     size_t len;
     if (s->override_header != NULL) {

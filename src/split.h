@@ -35,6 +35,6 @@ int tg_split_parse(tg_config_t *cfg, tg_arena_t *arena, const tg_conf_node_t *ro
                    tg_conf_err_t *err);
 
 /* The side for req. */
-const tg_upstream_conf_t *tg_split_choose(const tg_split_t *s, const tg_req_t *req);
+const tg_upstream_conf_t *tg_split_choose(const tg_split_t *s, const tg_request_t *req);
 
 #endif
