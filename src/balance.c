@@ -328,6 +328,8 @@ size_t tg_balance_pick(tg_upool_t *p, uint64_t now, uint64_t tried, bool has_has
 
 void tg_balance_observe(tg_upool_t *p, size_t target, uint64_t latency_us, uint64_t now_us)
 {
+    if (p->conf->balance != TG_BALANCE_P2C_EWMA)
+        return;
     tg_target_state_t *t = &p->targets[target];
     double rtt = (double)latency_us;
     if (rtt > t->ewma_us || t->ewma_stamp_us == 0) {

@@ -872,6 +872,25 @@ static const char *const route_keys[] = {
     "redirect",      "respond", "rewrite",      "websocket",      "host_header", "timeout",
     "max_body_size", "retry",   "split",        "split_override", "sticky",      NULL};
 
+/* Requests in flight are counted (one shared atomic per request, so only
+ * when needed) for max_requests and for the retry budget of every upstream a
+ * route with a retry policy may send to. */
+static void mark_counted(tg_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        cfg->upstreams[i].counts_requests = cfg->upstreams[i].circuit.max_requests > 0;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const tg_route_t *r = &cfg->routes[i];
+        if (r->retry == NULL || r->upstream == NULL)
+            continue;
+        r->upstream->counts_requests = true;
+        for (size_t k = 0; r->split != NULL && k < r->split->nsides; k++)
+            r->split->sides[k].upstream->counts_requests = true;
+        if (r->split != NULL && r->split->override_upstream != NULL)
+            r->split->override_upstream->counts_requests = true;
+    }
+}
+
 static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
 {
     tg_config_t *cfg = c->cfg;
@@ -894,6 +913,7 @@ static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
                                   &r->has_max_body_size, &r->retry, c->err) < 0)
             return -1;
     }
+    mark_counted(cfg);
     return 0;
 }
 

@@ -107,6 +107,7 @@ typedef struct {
     struct tg_health_conf_s *health; /* `health_check:` (src/health_check.h); NULL = none */
     struct tg_ushared_s *shared;     /* cross-worker state (src/upstream_shared.h) */
     uint64_t resolve_ms;             /* `resolve:`: names re-resolved this often; 0 = at load */
+    bool counts_requests; /* max_requests or a route's retry budget needs requests in flight */
 } tg_upstream_conf_t;
 
 typedef enum {

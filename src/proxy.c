@@ -808,11 +808,13 @@ void tg_proxy_start(tg_request_t *req)
     if (req->route->split != NULL) /* after the plugins: sticky may read a claim */
         req->up.pool = &req->gen->pools[tg_split_choose(req->route->split, req)->index];
     const tg_upstream_conf_t *u = req->up.pool->conf;
-    if (!tg_shared_enter(&u->shared->requests, u->circuit.max_requests)) {
-        refuse(req, TG_LIMIT_MAX_REQUESTS);
-        return;
+    if (u->counts_requests) {
+        if (!tg_shared_enter(&u->shared->requests, u->circuit.max_requests)) {
+            refuse(req, TG_LIMIT_MAX_REQUESTS);
+            return;
+        }
+        req->up.tries.counted = true;
     }
-    req->up.tries.counted = true;
     if (keep_body_for_retry(req)) {
         req->up.tries.body = evbuffer_new();
         req->up.tries.buffering = req->up.tries.body != NULL;
