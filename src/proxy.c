@@ -370,6 +370,8 @@ static bool read_response_head(tg_request_t *req, bool *gone)
             return false;
         bool switched = r >= 0 && resp.status == 101 && req->up.upgrade;
         if (switched && upgraded_to_websocket(&resp)) {
+            if (req->up.tries.timer != NULL) /* the tunnel has its own idle timeout */
+                evtimer_del(req->up.tries.timer);
             tg_upool_report_success(req->up.pool, req->up.conn->target);
             req->time.up_head_us = tg_now_us();
             req->resp.status = 101;
