@@ -24,7 +24,7 @@
 
 #include "arena.h"
 #include "conf_node.h"
-#include "health_check.h"
+#include "isolation_conf.h"
 #include "path_norm.h"
 #include "redis.h"
 #include "resolve.h"
@@ -463,28 +463,6 @@ static const tg_conf_field_t upstream_fields[] = {
     TG_CONF_END,
 };
 
-static const tg_conf_field_t circuit_fields[] = {
-    {"max_connections", TG_CONF_FIELD_UINT, TG_CONF_AT(tg_circuit_conf_t, max_connections),
-     .max = 10000000},
-    {"max_pending", TG_CONF_FIELD_UINT, TG_CONF_AT(tg_circuit_conf_t, max_pending),
-     .max = 10000000},
-    {"max_requests", TG_CONF_FIELD_UINT, TG_CONF_AT(tg_circuit_conf_t, max_requests),
-     .max = 10000000},
-    TG_CONF_END,
-};
-
-static const tg_conf_field_t outlier_fields[] = {
-    {"consecutive_5xx", TG_CONF_FIELD_UINT, TG_CONF_AT(tg_outlier_conf_t, consecutive_5xx),
-     .max = 1000000, .def = 5},
-    {"consecutive_gateway_errors", TG_CONF_FIELD_UINT,
-     TG_CONF_AT(tg_outlier_conf_t, consecutive_gateway_errors), .max = 1000000, .def = 3},
-    {"base_ejection_time", TG_CONF_FIELD_DURATION,
-     TG_CONF_AT(tg_outlier_conf_t, base_ejection_time_ms), .min = 1, .def = 30000},
-    {"max_ejection_percent", TG_CONF_FIELD_UINT,
-     TG_CONF_AT(tg_outlier_conf_t, max_ejection_percent), .max = 100, .def = 50},
-    TG_CONF_END,
-};
-
 typedef struct {
     const tg_conf_node_t *address;
     uint32_t weight;
@@ -566,44 +544,6 @@ static int parse_targets(ctx_t *c, const tg_conf_node_t *n, tg_upstream_conf_t *
     return 0;
 }
 
-/* balance: hash needs hash_key, and only it reads one. */
-static int parse_balance(ctx_t *c, const upstream_keys_t *k, const tg_conf_node_t *map,
-                         tg_upstream_conf_t *u)
-{
-    if (u->balance != TG_BALANCE_HASH) {
-        if (k->hash_key != NULL)
-            return tg_conf_error(c->err, k->hash_key, "hash_key needs balance: hash");
-        return 0;
-    }
-    if (k->hash_key == NULL)
-        return tg_conf_error(c->err, map, "balance: hash needs hash_key");
-    if (tg_key_spec_parse(k->hash_key, c->arena, &u->hash_key, c->err) < 0)
-        return -1;
-    const char **names = tg_arena_calloc(c->arena, u->ntargets * sizeof(char *));
-    uint32_t *weights = tg_arena_calloc(c->arena, u->ntargets * sizeof(uint32_t));
-    for (size_t i = 0; i < u->ntargets; i++) {
-        names[i] = u->targets[i].key;
-        weights[i] = u->targets[i].weight;
-    }
-    if (tg_maglev_build(&u->maglev, c->arena, names, weights, u->ntargets) < 0)
-        return tg_conf_error(c->err, map, "balance: hash takes at most %d targets",
-                             TG_MAGLEV_MAX_TARGETS);
-    return 0;
-}
-
-static int parse_upstream_policies(ctx_t *c, const upstream_keys_t *k, tg_upstream_conf_t *u)
-{
-    if (k->circuit != NULL &&
-        tg_conf_read(k->circuit, circuit_fields, "circuit_breaker", &u->circuit, c->err) < 0)
-        return -1;
-    if (k->outlier != NULL &&
-        tg_conf_read(k->outlier, outlier_fields, "outlier_detection", &u->outlier, c->err) < 0)
-        return -1;
-    if (k->health != NULL && tg_health_conf_parse(k->health, c->arena, u, c->err) < 0)
-        return -1;
-    return 0;
-}
-
 static int parse_upstream(ctx_t *c, const tg_conf_node_t *key, const tg_conf_node_t *n,
                           tg_upstream_conf_t *u)
 {
@@ -618,8 +558,9 @@ static int parse_upstream(ctx_t *c, const tg_conf_node_t *key, const tg_conf_nod
     u->shared = tg_ushared_get(u->name);
     if (u->shared == NULL)
         return tg_conf_error(c->err, key, "out of memory");
-    if (parse_targets(c, k.targets, u) < 0 || parse_balance(c, &k, n, u) < 0 ||
-        parse_upstream_policies(c, &k, u) < 0)
+    if (parse_targets(c, k.targets, u) < 0 ||
+        tg_isolation_conf_parse(n, k.hash_key, k.health, k.circuit, k.outlier, c->arena, u,
+                                c->err) < 0)
         return -1;
     /* Last: server_name defaults to the targets' hosts. */
     return tg_tls_client_parse(k.tls, c->cfg->dir, u->targets, u->ntargets, &u->tls, c->err);
@@ -872,25 +813,6 @@ static const char *const route_keys[] = {
     "redirect",      "respond", "rewrite",      "websocket",      "host_header", "timeout",
     "max_body_size", "retry",   "split",        "split_override", "sticky",      NULL};
 
-/* Requests in flight are counted (one shared atomic per request, so only
- * when needed) for max_requests and for the retry budget of every upstream a
- * route with a retry policy may send to. */
-static void mark_counted(tg_config_t *cfg)
-{
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        cfg->upstreams[i].counts_requests = cfg->upstreams[i].circuit.max_requests > 0;
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        const tg_route_t *r = &cfg->routes[i];
-        if (r->retry == NULL || r->upstream == NULL)
-            continue;
-        r->upstream->counts_requests = true;
-        for (size_t k = 0; r->split != NULL && k < r->split->nsides; k++)
-            r->split->sides[k].upstream->counts_requests = true;
-        if (r->split != NULL && r->split->override_upstream != NULL)
-            r->split->override_upstream->counts_requests = true;
-    }
-}
-
 static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
 {
     tg_config_t *cfg = c->cfg;
@@ -913,7 +835,7 @@ static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
                                   &r->has_max_body_size, &r->retry, c->err) < 0)
             return -1;
     }
-    mark_counted(cfg);
+    tg_isolation_mark_counted(cfg);
     return 0;
 }
 

@@ -14,10 +14,9 @@
 #include "request_head.h"
 #include "response.h"
 #include "route_action.h"
-#include "split.h"
 #include "tollgate/clock.h"
 #include "tunnel.h"
-#include "upstream_shared.h"
+#include "upstream_try.h"
 
 /* A response head larger than this from an upstream is a broken upstream. */
 #define RESP_HEAD_MAX (64u * 1024u)
@@ -40,135 +39,51 @@ static bool idempotent(uint32_t m)
 
 /* Upstream timeouts: the response timeout runs only once the whole request
  * is sent, so a long upload is not mistaken for a silent upstream. */
-static uint64_t response_timeout(const tg_request_t *req)
-{
-    return req->route->timeout_ms ? req->route->timeout_ms : req->up.pool->conf->timeout_ms;
-}
-
 static void set_upstream_timeouts(tg_request_t *req)
 {
     const tg_upstream_conf_t *u = req->up.pool->conf;
-    uint64_t t = response_timeout(req);
+    uint64_t t = tg_try_response_timeout(req);
     if (!req->up.conn->connected)
         tg_stream_set_timeouts(req->up.conn->s, 0, u->connect_timeout_ms);
     else
         tg_stream_set_timeouts(req->up.conn->s, req->client.body.done ? t : 0, t);
 }
 
-/* The try's new connection is established (or gone): max_pending counts
- * only requests waiting for one. */
-static void pending_done(tg_request_t *req)
-{
-    if (req->up.tries.pending) {
-        tg_shared_leave(&req->up.pool->conf->shared->pending);
-        req->up.tries.pending = false;
-    }
-}
-
 static void close_upstream(tg_request_t *req)
 {
     if (req->up.pool != NULL)
-        pending_done(req);
+        tg_try_connected(req);
     if (req->up.conn != NULL) {
         tg_upool_release(req->up.conn, false);
         req->up.conn = NULL;
     }
 }
 
-/* Counted once per request in the upstream's shared numbers (circuit
- * breaker, retry budget); given back when the request ends. */
-static void tries_release(tg_request_t *req)
-{
-    tg_tries_t *t = &req->up.tries;
-    if (t->timer != NULL) {
-        event_free(t->timer);
-        t->timer = NULL;
-    }
-    if (t->body != NULL) {
-        evbuffer_free(t->body);
-        t->body = NULL;
-    }
-    if (req->up.pool == NULL)
-        return;
-    tg_ushared_t *u = req->up.pool->conf->shared;
-    if (t->retrying)
-        tg_retry_budget_give(u);
-    if (t->counted)
-        tg_shared_leave(&u->requests);
-    t->retrying = t->counted = false;
-}
-
 void tg_proxy_release(tg_request_t *req)
 {
     close_upstream(req);
-    tries_release(req);
-}
-
-/* The request's body can go again: none, empty, or kept whole (tries.body). */
-static bool body_resendable(const tg_request_t *req)
-{
-    if (req->up.tries.body != NULL && req->client.body.done)
-        return true;
-    if (req->client.body_started)
-        return false;
-    return req->client.body.kind == TG_BODY_NONE ||
-           (req->client.body.kind == TG_BODY_LENGTH && req->client.body.remaining == 0);
+    tg_try_release(req);
 }
 
 /* Whether a try that failed with kind (or answered status, kind 0) may be
  * followed by another: never once the response head went to the client. */
 static bool can_retry(tg_request_t *req, bool stale, unsigned kind, int status)
 {
-    const tg_retry_policy_t *rp = req->route->retry;
-    if (req->up.state != TG_UP_SENDING || req->up.no_retry || !body_resendable(req))
+    if (req->up.state != TG_UP_SENDING || req->up.no_retry || !tg_try_body_resendable(req))
         return false;
     if (stale)
         return req->up.stale_retries < STALE_RETRIES;
-    if (rp == NULL)
-        return idempotent(req->client.method_bit) && kind != 0 &&
-               req->up.attempts <= req->up.pool->conf->retries;
-    if (!(rp->methods & req->client.method_bit) || req->up.attempts >= rp->attempts)
-        return false;
-    if (kind != 0 ? !tg_retry_on_failure(rp, kind) : !tg_retry_on_status(rp, status))
-        return false;
-    if (req->up.tries.deadline_ms && tg_now_ms() >= req->up.tries.deadline_ms)
-        return false;
-    if (!req->up.tries.retrying) {
-        if (!tg_retry_budget_take(req->up.pool->conf->shared, rp->budget_pct)) {
-            TG_SHARED_INC(req->up.pool->conf->shared->budget_exhausted);
-            tg_log_info("upstream %s: retry budget exhausted (request %.*s)",
-                        req->up.pool->conf->name, (int)req->request_id_len, req->request_id);
-            return false;
-        }
-        req->up.tries.retrying = true;
-    }
-    return true;
-}
-
-static void arm_timer(tg_request_t *req, uint64_t at_ms)
-{
-    uint64_t now = tg_now_ms();
-    struct timeval tv = tg_timeval_ms(at_ms > now ? at_ms - now : 0);
-    evtimer_add(req->up.tries.timer, &tv);
+    if (req->route->retry != NULL) /* the route's policy (upstream_try.h) */
+        return tg_try_policy_allows(req, kind, status);
+    return idempotent(req->client.method_bit) && kind != 0 &&
+           req->up.attempts <= req->up.pool->conf->retries;
 }
 
 /* The next try, after the policy's jittered backoff. */
 static void retry(tg_request_t *req)
 {
-    tg_tries_t *t = &req->up.tries;
-    t->retries++;
-    TG_SHARED_INC(req->up.pool->conf->shared->retries);
-    const tg_retry_policy_t *rp = req->route->retry;
-    uint64_t wait =
-        rp ? tg_retry_backoff_ms(rp, t->retries, req->up.pool->rng++ * 0x9e3779b97f4a7c15ull) : 0;
-    if (wait == 0 || t->timer == NULL) {
-        attempt(req);
-        return;
-    }
-    t->backing_off = true;
-    t->try_deadline_ms = 0;
-    uint64_t at = tg_now_ms() + wait;
-    arm_timer(req, t->deadline_ms && t->deadline_ms < at ? t->deadline_ms : at);
+    if (tg_try_backoff(req) == 0)
+        attempt(req); /* else the timer runs the next try */
 }
 
 /* The upstream failed before its response head reached the client. */
@@ -506,7 +421,7 @@ static void up_read_cb(tg_stream_t *s, void *arg)
             return;
         }
         /* The upstream's read timeout now measures gaps between body reads. */
-        uint64_t t = response_timeout(req);
+        uint64_t t = tg_try_response_timeout(req);
         tg_stream_set_timeouts(req->up.conn->s, t, t);
     }
     if (req->up.state == TG_UP_RECEIVING)
@@ -526,7 +441,7 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
     tg_uconn_t *uc = req->up.conn;
     if (what & TG_STREAM_CONNECTED) {
         uc->connected = true;
-        pending_done(req);
+        tg_try_connected(req);
         set_upstream_timeouts(req);
         return;
     }
@@ -640,98 +555,14 @@ void tg_proxy_client_drained(tg_request_t *req)
 
 /* ---- start ---- */
 
-/* The gateway's 503 for an upstream that may not take this request now: a
- * circuit-breaker limit or, with all_down: fail_closed, no usable target. */
-static void refuse(tg_request_t *req, int limit_id)
-{
-    const char *limit = limit_id >= 0 ? tg_limit_names[limit_id] : NULL;
-    const char *msg = "no healthy upstream target";
-    if (limit != NULL) {
-        TG_SHARED_INC(req->up.pool->conf->shared->overloaded[limit_id]);
-        msg = tg_arena_printf(req->arena, "upstream overloaded: %s", limit);
-        tg_request_add_response_header(req, "X-Tollgate-Overloaded", limit, strlen(limit));
-    }
-    tg_log_info("upstream %s: %s (request %.*s)", req->up.pool->conf->name, msg,
-                (int)req->request_id_len, req->request_id);
-    tg_response_error(req, 503, msg);
-}
-
-/* Before the first try: the balance key's hash, the route timeout, the
- * timer. */
-static void tries_start(tg_request_t *req)
-{
-    tg_tries_t *t = &req->up.tries;
-    const tg_upstream_conf_t *u = req->up.pool->conf;
-    if (u->balance == TG_BALANCE_HASH) {
-        size_t len;
-        const char *k = tg_key_get(&u->hash_key, req, &len);
-        t->has_hash = k != NULL;
-        t->hash = k ? tg_hash64(k, len, 0) : 0;
-    }
-    if (req->route->timeout_ms)
-        t->deadline_ms = tg_now_ms() + req->route->timeout_ms;
-    if (t->timer == NULL && (req->route->retry != NULL || req->route->timeout_ms))
-        t->timer = evtimer_new(req->gen->worker->base, tries_timer_cb, req);
-}
-
-/* Per try: the earlier of the route's deadline and per_try_timeout. */
-static void arm_try_timer(tg_request_t *req)
-{
-    tg_tries_t *t = &req->up.tries;
-    if (t->timer == NULL)
-        return;
-    const tg_retry_policy_t *rp = req->route->retry;
-    uint64_t at = t->deadline_ms;
-    t->try_deadline_ms = rp && rp->per_try_timeout_ms ? tg_now_ms() + rp->per_try_timeout_ms : 0;
-    if (t->try_deadline_ms && (at == 0 || t->try_deadline_ms < at))
-        at = t->try_deadline_ms;
-    if (at)
-        arm_timer(req, at);
-    else
-        evtimer_del(t->timer);
-}
-
-/* A connection to a target for this try: pooled, or new (counted in
- * max_pending until it is established). A target that reached
- * max_connections meanwhile on another worker is left for another. Returns
- * false when the request was refused (and is gone); else *uc is the
- * connection, or NULL when connecting to *target failed (errno). */
-static bool connect_some(tg_request_t *req, size_t *target, tg_uconn_t **uc)
-{
-    tg_upool_t *p = req->up.pool;
-    for (size_t round = 0; round <= p->conf->ntargets; round++) {
-        tg_pick_result_t why;
-        size_t t = tg_balance_pick(p, tg_now_ms(), req->up.tried, req->up.tries.has_hash,
-                                   req->up.tries.hash, &why);
-        if (t == SIZE_MAX) {
-            refuse(req, why == TG_PICK_MAX_CONNS ? TG_LIMIT_MAX_CONNECTIONS : -1);
-            return false;
-        }
-        *target = t;
-        if ((*uc = tg_upool_take_idle(p, t)) != NULL)
-            return true;
-        if (!tg_shared_enter(&p->conf->shared->pending, p->conf->circuit.max_pending)) {
-            refuse(req, TG_LIMIT_MAX_PENDING);
-            return false;
-        }
-        req->up.tries.pending = true;
-        *uc = tg_upool_connect(p, t);
-        if (*uc != NULL || errno != EBUSY)
-            return true;
-        pending_done(req);
-    }
-    refuse(req, TG_LIMIT_MAX_CONNECTIONS);
-    return false;
-}
-
 static void attempt(tg_request_t *req)
 {
     tg_upool_t *p = req->up.pool;
     if (req->up.attempts == 0)
-        tries_start(req);
+        tg_try_first(req, tries_timer_cb);
     size_t t;
     tg_uconn_t *uc;
-    if (!connect_some(req, &t, &uc))
+    if (!tg_try_connect(req, &t, &uc))
         return; /* refused: the request is gone */
     req->up.attempts++;
     req->up.target = t;
@@ -743,7 +574,7 @@ static void attempt(tg_request_t *req)
     if (uc == NULL) {
         tg_log_warn("upstream %s: cannot connect to %s: %s", p->conf->name,
                     p->conf->targets[t].name, strerror(errno));
-        pending_done(req);
+        tg_try_connected(req);
         tg_upool_report_failure(p, t, tg_now_ms());
         tg_outlier_report(p->conf, t, TG_OUTCOME_GATEWAY, 0, tg_now_ms());
         if (t < 64)
@@ -759,7 +590,7 @@ static void attempt(tg_request_t *req)
     tg_stream_setcb(uc->s, up_read_cb, up_write_cb, up_event_cb, req);
     tg_stream_set_watermarks(uc->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);
     set_upstream_timeouts(req);
-    arm_try_timer(req);
+    tg_try_arm(req);
     /* A pooled connection is connected: its head goes out at once (a new
      * one sends it once connected). */
     struct evbuffer *scratch = req->gen->worker->scratch;
@@ -771,19 +602,6 @@ static void attempt(tg_request_t *req)
     tg_stream_send(uc->s, scratch);
     tg_stream_read_enable(uc->s, true);
     pump_request(req);
-}
-
-/* A body the route's retry policy may have to send twice is read whole
- * first, up to TG_RETRY_BODY_MAX (nginx buffers request bodies for its
- * proxy_next_upstream the same way). Larger and chunked bodies stream and
- * are never retried once a byte went. */
-static bool keep_body_for_retry(const tg_request_t *req)
-{
-    const tg_retry_policy_t *rp = req->route->retry;
-    return rp != NULL && rp->attempts > 1 && (rp->methods & req->client.method_bit) &&
-           req->client.body_tmp == NULL && !req->up.upgrade &&
-           req->client.body.kind == TG_BODY_LENGTH && !req->client.body.done &&
-           req->client.body.remaining > 0 && req->client.body.remaining <= TG_RETRY_BODY_MAX;
 }
 
 /* Reads the kept body; the first try starts once it is whole. */
@@ -807,23 +625,12 @@ static void buffer_body(tg_request_t *req)
 
 void tg_proxy_start(tg_request_t *req)
 {
-    if (req->route->split != NULL) /* after the plugins: sticky may read a claim */
-        req->up.pool = &req->gen->pools[tg_split_choose(req->route->split, req)->index];
-    const tg_upstream_conf_t *u = req->up.pool->conf;
-    if (u->counts_requests) {
-        if (!tg_shared_enter(&u->shared->requests, u->circuit.max_requests)) {
-            refuse(req, TG_LIMIT_MAX_REQUESTS);
-            return;
-        }
-        req->up.tries.counted = true;
-    }
-    if (keep_body_for_retry(req)) {
-        req->up.tries.body = evbuffer_new();
-        req->up.tries.buffering = req->up.tries.body != NULL;
-        if (req->up.tries.buffering) {
-            buffer_body(req);
-            return;
-        }
+    if (!tg_try_admit(req))
+        return; /* refused */
+    if (tg_try_keep_body(req)) {
+        req->up.tries.buffering = true;
+        buffer_body(req);
+        return;
     }
     attempt(req);
 }
