@@ -230,13 +230,26 @@ static size_t pick_least_conn(tg_upool_t *p, const uint8_t *ok)
     return best;
 }
 
+/* Finagle's peak EWMA: a slower answer counts at once, faster ones (and
+ * time without answers) pull it down with a 10 s decay, so a target that was
+ * slow gets tried again after a while instead of never. */
+#define EWMA_TAU_US 10e6
+
+static double ewma_now(const tg_target_state_t *t, uint64_t now_us)
+{
+    if (t->ewma_stamp_us == 0 || now_us <= t->ewma_stamp_us)
+        return t->ewma_us;
+    return t->ewma_us * exp(-(double)(now_us - t->ewma_stamp_us) / EWMA_TAU_US);
+}
+
 /* The cost Finagle's and Linkerd's p2c balancers compare: latency EWMA times
  * (in flight + 1), over the weight. A target never measured costs nothing
  * more than its load, so new targets get tried. */
-static double ewma_cost(const tg_upool_t *p, size_t i)
+static double ewma_cost(const tg_upool_t *p, size_t i, uint64_t now_us)
 {
     const tg_target_state_t *t = &p->targets[i];
-    return (t->ewma_us + 1.0) * (double)(t->active + 1) / (double)p->conf->targets[i].weight;
+    return (ewma_now(t, now_us) + 1.0) * (double)(t->active + 1) /
+           (double)p->conf->targets[i].weight;
 }
 
 static size_t nth_ok(const uint8_t *ok, size_t n, size_t k)
@@ -247,7 +260,7 @@ static size_t nth_ok(const uint8_t *ok, size_t n, size_t k)
     return SIZE_MAX;
 }
 
-static size_t pick_p2c(tg_upool_t *p, const uint8_t *ok, size_t count)
+static size_t pick_p2c(tg_upool_t *p, const uint8_t *ok, size_t count, uint64_t now_ms)
 {
     size_t n = p->conf->ntargets;
     if (count == 1)
@@ -258,7 +271,8 @@ static size_t pick_p2c(tg_upool_t *p, const uint8_t *ok, size_t count)
         b++;
     a = nth_ok(ok, n, a);
     b = nth_ok(ok, n, b);
-    return ewma_cost(p, a) <= ewma_cost(p, b) ? a : b;
+    uint64_t now = now_ms * 1000; /* the coarse clock is plenty for a 10 s decay */
+    return ewma_cost(p, a, now) <= ewma_cost(p, b, now) ? a : b;
 }
 
 /* The key's entry, then re-hashed entries (a different target for a key
@@ -312,7 +326,7 @@ size_t tg_balance_pick(tg_upool_t *p, uint64_t now, uint64_t tried, bool has_has
     case TG_BALANCE_LEAST_CONN:
         return pick_least_conn(p, ok);
     case TG_BALANCE_P2C_EWMA:
-        return pick_p2c(p, ok, count);
+        return pick_p2c(p, ok, count, now);
     case TG_BALANCE_HASH:
         if (has_hash)
             return pick_hash(p, ok, hash);
@@ -322,17 +336,13 @@ size_t tg_balance_pick(tg_upool_t *p, uint64_t now, uint64_t tried, bool has_has
     }
 }
 
-/* Finagle's peak EWMA: a slower answer counts at once, faster ones pull the
- * average down with a 10 s decay. */
-#define EWMA_TAU_US 10e6
-
 void tg_balance_observe(tg_upool_t *p, size_t target, uint64_t latency_us, uint64_t now_us)
 {
     if (p->conf->balance != TG_BALANCE_P2C_EWMA)
         return;
     tg_target_state_t *t = &p->targets[target];
-    double rtt = (double)latency_us;
-    if (rtt > t->ewma_us || t->ewma_stamp_us == 0) {
+    double rtt = (double)latency_us, cur = ewma_now(t, now_us);
+    if (rtt > cur || t->ewma_stamp_us == 0) {
         t->ewma_us = rtt;
     } else {
         double w = exp(-(double)(now_us - t->ewma_stamp_us) / EWMA_TAU_US);

@@ -130,6 +130,19 @@ START_TEST(test_p2c_ewma_peaks_and_decays)
     tg_balance_observe(&pool, 0, 1000, 21000001); /* 20 s later: mostly forgotten */
     ck_assert(pool.targets[0].ewma_us < 8000.0);
     teardown();
+    /* time without answers decays it too: a slow target is tried again later */
+    setup_n(2, TG_BALANCE_P2C_EWMA);
+    tg_balance_observe(&pool, 0, 1000, 1000000);
+    tg_balance_observe(&pool, 1, 50000, 1000000);
+    size_t slow = 0;
+    for (int i = 0; i < 100; i++)
+        slow += pick(1000, 0) == 1; /* 1 s later (ms): still the fast one */
+    ck_assert_uint_eq(slow, 0);
+    /* a minute later the fast one still answers in 1 ms, the slow one was
+     * not heard of since: its 50 ms decayed below that, it is tried again */
+    tg_balance_observe(&pool, 0, 1000, 60900000);
+    ck_assert_uint_eq(pick(61000, 0), 1);
+    teardown();
 }
 END_TEST
 
