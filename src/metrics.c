@@ -9,6 +9,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "resolve.h"
 #include "tg_build_config.h"
 #include "tollgate/clock.h"
 #include "upstream_shared.h"
@@ -664,11 +665,16 @@ static void render_isolation(struct evbuffer *out, const tg_config_t *cfg)
                "health), else 0.",
                "gauge");
     uint64_t now = tg_now_ms();
-    for (size_t u = 0; u < cfg->nupstreams; u++)
-        for (size_t t = 0; t < cfg->upstreams[u].ntargets; t++)
-            put_sample(out, name, "upstream", cfg->upstreams[u].name, "target",
-                       cfg->upstreams[u].targets[t].name,
-                       tg_tshared_usable(cfg->upstreams[u].targets[t].shared, now));
+    char buf[64];
+    for (size_t u = 0; u < cfg->nupstreams; u++) {
+        for (size_t t = 0; t < cfg->upstreams[u].ntargets; t++) {
+            const tg_target_t *tg = &cfg->upstreams[u].targets[t];
+            const char *label = tg_target_label(tg, buf, sizeof(buf)); /* NULL: an empty slot */
+            if (label != NULL)
+                put_sample(out, name, "upstream", cfg->upstreams[u].name, "target", label,
+                           tg_tshared_usable(tg->shared, now));
+        }
+    }
 }
 
 static void render_process(struct evbuffer *out, const scrape_t *s)

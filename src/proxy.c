@@ -587,6 +587,7 @@ static void attempt(tg_request_t *req)
         return;
     }
     req->up.conn = uc;
+    req->up.tries.endpoint = uc->endpoint;
     tg_stream_setcb(uc->s, up_read_cb, up_write_cb, up_event_cb, req);
     tg_stream_set_watermarks(uc->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);
     set_upstream_timeouts(req);

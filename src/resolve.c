@@ -46,6 +46,29 @@ bool tg_resolve_is_name(const char *host)
     return inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1;
 }
 
+const char *tg_target_label(const tg_target_t *t, char *buf, size_t len)
+{
+    if (!t->dynamic)
+        return t->name;
+    const tg_endpoint_t *e = tg_target_endpoint(t);
+    return e ? tg_endpoint_label(e, buf, len) : NULL;
+}
+
+const char *tg_endpoint_label(const tg_endpoint_t *e, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const struct sockaddr *sa = (const struct sockaddr *)&e->addr;
+    bool v6 = sa->sa_family == AF_INET6;
+    const void *a = v6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                       : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    unsigned port = ntohs(v6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                             : ((const struct sockaddr_in *)sa)->sin_port);
+    if (inet_ntop(sa->sa_family, a, ip, sizeof(ip)) == NULL)
+        return NULL;
+    snprintf(buf, len, v6 ? "[%s]:%u" : "%s:%u", ip, port);
+    return buf;
+}
+
 /* ---- applying an answer ------------------------------------------------------ */
 
 /* One name: its slots are u->targets[first .. first + TG_RESOLVE_SLOTS). */

@@ -38,6 +38,12 @@ static inline const tg_endpoint_t *tg_target_endpoint(const tg_target_t *t)
     return atomic_load_explicit(&t->endpoint, memory_order_acquire);
 }
 
+/* How a target is named in /metrics and the access log: as written, or for
+ * a slot its address now ("10.0.0.7:8080", "[::1]:8080", written into buf);
+ * NULL for a slot without one. */
+const char *tg_target_label(const tg_target_t *t, char *buf, size_t len);
+const char *tg_endpoint_label(const tg_endpoint_t *e, char *buf, size_t len);
+
 /* Top-level `resolver:` (nameservers "ip" or "ip:port"; default: the
  * system's /etc/resolv.conf). */
 int tg_resolver_conf_parse(const tg_conf_node_t *n, tg_arena_t *arena, tg_config_t *cfg,

@@ -72,19 +72,20 @@ void tg_retry_budget_give(tg_ushared_t *u);
 
 /* One request's tries. Zeroed with the request. */
 typedef struct {
-    unsigned retries;         /* retries made (access log `retries`) */
-    bool counted;             /* in the upstream's in-flight requests */
-    bool retrying;            /* holds a slot of the retry budget */
-    bool pending;             /* in the upstream's pending count (connecting) */
-    bool backing_off;         /* timer runs the backoff, then the next try */
-    bool buffering;           /* the body is read whole before the first try */
-    bool has_hash;            /* hash holds the request's balance key hash */
-    uint64_t hash;            /* */
-    struct event *timer;      /* deadline of the try / the exchange, or the backoff */
-    uint64_t deadline_ms;     /* route timeout, monotonic; 0 = none */
-    uint64_t try_deadline_ms; /* per_try_timeout of the current try; 0 = none */
-    uint64_t try_start_us;    /* monotonic start of the current try (EWMA) */
-    struct evbuffer *body;    /* the request body, kept whole for retries */
+    unsigned retries;                     /* retries made (access log `retries`) */
+    bool counted;                         /* in the upstream's in-flight requests */
+    bool retrying;                        /* holds a slot of the retry budget */
+    bool pending;                         /* in the upstream's pending count (connecting) */
+    bool backing_off;                     /* timer runs the backoff, then the next try */
+    bool buffering;                       /* the body is read whole before the first try */
+    bool has_hash;                        /* hash holds the request's balance key hash */
+    uint64_t hash;                        /* */
+    struct event *timer;                  /* deadline of the try / the exchange, or the backoff */
+    uint64_t deadline_ms;                 /* route timeout, monotonic; 0 = none */
+    uint64_t try_deadline_ms;             /* per_try_timeout of the current try; 0 = none */
+    uint64_t try_start_us;                /* monotonic start of the current try (EWMA) */
+    struct evbuffer *body;                /* the request body, kept whole for retries */
+    const struct tg_endpoint_s *endpoint; /* a re-resolved slot's address of the last try */
 } tg_tries_t;
 
 #endif

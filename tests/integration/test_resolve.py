@@ -57,12 +57,13 @@ def pair():
     b.stop()
 
 
-def start(gateway_factory, dns, port_up, workers=1):
+def start(gateway_factory, dns, port_up, workers=1, extra=None):
     port = h.free_port()
     cfg = h.gateway_config(port, {"svc": h.upstream_conf(["svc.test:%d" % port_up], resolve="300ms",
                                                          max_fails=0)},
                            [h.route("all", "svc", {"path_prefix": "/"})], workers=workers)
     cfg["resolver"] = [dns.address]
+    cfg.update(extra or {})
     return gateway_factory(cfg)
 
 
@@ -134,3 +135,27 @@ def test_name_that_does_not_resolve_at_load(tmp_path, dns):
     path.write_text(h.yaml_text(cfg))
     rc, err = h.run_check(str(path))
     assert rc != 0 and "cannot resolve 'nope.test'" in err, err
+
+
+def test_addresses_in_the_access_log_and_metrics(gateway_factory, dns, pair, tmp_path):
+    a, b = pair
+    dns.set({"svc.test": {"A": ["127.0.0.2", "127.0.0.3"]}})
+    admin = h.free_port()
+    log = tmp_path / "access.log"
+    gw = start(gateway_factory, dns, a.port, extra={
+        "admin": {"address": "127.0.0.1:%d" % admin},
+        "plugins": [{"name": "request-log", "config": {"path": str(log), "fields": ["upstream_addr"]}}]})
+    got = {}
+    for s in servers(gw.port, 4):
+        got[s] = True
+    deadline = time.monotonic() + 3
+    while len(log.read_text().splitlines() if log.exists() else []) < 4:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    addrs = {json.loads(ln)["upstream_addr"] for ln in log.read_text().splitlines()}
+    assert addrs == {"127.0.0.2:%d" % a.port, "127.0.0.3:%d" % a.port}, addrs
+    m = h.request(admin, "GET", "/metrics", host="localhost").body.decode()
+    series = [ln for ln in m.splitlines() if ln.startswith("tollgate_upstream_target_healthy{")]
+    assert sorted(series) == [
+        'tollgate_upstream_target_healthy{upstream="svc",target="127.0.0.2:%d"} 1' % a.port,
+        'tollgate_upstream_target_healthy{upstream="svc",target="127.0.0.3:%d"} 1' % a.port], series
