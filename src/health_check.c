@@ -142,7 +142,10 @@ static void verdict(probe_t *p, tg_check_t result, const char *reason)
 {
     const tg_health_conf_t *h = p->u->health;
     tg_tshared_t *t = p->u->targets[p->target].shared;
-    const char *name = p->u->targets[p->target].name;
+    char buf[64];
+    const char *name = tg_target_label(&p->u->targets[p->target], buf, sizeof(buf));
+    if (name == NULL)
+        name = p->u->targets[p->target].name;
     TG_SHARED_INC(p->u->shared->checks[result]);
     if (result == TG_CHECK_OK) {
         atomic_store(&t->checks_failed, 0);
