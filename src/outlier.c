@@ -1,6 +1,7 @@
 #include "outlier.h"
 
 #include "log.h"
+#include "resolve.h"
 #include "upstream_shared.h"
 
 static bool enabled(const tg_upstream_conf_t *u)
@@ -23,12 +24,16 @@ static bool may_eject(const tg_upstream_conf_t *u, uint64_t now)
 static void eject(const tg_upstream_conf_t *u, size_t target, const char *why, uint64_t now)
 {
     tg_tshared_t *t = u->targets[target].shared;
+    char buf[64];
+    const char *name = tg_target_label(&u->targets[target], buf, sizeof(buf));
+    if (name == NULL)
+        name = u->targets[target].name;
     atomic_store_explicit(&t->c5xx, 0, memory_order_relaxed);
     atomic_store_explicit(&t->cgw, 0, memory_order_relaxed);
     if (!may_eject(u, now)) {
         tg_log_warn("upstream %s: target %s is an outlier (%s) but max_ejection_percent %u is "
                     "reached: kept",
-                    u->name, u->targets[target].name, why, u->outlier.max_ejection_percent);
+                    u->name, name, why, u->outlier.max_ejection_percent);
         return;
     }
     unsigned n = atomic_fetch_add_explicit(&t->ejections, 1, memory_order_relaxed);
@@ -42,7 +47,7 @@ static void eject(const tg_upstream_conf_t *u, size_t target, const char *why, u
     atomic_store_explicit(&t->down_until, now + ms, memory_order_relaxed);
     TG_SHARED_INC(u->shared->ejections);
     tg_log_warn("upstream %s: target %s ejected for %llu ms (%s, ejection %u in a row)", u->name,
-                u->targets[target].name, (unsigned long long)ms, why, n + 1);
+                name, (unsigned long long)ms, why, n + 1);
 }
 
 /* A target that stayed in and answered for a whole base_ejection_time since
