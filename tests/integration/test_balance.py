@@ -116,3 +116,36 @@ def test_route_max_body_size(gateway_factory, upstream):
     assert h.request(gw.port, "POST", "/small/a", body=body).status == 413
     assert h.request(gw.port, "POST", "/small/a", body=b"x" * 1000).status == 200
     assert h.request(gw.port, "POST", "/big/a", body=body).status == 200
+
+
+def test_admin_config_shows_the_isolation_keys(gateway_factory, upstream_factory):
+    a, b, v2 = upstream_factory("a"), upstream_factory("b"), upstream_factory("v2")
+    port, admin = h.free_port(), h.free_port()
+    ups = {"up": h.upstream_conf([{"address": a.address, "weight": 3}, b.address], balance="hash",
+                                 hash_key="jwt.sub", all_down="fail_closed",
+                                 circuit_breaker={"max_requests": 10},
+                                 outlier_detection={"consecutive_5xx": 4},
+                                 health_check={"path": "/healthz", "interval": "10s"}),
+           "v2": h.upstream_conf([v2.address])}
+    r = dict(h.route("r", "up", {"path_prefix": "/"}), timeout="2s", max_body_size="1KiB",
+             retry={"attempts": 3, "budget": "25%"})
+    c = {"name": "c", "match": {"path_prefix": "/c"},
+         "split": [{"upstream": "up", "weight": 9}, {"upstream": "v2", "weight": 1}]}
+    cfg = h.gateway_config(port, ups, [c, r])
+    cfg["admin"] = {"address": "127.0.0.1:%d" % admin}
+    gateway_factory(cfg)
+    assert h.wait_port(admin, 5)
+    j = h.request(admin, "GET", "/config", host="localhost").json()
+    u = j["upstreams"][0]
+    assert u["targets"] == [{"address": a.address, "weight": 3}, b.address]
+    # a key name looks secret to /config's second masking pass: masked like the others
+    assert u["balance"] == "hash" and u["hash_key"] == "***" and u["all_down"] == "fail_closed"
+    assert u["circuit_breaker"] == {"max_connections": 0, "max_pending": 0, "max_requests": 10}
+    assert u["outlier_detection"]["consecutive_5xx"] == 4
+    assert u["health_check"]["path"] == "/healthz" and u["health_check"]["interval_ms"] == 10000
+    assert "health_check" not in j["upstreams"][1]
+    routes = {x["name"]: x for x in j["routes"]}
+    assert routes["c"]["upstream"] is None
+    assert routes["c"]["split"] == [{"upstream": "up", "weight": 9}, {"upstream": "v2", "weight": 1}]
+    assert routes["r"]["timeout_ms"] == 2000 and routes["r"]["max_body_size"] == 1024
+    assert routes["r"]["retry"]["attempts"] == 3 and routes["r"]["retry"]["budget_percent"] == 25
