@@ -108,3 +108,38 @@ def test_split_config_errors(tmp_path, upstream_factory):
         path.write_text(h.yaml_text(cfg))
         rc, err = h.run_check(str(path))
         assert rc != 0 and msg in err, err
+
+
+def test_hash_and_sticky_on_jwt_sub(gateway_factory, upstream_factory):
+    """The issue's example: hash_key and sticky read the claim the jwt plugin
+    published (the choice is made after the route's plugins)."""
+    import jwt as pyjwt
+
+    secret = "fi-hs256-secret-0123456789abcdef-xyz"
+    ups = [upstream_factory("o%d" % i) for i in range(3)]
+    v1, v2 = upstream_factory("v1"), upstream_factory("v2")
+    port = h.free_port()
+    cfg = h.gateway_config(port, {
+        "orders": h.upstream_conf([u.address for u in ups], balance="hash", hash_key="jwt.sub"),
+        "v1": h.upstream_conf([v1.address]), "v2": h.upstream_conf([v2.address])}, [
+        h.route("orders", "orders", {"path_prefix": "/orders"}),
+        {"name": "checkout", "match": {"path_prefix": "/checkout"}, "sticky": "jwt.sub",
+         "split": [{"upstream": "v1", "weight": 50}, {"upstream": "v2", "weight": 50}]}])
+    cfg["plugins"] = [{"name": "jwt", "config": {"keys": [{"algorithm": "HS256", "secret": secret}]}}]
+    gateway_factory(cfg)
+
+    def get(path, sub):
+        tok = pyjwt.encode({"sub": sub, "exp": int(time.time()) + 600}, secret, algorithm="HS256")
+        r = h.request(port, "GET", path, headers=[("Authorization", "Bearer " + tok)])
+        assert r.status == 200, r
+        return r.json()["server"]
+
+    orders, sides = {}, {}
+    for i in range(40):
+        sub = "user-%d" % i
+        orders[sub] = {get("/orders", sub) for _ in range(3)}
+        sides[sub] = {get("/checkout", sub) for _ in range(3)}
+    assert all(len(s) == 1 for s in orders.values()), orders
+    assert all(len(s) == 1 for s in sides.values()), sides
+    assert len({next(iter(s)) for s in orders.values()}) == 3
+    assert {next(iter(s)) for s in sides.values()} == {"v1", "v2"}
