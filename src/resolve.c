@@ -98,6 +98,11 @@ static bool same_addr(const struct sockaddr *a, const tg_endpoint_t *e)
 
 /* A slot gets a new address: a new endpoint, and the state of what was
  * there before is forgotten (it is another server). */
+static bool is_last(const tg_tshared_t *s, const struct sockaddr *sa, socklen_t len)
+{
+    return s->last_len == len && memcmp(&s->last_addr, sa, len) == 0;
+}
+
 static void publish(tg_target_t *t, const struct sockaddr *sa, socklen_t len)
 {
     tg_tshared_t *s = t->shared;
@@ -108,15 +113,41 @@ static void publish(tg_target_t *t, const struct sockaddr *sa, socklen_t len)
         e->older = t->history; /* freed with the config: a worker may hold it */
         t->history = e;
     }
-    atomic_store(&s->fails, 0);
-    atomic_store(&s->down_until, 0);
-    atomic_store(&s->unhealthy, false);
-    atomic_store(&s->c5xx, 0);
-    atomic_store(&s->cgw, 0);
-    atomic_store(&s->ejections, 0);
-    atomic_store(&s->checks_ok, 0);
-    atomic_store(&s->checks_failed, 0);
+    /* Another server in this slot: what was known of the last one goes (a
+     * reload that finds the same address keeps it). */
+    if (e == NULL || !is_last(s, sa, len)) {
+        atomic_store(&s->fails, 0);
+        atomic_store(&s->down_until, 0);
+        atomic_store(&s->unhealthy, false);
+        atomic_store(&s->c5xx, 0);
+        atomic_store(&s->cgw, 0);
+        atomic_store(&s->ejections, 0);
+        atomic_store(&s->checks_ok, 0);
+        atomic_store(&s->checks_failed, 0);
+    }
+    s->last_len = e ? e->addrlen : 0;
+    if (e != NULL)
+        memcpy(&s->last_addr, &e->addr, e->addrlen);
     atomic_store_explicit(&t->endpoint, e, memory_order_release);
+}
+
+/* A free slot for a new address: the one that had it last (a reload keeps
+ * its state), else one that remembers no other address, else any. */
+static size_t free_slot(tg_target_t *slots, const bool *keep, const struct sockaddr *sa,
+                        socklen_t len)
+{
+    size_t any = SIZE_MAX, blank = SIZE_MAX;
+    for (size_t k = 0; k < TG_RESOLVE_SLOTS; k++) {
+        if (keep[k] || tg_target_endpoint(&slots[k]) != NULL)
+            continue;
+        if (is_last(slots[k].shared, sa, len))
+            return k;
+        if (blank == SIZE_MAX && slots[k].shared->last_len == 0)
+            blank = k;
+        if (any == SIZE_MAX)
+            any = k;
+    }
+    return blank != SIZE_MAX ? blank : any;
 }
 
 static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
@@ -166,12 +197,13 @@ static void apply(group_t *g, struct evutil_addrinfo *res)
             changed++;
         }
     }
-    for (size_t f = 0, k = 0; f < nfresh; f++) {
-        while (k < TG_RESOLVE_SLOTS && (keep[k] || tg_target_endpoint(&slots[k]) != NULL))
-            k++;
-        if (k == TG_RESOLVE_SLOTS)
+    for (size_t f = 0; f < nfresh; f++) {
+        socklen_t len = (socklen_t)fresh[f]->ai_addrlen;
+        size_t k = free_slot(slots, keep, fresh[f]->ai_addr, len);
+        if (k == SIZE_MAX)
             break;
-        publish(&slots[k], fresh[f]->ai_addr, (socklen_t)fresh[f]->ai_addrlen);
+        publish(&slots[k], fresh[f]->ai_addr, len);
+        keep[k] = true;
         changed++;
     }
     if (changed == 0 && dropped == 0)
@@ -250,6 +282,27 @@ static struct evdns_base *dns_new(struct event_base *base, const tg_config_t *cf
 
 /* ---- at load --------------------------------------------------------------- */
 
+/* A reload while the name does not resolve: the addresses the running config
+ * had (the slots' shared state keeps them) stay, as they would at an
+ * interval. False when there are none (the first load). */
+static bool keep_last(group_t *g)
+{
+    tg_target_t *slots = &g->u->targets[g->first];
+    size_t kept = 0;
+    for (size_t k = 0; k < TG_RESOLVE_SLOTS; k++) {
+        tg_tshared_t *s = slots[k].shared;
+        if (s->last_len == 0)
+            continue;
+        struct sockaddr_storage ss = s->last_addr;
+        publish(&slots[k], (const struct sockaddr *)&ss, s->last_len);
+        kept++;
+    }
+    if (kept > 0)
+        tg_log_warn("upstream %s: cannot resolve '%s': keeping the last good addresses", g->u->name,
+                    g->host);
+    return kept > 0;
+}
+
 static void load_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
     group_t *g = arg;
@@ -293,6 +346,8 @@ int tg_resolve_load(tg_config_t *cfg, tg_conf_err_t *err)
         bool timed_out = !gs[i].done;
         if (gs[i].req != NULL)
             evdns_getaddrinfo_cancel(gs[i].req);
+        if ((timed_out || gs[i].result != 0) && keep_last(&gs[i]))
+            continue;
         if (rc == 0 && (timed_out || gs[i].result != 0))
             rc = tg_conf_error(err, NULL, "%s: upstream '%s': cannot resolve '%s': %s", cfg->file,
                                gs[i].u->name, gs[i].host,

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* One target (one address) of an upstream. */
 typedef struct tg_tshared_s {
@@ -32,6 +33,10 @@ typedef struct tg_tshared_s {
     _Atomic uint64_t ejected_at; /* outlier: monotonic ms of the last ejection */
     atomic_uint checks_ok;       /* health checks: consecutive successes */
     atomic_uint checks_failed;   /* health checks: consecutive failures */
+    /* A re-resolved slot's last address (src/resolve.c; main thread only):
+     * a config loaded while its name does not resolve starts from it. */
+    struct sockaddr_storage last_addr;
+    socklen_t last_len; /* 0: none */
 } tg_tshared_t;
 
 /* The circuit breaker's limits, as named in the 503 and in /metrics. */

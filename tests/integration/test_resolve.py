@@ -159,3 +159,20 @@ def test_addresses_in_the_access_log_and_metrics(gateway_factory, dns, pair, tmp
     assert sorted(series) == [
         'tollgate_upstream_target_healthy{upstream="svc",target="127.0.0.2:%d"} 1' % a.port,
         'tollgate_upstream_target_healthy{upstream="svc",target="127.0.0.3:%d"} 1' % a.port], series
+
+
+def test_reload_while_the_name_does_not_resolve(gateway_factory, dns, pair):
+    import signal
+    a, b = pair
+    dns.set({"svc.test": {"A": ["127.0.0.2", "127.0.0.3"]}})
+    gw = start(gateway_factory, dns, a.port)
+    assert set(servers(gw.port, 4)) == {"a", "b"}
+    dns.set({"_mode": "servfail"})
+    gw.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 8
+    while "reloaded" not in gw.stderr() and "reload failed" not in gw.stderr():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "reload failed" not in gw.stderr(), gw.stderr()
+    assert "cannot resolve 'svc.test': keeping the last good addresses" in gw.stderr()
+    assert set(servers(gw.port, 4)) == {"a", "b"}
