@@ -53,14 +53,15 @@ struct tg_admin_s {
 
 /* ---- secret masking ----------------------------------------------------- */
 
-static bool secret_key(const char *k)
+bool tg_admin_secret_name(const char *k)
 {
     static const char *const words[] = {"password", "secret", "token", "private", "authorization"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (strcasestr(k, words[i]) != NULL)
             return true;
     size_t n = strlen(k);
-    return n >= 3 && strcasecmp(k + n - 3, "key") == 0;
+    /* hash_key names which request key balances (ip, jwt.sub), not a secret */
+    return n >= 3 && strcasecmp(k + n - 3, "key") == 0 && strcmp(k, "hash_key") != 0;
 }
 
 /* Every string inside v (v itself included) becomes "***". */
@@ -86,7 +87,7 @@ void tg_admin_mask_secrets(json_t *root)
     size_t i;
     if (json_is_object(root)) {
         json_object_foreach(root, k, item) {
-            if (secret_key(k))
+            if (tg_admin_secret_name(k))
                 mask_all(item);
             else
                 tg_admin_mask_secrets(item);
