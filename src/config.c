@@ -29,12 +29,17 @@
 #include "conf_print.h"
 #include "cpu_count.h"
 #include "h2_session.h"
+#include "isolation_conf.h"
 #include "path_norm.h"
 #include "redis.h"
+#include "resolve.h"
+#include "retry_policy.h"
 #include "route_action.h"
 #include "router.h"
+#include "split.h"
 #include "tls.h"
 #include "tollgate/text.h"
+#include "upstream_shared.h"
 
 #define MAX_WORKERS 256
 
@@ -503,62 +508,124 @@ static int parse_limits(ctx_t *c, const tg_conf_node_t *n)
 
 /* ---- upstreams --------------------------------------------------------- */
 
-/* An upstream's keys; targets and tls are read once the rest is known. */
+/* An upstream's keys; targets and the structured keys are read once the
+ * rest is known. */
 typedef struct {
     tg_upstream_conf_t u;
-    const tg_conf_node_t *targets, *tls;
+    const tg_conf_node_t *targets, *tls, *hash_key, *health, *circuit, *outlier, *resolve;
 } upstream_keys_t;
 
-/* In the order of tg_balance_t. */
-static const char *const balance_names[] = {"round_robin", "least_conn", NULL};
+/* In the order of tg_balance_t and tg_all_down_t. */
+static const char *const balance_names[] = {"round_robin", "least_conn", "p2c_ewma", "hash", NULL};
+static const char *const all_down_names[] = {"fail_open", "fail_closed", NULL};
 
 #define UPSTREAM(key, type, field, ...)                                              \
     {                                                                                \
         key, TG_CONF_FIELD_##type, TG_CONF_AT(upstream_keys_t, u.field), __VA_ARGS__ \
+    }
+#define UPSTREAM_NODE(key, field)                                   \
+    {                                                               \
+        key, TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, field) \
     }
 
 static const tg_conf_field_t upstream_fields[] = {
     {"targets", TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, targets),
      .flags = TG_CONF_REQUIRED},
     UPSTREAM("balance", ENUM, balance, .names = balance_names, .def = TG_BALANCE_ROUND_ROBIN),
+    UPSTREAM_NODE("hash_key", hash_key),
     UPSTREAM("keepalive", UINT, keepalive, .max = 100000, .def = 32),
     UPSTREAM("connect_timeout", DURATION, connect_timeout_ms, .min = 1, .def = 1000),
     UPSTREAM("timeout", DURATION, timeout_ms, .min = 1, .def = 30000),
     UPSTREAM("retries", UINT, retries, .max = 10, .def = 1),
     UPSTREAM("max_fails", UINT, max_fails, .max = 1000000, .def = 3),
     UPSTREAM("fail_timeout", DURATION, fail_timeout_ms, .min = 1, .def = 10000),
+    UPSTREAM("all_down", ENUM, all_down, .names = all_down_names, .def = TG_ALL_DOWN_FAIL_OPEN),
+    UPSTREAM_NODE("health_check", health),
+    UPSTREAM_NODE("circuit_breaker", circuit),
+    UPSTREAM_NODE("outlier_detection", outlier),
+    UPSTREAM("resolve", DURATION, resolve_ms), /* 0: at load only */
     {"tls", TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, tls)},
     TG_CONF_END,
 };
 
-static int parse_target(ctx_t *c, const tg_conf_node_t *n, tg_target_t *t)
+typedef struct {
+    const tg_conf_node_t *address;
+    uint32_t weight;
+} target_keys_t;
+
+static const tg_conf_field_t target_fields[] = {
+    {"address", TG_CONF_FIELD_NODE, TG_CONF_AT(target_keys_t, address), .flags = TG_CONF_REQUIRED},
+    {"weight", TG_CONF_FIELD_UINT, TG_CONF_AT(target_keys_t, weight), .min = 1, .max = 10000,
+     .def = 1},
+    TG_CONF_END,
+};
+
+/* "host:port", or {address: "host:port", weight: N}. With `resolve:`, a
+ * host name is not resolved here: it becomes slots (src/resolve.h). */
+static int parse_target(ctx_t *c, const tg_conf_node_t *n, const tg_upstream_conf_t *u,
+                        tg_target_t *t)
 {
     const char *text;
     hostport_t hp;
     char eb[300];
+    t->weight = 1;
+    if (n->type == TG_CONF_MAP) {
+        target_keys_t k = {0};
+        if (tg_conf_read(n, target_fields, "target", &k, c->err) < 0)
+            return -1;
+        n = k.address;
+        t->weight = k.weight;
+    }
     if (tg_conf_get_string(n, &text, c->err) < 0)
         return -1;
-    if (split_address(text, &hp, eb, sizeof(eb)) < 0 ||
-        resolve(&hp, &t->addr, &t->addrlen, eb, sizeof(eb)) < 0)
+    if (split_address(text, &hp, eb, sizeof(eb)) < 0)
         return tg_conf_error(c->err, n, "%s", eb);
     if (hp.wildcard)
         return tg_conf_error(c->err, n, "target '%s' needs a host", text);
-    t->name = dup_str(c, text);
+    t->dynamic = u->resolve_ms && !hp.bracketed && tg_resolve_is_name(hp.host);
+    if (!t->dynamic && resolve(&hp, &t->addr, &t->addrlen, eb, sizeof(eb)) < 0)
+        return tg_conf_error(c->err, n, "%s", eb);
+    t->name = t->key = dup_str(c, text);
     /* RFC 9110 section 7.2: the port is omitted from Host when it is the default. */
     t->host_header = hp.portnum == 80 ? tg_arena_strndup(c->arena, text, hp.host_end) : t->name;
     return 0;
+}
+
+static int add_target(ctx_t *c, const tg_conf_node_t *n, tg_upstream_conf_t *u, tg_target_t *t)
+{
+    t->shared = tg_tshared_get(u->name, t->key);
+    u->ntargets++;
+    return t->shared ? 0 : tg_conf_error(c->err, n, "out of memory");
 }
 
 static int parse_targets(ctx_t *c, const tg_conf_node_t *n, tg_upstream_conf_t *u)
 {
     if (want_items(c, n, "target") < 0)
         return -1;
-    u->targets = tg_arena_calloc(c->arena, n->count * sizeof(*u->targets));
+    size_t per = u->resolve_ms ? TG_RESOLVE_SLOTS : 1;
+    u->targets = tg_arena_calloc(c->arena, n->count * per * sizeof(*u->targets));
     for (size_t i = 0; i < n->count; i++) {
-        if (parse_target(c, n->items[i], &u->targets[i]) < 0)
+        tg_target_t *t = &u->targets[u->ntargets];
+        if (parse_target(c, n->items[i], u, t) < 0 || add_target(c, n->items[i], u, t) < 0)
             return -1;
-        u->ntargets++;
+        for (size_t k = 1; t->dynamic && k < TG_RESOLVE_SLOTS; k++) {
+            tg_target_t *slot = &u->targets[u->ntargets];
+            *slot = *t;
+            slot->slot = (uint8_t)k;
+            slot->key = tg_arena_printf(c->arena, "%s#%zu", t->name, k);
+            if (add_target(c, n->items[i], u, slot) < 0)
+                return -1;
+        }
+        if (t->dynamic) {
+            tg_tshared_put(t->shared);
+            t->key = tg_arena_printf(c->arena, "%s#0", t->name);
+            t->shared = tg_tshared_get(u->name, t->key);
+            if (t->shared == NULL)
+                return tg_conf_error(c->err, n->items[i], "out of memory");
+        }
     }
+    if (u->ntargets > 64 * 1024)
+        return tg_conf_error(c->err, n, "too many targets");
     return 0;
 }
 
@@ -572,7 +639,15 @@ static int parse_upstream(ctx_t *c, const tg_conf_node_t *key, const tg_conf_nod
     if (tg_conf_read(n, upstream_fields, where, &k, c->err) < 0)
         return -1;
     *u = k.u;
-    if (parse_targets(c, k.targets, u) < 0)
+    if (u->resolve_ms > 0 && u->resolve_ms < 100)
+        return tg_conf_error(c->err, tg_conf_map_get(n, "resolve"),
+                             "resolve must be at least 100ms (or 0s: at load only)");
+    u->shared = tg_ushared_get(u->name);
+    if (u->shared == NULL)
+        return tg_conf_error(c->err, key, "out of memory");
+    if (parse_targets(c, k.targets, u) < 0 ||
+        tg_isolation_conf_parse(n, k.hash_key, k.health, k.circuit, k.outlier, c->arena, u,
+                                c->err) < 0)
         return -1;
     /* Last: server_name defaults to the targets' hosts. */
     return tg_tls_client_parse(k.tls, c->cfg->dir, u->targets, u->ntargets, &u->tls, c->err);
@@ -590,11 +665,12 @@ static int parse_upstreams(ctx_t *c, const tg_conf_node_t *n)
         tg_upstream_conf_t *u = &cfg->upstreams[i];
         u->index = i;
         /* Named before it is read: a route naming a broken upstream gets no
-         * second error, and lookups never meet a NULL name. */
+         * second error, and lookups never meet a NULL name. Counted first:
+         * unref releases the shared state a failed parse took. */
         u->name = dup_str(c, n->keys[i]->value);
+        cfg->nupstreams++;
         if (parse_upstream(c, n->keys[i], n->items[i], u) < 0 && RECOVER(c) < 0)
             return -1;
-        cfg->nupstreams++;
     }
     return 0;
 }
@@ -773,7 +849,8 @@ static int parse_route_name(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r)
 }
 
 /* What a route does with a request: exactly one of these. */
-static const char *const action_keys[] = {"upstream", "aggregate", "redirect", "respond", NULL};
+static const char *const action_keys[] = {"upstream", "split",   "aggregate",
+                                          "redirect", "respond", NULL};
 
 static bool written_before(const tg_conf_node_t *a, const tg_conf_node_t *b)
 {
@@ -796,7 +873,7 @@ static int one_action(ctx_t *c, const tg_conf_node_t *map)
         }
         bool later = written_before(first, n);
         return tg_conf_error(c->err, later ? n : first,
-                             "a route has one of upstream, aggregate, redirect and respond: "
+                             "a route has one of upstream, split, aggregate, redirect and respond: "
                              "'%s' and '%s' are both set",
                              later ? first_key : action_keys[i],
                              later ? action_keys[i] : first_key);
@@ -832,7 +909,9 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
         return -1;
     if (ws != NULL && tg_conf_get_bool(ws, &r->websocket, c->err) < 0)
         return -1;
-    if (ws != NULL && r->websocket && n == NULL)
+    if (tg_split_parse(c->cfg, c->arena, map, r, c->err) < 0)
+        return -1;
+    if (ws != NULL && r->websocket && n == NULL && r->split == NULL)
         return tg_conf_error(c->err, ws, "a websocket route needs an upstream");
     if (agg != NULL && tg_aggregate_parse(c->cfg, r, agg, &r->aggregate, c->err) < 0)
         return -1;
@@ -846,9 +925,10 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
     return tg_route_action_parse(r, map, c->err);
 }
 
-static const char *const route_keys[] = {"name",    "match",     "strip_prefix", "upstream",
-                                         "plugins", "aggregate", "redirect",     "respond",
-                                         "rewrite", "websocket", "host_header",  NULL};
+static const char *const route_keys[] = {
+    "name",          "match",   "strip_prefix", "upstream",       "plugins",     "aggregate",
+    "redirect",      "respond", "rewrite",      "websocket",      "host_header", "timeout",
+    "max_body_size", "retry",   "split",        "split_override", "sticky",      NULL};
 
 /* Each step is a recovery point: a wrong match does not hide a wrong
  * upstream of the same route. A route that is not a map is one error. */
@@ -871,6 +951,10 @@ static int parse_route(ctx_t *c, tg_route_t *r)
         return -1;
     if (parse_route_action(c, m, r) < 0 && RECOVER(c) < 0)
         return -1;
+    if (tg_route_policy_parse(m, c->arena, &r->timeout_ms, &r->max_body_size, &r->has_max_body_size,
+                              &r->retry, c->err) < 0 &&
+        RECOVER(c) < 0)
+        return -1;
     return 0;
 }
 
@@ -891,6 +975,7 @@ static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
         if (parse_route(c, r) < 0)
             return -1;
     }
+    tg_isolation_mark_counted(cfg);
     return 0;
 }
 
@@ -934,6 +1019,12 @@ SECTION(upstreams)
 SECTION(routes)
 SECTION(redis)
 
+static int section_resolver(const tg_conf_node_t *n, void *arg, tg_conf_err_t *err)
+{
+    ctx_t *c = arg;
+    return tg_resolver_conf_parse(n, c->arena, c->cfg, err);
+}
+
 /* Required, and "listen:" left empty is an error at its own position. Not
  * TG_CONF_REQUIRED: a missing listen must not keep the other sections from
  * being checked (tg_conf_read skips CUSTOM fields after a failed one). */
@@ -955,6 +1046,7 @@ static const tg_conf_field_t root_fields[] = {
     {"trusted_proxies", TG_CONF_FIELD_CUSTOM, .parse = section_trusted_proxies,
      .flags = TG_CONF_ABSENT},
     {"limits", TG_CONF_FIELD_CUSTOM, .parse = section_limits, .flags = TG_CONF_ABSENT},
+    {"resolver", TG_CONF_FIELD_CUSTOM, .parse = section_resolver},
     {"upstreams", TG_CONF_FIELD_CUSTOM, .parse = section_upstreams, .flags = TG_CONF_ABSENT},
     {"routes", TG_CONF_FIELD_CUSTOM, .parse = section_routes, .flags = TG_CONF_ABSENT},
     {"redis", TG_CONF_FIELD_CUSTOM, .parse = section_redis, .flags = TG_CONF_ABSENT},
@@ -1027,6 +1119,9 @@ static int load_tree(ctx_t *c, const tg_conf_node_t *root)
         return -1;
     c->root = root;
     if (tg_conf_read(root, root_fields, NULL, c, c->err) < 0 && RECOVER(c) < 0)
+        return -1;
+    /* Names are resolved once the upstreams read cleanly (src/resolve.h). */
+    if (tg_conf_errors_mark() == 0 && tg_resolve_load(cfg, c->err) < 0 && RECOVER(c) < 0)
         return -1;
     if (parse_plugins(c) < 0 && RECOVER(c) < 0)
         return -1;
@@ -1116,8 +1211,14 @@ void tg_config_unref(tg_config_t *cfg)
     tg_redis_conf_free(cfg->redis);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         tg_tls_server_free(cfg->listeners[i].tls);
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        tg_tls_client_free(cfg->upstreams[i].tls);
+    tg_resolve_free(cfg);
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        tg_upstream_conf_t *u = &cfg->upstreams[i];
+        tg_tls_client_free(u->tls);
+        for (size_t j = 0; j < u->ntargets; j++)
+            tg_tshared_put(u->targets[j].shared);
+        tg_ushared_put(u->shared);
+    }
     config_priv_t *p = (config_priv_t *)cfg;
     tg_arena_destroy(p->arena);
     free(p);

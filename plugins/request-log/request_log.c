@@ -52,6 +52,7 @@ typedef enum {
     F_DURATION_MS,
     F_UPSTREAM_MS,
     F_UPSTREAM_ADDR,
+    F_RETRIES,
     F_ROUTE,
     F_SUBJECT,
     /* not logged unless listed */
@@ -82,6 +83,7 @@ static const char *const field_names[F_COUNT] = {
     [F_DURATION_MS] = "duration_ms",
     [F_UPSTREAM_MS] = "upstream_ms",
     [F_UPSTREAM_ADDR] = "upstream_addr",
+    [F_RETRIES] = "retries",
     [F_ROUTE] = "route",
     [F_SUBJECT] = "subject",
     [F_QUERY] = "query",
@@ -475,6 +477,10 @@ static value_t request_value(tg_request_t *r, field_t f)
         return cstr_value(tg_request_upstream(r));
     case F_UPSTREAM_ADDR:
         return cstr_value(tg_request_upstream_addr(r));
+    case F_RETRIES: /* null when no upstream was asked, as upstream_addr */
+        if (tg_request_upstream_addr(r) == NULL)
+            return (value_t){0};
+        return (value_t){.is_int = true, .i = tg_request_retries(r)};
     case F_SUBJECT:
         p = tg_request_subject(r, &len);
         break;

@@ -654,3 +654,20 @@ def test_demo_config_checks(tmp_path):
     assert p.returncode == 0, p.stderr.decode()
     rc, err = h.run_check(tmp_path / "tls.yaml")
     assert rc == 0, err
+
+
+def test_health_checks_over_upstream_tls(tls_gw, tls_upstream, pki):
+    """The prober speaks TLS to a TLS upstream (SNI and verification as for requests)."""
+    up = tls_upstream("up-name")
+    hc = {"path": "/healthz", "interval": "200ms", "timeout": "150ms", "healthy": 1, "unhealthy": 1}
+    g = tls_gw(tls=False, up=up, up_tls=up_tls(pki), upstream={"health_check": hc})
+    deadline = time.monotonic() + 3
+    while sum(1 for t in up.targets() if t == "/healthz") < 2:
+        assert time.monotonic() < deadline, "no probe over TLS"
+        time.sleep(0.05)
+    assert "upstream.test" in up.sni
+    assert "is unhealthy" not in g.gw.stderr()
+    up.mode = "status:500"
+    while "is unhealthy: status 500" not in g.gw.stderr():
+        assert time.monotonic() < deadline + 3
+        time.sleep(0.05)
