@@ -296,6 +296,15 @@ static void reopen_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* The watchdog's view: a worker stuck in a plugin or a loop is a hang even
+ * though the main loop still runs. Half the interval is the same slack the
+ * petting itself has. */
+static bool workers_alive(void *arg, char *why, size_t whylen)
+{
+    tg_server_t *s = arg;
+    return tg_workers_alive(s->workers, s->nworkers, tg_sd_watchdog_usec() / 2000, why, whylen);
+}
+
 static int start_workers(tg_server_t *s, int *fds)
 {
     const tg_config_t *cfg = s->cfg;
@@ -395,10 +404,9 @@ int tg_server_run(tg_config_t *cfg)
         snprintf(state, sizeof(state), "READY=1\nSTATUS=%u workers, %zu routes, %zu upstreams",
                  cfg->workers, cfg->nroutes, cfg->nupstreams);
         tg_sd_notify(state);
-        struct event *watchdog = tg_sd_watchdog_start(s.base);
+        struct tg_sd_watchdog_s *watchdog = tg_sd_watchdog_start(s.base, workers_alive, &s);
         event_base_dispatch(s.base);
-        if (watchdog != NULL)
-            event_free(watchdog);
+        tg_sd_watchdog_stop(watchdog);
         tg_resolver_stop(s.resolver);
         tg_health_stop(s.health);
         s.health = NULL;

@@ -122,6 +122,53 @@ def test_abstract_socket_and_watchdog(tmp_path, gateway_factory, upstream):
         n.close()
 
 
+STALL_CONFIG = """\
+workers: 1
+listen:
+  - address: "127.0.0.1:{port}"
+upstreams:
+  up:
+    targets: ["127.0.0.1:{up}"]
+routes:
+  - name: all
+    match: {{path_prefix: /}}
+    upstream: up
+    plugins:
+      - name: sample
+        path: {sample}
+        config: {{stall_path: /stall, stall: 1500ms}}
+"""
+
+
+def test_watchdog_not_petted_while_a_worker_hangs(tmp_path, gateway_factory, upstream):
+    """A worker stuck in a blocking plugin call is a hang even though the
+    main loop still runs: no WATCHDOG=1 until it comes back."""
+    sample = os.path.join(os.path.dirname(h.BINARY), "tests", "sample.so")
+    name = "@tollgate-stall-%d" % os.getpid()
+    n = Notify(name)
+    try:
+        port = h.free_port()
+        text = STALL_CONFIG.format(port=port, up=upstream.port, sample=sample)
+        gw = gateway_factory(text, env=dict(os.environ, NOTIFY_SOCKET=name, WATCHDOG_USEC="400000"),
+                             port=port)
+        n.wait_for("READY")
+        n.wait_for("WATCHDOG", timeout=2)
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)  # the worker is now inside the plugin's sleep
+        n.messages.clear()
+        with pytest.raises(AssertionError):
+            n.wait_for("WATCHDOG", timeout=0.6)
+        assert "has not run its event loop" in gw.stderr()
+        # Back from the stall: the request is answered and petting resumes.
+        s.settimeout(5)
+        assert s.recv(64).startswith(b"HTTP/1.1 200")
+        s.close()
+        assert n.wait_for("WATCHDOG", timeout=2)["WATCHDOG"] == "1"
+    finally:
+        n.close()
+
+
 def test_watchdog_for_another_pid_is_ignored(tmp_path, gateway_factory, upstream):
     n = Notify(tmp_path / "n.sock")
     try:
