@@ -82,7 +82,7 @@ tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target);
 tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target);
 
 /* Done with a connection: back to the idle pool when reusable (and there is
- * room), parked (no buffers), otherwise closed. */
+ * room; it parks, without buffers, after 1 s unused), otherwise closed. */
 void tg_upool_release(tg_uconn_t *c, bool reusable);
 
 /* Passive health bookkeeping. */
