@@ -34,6 +34,14 @@
  * SSL_write_ex, so a head and a small body go out as one record and one
  * write(2), and a large body in full records. */
 #define TLS_RECORD 16384
+/* A plain read into an empty input (a head, on a keep-alive connection) is
+ * offered a small chain first, which malloc serves from its per-thread cache
+ * (libevent rounds a chain up to a power of two, header included: 16 KiB
+ * asked is a 32 KiB malloc and free per read); the rest of READ_CHUNK is the
+ * thread's spill buffer, copied in when used, after which the stream reads
+ * whole chunks directly until a read comes back small again. */
+#define SMALL_READ 896
+static _Thread_local char spill[READ_CHUNK];
 
 struct tg_stream_s {
     struct event rev;
@@ -63,6 +71,7 @@ struct tg_stream_s {
     bool error_pending; /* tg_stream_send failed: reported from the loop */
     bool wrote_sync;    /* tg_stream_send wrote: the write callback runs from the loop */
     bool starved;       /* TLS: the last SSL_read_ex wanted more bytes from the socket */
+    bool bulk;          /* the last plain read was large: read into a full chunk */
     bool in_cb;         /* a callback runs: tg_stream_free defers the free */
     bool dead;
     int connect_error; /* connect(2) failed at once: reported from the loop */
@@ -309,9 +318,11 @@ static int ssl_outcome(tg_stream_t *s, int ret, bool reading)
 static int read_once(tg_stream_t *s, size_t room, size_t *n)
 {
     struct evbuffer_iovec v[2];
-    int nv = evbuffer_reserve_space(s->in, (ev_ssize_t)room, v, 2);
+    bool small = s->ssl == NULL && !s->bulk && room > SMALL_READ && evbuffer_get_length(s->in) == 0;
+    int nv = evbuffer_reserve_space(s->in, (ev_ssize_t)(small ? SMALL_READ : room), v, 2);
     if (nv <= 0)
         return IO_ERROR;
+    size_t reserved = 0;
     *n = 0;
     int st = IO_OK;
     if (s->ssl != NULL) {
@@ -324,14 +335,18 @@ static int read_once(tg_stream_t *s, size_t room, size_t *n)
             s->starved = false;
         }
     } else {
-        struct iovec iov[2];
+        struct iovec iov[3];
         for (int i = 0; i < nv; i++) {
             iov[i].iov_base = v[i].iov_base;
             iov[i].iov_len = v[i].iov_len;
+            reserved += v[i].iov_len;
         }
+        int niov = nv;
+        if (small && reserved < room)
+            iov[niov++] = (struct iovec){spill, room - reserved};
         ssize_t r;
         do
-            r = readv(s->fd, iov, nv);
+            r = readv(s->fd, iov, niov);
         while (r < 0 && errno == EINTR);
         if (r > 0)
             *n = (size_t)r;
@@ -346,6 +361,10 @@ static int read_once(tg_stream_t *s, size_t room, size_t *n)
         left -= v[i].iov_len;
     }
     evbuffer_commit_space(s->in, v, *n > 0 ? nv : 0);
+    if (left > 0 && evbuffer_add(s->in, spill, left) < 0)
+        return IO_ERROR;
+    if (s->ssl == NULL && *n > 0)
+        s->bulk = *n > SMALL_READ;
     return st;
 }
 
