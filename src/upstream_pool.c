@@ -136,8 +136,8 @@ tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target)
     if (c == NULL)
         return NULL;
     idle_unlink(c);
+    /* The idle timeout stays until the caller sets its own, at once. */
     tg_stream_setcb(c->s, NULL, NULL, NULL, NULL);
-    tg_stream_set_timeouts(c->s, 0, 0);
     t->active++;
     p->nactive++;
     TG_STAT_INC(p, active);

@@ -72,7 +72,8 @@ void tg_upool_destroy(tg_upool_t *p);
  * already failed for this request) while others remain. */
 size_t tg_upool_pick(tg_upool_t *p, uint64_t now_ms, uint64_t tried);
 
-/* An idle pooled connection to target, or NULL. The caller sets callbacks. */
+/* An idle pooled connection to target, or NULL. The caller sets callbacks
+ * and timeouts (the pool's idle read timeout is still armed). */
 tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target);
 
 /* Starts a new non-blocking connection to target (TLS when the upstream has
