@@ -207,9 +207,7 @@ tg_fetch_t *tg_fetch_start(const char *upstream, const tg_fetch_opts_t *o, tg_fe
     }
     size_t t = tg_upool_pick(pool, tg_now_ms(), 0);
     tg_uconn_t *up = tg_upool_take_idle(pool, t);
-    if (up != NULL)
-        tg_stream_set_timeouts(up->s, 0, 0); /* the call's own timer bounds it */
-    else
+    if (up == NULL)
         up = tg_upool_connect(pool, t);
     if (up == NULL) {
         tg_upool_report_failure(pool, t, tg_now_ms());

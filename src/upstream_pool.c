@@ -17,10 +17,6 @@
  * usual upstream keep-alive timeouts (nginx 75 s, node 5 s is the outlier the
  * stale-connection retry covers). */
 #define IDLE_TIMEOUT_MS 55000
-/* A pooled connection unused this long parks (frees its buffers): one that
- * is reused at once keeps them, so a keep-alive request costs no allocation
- * for its upstream side. */
-#define PARK_AFTER_MS 1000
 
 int tg_upool_init(tg_upool_t *p, struct event_base *base, const tg_upstream_conf_t *conf)
 {
@@ -110,16 +106,12 @@ size_t tg_upool_pick(tg_upool_t *p, uint64_t now, uint64_t tried)
 }
 
 /* An idle connection that becomes readable was closed by the upstream (or
- * sent garbage): either way it must never be handed out again. The first
- * read timeout parks it, the second (IDLE_TIMEOUT_MS in all) closes it. */
+ * sent garbage): either way it must never be handed out again. */
 static void idle_event_cb(tg_stream_t *s, short what, void *arg)
 {
+    (void)s;
+    (void)what;
     tg_uconn_t *c = arg;
-    if ((what & TG_STREAM_TIMEOUT) && !tg_stream_parked(s) && tg_stream_park(s) == 0) {
-        tg_stream_set_timeouts(s, IDLE_TIMEOUT_MS - PARK_AFTER_MS, 0);
-        tg_stream_read_enable(s, true);
-        return;
-    }
     idle_unlink(c);
     uconn_free(c);
 }
@@ -136,8 +128,8 @@ tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target)
     if (c == NULL)
         return NULL;
     idle_unlink(c);
-    /* The idle timeout stays until the caller sets its own, at once. */
     tg_stream_setcb(c->s, NULL, NULL, NULL, NULL);
+    tg_stream_set_timeouts(c->s, 0, 0);
     t->active++;
     p->nactive++;
     TG_STAT_INC(p, active);
@@ -206,9 +198,10 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     p->nidle++;
     TG_STAT_INC(p, idle);
     tg_stream_setcb(c->s, idle_read_cb, NULL, idle_event_cb, c);
-    tg_stream_set_timeouts(c->s, PARK_AFTER_MS, 0);
+    tg_stream_set_timeouts(c->s, IDLE_TIMEOUT_MS, 0);
     tg_stream_set_watermarks(c->s, 0, 0);
     tg_stream_read_enable(c->s, true);
+    tg_stream_park(c->s); /* empty both ways (checked above) */
 }
 
 void tg_upool_report_failure(tg_upool_t *p, size_t target, uint64_t now_ms)

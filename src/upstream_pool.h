@@ -72,8 +72,7 @@ void tg_upool_destroy(tg_upool_t *p);
  * already failed for this request) while others remain. */
 size_t tg_upool_pick(tg_upool_t *p, uint64_t now_ms, uint64_t tried);
 
-/* An idle pooled connection to target, or NULL. The caller sets callbacks
- * and timeouts (the pool's idle read timeout is still armed). */
+/* An idle pooled connection to target, or NULL. The caller sets callbacks. */
 tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target);
 
 /* Starts a new non-blocking connection to target (TLS when the upstream has
@@ -83,7 +82,7 @@ tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target);
 tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target);
 
 /* Done with a connection: back to the idle pool when reusable (and there is
- * room; it parks, without buffers, after 1 s unused), otherwise closed. */
+ * room), parked (no buffers), otherwise closed. */
 void tg_upool_release(tg_uconn_t *c, bool reusable);
 
 /* Passive health bookkeeping. */
