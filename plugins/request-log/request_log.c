@@ -52,6 +52,7 @@ typedef enum {
     F_DURATION_MS,
     F_UPSTREAM_MS,
     F_UPSTREAM_ADDR,
+    F_RETRIES,
     F_ROUTE,
     F_SUBJECT,
     /* not logged unless listed */
@@ -64,6 +65,7 @@ typedef enum {
     F_PROFILE,
     F_UPSTREAM_PATH,
     F_CONSUMER,
+    F_PROTOCOL,
     F_COUNT,
 } field_t;
 
@@ -81,6 +83,7 @@ static const char *const field_names[F_COUNT] = {
     [F_DURATION_MS] = "duration_ms",
     [F_UPSTREAM_MS] = "upstream_ms",
     [F_UPSTREAM_ADDR] = "upstream_addr",
+    [F_RETRIES] = "retries",
     [F_ROUTE] = "route",
     [F_SUBJECT] = "subject",
     [F_QUERY] = "query",
@@ -92,6 +95,7 @@ static const char *const field_names[F_COUNT] = {
     [F_PROFILE] = "profile",
     [F_UPSTREAM_PATH] = "upstream_path",
     [F_CONSUMER] = "consumer",
+    [F_PROTOCOL] = "protocol",
 };
 
 /* Request variables behind fields (include/tollgate/request.h). */
@@ -453,6 +457,10 @@ static value_t request_value(tg_request_t *r, field_t f)
         break;
     case F_UPSTREAM_PATH:
         return upstream_path_value(r);
+    case F_PROTOCOL:
+        p = tg_request_protocol(r);
+        len = strlen(p);
+        break;
     case F_QUERY:
         return query_value(r);
     case F_HOST:
@@ -469,6 +477,10 @@ static value_t request_value(tg_request_t *r, field_t f)
         return cstr_value(tg_request_upstream(r));
     case F_UPSTREAM_ADDR:
         return cstr_value(tg_request_upstream_addr(r));
+    case F_RETRIES: /* null when no upstream was asked, as upstream_addr */
+        if (tg_request_upstream_addr(r) == NULL)
+            return (value_t){0};
+        return (value_t){.is_int = true, .i = tg_request_retries(r)};
     case F_SUBJECT:
         p = tg_request_subject(r, &len);
         break;
@@ -610,9 +622,32 @@ static void default_fields(reqlog_t *rl)
     rl->nfields = DEFAULT_FIELDS;
 }
 
-/* Opens path (relative to the config's directory); returns the fd or -1. */
-static int open_log(const tg_conf_node_t *n, const char *dir, char *full, size_t fullsz,
-                    tg_conf_err_t *err)
+/* tollgate -t: the file could be opened for appending (it is writable, or
+ * it is absent and its directory is writable), without creating it. */
+static int check_log(const tg_conf_node_t *n, const char *full, tg_conf_err_t *err)
+{
+    if (access(full, F_OK) == 0)
+        return access(full, W_OK) == 0
+                   ? 0
+                   : tg_conf_error(err, n, "cannot open log file %s: %s", full, strerror(errno));
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", full);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof(dir), ".");
+    if (access(dir, W_OK) != 0)
+        return tg_conf_error(err, n, "cannot open log file %s: %s", full, strerror(errno));
+    return 0;
+}
+
+/* Opens path (relative to the config's directory); returns the fd or -1.
+ * check_only: returns 0 (not a descriptor) when it could be opened. */
+static int open_log(const tg_conf_node_t *n, const char *dir, bool check_only, char *full,
+                    size_t fullsz, tg_conf_err_t *err)
 {
     const char *path;
     if (tg_conf_get_string(n, &path, err) < 0)
@@ -623,6 +658,8 @@ static int open_log(const tg_conf_node_t *n, const char *dir, char *full, size_t
                                             : snprintf(full, fullsz, "%s/%s", dir, path);
     if (len < 0 || (size_t)len >= fullsz)
         return tg_conf_error(err, n, "path: too long");
+    if (check_only)
+        return check_log(n, full, err);
     int fd = open(full, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return tg_conf_error(err, n, "cannot open log file %s: %s", full, strerror(errno));
@@ -662,9 +699,14 @@ static int reqlog_create(const tg_conf_node_t *node, const tg_plugin_env_t *env,
     const tg_conf_node_t *path = keys.path;
     bool to_stdout = path->type == TG_CONF_SCALAR && strcmp(path->value, "stdout") == 0;
     char full[PATH_MAX];
-    int fd = to_stdout ? STDOUT_FILENO : open_log(path, env->config_dir, full, sizeof(full), err);
+    int fd = to_stdout ? STDOUT_FILENO
+                       : open_log(path, env->config_dir, env->check_only, full, sizeof(full), err);
     if (fd < 0)
         goto fail;
+    if (env->check_only) { /* checked: nothing to write to */
+        *instance = rl;
+        return 0;
+    }
     rl->writer = tg_reqlog_writer_start(fd, to_stdout ? NULL : full, MAX_QUEUED);
     if (rl->writer == NULL) {
         if (!to_stdout)
