@@ -120,7 +120,11 @@ static tg_request_t *new_request(tg_conn_t *c)
     req->gen = tg_worker_gen_acquire(c->worker);
     req->cfg = req->gen->cfg;
     req->time.start_mono_us = tg_now_us();
-    req->time.start_us = tg_wall_us();
+    /* The wall clock of this loop pass (libevent's cache, no syscall): when
+     * the bytes were read, which is what a log line's timestamp means. */
+    struct timeval now;
+    event_base_gettimeofday_cached(c->worker->base, &now);
+    req->time.start_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_usec;
     tg_dispatch_bind_chain(req, req->cfg->global_chain);
     c->req = req;
     return req;
@@ -195,6 +199,14 @@ static bool head_may_be_complete(tg_conn_t *c, const char *p, size_t n)
     return false;
 }
 
+/* Part of a head arrived: header_timeout runs from its first byte (a head
+ * that arrives whole never arms it). */
+static void head_started(tg_conn_t *c)
+{
+    if (!c->head_timer)
+        arm_timer(c, c->worker->cfg->limits.header_timeout_ms, true);
+}
+
 static void handle_head(tg_conn_t *c)
 {
     struct evbuffer *in = tg_stream_input(c->s);
@@ -202,22 +214,24 @@ static void handle_head(tg_conn_t *c)
     size_t len = evbuffer_get_length(in);
     if (len == 0)
         return;
-    if (!c->head_timer)
-        arm_timer(c, lim->header_timeout_ms, true);
     size_t n = len < lim->max_header_size ? len : (size_t)lim->max_header_size;
     const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
     if (!head_may_be_complete(c, p, n)) {
         if (len >= lim->max_header_size)
             reject(c, 431, "request header fields too large");
+        else
+            head_started(c);
         return;
     }
     tg_request_t *req = new_request(c);
     int r = tg_request_head_parse(req, p, n);
     if (r == TG_HTTP_INCOMPLETE) {
-        if (len >= lim->max_header_size)
+        if (len >= lim->max_header_size) {
             reject(c, 431, "request header fields too large");
-        else
+        } else {
             end_request(c);
+            head_started(c);
+        }
         return;
     }
     if (r < 0) {
@@ -231,7 +245,12 @@ static void handle_head(tg_conn_t *c)
     evtimer_del(c->timer);
     c->head_timer = false;
     c->state = TG_CONN_ACTIVE;
-    set_client_timeouts(c, lim->body_timeout_ms);
+    /* The body timeout runs only while a body is read (h1_input_done ends
+     * it): a request without one may wait for its upstream as long as that
+     * takes. */
+    const tg_http_request_t *h = &req->client.http;
+    if (h->body_kind != TG_BODY_NONE && !(h->body_kind == TG_BODY_LENGTH && h->content_length == 0))
+        set_client_timeouts(c, lim->body_timeout_ms);
     tg_dispatch_request(req);
 }
 

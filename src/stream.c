@@ -34,6 +34,15 @@
  * SSL_write_ex, so a head and a small body go out as one record and one
  * write(2), and a large body in full records. */
 #define TLS_RECORD 16384
+/* A read into an empty input (a head, on a keep-alive connection) must not
+ * cost a 16 KiB chain (libevent rounds a chain up to a power of two, header
+ * included: a 32 KiB malloc and free per read). A plain read is offered a
+ * small chain, which malloc serves from its per-thread cache, and the rest of
+ * READ_CHUNK in the thread's spill buffer, copied in when used; a TLS record
+ * is decrypted into the spill and copied. Once reads come back large the
+ * stream reads whole chunks directly, until one is small again. */
+#define SMALL_READ 896
+static _Thread_local char spill[READ_CHUNK];
 
 struct tg_stream_s {
     struct event rev;
@@ -63,6 +72,7 @@ struct tg_stream_s {
     bool error_pending; /* tg_stream_send failed: reported from the loop */
     bool wrote_sync;    /* tg_stream_send wrote: the write callback runs from the loop */
     bool starved;       /* TLS: the last SSL_read_ex wanted more bytes from the socket */
+    bool bulk;          /* the last read was large: read into a full chunk */
     bool in_cb;         /* a callback runs: tg_stream_free defers the free */
     bool dead;
     int connect_error;            /* connect(2) failed at once: reported from the loop */
@@ -312,33 +322,51 @@ static int ssl_outcome(tg_stream_t *s, int ret, bool reading)
     }
 }
 
+static int ssl_read(tg_stream_t *s, void *buf, size_t len, size_t *n)
+{
+    int r = SSL_read_ex(s->ssl, buf, len, n);
+    if (r != 1)
+        return ssl_outcome(s, r, true);
+    s->read_wants_write = false;
+    s->starved = false;
+    return IO_OK;
+}
+
 /* One read into the input; *n bytes arrived. */
 static int read_once(tg_stream_t *s, size_t room, size_t *n)
 {
+    bool small = !s->bulk && room > SMALL_READ && evbuffer_get_length(s->in) == 0;
+    *n = 0;
+    if (small && s->ssl != NULL) { /* one record: decrypted into the spill, copied */
+        int st = ssl_read(s, spill, room, n);
+        if (*n > 0 && evbuffer_add(s->in, spill, *n) < 0)
+            return IO_ERROR;
+        if (*n > 0)
+            s->bulk = *n > SMALL_READ;
+        return st;
+    }
     struct evbuffer_iovec v[2];
-    int nv = evbuffer_reserve_space(s->in, (ev_ssize_t)room, v, 2);
+    int nv = evbuffer_reserve_space(s->in, (ev_ssize_t)(small ? SMALL_READ : room), v, 2);
     if (nv <= 0)
         return IO_ERROR;
-    *n = 0;
     int st = IO_OK;
     if (s->ssl != NULL) {
         nv = 1;
-        int r = SSL_read_ex(s->ssl, v[0].iov_base, v[0].iov_len, n);
-        if (r != 1) {
-            st = ssl_outcome(s, r, true);
-        } else {
-            s->read_wants_write = false;
-            s->starved = false;
-        }
+        st = ssl_read(s, v[0].iov_base, v[0].iov_len, n);
     } else {
-        struct iovec iov[2];
+        struct iovec iov[3];
+        size_t reserved = 0;
         for (int i = 0; i < nv; i++) {
             iov[i].iov_base = v[i].iov_base;
             iov[i].iov_len = v[i].iov_len;
+            reserved += v[i].iov_len;
         }
+        int niov = nv;
+        if (small && reserved < room)
+            iov[niov++] = (struct iovec){spill, room - reserved};
         ssize_t r;
         do
-            r = readv(s->fd, iov, nv);
+            r = readv(s->fd, iov, niov);
         while (r < 0 && errno == EINTR);
         if (r > 0)
             *n = (size_t)r;
@@ -353,6 +381,10 @@ static int read_once(tg_stream_t *s, size_t room, size_t *n)
         left -= v[i].iov_len;
     }
     evbuffer_commit_space(s->in, v, *n > 0 ? nv : 0);
+    if (left > 0 && evbuffer_add(s->in, spill, left) < 0)
+        return IO_ERROR;
+    if (*n > 0)
+        s->bulk = *n > SMALL_READ;
     return st;
 }
 
