@@ -120,11 +120,11 @@ static tg_request_t *new_request(tg_conn_t *c)
     req->gen = tg_worker_gen_acquire(c->worker);
     req->cfg = req->gen->cfg;
     req->time.start_mono_us = tg_now_us();
-    /* The wall clock of this loop pass (libevent's cache, no syscall): when
-     * the bytes were read, which is what a log line's timestamp means. */
-    struct timeval now;
-    event_base_gettimeofday_cached(c->worker->base, &now);
-    req->time.start_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_usec;
+    /* Not libevent's cached time of day: it is derived from the monotonic
+     * clock with an offset refreshed every few seconds, and drifts from the
+     * wall clock by milliseconds (a log line stamped after its response
+     * arrived); clock_gettime is a vDSO call. */
+    req->time.start_us = tg_wall_us();
     tg_dispatch_bind_chain(req, req->cfg->global_chain);
     c->req = req;
     return req;

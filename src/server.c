@@ -360,7 +360,18 @@ int tg_server_run(tg_config_t *cfg)
     evsignal_add(sigusr1, NULL);
     if (tg_reload_signal_start(s.base, sighup_reload, &s) < 0)
         tg_log_error("cannot catch SIGHUP: %s", strerror(errno));
-    if (open_listeners(cfg, fds) < 0) {
+    /* The admin socket listens before any worker accepts: a client that
+     * reached the gateway can reach its admin endpoint too. */
+    char admin_err[256];
+    int admin_fd = -1;
+    int lrc = open_listeners(cfg, fds);
+    if (lrc == 0 && cfg->has_admin &&
+        (admin_fd = tg_admin_listen(cfg, admin_err, sizeof(admin_err))) < 0) {
+        tg_log_error("admin: %s", admin_err);
+        close_all(fds, (size_t)cfg->workers * cfg->nlisteners);
+        lrc = -1;
+    }
+    if (lrc < 0) {
         tg_reload_signal_stop();
         event_free(sigterm);
         event_free(sigint);
@@ -378,9 +389,12 @@ int tg_server_run(tg_config_t *cfg)
     event_add(s.reload_ev, NULL);
     tg_metrics_set_workers(s.workers, s.nworkers);
     int rc = start_workers(&s, fds);
+    if (rc != 0 && admin_fd >= 0)
+        close(admin_fd);
     if (rc == 0 && cfg->has_admin) {
         char msg[256];
-        s.admin = tg_admin_start(cfg, s.workers, s.nworkers, msg, sizeof(msg));
+        s.admin = tg_admin_start(cfg, admin_fd, s.workers, s.nworkers, msg, sizeof(msg));
+        admin_fd = -1;
         if (s.admin != NULL)
             tg_admin_set_reload(s.admin, admin_reload, &s);
         if (s.admin == NULL) {
