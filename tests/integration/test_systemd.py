@@ -58,6 +58,18 @@ class Notify:
                 continue
             self.messages.append(dict(line.split("=", 1) for line in data.split("\n") if line))
 
+    def drain(self):
+        """Forgets every message received so far, queued ones included."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recv(4096)
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.setblocking(True)
+        self.messages.clear()
+
     def close(self):
         self.sock.close()
 
@@ -136,7 +148,7 @@ routes:
     plugins:
       - name: sample
         path: {sample}
-        config: {{stall_path: /stall, stall: 1500ms}}
+        config: {{stall_path: /stall, stall: 2500ms}}
 """
 
 
@@ -155,11 +167,14 @@ def test_watchdog_not_petted_while_a_worker_hangs(tmp_path, gateway_factory, ups
         n.wait_for("WATCHDOG", timeout=2)
         s = socket.create_connection(("127.0.0.1", port))
         s.sendall(b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.3)  # the worker is now inside the plugin's sleep
-        n.messages.clear()
+        # The worker is inside the plugin's sleep once the main thread says so.
+        deadline = time.monotonic() + 1.5
+        while "has not run its event loop" not in gw.stderr():
+            assert time.monotonic() < deadline, gw.stderr()
+            time.sleep(0.02)
+        n.drain()
         with pytest.raises(AssertionError):
-            n.wait_for("WATCHDOG", timeout=0.6)
-        assert "has not run its event loop" in gw.stderr()
+            n.wait_for("WATCHDOG", timeout=0.5)
         # Back from the stall: the request is answered and petting resumes.
         s.settimeout(5)
         assert s.recv(64).startswith(b"HTTP/1.1 200")
