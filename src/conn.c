@@ -350,8 +350,13 @@ static void conn_write_cb(tg_stream_t *s, void *arg)
 
 static void conn_event_cb(tg_stream_t *s, short what, void *arg)
 {
-    (void)s;
     tg_conn_t *c = arg;
+    if (what & TG_STREAM_CONNECTED) { /* a TLS handshake completed: its facts, once */
+        c->tls_info = tg_tls_info_record(tg_stream_ssl(s));
+        if (c->tls_info == NULL)
+            conn_free(c);
+        return;
+    }
     if (c->state == TG_CONN_TUNNEL) {
         tg_tunnel_client_event(c->req, what);
         return;
@@ -496,5 +501,6 @@ static void conn_free(tg_conn_t *c)
         event_free(c->timer);
     tg_stream_free(c->s); /* close_notify under TLS */
     tg_worker_conn_removed(w, c);
+    free(c->tls_info);
     free(c);
 }

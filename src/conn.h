@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 
+#include "conn_info.h"
 #include "request.h"
 #include "stream.h"
 #include "worker.h"
@@ -34,8 +35,10 @@ struct tg_conn_s {
     bool head_timer;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after; /* close once the current response is written */
     bool client_eof;
-    bool parked;       /* idle keep-alive without buffers (conn.c: park) */
-    tg_arena_t *arena; /* only while a request is in progress */
+    bool parked;             /* idle keep-alive without buffers (conn.c: park) */
+    uint8_t proto;           /* tg_proto_t */
+    tg_tls_info_t *tls_info; /* TLS: set when the handshake completed; NULL when plain */
+    tg_arena_t *arena;       /* only while a request is in progress */
     tg_req_t *req;
     unsigned requests;
     size_t scanned;         /* input bytes already searched for the end of the head */

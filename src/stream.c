@@ -27,8 +27,15 @@
 #include "tollgate/clock.h"
 
 /* Bytes asked for per read(2) / SSL_read_ex; a bulk transfer reads up to
- * READ_ROUNDS of them per readiness before yielding to other connections. */
-#define READ_CHUNK 16384
+ * READ_ROUNDS of them per readiness before yielding to other connections.
+ * A read into an empty input asks for READ_SMALL only (a request head, a
+ * small response, a parked connection waking up) unless the last read filled
+ * what it asked for: then full chunks. libevent puts a header (48 bytes on
+ * 64-bit) in front of each chain and rounds the chain up to a power of two,
+ * so these sizes give 4 KiB and 16 KiB chains (16384 gave 32 KiB ones). */
+#define CHAIN_HDR 48
+#define READ_SMALL (4096 - CHAIN_HDR)
+#define READ_CHUNK (16384 - CHAIN_HDR)
 #define READ_ROUNDS 4
 /* One TLS record's worth: output is pulled into one piece this large before
  * SSL_write_ex, so a head and a small body go out as one record and one
@@ -63,6 +70,7 @@ struct tg_stream_s {
     bool error_pending; /* tg_stream_send failed: reported from the loop */
     bool wrote_sync;    /* tg_stream_send wrote: the write callback runs from the loop */
     bool starved;       /* TLS: the last SSL_read_ex wanted more bytes from the socket */
+    bool bulk;          /* the last read filled what it asked for: read full chunks */
     bool in_cb;         /* a callback runs: tg_stream_free defers the free */
     bool dead;
     int connect_error; /* connect(2) failed at once: reported from the loop */
@@ -357,7 +365,8 @@ static int do_read(tg_stream_t *s, bool *got)
     if (s->in == NULL && make_buffers(s) < 0)
         return IO_ERROR;
     for (int round = 0; round < READ_ROUNDS; round++) {
-        size_t len = evbuffer_get_length(s->in), room = READ_CHUNK;
+        size_t len = evbuffer_get_length(s->in);
+        size_t room = len == 0 && !s->bulk ? READ_SMALL : READ_CHUNK;
         if (s->read_high) {
             if (len >= s->read_high)
                 return IO_OK;
@@ -366,6 +375,7 @@ static int do_read(tg_stream_t *s, bool *got)
         }
         size_t n;
         int st = read_once(s, room, &n);
+        s->bulk = n >= room;
         if (n > 0)
             *got = true;
         if (st != IO_OK)
@@ -493,7 +503,7 @@ static bool progress(tg_stream_t *s, bool writable, short *ev, bool *connected)
         }
         s->handshaking = false;
         s->hs_wants_write = false;
-        *connected = s->connect_side;
+        *connected = true; /* accepting too: the owner records the session's facts */
     }
     if (*connected)
         s->deadline_ms = 0;

@@ -25,7 +25,9 @@
  * `read` after new input arrived, `write` once the output fell to the write
  * low watermark after a write, `event` with TG_STREAM_* flags (EOF, ERROR,
  * TIMEOUT with READING or WRITING; CONNECTED once a connect, and its TLS
- * handshake, completed). A callback may free the stream. Callbacks never run
+ * handshake, completed, and on an accepted TLS stream once its handshake
+ * completed, before the read callback sees its first bytes). A callback may
+ * free the stream. Callbacks never run
  * from inside a tg_stream_* call. Single-threaded (the worker's loop).
  */
 #ifndef TG_STREAM_H
