@@ -431,48 +431,47 @@ static void setup_stream(tg_conn_t *c)
     tg_stream_setcb(c->s, conn_read_cb, conn_write_cb, conn_event_cb, c);
 }
 
-static void fill_peer(tg_conn_t *c, const struct sockaddr *sa, int salen)
+/* The peer's address as text into ip (INET6_ADDRSTRLEN bytes); its length. */
+static size_t peer_text(const struct sockaddr *sa, char *ip)
 {
-    memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer_ip,
-                  sizeof(c->peer_ip));
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer_ip,
-                  sizeof(c->peer_ip));
-    else
-        strcpy(c->peer_ip, "unix");
+    const void *a = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    if (inet_ntop(sa->sa_family, a, ip, INET6_ADDRSTRLEN) == NULL)
+        strcpy(ip, "?");
+    return strlen(ip);
 }
 
 void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockaddr *sa, int salen)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    tg_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
+    const tg_tls_server_t *tls = w->cfg->listeners[listener].tls;
+    SSL *ssl = NULL;
+    if (tls != NULL && (ssl = tg_tls_server_ssl(tls)) == NULL) {
         close(fd);
         return;
     }
-    c->worker = w;
-    c->listener = listener;
-    const tg_tls_server_t *tls = w->cfg->listeners[listener].tls;
-    c->tls = tls != NULL;
-    SSL *ssl = tls != NULL ? tg_tls_server_ssl(tls) : NULL;
-    c->s = tls == NULL || ssl != NULL ? tg_stream_new(w->base, fd, ssl) : NULL;
-    c->timer = evtimer_new(w->base, timer_cb, c);
-    if (c->s == NULL || c->timer == NULL) {
-        if (c->s)
-            tg_stream_free(c->s);
-        else {
-            SSL_free(ssl);
-            close(fd);
-        }
-        if (c->timer)
-            event_free(c->timer);
-        free(c);
+    char ip[INET6_ADDRSTRLEN];
+    size_t iplen = peer_text(sa, ip);
+    tg_conn_t *c;
+    tg_stream_t *s = tg_stream_new_with(w->base, fd, ssl, sizeof(*c) + iplen + 1, (void **)&c);
+    if (s == NULL) {
+        SSL_free(ssl);
+        close(fd);
         return;
     }
-    fill_peer(c, sa, salen);
+    c->s = s;
+    c->timer = evtimer_new(w->base, timer_cb, c);
+    if (c->timer == NULL) {
+        tg_stream_free(s); /* the fd, the SSL and c with it */
+        return;
+    }
+    c->worker = w;
+    c->listener = (uint16_t)listener;
+    c->tls = tls != NULL;
+    memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
+    memcpy(c->peer_ip, ip, iplen + 1);
     const tg_limits_t *l = &w->cfg->limits;
     setup_stream(c);
     tg_worker_conn_added(w, c);
@@ -499,8 +498,7 @@ static void conn_free(tg_conn_t *c)
     tg_worker_t *w = c->worker;
     if (c->timer != NULL) /* NULL while parked */
         event_free(c->timer);
-    tg_stream_free(c->s); /* close_notify under TLS */
     tg_worker_conn_removed(w, c);
     free(c->tls_info);
-    free(c);
+    tg_stream_free(c->s); /* close_notify under TLS; frees c too (its owner area) */
 }

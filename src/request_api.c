@@ -75,7 +75,7 @@ const char *tg_request_client_ip(const tg_request_t *r)
 
 const struct sockaddr *tg_request_client_addr(const tg_request_t *r)
 {
-    return (const struct sockaddr *)(r->client_from_xff ? &r->client_addr : &r->conn->peer);
+    return r->client_from_xff ? (const struct sockaddr *)&r->client_addr : &r->conn->peer.sa;
 }
 
 const char *tg_request_host(const tg_request_t *r, size_t *len)

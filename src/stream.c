@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <event2/event_struct.h>
 #include <openssl/err.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -42,39 +43,52 @@
  * write(2), and a large body in full records. */
 #define TLS_RECORD 16384
 
+/* Compact on purpose: a parked client connection is this plus its owner's
+ * area (tg_stream_new_with), so every idle keep-alive connection pays for
+ * each field. Durations and watermarks fit 32 bits (49 days, 4 GiB); the
+ * flags are bits. */
 struct tg_stream_s {
     struct event rev;
     struct event *wev; /* with the buffers: none while parked */
-    int fd;
     SSL *ssl;
     struct evbuffer *in, *out; /* NULL while parked */
     tg_stream_data_cb readcb, writecb;
     tg_stream_event_cb eventcb;
     void *arg;
-    uint64_t read_ms, write_ms;
     uint64_t deadline_ms; /* connect + handshake of a connecting stream (monotonic) */
-    uint64_t rev_ms;      /* the timeout rev was added with */
-    size_t read_high, write_low;
-    bool reading;          /* enabled by the owner */
-    bool connect_side;     /* tg_stream_connect: report CONNECTED */
-    bool connecting;       /* TCP connect in progress */
-    bool handshaking;      /* TLS handshake not finished */
-    bool hs_wants_write;   /* the handshake waits for EV_WRITE (else EV_READ) */
-    bool write_blocked;    /* the last write was refused: wait for EV_WRITE */
-    bool write_wants_read; /* SSL_write wants EV_READ first */
-    bool read_wants_write; /* SSL_read wants EV_WRITE first */
-    bool rev_on, wev_on;
-    bool sched_write, sched_read, sched_pending; /* deferred work on wev */
-    bool eof;
-    bool failed;        /* a fatal error: no close_notify, no more I/O */
-    bool error_pending; /* tg_stream_send failed: reported from the loop */
-    bool wrote_sync;    /* tg_stream_send wrote: the write callback runs from the loop */
-    bool starved;       /* TLS: the last SSL_read_ex wanted more bytes from the socket */
-    bool bulk;          /* the last read filled what it asked for: read full chunks */
-    bool in_cb;         /* a callback runs: tg_stream_free defers the free */
-    bool dead;
-    int connect_error; /* connect(2) failed at once: reported from the loop */
+    uint32_t read_ms, write_ms;
+    uint32_t rev_ms; /* the timeout rev was added with */
+    uint32_t read_high, write_low;
+    int fd;
+    int connect_error;         /* connect(2) failed at once: reported from the loop */
+    bool reading : 1;          /* enabled by the owner */
+    bool connect_side : 1;     /* tg_stream_connect: report CONNECTED */
+    bool connecting : 1;       /* TCP connect in progress */
+    bool handshaking : 1;      /* TLS handshake not finished */
+    bool hs_wants_write : 1;   /* the handshake waits for EV_WRITE (else EV_READ) */
+    bool write_blocked : 1;    /* the last write was refused: wait for EV_WRITE */
+    bool write_wants_read : 1; /* SSL_write wants EV_READ first */
+    bool read_wants_write : 1; /* SSL_read wants EV_WRITE first */
+    bool rev_on : 1, wev_on : 1;
+    bool sched_write : 1, sched_read : 1, sched_pending : 1; /* deferred work on wev */
+    bool eof : 1;
+    bool failed : 1;        /* a fatal error: no close_notify, no more I/O */
+    bool error_pending : 1; /* tg_stream_send failed: reported from the loop */
+    bool wrote_sync : 1;    /* tg_stream_send wrote: the write callback runs from the loop */
+    bool starved : 1;       /* TLS: the last SSL_read_ex wanted more bytes from the socket */
+    bool bulk : 1;          /* the last read filled what it asked for: read full chunks */
+    bool in_cb : 1;         /* a callback runs: tg_stream_free defers the free */
+    bool dead : 1;
 };
+
+/* Where the owner's area starts (tg_stream_new_with). */
+#define OWNER_OFFSET \
+    ((sizeof(struct tg_stream_s) + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1))
+
+static uint32_t clamp32(uint64_t v)
+{
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
 
 static void rev_cb(evutil_socket_t fd, short what, void *arg);
 static void wev_cb(evutil_socket_t fd, short what, void *arg);
@@ -143,9 +157,17 @@ static int make_buffers(tg_stream_t *s)
 
 tg_stream_t *tg_stream_new(struct event_base *base, int fd, SSL *ssl)
 {
-    tg_stream_t *s = calloc(1, sizeof(*s));
+    return tg_stream_new_with(base, fd, ssl, 0, NULL);
+}
+
+tg_stream_t *tg_stream_new_with(struct event_base *base, int fd, SSL *ssl, size_t owner_size,
+                                void **owner)
+{
+    tg_stream_t *s = calloc(1, OWNER_OFFSET + owner_size);
     if (s == NULL)
         return NULL;
+    if (owner != NULL)
+        *owner = (char *)s + OWNER_OFFSET;
     s->fd = fd;
     if (event_assign(&s->rev, base, fd, EV_READ | EV_PERSIST, rev_cb, s) < 0 ||
         make_buffers(s) < 0 || (ssl != NULL && SSL_set_fd(ssl, fd) != 1)) {
@@ -239,7 +261,7 @@ static void update_read(tg_stream_t *s)
     if (!s->rev_on || s->rev_ms != ms || s->handshaking)
         add_with_timeout(&s->rev, ms);
     s->rev_on = true;
-    s->rev_ms = ms;
+    s->rev_ms = clamp32(ms);
     /* Records OpenSSL already read: the socket will not say so. */
     if (s->ssl && !s->handshaking && s->reading && !s->eof && !s->starved && !s->sched_pending &&
         SSL_has_pending(s->ssl)) {
@@ -646,8 +668,9 @@ void tg_stream_read_enable(tg_stream_t *s, bool on)
     update_read(s);
 }
 
-void tg_stream_set_timeouts(tg_stream_t *s, uint64_t read_ms, uint64_t write_ms)
+void tg_stream_set_timeouts(tg_stream_t *s, uint64_t read_ms_in, uint64_t write_ms_in)
 {
+    uint32_t read_ms = clamp32(read_ms_in), write_ms = clamp32(write_ms_in);
     s->read_ms = read_ms;
     if (s->write_ms != write_ms && s->wev_on) {
         event_del(s->wev);
@@ -663,8 +686,8 @@ void tg_stream_set_timeouts(tg_stream_t *s, uint64_t read_ms, uint64_t write_ms)
 
 void tg_stream_set_watermarks(tg_stream_t *s, size_t read_high, size_t write_low)
 {
-    s->read_high = read_high;
-    s->write_low = write_low;
+    s->read_high = clamp32(read_high);
+    s->write_low = clamp32(write_low);
     update_read(s);
 }
 

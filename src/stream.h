@@ -59,6 +59,15 @@ typedef void (*tg_stream_event_cb)(tg_stream_t *s, short what, void *arg);
  * then left to the caller). Reading starts disabled. */
 tg_stream_t *tg_stream_new(struct event_base *base, int fd, SSL *ssl);
 
+/* tg_stream_new with owner_size more bytes, zeroed, for the owner's own
+ * object (*owner, aligned for any type): one allocation instead of two for
+ * an object that lives exactly as long as its stream (a client connection).
+ * The area is freed with the stream, by tg_stream_free, or later when that
+ * is called from inside one of the stream's callbacks: the owner may use it
+ * until then, never after. */
+tg_stream_t *tg_stream_new_with(struct event_base *base, int fd, SSL *ssl, size_t owner_size,
+                                void **owner);
+
 /* Sends close_notify when a TLS handshake completed (and nothing failed),
  * closes the socket, frees everything. Pending output is dropped. */
 void tg_stream_free(tg_stream_t *s);
