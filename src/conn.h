@@ -1,7 +1,10 @@
 /*
  * A client connection: reads request heads (with the header and idle
- * timeouts), runs one request at a time in arrival order (pipelined requests
- * wait in the input buffer), writes gateway-generated responses, and closes.
+ * timeouts), hands each to the dispatch step one at a time in arrival order
+ * (pipelined requests wait in the input buffer), parks idle keep-alive
+ * connections, and closes. Its protocol (HTTP/1.1, proto.h) is the
+ * client-facing end of the response pipeline: heads, body framing,
+ * keep-alive, and what comes after a response.
  */
 #ifndef TG_CONN_H
 #define TG_CONN_H
@@ -15,9 +18,6 @@
 #include "request.h"
 #include "stream.h"
 #include "worker.h"
-
-/* Output beyond this many bytes pauses whoever fills it (backpressure). */
-#define TG_OUT_HIGH (256u * 1024u)
 
 typedef enum {
     TG_CONN_IDLE = 0, /* between requests, or reading a head */
@@ -38,10 +38,11 @@ typedef union {
  * docs/design.md, "I/O": bytes per idle connection). */
 struct tg_conn_s {
     tg_worker_t *worker;
-    tg_stream_t *s;      /* the socket (plain or TLS) */
-    struct event *timer; /* header / idle timeout (also a tunnel's); NULL while parked */
-    tg_arena_t *arena;   /* only while a request is in progress */
-    tg_req_t *req;
+    tg_stream_t *s;         /* the socket (plain or TLS) */
+    struct event *timer;    /* header / idle timeout (also a tunnel's); NULL while parked */
+    struct evbuffer *stage; /* the worker's, while a response's first part is held */
+    tg_arena_t *arena;      /* only while a request is in progress */
+    tg_request_t *req;
     tg_tls_info_t *tls_info; /* TLS: set when the handshake completed; NULL when plain */
     tg_conn_t *prev, *next;  /* worker's list */
     uint64_t idle_since_ms;  /* keep-alive idle start (parking, idle timeout); in a
@@ -50,12 +51,12 @@ struct tg_conn_s {
     uint32_t scanned;     /* input bytes already searched for the end of the head */
     uint16_t listener;    /* index in the worker's config listeners */
     uint8_t state;        /* tg_conn_state_t */
-    uint8_t proto : 2;    /* tg_proto_t */
     bool tls : 1;         /* arrived over TLS (X-Forwarded-Proto: https) */
     bool head_timer : 1;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after : 1; /* close once the current response is written */
     bool client_eof : 1;
-    bool parked : 1; /* idle keep-alive without buffers (conn.c: park) */
+    bool parked : 1;  /* idle keep-alive without buffers (conn.c: park) */
+    bool chunked : 1; /* the response in progress is framed as chunked */
     tg_peer_addr_t peer;
     char peer_ip[]; /* the peer's address as text, NUL-terminated */
 };
@@ -66,23 +67,13 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
 /* Draining: idle connections close now, busy ones after their response. */
 void tg_conn_drain(tg_conn_t *c);
 
-/* Gateway-generated response ({"error": msg, "request_id": ...}) for the
- * current request, which then ends. */
-void tg_conn_respond_error(tg_conn_t *c, int status, const char *msg);
-
-/* Sends req->reply (recorded by tg_request_respond*) for the current request,
- * which then ends. */
-void tg_conn_send_reply(tg_conn_t *c);
-
-/* The current request is finished (response fully queued on the output). */
-void tg_conn_request_done(tg_conn_t *c);
-
 /* Closes now, aborting whatever is in progress (the client is gone). */
 void tg_conn_abort(tg_conn_t *c);
 
 /* The response in progress cannot be completed: ends the request, flushes
  * what is already queued (earlier pipelined responses, and the truncated one,
- * whose framing then never completes) and closes. */
+ * whose framing then never completes) and closes. The protocol's abort, and
+ * a tunnel's end. */
 void tg_conn_fail(tg_conn_t *c);
 
 #endif

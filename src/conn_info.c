@@ -33,8 +33,3 @@ tg_tls_info_t *tg_tls_info_record(SSL *ssl)
     }
     return t;
 }
-
-const char *tg_proto_name(tg_proto_t p)
-{
-    return p == TG_PROTO_H2 ? "h2" : "http/1.1";
-}

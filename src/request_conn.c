@@ -1,7 +1,10 @@
-/* The connection facts of include/tollgate/request.h (conn_info.h). A request
- * without a connection (a unit test's) reads as a plain HTTP/1.1 one. */
+/* The connection facts of include/tollgate/request.h: the protocol is the
+ * connection's proto.h interface, the TLS facts what conn_info.c recorded at
+ * the handshake. A request without a connection (a unit test's) reads as a
+ * plain HTTP/1.1 one. */
 #include "conn.h"
 #include "conn_info.h"
+#include "proto.h"
 #include "request.h"
 #include "tollgate/request.h"
 
@@ -12,7 +15,7 @@ static const tg_tls_info_t *tls_info(const tg_request_t *r)
 
 const char *tg_request_protocol(const tg_request_t *r)
 {
-    return tg_proto_name(r->conn != NULL ? (tg_proto_t)r->conn->proto : TG_PROTO_HTTP1);
+    return r->proto != NULL ? r->proto->name : "http/1.1";
 }
 
 const char *tg_request_tls_version(const tg_request_t *r)
