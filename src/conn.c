@@ -12,8 +12,10 @@
 #include "chain.h"
 #include "dispatch.h"
 #include "h1_head.h"
+#include "heap_trim.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "proto.h"
 #include "request_head.h"
 #include "response.h"
@@ -226,7 +228,7 @@ static void conn_read_cb(tg_stream_t *s, void *arg)
 {
     tg_conn_t *c = arg;
     if (c->parked) { /* its next request begins: header_timeout from here */
-        c->timer = evtimer_new(c->worker->base, timer_cb, c);
+        c->timer = tg_pool_event_new(c->worker->base, -1, 0, timer_cb, c);
         if (c->timer == NULL) {
             conn_free(c);
             return;
@@ -319,11 +321,12 @@ static void park(tg_conn_t *c, uint64_t remaining_ms)
     if (tg_stream_park(c->s) < 0)
         return;
     /* The timer goes too (it may still be armed for the idle timeout). */
-    event_free(c->timer);
+    tg_pool_event_free(c->timer);
     c->timer = NULL;
     c->parked = true;
     set_client_timeouts(c, remaining_ms);
     tg_metrics_connection_parked(c->worker);
+    tg_heap_trim_parked(c->worker);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -391,7 +394,7 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
         return;
     }
     c->s = s;
-    c->timer = evtimer_new(w->base, timer_cb, c);
+    c->timer = tg_pool_event_new(w->base, -1, 0, timer_cb, c);
     if (c->timer == NULL) {
         tg_stream_free(s); /* the fd, the SSL and c with it */
         return;
@@ -423,8 +426,7 @@ static void conn_free(tg_conn_t *c)
     if (c->req)
         end_request(c);
     tg_worker_t *w = c->worker;
-    if (c->timer != NULL) /* NULL while parked */
-        event_free(c->timer);
+    tg_pool_event_free(c->timer); /* NULL while parked */
     tg_worker_conn_removed(w, c);
     free(c->tls_info);
     tg_stream_free(c->s); /* close_notify under TLS; frees c too (its owner area) */

@@ -25,6 +25,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "pool.h"
 #include "tollgate/clock.h"
 
 /* Bytes asked for per read(2) / SSL_read_ex; a bulk transfer reads up to
@@ -60,7 +61,8 @@ struct tg_stream_s {
     uint32_t rev_ms; /* the timeout rev was added with */
     uint32_t read_high, write_low;
     int fd;
-    int connect_error;         /* connect(2) failed at once: reported from the loop */
+    int16_t connect_error;     /* connect(2) failed at once: reported from the loop */
+    uint16_t alloc_size;       /* with the owner's area (pool.h) */
     bool reading : 1;          /* enabled by the owner */
     bool connect_side : 1;     /* tg_stream_connect: report CONNECTED */
     bool connecting : 1;       /* TCP connect in progress */
@@ -81,9 +83,8 @@ struct tg_stream_s {
     bool dead : 1;
 };
 
-/* Where the owner's area starts (tg_stream_new_with). */
-#define OWNER_OFFSET \
-    ((sizeof(struct tg_stream_s) + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1))
+/* Where the owner's area starts (tg_stream_new_with): 8-byte aligned. */
+#define OWNER_OFFSET ((sizeof(struct tg_stream_s) + 7) & ~(size_t)7)
 
 static uint32_t clamp32(uint64_t v)
 {
@@ -91,13 +92,22 @@ static uint32_t clamp32(uint64_t v)
 }
 
 static void rev_cb(evutil_socket_t fd, short what, void *arg);
+static void destroy(tg_stream_t *s);
 static void wev_cb(evutil_socket_t fd, short what, void *arg);
 static void update_read(tg_stream_t *s);
 
+static int make_buffers(tg_stream_t *s);
+
+/* Deferred work runs from wev, which a stream made without buffers (or a
+ * parked one) gets here; without memory for it the stream fails, and its
+ * owner's timeout ends it. */
 static void activate(tg_stream_t *s)
 {
-    if (s->wev != NULL)
-        event_active(s->wev, EV_WRITE, 1);
+    if (s->wev == NULL && make_buffers(s) < 0) {
+        s->failed = true;
+        return;
+    }
+    event_active(s->wev, EV_WRITE, 1);
 }
 
 static bool established(const tg_stream_t *s)
@@ -135,18 +145,19 @@ static void free_buffers(tg_stream_t *s)
     if (s->out)
         evbuffer_free(s->out);
     if (s->wev)
-        event_free(s->wev);
+        tg_pool_event_free(s->wev);
     s->in = s->out = NULL;
     s->wev = NULL;
     s->wev_on = false;
 }
 
-/* The buffers and wev: made at the start and when a parked stream wakes. */
+/* The buffers and wev: made when first needed (a new stream's first read or
+ * write, a parked stream waking up). */
 static int make_buffers(tg_stream_t *s)
 {
     s->in = evbuffer_new();
     s->out = evbuffer_new();
-    s->wev = event_new(event_get_base(&s->rev), s->fd, EV_WRITE, wev_cb, s);
+    s->wev = tg_pool_event_new(event_get_base(&s->rev), s->fd, EV_WRITE, wev_cb, s);
     if (s->in == NULL || s->out == NULL || s->wev == NULL ||
         evbuffer_add_cb(s->in, in_cb, s) == NULL || evbuffer_add_cb(s->out, out_cb, s) == NULL) {
         free_buffers(s);
@@ -163,17 +174,22 @@ tg_stream_t *tg_stream_new(struct event_base *base, int fd, SSL *ssl)
 tg_stream_t *tg_stream_new_with(struct event_base *base, int fd, SSL *ssl, size_t owner_size,
                                 void **owner)
 {
-    tg_stream_t *s = calloc(1, OWNER_OFFSET + owner_size);
+    if (owner_size > TG_POOL_MAX - OWNER_OFFSET)
+        return NULL;
+    tg_stream_t *s = tg_pool_alloc(OWNER_OFFSET + owner_size);
     if (s == NULL)
         return NULL;
+    s->alloc_size = (uint16_t)(OWNER_OFFSET + owner_size);
     if (owner != NULL)
         *owner = (char *)s + OWNER_OFFSET;
     s->fd = fd;
+    /* No buffers yet: an accepted connection gets them with its first bytes,
+     * so that accepting a burst leaves nothing but the stream itself. */
     if (event_assign(&s->rev, base, fd, EV_READ | EV_PERSIST, rev_cb, s) < 0 ||
-        make_buffers(s) < 0 || (ssl != NULL && SSL_set_fd(ssl, fd) != 1)) {
+        (owner == NULL && make_buffers(s) < 0) || (ssl != NULL && SSL_set_fd(ssl, fd) != 1)) {
         free_buffers(s);
         ERR_clear_error();
-        free(s);
+        destroy(s);
         return NULL;
     }
     if (ssl != NULL) {
@@ -195,7 +211,7 @@ tg_stream_t *tg_stream_new_with(struct event_base *base, int fd, SSL *ssl, size_
 
 static void destroy(tg_stream_t *s)
 {
-    free(s);
+    tg_pool_free(s, s->alloc_size);
 }
 
 void tg_stream_free(tg_stream_t *s)
@@ -647,7 +663,7 @@ void tg_stream_connect(tg_stream_t *s, const struct sockaddr *sa, socklen_t sale
     s->connect_side = true;
     s->connecting = true;
     if (connect(s->fd, sa, salen) < 0 && errno != EINPROGRESS) {
-        s->connect_error = errno ? errno : ECONNREFUSED;
+        s->connect_error = (int16_t)(errno ? errno : ECONNREFUSED);
         activate(s);
     }
     update_write(s);

@@ -63,11 +63,13 @@ typedef void (*tg_stream_event_cb)(tg_stream_t *s, short what, void *arg);
 tg_stream_t *tg_stream_new(struct event_base *base, int fd, SSL *ssl);
 
 /* tg_stream_new with owner_size more bytes, zeroed, for the owner's own
- * object (*owner, aligned for any type): one allocation instead of two for
+ * object (*owner, 8-byte aligned): one allocation instead of two for
  * an object that lives exactly as long as its stream (a client connection).
  * The area is freed with the stream, by tg_stream_free, or later when that
  * is called from inside one of the stream's callbacks: the owner may use it
- * until then, never after. */
+ * until then, never after. Such a stream makes its buffers when first needed
+ * (its first bytes), as a parked one does. At most TG_POOL_MAX bytes in all
+ * (pool.h): NULL beyond. */
 tg_stream_t *tg_stream_new_with(struct event_base *base, int fd, SSL *ssl, size_t owner_size,
                                 void **owner);
 
@@ -117,7 +119,7 @@ void tg_stream_trigger_read(tg_stream_t *s);
  * otherwise) and keeps reading, with the current read timeout: the next byte
  * brings them back. */
 int tg_stream_park(tg_stream_t *s);
-bool tg_stream_parked(const tg_stream_t *s);
+bool tg_stream_parked(const tg_stream_t *s); /* also: made by tg_stream_new_with, not used yet */
 
 SSL *tg_stream_ssl(const tg_stream_t *s);
 /* The TLS handshake completed (always true for a plain stream). */

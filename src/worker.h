@@ -56,6 +56,8 @@ struct tg_worker_s {
     int notify_fd;               /* eventfd: the main thread asks us to stop */
     struct event *notify_ev;
     struct event *drain_deadline;
+    struct event *heap_trim;    /* heap_trim.h */
+    unsigned parked_since_trim; /* heap_trim.h */
     pcre2_match_data *match_data;
     tg_request_id_gen_t ids;
     tg_conn_t *conns; /* every open client connection (for draining) */

@@ -1,0 +1,25 @@
+/*
+ * Giving freed heap pages back after a burst of connections. A busy
+ * connection's buffers (input and output chains, its request arena, the
+ * upstream exchange) come from the malloc heap and are freed when it parks;
+ * glibc keeps those pages resident unless they sit at the top of the heap, so
+ * a burst of thousands of connections that then idle would keep the burst's
+ * peak in RSS for as long as they stay. A worker that parked many
+ * connections asks glibc, once things are quiet, to return every whole free
+ * page (malloc_trim, madvise(MADV_DONTNEED) of free chunks), as HAProxy does
+ * when it flushes its pools. At most once per TRIM_DELAY_MS per worker, and
+ * only after TRIM_AFTER_PARKS parks: a steady load never pays for it.
+ */
+#ifndef TG_HEAP_TRIM_H
+#define TG_HEAP_TRIM_H
+
+#include "worker.h"
+
+/* On the worker's base (in tg_worker_init); -1 when out of memory. */
+int tg_heap_trim_init(tg_worker_t *w);
+void tg_heap_trim_free(tg_worker_t *w);
+
+/* A client connection of w parked (its buffers went back to the heap). */
+void tg_heap_trim_parked(tg_worker_t *w);
+
+#endif
