@@ -62,7 +62,7 @@ unsigned tg_request_worker_id(const tg_request_t *r);
  * Decided once per connection, when it was accepted or its TLS handshake
  * completed: the same for every request of the connection, at no cost per
  * request. Strings are NUL-terminated and static or live as long as the
- * connection (so as the request). Since API 2.4. */
+ * connection (so as the request). Since API 2.5. */
 /* Application protocol, as ALPN names it: "http/1.1" (HTTP/1.0 and 1.1
  * alike, with or without ALPN); "h2" for HTTP/2. Never NULL. */
 const char *tg_request_protocol(const tg_request_t *r);

@@ -387,7 +387,7 @@ def test_websocket_101_skips_response_head_but_logs(gateway_factory):
         srv.stop()
 
 
-# ---- the connection's facts (request.h, API 2.4) ----
+# ---- the connection's facts (request.h, API 2.5) ----
 
 def facts(resp):
     return resp.header("X-Contract-Facts").split("|")
