@@ -7,15 +7,28 @@
 /* Parks (buffers given back) that make a trim worth its cost: a few
  * hundred connections' worth of 4-16 KiB of buffers each. */
 #define TRIM_AFTER_PARKS 256
-/* The trim runs this long after the parks that asked for it: a burst's
- * parks coalesce into one trim, and a steady load trims at most this often. */
+/* The trim runs after a TRIM_DELAY_MS window in which fewer than
+ * QUIET_REQUESTS requests started: a burst's parks coalesce into one trim,
+ * once the burst is over; a busy worker only looks again a window later. */
 #define TRIM_DELAY_MS 1000
+#define QUIET_REQUESTS 64
+
+static void arm(tg_worker_t *w)
+{
+    struct timeval tv = tg_timeval_ms(TRIM_DELAY_MS);
+    w->trim_requests = w->requests_started;
+    evtimer_add(w->heap_trim, &tv);
+}
 
 static void trim_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     tg_worker_t *w = arg;
+    if (w->requests_started - w->trim_requests >= QUIET_REQUESTS) { /* busy: later */
+        arm(w);
+        return;
+    }
     w->parked_since_trim = 0;
 #ifdef __GLIBC__
     malloc_trim(0);
@@ -37,8 +50,6 @@ void tg_heap_trim_free(tg_worker_t *w)
 
 void tg_heap_trim_parked(tg_worker_t *w)
 {
-    if (++w->parked_since_trim != TRIM_AFTER_PARKS)
-        return;
-    struct timeval tv = tg_timeval_ms(TRIM_DELAY_MS);
-    evtimer_add(w->heap_trim, &tv);
+    if (++w->parked_since_trim == TRIM_AFTER_PARKS)
+        arm(w);
 }

@@ -5,10 +5,11 @@
  * glibc keeps those pages resident unless they sit at the top of the heap, so
  * a burst of thousands of connections that then idle would keep the burst's
  * peak in RSS for as long as they stay. A worker that parked many
- * connections asks glibc, once things are quiet, to return every whole free
- * page (malloc_trim, madvise(MADV_DONTNEED) of free chunks), as HAProxy does
- * when it flushes its pools. At most once per TRIM_DELAY_MS per worker, and
- * only after TRIM_AFTER_PARKS parks: a steady load never pays for it.
+ * connections asks glibc, once it is quiet, to return every whole free page
+ * (malloc_trim: madvise(MADV_DONTNEED) of free chunks), as HAProxy does when
+ * it flushes its pools. Only after TRIM_AFTER_PARKS parks, and only in a
+ * quiet moment (few requests started for a while): a busy worker never pays
+ * for it (the madvise calls, the page faults when the heap grows again).
  */
 #ifndef TG_HEAP_TRIM_H
 #define TG_HEAP_TRIM_H

@@ -133,6 +133,7 @@ static void gen_free(tg_gen_t *g)
 
 tg_gen_t *tg_worker_gen_acquire(tg_worker_t *w)
 {
+    w->requests_started++;
     w->gen->inflight++;
     return w->gen;
 }
