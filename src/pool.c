@@ -11,7 +11,7 @@
  * only: sanitizer builds give every object its own allocation. */
 void *tg_pool_alloc(size_t size)
 {
-    return calloc(1, size);
+    return size == 0 || size > TG_POOL_MAX ? NULL : calloc(1, size);
 }
 
 void tg_pool_free(void *p, size_t size)

@@ -13,6 +13,7 @@
 
 #define BLOCK ((uintptr_t)64 * 1024)
 
+#if !defined(__SANITIZE_ADDRESS__)
 /* Whether addr lies in a mapping of this process. */
 static bool mapped(const void *addr)
 {
@@ -26,6 +27,7 @@ static bool mapped(const void *addr)
     fclose(f);
     return found;
 }
+#endif
 
 START_TEST(test_zeroed_aligned_every_class)
 {
