@@ -30,9 +30,11 @@
 
 /* Bytes asked for per read(2) / SSL_read_ex; a bulk transfer reads up to
  * READ_ROUNDS of them per readiness before yielding to other connections.
- * A read into an empty input asks for READ_SMALL only (a request head, a
- * small response, a parked connection waking up) unless the last read filled
- * what it asked for: then full chunks. libevent puts a header (48 bytes on
+ * On an accepted stream, a read into an empty input asks for READ_SMALL
+ * only (a request head, a parked connection waking up) unless the last read
+ * filled what it asked for: then full chunks. A connecting (upstream) stream
+ * always asks for full chunks: a response of a few KiB then costs one read,
+ * not two. libevent puts a header (48 bytes on
  * 64-bit) in front of each chain and rounds the chain up to a power of two,
  * so these sizes give 4 KiB and 16 KiB chains (16384 gave 32 KiB ones). */
 #define CHAIN_HDR 48
@@ -404,7 +406,7 @@ static int do_read(tg_stream_t *s, bool *got)
         return IO_ERROR;
     for (int round = 0; round < READ_ROUNDS; round++) {
         size_t len = evbuffer_get_length(s->in);
-        size_t room = len == 0 && !s->bulk ? READ_SMALL : READ_CHUNK;
+        size_t room = len == 0 && !s->bulk && !s->connect_side ? READ_SMALL : READ_CHUNK;
         if (s->read_high) {
             if (len >= s->read_high)
                 return IO_OK;
