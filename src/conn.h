@@ -43,9 +43,15 @@ struct tg_conn_s {
     struct evbuffer *stage; /* the worker's, while a response's first part is held */
     tg_arena_t *arena;      /* only while a request is in progress */
     tg_request_t *req;
-    tg_tls_info_t *tls_info; /* TLS: set when the handshake completed; NULL when plain */
-    tg_conn_t *prev, *next;  /* worker's list */
-    uint64_t idle_since_ms;  /* keep-alive idle start (parking, idle timeout); in a
+    tg_tls_info_t *tls_info;  /* TLS: set when the handshake completed; NULL when plain;
+                                an HTTP/2 stream's exchange borrows its connection's */
+    struct tg_h2_conn_s *h2c; /* this connection speaks HTTP/2 (h2_conn.c owns it) */
+    /* One HTTP/2 stream's exchange (h2_bridge.c): its protocol and that
+     * protocol's state; NULL on a client's own connection (HTTP/1.1). */
+    const struct tg_proto_s *proto;
+    void *proto_data;
+    tg_conn_t *prev, *next; /* worker's list */
+    uint64_t idle_since_ms; /* keep-alive idle start (parking, idle timeout); in a
                                 tunnel, the last byte moved either way */
     uint32_t requests;
     uint32_t scanned;     /* input bytes already searched for the end of the head */
@@ -55,14 +61,33 @@ struct tg_conn_s {
     bool head_timer : 1;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after : 1; /* close once the current response is written */
     bool client_eof : 1;
-    bool parked : 1;  /* idle keep-alive without buffers (conn.c: park) */
-    bool chunked : 1; /* the response in progress is framed as chunked */
+    bool parked : 1;    /* idle keep-alive without buffers (conn.c: park) */
+    bool chunked : 1;   /* the response in progress is framed as chunked */
+    bool own_alloc : 1; /* allocated apart from its stream (tg_conn_accept_stream) */
     tg_peer_addr_t peer;
     char peer_ip[]; /* the peer's address as text, NUL-terminated */
 };
 
 /* Takes ownership of fd (accepted, non-blocking) from cfg->listeners[listener]. */
 void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockaddr *sa, int salen);
+
+/* One HTTP/2 stream's exchange (h2_bridge.c): the request head and body
+ * arrive on an in-memory stream s and go the same way as an HTTP/1.1
+ * client's of listener, from peer (tls: the HTTP/2 connection came over
+ * TLS); responses go out through proto (with proto_data) instead of
+ * HTTP/1.1. Takes ownership of s. NULL when out of memory (s is then
+ * freed). */
+tg_conn_t *tg_conn_accept_stream(tg_worker_t *w, size_t listener, tg_stream_t *s,
+                                 const struct sockaddr *peer, int salen, bool tls,
+                                 const struct tg_proto_s *proto, void *proto_data);
+
+/* A gateway error reply before any head parsed (as for an HTTP/1.1 head
+ * refused by the parser): logged and counted like any request. */
+void tg_conn_reject(tg_conn_t *c, int status, const char *msg);
+
+/* A protocol's end(): the response is complete, the request ends and the
+ * connection goes on or closes (as HTTP/1.1's end does). */
+void tg_conn_request_done(tg_conn_t *c);
 
 /* Draining: idle connections close now, busy ones after their response. */
 void tg_conn_drain(tg_conn_t *c);

@@ -9,7 +9,10 @@
 
 #include "conn.h"
 #include "log.h"
+#include "resolve.h"
 #include "tg_build_config.h"
+#include "tollgate/clock.h"
+#include "upstream_shared.h"
 #include "worker.h"
 
 /* ---- registry ----------------------------------------------------------- */
@@ -617,6 +620,63 @@ static void render_upstreams(struct evbuffer *out, const scrape_t *s)
     }
 }
 
+/* Failure isolation: cross-worker counters and verdicts (upstream_shared.h),
+ * read from the shared state, which outlives reloads by name. */
+static void render_isolation(struct evbuffer *out, const tg_config_t *cfg)
+{
+    for (size_t u = 0; u < cfg->nupstreams; u++)
+        if (cfg->upstreams[u].shared == NULL)
+            return; /* a config built by hand (unit tests) */
+    const char *name = "tollgate_upstream_overloaded_total";
+    put_header(out, name, "Requests refused with 503 by a circuit-breaker limit.", "counter");
+    for (size_t u = 0; u < cfg->nupstreams; u++)
+        for (int l = 0; l < TG_LIMIT_COUNT; l++)
+            put_sample(out, name, "upstream", cfg->upstreams[u].name, "limit", tg_limit_names[l],
+                       atomic_load(&cfg->upstreams[u].shared->overloaded[l]));
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } plain[] = {
+        {"tollgate_upstream_retries_total", "Retries made toward an upstream.",
+         offsetof(tg_ushared_t, retries)},
+        {"tollgate_upstream_retry_budget_exhausted_total",
+         "Retries not made because the retry budget was spent.",
+         offsetof(tg_ushared_t, budget_exhausted)},
+        {"tollgate_upstream_ejections_total", "Targets ejected by outlier detection.",
+         offsetof(tg_ushared_t, ejections)},
+    };
+    for (size_t k = 0; k < sizeof(plain) / sizeof(plain[0]); k++) {
+        put_header(out, plain[k].name, plain[k].help, "counter");
+        for (size_t u = 0; u < cfg->nupstreams; u++) {
+            _Atomic uint64_t *c = (void *)((char *)cfg->upstreams[u].shared + plain[k].off);
+            put_sample(out, plain[k].name, "upstream", cfg->upstreams[u].name, NULL, NULL,
+                       atomic_load(c));
+        }
+    }
+    name = "tollgate_upstream_health_checks_total";
+    put_header(out, name, "Active health checks, by result.", "counter");
+    for (size_t u = 0; u < cfg->nupstreams; u++)
+        for (int r = 0; r < TG_CHECK_COUNT; r++)
+            put_sample(out, name, "upstream", cfg->upstreams[u].name, "result", tg_check_names[r],
+                       atomic_load(&cfg->upstreams[u].shared->checks[r]));
+    name = "tollgate_upstream_target_healthy";
+    put_header(out, name,
+               "1 while a target may get traffic (health checks, outlier ejection, passive "
+               "health), else 0.",
+               "gauge");
+    uint64_t now = tg_now_ms();
+    char buf[64];
+    for (size_t u = 0; u < cfg->nupstreams; u++) {
+        for (size_t t = 0; t < cfg->upstreams[u].ntargets; t++) {
+            const tg_target_t *tg = &cfg->upstreams[u].targets[t];
+            const char *label = tg_target_label(tg, buf, sizeof(buf)); /* NULL: an empty slot */
+            if (label != NULL)
+                put_sample(out, name, "upstream", cfg->upstreams[u].name, "target", label,
+                           tg_tshared_usable(tg->shared, now));
+        }
+    }
+}
+
 static void render_process(struct evbuffer *out, const scrape_t *s)
 {
     uint64_t ws = 0, parked = 0;
@@ -668,6 +728,7 @@ void tg_metrics_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t
     render_requests(out, &s);
     render_histogram(out, &s);
     render_upstreams(out, &s);
+    render_isolation(out, s.cfg);
     render_process(out, &s);
     render_plugins(out, &s);
 }

@@ -83,10 +83,23 @@ struct tg_stream_s {
     bool bulk : 1;          /* the last read filled what it asked for: read full chunks */
     bool in_cb : 1;         /* a callback runs: tg_stream_free defers the free */
     bool dead : 1;
+    bool is_pipe : 1; /* in-memory (tg_stream_new_pipe): its pipe_ext_t is the owner area */
 };
 
 /* Where the owner's area starts (tg_stream_new_with): 8-byte aligned. */
 #define OWNER_OFFSET ((sizeof(struct tg_stream_s) + 7) & ~(size_t)7)
+
+/* An in-memory stream's pipe, kept in its owner area: socket streams, the
+ * numerous ones, do not carry these two pointers. */
+typedef struct {
+    const tg_stream_pipe_t *ops;
+    void *arg;
+} pipe_ext_t;
+
+static const pipe_ext_t *pipe_ext(const tg_stream_t *s)
+{
+    return s->is_pipe ? (const pipe_ext_t *)((const char *)s + OWNER_OFFSET) : NULL;
+}
 
 static uint32_t clamp32(uint64_t v)
 {
@@ -159,7 +172,8 @@ static int make_buffers(tg_stream_t *s)
 {
     s->in = evbuffer_new();
     s->out = evbuffer_new();
-    s->wev = tg_pool_event_new(event_get_base(&s->rev), s->fd, EV_WRITE, wev_cb, s);
+    s->wev =
+        tg_pool_event_new(event_get_base(&s->rev), s->fd, s->is_pipe ? 0 : EV_WRITE, wev_cb, s);
     if (s->in == NULL || s->out == NULL || s->wev == NULL ||
         evbuffer_add_cb(s->in, in_cb, s) == NULL || evbuffer_add_cb(s->out, out_cb, s) == NULL) {
         free_buffers(s);
@@ -229,9 +243,12 @@ void tg_stream_free(tg_stream_t *s)
         ERR_clear_error();
         SSL_free(s->ssl);
     }
-    close(s->fd);
+    if (!s->is_pipe)
+        close(s->fd);
     free_buffers(s);
     s->dead = true;
+    if (s->is_pipe)
+        pipe_ext(s)->ops->closed(pipe_ext(s)->arg);
     if (!s->in_cb)
         destroy(s);
 }
@@ -270,6 +287,8 @@ static void update_read(tg_stream_t *s)
         want = s->reading && !s->eof &&
                !(s->read_high && s->in && evbuffer_get_length(s->in) >= s->read_high);
     }
+    if (s->is_pipe) /* a pipe has no input until it is given: wait while empty */
+        want = want && (s->in == NULL || evbuffer_get_length(s->in) == 0);
     if (!want) {
         if (s->rev_on)
             event_del(&s->rev);
@@ -457,6 +476,15 @@ static int write_buffer(tg_stream_t *s, struct evbuffer *b)
     s->write_wants_read = false;
     if (evbuffer_get_length(b) == 0)
         return IO_OK;
+    if (s->is_pipe) {
+        /* The consumer takes what it can; blocked: it calls
+         * tg_stream_pipe_writable() once it has room again. */
+        if (pipe_ext(s)->ops->write(b, pipe_ext(s)->arg)) {
+            s->write_blocked = true;
+            return IO_AGAIN;
+        }
+        return IO_OK;
+    }
     if (s->ssl != NULL)
         return write_tls(s, b);
     int n = evbuffer_write_atmost(b, s->fd, -1);
@@ -765,4 +793,49 @@ SSL *tg_stream_ssl(const tg_stream_t *s)
 bool tg_stream_established(const tg_stream_t *s)
 {
     return established(s);
+}
+
+/* ---- in-memory streams ------------------------------------------------- */
+
+/* No socket: `rev` and `wev` are pure timers (fd -1, no I/O interest), so the
+ * read and write timeouts work as for a socket; wev also carries the
+ * deferred work (event_active) as usual. */
+tg_stream_t *tg_stream_new_pipe(struct event_base *base, const tg_stream_pipe_t *pipe, void *arg)
+{
+    pipe_ext_t *ext;
+    tg_stream_t *s = tg_pool_alloc(OWNER_OFFSET + sizeof(*ext));
+    if (s == NULL)
+        return NULL;
+    s->alloc_size = (uint16_t)(OWNER_OFFSET + sizeof(*ext));
+    ext = (pipe_ext_t *)((char *)s + OWNER_OFFSET);
+    ext->ops = pipe;
+    ext->arg = arg;
+    s->is_pipe = true;
+    s->fd = -1;
+    if (event_assign(&s->rev, base, -1, 0, rev_cb, s) < 0 || make_buffers(s) < 0) {
+        free_buffers(s);
+        destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+void tg_stream_pipe_input(tg_stream_t *s)
+{
+    if (s->rev_on) { /* new input restarts the read timeout */
+        event_del(&s->rev);
+        s->rev_on = false;
+    }
+    update_read(s);
+    tg_stream_trigger_read(s);
+}
+
+void tg_stream_pipe_writable(tg_stream_t *s)
+{
+    if (!s->write_blocked)
+        return;
+    s->write_blocked = false;
+    update_write(s);
+    if (s->out != NULL && evbuffer_get_length(s->out) > 0)
+        schedule_write(s);
 }

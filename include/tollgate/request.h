@@ -48,24 +48,29 @@ const char *tg_request_query_param(const tg_request_t *r, const char *name, size
 const char *tg_request_client_ip(const tg_request_t *r);
 const struct sockaddr *tg_request_client_addr(const tg_request_t *r);
 const char *tg_request_host(const tg_request_t *r, size_t *len);
+/* The client's protocol as the access log writes it: "HTTP/1.1", "HTTP/1.0"
+ * or "HTTP/2.0" (NUL-terminated, static). Since API 2.5. */
+const char *tg_request_protocol(const tg_request_t *r);
 const char *tg_request_id(const tg_request_t *r, size_t *len);
 /* Route name (NUL-terminated); NULL before routing or when no route matched. */
 const char *tg_request_route(const tg_request_t *r);
-/* Upstream name and chosen target ("127.0.0.1:9001"), NULL until known. */
+/* Upstream name and chosen target ("127.0.0.1:9001"; for a name the
+ * upstream re-resolves, the address the last try went to), NULL until known. */
 const char *tg_request_upstream(const tg_request_t *r);
 const char *tg_request_upstream_addr(const tg_request_t *r);
+/* Tries after the first toward the upstream so far (retries; API 2.4): the
+ * target above is the last try's. */
+unsigned tg_request_retries(const tg_request_t *r);
 tg_arena_t *tg_request_arena(tg_request_t *r);
 struct event_base *tg_request_event_base(tg_request_t *r);
 unsigned tg_request_worker_id(const tg_request_t *r);
 
-/* ---- the connection the request came on ----
- * Decided once per connection, when it was accepted or its TLS handshake
- * completed: the same for every request of the connection, at no cost per
- * request. Strings are NUL-terminated and static or live as long as the
- * connection (so as the request). Since API 2.5. */
-/* Application protocol, as ALPN names it: "http/1.1" (HTTP/1.0 and 1.1
- * alike, with or without ALPN); "h2" for HTTP/2. Never NULL. */
-const char *tg_request_protocol(const tg_request_t *r);
+/* ---- the TLS connection the request came on ----
+ * Decided once per connection, when its TLS handshake completed: the same for
+ * every request of the connection, at no cost per request (the protocol
+ * version is tg_request_protocol above). Strings are NUL-terminated and
+ * static or live as long as the connection (so as the request). Since API
+ * 2.7. */
 /* The negotiated TLS version ("TLSv1.3", "TLSv1.2"); NULL on a plain
  * connection. */
 const char *tg_request_tls_version(const tg_request_t *r);
@@ -75,8 +80,8 @@ const char *tg_request_tls_cipher(const tg_request_t *r);
 /* The server name the client asked for in its TLS handshake (SNI, RFC 6066
  * section 3), as sent; NULL when plain or when the client sent none. */
 const char *tg_request_tls_sni(const tg_request_t *r);
-/* The ALPN protocol the handshake selected (RFC 7301): "http/1.1"; NULL when
- * plain or when the client offered none that the gateway speaks. */
+/* The ALPN protocol the handshake selected (RFC 7301): "h2" or "http/1.1";
+ * NULL when plain or when the client offered none that the gateway speaks. */
 const char *tg_request_tls_alpn(const tg_request_t *r);
 
 /* ---- request headers (case-insensitive names) ----

@@ -14,9 +14,9 @@
  * User-Agent when `user_agent` is asked for: credentials travel in headers.
  * Credentials that travel elsewhere are masked: a query parameter (or
  * header) that a plugin marked as one (tg_sensitive_add, e.g. the jwt
- * plugin's `query:` sources) is logged as `name=***`. The connection's facts
- * (`protocol`, `tls_version`, `tls_cipher`, `sni`, `alpn`; null when plain)
- * are read from what the core recorded at the handshake.
+ * plugin's `query:` sources) is logged as `name=***`. The connection's TLS
+ * facts (`tls_version`, `tls_cipher`, `sni`, `alpn`; null when plain) are
+ * read from what the core recorded at the handshake.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +54,7 @@ typedef enum {
     F_DURATION_MS,
     F_UPSTREAM_MS,
     F_UPSTREAM_ADDR,
+    F_RETRIES,
     F_ROUTE,
     F_SUBJECT,
     /* not logged unless listed */
@@ -88,6 +89,7 @@ static const char *const field_names[F_COUNT] = {
     [F_DURATION_MS] = "duration_ms",
     [F_UPSTREAM_MS] = "upstream_ms",
     [F_UPSTREAM_ADDR] = "upstream_addr",
+    [F_RETRIES] = "retries",
     [F_ROUTE] = "route",
     [F_SUBJECT] = "subject",
     [F_QUERY] = "query",
@@ -465,6 +467,10 @@ static value_t request_value(tg_request_t *r, field_t f)
         break;
     case F_UPSTREAM_PATH:
         return upstream_path_value(r);
+    case F_PROTOCOL:
+        p = tg_request_protocol(r);
+        len = strlen(p);
+        break;
     case F_QUERY:
         return query_value(r);
     case F_HOST:
@@ -481,15 +487,17 @@ static value_t request_value(tg_request_t *r, field_t f)
         return cstr_value(tg_request_upstream(r));
     case F_UPSTREAM_ADDR:
         return cstr_value(tg_request_upstream_addr(r));
+    case F_RETRIES: /* null when no upstream was asked, as upstream_addr */
+        if (tg_request_upstream_addr(r) == NULL)
+            return (value_t){0};
+        return (value_t){.is_int = true, .i = tg_request_retries(r)};
     case F_SUBJECT:
         p = tg_request_subject(r, &len);
         break;
     case F_CONSUMER:
         p = tg_request_consumer(r, &len);
         break;
-    /* The connection's facts: null on a plain connection. */
-    case F_PROTOCOL:
-        return cstr_value(tg_request_protocol(r));
+    /* The connection's TLS facts: null on a plain connection. */
     case F_TLS_VERSION:
         return cstr_value(tg_request_tls_version(r));
     case F_TLS_CIPHER:

@@ -16,7 +16,7 @@ import urllib.request
 import tg_harness as h
 
 DEFAULT_FIELDS = ["time", "request_id", "client_ip", "method", "path", "status", "bytes_in", "bytes_out",
-                  "duration_ms", "upstream_ms", "upstream_addr", "route", "subject"]
+                  "duration_ms", "upstream_ms", "upstream_addr", "retries", "route", "subject"]
 
 
 def log_config(path="access.log", fields=None):
@@ -369,10 +369,10 @@ def test_connection_fields_plain_and_tls(gateway_factory, upstream_factory, tmp_
     stop_clean(gw)
     by_id = {e["request_id"]: e for e in read_log(tmp_path / "access.log")}
     assert by_id[plain.header("X-Request-Id")] == {
-        "request_id": plain.header("X-Request-Id"), "protocol": "http/1.1", "tls_version": None,
+        "request_id": plain.header("X-Request-Id"), "protocol": "HTTP/1.1", "tls_version": None,
         "tls_cipher": None, "sni": None, "alpn": None}
     assert by_id[tls.header("X-Request-Id")] == {
-        "request_id": tls.header("X-Request-Id"), "protocol": "http/1.1", "tls_version": version,
+        "request_id": tls.header("X-Request-Id"), "protocol": "HTTP/1.1", "tls_version": version,
         "tls_cipher": cipher, "sni": "log.test", "alpn": "http/1.1"}
     assert version == "TLSv1.3" and cipher.startswith("TLS_")
 

@@ -284,7 +284,7 @@ static void check_response_api(contract_ctx_t *x, tg_request_t *r)
     }
 }
 
-/* The connection's facts (request.h, API 2.5), one string per response. */
+/* The connection's facts (request.h: protocol API 2.5, TLS 2.7), one string per response. */
 static void add_facts(tg_request_t *r)
 {
     const char *v[] = {tg_request_protocol(r), tg_request_tls_version(r), tg_request_tls_cipher(r),
