@@ -13,8 +13,10 @@
 #include "chain.h"
 #include "dispatch.h"
 #include "h1_head.h"
+#include "heap_trim.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "proto.h"
 #include "request_head.h"
 #include "response.h"
@@ -261,7 +263,7 @@ static void conn_read_cb(tg_stream_t *s, void *arg)
     if (c->requests == 0 && c->state == TG_CONN_IDLE && c->proto == NULL && tg_h2_conn_detect(c))
         return;
     if (c->parked) { /* its next request begins: header_timeout from here */
-        c->timer = evtimer_new(c->worker->base, timer_cb, c);
+        c->timer = tg_pool_event_new(c->worker->base, -1, 0, timer_cb, c);
         if (c->timer == NULL) {
             conn_free(c);
             return;
@@ -314,8 +316,13 @@ static void conn_write_cb(tg_stream_t *s, void *arg)
 
 static void conn_event_cb(tg_stream_t *s, short what, void *arg)
 {
-    (void)s;
     tg_conn_t *c = arg;
+    if (what & TG_STREAM_CONNECTED) { /* a TLS handshake completed: its facts, once */
+        c->tls_info = tg_tls_info_record(tg_stream_ssl(s));
+        if (c->tls_info == NULL)
+            conn_free(c);
+        return;
+    }
     if (c->state == TG_CONN_TUNNEL) {
         tg_tunnel_client_event(c->req, what);
         return;
@@ -349,11 +356,12 @@ static void park(tg_conn_t *c, uint64_t remaining_ms)
     if (tg_stream_park(c->s) < 0)
         return;
     /* The timer goes too (it may still be armed for the idle timeout). */
-    event_free(c->timer);
+    tg_pool_event_free(c->timer);
     c->timer = NULL;
     c->parked = true;
     set_client_timeouts(c, remaining_ms);
     tg_metrics_connection_parked(c->worker);
+    tg_heap_trim_parked(c->worker);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -390,37 +398,39 @@ static void setup_stream(tg_conn_t *c)
     tg_stream_setcb(c->s, conn_read_cb, conn_write_cb, conn_event_cb, c);
 }
 
-static void fill_peer(tg_conn_t *c, const struct sockaddr *sa, int salen)
+/* The peer's address as text into ip (INET6_ADDRSTRLEN bytes); its length. */
+static size_t peer_text(const struct sockaddr *sa, char *ip)
 {
-    memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer_ip,
-                  sizeof(c->peer_ip));
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer_ip,
-                  sizeof(c->peer_ip));
-    else
-        strcpy(c->peer_ip, "unix");
+    const void *a = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    if (inet_ntop(sa->sa_family, a, ip, INET6_ADDRSTRLEN) == NULL)
+        strcpy(ip, "?");
+    return strlen(ip);
 }
 
 tg_conn_t *tg_conn_accept_stream(tg_worker_t *w, size_t listener, tg_stream_t *s,
                                  const struct sockaddr *peer, int salen, bool tls,
                                  const tg_proto_t *proto, void *proto_data)
 {
-    tg_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL || (c->timer = evtimer_new(w->base, timer_cb, c)) == NULL) {
+    char ip[INET6_ADDRSTRLEN];
+    size_t iplen = peer_text(peer, ip);
+    tg_conn_t *c = calloc(1, sizeof(*c) + iplen + 1);
+    if (c == NULL || (c->timer = tg_pool_event_new(w->base, -1, 0, timer_cb, c)) == NULL) {
         free(c);
         tg_stream_free(s);
         return NULL;
     }
+    c->own_alloc = true;
     c->worker = w;
-    c->listener = listener;
+    c->listener = (uint16_t)listener;
     c->tls = tls;
     c->proto = proto;
     c->proto_data = proto_data;
     c->close_after = true; /* one exchange per stream */
     c->s = s;
-    fill_peer(c, peer, salen);
+    memcpy(&c->peer, peer, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
+    memcpy(c->peer_ip, ip, iplen + 1);
     setup_stream(c);
     tg_worker_conn_added(w, c);
     c->state = TG_CONN_IDLE;
@@ -434,31 +444,32 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    tg_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
+    const tg_tls_server_t *tls = w->cfg->listeners[listener].tls;
+    SSL *ssl = NULL;
+    if (tls != NULL && (ssl = tg_tls_server_ssl(tls)) == NULL) {
         close(fd);
         return;
     }
-    c->worker = w;
-    c->listener = listener;
-    const tg_tls_server_t *tls = w->cfg->listeners[listener].tls;
-    c->tls = tls != NULL;
-    SSL *ssl = tls != NULL ? tg_tls_server_ssl(tls) : NULL;
-    c->s = tls == NULL || ssl != NULL ? tg_stream_new(w->base, fd, ssl) : NULL;
-    c->timer = evtimer_new(w->base, timer_cb, c);
-    if (c->s == NULL || c->timer == NULL) {
-        if (c->s)
-            tg_stream_free(c->s);
-        else {
-            SSL_free(ssl);
-            close(fd);
-        }
-        if (c->timer)
-            event_free(c->timer);
-        free(c);
+    char ip[INET6_ADDRSTRLEN];
+    size_t iplen = peer_text(sa, ip);
+    tg_conn_t *c;
+    tg_stream_t *s = tg_stream_new_with(w->base, fd, ssl, sizeof(*c) + iplen + 1, (void **)&c);
+    if (s == NULL) {
+        SSL_free(ssl);
+        close(fd);
         return;
     }
-    fill_peer(c, sa, salen);
+    c->s = s;
+    c->timer = tg_pool_event_new(w->base, -1, 0, timer_cb, c);
+    if (c->timer == NULL) {
+        tg_stream_free(s); /* the fd, the SSL and c with it */
+        return;
+    }
+    c->worker = w;
+    c->listener = (uint16_t)listener;
+    c->tls = tls != NULL;
+    memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
+    memcpy(c->peer_ip, ip, iplen + 1);
     const tg_limits_t *l = &w->cfg->limits;
     setup_stream(c);
     tg_worker_conn_added(w, c);
@@ -487,11 +498,16 @@ static void conn_free(tg_conn_t *c)
     tg_worker_t *w = c->worker;
     if (c->h2c != NULL)
         tg_h2_conn_free(c);
-    if (c->timer != NULL) /* NULL while parked */
-        event_free(c->timer);
-    tg_stream_free(c->s); /* close_notify under TLS */
+    tg_pool_event_free(c->timer); /* NULL while parked */
     tg_worker_conn_removed(w, c);
-    free(c);
+    if (!c->own_alloc) /* an HTTP/2 stream's exchange borrows its connection's */
+        free(c->tls_info);
+    if (c->own_alloc) {
+        tg_stream_free(c->s);
+        free(c);
+        return;
+    }
+    tg_stream_free(c->s); /* close_notify under TLS; frees c too (its owner area) */
 }
 
 /* ---- HTTP/1.1: the protocol of this connection (proto.h) ---- */

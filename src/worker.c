@@ -14,6 +14,7 @@
 #include "chain.h"
 #include "conn.h"
 #include "h2_conn.h"
+#include "heap_trim.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
@@ -136,6 +137,7 @@ static void gen_free(tg_gen_t *g)
 
 tg_gen_t *tg_worker_gen_acquire(tg_worker_t *w)
 {
+    w->requests_started++;
     w->gen->inflight++;
     return w->gen;
 }
@@ -348,7 +350,7 @@ int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size
     w->accept_resume = evtimer_new(w->base, accept_resume_cb, w);
     w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->notify_fd < 0 || !w->accept_resume || !w->drain_deadline)
+    if (w->notify_fd < 0 || !w->accept_resume || !w->drain_deadline || tg_heap_trim_init(w) < 0)
         return -1;
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, notify_cb, w);
     if (w->notify_ev == NULL || event_add(w->notify_ev, NULL) < 0)
@@ -477,6 +479,7 @@ void tg_worker_destroy(tg_worker_t *w)
         event_free(w->accept_resume);
     if (w->drain_deadline)
         event_free(w->drain_deadline);
+    tg_heap_trim_free(w);
     if (w->notify_fd >= 0)
         close(w->notify_fd);
     if (w->base)

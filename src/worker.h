@@ -58,6 +58,10 @@ struct tg_worker_s {
     int notify_fd;               /* eventfd: the main thread asks us to stop */
     struct event *notify_ev;
     struct event *drain_deadline;
+    struct event *heap_trim;    /* heap_trim.h */
+    unsigned parked_since_trim; /* heap_trim.h */
+    uint64_t requests_started;  /* tg_worker_gen_acquire calls: is the worker quiet? */
+    uint64_t trim_requests;     /* requests_started when heap_trim was armed */
     pcre2_match_data *match_data;
     tg_request_id_gen_t ids;
     tg_conn_t *conns; /* every open client connection (for draining) */
