@@ -30,12 +30,23 @@
 
 #define TG_REDIS_STALL_MS 1000
 
+/* A Sentinel node: numeric IP resolved at load, and port. */
+typedef struct {
+    char *host;
+    int port;
+} tg_redis_node_t;
+
 struct tg_redis_conf_s {
-    char *name; /* address as written, for logs */
-    char *host; /* numeric IP resolved at load (NULL for unix sockets) */
+    char *name; /* address as written (or "sentinel master NAME"), for logs */
+    char *host; /* numeric IP resolved at load (NULL for unix sockets and sentinel) */
     int port;
     char *unix_path;             /* "unix:/path": the path; NULL for TCP */
     char *password;              /* NULL = no AUTH */
+    char *username;              /* ACL user: AUTH username password; NULL = AUTH password */
+    char *sentinel_master;       /* sentinel: the master's name; NULL = address mode */
+    tg_redis_node_t *sentinels;  /* sentinel: the nodes asked in turn */
+    size_t nsentinels;           /* sentinel: count of sentinels (>= 1) */
+    char *sentinel_password;     /* sentinel: AUTH for the sentinels; NULL = none */
     uint32_t database;           /* SELECT when not 0 */
     uint64_t timeout_ms;         /* per command; default 50ms */
     uint64_t connect_timeout_ms; /* connect + AUTH/SELECT; default 1s */
