@@ -247,7 +247,8 @@ static void become_ready(tg_redis_t *rc)
     evtimer_del(rc->connect_timer);
     rc->backoff_ms = BACKOFF_MIN_MS;
     rc->stats.connects++;
-    if (rc->outage_logged)
+    /* Behind Sentinel, which primary a worker uses is news worth a line. */
+    if (rc->outage_logged || rc->sentinel != NULL)
         tg_log_notice("redis: connected to %s (worker %u)", rc->peer, rc->worker_id);
     else
         tg_log_info("redis: connected to %s (worker %u)", rc->peer, rc->worker_id);
