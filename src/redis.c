@@ -12,6 +12,7 @@
  *   - a reply is freed by hiredis when its callback returns.
  */
 #include "redis.h"
+#include "redis_cluster.h"
 #include "redis_sentinel.h"
 
 #include <arpa/inet.h>
@@ -68,6 +69,7 @@ struct tg_redis_s {
     size_t nfree;
     tg_redis_stats_t stats;
     tg_redis_sentinel_t *sentinel; /* sentinel mode: discovery and the +switch-master watch */
+    tg_redis_cluster_t *cluster;   /* cluster mode: this rc only hands commands to it */
     char primary_host[64];         /* sentinel mode: the primary resolved last */
     int primary_port;
     char peer[96]; /* what we connect to, for logs */
@@ -463,8 +465,33 @@ static void reply_cb(redisAsyncContext *ac, void *r, void *privdata)
         reconnect_now(rc, "READONLY: the primary was demoted");
 }
 
-tg_redis_call_t *tg_redis_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int argc,
-                               const char **argv, const size_t *argvlen)
+/* Cluster mode: the call the plugin holds (for tg_redis_cancel) while
+ * redis_cluster.c routes the command and follows its redirects. */
+static void cluster_done(void *call, const redisReply *reply, const char *error)
+{
+    tg_redis_call_t *c = call;
+    tg_redis_t *rc = c->rc;
+    if (c->cb != NULL)
+        c->cb(c->data, reply, error);
+    call_put(rc, c);
+}
+
+static tg_redis_call_t *cluster_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int argc,
+                                     const char **argv, const size_t *argvlen)
+{
+    tg_redis_call_t *c = call_get(rc);
+    if (c == NULL) {
+        cb(data, NULL, "redis not connected");
+        return NULL;
+    }
+    *c = (tg_redis_call_t){.rc = rc, .cb = cb, .data = data};
+    return tg_redis_cluster_send(rc->cluster, cluster_done, c, argc, argv, argvlen) == 0 ? c : NULL;
+}
+
+/* argv, or an already formatted command (cmd, len) when argv is NULL. */
+static tg_redis_call_t *send_one(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int argc,
+                                 const char **argv, const size_t *argvlen, const char *cmd,
+                                 size_t len)
 {
     tg_redis_call_t *c = NULL;
     if (rc->state == RS_READY)
@@ -476,7 +503,9 @@ tg_redis_call_t *tg_redis_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int
                                .data = data,
                                .sent_ms = now,
                                .deadline_ms = now + rc->conf->timeout_ms};
-        if (redisAsyncCommandArgv(rc->ac, reply_cb, c, argc, argv, argvlen) == REDIS_OK) {
+        int st = argv != NULL ? redisAsyncCommandArgv(rc->ac, reply_cb, c, argc, argv, argvlen)
+                              : redisAsyncFormattedCommand(rc->ac, reply_cb, c, cmd, len);
+        if (st == REDIS_OK) {
             call_link(rc, c);
             arm_call_timer(rc);
             return c;
@@ -484,12 +513,29 @@ tg_redis_call_t *tg_redis_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int
         call_put(rc, c);
     }
     count(rc, KIND_DISCONNECTED);
-    cb(data, NULL, "redis not connected");
+    if (cb != NULL)
+        cb(data, NULL, "redis not connected");
     return NULL;
+}
+
+tg_redis_call_t *tg_redis_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int argc,
+                               const char **argv, const size_t *argvlen)
+{
+    if (rc->cluster != NULL)
+        return cluster_send(rc, cb, data, argc, argv, argvlen);
+    return send_one(rc, cb, data, argc, argv, argvlen, NULL, 0);
+}
+
+tg_redis_call_t *tg_redis_send_formatted(tg_redis_t *rc, tg_redis_cb_t cb, void *data,
+                                         const char *cmd, size_t len)
+{
+    return send_one(rc, cb, data, 0, NULL, NULL, cmd, len);
 }
 
 bool tg_redis_ready(const tg_redis_t *rc)
 {
+    if (rc != NULL && rc->cluster != NULL)
+        return tg_redis_cluster_ready(rc->cluster);
     return rc != NULL && rc->state == RS_READY;
 }
 
@@ -547,12 +593,16 @@ tg_redis_t *tg_redis_new(const tg_redis_conf_t *conf, struct event_base *base, u
     snprintf(rc->peer, sizeof(rc->peer), "%s", conf->name);
     if (conf->sentinel_master != NULL)
         rc->sentinel = tg_redis_sentinel_new(conf, base, sentinel_resolved, sentinel_switched, rc);
+    if (conf->nseeds > 0)
+        rc->cluster = tg_redis_cluster_new(conf, base, worker_id);
     if (rc->retry_timer == NULL || rc->connect_timer == NULL || rc->call_timer == NULL ||
-        (conf->sentinel_master != NULL && rc->sentinel == NULL)) {
+        (conf->sentinel_master != NULL && rc->sentinel == NULL) ||
+        (conf->nseeds > 0 && rc->cluster == NULL)) {
         tg_redis_free(rc);
         return NULL;
     }
-    start_connect(rc);
+    if (rc->cluster == NULL)
+        start_connect(rc);
     return rc;
 }
 
@@ -570,6 +620,7 @@ void tg_redis_free(tg_redis_t *rc)
         redisAsyncFree(ac); /* pending calls: reply_cb(NULL) -> "shutdown" */
     }
     tg_redis_sentinel_free(rc->sentinel);
+    tg_redis_cluster_free(rc->cluster); /* its pending calls end with "shutdown" */
     if (rc->retry_timer)
         event_free(rc->retry_timer);
     if (rc->connect_timer)

@@ -1,8 +1,8 @@
 /*
  * The top-level `redis:` map (see redis.h). Exactly one topology key:
  * `address` (one server), `sentinel` (ask Sentinels for the primary of a
- * named master). `cluster` and `tls` are refused with the reason: hiredis 0.14
- * (Debian 12) has no TLS, and Cluster support is not in this build.
+ * named master), `cluster` (seeds; the slot map is discovered). `tls` is
+ * refused with the reason: hiredis 0.14 (Debian 12) has no TLS.
  */
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
@@ -97,6 +97,44 @@ static int opt_string(const tg_conf_node_t *map, const char *key, char **out, tg
     return 0;
 }
 
+/* A non-empty list of "ip:port" into *out (malloc'ed). */
+static int parse_nodes(const tg_conf_node_t *n, tg_redis_node_t **out, size_t *count,
+                       tg_conf_err_t *err)
+{
+    const char *text;
+    if (n->type != TG_CONF_SEQ || n->count == 0)
+        return tg_conf_error(err, n, "expected a non-empty list of \"ip:port\"");
+    *out = calloc(n->count, sizeof(**out));
+    if (*out == NULL)
+        abort();
+    for (size_t i = 0; i < n->count; i++) {
+        tg_redis_node_t *s = &(*out)[*count];
+        if (tg_conf_get_string(n->items[i], &text, err) < 0 ||
+            parse_tcp(n->items[i], text, &s->host, &s->port, err) < 0)
+            return -1;
+        (*count)++;
+    }
+    return 0;
+}
+
+static int parse_cluster(tg_redis_conf_t *rc, const tg_conf_node_t *map, tg_conf_err_t *err)
+{
+    static const char *const keys[] = {"nodes", NULL};
+    const tg_conf_node_t *n;
+    if (map->type != TG_CONF_MAP)
+        return tg_conf_error(err, map, "expected a map (nodes)");
+    if (tg_conf_check_keys_in(map, keys, "redis.cluster", err) < 0)
+        return -1;
+    if ((n = tg_conf_map_get(map, "nodes")) == NULL)
+        return tg_conf_error(err, map, "missing required key 'nodes'");
+    if (parse_nodes(n, &rc->cluster_seeds, &rc->nseeds, err) < 0)
+        return -1;
+    char name[128];
+    snprintf(name, sizeof(name), "cluster (%zu seeds)", rc->nseeds);
+    rc->name = dup_s(name);
+    return 0;
+}
+
 static int parse_sentinel(tg_redis_conf_t *rc, const tg_conf_node_t *map, tg_conf_err_t *err)
 {
     const tg_conf_node_t *n;
@@ -114,18 +152,8 @@ static int parse_sentinel(tg_redis_conf_t *rc, const tg_conf_node_t *map, tg_con
     rc->sentinel_master = dup_s(text);
     if ((n = tg_conf_map_get(map, "nodes")) == NULL)
         return tg_conf_error(err, map, "missing required key 'nodes'");
-    if (n->type != TG_CONF_SEQ || n->count == 0)
-        return tg_conf_error(err, n, "expected a non-empty list of \"ip:port\"");
-    rc->sentinels = calloc(n->count, sizeof(*rc->sentinels));
-    if (rc->sentinels == NULL)
-        abort();
-    for (size_t i = 0; i < n->count; i++) {
-        tg_redis_node_t *s = &rc->sentinels[rc->nsentinels];
-        if (tg_conf_get_string(n->items[i], &text, err) < 0 ||
-            parse_tcp(n->items[i], text, &s->host, &s->port, err) < 0)
-            return -1;
-        rc->nsentinels++;
-    }
+    if (parse_nodes(n, &rc->sentinels, &rc->nsentinels, err) < 0)
+        return -1;
     if (opt_string(map, "password", &rc->sentinel_password, err) < 0)
         return -1;
     char name[300];
@@ -154,9 +182,7 @@ static int parse_topology(tg_redis_conf_t *rc, const tg_config_t *cfg, const tg_
         return tg_conf_error(err, map,
                              "missing required key 'address' (or 'sentinel' or 'cluster')");
     if (found[2] != NULL)
-        return tg_conf_error(err, found[2],
-                             "redis cluster is not supported by this build of tollgate yet: "
-                             "use address (one primary) or sentinel");
+        return parse_cluster(rc, found[2], err);
     if (found[1] != NULL)
         return parse_sentinel(rc, found[1], err);
     return parse_address(rc, cfg, found[0], err);
@@ -196,6 +222,8 @@ static int parse_rest(tg_redis_conf_t *rc, const tg_conf_node_t *map, tg_conf_er
     if ((n = tg_conf_map_get(map, "database")) != NULL) {
         if (tg_conf_get_uint(n, 0, INT32_MAX, &v, err) < 0)
             return -1;
+        if (v != 0 && rc->nseeds > 0)
+            return tg_conf_error(err, n, "a Redis Cluster has only database 0");
         rc->database = (uint32_t)v;
     }
     if (parse_duration(map, "timeout", &rc->timeout_ms, err) < 0)
@@ -238,5 +266,8 @@ void tg_redis_conf_free(tg_redis_conf_t *conf)
         free(conf->sentinels[i].host);
     free(conf->sentinels);
     free(conf->sentinel_password);
+    for (size_t i = 0; i < conf->nseeds; i++)
+        free(conf->cluster_seeds[i].host);
+    free(conf->cluster_seeds);
     free(conf);
 }

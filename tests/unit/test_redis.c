@@ -338,9 +338,10 @@ START_TEST(conf_errors)
     conf_err("redis:\n  sentinel: {master: m, nodes: [\"127.0.0.1:2\"]}\n  cluster: {}\n",
              "t.yaml:3:12: redis takes exactly one of address, sentinel, cluster (sentinel given "
              "too)");
-    conf_err("redis:\n  cluster: {nodes: [\"127.0.0.1:2\"]}\n",
-             "t.yaml:2:12: redis cluster is not supported by this build of tollgate yet: use "
-             "address (one primary) or sentinel");
+    conf_err("redis:\n  cluster: {nodes: [\"127.0.0.1:2\"]}\n  database: 2\n",
+             "t.yaml:3:13: a Redis Cluster has only database 0");
+    conf_err("redis:\n  cluster: {nodes: []}\n",
+             "t.yaml:2:20: expected a non-empty list of \"ip:port\"");
     conf_err("redis:\n  sentinel: {nodes: [\"127.0.0.1:2\"]}\n",
              "t.yaml:2:13: missing required key 'master'");
     conf_err("redis:\n  sentinel: {master: m}\n", "t.yaml:2:13: missing required key 'nodes'");
