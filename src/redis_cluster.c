@@ -13,7 +13,8 @@
 #include "tollgate/clock.h"
 
 #define SLOTS 16384
-#define BOOT_REFRESH_MS 100
+#define TICK_MS 100         /* how often the refresh conditions are looked at */
+#define LOST_REFRESH_MS 500 /* a primary is unreachable: has a replica taken over? */
 
 typedef struct {
     char host[64];
@@ -31,9 +32,12 @@ struct tg_redis_cluster_s {
     size_t nnodes;
     uint8_t slot_node[SLOTS]; /* node index + 1; 0 = unknown */
     bool have_map;
-    bool refreshing; /* a CLUSTER SLOTS is on its way */
-    struct event *refresh_timer;
-    uint64_t refresh_at; /* monotonic ms the timer fires; 0 = not armed */
+    uint64_t mapped;    /* bit i: node i serves a slot (nodes <= 64) */
+    bool refreshing;    /* a CLUSTER SLOTS is on its way */
+    bool want_refresh;  /* after a MOVED or a failed refresh */
+    uint64_t last_ms;   /* when the last refresh was sent */
+    uint64_t next_ms;   /* the next periodic refresh */
+    struct event *tick; /* persistent, TICK_MS */
 };
 
 /* One command across its redirects. */
@@ -117,15 +121,7 @@ static int node_get(tg_redis_cluster_t *cl, const char *host, int port)
 
 /* ---- the slot map ------------------------------------------------------- */
 
-static void schedule_refresh(tg_redis_cluster_t *cl, uint64_t ms)
-{
-    uint64_t at = tg_now_ms() + ms;
-    if (cl->refresh_at != 0 && cl->refresh_at <= at)
-        return;
-    struct timeval tv = tg_timeval_ms(ms);
-    evtimer_add(cl->refresh_timer, &tv);
-    cl->refresh_at = at;
-}
+_Static_assert(TG_REDIS_CLUSTER_MAX_NODES <= 64, "mapped is a 64-bit mask");
 
 /* CLUSTER SLOTS: [[start, end, [ip, port, id], replica...], ...] */
 static int apply_slots(tg_redis_cluster_t *cl, const redisReply *reply)
@@ -133,6 +129,7 @@ static int apply_slots(tg_redis_cluster_t *cl, const redisReply *reply)
     if (reply->type != REDIS_REPLY_ARRAY)
         return -1;
     uint8_t map[SLOTS] = {0};
+    uint64_t mapped = 0;
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *r = reply->element[i];
         if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
@@ -149,8 +146,10 @@ static int apply_slots(tg_redis_cluster_t *cl, const redisReply *reply)
             return -1;
         for (long long s = from; s <= to; s++)
             map[s] = (uint8_t)(n + 1);
+        mapped |= 1ull << n;
     }
     memcpy(cl->slot_node, map, sizeof(map));
+    cl->mapped = mapped;
     if (!cl->have_map)
         tg_log_info("redis: cluster slot map known (worker %u, %zu nodes)", cl->worker_id,
                     cl->nnodes);
@@ -170,31 +169,46 @@ static void slots_cb(void *data, const redisReply *reply, const char *error)
                     : reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
                                                                         : "unexpected reply",
                     cl->worker_id);
-        schedule_refresh(cl, BOOT_REFRESH_MS * 10);
+        cl->want_refresh = true;
         return;
     }
-    schedule_refresh(cl, TG_REDIS_CLUSTER_REFRESH_MS);
+    cl->want_refresh = false;
+    cl->next_ms = tg_now_ms() + TG_REDIS_CLUSTER_REFRESH_MS;
 }
 
-static void refresh_cb(evutil_socket_t fd, short what, void *arg)
+/* Every primary of the map has a ready connection. */
+static bool map_healthy(const tg_redis_cluster_t *cl)
+{
+    for (size_t i = 0; i < cl->nnodes; i++)
+        if ((cl->mapped >> i & 1) && !tg_redis_ready(cl->nodes[i].rc))
+            return false;
+    return cl->have_map;
+}
+
+/* Refreshes when the map is unknown, after a MOVED, every
+ * TG_REDIS_CLUSTER_REFRESH_MS, and every LOST_REFRESH_MS while a primary of
+ * the map is unreachable (a replica may be taking over: no traffic needed
+ * to notice). */
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     tg_redis_cluster_t *cl = arg;
-    cl->refresh_at = 0;
+    uint64_t now = tg_now_ms();
     if (cl->refreshing)
-        return; /* its answer schedules the next one */
+        return;
+    if (cl->have_map && !cl->want_refresh && now < cl->next_ms &&
+        (map_healthy(cl) || now < cl->last_ms + LOST_REFRESH_MS))
+        return;
     for (size_t i = 0; i < cl->nnodes; i++) {
         if (!tg_redis_ready(cl->nodes[i].rc))
             continue;
         const char *argv[] = {"CLUSTER", "SLOTS"};
         cl->refreshing = true;
-        if (tg_redis_send(cl->nodes[i].rc, slots_cb, cl, 2, argv, NULL) != NULL)
-            return;
-        /* slots_cb already ran with the error (and rescheduled) */
+        cl->last_ms = now;
+        tg_redis_send(cl->nodes[i].rc, slots_cb, cl, 2, argv, NULL);
         return;
     }
-    schedule_refresh(cl, BOOT_REFRESH_MS);
 }
 
 /* ---- commands ----------------------------------------------------------- */
@@ -259,7 +273,8 @@ static void attempt_cb(void *data, const redisReply *reply, const char *error)
     cc->redirects++;
     if (moved) {
         cl->slot_node[slot] = (uint8_t)(node + 1);
-        schedule_refresh(cl, 0);
+        cl->mapped |= 1ull << node;
+        cl->want_refresh = true;
     }
     attempt(cc, node, ask);
 }
@@ -270,7 +285,7 @@ int tg_redis_cluster_send(tg_redis_cluster_t *cl, tg_redis_cluster_done_t done, 
     int slot = key_slot(argc, argv, argvlen);
     int node = slot >= 0 && cl->have_map ? (int)cl->slot_node[slot] - 1 : -1;
     if (slot >= 0 && node < 0 && cl->have_map)
-        schedule_refresh(cl, 0); /* a slot nobody serves: the map may be stale */
+        cl->want_refresh = true; /* a slot nobody serves: the map may be stale */
     ccall_t *cc = calloc(1, sizeof(*cc));
     if (cc == NULL) {
         done(call, NULL, "out of memory");
@@ -318,14 +333,16 @@ tg_redis_cluster_t *tg_redis_cluster_new(const tg_redis_conf_t *conf, struct eve
     cl->conf = conf;
     cl->base = base;
     cl->worker_id = worker_id;
-    cl->refresh_timer = evtimer_new(base, refresh_cb, cl);
-    if (cl->refresh_timer == NULL) {
+    cl->tick = event_new(base, -1, EV_PERSIST, tick_cb, cl);
+    struct timeval tv = tg_timeval_ms(TICK_MS);
+    if (cl->tick == NULL || event_add(cl->tick, &tv) < 0) {
+        if (cl->tick != NULL)
+            event_free(cl->tick);
         free(cl);
         return NULL;
     }
     for (size_t i = 0; i < conf->nseeds; i++)
         node_get(cl, conf->cluster_seeds[i].host, conf->cluster_seeds[i].port);
-    schedule_refresh(cl, BOOT_REFRESH_MS);
     return cl;
 }
 
@@ -336,6 +353,6 @@ void tg_redis_cluster_free(tg_redis_cluster_t *cl)
     /* Pending calls end with "shutdown" here; refreshing ones reach slots_cb. */
     for (size_t i = 0; i < cl->nnodes; i++)
         tg_redis_free(cl->nodes[i].rc);
-    event_free(cl->refresh_timer);
+    event_free(cl->tick);
     free(cl);
 }

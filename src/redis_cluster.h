@@ -3,9 +3,12 @@
  * primary (each a tg_redis_t of its own, so timeouts, stalls and reconnects
  * work as for a single server), MOVED and ASK.
  *
- * The slot map comes from CLUSTER SLOTS, asked of any ready node: every
- * 100 ms until it is known, every TG_REDIS_CLUSTER_REFRESH_MS after that, and
- * at once after a MOVED. A command goes to the primary of the slot of its key:
+ * The slot map comes from CLUSTER SLOTS, asked of any ready node (checked
+ * every 100 ms): until it is known, every TG_REDIS_CLUSTER_REFRESH_MS, soon
+ * after a MOVED, and every 500 ms while a primary of the map has no ready
+ * connection (a replica may be taking over; noticed without traffic).
+ *
+ * A command goes to the primary of the slot of its key:
  * argv[1], or for EVAL/EVALSHA the first key (argv[3]); every key of one
  * command must share a hash tag (Redis refuses CROSSSLOT otherwise). MOVED
  * updates the slot and resends; ASK sends ASKING and the command to the

@@ -16,7 +16,7 @@ import time
 import pytest
 
 import tg_harness as h
-from test_rate_limit import Redis, get, limited, rl_route
+from test_rate_limit import Redis, check_accuracy, get, limited, rl_route
 
 MASTER = "mymaster"
 SENTINEL_BIN = shutil.which("redis-sentinel")
@@ -195,6 +195,15 @@ def test_sentinel_primary_killed_under_traffic(gateway_factory, upstream, topolo
     time.sleep(0.5)
     primary.kill()
     check_failover(gws, primary, replica, traffic)
+
+
+def test_sentinel_accuracy_three_instances(gateway_factory, upstream, topology):
+    """A client at 3x its limit for 4 s over 3 gateways: burst + rate * elapsed admitted (2%)."""
+    primary, replica, sentinels = topology
+    conf = limited(limits=[{"rate": 20, "per": "1s", "burst": 10}])
+    gws = start_gateways(gateway_factory, upstream, sentinels, [rl_route("a", "/a", conf)])
+    wait_for(lambda: all(connected_to(gw, primary.port) == {"0", "1"} for gw in gws), 10, "workers connected")
+    check_accuracy(gws, "/a", 20, 10, 4.0)
 
 
 def test_sentinel_unknown_master_is_logged_and_on_error_applies(gateway_factory, upstream, topology):
