@@ -23,6 +23,7 @@
 #include "config.h"
 #include "conn.h"
 #include "redis.h"
+#include "redis_cluster.h"
 
 /* ---- the redis-server child ---------------------------------------------- */
 
@@ -638,6 +639,20 @@ START_TEST(auth_and_select_applied)
 }
 END_TEST
 
+/* Values from the Cluster spec and CLUSTER KEYSLOT. */
+START_TEST(cluster_slot_of_keys)
+{
+    ck_assert_uint_eq(tg_redis_cluster_slot("123456789", 9), 0x31C3 % 16384);
+    ck_assert_uint_eq(tg_redis_cluster_slot("foo", 3), 12182);
+    ck_assert_uint_eq(tg_redis_cluster_slot("{user1000}.following", 20),
+                      tg_redis_cluster_slot("{user1000}.followers", 20));
+    ck_assert_uint_eq(tg_redis_cluster_slot("x{foo}y", 7), 12182);
+    /* "{}" is no tag: the whole key; only the first "{...}" counts */
+    ck_assert_uint_ne(tg_redis_cluster_slot("foo{}{bar}", 10), tg_redis_cluster_slot("bar", 3));
+    ck_assert_uint_eq(tg_redis_cluster_slot("foo{{bar}}zap", 13), tg_redis_cluster_slot("{bar", 4));
+}
+END_TEST
+
 START_TEST(acl_username_auth)
 {
     const char *extra[] = {"--user", "alice", "on", ">pw2", "~*", "+@all", NULL};
@@ -730,6 +745,7 @@ static Suite *redis_suite(void)
     tcase_add_test(tc, conf_errors);
     tcase_add_test(tc, conf_sentinel_and_username);
     tcase_add_test(tc, acl_username_auth);
+    tcase_add_test(tc, cluster_slot_of_keys);
     tcase_add_test(tc, round_trip_and_pipelining);
     tcase_add_test(tc, error_reply_is_a_reply);
     tcase_add_test(tc, public_api_through_request);
