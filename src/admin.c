@@ -347,6 +347,13 @@ static json_t *redis_json(const tg_redis_conf_t *r)
                             json_pack("{s:s, s:o, s:o}", "master", r->sentinel_master, "nodes",
                                       nodes, "password", jsecret(r->sentinel_password != NULL)));
     }
+    if (r->nseeds > 0) {
+        json_t *seeds = json_array();
+        for (size_t i = 0; i < r->nseeds; i++)
+            json_array_append_new(
+                seeds, json_sprintf("%s:%d", r->cluster_seeds[i].host, r->cluster_seeds[i].port));
+        json_object_set_new(o, "cluster", json_pack("{s:o}", "nodes", seeds));
+    }
     json_object_set_new(o, "database", juint(r->database));
     json_object_set_new(o, "timeout_ms", juint(r->timeout_ms));
     json_object_set_new(o, "connect_timeout_ms", juint(r->connect_timeout_ms));
