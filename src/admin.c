@@ -337,6 +337,23 @@ static json_t *redis_json(const tg_redis_conf_t *r)
     json_t *o = json_object();
     json_object_set_new(o, "address", jstr(r->name));
     json_object_set_new(o, "password", jsecret(r->password != NULL));
+    json_object_set_new(o, "username", jstr(r->username));
+    if (r->sentinel_master != NULL) {
+        json_t *nodes = json_array();
+        for (size_t i = 0; i < r->nsentinels; i++)
+            json_array_append_new(
+                nodes, json_sprintf("%s:%d", r->sentinels[i].host, r->sentinels[i].port));
+        json_object_set_new(o, "sentinel",
+                            json_pack("{s:s, s:o, s:o}", "master", r->sentinel_master, "nodes",
+                                      nodes, "password", jsecret(r->sentinel_password != NULL)));
+    }
+    if (r->nseeds > 0) {
+        json_t *seeds = json_array();
+        for (size_t i = 0; i < r->nseeds; i++)
+            json_array_append_new(
+                seeds, json_sprintf("%s:%d", r->cluster_seeds[i].host, r->cluster_seeds[i].port));
+        json_object_set_new(o, "cluster", json_pack("{s:o}", "nodes", seeds));
+    }
     json_object_set_new(o, "database", juint(r->database));
     json_object_set_new(o, "timeout_ms", juint(r->timeout_ms));
     json_object_set_new(o, "connect_timeout_ms", juint(r->connect_timeout_ms));

@@ -12,6 +12,8 @@
  *   - a reply is freed by hiredis when its callback returns.
  */
 #include "redis.h"
+#include "redis_cluster.h"
+#include "redis_sentinel.h"
 
 #include <arpa/inet.h>
 #include <hiredis/adapters/libevent.h>
@@ -20,10 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <time.h>
 
-#include "conf_node.h"
 #include "conn.h"
 #include "log.h"
 #include "metrics.h"
@@ -34,7 +34,6 @@
 #define FREE_CALLS_MAX 1024 /* recycled call structs kept per connection */
 
 enum { KIND_TIMEOUT = 0, KIND_DISCONNECTED, KIND_ERROR };
-static const char *const kind_names[] = {"timeout", "disconnected", "error"};
 
 typedef enum { RS_DISCONNECTED = 0, RS_CONNECTING, RS_READY } rs_state_t;
 
@@ -69,7 +68,14 @@ struct tg_redis_s {
     tg_redis_call_t *free_calls;
     size_t nfree;
     tg_redis_stats_t stats;
+    tg_redis_sentinel_t *sentinel; /* sentinel mode: discovery and the +switch-master watch */
+    tg_redis_cluster_t *cluster;   /* cluster mode: this rc only hands commands to it */
+    char primary_host[64];         /* sentinel mode: the primary resolved last */
+    int primary_port;
+    char peer[96]; /* what we connect to, for logs */
 };
+
+#define ROLE_CHECK ((void *)1) /* handshake_cb privdata of the ROLE command */
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -207,14 +213,15 @@ static void on_lost(tg_redis_t *rc, const char *why)
     rc->state = RS_DISCONNECTED;
     rc->ac = NULL;
     evtimer_del(rc->connect_timer);
+    tg_redis_sentinel_cancel(rc->sentinel);
     if (rc->closing)
         return;
     if (!rc->outage_logged) {
         if (rc->ever_ready)
-            tg_log_warn("redis: connection to %s lost: %s (worker %u)", rc->conf->name, why,
+            tg_log_warn("redis: connection to %s lost: %s (worker %u)", rc->peer, why,
                         rc->worker_id);
         else
-            tg_log_warn("redis: cannot connect to %s: %s (worker %u)", rc->conf->name, why,
+            tg_log_warn("redis: cannot connect to %s: %s (worker %u)", rc->peer, why,
                         rc->worker_id);
         rc->outage_logged = true;
     }
@@ -242,24 +249,40 @@ static void become_ready(tg_redis_t *rc)
     evtimer_del(rc->connect_timer);
     rc->backoff_ms = BACKOFF_MIN_MS;
     rc->stats.connects++;
-    if (rc->outage_logged)
-        tg_log_notice("redis: connected to %s (worker %u)", rc->conf->name, rc->worker_id);
+    /* Behind Sentinel, which primary a worker uses is news worth a line. */
+    if (rc->outage_logged || rc->sentinel != NULL)
+        tg_log_notice("redis: connected to %s (worker %u)", rc->peer, rc->worker_id);
     else
-        tg_log_info("redis: connected to %s (worker %u)", rc->conf->name, rc->worker_id);
+        tg_log_info("redis: connected to %s (worker %u)", rc->peer, rc->worker_id);
     rc->outage_logged = false;
     rc->ever_ready = true;
 }
 
+/* What ROLE says, when it is not "master" (a Sentinel may answer with a
+ * primary that was just demoted): NULL when it is master. */
+static const char *not_master(const redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 ||
+        reply->element[0]->type != REDIS_REPLY_STRING)
+        return "an unexpected ROLE reply";
+    return strcmp(reply->element[0]->str, "master") == 0 ? NULL : reply->element[0]->str;
+}
+
 static void handshake_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
-    (void)privdata;
     tg_redis_t *rc = ac->data;
     const redisReply *reply = r;
     if (reply == NULL || ac != rc->ac)
         return; /* the connection is going away: disconnect handling follows */
+    char why[160];
     if (reply->type == REDIS_REPLY_ERROR) {
-        char why[160];
         snprintf(why, sizeof(why), "handshake failed: %.*s", (int)reply->len, reply->str);
+        drop_connection(rc, why);
+        return;
+    }
+    const char *role = privdata == ROLE_CHECK ? not_master(reply) : NULL;
+    if (role != NULL) {
+        snprintf(why, sizeof(why), "role is %s, not master", role);
         drop_connection(rc, why);
         return;
     }
@@ -272,8 +295,10 @@ static void send_handshake(tg_redis_t *rc)
     const tg_redis_conf_t *cf = rc->conf;
     rc->handshake_left = 0;
     if (cf->password != NULL) {
-        const char *argv[] = {"AUTH", cf->password};
-        redisAsyncCommandArgv(rc->ac, handshake_cb, NULL, 2, argv, NULL);
+        /* AUTH [username] password: the ACL form only with a username. */
+        const char *argv[] = {"AUTH", cf->username != NULL ? cf->username : cf->password,
+                              cf->password};
+        redisAsyncCommandArgv(rc->ac, handshake_cb, NULL, cf->username != NULL ? 3 : 2, argv, NULL);
         rc->handshake_left++;
     }
     if (cf->database != 0) {
@@ -284,9 +309,11 @@ static void send_handshake(tg_redis_t *rc)
         rc->handshake_left++;
     }
     /* A frozen server still completes TCP connects (the kernel's backlog):
-     * only an answer proves it is alive. */
-    const char *ping[] = {"PING"};
-    redisAsyncCommandArgv(rc->ac, handshake_cb, NULL, 1, ping, NULL);
+     * only an answer proves it is alive. Behind Sentinel, ROLE answers that
+     * and also whether this is still the primary. */
+    const char *ping[] = {cf->sentinel_master != NULL ? "ROLE" : "PING"};
+    redisAsyncCommandArgv(rc->ac, handshake_cb, cf->sentinel_master != NULL ? ROLE_CHECK : NULL, 1,
+                          ping, NULL);
     rc->handshake_left++;
 }
 
@@ -311,11 +338,11 @@ static void disconnect_cb(const redisAsyncContext *ac, int status)
     on_lost(rc, ac->err ? ac->errstr : "closed");
 }
 
-static void start_connect(tg_redis_t *rc)
+static void connect_server(tg_redis_t *rc, const char *host, int port)
 {
     const tg_redis_conf_t *cf = rc->conf;
     redisAsyncContext *ac = cf->unix_path != NULL ? redisAsyncConnectUnix(cf->unix_path)
-                                                  : redisAsyncConnect(cf->host, cf->port);
+                                                  : redisAsyncConnect(host, port);
     if (ac == NULL) {
         on_lost(rc, "out of memory");
         return;
@@ -336,8 +363,58 @@ static void start_connect(tg_redis_t *rc)
     redisAsyncSetConnectCallback(ac, connect_cb);
     redisAsyncSetDisconnectCallback(ac, disconnect_cb);
     rc->ac = ac;
+}
+
+/* Drops the connection (if any) and starts again without the backoff. */
+static void reconnect_now(tg_redis_t *rc, const char *why)
+{
+    if (rc->state == RS_READY)
+        drop_connection(rc, why);
+    evtimer_del(rc->retry_timer);
+    rc->backoff_ms = BACKOFF_MIN_MS;
+    add_timer_ms(rc->retry_timer, 0);
+}
+
+/* Sentinel mode: connect_timeout bounds the question to the Sentinels and the
+ * connection together (one timer armed in start_connect). */
+static void sentinel_resolved(void *data, const char *host, int port, const char *why)
+{
+    tg_redis_t *rc = data;
+    if (rc->state != RS_CONNECTING || rc->ac != NULL)
+        return;
+    if (host == NULL) {
+        on_lost(rc, why);
+        return;
+    }
+    snprintf(rc->primary_host, sizeof(rc->primary_host), "%s", host);
+    rc->primary_port = port;
+    snprintf(rc->peer, sizeof(rc->peer), "%s (%s:%d)", rc->conf->name, host, port);
+    connect_server(rc, host, port);
+}
+
+/* Reconnects at once: the primary moved. In-flight calls get "connection
+ * lost" and their plugin's on_error policy applies. */
+static void sentinel_switched(void *data, const char *host, int port, const char *why)
+{
+    (void)why;
+    tg_redis_t *rc = data;
+    if (rc->state == RS_READY && rc->primary_port == port && strcmp(rc->primary_host, host) == 0)
+        return;
+    tg_log_notice("redis: %s switched to %s:%d (worker %u)", rc->conf->name, host, port,
+                  rc->worker_id);
+    if (rc->state == RS_CONNECTING)
+        return; /* the resolve or ROLE check under way will see it */
+    reconnect_now(rc, "+switch-master");
+}
+
+static void start_connect(tg_redis_t *rc)
+{
     rc->state = RS_CONNECTING;
-    add_timer_ms(rc->connect_timer, cf->connect_timeout_ms);
+    add_timer_ms(rc->connect_timer, rc->conf->connect_timeout_ms);
+    if (rc->sentinel != NULL)
+        tg_redis_sentinel_resolve(rc->sentinel);
+    else
+        connect_server(rc, rc->conf->host, rc->conf->port);
 }
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -378,12 +455,43 @@ static void reply_cb(redisAsyncContext *ac, void *r, void *privdata)
         c->cb(c->data, reply, NULL);
     }
     call_put(rc, c);
-    if (!rc->closing)
-        arm_call_timer(rc);
+    if (rc->closing)
+        return;
+    arm_call_timer(rc);
+    /* Writes to a demoted primary: its Sentinels moved on (and our watch may
+     * have missed the message), so ask them again. */
+    if (rc->sentinel != NULL && reply != NULL && reply->type == REDIS_REPLY_ERROR && ac == rc->ac &&
+        rc->state == RS_READY && strncmp(reply->str, "READONLY", 8) == 0)
+        reconnect_now(rc, "READONLY: the primary was demoted");
 }
 
-tg_redis_call_t *tg_redis_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int argc,
-                               const char **argv, const size_t *argvlen)
+/* Cluster mode: the call the plugin holds (for tg_redis_cancel) while
+ * redis_cluster.c routes the command and follows its redirects. */
+static void cluster_done(void *call, const redisReply *reply, const char *error)
+{
+    tg_redis_call_t *c = call;
+    tg_redis_t *rc = c->rc;
+    if (c->cb != NULL)
+        c->cb(c->data, reply, error);
+    call_put(rc, c);
+}
+
+static tg_redis_call_t *cluster_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int argc,
+                                     const char **argv, const size_t *argvlen)
+{
+    tg_redis_call_t *c = call_get(rc);
+    if (c == NULL) {
+        cb(data, NULL, "redis not connected");
+        return NULL;
+    }
+    *c = (tg_redis_call_t){.rc = rc, .cb = cb, .data = data};
+    return tg_redis_cluster_send(rc->cluster, cluster_done, c, argc, argv, argvlen) == 0 ? c : NULL;
+}
+
+/* argv, or an already formatted command (cmd, len) when argv is NULL. */
+static tg_redis_call_t *send_one(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int argc,
+                                 const char **argv, const size_t *argvlen, const char *cmd,
+                                 size_t len)
 {
     tg_redis_call_t *c = NULL;
     if (rc->state == RS_READY)
@@ -395,7 +503,9 @@ tg_redis_call_t *tg_redis_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int
                                .data = data,
                                .sent_ms = now,
                                .deadline_ms = now + rc->conf->timeout_ms};
-        if (redisAsyncCommandArgv(rc->ac, reply_cb, c, argc, argv, argvlen) == REDIS_OK) {
+        int st = argv != NULL ? redisAsyncCommandArgv(rc->ac, reply_cb, c, argc, argv, argvlen)
+                              : redisAsyncFormattedCommand(rc->ac, reply_cb, c, cmd, len);
+        if (st == REDIS_OK) {
             call_link(rc, c);
             arm_call_timer(rc);
             return c;
@@ -403,12 +513,29 @@ tg_redis_call_t *tg_redis_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int
         call_put(rc, c);
     }
     count(rc, KIND_DISCONNECTED);
-    cb(data, NULL, "redis not connected");
+    if (cb != NULL)
+        cb(data, NULL, "redis not connected");
     return NULL;
+}
+
+tg_redis_call_t *tg_redis_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int argc,
+                               const char **argv, const size_t *argvlen)
+{
+    if (rc->cluster != NULL)
+        return cluster_send(rc, cb, data, argc, argv, argvlen);
+    return send_one(rc, cb, data, argc, argv, argvlen, NULL, 0);
+}
+
+tg_redis_call_t *tg_redis_send_formatted(tg_redis_t *rc, tg_redis_cb_t cb, void *data,
+                                         const char *cmd, size_t len)
+{
+    return send_one(rc, cb, data, 0, NULL, NULL, cmd, len);
 }
 
 bool tg_redis_ready(const tg_redis_t *rc)
 {
+    if (rc != NULL && rc->cluster != NULL)
+        return tg_redis_cluster_ready(rc->cluster);
     return rc != NULL && rc->state == RS_READY;
 }
 
@@ -463,11 +590,19 @@ tg_redis_t *tg_redis_new(const tg_redis_conf_t *conf, struct event_base *base, u
     rc->retry_timer = evtimer_new(base, retry_cb, rc);
     rc->connect_timer = evtimer_new(base, connect_timer_cb, rc);
     rc->call_timer = evtimer_new(base, call_timer_cb, rc);
-    if (rc->retry_timer == NULL || rc->connect_timer == NULL || rc->call_timer == NULL) {
+    snprintf(rc->peer, sizeof(rc->peer), "%s", conf->name);
+    if (conf->sentinel_master != NULL)
+        rc->sentinel = tg_redis_sentinel_new(conf, base, sentinel_resolved, sentinel_switched, rc);
+    if (conf->nseeds > 0)
+        rc->cluster = tg_redis_cluster_new(conf, base, worker_id);
+    if (rc->retry_timer == NULL || rc->connect_timer == NULL || rc->call_timer == NULL ||
+        (conf->sentinel_master != NULL && rc->sentinel == NULL) ||
+        (conf->nseeds > 0 && rc->cluster == NULL)) {
         tg_redis_free(rc);
         return NULL;
     }
-    start_connect(rc);
+    if (rc->cluster == NULL)
+        start_connect(rc);
     return rc;
 }
 
@@ -484,6 +619,8 @@ void tg_redis_free(tg_redis_t *rc)
         ac->onConnect = NULL;
         redisAsyncFree(ac); /* pending calls: reply_cb(NULL) -> "shutdown" */
     }
+    tg_redis_sentinel_free(rc->sentinel);
+    tg_redis_cluster_free(rc->cluster); /* its pending calls end with "shutdown" */
     if (rc->retry_timer)
         event_free(rc->retry_timer);
     if (rc->connect_timer)
@@ -496,139 +633,4 @@ void tg_redis_free(tg_redis_t *rc)
         free(c);
     }
     free(rc);
-}
-
-/* ---- config ------------------------------------------------------------- */
-
-static const char *const redis_keys[] = {"address",  "timeout",  "connect_timeout",
-                                         "password", "database", NULL};
-
-static char *dup_s(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        abort(); /* same policy as the config arena: no memory at load, no gateway */
-    return d;
-}
-
-static int parse_unix(tg_redis_conf_t *rc, const tg_config_t *cfg, const tg_conf_node_t *n,
-                      const char *path, tg_conf_err_t *err)
-{
-    char buf[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
-    if (*path == '\0')
-        return tg_conf_error(err, n, "empty unix socket path");
-    int len = path[0] == '/' || cfg == NULL || cfg->dir == NULL
-                  ? snprintf(buf, sizeof(buf), "%s", path)
-                  : snprintf(buf, sizeof(buf), "%s/%s", cfg->dir, path);
-    if (len < 0 || (size_t)len >= sizeof(buf) - 1)
-        return tg_conf_error(err, n, "unix socket path too long (at most %zu bytes)",
-                             sizeof(buf) - 2);
-    rc->unix_path = dup_s(buf);
-    return 0;
-}
-
-static int parse_tcp(tg_redis_conf_t *rc, const tg_conf_node_t *n, const char *text,
-                     tg_conf_err_t *err)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    char eb[300], ip[INET6_ADDRSTRLEN];
-    if (text[0] == ':' || text[0] == '*')
-        return tg_conf_error(err, n, "redis address needs a host: '%s'", text);
-    if (tg_config_parse_address(text, &ss, &len, eb, sizeof(eb)) < 0)
-        return tg_conf_error(err, n, "%s", eb);
-    const void *a;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const void *)&ss;
-        a = &sin->sin_addr;
-        rc->port = ntohs(sin->sin_port);
-    } else {
-        const struct sockaddr_in6 *sin6 = (const void *)&ss;
-        a = &sin6->sin6_addr;
-        rc->port = ntohs(sin6->sin6_port);
-    }
-    inet_ntop(ss.ss_family, a, ip, sizeof(ip));
-    rc->host = dup_s(ip);
-    return 0;
-}
-
-static int parse_address(tg_redis_conf_t *rc, const tg_config_t *cfg, const tg_conf_node_t *map,
-                         tg_conf_err_t *err)
-{
-    const tg_conf_node_t *n = tg_conf_map_get(map, "address");
-    const char *text;
-    if (n == NULL)
-        return tg_conf_error(err, map, "missing required key 'address'");
-    if (tg_conf_get_string(n, &text, err) < 0)
-        return -1;
-    rc->name = dup_s(text);
-    if (strncmp(text, "unix:", 5) == 0)
-        return parse_unix(rc, cfg, n, text + 5, err);
-    return parse_tcp(rc, n, text, err);
-}
-
-static int parse_duration(const tg_conf_node_t *map, const char *key, uint64_t *out,
-                          tg_conf_err_t *err)
-{
-    const tg_conf_node_t *n = tg_conf_map_get(map, key);
-    if (n == NULL)
-        return 0;
-    if (tg_conf_get_duration_ms(n, out, err) < 0)
-        return -1;
-    if (*out == 0)
-        return tg_conf_error(err, n, "must be greater than 0");
-    return 0;
-}
-
-static int parse_rest(tg_redis_conf_t *rc, const tg_conf_node_t *map, tg_conf_err_t *err)
-{
-    const tg_conf_node_t *n;
-    const char *s;
-    uint64_t v;
-    if ((n = tg_conf_map_get(map, "password")) != NULL && n->type != TG_CONF_NULL) {
-        if (tg_conf_get_string(n, &s, err) < 0)
-            return -1;
-        if (*s != '\0') /* "${REDIS_PASSWORD}" left unset: no AUTH */
-            rc->password = dup_s(s);
-    }
-    if ((n = tg_conf_map_get(map, "database")) != NULL) {
-        if (tg_conf_get_uint(n, 0, INT32_MAX, &v, err) < 0)
-            return -1;
-        rc->database = (uint32_t)v;
-    }
-    if (parse_duration(map, "timeout", &rc->timeout_ms, err) < 0)
-        return -1;
-    return parse_duration(map, "connect_timeout", &rc->connect_timeout_ms, err);
-}
-
-int tg_redis_conf_parse(tg_config_t *cfg, const tg_conf_node_t *node, tg_conf_err_t *err)
-{
-    if (node->type != TG_CONF_MAP)
-        return tg_conf_error(err, node, "expected a map");
-    if (tg_conf_check_keys_in(node, redis_keys, "redis", err) < 0)
-        return -1;
-    tg_redis_conf_t *rc = calloc(1, sizeof(*rc));
-    if (rc == NULL)
-        return tg_conf_error(err, node, "out of memory");
-    rc->timeout_ms = 50;
-    rc->connect_timeout_ms = 1000;
-    if (parse_address(rc, cfg, node, err) < 0 || parse_rest(rc, node, err) < 0) {
-        tg_redis_conf_free(rc);
-        return -1;
-    }
-    rc->metric_errors = tg_metrics_counter(tg_metrics_registry(), "tollgate_redis_errors_total",
-                                           "Failed Redis calls by kind.", "kind", kind_names, 3);
-    cfg->redis = rc;
-    return 0;
-}
-
-void tg_redis_conf_free(tg_redis_conf_t *conf)
-{
-    if (conf == NULL)
-        return;
-    free(conf->name);
-    free(conf->host);
-    free(conf->unix_path);
-    free(conf->password);
-    free(conf);
 }

@@ -30,16 +30,29 @@
 
 #define TG_REDIS_STALL_MS 1000
 
-struct tg_redis_conf_s {
-    char *name; /* address as written, for logs */
-    char *host; /* numeric IP resolved at load (NULL for unix sockets) */
+/* A Sentinel node or a Cluster seed: numeric IP resolved at load, and port. */
+typedef struct {
+    char *host;
     int port;
-    char *unix_path;             /* "unix:/path": the path; NULL for TCP */
-    char *password;              /* NULL = no AUTH */
-    uint32_t database;           /* SELECT when not 0 */
-    uint64_t timeout_ms;         /* per command; default 50ms */
-    uint64_t connect_timeout_ms; /* connect + AUTH/SELECT; default 1s */
-    int metric_errors;           /* tollgate_redis_errors_total id, -1 without a registry */
+} tg_redis_node_t;
+
+struct tg_redis_conf_s {
+    char *name; /* address as written (or "sentinel master NAME"), for logs */
+    char *host; /* numeric IP resolved at load (NULL for unix sockets and sentinel) */
+    int port;
+    char *unix_path;                /* "unix:/path": the path; NULL for TCP */
+    char *password;                 /* NULL = no AUTH */
+    char *username;                 /* ACL user: AUTH username password; NULL = AUTH password */
+    char *sentinel_master;          /* sentinel: the master's name; NULL = address mode */
+    tg_redis_node_t *sentinels;     /* sentinel: the nodes asked in turn */
+    size_t nsentinels;              /* sentinel: count of sentinels (>= 1) */
+    char *sentinel_password;        /* sentinel: AUTH for the sentinels; NULL = none */
+    tg_redis_node_t *cluster_seeds; /* cluster: nodes asked for the slot map; NULL = not cluster */
+    size_t nseeds;                  /* cluster: count of seeds */
+    uint32_t database;              /* SELECT when not 0 */
+    uint64_t timeout_ms;            /* per command; default 50ms */
+    uint64_t connect_timeout_ms;    /* connect + AUTH/SELECT; default 1s */
+    int metric_errors;              /* tollgate_redis_errors_total id, -1 without a registry */
 };
 
 /* Error counts kept per connection (also exported as metrics when possible). */
@@ -67,6 +80,10 @@ void tg_redis_free(tg_redis_t *rc);
 /* tg_redis_command() without a request (the public one finds rc through it). */
 tg_redis_call_t *tg_redis_send(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int argc,
                                const char **argv, const size_t *argvlen);
+/* A command formatted already (RESP text): redis_cluster.c resends one. cb
+ * may be NULL (the reply is not wanted). Never for a cluster-mode rc. */
+tg_redis_call_t *tg_redis_send_formatted(tg_redis_t *rc, tg_redis_cb_t cb, void *data,
+                                         const char *cmd, size_t len);
 bool tg_redis_ready(const tg_redis_t *rc);
 void tg_redis_get_stats(const tg_redis_t *rc, tg_redis_stats_t *out);
 

@@ -1,8 +1,11 @@
 /*
  * tollgate public API: the worker's Redis connection (top-level `redis:`).
  *
- * One connection per worker, shared by every plugin, commands pipelined,
- * hiredis async on the worker's event loop. Each command has the configured
+ * One connection per worker (behind `sentinel:`, to the primary the Sentinels
+ * name; with `cluster:`, one per primary, each command sent to the primary of
+ * its key's slot: argv[1], or the first key of EVAL/EVALSHA, and all keys of
+ * one command must share a hash tag), shared by every plugin, commands
+ * pipelined, hiredis async on the worker's event loop. Each command has the configured
  * timeout; the callback is called exactly once on the worker thread (with the
  * reply, or with reply NULL and an error text), unless the call was cancelled
  * first. A plugin that pauses a request on a Redis call cancels the call from
@@ -21,7 +24,7 @@ struct redisReply;
 typedef struct tg_redis_call_s tg_redis_call_t;
 
 /* error is one of "redis not configured", "redis not connected", "timeout",
- * "connection lost", "shutdown" (reply NULL then); a Redis error reply is a
+ * "connection lost", "shutdown", "out of memory" (reply NULL then); a Redis error reply is a
  * reply of type REDIS_REPLY_ERROR with error NULL. */
 typedef void (*tg_redis_cb_t)(void *data, const struct redisReply *reply, const char *error);
 

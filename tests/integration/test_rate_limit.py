@@ -87,6 +87,9 @@ def redis():
     r.kill()
 
 
+KEY_RE = re.compile(r"tg:rl:\{([0-9a-f]{8}):(.*)\}:([^:]*):(\d)")
+
+
 def rl_route(name, prefix, config, upstream="up"):
     return {"name": name, "match": {"path_prefix": prefix}, "upstream": upstream,
             "plugins": [{"name": "rate-limit", "config": config}]}
@@ -136,11 +139,9 @@ def rl_headers(r):
 
 # ------------------------------------------------------------- accuracy ----
 
-def test_accuracy_three_instances_share_one_redis(gateway_factory, upstream, redis):
-    """A client at 3x its limit for 5 s, spread over 3 gateways: burst + rate * elapsed admitted (2%)."""
-    rate, burst, duration = 20, 10, 5.0
-    routes = [rl_route("api", "/api", limited(limits=[{"rate": rate, "per": "1s", "burst": burst}]))]
-    gws = [start_gw(gateway_factory, upstream, routes, redis, name="gw%d" % i) for i in range(3)]
+def check_accuracy(gws, path, rate, burst, duration):
+    """One client at 3x its limit for duration seconds, spread round-robin over
+    gws: burst + rate * elapsed admitted, within 2%."""
     conns = [h.Conn(gw.port, timeout=5) for gw in gws]
     try:
         interval = 1.0 / (3 * rate)
@@ -158,7 +159,7 @@ def test_accuracy_three_instances_share_one_redis(gateway_factory, upstream, red
             sent = time.monotonic()
             first = first if first is not None else sent
             last = sent
-            r = get(None, "/api/x", [("X-Client", "acc")], conns[i % 3])
+            r = get(None, path, [("X-Client", "acc")], conns[i % len(conns)])
             assert r.status in (200, 429), r
             admitted += r.status == 200
             refused += r.status == 429
@@ -174,6 +175,14 @@ def test_accuracy_three_instances_share_one_redis(gateway_factory, upstream, red
         assert "rate-limit: redis unavailable" not in gw.stderr()
 
 
+def test_accuracy_three_instances_share_one_redis(gateway_factory, upstream, redis):
+    """A client at 3x its limit for 5 s, spread over 3 gateways: burst + rate * elapsed admitted (2%)."""
+    rate, burst, duration = 20, 10, 5.0
+    routes = [rl_route("api", "/api", limited(limits=[{"rate": rate, "per": "1s", "burst": burst}]))]
+    gws = [start_gw(gateway_factory, upstream, routes, redis, name="gw%d" % i) for i in range(3)]
+    check_accuracy(gws, "/api/x", rate, burst, duration)
+
+
 # ------------------------------------------------------------- keys ----
 
 def test_separate_keys_and_routes(gateway_factory, upstream, redis):
@@ -185,9 +194,9 @@ def test_separate_keys_and_routes(gateway_factory, upstream, redis):
     assert statuses("/a/1", "bob") == [200, 200, 429]       # another header value: its own bucket
     assert statuses("/b/1", "alice") == [200, 200, 429]     # another route: its own bucket
     keys = redis.cmd("KEYS", "tg:rl:*")
-    # tg:rl:<route>:<instance hash>:<limit index>:<key value>
-    parts = sorted((k.split(":", 5)[2], k.split(":", 5)[4], k.split(":", 5)[5]) for k in keys)
-    assert parts == [("a", "0", "h:alice"), ("a", "0", "h:bob"), ("b", "0", "h:alice")], keys
+    # tg:rl:{<instance hash>:<key value>}:<route>:<limit index>
+    parts = sorted(KEY_RE.fullmatch(k).group(2, 3, 4) for k in keys)
+    assert parts == [("h:alice", "a", "0"), ("h:alice", "b", "0"), ("h:bob", "a", "0")], keys
     # Keys expire when the bucket is full again (2 tokens at 1/min: <= 120 s).
     for k in keys:
         ttl = redis.cmd("PTTL", k)
@@ -202,9 +211,42 @@ def test_missing_header_falls_back_to_ip_and_long_values_are_hashed(gateway_fact
     long_value = "x" * 300
     assert get(gw.port, "/a", [("X-Client", long_value)]).status == 200
     keys = redis.cmd("KEYS", "tg:rl:*")
-    assert any(k.endswith(":0:i:127.0.0.1") for k in keys), keys
-    hashed = [k for k in keys if ":0:#" in k]
-    assert len(hashed) == 1 and len(hashed[0].split(":0:#")[1]) == 40, keys
+    values = [KEY_RE.fullmatch(k).group(2) for k in keys]
+    assert "i:127.0.0.1" in values, keys
+    hashed = [v for v in values if v.startswith("#")]
+    assert len(hashed) == 1 and len(hashed[0]) == 41, keys
+
+
+def key_slot(key):
+    """Redis Cluster's slot of key: CRC16 (XMODEM) of its hash tag, mod 16384."""
+    b = key.encode("latin-1")
+    s = b.find(b"{")
+    if s >= 0:
+        e = b.find(b"}", s + 1)
+        if e > s + 1:
+            b = b[s + 1:e]
+    crc = 0
+    for c in b:
+        crc ^= c << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+    return crc % 16384
+
+
+def test_all_limits_of_a_route_and_client_share_one_cluster_slot(gateway_factory, upstream, redis):
+    """One EVALSHA must never span Cluster slots: the keys share a hash tag, even for a key value with braces."""
+    conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 2}, {"rate": 100, "per": "1h"},
+                           {"rate": 1000, "per": "1d"}])
+    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)], redis)
+    for client in ("alice", "}{odd}", "{x}"):
+        assert get(gw.port, "/a", [("X-Client", client)]).status == 200
+    keys = redis.cmd("KEYS", "tg:rl:*")
+    assert len(keys) == 9, keys
+    by_client = {}
+    for k in keys:
+        by_client.setdefault(KEY_RE.fullmatch(k).group(2), set()).add(key_slot(k))
+    assert sorted(by_client) == ["h:alice", "h:{x}", "h:}{odd}"], keys
+    assert all(len(slots) == 1 for slots in by_client.values()), by_client
 
 
 # ------------------------------------------------------------- headers ----

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "conn.h"
 #include "redis.h"
+#include "redis_cluster.h"
 
 /* ---- the redis-server child ---------------------------------------------- */
 
@@ -290,6 +291,34 @@ START_TEST(conf_defaults_and_fields)
 }
 END_TEST
 
+START_TEST(conf_sentinel_and_username)
+{
+    ck_assert_int_eq(parse_conf("redis:\n  sentinel:\n    master: mymaster\n"
+                                "    nodes: [\"127.0.0.1:26379\", \"[::1]:26380\"]\n"
+                                "    password: sp\n  username: alice\n  password: pw\n"),
+                     0);
+    ck_assert_str_eq(conf->sentinel_master, "mymaster");
+    ck_assert_str_eq(conf->name, "sentinel master 'mymaster'");
+    ck_assert_uint_eq(conf->nsentinels, 2);
+    ck_assert_str_eq(conf->sentinels[0].host, "127.0.0.1");
+    ck_assert_int_eq(conf->sentinels[0].port, 26379);
+    ck_assert_str_eq(conf->sentinels[1].host, "::1");
+    ck_assert_int_eq(conf->sentinels[1].port, 26380);
+    ck_assert_str_eq(conf->sentinel_password, "sp");
+    ck_assert_str_eq(conf->username, "alice");
+    ck_assert_str_eq(conf->password, "pw");
+    ck_assert_ptr_null(conf->host);
+    tg_redis_conf_free(conf);
+    conf = NULL;
+    /* ${VAR:-} left empty: no sentinel AUTH, no ACL user */
+    ck_assert_int_eq(parse_conf("redis:\n  sentinel: {master: m, nodes: [\"127.0.0.1:1\"], "
+                                "password: \"\"}\n  username: \"\"\n"),
+                     0);
+    ck_assert_ptr_null(conf->sentinel_password);
+    ck_assert_ptr_null(conf->username);
+}
+END_TEST
+
 static void conf_err(const char *yaml, const char *msg)
 {
     ck_assert_int_eq(parse_conf(yaml), -1);
@@ -301,7 +330,34 @@ START_TEST(conf_errors)
 {
     conf_err("redis:\n  address: \"127.0.0.1:1\"\n  timout: 5ms\n",
              "t.yaml:3:3: unknown key 'timout' in redis (did you mean 'timeout'?)");
-    conf_err("redis:\n  database: 1\n", "t.yaml:2:3: missing required key 'address'");
+    conf_err("redis:\n  database: 1\n",
+             "t.yaml:2:3: missing required key 'address' (or 'sentinel' or 'cluster')");
+    conf_err(
+        "redis:\n  address: \"127.0.0.1:1\"\n  sentinel: {master: m, nodes: [\"127.0.0.1:2\"]}\n",
+        "t.yaml:3:13: redis takes exactly one of address, sentinel, cluster (address given "
+        "too)");
+    conf_err("redis:\n  sentinel: {master: m, nodes: [\"127.0.0.1:2\"]}\n  cluster: {}\n",
+             "t.yaml:3:12: redis takes exactly one of address, sentinel, cluster (sentinel given "
+             "too)");
+    conf_err("redis:\n  cluster: {nodes: [\"127.0.0.1:2\"]}\n  database: 2\n",
+             "t.yaml:3:13: a Redis Cluster has only database 0");
+    conf_err("redis:\n  cluster: {nodes: []}\n",
+             "t.yaml:2:20: expected a non-empty list of \"ip:port\"");
+    conf_err("redis:\n  sentinel: {nodes: [\"127.0.0.1:2\"]}\n",
+             "t.yaml:2:13: missing required key 'master'");
+    conf_err("redis:\n  sentinel: {master: m}\n", "t.yaml:2:13: missing required key 'nodes'");
+    conf_err("redis:\n  sentinel: {master: m, nodes: []}\n",
+             "t.yaml:2:32: expected a non-empty list of \"ip:port\"");
+    conf_err("redis:\n  sentinel: {master: m, nodes: [\"127.0.0.1\"]}\n",
+             "t.yaml:2:33: missing port in '127.0.0.1'");
+    conf_err("redis:\n  sentinel: {master: m, nodes: [\"127.0.0.1:1\"], pasword: x}\n",
+             "t.yaml:2:49: unknown key 'pasword' in redis.sentinel (did you mean 'password'?)");
+    conf_err("redis:\n  address: \"127.0.0.1:1\"\n  tls: {ca: /etc/ssl/redis-ca.pem}\n",
+             "t.yaml:3:8: redis tls is not supported: tollgate is built against hiredis 0.14, "
+             "which has no TLS; reach Redis over a unix socket, a private network or a local TLS "
+             "tunnel (stunnel, spiped)");
+    conf_err("redis:\n  address: \"127.0.0.1:1\"\n  username: alice\n",
+             "t.yaml:3:13: username needs a password (AUTH username password)");
     conf_err("redis:\n  address: \"127.0.0.1:1\"\n  timeout: 50\n",
              "t.yaml:3:12: expected a duration like 10s, got '50'");
     conf_err("redis:\n  address: \"127.0.0.1:1\"\n  timeout: 0s\n",
@@ -583,6 +639,33 @@ START_TEST(auth_and_select_applied)
 }
 END_TEST
 
+/* Values from the Cluster spec and CLUSTER KEYSLOT. */
+START_TEST(cluster_slot_of_keys)
+{
+    ck_assert_uint_eq(tg_redis_cluster_slot("123456789", 9), 0x31C3 % 16384);
+    ck_assert_uint_eq(tg_redis_cluster_slot("foo", 3), 12182);
+    ck_assert_uint_eq(tg_redis_cluster_slot("{user1000}.following", 20),
+                      tg_redis_cluster_slot("{user1000}.followers", 20));
+    ck_assert_uint_eq(tg_redis_cluster_slot("x{foo}y", 7), 12182);
+    /* "{}" is no tag: the whole key; only the first "{...}" counts */
+    ck_assert_uint_ne(tg_redis_cluster_slot("foo{}{bar}", 10), tg_redis_cluster_slot("bar", 3));
+    ck_assert_uint_eq(tg_redis_cluster_slot("foo{{bar}}zap", 13), tg_redis_cluster_slot("{bar", 4));
+}
+END_TEST
+
+START_TEST(acl_username_auth)
+{
+    const char *extra[] = {"--user", "alice", "on", ">pw2", "~*", "+@all", NULL};
+    server_start_args(extra);
+    connect_with("  username: alice\n  password: pw2\n");
+    ck_assert(wait_ready(2000));
+    seen_t who = {0};
+    send_cmd(&who, "ACL", "WHOAMI", NULL);
+    run_until(&who.calls, 1000);
+    ck_assert_str_eq(who.str, "alice");
+}
+END_TEST
+
 START_TEST(wrong_password_never_ready)
 {
     const char *extra[] = {"--requirepass", "pw1", NULL};
@@ -660,6 +743,9 @@ static Suite *redis_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, conf_defaults_and_fields);
     tcase_add_test(tc, conf_errors);
+    tcase_add_test(tc, conf_sentinel_and_username);
+    tcase_add_test(tc, acl_username_auth);
+    tcase_add_test(tc, cluster_slot_of_keys);
     tcase_add_test(tc, round_trip_and_pipelining);
     tcase_add_test(tc, error_reply_is_a_reply);
     tcase_add_test(tc, public_api_through_request);
