@@ -1,0 +1,822 @@
+/*
+ * cache plugin: a shared HTTP cache (RFC 9111) in memory, with collapsed
+ * forwarding, stale-while-revalidate / stale-if-error (RFC 5861),
+ * revalidation and an admin purge.
+ *
+ *   - name: cache
+ *     config:
+ *       storage: memory             # memory only in this version (redis: a config error)
+ *       max_size: 256MiB            # the process's store, LRU by bytes
+ *       max_body: 1MiB              # larger responses are not stored
+ *       default_ttl: 0s             # only without freshness info; 0: not stored
+ *       key: [method, host, path, query, "header:Accept-Language"]
+ *       methods: [GET, HEAD]
+ *       stale_while_revalidate: 30s # when the response does not say (RFC 5861)
+ *       stale_if_error: 5m          # likewise
+ *       collapse: true              # one upstream fetch per key at a time
+ *
+ * Phases:
+ *   request_head   a GET or HEAD without Range is looked up (HEAD reads the
+ *                  GET's entry). Fresh: answered from the entry (or 304 when
+ *                  the client's validators match), Cache-Status "tollgate;
+ *                  hit" and Age. Stale within stale-while-revalidate: one
+ *                  request revalidates upstream, the others get the stale
+ *                  entry. Otherwise the request goes upstream, conditional
+ *                  when the entry has validators; with collapse, only the
+ *                  first request for a key does, the others wait (PAUSE) for
+ *                  its entry.
+ *   response_head  an upstream 304 to our validators refreshes the entry and
+ *                  answers from it; a 5xx (the gateway's 502/504 included)
+ *                  within stale-if-error answers from the stale entry; a
+ *                  storable response (section 3) gets its body buffered.
+ *   response_body  stores the whole body with the head.
+ *   log            counts tollgate_cache_total{result}.
+ * Put response-shape before cache in the chain: response hooks run last
+ * plugin first, so the cache stores the upstream's body and shaping applies
+ * to every answer, stored or not.
+ */
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cache_entry.h"
+#include "cache_key.h"
+#include "cache_policy.h"
+#include "cache_store.h"
+#include "tollgate/admin.h"
+#include "tollgate/plugin.h"
+
+/* A waiter gives up on the fetch it waits for after this long and goes
+ * upstream itself; a claim this old is taken over. */
+#define COLLAPSE_MAX_MS 30000
+/* Waiters look for the entry every few ms, backing off to this. */
+#define WAIT_FIRST_MS 2
+#define WAIT_MAX_MS 50
+#define PURGE_PATH "/cache/purge"
+
+typedef enum {
+    R_NONE = 0,
+    R_HIT,
+    R_MISS,
+    R_STALE,
+    R_REVALIDATED,
+    R_STALE_ERROR,
+    R_BYPASS
+} result_t;
+static const char *const result_names[] = {"hit",         "miss",           "stale",
+                                           "revalidated", "stale_if_error", "bypass"};
+
+typedef struct {
+    unsigned storage;
+    uint64_t max_size, max_body, default_ttl_ms, swr_ms, sie_ms;
+    char **key;
+    size_t nkey;
+    char **methods;
+    size_t nmethods;
+    bool collapse;
+    tg_cache_part_t *parts;
+    size_t nparts;
+    bool head;       /* HEAD is cached (GET always is) */
+    bool store_held; /* holds a reference on the process's store */
+    int metric;
+} cache_conf_t;
+
+typedef enum { ST_NONE = 0, ST_BYPASS, ST_SERVED, ST_WAIT, ST_FORWARD } state_t;
+
+typedef struct {
+    const cache_conf_t *c;
+    tg_request_t *r;
+    uint8_t state, result;
+    bool reload;      /* the client asked for an end-to-end check (no-cache) */
+    bool no_store;    /* the client said no-store */
+    bool auth;        /* the request carries Authorization */
+    bool conditional; /* our validators went upstream */
+    char *key;
+    size_t klen;
+    const char *inm, *ims; /* the client's If-None-Match / If-Modified-Since (copies) */
+    size_t inm_len, ims_len;
+    tg_cache_entry_t *entry;   /* the stale entry being revalidated */
+    tg_cache_entry_t *capture; /* the response being stored */
+    uint64_t claim;            /* our claim on key, 0 without */
+    uint64_t holder;           /* the claim we wait for */
+    uint64_t wait_start_ms, wait_ms;
+    struct event *timer;
+} cache_ctx_t;
+
+/* ---- the process's store ---- */
+
+static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
+static tg_cache_store_t *store;
+static unsigned store_users;
+
+static int purge_action(void *data, const char *body, size_t len, char *out);
+
+static int store_acquire(uint64_t max_size)
+{
+    int rc = 0;
+    pthread_mutex_lock(&store_lock);
+    if (store == NULL) {
+        store = tg_cache_store_new(max_size);
+        if (store == NULL)
+            rc = -1;
+        else if (tg_admin_action_add(PURGE_PATH, purge_action, store) < 0)
+            tg_log(TG_LOG_WARN, "cache: %s is served by someone else", PURGE_PATH);
+    } else {
+        /* The latest config's bound (a reload) applies to the whole store. */
+        tg_cache_store_set_limit(store, max_size);
+    }
+    if (rc == 0)
+        store_users++;
+    pthread_mutex_unlock(&store_lock);
+    return rc;
+}
+
+static void store_release(void)
+{
+    pthread_mutex_lock(&store_lock);
+    if (--store_users == 0) {
+        tg_admin_action_remove(PURGE_PATH, store);
+        tg_cache_store_free(store);
+        store = NULL;
+    }
+    pthread_mutex_unlock(&store_lock);
+}
+
+/* POST /cache/purge {"route": "...", "path": "/p"} | {"route": "...", "prefix": "/p/"} */
+static int purge_action(void *data, const char *body, size_t len, char *out)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(body, len, 0, &jerr);
+    const char *route = j != NULL ? json_string_value(json_object_get(j, "route")) : NULL;
+    const char *path = j != NULL ? json_string_value(json_object_get(j, "path")) : NULL;
+    const char *prefix = j != NULL ? json_string_value(json_object_get(j, "prefix")) : NULL;
+    int status = 400;
+    if (route == NULL || (path == NULL) == (prefix == NULL) ||
+        (path != NULL ? path : prefix)[0] != '/') {
+        snprintf(out, TG_ADMIN_ACTION_OUT_MAX, "%s",
+                 "{\"error\": \"expected {\\\"route\\\": name, \\\"path\\\" or \\\"prefix\\\": "
+                 "\\\"/...\\\"}\"}");
+    } else {
+        size_t n = tg_cache_store_purge(data, route, path != NULL ? path : prefix, path == NULL);
+        snprintf(out, TG_ADMIN_ACTION_OUT_MAX, "{\"purged\": %zu}", n);
+        status = 200;
+    }
+    json_decref(j);
+    return status;
+}
+
+/* ---- config ---- */
+
+static const char *const storage_names[] = {"memory", "redis", NULL};
+
+static const tg_conf_field_t conf_fields[] = {
+    {"storage", TG_CONF_FIELD_ENUM, TG_CONF_AT(cache_conf_t, storage), .names = storage_names},
+    {"max_size", TG_CONF_FIELD_SIZE, TG_CONF_AT(cache_conf_t, max_size), .min = 64 << 10,
+     .def = 256ULL << 20},
+    {"max_body", TG_CONF_FIELD_SIZE, TG_CONF_AT(cache_conf_t, max_body), .min = 1,
+     .max = 1ULL << 30, .def = 1 << 20},
+    {"default_ttl", TG_CONF_FIELD_DURATION, TG_CONF_AT(cache_conf_t, default_ttl_ms)},
+    {"key", TG_CONF_FIELD_STRINGS, TG_CONF_AT(cache_conf_t, key),
+     .count_offset = offsetof(cache_conf_t, nkey), .min = 1, .flags = TG_CONF_NONEMPTY},
+    {"methods", TG_CONF_FIELD_STRINGS, TG_CONF_AT(cache_conf_t, methods),
+     .count_offset = offsetof(cache_conf_t, nmethods), .min = 1, .flags = TG_CONF_NONEMPTY},
+    {"stale_while_revalidate", TG_CONF_FIELD_DURATION, TG_CONF_AT(cache_conf_t, swr_ms)},
+    {"stale_if_error", TG_CONF_FIELD_DURATION, TG_CONF_AT(cache_conf_t, sie_ms)},
+    {"collapse", TG_CONF_FIELD_BOOL, TG_CONF_AT(cache_conf_t, collapse), .def = true},
+    TG_CONF_END,
+};
+
+static void conf_free(cache_conf_t *c)
+{
+    for (size_t i = 0; i < c->nparts; i++)
+        free(c->parts[i].header);
+    free(c->parts);
+    tg_conf_fields_free(conf_fields, c);
+    free(c);
+}
+
+static int parse_key(cache_conf_t *c, const tg_conf_node_t *node, tg_conf_err_t *err)
+{
+    static const char *const def[] = {"method", "host", "path", "query"};
+    size_t n = c->nkey > 0 ? c->nkey : 4;
+    const tg_conf_node_t *at = tg_conf_map_get(node, "key");
+    if ((c->parts = calloc(n, sizeof(*c->parts))) == NULL)
+        return tg_conf_error(err, node, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *s = c->nkey > 0 ? c->key[i] : def[i];
+        if (tg_cache_part_parse(s, &c->parts[i]) < 0)
+            return tg_conf_error(err, at != NULL ? at : node,
+                                 "key: '%s' is not method, host, path, query or header:<Name>", s);
+        c->nparts++;
+    }
+    return 0;
+}
+
+static int parse_methods(cache_conf_t *c, const tg_conf_node_t *node, tg_conf_err_t *err)
+{
+    c->head = c->nmethods == 0;
+    for (size_t i = 0; i < c->nmethods; i++) {
+        if (strcmp(c->methods[i], "HEAD") == 0)
+            c->head = true;
+        else if (strcmp(c->methods[i], "GET") != 0)
+            return tg_conf_error(err, tg_conf_map_get(node, "methods"),
+                                 "methods: only GET and HEAD are cached, not '%s'", c->methods[i]);
+    }
+    return 0;
+}
+
+static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void **out,
+                  tg_conf_err_t *err)
+{
+    cache_conf_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return tg_conf_error(err, node, "out of memory");
+    if (tg_conf_read(node, conf_fields, NULL, c, err) < 0 || parse_key(c, node, err) < 0 ||
+        parse_methods(c, node, err) < 0)
+        goto fail;
+    if (c->storage == 1) {
+        tg_conf_error(err, tg_conf_map_get(node, "storage"),
+                      "storage: redis is not available in this version (use memory)");
+        goto fail;
+    }
+    if (c->max_body > c->max_size / TG_CACHE_SHARDS) {
+        tg_conf_error(err, node, "max_size must be at least %d x max_body", TG_CACHE_SHARDS);
+        goto fail;
+    }
+    if (!env->check_only) {
+        if (store_acquire(c->max_size) < 0) {
+            tg_conf_error(err, node, "out of memory");
+            goto fail;
+        }
+        c->store_held = true;
+    }
+    c->metric =
+        tg_metrics_counter(env->metrics, "tollgate_cache_total",
+                           "Requests seen by the cache, by outcome.", "result", result_names, 6);
+    *out = c;
+    return 0;
+fail:
+    conf_free(c);
+    return -1;
+}
+
+static void destroy(void *instance)
+{
+    cache_conf_t *c = instance;
+    if (c->store_held)
+        store_release();
+    conf_free(c);
+}
+
+/* ---- helpers ---- */
+
+static int64_t wall_s(void)
+{
+    return (int64_t)(tg_wall_us() / 1000000);
+}
+
+/* The client's validators against e (ours may have replaced them upstream). */
+static bool client_not_modified(const cache_ctx_t *x, const tg_cache_entry_t *e)
+{
+    if (x->inm != NULL) /* RFC 9110 section 13.1.3: then If-Modified-Since is ignored */
+        return tg_etag_match(x->inm, x->inm_len, e->etag);
+    if (x->ims == NULL || e->last_modified == NULL)
+        return false;
+    int64_t since = tg_http_date(x->ims, x->ims_len);
+    int64_t lm = tg_http_date(e->last_modified, strlen(e->last_modified));
+    return since >= 0 && lm >= 0 && lm <= since;
+}
+
+/* RFC 9110 section 15.4.5: what a 304 carries. */
+static bool in_304(const char *name)
+{
+    static const char *const keep[] = {"ETag", "Cache-Control",    "Expires", "Vary",
+                                       "Date", "Content-Location", NULL};
+    for (const char *const *k = keep; *k; k++)
+        if (strcasecmp(*k, name) == 0)
+            return true;
+    return false;
+}
+
+/* Answers r from e. */
+static void serve(tg_request_t *r, cache_ctx_t *x, const tg_cache_entry_t *e, int64_t age,
+                  const char *status)
+{
+    bool nm = e->status == 200 && client_not_modified(x, e);
+    if (nm)
+        tg_request_respond(r, 304, NULL, "", 0);
+    else
+        tg_request_respond(r, e->status, e->content_type, e->body, e->body_len);
+    for (size_t i = 0; i < e->nheaders; i++)
+        if (!nm || in_304(e->headers[i].name))
+            tg_request_add_response_header(r, e->headers[i].name, e->headers[i].value,
+                                           e->headers[i].value_len);
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%lld", (long long)(age > 0 ? age : 0));
+    tg_request_add_response_header(r, "Age", buf, (size_t)n);
+    tg_request_add_response_header(r, "Cache-Status", status, strlen(status));
+    x->state = ST_SERVED;
+}
+
+typedef struct {
+    tg_request_t *r;
+    bool auth;
+} match_arg_t;
+
+static bool variant_fits(const tg_cache_entry_t *e, void *arg)
+{
+    match_arg_t *m = arg;
+    if (m->auth && !e->shared_auth) /* RFC 9111 section 3.5 */
+        return false;
+    if (e->vary == NULL)
+        return true;
+    const char *vk = tg_cache_vary_key(m->r, e->vary);
+    return vk != NULL && strcmp(vk, e->vary_key) == 0;
+}
+
+static void release_claim(cache_ctx_t *x)
+{
+    if (x->claim != 0 && x->claim != UINT64_MAX)
+        tg_cache_pending_release(store, x->key, x->klen, x->claim);
+    x->claim = 0;
+}
+
+static void ctx_cleanup(void *data)
+{
+    cache_ctx_t *x = data;
+    release_claim(x);
+    tg_cache_entry_unref(x->entry);
+    tg_cache_entry_unref(x->capture);
+    x->entry = x->capture = NULL;
+    if (x->timer != NULL)
+        event_free(x->timer);
+    x->timer = NULL;
+}
+
+/* ---- request_head ---- */
+
+static tg_filter_status_t forward(tg_request_t *r, cache_ctx_t *x)
+{
+    x->state = ST_FORWARD;
+    if (x->entry == NULL)
+        return TG_FILTER_CONTINUE;
+    const tg_cache_entry_t *e = x->entry;
+    if (e->etag == NULL && e->last_modified == NULL)
+        return TG_FILTER_CONTINUE;
+    /* Our validators replace the client's: a 304 then refreshes the entry
+     * and the client's own conditions are answered from it. */
+    tg_request_remove_header(r, "If-None-Match");
+    tg_request_remove_header(r, "If-Modified-Since");
+    if (e->etag != NULL)
+        tg_request_set_header(r, "If-None-Match", e->etag, strlen(e->etag));
+    if (e->last_modified != NULL)
+        tg_request_set_header(r, "If-Modified-Since", e->last_modified, strlen(e->last_modified));
+    x->conditional = true;
+    return TG_FILTER_CONTINUE;
+}
+
+static void wait_cb(evutil_socket_t fd, short what, void *arg);
+
+static tg_filter_status_t wait_for(tg_request_t *r, cache_ctx_t *x)
+{
+    if (x->timer == NULL)
+        x->timer = evtimer_new(tg_request_event_base(r), wait_cb, x);
+    if (x->timer == NULL)
+        return forward(r, x);
+    x->state = ST_WAIT;
+    x->wait_start_ms = tg_now_ms();
+    x->wait_ms = WAIT_FIRST_MS;
+    struct timeval tv = tg_timeval_ms(x->wait_ms);
+    evtimer_add(x->timer, &tv);
+    return TG_FILTER_PAUSE;
+}
+
+/* Looks up and answers, forwards or waits. may_wait is false after a wait:
+ * then a request that finds no usable entry goes upstream unclaimed (the
+ * fetch it waited for stored nothing: the others go at once, not one by
+ * one). */
+static tg_filter_status_t decide(tg_request_t *r, cache_ctx_t *x, bool may_wait)
+{
+    const cache_conf_t *c = x->c;
+    match_arg_t m = {r, x->auth};
+    tg_cache_entry_t *e = tg_cache_store_get(store, x->key, x->klen, variant_fits, &m);
+    int64_t now = wall_s();
+    x->result = R_MISS;
+    if (e != NULL) {
+        int64_t age = tg_cache_entry_age(e, now);
+        if (!e->no_cache && !x->reload && age < e->lifetime) {
+            x->result = R_HIT;
+            serve(r, x, e, age, "tollgate; hit");
+            tg_cache_entry_unref(e);
+            return TG_FILTER_RESPONDED;
+        }
+        tg_cache_entry_unref(x->entry);
+        x->entry = e;
+        x->result = R_STALE;
+        bool swr = !x->reload && !e->must_revalidate && !e->no_cache && age < e->lifetime + e->swr;
+        if (swr && !may_wait)
+            return forward(r, x);
+        if (swr) {
+            uint64_t holder;
+            x->claim = tg_cache_pending_claim(store, x->key, x->klen, tg_now_ms(), COLLAPSE_MAX_MS,
+                                              &holder);
+            if (x->claim != 0)
+                return forward(r, x);
+            x->result = R_HIT;
+            serve(r, x, e, age, "tollgate; hit; detail=stale-while-revalidate");
+            return TG_FILTER_RESPONDED;
+        }
+    }
+    if (!c->collapse || x->reload || !may_wait)
+        return forward(r, x);
+    x->claim =
+        tg_cache_pending_claim(store, x->key, x->klen, tg_now_ms(), COLLAPSE_MAX_MS, &x->holder);
+    return x->claim != 0 ? forward(r, x) : wait_for(r, x);
+}
+
+static void wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cache_ctx_t *x = arg;
+    uint64_t waited = tg_now_ms() - x->wait_start_ms;
+    if (tg_cache_pending_held(store, x->key, x->klen, x->holder) && waited < COLLAPSE_MAX_MS) {
+        x->wait_ms = x->wait_ms * 2 < WAIT_MAX_MS ? x->wait_ms * 2 : WAIT_MAX_MS;
+        struct timeval tv = tg_timeval_ms(x->wait_ms);
+        evtimer_add(x->timer, &tv);
+        return;
+    }
+    tg_request_resume(x->r, decide(x->r, x, false));
+}
+
+static bool method_cached(const cache_conf_t *c, tg_request_t *r)
+{
+    size_t len;
+    const char *m = tg_request_method(r, &len);
+    return (len == 3 && memcmp(m, "GET", 3) == 0) ||
+           (c->head && len == 4 && memcmp(m, "HEAD", 4) == 0);
+}
+
+static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
+{
+    const cache_conf_t *c = f->instance;
+    cache_ctx_t *x = f->ctx;
+    x->c = c;
+    x->r = r;
+    if (store == NULL || !method_cached(c, r))
+        return TG_FILTER_CONTINUE;
+    size_t len;
+    /* Range requests pass through: the store holds whole bodies only. */
+    if (tg_request_header(r, "Range", &len) != NULL ||
+        (x->key = tg_cache_key(r, c->parts, c->nparts, &x->klen)) == NULL) {
+        x->state = ST_BYPASS;
+        x->result = R_BYPASS;
+        return TG_FILTER_CONTINUE;
+    }
+    tg_cc_t cc;
+    tg_cc_init(&cc);
+    const char *v = tg_request_header(r, "Cache-Control", &len);
+    if (v != NULL)
+        tg_cc_parse(v, len, &cc);
+    v = tg_request_header(r, "Pragma", &len);
+    /* RFC 9111 section 5.4: Pragma: no-cache counts only without Cache-Control. */
+    bool pragma = !cc.any && v != NULL && tg_list_has(v, len, "no-cache", 8);
+    x->reload = cc.no_cache || cc.max_age == 0 || pragma;
+    x->no_store = cc.no_store;
+    x->auth = tg_request_header(r, "Authorization", &len) != NULL;
+    tg_arena_t *a = tg_request_arena(r);
+    if ((v = tg_request_header(r, "If-None-Match", &x->inm_len)) != NULL)
+        x->inm = tg_arena_strndup(a, v, x->inm_len);
+    if ((v = tg_request_header(r, "If-Modified-Since", &x->ims_len)) != NULL)
+        x->ims = tg_arena_strndup(a, v, x->ims_len);
+    tg_request_on_cleanup(r, ctx_cleanup, x);
+    return decide(r, x, true);
+}
+
+/* ---- response_head ---- */
+
+static bool status_storable(int s)
+{
+    /* Heuristically cacheable statuses (RFC 9110 section 15.1). */
+    static const int ok[] = {200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (ok[i] == s)
+            return true;
+    return false;
+}
+
+static void read_cc(tg_request_t *r, tg_cc_t *cc)
+{
+    tg_cc_init(cc);
+    const char *n, *v;
+    size_t nl, vl;
+    for (size_t i = 0; tg_response_header_at(r, i, &n, &nl, &v, &vl); i++)
+        if (nl == 13 && strncasecmp(n, "Cache-Control", 13) == 0)
+            tg_cc_parse(v, vl, cc);
+}
+
+static int64_t header_date(tg_request_t *r, const char *name)
+{
+    size_t len;
+    const char *v = tg_response_header(r, name, &len);
+    return v != NULL ? tg_http_date(v, len) : -2;
+}
+
+/* Freshness lifetime in seconds (RFC 9111 section 4.2.1), -1 without
+ * freshness information. */
+static int64_t lifetime_of(const cache_conf_t *c, tg_request_t *r, const tg_cc_t *cc, int64_t date)
+{
+    if (cc->s_maxage >= 0)
+        return cc->s_maxage;
+    if (cc->max_age >= 0)
+        return cc->max_age;
+    int64_t expires = header_date(r, "Expires");
+    if (expires == -1) /* invalid: already expired (section 5.3) */
+        return 0;
+    if (expires >= 0)
+        return expires > date ? expires - date : 0;
+    return c->default_ttl_ms > 0 ? (int64_t)(c->default_ttl_ms / 1000) : -1;
+}
+
+/* Fields never stored: recomputed (Age), ours (Cache-Status), framing and
+ * what tg_request_add_response_header() refuses. */
+static bool skip_header(const char *n, size_t nl)
+{
+    static const char *const skip[] = {"Age", "Cache-Status", "Content-Type", "Set-Cookie", NULL};
+    for (const char *const *s = skip; *s; s++)
+        if (strlen(*s) == nl && strncasecmp(*s, n, nl) == 0)
+            return true;
+    char name[128];
+    if (nl >= sizeof(name))
+        return true;
+    memcpy(name, n, nl);
+    name[nl] = '\0';
+    return tg_response_header_check(name, NULL, 0) != 0;
+}
+
+static char *lower_dup(const char *v, size_t len)
+{
+    char *s = strndup(v, len);
+    for (size_t i = 0; s != NULL && i < len; i++)
+        if (s[i] >= 'A' && s[i] <= 'Z')
+            s[i] = (char)(s[i] - 'A' + 'a');
+    return s;
+}
+
+/* Copies the head's fields into e. -1 out of memory. */
+static int capture_headers(tg_request_t *r, tg_cache_entry_t *e)
+{
+    const char *n, *v;
+    size_t nl, vl;
+    for (size_t i = 0; tg_response_header_at(r, i, &n, &nl, &v, &vl); i++)
+        if (!skip_header(n, nl) && tg_cache_entry_add_header(e, n, nl, v, vl) < 0)
+            return -1;
+    e->etag = tg_cache_entry_header(e, "ETag");
+    e->last_modified = tg_cache_entry_header(e, "Last-Modified");
+    size_t len;
+    const char *ct = tg_response_header(r, "Content-Type", &len);
+    if (ct != NULL && (e->content_type = strndup(ct, len)) == NULL)
+        return -1;
+    return 0;
+}
+
+/* The freshness facts of the response head into e (section 4.2.3). */
+static void capture_times(const cache_conf_t *c, tg_request_t *r, const tg_cc_t *cc,
+                          tg_cache_entry_t *e, int64_t now)
+{
+    int64_t date = header_date(r, "Date");
+    if (date < 0)
+        date = now;
+    size_t len;
+    const char *age = tg_response_header(r, "Age", &len);
+    int64_t age_value = age != NULL ? tg_delta_seconds(age, len) : 0;
+    int64_t apparent = now > date ? now - date : 0;
+    e->response_time = now;
+    e->initial_age = apparent > age_value ? apparent : age_value;
+    int64_t lt = lifetime_of(c, r, cc, date);
+    e->lifetime = lt > 0 ? lt : 0;
+    e->swr = cc->swr >= 0 ? cc->swr : (int64_t)(c->swr_ms / 1000);
+    e->sie = cc->sie >= 0 ? cc->sie : (int64_t)(c->sie_ms / 1000);
+    /* s-maxage implies proxy-revalidate for a shared cache (section 5.2.2.10). */
+    e->must_revalidate = cc->must_revalidate || cc->proxy_revalidate || cc->s_maxage >= 0;
+    e->no_cache = cc->no_cache;
+    e->shared_auth = cc->public_ || cc->s_maxage >= 0 || cc->must_revalidate;
+}
+
+/* RFC 9111 section 3: may this response be stored? */
+static bool storable(const cache_conf_t *c, cache_ctx_t *x, tg_request_t *r, const tg_cc_t *cc)
+{
+    size_t len;
+    const char *m = tg_request_method(r, &len);
+    if (x->no_store || len != 3 || memcmp(m, "GET", 3) != 0)
+        return false;
+    if (!status_storable(tg_response_status(r)) || cc->no_store || cc->private_)
+        return false;
+    if (tg_response_header(r, "Set-Cookie", &len) != NULL ||
+        tg_response_header(r, "Content-Range", &len) != NULL)
+        return false;
+    const char *vary = tg_response_header(r, "Vary", &len);
+    if (vary != NULL && tg_list_has(vary, len, "*", 1))
+        return false;
+    if (x->auth && !(cc->public_ || cc->s_maxage >= 0 || cc->must_revalidate))
+        return false;
+    /* Without freshness information (and no default_ttl) only a no-cache
+     * response with a validator is worth keeping. */
+    int64_t date = header_date(r, "Date");
+    int64_t lt = lifetime_of(c, r, cc, date >= 0 ? date : wall_s());
+    bool validator = tg_response_header(r, "ETag", &len) != NULL ||
+                     tg_response_header(r, "Last-Modified", &len) != NULL;
+    return lt > 0 || ((cc->no_cache || lt == 0) && validator);
+}
+
+static tg_cache_entry_t *start_capture(const cache_conf_t *c, cache_ctx_t *x, tg_request_t *r,
+                                       const tg_cc_t *cc)
+{
+    tg_cache_entry_t *e = tg_cache_entry_new();
+    if (e == NULL)
+        return NULL;
+    size_t len, plen;
+    const char *route = tg_request_route(r);
+    /* Purges name the path the client asked for (before strip_prefix). */
+    const char *path = tg_request_client_path(r, &plen);
+    const char *vary = tg_response_header(r, "Vary", &len);
+    e->status = tg_response_status(r);
+    e->key = strndup(x->key, x->klen);
+    e->klen = x->klen;
+    e->route = strdup(route != NULL ? route : "");
+    e->path = strndup(path, plen);
+    if (vary != NULL) {
+        e->vary = lower_dup(vary, len);
+        const char *vk = e->vary != NULL ? tg_cache_vary_key(r, e->vary) : NULL;
+        e->vary_key = vk != NULL ? strdup(vk) : NULL;
+    }
+    if (e->key == NULL || e->route == NULL || e->path == NULL ||
+        (vary != NULL && e->vary_key == NULL) || capture_headers(r, e) < 0) {
+        tg_cache_entry_unref(e);
+        return NULL;
+    }
+    capture_times(c, r, cc, e, wall_s());
+    return e;
+}
+
+/* A 304 to our validators: the stored entry with the 304's fields and
+ * freshness (RFC 9111 section 4.3.4). */
+static tg_cache_entry_t *refresh(const cache_conf_t *c, cache_ctx_t *x, tg_request_t *r,
+                                 const tg_cc_t *cc)
+{
+    const tg_cache_entry_t *old = x->entry;
+    tg_cache_entry_t *e = tg_cache_entry_new();
+    if (e == NULL)
+        return NULL;
+    e->status = old->status;
+    e->key = strndup(old->key, old->klen);
+    e->klen = old->klen;
+    e->route = strdup(old->route);
+    e->path = strdup(old->path);
+    e->vary = old->vary != NULL ? strdup(old->vary) : NULL;
+    e->vary_key = old->vary_key != NULL ? strdup(old->vary_key) : NULL;
+    e->content_type = old->content_type != NULL ? strdup(old->content_type) : NULL;
+    e->body = malloc(old->body_len + 1);
+    e->body_len = old->body_len;
+    bool ok = e->key && e->route && e->path && e->body && (!old->vary || e->vary) &&
+              (!old->vary_key || e->vary_key) && (!old->content_type || e->content_type);
+    if (ok)
+        memcpy(e->body, old->body, old->body_len);
+    /* The 304's fields replace the stored ones of the same name. */
+    for (size_t i = 0; ok && i < old->nheaders; i++) {
+        size_t len;
+        if (tg_response_header(r, old->headers[i].name, &len) == NULL)
+            ok = tg_cache_entry_add_header(e, old->headers[i].name, strlen(old->headers[i].name),
+                                           old->headers[i].value, old->headers[i].value_len) == 0;
+    }
+    const char *n, *v;
+    size_t nl, vl;
+    for (size_t i = 0; ok && tg_response_header_at(r, i, &n, &nl, &v, &vl); i++)
+        if (!skip_header(n, nl) && !(nl == 14 && strncasecmp(n, "Content-Length", 14) == 0))
+            ok = tg_cache_entry_add_header(e, n, nl, v, vl) == 0;
+    if (!ok) {
+        tg_cache_entry_unref(e);
+        return NULL;
+    }
+    e->etag = tg_cache_entry_header(e, "ETag");
+    e->last_modified = tg_cache_entry_header(e, "Last-Modified");
+    /* The freshness of the refreshed entry: the 304's Cache-Control when it
+     * has one, else the stored response's. */
+    tg_cc_t merged = *cc;
+    if (!cc->any) {
+        tg_cc_init(&merged);
+        const char *scc = tg_cache_entry_header(e, "Cache-Control");
+        if (scc != NULL)
+            tg_cc_parse(scc, strlen(scc), &merged);
+    }
+    capture_times(c, r, &merged, e, wall_s());
+    tg_cache_entry_account(e);
+    return e;
+}
+
+static void add_cache_status(tg_request_t *r, const char *fwd, int status)
+{
+    char buf[80];
+    int n = snprintf(buf, sizeof(buf), "tollgate; fwd=%s; fwd-status=%d", fwd, status);
+    tg_response_add_header(r, "Cache-Status", buf, (size_t)n);
+}
+
+static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
+{
+    const cache_conf_t *c = f->instance;
+    cache_ctx_t *x = f->ctx;
+    if (x->state != ST_FORWARD)
+        return TG_FILTER_CONTINUE;
+    x->state = ST_SERVED; /* an answer given below is not ours to see again */
+    int status = tg_response_status(r);
+    int64_t now = wall_s();
+    tg_cc_t cc;
+    read_cc(r, &cc);
+    const char *fwd = x->entry != NULL ? "stale" : "miss";
+    if (x->conditional && status == 304) {
+        tg_cache_entry_t *e = refresh(c, x, r, &cc);
+        if (e == NULL) {
+            release_claim(x);
+            return TG_FILTER_ERROR;
+        }
+        tg_cache_entry_ref(e);
+        tg_cache_store_put(store, e);
+        release_claim(x);
+        x->result = R_REVALIDATED;
+        serve(r, x, e, tg_cache_entry_age(e, now), "tollgate; fwd=stale; fwd-status=304");
+        tg_cache_entry_unref(e);
+        return TG_FILTER_RESPONDED;
+    }
+    const tg_cache_entry_t *old = x->entry;
+    if (old != NULL && status >= 500 && !old->must_revalidate &&
+        tg_cache_entry_age(old, now) < old->lifetime + old->sie) {
+        char buf[96];
+        snprintf(buf, sizeof(buf), "tollgate; fwd=stale; fwd-status=%d; detail=stale-if-error",
+                 status);
+        release_claim(x);
+        x->result = R_STALE_ERROR;
+        serve(r, x, old, tg_cache_entry_age(old, now), buf);
+        return TG_FILTER_RESPONDED;
+    }
+    add_cache_status(r, fwd, status);
+    if (storable(c, x, r, &cc) && (x->capture = start_capture(c, x, r, &cc)) != NULL) {
+        tg_response_buffer_body(r, (size_t)c->max_body);
+        return TG_FILTER_CONTINUE;
+    }
+    release_claim(x);
+    return TG_FILTER_CONTINUE;
+}
+
+/* ---- response_body ---- */
+
+static tg_filter_status_t response_body(tg_request_t *r, const tg_filter_t *f,
+                                        struct evbuffer *chunk, bool last)
+{
+    (void)f;
+    cache_ctx_t *x = f->ctx;
+    tg_cache_entry_t *e = x->capture;
+    if (e == NULL)
+        return TG_FILTER_CONTINUE;
+    if (!tg_response_body_buffered(r) || !last) { /* over max_body: not stored */
+        tg_cache_entry_unref(e);
+        x->capture = NULL;
+        release_claim(x);
+        return TG_FILTER_CONTINUE;
+    }
+    size_t len = evbuffer_get_length(chunk);
+    if ((e->body = malloc(len + 1)) != NULL) {
+        evbuffer_copyout(chunk, e->body, len);
+        e->body_len = len;
+        tg_cache_entry_account(e);
+        x->capture = NULL;
+        tg_cache_store_put(store, e);
+    }
+    release_claim(x);
+    return TG_FILTER_CONTINUE;
+}
+
+static void log_request(tg_request_t *r, const tg_filter_t *f)
+{
+    const cache_conf_t *c = f->instance;
+    const cache_ctx_t *x = f->ctx;
+    if (x->result != R_NONE && c->metric >= 0)
+        tg_metrics_add(r, c->metric, (size_t)x->result - 1, 1);
+}
+
+TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
+    .abi = TG_PLUGIN_ABI,
+    .name = "cache",
+    .version = TG_VERSION,
+    .ctx_size = sizeof(cache_ctx_t),
+    .create = create,
+    .destroy = destroy,
+    .request_head = request_head,
+    .response_head = response_head,
+    .response_body = response_body,
+    .log = log_request,
+};
