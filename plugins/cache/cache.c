@@ -765,6 +765,13 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
     }
     add_cache_status(r, fwd, status);
     if (storable(c, x, r, &cc) && (x->capture = start_capture(c, x, r, &cc)) != NULL) {
+        if (status == 204) { /* no body, no body hook: stored now */
+            tg_cache_entry_account(x->capture);
+            tg_cache_store_put(store, x->capture);
+            x->capture = NULL;
+            release_claim(x);
+            return TG_FILTER_CONTINUE;
+        }
         tg_response_buffer_body(r, (size_t)c->max_body);
         return TG_FILTER_CONTINUE;
     }

@@ -358,3 +358,47 @@ def test_config_errors(tmp_path, origin):
         path.write_text(h.yaml_text(cfg))
         rc, err = h.run_check(str(path))
         assert rc != 0 and want in err, err
+
+
+def test_client_no_cache_revalidates_and_204_is_stored(cached, origin):
+    origin.behave["/r"] = fixed(b"r", cc="max-age=60", ETag='"r1"')
+    origin.behave["/nc"] = lambda req: (204, {"Cache-Control": "max-age=60"}, b"")
+    g = cached()
+    get(g.port, "/r")
+    r = get(g.port, "/r", headers=[("Cache-Control", "no-cache")])
+    assert r.header("Cache-Status").startswith("tollgate; fwd=stale")
+    assert origin.seen[-1][2].get("If-None-Match") == '"r1"'
+    r = get(g.port, "/r", headers=[("Pragma", "no-cache")])
+    assert r.header("Cache-Status").startswith("tollgate; fwd=stale")
+    assert get(g.port, "/r").header("Cache-Status") == "tollgate; hit"
+    assert origin.hits("/r") == 3
+    assert get(g.port, "/nc").status == 204
+    r = get(g.port, "/nc")
+    assert r.status == 204 and r.header("Cache-Status") == "tollgate; hit"
+    assert origin.hits("/nc") == 1
+
+
+def test_stale_while_revalidate_from_cache_control(cached, origin):
+    calls = []
+
+    def slow_second(req):
+        calls.append(1)
+        if len(calls) > 1:
+            time.sleep(0.6)
+        return 200, {"Cache-Control": "max-age=1, stale-while-revalidate=30"}, b"v%d" % len(calls)
+
+    origin.behave["/w2"] = slow_second
+    g = cached()
+    assert get(g.port, "/w2").body == b"v1"
+    time.sleep(1.2)
+    out = {}
+    t = threading.Thread(target=lambda: out.update(a=get(g.port, "/w2")))
+    t.start()
+    time.sleep(0.2)  # the first stale request is revalidating upstream
+    b = get(g.port, "/w2")
+    assert b.body == b"v1" and b.header("Cache-Status") == \
+        "tollgate; hit; detail=stale-while-revalidate"
+    t.join()
+    assert out["a"].body == b"v2" and out["a"].header("Cache-Status").startswith("tollgate; fwd=stale")
+    assert get(g.port, "/w2").body == b"v2"
+    assert origin.hits("/w2") == 2
