@@ -1,11 +1,11 @@
 /*
- * cache plugin: a shared HTTP cache (RFC 9111) in memory, with collapsed
- * forwarding, stale-while-revalidate / stale-if-error (RFC 5861),
+ * cache plugin: a shared HTTP cache (RFC 9111) in memory or Redis, with
+ * collapsed forwarding, stale-while-revalidate / stale-if-error (RFC 5861),
  * revalidation and an admin purge.
  *
  *   - name: cache
  *     config:
- *       storage: memory             # memory only in this version (redis: a config error)
+ *       storage: memory             # memory | redis (the top-level redis:, shared by instances)
  *       max_size: 256MiB            # the process's store, LRU by bytes
  *       max_body: 1MiB              # larger responses are not stored
  *       default_ttl: 0s             # only without freshness info; 0: not stored
@@ -31,6 +31,12 @@
  *                  storable response (section 3) gets its body buffered.
  *   response_body  stores the whole body with the head.
  *   log            counts tollgate_cache_total{result}.
+ * storage: redis keeps each entry as one value (cache_codec.h) under
+ * "tollgate:cache:<key>" with a TTL of its freshness plus the longer stale
+ * window; the lookup is one GET (the request pauses), a Redis error is a
+ * miss. One variant per key there (the latest stored; another variant is a
+ * miss). Collapsing stays per process (the claims are the memory store's);
+ * POST /cache/purge removes memory entries only.
  * Put response-shape before cache in the chain: response hooks run last
  * plugin first, so the cache stores the upstream's body and shaping applies
  * to every answer, stored or not.
@@ -44,12 +50,16 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cache_codec.h"
 #include "cache_entry.h"
 #include "cache_key.h"
 #include "cache_policy.h"
 #include "cache_store.h"
 #include "tollgate/admin.h"
 #include "tollgate/plugin.h"
+#include "tollgate/redis.h"
+
+#include <hiredis/hiredis.h>
 
 /* A waiter gives up on the fetch it waits for after this long and goes
  * upstream itself; a claim this old is taken over. */
@@ -58,6 +68,7 @@
 #define WAIT_FIRST_MS 2
 #define WAIT_MAX_MS 50
 #define PURGE_PATH "/cache/purge"
+#define REDIS_PREFIX "tollgate:cache:"
 
 typedef enum {
     R_NONE = 0,
@@ -86,6 +97,8 @@ typedef struct {
     int metric;
 } cache_conf_t;
 
+enum { STORAGE_MEMORY = 0, STORAGE_REDIS };
+
 typedef enum { ST_NONE = 0, ST_BYPASS, ST_SERVED, ST_WAIT, ST_FORWARD } state_t;
 
 typedef struct {
@@ -106,6 +119,8 @@ typedef struct {
     uint64_t holder;           /* the claim we wait for */
     uint64_t wait_start_ms, wait_ms;
     struct event *timer;
+    tg_redis_call_t *call; /* storage redis: the pending GET */
+    bool may_wait;         /* ...and what decide() gets when it answers */
 } cache_ctx_t;
 
 /* ---- the process's store ---- */
@@ -239,9 +254,9 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
     if (tg_conf_read(node, conf_fields, NULL, c, err) < 0 || parse_key(c, node, err) < 0 ||
         parse_methods(c, node, err) < 0)
         goto fail;
-    if (c->storage == 1) {
+    if (c->storage == STORAGE_REDIS && !env->redis_configured) {
         tg_conf_error(err, tg_conf_map_get(node, "storage"),
-                      "storage: redis is not available in this version (use memory)");
+                      "storage: redis needs a top-level 'redis:' section");
         goto fail;
     }
     if (c->max_body > c->max_size / TG_CACHE_SHARDS) {
@@ -356,6 +371,9 @@ static void ctx_cleanup(void *data)
     if (x->timer != NULL)
         event_free(x->timer);
     x->timer = NULL;
+    if (x->call != NULL)
+        tg_redis_cancel(x->call);
+    x->call = NULL;
 }
 
 /* ---- request_head ---- */
@@ -400,11 +418,10 @@ static tg_filter_status_t wait_for(tg_request_t *r, cache_ctx_t *x)
  * then a request that finds no usable entry goes upstream unclaimed (the
  * fetch it waited for stored nothing: the others go at once, not one by
  * one). */
-static tg_filter_status_t decide(tg_request_t *r, cache_ctx_t *x, bool may_wait)
+static tg_filter_status_t decide_with(tg_request_t *r, cache_ctx_t *x, tg_cache_entry_t *e,
+                                      bool may_wait)
 {
     const cache_conf_t *c = x->c;
-    match_arg_t m = {r, x->auth};
-    tg_cache_entry_t *e = tg_cache_store_get(store, x->key, x->klen, variant_fits, &m);
     int64_t now = wall_s();
     x->result = R_MISS;
     if (e != NULL) {
@@ -439,6 +456,43 @@ static tg_filter_status_t decide(tg_request_t *r, cache_ctx_t *x, bool may_wait)
     return x->claim != 0 ? forward(r, x) : wait_for(r, x);
 }
 
+static void redis_got(void *data, const struct redisReply *reply, const char *error)
+{
+    cache_ctx_t *x = data;
+    x->call = NULL;
+    tg_cache_entry_t *e = NULL;
+    if (error != NULL)
+        tg_request_log(x->r, TG_LOG_WARN, "cache: redis: %s (a miss)", error);
+    else if (reply->type == REDIS_REPLY_STRING)
+        e = tg_cache_decode(reply->str, reply->len);
+    match_arg_t m = {x->r, x->auth};
+    if (e != NULL && !variant_fits(e, &m)) { /* another variant: only the latest is kept */
+        tg_cache_entry_unref(e);
+        e = NULL;
+    }
+    tg_filter_status_t st = decide_with(x->r, x, e, x->may_wait);
+    if (st != TG_FILTER_PAUSE)
+        tg_request_resume(x->r, st);
+}
+
+/* The entry for the request, then decide_with(). With storage redis the
+ * answer comes later (PAUSE; redis_got resumes). */
+static tg_filter_status_t decide(tg_request_t *r, cache_ctx_t *x, bool may_wait)
+{
+    if (x->c->storage == STORAGE_REDIS) {
+        const char *argv[2] = {
+            "GET", tg_arena_printf(tg_request_arena(r), REDIS_PREFIX "%.*s", (int)x->klen, x->key)};
+        size_t argvlen[2] = {3, strlen(argv[1])};
+        x->may_wait = may_wait;
+        x->state = ST_WAIT;
+        x->call = tg_redis_command(r, redis_got, x, 2, argv, argvlen);
+        return TG_FILTER_PAUSE;
+    }
+    match_arg_t m = {r, x->auth};
+    return decide_with(r, x, tg_cache_store_get(store, x->key, x->klen, variant_fits, &m),
+                       may_wait);
+}
+
 static void wait_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -451,7 +505,9 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
         evtimer_add(x->timer, &tv);
         return;
     }
-    tg_request_resume(x->r, decide(x->r, x, false));
+    tg_filter_status_t st = decide(x->r, x, false);
+    if (st != TG_FILTER_PAUSE)
+        tg_request_resume(x->r, st);
 }
 
 static bool method_cached(const cache_conf_t *c, tg_request_t *r)
@@ -719,6 +775,37 @@ static tg_cache_entry_t *refresh(const cache_conf_t *c, cache_ctx_t *x, tg_reque
     return e;
 }
 
+static void redis_stored(void *data, const struct redisReply *reply, const char *error)
+{
+    (void)data;
+    (void)reply;
+    (void)error; /* a lost store is a later miss */
+}
+
+/* Stores e (takes the caller's reference). Redis keeps it while it may be
+ * used: fresh, then stale within its windows. */
+static void put(tg_request_t *r, const cache_conf_t *c, tg_cache_entry_t *e)
+{
+    if (c->storage == STORAGE_MEMORY) {
+        tg_cache_store_put(store, e);
+        return;
+    }
+    int64_t keep = e->lifetime + (e->swr > e->sie ? e->swr : e->sie) - e->initial_age;
+    struct evbuffer *b = evbuffer_new();
+    if (b != NULL && keep > 0 && e->body_len <= c->max_body && tg_cache_encode(e, b) == 0) {
+        char ttl[24];
+        snprintf(ttl, sizeof(ttl), "%lld", (long long)keep * 1000);
+        const char *key =
+            tg_arena_printf(tg_request_arena(r), REDIS_PREFIX "%.*s", (int)e->klen, e->key);
+        const char *argv[5] = {"SET", key, (const char *)evbuffer_pullup(b, -1), "PX", ttl};
+        size_t argvlen[5] = {3, strlen(key), evbuffer_get_length(b), 2, strlen(ttl)};
+        tg_redis_command(r, redis_stored, NULL, 5, argv, argvlen);
+    }
+    if (b != NULL)
+        evbuffer_free(b);
+    tg_cache_entry_unref(e);
+}
+
 static void add_cache_status(tg_request_t *r, const char *fwd, int status)
 {
     char buf[80];
@@ -745,7 +832,7 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
             return TG_FILTER_ERROR;
         }
         tg_cache_entry_ref(e);
-        tg_cache_store_put(store, e);
+        put(r, c, e);
         release_claim(x);
         x->result = R_REVALIDATED;
         serve(r, x, e, tg_cache_entry_age(e, now), "tollgate; fwd=stale; fwd-status=304");
@@ -767,7 +854,7 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
     if (storable(c, x, r, &cc) && (x->capture = start_capture(c, x, r, &cc)) != NULL) {
         if (status == 204) { /* no body, no body hook: stored now */
             tg_cache_entry_account(x->capture);
-            tg_cache_store_put(store, x->capture);
+            put(r, c, x->capture);
             x->capture = NULL;
             release_claim(x);
             return TG_FILTER_CONTINUE;
@@ -784,7 +871,7 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
 static tg_filter_status_t response_body(tg_request_t *r, const tg_filter_t *f,
                                         struct evbuffer *chunk, bool last)
 {
-    (void)f;
+    const cache_conf_t *c = f->instance;
     cache_ctx_t *x = f->ctx;
     tg_cache_entry_t *e = x->capture;
     if (e == NULL)
@@ -801,7 +888,7 @@ static tg_filter_status_t response_body(tg_request_t *r, const tg_filter_t *f,
         e->body_len = len;
         tg_cache_entry_account(e);
         x->capture = NULL;
-        tg_cache_store_put(store, e);
+        put(r, c, e);
     }
     release_claim(x);
     return TG_FILTER_CONTINUE;

@@ -94,13 +94,15 @@ def origin():
 def cached(gateway_factory, origin):
     """make(conf, plugins_before=(), workers=2) -> ns(port, admin, gw)."""
 
-    def make(conf=None, plugins_before=(), workers=2, env=None):
+    def make(conf=None, plugins_before=(), workers=2, env=None, redis=None):
         port, admin_port = h.free_port(), h.free_port()
         rt = h.route("api", "up", {"path_prefix": "/"})
         rt["plugins"] = list(plugins_before) + [{"name": "cache", "config": conf or {}}]
         cfg = h.gateway_config(port, {"up": h.upstream_conf([origin.address])}, [rt],
                                workers=workers)
         cfg["admin"] = {"address": "127.0.0.1:%d" % admin_port, "token": TOKEN}
+        if redis is not None:
+            cfg["redis"] = {"address": redis.address, "timeout": "500ms"}
         gw = gateway_factory(cfg, env=env)
         return types.SimpleNamespace(port=port, admin=admin_port, gw=gw)
 
@@ -347,7 +349,7 @@ def test_response_shape_applies_after_the_cache(cached, origin):
 
 def test_config_errors(tmp_path, origin):
     port = h.free_port()
-    for conf, want in (({"storage": "redis"}, "storage: redis is not available"),
+    for conf, want in (({"storage": "redis"}, "storage: redis needs a top-level 'redis:'"),
                        ({"methods": ["POST"]}, "only GET and HEAD"),
                        ({"key": ["nope"]}, "key: 'nope'"),
                        ({"max_size": "1MiB", "max_body": "1MiB"}, "max_size must be at least")):
@@ -402,3 +404,38 @@ def test_stale_while_revalidate_from_cache_control(cached, origin):
     assert out["a"].body == b"v2" and out["a"].header("Cache-Status").startswith("tollgate; fwd=stale")
     assert get(g.port, "/w2").body == b"v2"
     assert origin.hits("/w2") == 2
+
+
+def test_redis_storage_shared_by_two_instances(cached, origin):
+    from test_rate_limit import Redis
+    redis = Redis().start()
+    try:
+        origin.behave["/r1"] = fixed(b"shared", cc="max-age=60, stale-if-error=30", ETag='"x"')
+        conf = {"storage": "redis"}
+        a, b = cached(conf, redis=redis), cached(conf, redis=redis)
+        time.sleep(0.3)  # the workers connect
+        r = get(a.port, "/r1")
+        assert r.body == b"shared" and r.header("Cache-Status").startswith("tollgate; fwd=miss")
+        time.sleep(0.2)
+        r = get(b.port, "/r1", method="HEAD")
+        assert r.header("Cache-Status") == "tollgate; hit" and r.header("Content-Length") == "6"
+        r = get(b.port, "/r1", headers=[("If-None-Match", '"x"')])
+        assert r.status == 304 and r.header("Cache-Status") == "tollgate; hit"
+        assert origin.hits("/r1") == 1
+        keys = redis.cmd("KEYS", "tollgate:cache:*")
+        assert len(keys) == 1
+        ttl = int(redis.cmd("PTTL", keys[0]))
+        assert 80000 < ttl <= 90000  # max-age + stale-if-error
+    finally:
+        redis.kill()
+
+
+def test_redis_down_is_a_miss(cached, origin):
+    from test_rate_limit import Redis
+    redis = Redis()  # never started
+    origin.behave["/r2"] = fixed(b"up")
+    g = cached({"storage": "redis"}, redis=redis)
+    for _ in range(2):
+        r = get(g.port, "/r2")
+        assert r.status == 200 and r.body == b"up"
+    assert origin.hits("/r2") == 2

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plugins/cache/cache_codec.c"
 #include "plugins/cache/cache_entry.c"
 #include "plugins/cache/cache_policy.c"
 #include "plugins/cache/cache_store.c"
@@ -155,6 +156,41 @@ START_TEST(age)
 }
 END_TEST
 
+START_TEST(codec_round_trip)
+{
+    tg_cache_entry_t *e = entry("k", "r", "/p", 5, "en");
+    memcpy(e->body, "he\0lo", 5);
+    e->status = 203;
+    e->lifetime = 60;
+    e->swr = 5;
+    e->must_revalidate = true;
+    tg_cache_entry_add_header(e, "ETag", 4, "\"v\"", 3);
+    e->etag = tg_cache_entry_header(e, "ETag");
+    struct evbuffer *b = evbuffer_new();
+    ck_assert_int_eq(tg_cache_encode(e, b), 0);
+    size_t len = evbuffer_get_length(b);
+    const char *p = (const char *)evbuffer_pullup(b, -1);
+    tg_cache_entry_t *d = tg_cache_decode(p, len);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(d->status, 203);
+    ck_assert_int_eq(d->lifetime, 60);
+    ck_assert_int_eq(d->swr, 5);
+    ck_assert(d->must_revalidate && !d->no_cache);
+    ck_assert_uint_eq(d->body_len, 5);
+    ck_assert_mem_eq(d->body, "he\0lo", 5);
+    ck_assert_str_eq(d->etag, "\"v\"");
+    ck_assert_str_eq(d->vary_key, "en");
+    ck_assert_ptr_null(d->content_type);
+    tg_cache_entry_unref(d);
+    /* Every truncation, and a foreign value, is refused. */
+    for (size_t n = 0; n < len; n++)
+        ck_assert_ptr_null(tg_cache_decode(p, n));
+    ck_assert_ptr_null(tg_cache_decode("TGC2", 4));
+    evbuffer_free(b);
+    tg_cache_entry_unref(e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cache");
@@ -165,6 +201,7 @@ int main(void)
     tcase_add_test(t, store_variants_and_purge);
     tcase_add_test(t, claims);
     tcase_add_test(t, age);
+    tcase_add_test(t, codec_round_trip);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
