@@ -109,6 +109,7 @@ typedef struct {
     bool no_store;    /* the client said no-store */
     bool auth;        /* the request carries Authorization */
     bool conditional; /* our validators went upstream */
+    bool head;        /* a HEAD request */
     char *key;
     size_t klen;
     const char *inm, *ims; /* the client's If-None-Match / If-Modified-Since (copies) */
@@ -439,9 +440,12 @@ static tg_filter_status_t decide_with(tg_request_t *r, cache_ctx_t *x, tg_cache_
         if (swr && !may_wait)
             return forward(r, x);
         if (swr) {
+            /* A GET that claims the key revalidates it; a HEAD (it would
+             * store nothing) and every other request get the stale entry. */
             uint64_t holder;
-            x->claim = tg_cache_pending_claim(store, x->key, x->klen, tg_now_ms(), COLLAPSE_MAX_MS,
-                                              &holder);
+            if (!x->head)
+                x->claim = tg_cache_pending_claim(store, x->key, x->klen, tg_now_ms(),
+                                                  COLLAPSE_MAX_MS, &holder);
             if (x->claim != 0)
                 return forward(r, x);
             x->result = R_HIT;
@@ -449,7 +453,8 @@ static tg_filter_status_t decide_with(tg_request_t *r, cache_ctx_t *x, tg_cache_
             return TG_FILTER_RESPONDED;
         }
     }
-    if (!c->collapse || x->reload || !may_wait)
+    /* A HEAD stores nothing (no body): it neither claims nor waits. */
+    if (!c->collapse || x->reload || !may_wait || x->head)
         return forward(r, x);
     x->claim =
         tg_cache_pending_claim(store, x->key, x->klen, tg_now_ms(), COLLAPSE_MAX_MS, &x->holder);
@@ -545,6 +550,7 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
     x->reload = cc.no_cache || cc.max_age == 0 || pragma;
     x->no_store = cc.no_store;
     x->auth = tg_request_header(r, "Authorization", &len) != NULL;
+    x->head = tg_request_method(r, &len)[0] == 'H';
     tg_arena_t *a = tg_request_arena(r);
     if ((v = tg_request_header(r, "If-None-Match", &x->inm_len)) != NULL)
         x->inm = tg_arena_strndup(a, v, x->inm_len);
