@@ -35,8 +35,11 @@
  * "tollgate:cache:<key>" with a TTL of its freshness plus the longer stale
  * window; the lookup is one GET (the request pauses), a Redis error is a
  * miss. One variant per key there (the latest stored; another variant is a
- * miss). Collapsing stays per process (the claims are the memory store's);
- * POST /cache/purge removes memory entries only.
+ * miss). Collapsing: the process's claim (the memory store's), then a
+ * Redis lock (SET NX, 5 s) so that other instances poll (MGET entry and
+ * lock) for the entry instead of fetching; the holder deletes the lock when
+ * its response is stored or found unstorable. POST /cache/purge removes
+ * memory entries only.
  * Put response-shape before cache in the chain: response hooks run last
  * plugin first, so the cache stores the upstream's body and shaping applies
  * to every answer, stored or not.
@@ -69,6 +72,15 @@
 #define WAIT_MAX_MS 50
 #define PURGE_PATH "/cache/purge"
 #define REDIS_PREFIX "tollgate:cache:"
+/* storage redis: the instance that fetches a key holds this lock (SET NX) so
+ * that other instances wait for its entry rather than fetch too; it expires
+ * on its own when the holder dies. */
+#define LOCK_PREFIX "tollgate:cache-lock:"
+#define LOCK_MS 5000
+#define LOCK_MS_TEXT "5000"
+/* Deletes the lock only while it is still ours. */
+#define UNLOCK_SCRIPT \
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 typedef enum {
     R_NONE = 0,
@@ -122,6 +134,8 @@ typedef struct {
     struct event *timer;
     tg_redis_call_t *call; /* storage redis: the pending GET */
     bool may_wait;         /* ...and what decide() gets when it answers */
+    bool locked;           /* holds the Redis lock of key */
+    bool remote;           /* waits for another instance's fetch */
 } cache_ctx_t;
 
 /* ---- the process's store ---- */
@@ -401,6 +415,13 @@ static tg_filter_status_t forward(tg_request_t *r, cache_ctx_t *x)
 
 static void wait_cb(evutil_socket_t fd, short what, void *arg);
 
+static void redis_stored(void *data, const struct redisReply *reply, const char *error)
+{
+    (void)data;
+    (void)reply;
+    (void)error; /* a lost store is a later miss, a lost unlock expires */
+}
+
 static tg_filter_status_t wait_for(tg_request_t *r, cache_ctx_t *x)
 {
     if (x->timer == NULL)
@@ -413,6 +434,56 @@ static tg_filter_status_t wait_for(tg_request_t *r, cache_ctx_t *x)
     struct timeval tv = tg_timeval_ms(x->wait_ms);
     evtimer_add(x->timer, &tv);
     return TG_FILTER_PAUSE;
+}
+
+static const char *lock_key(tg_request_t *r, const cache_ctx_t *x)
+{
+    return tg_arena_printf(tg_request_arena(r), LOCK_PREFIX "%.*s", (int)x->klen, x->key);
+}
+
+static void lock_got(void *data, const struct redisReply *reply, const char *error)
+{
+    cache_ctx_t *x = data;
+    x->call = NULL;
+    if (error == NULL && reply->type == REDIS_REPLY_NIL) {
+        x->remote = true; /* another instance fetches: wait for its entry */
+        tg_filter_status_t st = wait_for(x->r, x);
+        if (st != TG_FILTER_PAUSE)
+            tg_request_resume(x->r, st);
+        return;
+    }
+    /* Ours, or Redis failed: fetch (uncollapsed across instances then). */
+    x->locked = error == NULL && reply->type == REDIS_REPLY_STATUS;
+    tg_request_resume(x->r, forward(x->r, x));
+}
+
+/* This process's claim is ours; with storage redis, take the instances'
+ * lock too. */
+static tg_filter_status_t lead(tg_request_t *r, cache_ctx_t *x)
+{
+    if (x->c->storage != STORAGE_REDIS)
+        return forward(r, x);
+    char id[24];
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)x->claim);
+    const char *lk = lock_key(r, x);
+    const char *argv[6] = {"SET", lk, id, "NX", "PX", LOCK_MS_TEXT};
+    size_t argvlen[6] = {3, strlen(lk), strlen(id), 2, 2, strlen(LOCK_MS_TEXT)};
+    x->state = ST_WAIT;
+    x->call = tg_redis_command(r, lock_got, x, 6, argv, argvlen);
+    return TG_FILTER_PAUSE;
+}
+
+static void unlock(tg_request_t *r, cache_ctx_t *x)
+{
+    if (!x->locked)
+        return;
+    x->locked = false;
+    char id[24];
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)x->claim);
+    const char *lk = lock_key(r, x);
+    const char *argv[5] = {"EVAL", UNLOCK_SCRIPT, "1", lk, id};
+    size_t argvlen[5] = {4, strlen(UNLOCK_SCRIPT), 1, strlen(lk), strlen(id)};
+    tg_redis_command(r, redis_stored, NULL, 5, argv, argvlen);
 }
 
 /* Looks up and answers, forwards or waits. may_wait is false after a wait:
@@ -458,7 +529,7 @@ static tg_filter_status_t decide_with(tg_request_t *r, cache_ctx_t *x, tg_cache_
         return forward(r, x);
     x->claim =
         tg_cache_pending_claim(store, x->key, x->klen, tg_now_ms(), COLLAPSE_MAX_MS, &x->holder);
-    return x->claim != 0 ? forward(r, x) : wait_for(r, x);
+    return x->claim != 0 ? lead(r, x) : wait_for(r, x);
 }
 
 static void redis_got(void *data, const struct redisReply *reply, const char *error)
@@ -498,12 +569,66 @@ static tg_filter_status_t decide(tg_request_t *r, cache_ctx_t *x, bool may_wait)
                        may_wait);
 }
 
+static void rearm(cache_ctx_t *x)
+{
+    x->wait_ms = x->wait_ms * 2 < WAIT_MAX_MS ? x->wait_ms * 2 : WAIT_MAX_MS;
+    struct timeval tv = tg_timeval_ms(x->wait_ms);
+    evtimer_add(x->timer, &tv);
+}
+
+/* Another instance's fetch: its entry and its lock in one MGET. */
+static void remote_got(void *data, const struct redisReply *reply, const char *error)
+{
+    cache_ctx_t *x = data;
+    x->call = NULL;
+    bool ok = error == NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2;
+    const redisReply *val = ok ? reply->element[0] : NULL;
+    tg_cache_entry_t *e =
+        val != NULL && val->type == REDIS_REPLY_STRING ? tg_cache_decode(val->str, val->len) : NULL;
+    match_arg_t m = {x->r, x->auth};
+    int64_t now = wall_s();
+    if (e != NULL && variant_fits(e, &m) && !e->no_cache &&
+        tg_cache_entry_age(e, now) < e->lifetime) {
+        x->result = R_HIT;
+        serve(x->r, x, e, tg_cache_entry_age(e, now), "tollgate; hit");
+        tg_cache_entry_unref(e);
+        release_claim(x);
+        tg_request_resume(x->r, TG_FILTER_RESPONDED);
+        return;
+    }
+    tg_cache_entry_unref(e);
+    if (ok && reply->element[1]->type != REDIS_REPLY_NIL) {
+        rearm(x); /* still fetching */
+        return;
+    }
+    x->remote = false; /* the fetch ended without an entry, or Redis failed */
+    tg_request_resume(x->r, forward(x->r, x));
+}
+
+static void remote_poll(cache_ctx_t *x, uint64_t waited)
+{
+    if (waited >= LOCK_MS) {
+        x->remote = false;
+        tg_request_resume(x->r, forward(x->r, x));
+        return;
+    }
+    tg_arena_t *a = tg_request_arena(x->r);
+    const char *argv[3] = {"MGET", tg_arena_printf(a, REDIS_PREFIX "%.*s", (int)x->klen, x->key),
+                           lock_key(x->r, x)};
+    size_t argvlen[3] = {4, strlen(argv[1]), strlen(argv[2])};
+    x->call = tg_redis_command(x->r, remote_got, x, 3, argv, argvlen);
+}
+
 static void wait_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     cache_ctx_t *x = arg;
     uint64_t waited = tg_now_ms() - x->wait_start_ms;
+    if (x->remote) {
+        remote_poll(x, waited);
+        return;
+    }
     if (tg_cache_pending_held(store, x->key, x->klen, x->holder) && waited < COLLAPSE_MAX_MS) {
         x->wait_ms = x->wait_ms * 2 < WAIT_MAX_MS ? x->wait_ms * 2 : WAIT_MAX_MS;
         struct timeval tv = tg_timeval_ms(x->wait_ms);
@@ -781,13 +906,6 @@ static tg_cache_entry_t *refresh(const cache_conf_t *c, cache_ctx_t *x, tg_reque
     return e;
 }
 
-static void redis_stored(void *data, const struct redisReply *reply, const char *error)
-{
-    (void)data;
-    (void)reply;
-    (void)error; /* a lost store is a later miss */
-}
-
 /* Stores e (takes the caller's reference). Redis keeps it while it may be
  * used: fresh, then stale within its windows. */
 static void put(tg_request_t *r, const cache_conf_t *c, tg_cache_entry_t *e)
@@ -839,6 +957,7 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
         }
         tg_cache_entry_ref(e);
         put(r, c, e);
+        unlock(r, x);
         release_claim(x);
         x->result = R_REVALIDATED;
         serve(r, x, e, tg_cache_entry_age(e, now), "tollgate; fwd=stale; fwd-status=304");
@@ -851,6 +970,7 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
         char buf[96];
         snprintf(buf, sizeof(buf), "tollgate; fwd=stale; fwd-status=%d; detail=stale-if-error",
                  status);
+        unlock(r, x);
         release_claim(x);
         x->result = R_STALE_ERROR;
         serve(r, x, old, tg_cache_entry_age(old, now), buf);
@@ -862,12 +982,14 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
             tg_cache_entry_account(x->capture);
             put(r, c, x->capture);
             x->capture = NULL;
+            unlock(r, x);
             release_claim(x);
             return TG_FILTER_CONTINUE;
         }
         tg_response_buffer_body(r, (size_t)c->max_body);
         return TG_FILTER_CONTINUE;
     }
+    unlock(r, x);
     release_claim(x);
     return TG_FILTER_CONTINUE;
 }
@@ -885,6 +1007,7 @@ static tg_filter_status_t response_body(tg_request_t *r, const tg_filter_t *f,
     if (!tg_response_body_buffered(r) || !last) { /* over max_body: not stored */
         tg_cache_entry_unref(e);
         x->capture = NULL;
+        unlock(r, x);
         release_claim(x);
         return TG_FILTER_CONTINUE;
     }
@@ -896,6 +1019,7 @@ static tg_filter_status_t response_body(tg_request_t *r, const tg_filter_t *f,
         x->capture = NULL;
         put(r, c, e);
     }
+    unlock(r, x);
     release_claim(x);
     return TG_FILTER_CONTINUE;
 }

@@ -439,3 +439,33 @@ def test_redis_down_is_a_miss(cached, origin):
         r = get(g.port, "/r2")
         assert r.status == 200 and r.body == b"up"
     assert origin.hits("/r2") == 2
+
+
+def test_redis_collapse_across_two_instances(cached, origin):
+    from test_rate_limit import Redis
+    redis = Redis().start()
+    try:
+        def slow(req):
+            time.sleep(0.5)
+            return 200, {"Cache-Control": "max-age=60"}, b"once"
+
+        origin.behave["/c"] = slow
+        conf = {"storage": "redis"}
+        a, b = cached(conf, redis=redis), cached(conf, redis=redis)
+        time.sleep(0.3)
+        results = []
+
+        def one(port):
+            r = get(port, "/c")
+            results.append((r.status, r.body))
+
+        threads = [threading.Thread(target=one, args=(p,)) for p in [a.port, b.port] * 50]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(results) == 100 and all(r == (200, b"once") for r in results), set(results)
+        assert origin.hits("/c") == 1
+        assert redis.cmd("KEYS", "tollgate:cache-lock:*") == []  # released after the store
+    finally:
+        redis.kill()
