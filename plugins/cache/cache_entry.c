@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tollgate/clock.h"
+
 tg_cache_entry_t *tg_cache_entry_new(void)
 {
     tg_cache_entry_t *e = calloc(1, sizeof(*e));
@@ -42,6 +44,11 @@ void tg_cache_entry_unref(tg_cache_entry_t *e)
     free(e->content_type);
     free(e->body);
     free(e);
+}
+
+int64_t tg_cache_now(void)
+{
+    return (int64_t)(tg_wall_us() / 1000000);
 }
 
 int64_t tg_cache_entry_age(const tg_cache_entry_t *e, int64_t now)

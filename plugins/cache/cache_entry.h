@@ -54,6 +54,8 @@ tg_cache_entry_t *tg_cache_entry_new(void);
 void tg_cache_entry_ref(tg_cache_entry_t *e);
 /* Drops a reference; the last one frees the entry. NULL is allowed. */
 void tg_cache_entry_unref(tg_cache_entry_t *e);
+/* The wall clock in seconds (ages and HTTP dates). */
+int64_t tg_cache_now(void);
 /* Age now (section 4.2.3). */
 int64_t tg_cache_entry_age(const tg_cache_entry_t *e, int64_t now);
 /* Adds header name: value (copied). 0, or -1 out of memory. */
