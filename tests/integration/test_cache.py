@@ -469,3 +469,18 @@ def test_redis_collapse_across_two_instances(cached, origin):
         assert redis.cmd("KEYS", "tollgate:cache-lock:*") == []  # released after the store
     finally:
         redis.kill()
+
+
+def test_metrics_count_outcomes(cached, origin):
+    origin.behave["/mt"] = fixed(b"m")
+    g = cached()
+    get(g.port, "/mt")
+    get(g.port, "/mt")
+    get(g.port, "/mt", headers=[("Range", "bytes=0-0")])
+    text = h.request(g.admin, "GET", "/metrics", host="127.0.0.1").body.decode()
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("tollgate_cache_total{"):
+            name, value = line.rsplit(" ", 1)
+            counts[name.split('result="', 1)[1].split('"', 1)[0]] = float(value)
+    assert counts.get("miss") == 1 and counts.get("hit") == 1 and counts.get("bypass") == 1, counts
