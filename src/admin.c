@@ -1,4 +1,5 @@
 #include "admin.h"
+#include "admin_action.h"
 #include "admin_guard.h"
 #include "health_check.h"
 #include "path_norm.h"
@@ -686,6 +687,32 @@ static bool method_ok(const endpoint_t *e, struct evhttp_request *req, const hea
     return true;
 }
 
+/* A plugin's action (include/tollgate/admin.h): POST only, the body rules
+ * of /reload. */
+static void serve_action(struct evhttp_request *req, const char *uri, const heads_t *hd)
+{
+    static const endpoint_t post = {"", false, true, NULL};
+    if (!method_ok(&post, req, hd))
+        return;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
+    char out[TG_ADMIN_ACTION_OUT_MAX];
+    int status = tg_admin_action_run(uri, strcspn(uri, "?"), body, len, out);
+    if (status == 0) { /* removed meanwhile */
+        reply_text(req, 404, "Not Found", "not found\n");
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "%s\n", out);
+    reply(req, status, status == 200 ? "OK" : "Error", "application/json", b);
+    evbuffer_free(b);
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
     tg_admin_t *a = arg;
@@ -710,6 +737,10 @@ static void handle(struct evhttp_request *req, void *arg)
     const endpoint_t *e = find_endpoint(uri);
     if ((e == NULL || !e->open) && !guard(a, req, &hd))
         return;
+    if (e == NULL && tg_admin_action_exists(uri, strcspn(uri, "?"))) {
+        serve_action(req, uri, &hd);
+        return;
+    }
     if (e == NULL) {
         reply_text(req, 404, "Not Found", "not found\n");
         return;

@@ -58,7 +58,7 @@ const char *tg_request_route(const tg_request_t *r);
  * upstream re-resolves, the address the last try went to), NULL until known. */
 const char *tg_request_upstream(const tg_request_t *r);
 const char *tg_request_upstream_addr(const tg_request_t *r);
-/* Tries after the first toward the upstream so far (retries; API 2.4): the
+/* Tries after the first toward the upstream so far (retries; API 2.6): the
  * target above is the last try's. */
 unsigned tg_request_retries(const tg_request_t *r);
 tg_arena_t *tg_request_arena(tg_request_t *r);
@@ -173,6 +173,10 @@ int tg_response_status(const tg_request_t *r);
 int tg_response_set_status(tg_request_t *r, int status);
 /* From response_head only; NULL when absent or from another phase. */
 const char *tg_response_header(const tg_request_t *r, const char *name, size_t *len);
+/* i-th response header, in the order they will be sent (API 2.8); returns
+ * false past the end, and from any phase but response_head. */
+bool tg_response_header_at(const tg_request_t *r, size_t i, const char **name, size_t *name_len,
+                           const char **value, size_t *value_len);
 /* Replaces every response header called name (case-insensitive). From
  * response_head only. Returns 0, TG_ESTATE from another phase, or TG_EINVAL
  * and TG_EFORBIDDEN as tg_request_add_response_header(). */

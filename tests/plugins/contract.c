@@ -233,6 +233,11 @@ static void check_request_api(contract_ctx_t *x, tg_request_t *r)
     CHECK(x, tg_response_remove_header(r, "X-Early"), 0);
     size_t len;
     CHECK(x, tg_response_header(r, "X-Early", &len) == NULL, 1);
+    {
+        const char *en, *ev;
+        size_t enl, evl;
+        CHECK(x, tg_response_header_at(r, 0, &en, &enl, &ev, &evl), 0);
+    }
     /* Refused answers record nothing: the request goes on. */
     CHECK(x, tg_request_respond(r, 199, "text/plain", "x", 1), TG_EINVAL);
     CHECK(x, tg_request_respond(r, 600, "text/plain", "x", 1), TG_EINVAL);
@@ -272,6 +277,13 @@ static void check_response_api(contract_ctx_t *x, tg_request_t *r)
     CHECK(x, tg_response_set_header(r, "X-Injected", "a\rb", 3), TG_EINVAL);
     CHECK(x, tg_response_set_header(r, "X-Injected", "a\nb", 3), TG_EINVAL);
     CHECK(x, tg_response_header(r, "X-Injected", &len) == NULL, 1);
+    /* tg_response_header_at walks what tg_response_header finds (API 2.7). */
+    const char *hn, *hv;
+    size_t hnl, hvl, i = 0, seen = 0;
+    while (tg_response_header_at(r, i++, &hn, &hnl, &hv, &hvl))
+        seen += hnl == 15 && memcmp(hn, "X-Contract-Resp", 15) == 0 && hvl == 2;
+    CHECK(x, seen, 1);
+    CHECK(x, tg_response_header_at(r, i, &hn, &hnl, &hv, &hvl), 0);
     int status = tg_response_status(r);
     CHECK(x, tg_response_set_status(r, 600), TG_EINVAL);
     CHECK(x, tg_response_set_status(r, 199), TG_EINVAL);
