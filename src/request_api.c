@@ -417,6 +417,19 @@ const char *tg_response_header(const tg_request_t *r, const char *name, size_t *
     return find(r->resp.head->headers, r->resp.head->num_headers, name, len);
 }
 
+bool tg_response_header_at(const tg_request_t *r, size_t i, const char **name, size_t *name_len,
+                           const char **value, size_t *value_len)
+{
+    if (!head_open(r) || i >= r->resp.head->num_headers)
+        return false;
+    const tg_http_header_t *h = &r->resp.head->headers[i];
+    *name = h->name;
+    *name_len = h->name_len;
+    *value = h->value;
+    *value_len = h->value_len;
+    return true;
+}
+
 int tg_response_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
 {
     if (!head_open(r))

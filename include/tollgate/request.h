@@ -154,6 +154,11 @@ int tg_response_status(const tg_request_t *r);
 int tg_response_set_status(tg_request_t *r, int status);
 /* From response_head only; NULL when absent or from another phase. */
 const char *tg_response_header(const tg_request_t *r, const char *name, size_t *len);
+/* i-th response header, from response_head only (API 2.7): false past the
+ * end and from another phase. The pointers stay valid until the headers are
+ * next changed. */
+bool tg_response_header_at(const tg_request_t *r, size_t i, const char **name, size_t *name_len,
+                           const char **value, size_t *value_len);
 /* Replaces every response header called name (case-insensitive). From
  * response_head only. Returns 0, TG_ESTATE from another phase, or TG_EINVAL
  * and TG_EFORBIDDEN as tg_request_add_response_header(). */

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tollgate/plugin.h"
 
@@ -190,6 +191,9 @@ static void check_worker(contract_ctx_t *x, const tg_filter_t *f, tg_request_t *
 
 static void check_request_api(contract_ctx_t *x, tg_request_t *r)
 {
+    const char *rn, *rv;
+    size_t rnl, rvl;
+    CHECK(x, tg_response_header_at(r, 0, &rn, &rnl, &rv, &rvl), 0); /* not in request_head */
     CHECK(x, tg_request_set_header(r, "X-Contract-Set", "v1", 2), 0);
     CHECK(x, tg_request_set_header(r, "X-Contract-Tab", "a\tb", 3), 0);
     char n[24];
@@ -266,6 +270,13 @@ static void check_response_api(contract_ctx_t *x, tg_request_t *r)
     CHECK(x, tg_response_set_header(r, "X-Injected", "a\rb", 3), TG_EINVAL);
     CHECK(x, tg_response_set_header(r, "X-Injected", "a\nb", 3), TG_EINVAL);
     CHECK(x, tg_response_header(r, "X-Injected", &len) == NULL, 1);
+    /* tg_response_header_at walks the same headers: X-Contract-Resp is one. */
+    const char *hn, *hv;
+    size_t hnl, hvl, i = 0, seen = 0;
+    for (; tg_response_header_at(r, i, &hn, &hnl, &hv, &hvl); i++)
+        seen += hnl == 15 && strncasecmp(hn, "X-Contract-Resp", 15) == 0 && hvl == 2;
+    CHECK(x, seen, 1);
+    CHECK(x, tg_response_header_at(r, i, &hn, &hnl, &hv, &hvl), 0);
     int status = tg_response_status(r);
     CHECK(x, tg_response_set_status(r, 600), TG_EINVAL);
     CHECK(x, tg_response_set_status(r, 199), TG_EINVAL);
