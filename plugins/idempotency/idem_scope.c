@@ -140,8 +140,8 @@ static const char *part_value(const tg_idem_scope_part_t *p, tg_request_t *r, si
 
 static const char *part_label(const tg_idem_scope_part_t *p)
 {
-    static const char *const labels[] = {"route", "ip", "consumer", "subject", "jwt.<claim>",
-                                         "header"};
+    static const char *const labels[] = {"route",   "ip",          "consumer",
+                                         "subject", "jwt.<claim>", "header"};
     return labels[p->kind];
 }
 

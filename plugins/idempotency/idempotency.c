@@ -51,9 +51,8 @@ typedef enum {
     O_BAD_KEY,
     O_UNAVAILABLE,
 } outcome_t;
-static const char *const outcome_names[] = {"stored",    "replayed",  "conflict",
-                                            "mismatch",  "released",  "too_large",
-                                            "bad_key",   "unavailable"};
+static const char *const outcome_names[] = {"stored",   "replayed",  "conflict", "mismatch",
+                                            "released", "too_large", "bad_key",  "unavailable"};
 
 typedef struct {
     storage_t storage;
@@ -107,8 +106,8 @@ static const tg_conf_field_t fields[] = {
      .max = 366ull * 86400 * 1000, .def = 86400000},
     {"lock_ttl", TG_CONF_FIELD_DURATION, TG_CONF_AT(idem_t, lock_ttl_ms), .min = 100,
      .max = 86400000, .def = 60000},
-    {"max_body", TG_CONF_FIELD_SIZE, TG_CONF_AT(idem_t, max_body), .min = 0,
-     .max = 512ull << 20, .def = 1 << 20},
+    {"max_body", TG_CONF_FIELD_SIZE, TG_CONF_AT(idem_t, max_body), .min = 0, .max = 512ull << 20,
+     .def = 1 << 20},
     TG_CONF_END,
 };
 
@@ -156,8 +155,9 @@ static int check_conf(const tg_conf_node_t *node, idem_t *c, const tg_plugin_env
                              "lock_ttl must not exceed ttl");
     at = tg_conf_map_get(node, "scope");
     if (c->scope.uses_jwt && !runs_before(env->before, "jwt"))
-        return tg_conf_error(err, at, "scope reads the JWT subject or a claim but no jwt plugin "
-                                      "runs before idempotency");
+        return tg_conf_error(err, at,
+                             "scope reads the JWT subject or a claim but no jwt plugin "
+                             "runs before idempotency");
     if (c->scope.uses_consumer && !runs_before(env->before, "key-auth"))
         return tg_conf_error(err, at, "scope 'consumer' needs key-auth before idempotency");
     return 0;
@@ -191,17 +191,16 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
         return tg_conf_error(err, node, "out of memory");
     if (tg_conf_read(node, fields, NULL, c, err) < 0 || check_conf(node, c, env, err) < 0)
         goto fail;
-    if (set_defaults(c) < 0 ||
-        (c->storage == STORAGE_MEMORY && !env->check_only &&
-         (c->mem = tg_idem_mem_acquire()) == NULL)) {
+    if (set_defaults(c) < 0 || (c->storage == STORAGE_MEMORY && !env->check_only &&
+                                (c->mem = tg_idem_mem_acquire()) == NULL)) {
         tg_conf_error(err, node, "out of memory");
         goto fail;
     }
     snprintf(c->ttl_arg, sizeof(c->ttl_arg), "%llu", (unsigned long long)c->ttl_ms);
     snprintf(c->lock_arg, sizeof(c->lock_arg), "%llu", (unsigned long long)c->lock_ttl_ms);
     c->m_outcomes = tg_metrics_counter(env->metrics, "tollgate_idempotency_requests_total",
-                                       "Requests with an idempotency key, by outcome.",
-                                       "outcome", outcome_names, 8);
+                                       "Requests with an idempotency key, by outcome.", "outcome",
+                                       outcome_names, 8);
     *out = c;
     return 0;
 fail:
@@ -249,6 +248,8 @@ static tg_filter_status_t replay(idem_ctx_t *ctx, const tg_idem_record_t *rec)
 }
 
 static void fingerprint(tg_request_t *r, uint8_t out[TG_IDEM_HASH]);
+static void store_completed(idem_ctx_t *ctx);
+static void swap(idem_ctx_t *ctx, const char *value, size_t len);
 
 /* Someone else's record: answer from it. */
 static tg_filter_status_t answer_from(idem_ctx_t *ctx, const char *v, size_t len)
@@ -321,9 +322,8 @@ static void fingerprint(tg_request_t *r, uint8_t out[TG_IDEM_HASH])
 /* Redis scripts: the claim GETs or SETs NX in one step; commit and release act
  * only while the record is still this request's "in progress" value (a
  * lock_ttl that ran out may have let another request take the key). */
-static const char claim_lua[] =
-    "local v = redis.call('GET', KEYS[1]) if v then return v end "
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return false";
+static const char claim_lua[] = "local v = redis.call('GET', KEYS[1]) if v then return v end "
+                                "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return false";
 static const char swap_lua[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
     "if ARGV[2] == '' then redis.call('DEL', KEYS[1]) "
@@ -365,8 +365,8 @@ static tg_filter_status_t claim(idem_ctx_t *ctx)
     if (c->storage == STORAGE_MEMORY) {
         char *old = NULL;
         size_t old_len = 0;
-        int rc = tg_idem_mem_claim(c->mem, ctx->key, ctx->pval, P_LEN, c->lock_ttl_ms, &old,
-                                   &old_len);
+        int rc =
+            tg_idem_mem_claim(c->mem, ctx->key, ctx->pval, P_LEN, c->lock_ttl_ms, &old, &old_len);
         if (rc == 0) {
             ctx->claimed = true;
             return TG_FILTER_CONTINUE;
@@ -413,10 +413,10 @@ static void swap(idem_ctx_t *ctx, const char *value, size_t len)
                            "idempotency: lock_ttl ran out before the response: not stored");
         return;
     }
-    const char *argv[] = {"EVAL", swap_lua, "1", ctx->rkey, ctx->pval, value ? value : "",
-                          c->ttl_arg};
-    size_t lens[] = {4, sizeof(swap_lua) - 1, 1, strlen(ctx->rkey), P_LEN, value ? len : 0,
-                     strlen(c->ttl_arg)};
+    const char *argv[] = {"EVAL",    swap_lua,           "1",       ctx->rkey,
+                          ctx->pval, value ? value : "", c->ttl_arg};
+    size_t lens[] = {
+        4, sizeof(swap_lua) - 1, 1, strlen(ctx->rkey), P_LEN, value ? len : 0, strlen(c->ttl_arg)};
     tg_redis_command(ctx->r, ignore_reply, NULL, 7, argv, lens);
 }
 
@@ -516,9 +516,9 @@ static void add_u32(uint8_t *p, uint32_t v)
  * each response itself (framing, Date, the request id). */
 static bool kept(const char *n, size_t nl)
 {
-    static const char *const skip[] = {"Content-Length", "Transfer-Encoding", "Connection",
-                                       "Keep-Alive",     "Date",              "X-Request-Id",
-                                       "Trailer",        "Upgrade",           NULL};
+    static const char *const skip[] = {
+        "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Date",
+        "X-Request-Id",   "Trailer",           "Upgrade",    NULL};
     for (const char *const *s = skip; *s; s++)
         if (strlen(*s) == nl && strncasecmp(*s, n, nl) == 0)
             return false;
@@ -531,8 +531,11 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
     if (!ctx->claimed)
         return TG_FILTER_CONTINUE;
     ctx->status = tg_response_status(r);
-    if (ctx->status >= 500)
-        return TG_FILTER_CONTINUE; /* released by the log hook */
+    if (ctx->status >= 500) { /* the upstream's, or the gateway's 502/504: may be retried */
+        swap(ctx, NULL, 0);
+        count(ctx, O_RELEASED);
+        return TG_FILTER_CONTINUE;
+    }
     const char *n, *v;
     size_t nl, vl, total = 4, count = 0;
     for (size_t i = 0; tg_response_header_at(r, i, &n, &nl, &v, &vl); i++)
@@ -552,6 +555,11 @@ static tg_filter_status_t response_head(tg_request_t *r, const tg_filter_t *f)
     }
     add_u32(ctx->fields, (uint32_t)count);
     ctx->fields_len = total;
+    const char *cl = tg_response_header(r, "Content-Length", &nl);
+    if (ctx->status == 204 || ctx->status == 304 || (cl != NULL && nl == 1 && cl[0] == '0')) {
+        store_completed(ctx); /* no body to wait for */
+        return TG_FILTER_CONTINUE;
+    }
     tg_response_buffer_body(r, ctx->conf->max_body);
     return TG_FILTER_CONTINUE;
 }
@@ -572,6 +580,9 @@ static tg_filter_status_t response_body(tg_request_t *r, const tg_filter_t *f,
         evbuffer_copyout(chunk, ctx->body, n);
         ctx->body_len = n;
         ctx->have_body = true;
+        /* Stored before the body goes out: a client that retries as soon as
+         * it has the response finds the record completed. */
+        store_completed(ctx);
     }
     return TG_FILTER_CONTINUE;
 }

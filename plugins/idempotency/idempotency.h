@@ -11,10 +11,10 @@
 
 #include "tollgate/plugin.h"
 
-#define TG_IDEM_HASH 32       /* SHA-256 bytes */
-#define TG_IDEM_KEY_MAX 255   /* longest key (the sf-string's content) */
-#define TG_IDEM_SCOPE_MAX 8   /* parts of `scope` */
-#define TG_IDEM_TOKEN_HEX 32  /* an in-progress record's owner token */
+#define TG_IDEM_HASH 32      /* SHA-256 bytes */
+#define TG_IDEM_KEY_MAX 255  /* longest key (the sf-string's content) */
+#define TG_IDEM_SCOPE_MAX 8  /* parts of `scope` */
+#define TG_IDEM_TOKEN_HEX 32 /* an in-progress record's owner token */
 
 /* ---- scope (idem_scope.c) ---- */
 typedef enum {

@@ -1,0 +1,379 @@
+"""The idempotency plugin (Idempotency-Key, draft-ietf-httpapi-idempotency-key-header)
+against a real redis-server and an upstream that counts its side effects.
+
+Covers: replay of a stored response, 200 concurrent identical POSTs through two
+gateway instances sharing Redis (one side effect), 409 while in progress, 422 for
+a different request under the same key, 5xx releasing the key, 4xx stored,
+responses over max_body not replayable, bad and missing keys, scopes keeping
+clients apart, the memory store, Redis down -> 503, config errors.
+"""
+
+import concurrent.futures
+import http.server
+import json
+import socketserver
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+import tg_harness as h
+from test_rate_limit import Redis
+
+KEY = "Idempotency-Key"
+
+
+class CountingUpstream:
+    """POST /<anything>?status=N&delay=S&size=B: counts one side effect per
+    request received, answers status N (default 201) after S seconds with a
+    JSON body naming the effect's number (padded to B bytes)."""
+
+    def __init__(self):
+        self.count = 0
+        self.lock = threading.Lock()
+        self.fail_first = 0  # answer 500 to this many requests first
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                with outer.lock:
+                    outer.count += 1
+                    effect = outer.count
+                    failing = outer.fail_first > 0
+                    outer.fail_first -= failing
+                time.sleep(float(q.get("delay", "0")))
+                status = 500 if failing else int(q.get("status", "201"))
+                out = json.dumps({"effect": effect, "got": body.decode("latin-1")})
+                out = out.ljust(int(q.get("size", "0"))).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("X-Effect", str(effect))
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_PATCH = do_POST
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            request_queue_size = 512
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.address = "127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def up():
+    u = CountingUpstream()
+    yield u
+    u.stop()
+
+
+@pytest.fixture
+def redis():
+    r = Redis().start()
+    yield r
+    r.kill()
+
+
+def idem_config(port, up, config, redis=None, workers=2, plugins_before=()):
+    ups = {"up": h.upstream_conf([up.address], retries=0)}
+    rt = h.route("api", "up", {"path_prefix": "/"})
+    rt["plugins"] = list(plugins_before) + [{"name": "idempotency", "config": config}]
+    cfg = h.gateway_config(port, ups, [rt], workers=workers)
+    if redis is not None:
+        cfg["redis"] = {"address": redis.address, "timeout": "200ms"}
+    return cfg
+
+
+def start(gateway_factory, up, config, redis=None, workers=2, name=None):
+    port = h.free_port()
+    gw = gateway_factory(idem_config(port, up, config, redis, workers), name=name)
+    if redis is not None:
+        time.sleep(0.3)  # workers connect to Redis asynchronously
+    return port
+
+
+def post(port, path="/orders", key='"k1"', body=b'{"amount": 10}', headers=(), method="POST"):
+    # With Redis the record is written (or released) as the response leaves,
+    # on the worker's own Redis connection: a retry sent the same
+    # millisecond on another connection may still meet "in progress" (a 409
+    # with Retry-After, never a second side effect). Tests pause a moment so
+    # that each exchange starts after the previous one's record landed.
+    time.sleep(0.02)
+    hs = list(headers)
+    if key is not None:
+        hs.append((KEY, key))
+    hs.append(("Content-Type", "application/json"))
+    return h.request(port, method, path, hs, body)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def storage(request):
+    return request.param
+
+
+def gw_for(storage, gateway_factory, up, redis_fixture_factory, **config):
+    config = dict(config, storage=storage)
+    if storage == "redis":
+        return start(gateway_factory, up, config, redis_fixture_factory())
+    return start(gateway_factory, up, config)
+
+
+@pytest.fixture
+def make_gw(storage, gateway_factory, up, request):
+    redises = []
+
+    def make(**config):
+        def new_redis():
+            r = Redis().start()
+            redises.append(r)
+            return r
+
+        return gw_for(storage, gateway_factory, up, new_redis, **config)
+
+    yield make
+    for r in redises:
+        r.kill()
+
+
+# ---------------------------------------------------------------- replay ----
+def test_replay_of_stored_response(make_gw, up):
+    port = make_gw()
+    first = post(port)
+    assert first.status == 201, first
+    assert first.header("Idempotent-Replayed") is None
+    again = post(port)
+    assert again.status == 201, again
+    assert again.body == first.body
+    assert again.header("X-Effect") == "1"
+    assert again.header("Content-Type") == "application/json"
+    assert again.header("Idempotent-Replayed") == "true"
+    assert up.count == 1
+    other = post(port, key='"k2"')  # another key: another side effect
+    assert other.status == 201 and json.loads(other.body)["effect"] == 2
+
+
+def test_request_without_key_or_other_method_passes(make_gw, up):
+    port = make_gw()
+    assert post(port, key=None).status == 201
+    assert post(port, key=None).status == 201
+    assert up.count == 2
+
+
+def test_different_request_same_key_is_422(make_gw, up):
+    port = make_gw()
+    assert post(port).status == 201
+    for path, body in (("/other", b'{"amount": 10}'), ("/orders", b'{"amount": 1000}')):
+        r = post(port, path=path, body=body)
+        assert r.status == 422, r
+        assert r.header("Content-Type") == "application/problem+json"
+        assert r.json()["status"] == 422
+    assert up.count == 1
+
+
+def test_in_progress_is_409(make_gw, up):
+    port = make_gw()
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        slow = ex.submit(post, port, "/orders?delay=0.8")
+        time.sleep(0.3)
+        r = post(port, "/orders?delay=0.8")
+        assert r.status == 409, r
+        assert r.header("Content-Type") == "application/problem+json"
+        assert r.json()["title"] == "Request in progress"
+        assert slow.result().status == 201
+    assert up.count == 1
+    r = post(port, "/orders?delay=0.8")
+    assert r.status == 201 and r.header("Idempotent-Replayed") == "true"
+
+
+def test_5xx_releases_the_key(make_gw, up):
+    port = make_gw()
+    up.fail_first = 1
+    assert post(port).status == 500
+    r = post(port)  # the client may retry: it reaches the upstream again
+    assert r.status == 201 and r.header("Idempotent-Replayed") is None
+    assert up.count == 2
+    assert post(port).header("Idempotent-Replayed") == "true"
+    assert up.count == 2
+
+
+def test_transport_failure_releases_the_key(storage, gateway_factory, up, redis):
+    dead = CountingUpstream()
+    dead.stop()  # nothing listens there any more: 502
+    port = start(gateway_factory, dead, {"storage": storage}, redis if storage == "redis" else None)
+    assert post(port).status == 502
+    assert post(port).status == 502  # not a 409: the key was released
+
+
+def test_4xx_is_stored(make_gw, up):
+    port = make_gw()
+    first = post(port, "/orders?status=409")
+    assert first.status == 409
+    again = post(port, "/orders?status=409")
+    assert again.status == 409 and again.header("Idempotent-Replayed") == "true"
+    assert again.body == first.body
+    assert up.count == 1
+
+
+def test_response_over_max_body_is_not_replayable(make_gw, up):
+    port = make_gw(max_body="1KiB")
+    first = post(port, "/orders?size=5000")
+    assert first.status == 201 and len(first.body) == 5000
+    again = post(port, "/orders?size=5000")
+    assert again.status == 409, again
+    assert again.json()["title"] == "Response not replayable"
+    assert "201" in again.json()["detail"]
+    assert up.count == 1
+
+
+@pytest.mark.parametrize("value", ['""', "k1", '"a\\b"', '"' + "x" * 256 + '"', '"caf\xe9"', '"a" x'])
+def test_bad_key_is_400(make_gw, up, value):
+    port = make_gw()
+    r = post(port, key=value)
+    assert r.status == 400, r
+    assert r.json()["title"] == "Invalid idempotency key"
+    assert up.count == 0
+
+
+def test_longest_key_and_escapes_accepted(make_gw, up):
+    port = make_gw()
+    assert post(port, key='"' + "x" * 255 + '"').status == 201
+    assert post(port, key='"a\\"b\\\\c"').status == 201
+    assert up.count == 2
+
+
+def test_repeated_key_header_is_400(make_gw, up):
+    port = make_gw()
+    r = post(port, key='"a"', headers=[(KEY, '"b"')])
+    assert r.status == 400
+    assert up.count == 0
+
+
+def test_required(make_gw, up):
+    port = make_gw(required=True)
+    r = post(port, key=None)
+    assert r.status == 400 and "needs an idempotency key" in r.json()["detail"]
+    assert post(port).status == 201
+    assert up.count == 1
+
+
+def test_scope_keeps_clients_apart(make_gw, up):
+    port = make_gw(scope=["route", "header:X-Client"])
+    a = post(port, headers=[("X-Client", "alice")])
+    b = post(port, headers=[("X-Client", "bob")])
+    assert a.status == b.status == 201
+    assert up.count == 2
+    # Values that a naive join would confuse stay apart: "..", "", repeated headers.
+    for hs in ([("X-Client", "..")], [("X-Client", "")], [("X-Client", "alice"), ("X-Client", "bob")],
+               [("X-Client", "alice,bob")], [("X-Client", "%61lice")]):
+        assert post(port, headers=hs).status == 201, hs
+    assert up.count == 7
+    assert post(port, headers=[("X-Client", "alice")]).header("Idempotent-Replayed") == "true"
+    r = post(port)  # the scope needs the header
+    assert r.status == 400 and "header" in r.json()["detail"]
+
+
+# ------------------------------------------------------ two instances ----
+def test_200_concurrent_posts_two_instances_one_effect(gateway_factory, up, redis):
+    ports = [start(gateway_factory, up, {"storage": "redis"}, redis, workers=2, name="gw%d" % i)
+             for i in range(2)]
+    # Warm the connections so the burst is not a connect storm.
+    for p in ports:
+        assert post(p, key='"warm-%d"' % p).status == 201
+    base = up.count
+
+    def one(i):
+        return post(ports[i % 2], "/orders?delay=0.5", key='"burst"')
+
+    with concurrent.futures.ThreadPoolExecutor(64) as ex:
+        results = list(ex.map(one, range(200)))
+    assert up.count - base == 1
+    originals = [r for r in results if r.status == 201]
+    conflicts = [r for r in results if r.status == 409]
+    assert len(originals) + len(conflicts) == 200, [r for r in results if r.status not in (201, 409)][:3]
+    assert originals, "nobody got the response"
+    assert len({r.body for r in originals}) == 1
+    assert sum(1 for r in originals if r.header("Idempotent-Replayed") is None) <= 1
+    for r in conflicts:
+        assert r.json()["title"] == "Request in progress"
+    # Afterwards both instances replay the one stored response.
+    for p in ports:
+        r = post(p, "/orders?delay=0.5", key='"burst"')
+        assert r.status == 201 and r.header("Idempotent-Replayed") == "true"
+        assert r.body == originals[0].body
+    assert up.count - base == 1
+
+
+def test_memory_store_shared_by_workers(gateway_factory, up):
+    port = start(gateway_factory, up, {"storage": "memory"}, workers=4)
+
+    def one(i):
+        return post(port, "/orders?delay=0.3", key='"m"')
+
+    with concurrent.futures.ThreadPoolExecutor(32) as ex:
+        results = list(ex.map(one, range(64)))
+    assert up.count == 1
+    assert {r.status for r in results} <= {201, 409}
+    assert len({r.body for r in results if r.status == 201}) == 1
+
+
+# ----------------------------------------------------------- Redis down ----
+def test_redis_down_is_503(gateway_factory, up, redis):
+    port = start(gateway_factory, up, {"storage": "redis"}, redis)
+    assert post(port).status == 201
+    redis.kill()
+    r = post(port, key='"k2"')
+    assert r.status == 503, r
+    assert r.header("Content-Type") == "application/problem+json"
+    assert r.header("Retry-After") == "1"
+    assert post(port, key=None).status == 201  # no key: no store needed
+    assert up.count == 2
+
+
+def test_redis_frozen_is_503(gateway_factory, up, redis):
+    port = start(gateway_factory, up, {"storage": "redis"}, redis)
+    redis.stop()
+    try:
+        r = post(port)
+        assert r.status == 503, r
+    finally:
+        redis.cont()
+    assert up.count == 0
+
+
+# -------------------------------------------------------------- config ----
+@pytest.mark.parametrize("config,redis_on,message", [
+    ({"storage": "redis"}, False, "storage redis needs a top-level 'redis:'"),
+    ({}, False, "storage redis (the default) needs a top-level 'redis:'"),
+    ({"storage": "memory", "scope": ["route", "jwt.sub"]}, False, "no jwt plugin runs before"),
+    ({"storage": "memory", "scope": ["route", "nope"]}, False, "invalid scope part 'nope'"),
+    ({"storage": "memory", "scope": ["ip", "ip"]}, False, "listed twice"),
+    ({"storage": "memory", "header": "Bad Header"}, False, "is not a token"),
+    ({"storage": "memory", "methods": []}, False, "methods"),
+    ({"storage": "memory", "ttl": "10s", "lock_ttl": "1m"}, False, "lock_ttl must not exceed ttl"),
+    ({"storage": "memory", "ttl": "10"}, False, "expected a duration"),
+    ({"storage": "memory", "colour": 1}, False, "unknown key 'colour'"),
+])
+def test_config_errors(tmp_path, up, config, redis_on, message):
+    cfg = idem_config(h.free_port(), up, config)
+    path = tmp_path / "tollgate.yaml"
+    path.write_text(h.yaml_text(cfg))
+    rc, err = h.run_check(path)
+    assert rc != 0
+    assert message in err, err
+    assert "tollgate.yaml:" in err
