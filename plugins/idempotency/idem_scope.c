@@ -13,6 +13,7 @@
  * that header in order, so duplicate headers are part of the identity.
  */
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -138,44 +139,48 @@ static const char *part_value(const tg_idem_scope_part_t *p, tg_request_t *r, si
     }
 }
 
-static const char *part_label(const tg_idem_scope_part_t *p)
+/* "route", "jwt.sub", "header:X-Client": as written in the config. */
+static void part_label(const tg_idem_scope_part_t *p, char *out, size_t size)
 {
-    static const char *const labels[] = {"route",   "ip",          "consumer",
-                                         "subject", "jwt.<claim>", "header"};
-    return labels[p->kind];
+    static const char *const labels[] = {"route", "ip", "consumer", "subject", "jwt.", "header:"};
+    snprintf(out, size, "%s%s", labels[p->kind], p->name != NULL ? p->name : "");
 }
 
-const char *tg_idem_scope_hash(const tg_idem_scope_t *s, tg_request_t *r, const char *salt,
-                               const char *key, size_t key_len, uint8_t out[TG_IDEM_HASH])
+int tg_idem_scope_hash(const tg_idem_scope_t *s, tg_request_t *r, const char *salt, const char *key,
+                       size_t key_len, uint8_t out[TG_IDEM_HASH], char *missing,
+                       size_t missing_size)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    const char *missing = NULL;
+    int rc = 0;
     if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(md);
-        return "memory";
+        snprintf(missing, missing_size, "out of memory");
+        return -2;
     }
     put(md, salt, strlen(salt));
-    for (size_t i = 0; i < s->nparts && missing == NULL; i++) {
+    for (size_t i = 0; i < s->nparts && rc == 0; i++) {
         const tg_idem_scope_part_t *p = &s->parts[i];
         uint8_t kind = (uint8_t)p->kind;
         EVP_DigestUpdate(md, &kind, 1);
         if (p->kind == TG_IDEM_SCOPE_HEADER) {
             if (!put_header(md, r, p->name))
-                missing = part_label(p);
-            continue;
+                rc = -1;
+        } else {
+            size_t len = 0;
+            const char *v = part_value(p, r, &len);
+            if (v == NULL) /* an anonymous client would share one key space */
+                rc = -1;
+            else
+                put(md, v, len);
         }
-        size_t len = 0;
-        const char *v = part_value(p, r, &len);
-        if (v == NULL) /* an anonymous client would share one key space */
-            missing = part_label(p);
-        else
-            put(md, v, len);
+        if (rc < 0)
+            part_label(p, missing, missing_size);
     }
     put(md, key, key_len);
     unsigned int n = 0;
     EVP_DigestFinal_ex(md, out, &n);
     EVP_MD_CTX_free(md);
-    return missing;
+    return rc;
 }
 
 /* RFC 8941 section 3.3.3 (Parsing a String): DQUOTE, then %x20-21 / %x23-5B /

@@ -496,10 +496,12 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
     if (kl < 0)
         return bad_key(ctx, "the idempotency key must be a quoted string (RFC 8941) of 1 to "
                             "255 printable characters");
-    const char *missing =
-        tg_idem_scope_hash(&c->scope, r, "tollgate-idempotency-1", key, (size_t)kl, ctx->key);
-    if (missing != NULL) {
-        char d[160];
+    char missing[160], d[256];
+    int rc = tg_idem_scope_hash(&c->scope, r, "tollgate-idempotency-1", key, (size_t)kl, ctx->key,
+                                missing, sizeof(missing));
+    if (rc == -2)
+        return TG_FILTER_ERROR;
+    if (rc < 0) {
         snprintf(d, sizeof(d), "the idempotency scope needs the request's %s", missing);
         return bad_key(ctx, d);
     }

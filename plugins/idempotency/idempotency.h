@@ -40,10 +40,12 @@ typedef struct {
 int tg_idem_scope_parse(const tg_conf_node_t *n, tg_idem_scope_t *s, tg_conf_err_t *err);
 void tg_idem_scope_free(tg_idem_scope_t *s);
 /* The record's key: SHA-256 over the instance's salt, every scope part and
- * the idempotency key, each length-prefixed. Returns NULL, or the name of the
- * first scope part the request does not have ("jwt.sub"). */
-const char *tg_idem_scope_hash(const tg_idem_scope_t *s, tg_request_t *r, const char *salt,
-                               const char *key, size_t key_len, uint8_t out[TG_IDEM_HASH]);
+ * the idempotency key, each length-prefixed. Returns 0, -1 with the first
+ * scope part the request does not have written into missing ("jwt.sub"), or
+ * -2 when OpenSSL could not allocate. */
+int tg_idem_scope_hash(const tg_idem_scope_t *s, tg_request_t *r, const char *salt, const char *key,
+                       size_t key_len, uint8_t out[TG_IDEM_HASH], char *missing,
+                       size_t missing_size);
 
 /* The sf-string content of an Idempotency-Key value (RFC 8941 section
  * 3.3.3: DQUOTE, printable ASCII with \" and \\ escapes, DQUOTE), unescaped

@@ -377,3 +377,59 @@ def test_config_errors(tmp_path, up, config, redis_on, message):
     assert rc != 0
     assert message in err, err
     assert "tollgate.yaml:" in err
+
+
+# ------------------------------------------------------------ jwt scope ----
+SECRET = "idem-hs256-secret-0123456789abcdef-xyz"
+
+
+def hs_token(**claims):
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+
+    claims.setdefault("exp", int(time.time()) + 600)
+    signing = b64({"alg": "HS256", "typ": "JWT"}) + "." + b64(claims)
+    sig = hmac.new(SECRET.encode(), signing.encode(), hashlib.sha256).digest()
+    return signing + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+
+
+def test_scope_jwt_sub_keeps_subjects_apart(gateway_factory, up):
+    port = h.free_port()
+    jwt = {"name": "jwt", "config": {"keys": [{"algorithm": "HS256", "secret": SECRET}]}}
+    cfg = idem_config(port, up, {"storage": "memory", "scope": ["route", "jwt.sub"]}, plugins_before=[jwt])
+    gateway_factory(cfg)
+
+    def auth(t):
+        return [("Authorization", "Bearer " + t)]
+
+    alice, bob = hs_token(sub="alice"), hs_token(sub="bob")
+    assert post(port, headers=auth(alice)).status == 201
+    assert post(port, headers=auth(bob)).status == 201
+    assert up.count == 2
+    r = post(port, headers=auth(hs_token(sub="alice")))  # a new token, the same subject
+    assert r.header("Idempotent-Replayed") == "true" and json.loads(r.body)["effect"] == 1
+    r = post(port, headers=auth(hs_token(scope="x")))  # no sub: no key space to put it in
+    assert r.status == 400 and "jwt.sub" in r.json()["detail"], r
+    assert up.count == 2
+
+
+# --------------------------------------------------------- client abort ----
+def test_client_gone_before_response_never_runs_twice(gateway_factory, up):
+    """The upstream may have acted after the client left: a retry gets the
+    stored response (the gateway finished the exchange) or 409 while the record
+    is "in progress" (it did not), never a second side effect."""
+    port = start(gateway_factory, up, {"storage": "memory", "lock_ttl": "1500ms"})
+    c = h.Conn(port)
+    c.send(h.build_request("POST", "/orders?delay=0.5", [(KEY, '"gone"'), ("Content-Type", "application/json")],
+                           b'{"amount": 10}'))
+    time.sleep(0.2)
+    c.close()
+    time.sleep(0.6)
+    assert up.count == 1
+    r = post(port, "/orders?delay=0.5", key='"gone"')
+    assert (r.status == 201 and r.header("Idempotent-Replayed") == "true") or r.status == 409, r
+    assert up.count == 1
