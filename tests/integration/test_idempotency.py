@@ -433,3 +433,21 @@ def test_client_gone_before_response_never_runs_twice(gateway_factory, up):
     r = post(port, "/orders?delay=0.5", key='"gone"')
     assert (r.status == 201 and r.header("Idempotent-Replayed") == "true") or r.status == 409, r
     assert up.count == 1
+
+
+# ------------------------------------------------------------- metrics ----
+def test_outcomes_counted_in_metrics(gateway_factory, up):
+    port, admin_port = h.free_port(), h.free_port()
+    cfg = idem_config(port, up, {"storage": "memory"})
+    cfg["admin"] = {"address": "127.0.0.1:%d" % admin_port}
+    gateway_factory(cfg)
+    time.sleep(0.3)
+    post(port)  # stored
+    post(port)  # replayed
+    post(port, path="/other")  # mismatch
+    post(port, key="bare")  # bad_key
+    up.fail_first = 1
+    post(port, key='"k5"')  # released
+    text = h.request(admin_port, "GET", "/metrics", host="127.0.0.1").body.decode()
+    for outcome in ("stored", "replayed", "mismatch", "bad_key", "released"):
+        assert 'tollgate_idempotency_requests_total{outcome="%s"} 1' % outcome in text, outcome
