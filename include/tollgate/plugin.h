@@ -141,9 +141,10 @@
  * tg_request_add_header / tg_response_add_header (request.h) and
  * tg_query_bytes_valid (text.h); 2.4 appended tg_plugin_env_t.check_only; 2.5
  * added tg_request_protocol (request.h); 2.6 added tg_request_retries (request.h);
- * 2.7 added tg_response_header_at (request.h). */
+ * 2.7 added tg_response_header_at (request.h); 2.8 added tg_request_read_body
+ * (request.h). */
 #define TG_PLUGIN_API_MAJOR 2
-#define TG_PLUGIN_API_MINOR 7
+#define TG_PLUGIN_API_MINOR 8
 
 /* Fills tg_plugin_t.abi with what the module is compiled against. */
 #define TG_PLUGIN_ABI                                                           \

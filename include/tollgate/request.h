@@ -142,6 +142,22 @@ int tg_response_header_check(const char *name, const char *value, size_t value_l
  * TG_FILTER_PAUSE in plugin.h). A call while the request is not paused (nor
  * inside its request_head hook) is ignored and logged as a warning. */
 void tg_request_resume(tg_request_t *r, int status);
+/* From request_head only (API 2.8): reads the request's whole body before
+ * the request goes on, so that a plugin can decide on it (a digest, a
+ * signature). Returns 0, and the hook then returns TG_FILTER_PAUSE: once the
+ * body is whole, done(data, body, len) is called on the worker with its bytes
+ * (framing removed; valid during the call only) and must lead to exactly one
+ * tg_request_resume(). A request without a body calls done at once (inside
+ * this call, with len 0). The core answers itself, without calling done,
+ * a body over limit (0: the route's max_body_size, else limits'; the smaller
+ * one counts) with 413 and a broken one with 400; an Expect: 100-continue is
+ * answered first. The body then goes upstream from memory with a
+ * Content-Length (also when the client sent it chunked), and is resent on a
+ * retry. Returns TG_ESTATE (reading nothing) outside request_head, when called
+ * twice, and when a plugin of the chain has a request_body hook (it must see
+ * the body as it streams). */
+int tg_request_read_body(tg_request_t *r, size_t limit,
+                         void (*done)(void *data, const char *body, size_t len), void *data);
 /* fn(data) runs when the request ends, however it ends (before the arena is
  * released): cancel timers and pending callbacks here. */
 void tg_request_on_cleanup(tg_request_t *r, void (*fn)(void *data), void *data);

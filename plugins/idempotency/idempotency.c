@@ -78,6 +78,7 @@ typedef struct {
     bool have_body;
     int status;
     uint8_t key[TG_IDEM_HASH];
+    uint8_t fp[TG_IDEM_HASH];            /* the request's fingerprint */
     char rkey[8 + 2 * TG_IDEM_HASH + 1]; /* "tg:idem:<hex>" */
     char pval[P_LEN];                    /* the in-progress value this request set */
     uint8_t *fields;                     /* the response's header block (arena) */
@@ -247,7 +248,6 @@ static tg_filter_status_t replay(idem_ctx_t *ctx, const tg_idem_record_t *rec)
     return TG_FILTER_RESPONDED;
 }
 
-static void fingerprint(tg_request_t *r, uint8_t out[TG_IDEM_HASH]);
 static void store_completed(idem_ctx_t *ctx);
 static void swap(idem_ctx_t *ctx, const char *value, size_t len);
 
@@ -255,13 +255,11 @@ static void swap(idem_ctx_t *ctx, const char *value, size_t len);
 static tg_filter_status_t answer_from(idem_ctx_t *ctx, const char *v, size_t len)
 {
     tg_idem_record_t rec;
-    uint8_t fp[TG_IDEM_HASH];
     if (tg_idem_record_parse(v, len, &rec) < 0) {
         tg_request_log(ctx->r, TG_LOG_ERROR, "idempotency: unreadable record %s", ctx->rkey);
         return TG_FILTER_ERROR;
     }
-    fingerprint(ctx->r, fp);
-    if (memcmp(fp, rec.fp, TG_IDEM_HASH) != 0) {
+    if (memcmp(ctx->fp, rec.fp, TG_IDEM_HASH) != 0) {
         count(ctx, O_MISMATCH);
         return problem(ctx->r, 422, "Idempotency key reused",
                        "this idempotency key was used for a different request");
@@ -292,16 +290,20 @@ static void put(EVP_MD_CTX *md, const void *p, size_t len)
         EVP_DigestUpdate(md, p, len);
 }
 
-/* Method, path and query as the client sent them, Content-Type and the body's
- * framing (Content-Length, or chunked). The body itself is not read before the
- * decision (docs/idempotency.md). */
-static void fingerprint(tg_request_t *r, uint8_t out[TG_IDEM_HASH])
+/* Method, path and query as the client sent them, Content-Type and the
+ * SHA-256 of the body (framing removed, so a chunked retry of the same bytes
+ * matches). */
+static void fingerprint(tg_request_t *r, const char *body, size_t body_len,
+                        uint8_t out[TG_IDEM_HASH])
 {
-    static const char *const parts[] = {"Content-Type", "Content-Length", "Transfer-Encoding"};
+    uint8_t digest[TG_IDEM_HASH];
     size_t len = 0;
     const char *v;
     unsigned int n;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    EVP_DigestUpdate(md, body, body_len);
+    EVP_DigestFinal_ex(md, digest, &n);
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     v = tg_request_method(r, &len);
     put(md, v, len);
@@ -309,10 +311,9 @@ static void fingerprint(tg_request_t *r, uint8_t out[TG_IDEM_HASH])
     put(md, v, len);
     v = tg_request_client_query(r, &len);
     put(md, v, v ? len : 0);
-    for (size_t i = 0; i < 3; i++) {
-        v = tg_request_header(r, parts[i], &len);
-        put(md, v, v ? len : 0);
-    }
+    v = tg_request_header(r, "Content-Type", &len);
+    put(md, v, v ? len : 0);
+    put(md, digest, sizeof(digest));
     EVP_DigestFinal_ex(md, out, &n);
     EVP_MD_CTX_free(md);
 }
@@ -467,11 +468,21 @@ static void make_names(idem_ctx_t *ctx)
     if (RAND_bytes(token, sizeof(token)) != 1) /* then only unique by time and address */
         snprintf((char *)token, sizeof(token), "%llx%p", (unsigned long long)tg_now_us(), ctx);
     ctx->pval[0] = 'P';
-    fingerprint(ctx->r, (uint8_t *)ctx->pval + 1);
     for (size_t i = 0; i < sizeof(token); i++) {
         ctx->pval[1 + TG_IDEM_HASH + 2 * i] = hex[token[i] >> 4];
         ctx->pval[2 + TG_IDEM_HASH + 2 * i] = hex[token[i] & 15];
     }
+}
+
+/* The body is whole: the fingerprint is known, the key can be claimed. */
+static void body_read(void *data, const char *body, size_t len)
+{
+    idem_ctx_t *ctx = data;
+    fingerprint(ctx->r, body, len, ctx->fp);
+    memcpy(ctx->pval + 1, ctx->fp, TG_IDEM_HASH);
+    tg_filter_status_t st = claim(ctx);
+    if (st != TG_FILTER_PAUSE)
+        tg_request_resume(ctx->r, st);
 }
 
 static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
@@ -506,7 +517,13 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
         return bad_key(ctx, d);
     }
     make_names(ctx);
-    return claim(ctx);
+    if (tg_request_read_body(r, 0, body_read, ctx) < 0) {
+        tg_request_log(r, TG_LOG_ERROR,
+                       "idempotency: cannot read the request body first (a "
+                       "plugin with a request_body hook is in the chain)");
+        return TG_FILTER_ERROR;
+    }
+    return TG_FILTER_PAUSE; /* resumed from body_read or the claim's callback */
 }
 
 static void add_u32(uint8_t *p, uint32_t v)
@@ -598,7 +615,7 @@ static void store_completed(idem_ctx_t *ctx)
         return;
     }
     v[0] = 'C';
-    memcpy(v + 1, ctx->pval + 1, TG_IDEM_HASH);
+    memcpy(v + 1, ctx->fp, TG_IDEM_HASH);
     snprintf(v + 1 + TG_IDEM_HASH, 4, "%03d", ctx->status); /* NUL overwritten below */
     memcpy(v + 4 + TG_IDEM_HASH, ctx->fields, ctx->fields_len);
     if (ctx->body_len > 0)
@@ -626,7 +643,7 @@ static void log_hook(tg_request_t *r, const tg_filter_t *f)
     if (ctx->too_large) {
         char v[1 + TG_IDEM_HASH + 4];
         v[0] = 'N';
-        memcpy(v + 1, ctx->pval + 1, TG_IDEM_HASH);
+        memcpy(v + 1, ctx->fp, TG_IDEM_HASH);
         snprintf(v + 1 + TG_IDEM_HASH, 4, "%03d", ctx->status);
         swap(ctx, v, sizeof(v) - 1);
         count(ctx, O_TOO_LARGE);

@@ -451,3 +451,54 @@ def test_outcomes_counted_in_metrics(gateway_factory, up):
     text = h.request(admin_port, "GET", "/metrics", host="127.0.0.1").body.decode()
     for outcome in ("stored", "replayed", "mismatch", "bad_key", "released"):
         assert 'tollgate_idempotency_requests_total{outcome="%s"} 1' % outcome in text, outcome
+
+
+# ---------------------------------------------------------------- body ----
+def test_same_length_other_body_is_422(make_gw, up):
+    port = make_gw()
+    assert post(port, body=b'{"amount": 10}').status == 201
+    r = post(port, body=b'{"amount": 99}')  # same method, path, length: other bytes
+    assert r.status == 422, r
+    assert up.count == 1
+
+
+def test_chunked_retry_of_the_same_bytes_is_replayed(make_gw, up):
+    port = make_gw()
+    first = post(port, body=b'{"amount": 10}')
+    assert first.status == 201
+    hs = [(KEY, '"k1"'), ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")]
+    time.sleep(0.02)
+    r = h.request(port, "POST", "/orders", hs, h.chunk_encode([b'{"amo', b'unt": 10}']))
+    assert r.status == 201 and r.header("Idempotent-Replayed") == "true", r
+    assert r.body == first.body
+    assert up.count == 1
+
+
+def test_chunked_body_goes_upstream_whole(make_gw, up):
+    port = make_gw()
+    hs = [(KEY, '"c"'), ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")]
+    r = h.request(port, "POST", "/orders", hs, h.chunk_encode([b'{"a":', b' 1}']))
+    assert r.status == 201 and json.loads(r.body)["got"] == '{"a": 1}'
+
+
+def test_expect_continue_is_answered_before_the_body(make_gw, up):
+    port = make_gw()
+    with h.Conn(port) as c:
+        c.send(h.build_request("POST", "/orders", [(KEY, '"e"'), ("Content-Type", "application/json"),
+                                                   ("Content-Length", "14"), ("Expect", "100-continue")]))
+        assert c.read_until(b"\r\n\r\n").startswith(b"HTTP/1.1 100")
+        c.send(b'{"amount": 10}')
+        r = c.read_response("POST")
+    assert r.status == 201 and json.loads(r.body)["got"] == '{"amount": 10}'
+
+
+def test_body_over_the_limit_is_413(storage, gateway_factory, up, redis):
+    port = h.free_port()
+    cfg = idem_config(port, up, {"storage": storage}, redis if storage == "redis" else None)
+    cfg["routes"][0]["max_body_size"] = "1KiB"
+    gateway_factory(cfg)
+    time.sleep(0.3)
+    hs = [(KEY, '"big"'), ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")]
+    r = h.request(port, "POST", "/orders", hs, h.chunk_encode([b"x" * 800, b"y" * 800]))
+    assert r.status == 413, r
+    assert up.count == 0
