@@ -13,7 +13,8 @@
  *       lock_ttl: 60s           # how long an "in progress" record lives at most
  *       max_body: 1MiB          # larger responses are not stored
  *
- * request_head claims the key atomically (Redis: one EVAL that GETs the
+ * request_head has the body read whole first (tg_request_read_body: the
+ * fingerprint holds its digest), then claims the key atomically (Redis: one EVAL that GETs the
  * record or SETs "in progress" with PX lock_ttl; memory: under the store's
  * lock). The claimer goes upstream; response_head/response_body copy the
  * response; the log hook stores it (or releases the key after a 5xx or a
