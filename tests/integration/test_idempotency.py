@@ -502,3 +502,17 @@ def test_body_over_the_limit_is_413(storage, gateway_factory, up, redis):
     r = h.request(port, "POST", "/orders", hs, h.chunk_encode([b"x" * 800, b"y" * 800]))
     assert r.status == 413, r
     assert up.count == 0
+
+
+def test_chain_with_a_request_body_hook_cannot_read_first(gateway_factory, up):
+    """A plugin that filters the body as it streams (tests/contract.so has a
+    request_body hook) rules out reading it whole first: 500, never unchecked."""
+    import os
+    port = h.free_port()
+    contract = {"name": "contract", "path": os.path.join(os.path.dirname(h.BINARY), "tests", "contract.so"),
+                "config": {"tag": "c"}}
+    gateway_factory(idem_config(port, up, {"storage": "memory"}, plugins_before=[contract]))
+    r = post(port)
+    assert r.status == 500, r
+    assert post(port, key=None).status == 201  # without a key: streams as before
+    assert up.count == 1
