@@ -516,3 +516,27 @@ def test_chain_with_a_request_body_hook_cannot_read_first(gateway_factory, up):
     assert r.status == 500, r
     assert post(port, key=None).status == 201  # without a key: streams as before
     assert up.count == 1
+
+
+def test_http2_client_body_read_first_and_replayed(gateway_factory, up):
+    import subprocess
+    port = h.free_port()
+    cfg = idem_config(port, up, {"storage": "memory"})
+    cfg["listen"][0]["http2"] = "prior_knowledge"
+    gateway_factory(cfg)
+
+    def curl(data):
+        p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-X", "POST",
+                            "-H", 'Idempotency-Key: "h2"', "-H", "Content-Type: application/json",
+                            "--data-binary", data, "http://127.0.0.1:%d/orders" % port],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        return p.stdout.decode()
+
+    first = curl('{"amount": 10}')
+    assert first.startswith("HTTP/2 201"), first
+    assert json.loads(first.split("\r\n\r\n", 1)[1])["got"] == '{"amount": 10}'
+    time.sleep(0.02)
+    again = curl('{"amount": 10}')
+    assert again.startswith("HTTP/2 201") and "idempotent-replayed: true" in again.lower(), again
+    assert curl('{"amount": 11}').startswith("HTTP/2 422")
+    assert up.count == 1
