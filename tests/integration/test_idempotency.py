@@ -540,3 +540,24 @@ def test_http2_client_body_read_first_and_replayed(gateway_factory, up):
     assert again.startswith("HTTP/2 201") and "idempotent-replayed: true" in again.lower(), again
     assert curl('{"amount": 11}').startswith("HTTP/2 422")
     assert up.count == 1
+
+
+def test_body_read_first_is_resent_on_a_retry(gateway_factory, upstream_factory):
+    """The body read whole for the fingerprint is the one a route retry resends
+    (chunked from the client: Content-Length toward the upstream)."""
+    import hashlib
+    bad, good = upstream_factory("bad", mode="reset"), upstream_factory("good")
+    port = h.free_port()
+    ups = {"up": h.upstream_conf([bad.address, good.address], retries=0, max_fails=0)}
+    rt = h.route("r", "up", {"path_prefix": "/"})
+    rt["retry"] = {"attempts": 2, "on": ["reset"], "methods": ["POST"]}
+    rt["plugins"] = [{"name": "idempotency", "config": {"storage": "memory"}}]
+    gateway_factory(h.gateway_config(port, ups, [rt], workers=1))
+    body = bytes(range(256)) * 800  # 200 KiB: over what the retry code keeps by itself
+    hs = [(KEY, '"r"'), ("Transfer-Encoding", "chunked")]
+    r = h.request(port, "POST", "/p", hs, h.chunk_encode([body[:70000], body[70000:]]))
+    assert r.status == 200, r
+    rec = good.records[0]
+    assert rec["body_len"] == len(body)
+    assert rec["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert any(k.lower() == "content-length" for k, _ in rec["headers"]), rec["headers"]
