@@ -5,10 +5,12 @@
  *
  * A hash table under one mutex: a claim is a lookup and an insert, a commit a
  * lookup and a swap, far from the hot path of requests without a key. Records
- * expire at their deadline (checked on access); the table is swept whenever
- * it reaches MAX_RECORDS, and a claim that still finds it full is refused
- * (the request gets a 503) rather than evicting a live record, which could
- * let a retry run twice.
+ * expire at their deadline (checked on access). At MAX_RECORDS live records
+ * the table is swept (at most once a second: a sweep walks every bucket under
+ * the lock), and a claim that still finds it full is refused (the request gets
+ * a 503) rather than evicting a live record, which could let a retry run
+ * twice. So a client minting keys can fill it for `ttl`: use redis (with its
+ * own maxmemory) where clients are not trusted that far.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@ struct tg_idem_mem_s {
     pthread_mutex_t lock;
     unsigned refs;
     size_t count;
+    uint64_t swept_ms; /* last full sweep: at most one a second while full */
     rec_t *buckets[NBUCKETS];
 };
 
@@ -134,11 +137,13 @@ int tg_idem_mem_claim(tg_idem_mem_t *m, const uint8_t key[TG_IDEM_HASH], const c
         rc = *old != NULL ? 1 : -1;
         goto out;
     }
-    if (m->count >= MAX_RECORDS) {
+    if (m->count >= MAX_RECORDS && now - m->swept_ms >= 1000) {
+        m->swept_ms = now;
         sweep(m, now);
-        if (m->count >= MAX_RECORDS)
-            goto out;
         pp = find(m, key, now);
+    }
+    if (m->count >= MAX_RECORDS) {
+        goto out;
     }
     rec_t *e = calloc(1, sizeof(*e));
     if (e == NULL || (e->value = copy(value, len)) == NULL) {

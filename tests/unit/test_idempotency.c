@@ -140,6 +140,30 @@ START_TEST(memory_claim_swap_expire)
 }
 END_TEST
 
+START_TEST(memory_full_refuses_new_keys)
+{
+    tg_idem_mem_t *m = tg_idem_mem_acquire();
+    uint8_t k[TG_IDEM_HASH] = {0}; /* keys spread over buckets, as SHA-256s are */
+    char *old = NULL;
+    size_t old_len;
+    for (uint32_t i = 0; i < MAX_RECORDS; i++) {
+        memcpy(k, &i, 4);
+        ck_assert_int_eq(tg_idem_mem_claim(m, k, "P", 1, 60000, &old, &old_len), 0);
+    }
+    uint32_t i = MAX_RECORDS;
+    memcpy(k, &i, 4);
+    ck_assert_int_eq(tg_idem_mem_claim(m, k, "P", 1, 60000, &old, &old_len), -1); /* no eviction */
+    i = 5;
+    memcpy(k, &i, 4);
+    ck_assert_int_eq(tg_idem_mem_claim(m, k, "P", 1, 60000, &old, &old_len), 1); /* still there */
+    free(old);
+    tg_idem_mem_release(m); /* the last reference: the store goes */
+    m = tg_idem_mem_acquire();
+    ck_assert_uint_eq(m->count, 0);
+    tg_idem_mem_release(m);
+}
+END_TEST
+
 static tg_idem_mem_t *shared;
 static int wins;
 static pthread_mutex_t wins_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -185,6 +209,7 @@ static Suite *idempotency_suite(void)
     tcase_add_test(tc, records_parse);
     tcase_add_test(tc, memory_claim_swap_expire);
     tcase_add_test(tc, memory_one_winner_per_key_across_threads);
+    tcase_add_test(tc, memory_full_refuses_new_keys);
     suite_add_tcase(s, tc);
     return s;
 }
