@@ -90,7 +90,7 @@ void tg_idem_scope_free(tg_idem_scope_t *s)
     s->nparts = 0;
 }
 
-static void put(EVP_MD_CTX *md, const void *p, size_t len)
+void tg_idem_digest_put(EVP_MD_CTX *md, const void *p, size_t len)
 {
     uint64_t n = len;
     EVP_DigestUpdate(md, &n, sizeof(n));
@@ -106,7 +106,7 @@ static bool put_header(EVP_MD_CTX *md, tg_request_t *r, const char *name)
     size_t hnl, hvl;
     for (size_t i = 0; tg_request_header_at(r, i, &hn, &hnl, &hv, &hvl); i++)
         if (hnl == nl && strncasecmp(hn, name, nl) == 0) {
-            put(md, hv, hvl);
+            tg_idem_digest_put(md, hv, hvl);
             count++;
         }
     EVP_DigestUpdate(md, &count, sizeof(count));
@@ -157,7 +157,7 @@ int tg_idem_scope_hash(const tg_idem_scope_t *s, tg_request_t *r, const char *sa
         snprintf(missing, missing_size, "out of memory");
         return -2;
     }
-    put(md, salt, strlen(salt));
+    tg_idem_digest_put(md, salt, strlen(salt));
     for (size_t i = 0; i < s->nparts && rc == 0; i++) {
         const tg_idem_scope_part_t *p = &s->parts[i];
         uint8_t kind = (uint8_t)p->kind;
@@ -171,12 +171,12 @@ int tg_idem_scope_hash(const tg_idem_scope_t *s, tg_request_t *r, const char *sa
             if (v == NULL) /* an anonymous client would share one key space */
                 rc = -1;
             else
-                put(md, v, len);
+                tg_idem_digest_put(md, v, len);
         }
         if (rc < 0)
             part_label(p, missing, missing_size);
     }
-    put(md, key, key_len);
+    tg_idem_digest_put(md, key, key_len);
     unsigned int n = 0;
     EVP_DigestFinal_ex(md, out, &n);
     EVP_MD_CTX_free(md);

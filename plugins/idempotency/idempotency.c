@@ -283,14 +283,6 @@ static tg_filter_status_t answer_from(idem_ctx_t *ctx, const char *v, size_t len
 
 /* ------------------------------------------------------ fingerprint ---- */
 
-static void put(EVP_MD_CTX *md, const void *p, size_t len)
-{
-    uint64_t n = len;
-    EVP_DigestUpdate(md, &n, sizeof(n));
-    if (len > 0)
-        EVP_DigestUpdate(md, p, len);
-}
-
 /* Method, path and query as the client sent them, Content-Type and the
  * SHA-256 of the body (framing removed, so a chunked retry of the same bytes
  * matches). */
@@ -307,14 +299,14 @@ static void fingerprint(tg_request_t *r, const char *body, size_t body_len,
     EVP_DigestFinal_ex(md, digest, &n);
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     v = tg_request_method(r, &len);
-    put(md, v, len);
+    tg_idem_digest_put(md, v, len);
     v = tg_request_client_path(r, &len);
-    put(md, v, len);
+    tg_idem_digest_put(md, v, len);
     v = tg_request_client_query(r, &len);
-    put(md, v, v ? len : 0);
+    tg_idem_digest_put(md, v, v ? len : 0);
     v = tg_request_header(r, "Content-Type", &len);
-    put(md, v, v ? len : 0);
-    put(md, digest, sizeof(digest));
+    tg_idem_digest_put(md, v, v ? len : 0);
+    tg_idem_digest_put(md, digest, sizeof(digest));
     EVP_DigestFinal_ex(md, out, &n);
     EVP_MD_CTX_free(md);
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "tollgate/plugin.h"
 
 #define TG_IDEM_HASH 32      /* SHA-256 bytes */
@@ -46,6 +48,10 @@ void tg_idem_scope_free(tg_idem_scope_t *s);
 int tg_idem_scope_hash(const tg_idem_scope_t *s, tg_request_t *r, const char *salt, const char *key,
                        size_t key_len, uint8_t out[TG_IDEM_HASH], char *missing,
                        size_t missing_size);
+
+/* Adds p (len bytes) to md after its length (8 bytes): fields digested this
+ * way cannot be shifted into each other. */
+void tg_idem_digest_put(EVP_MD_CTX *md, const void *p, size_t len);
 
 /* The sf-string content of an Idempotency-Key value (RFC 8941 section
  * 3.3.3: DQUOTE, printable ASCII with \" and \\ escapes, DQUOTE), unescaped
