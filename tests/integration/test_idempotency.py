@@ -561,3 +561,16 @@ def test_body_read_first_is_resent_on_a_retry(gateway_factory, upstream_factory)
     assert rec["body_len"] == len(body)
     assert rec["body_sha256"] == hashlib.sha256(body).hexdigest()
     assert any(k.lower() == "content-length" for k, _ in rec["headers"]), rec["headers"]
+
+
+def test_broken_or_abandoned_body_while_read_first(make_gw, up):
+    port = make_gw()
+    hs = [(KEY, '"broken"'), ("Transfer-Encoding", "chunked")]
+    r = h.request(port, "POST", "/orders", hs, b"zz\r\nxx\r\n0\r\n\r\n")  # not a chunk size
+    assert r.status == 400, r
+    with h.Conn(port) as c:  # half a body, then the client leaves
+        c.send(h.build_request("POST", "/orders", [(KEY, '"half"'), ("Content-Length", "100")]) + b"x" * 40)
+        time.sleep(0.2)
+    time.sleep(0.2)
+    assert up.count == 0
+    assert post(port, key='"half"').status == 201  # nothing was claimed for it
