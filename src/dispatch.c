@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "aggregate.h"
+#include "body_read.h"
 #include "log.h"
 #include "proxy.h"
 #include "response.h"
@@ -44,7 +45,7 @@ void tg_dispatch_bind_chain(tg_request_t *req, const tg_chain_t *chain)
 
 /* Expect: 100-continue is answered once the request passed its plugins (a
  * client that is refused, 401 or 429, never sends the body). */
-static void send_continue(tg_request_t *req)
+void tg_dispatch_send_continue(tg_request_t *req)
 {
     const tg_http_request_t *h = &req->client.http;
     if ((h->flags & TG_HF_EXPECT_CONTINUE) && !req->client.body.done && h->minor_version >= 1 &&
@@ -70,7 +71,7 @@ static void chain_done(tg_request_t *req, int outcome)
             tg_response_reply(req);
             break;
         }
-        send_continue(req);
+        tg_dispatch_send_continue(req);
         if (req->route->aggregate != NULL)
             tg_aggregate_start(req);
         else
@@ -153,7 +154,10 @@ void tg_dispatch_request(tg_request_t *req)
 
 void tg_dispatch_client_readable(tg_request_t *req)
 {
-    tg_proxy_client_readable(req);
+    if (req->client.kept_done != NULL) /* a plugin reads the body first */
+        tg_body_read_pump(req);
+    else
+        tg_proxy_client_readable(req);
 }
 
 void tg_dispatch_client_drained(tg_request_t *req)
@@ -163,5 +167,9 @@ void tg_dispatch_client_drained(tg_request_t *req)
 
 void tg_dispatch_release(tg_request_t *req)
 {
+    if (req->client.kept_body != NULL) { /* read for a plugin, never handed on */
+        evbuffer_free(req->client.kept_body);
+        req->client.kept_body = NULL;
+    }
     tg_proxy_release(req);
 }

@@ -20,6 +20,9 @@ void tg_dispatch_bind_chain(tg_request_t *req, const tg_chain_t *chain);
 /* tg_request_resume(): continues the chain after a paused plugin. */
 void tg_dispatch_resume(tg_request_t *req, int status);
 
+/* Expect: 100-continue is answered (once) when the body is about to be read. */
+void tg_dispatch_send_continue(tg_request_t *req);
+
 /* Client input arrived / client output drained while req is active. */
 void tg_dispatch_client_readable(tg_request_t *req);
 void tg_dispatch_client_drained(tg_request_t *req);

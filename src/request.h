@@ -116,6 +116,11 @@ struct tg_request_s {
         bool body_refused;         /* a request_body hook did not continue: run.reply answers */
         bool sent_continue;        /* 100 Continue went out (dispatch) */
         struct evbuffer *body_tmp; /* body bytes between client and request_body hooks */
+        /* tg_request_read_body() (body_read.c): the body read whole before the
+         * chain goes on, then handed to up.tries.body for the upstream. */
+        struct evbuffer *kept_body;
+        void (*kept_done)(void *data, const char *body, size_t len);
+        void *kept_data;
     } client;
 
     /* The upstream exchange: proxy.c (the upstream client) alone writes it,

@@ -143,9 +143,9 @@
  * added tg_request_protocol (request.h); 2.6 added tg_request_retries (request.h);
  * 2.7 added the TLS connection facts: tg_request_tls_version / _cipher / _sni /
  * _alpn (request.h); 2.8 added tg_response_header_at (request.h) and
- * tollgate/admin.h. */
+ * tollgate/admin.h; 2.9 added tg_request_read_body (request.h). */
 #define TG_PLUGIN_API_MAJOR 2
-#define TG_PLUGIN_API_MINOR 8
+#define TG_PLUGIN_API_MINOR 9
 
 /* Fills tg_plugin_t.abi with what the module is compiled against. */
 #define TG_PLUGIN_ABI                                                           \

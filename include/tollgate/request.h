@@ -161,6 +161,22 @@ int tg_response_header_check(const char *name, const char *value, size_t value_l
  * TG_FILTER_PAUSE in plugin.h). A call while the request is not paused (nor
  * inside its request_head hook) is ignored and logged as a warning. */
 void tg_request_resume(tg_request_t *r, int status);
+/* From request_head only (API 2.9): reads the request's whole body before
+ * the request goes on, so that a plugin can decide on it (a digest, a
+ * signature). Returns 0, and the hook then returns TG_FILTER_PAUSE: once the
+ * body is whole, done(data, body, len) is called on the worker with its bytes
+ * (framing removed; valid during the call only) and must lead to exactly one
+ * tg_request_resume(). A request without a body calls done at once (inside
+ * this call, with len 0). The core answers itself, without calling done,
+ * a body over limit (0: the route's max_body_size, else limits'; the smaller
+ * one counts) with 413 and a broken one with 400; an Expect: 100-continue is
+ * answered first. The body then goes upstream from memory with a
+ * Content-Length (also when the client sent it chunked), and is resent on a
+ * retry. Returns TG_ESTATE (reading nothing) outside request_head, when called
+ * twice, and when a plugin of the chain has a request_body hook (it must see
+ * the body as it streams). */
+int tg_request_read_body(tg_request_t *r, size_t limit,
+                         void (*done)(void *data, const char *body, size_t len), void *data);
 /* fn(data) runs when the request ends, however it ends (before the arena is
  * released): cancel timers and pending callbacks here. */
 void tg_request_on_cleanup(tg_request_t *r, void (*fn)(void *data), void *data);
@@ -173,8 +189,9 @@ int tg_response_status(const tg_request_t *r);
 int tg_response_set_status(tg_request_t *r, int status);
 /* From response_head only; NULL when absent or from another phase. */
 const char *tg_response_header(const tg_request_t *r, const char *name, size_t *len);
-/* i-th response header, in the order they will be sent (API 2.8); returns
- * false past the end, and from any phase but response_head. */
+/* i-th response header, from response_head only (API 2.8): false past the
+ * end and from another phase. The pointers stay valid until the headers are
+ * next changed. */
 bool tg_response_header_at(const tg_request_t *r, size_t i, const char **name, size_t *name_len,
                            const char **value, size_t *value_len);
 /* Replaces every response header called name (case-insensitive). From

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tollgate/plugin.h"
 
@@ -194,8 +195,21 @@ static void check_worker(contract_ctx_t *x, const tg_filter_t *f, tg_request_t *
     CHECK(x, w->id, tg_request_worker_id(r));
 }
 
+static void body_never(void *data, const char *body, size_t len)
+{
+    (void)data;
+    (void)body;
+    (void)len;
+    abort(); /* tg_request_read_body() refused: never called */
+}
+
 static void check_request_api(contract_ctx_t *x, tg_request_t *r)
 {
+    const char *rn, *rv;
+    size_t rnl, rvl;
+    CHECK(x, tg_response_header_at(r, 0, &rn, &rnl, &rv, &rvl), 0); /* not in request_head */
+    /* This plugin has a request_body hook: the body must stream through it. */
+    CHECK(x, tg_request_read_body(r, 0, body_never, NULL), TG_ESTATE);
     CHECK(x, tg_request_set_header(r, "X-Contract-Set", "v1", 2), 0);
     CHECK(x, tg_request_set_header(r, "X-Contract-Tab", "a\tb", 3), 0);
     char n[24];
@@ -277,13 +291,14 @@ static void check_response_api(contract_ctx_t *x, tg_request_t *r)
     CHECK(x, tg_response_set_header(r, "X-Injected", "a\rb", 3), TG_EINVAL);
     CHECK(x, tg_response_set_header(r, "X-Injected", "a\nb", 3), TG_EINVAL);
     CHECK(x, tg_response_header(r, "X-Injected", &len) == NULL, 1);
-    /* tg_response_header_at walks what tg_response_header finds (API 2.7). */
+    /* tg_response_header_at walks the same headers: X-Contract-Resp is one. */
     const char *hn, *hv;
     size_t hnl, hvl, i = 0, seen = 0;
-    while (tg_response_header_at(r, i++, &hn, &hnl, &hv, &hvl))
-        seen += hnl == 15 && memcmp(hn, "X-Contract-Resp", 15) == 0 && hvl == 2;
+    for (; tg_response_header_at(r, i, &hn, &hnl, &hv, &hvl); i++)
+        seen += hnl == 15 && strncasecmp(hn, "X-Contract-Resp", 15) == 0 && hvl == 2;
     CHECK(x, seen, 1);
     CHECK(x, tg_response_header_at(r, i, &hn, &hnl, &hv, &hvl), 0);
+    CHECK(x, tg_request_read_body(r, 0, body_never, NULL), TG_ESTATE); /* not request_head */
     int status = tg_response_status(r);
     CHECK(x, tg_response_set_status(r, 600), TG_EINVAL);
     CHECK(x, tg_response_set_status(r, 199), TG_EINVAL);
