@@ -164,7 +164,7 @@ def test_cluster_primary_killed_replica_promoted(gateway_factory, upstream, clus
     slot = key_slot(key)
     victim = owner([n for n in nodes if n.cmd("ROLE")[0] == "master"], slot)
     replica = next(n for n in nodes if n.cmd("ROLE")[0] == "slave" and n.cmd("ROLE")[2] == victim.port)
-    wait_for(lambda: replica.cmd("DBSIZE") >= 1, 5,
+    wait_for(lambda: replica.cmd("DBSIZE") >= 1, 30,
              "the bucket replicated")
     victim.kill()
     # During the failover (node timeout 2 s) on_error allow decides; then the

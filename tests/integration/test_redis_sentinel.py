@@ -169,9 +169,9 @@ def test_sentinel_failover_under_traffic(gateway_factory, upstream, topology):
     primary, replica, sentinels = topology
     conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 5}], on_error="allow")
     gws = start_gateways(gateway_factory, upstream, sentinels, [rl_route("a", "/a", conf)])
-    wait_for(lambda: all(connected_to(gw, primary.port) == {"0", "1"} for gw in gws), 10, "workers connected")
+    wait_for(lambda: all(connected_to(gw, primary.port) == {"0", "1"} for gw in gws), 30, "workers connected")
     assert burst(gws, "before", 7) == [200] * 5 + [429] * 2
-    wait_for(lambda: replica.cmd("KEYS", "tg:rl:*"), 5, "the bucket replicated")
+    wait_for(lambda: replica.cmd("KEYS", "tg:rl:*"), 30, "the bucket replicated")
     traffic = Traffic(gws)
     traffic.start()
     time.sleep(0.5)
@@ -189,7 +189,7 @@ def test_sentinel_primary_killed_under_traffic(gateway_factory, upstream, topolo
     primary, replica, sentinels = topology
     conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 5}], on_error="allow")
     gws = start_gateways(gateway_factory, upstream, sentinels, [rl_route("a", "/a", conf)])
-    wait_for(lambda: all(connected_to(gw, primary.port) == {"0", "1"} for gw in gws), 10, "workers connected")
+    wait_for(lambda: all(connected_to(gw, primary.port) == {"0", "1"} for gw in gws), 30, "workers connected")
     traffic = Traffic(gws)
     traffic.start()
     time.sleep(0.5)
@@ -202,7 +202,7 @@ def test_sentinel_accuracy_three_instances(gateway_factory, upstream, topology):
     primary, replica, sentinels = topology
     conf = limited(limits=[{"rate": 20, "per": "1s", "burst": 10}])
     gws = start_gateways(gateway_factory, upstream, sentinels, [rl_route("a", "/a", conf)])
-    wait_for(lambda: all(connected_to(gw, primary.port) == {"0", "1"} for gw in gws), 10, "workers connected")
+    wait_for(lambda: all(connected_to(gw, primary.port) == {"0", "1"} for gw in gws), 30, "workers connected")
     check_accuracy(gws, "/a", 20, 10, 4.0)
 
 
