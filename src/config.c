@@ -30,6 +30,7 @@
 #include "router.h"
 #include "tls.h"
 #include "tollgate/text.h"
+#include "trace_conf.h"
 
 #define MAX_WORKERS 256
 
@@ -767,6 +768,11 @@ static int parse_redis(ctx_t *c, const tg_conf_node_t *n)
     return n == NULL ? 0 : tg_redis_conf_parse(c->cfg, n, c->err);
 }
 
+static int parse_tracing(ctx_t *c, const tg_conf_node_t *n)
+{
+    return n == NULL ? 0 : tg_tracing_conf_parse(c->cfg, n, &c->cfg->tracing, c->err);
+}
+
 /* ---- top level --------------------------------------------------------- */
 
 /* An optional section left empty ("limits:") means its defaults. */
@@ -789,6 +795,7 @@ SECTION(limits)
 SECTION(upstreams)
 SECTION(routes)
 SECTION(redis)
+SECTION(tracing)
 
 /* Required, and "listen:" left empty is an error at its own position. */
 static int section_listen(const tg_conf_node_t *n, void *c, tg_conf_err_t *err)
@@ -809,6 +816,7 @@ static const tg_conf_field_t root_fields[] = {
     {"upstreams", TG_CONF_FIELD_CUSTOM, .parse = section_upstreams, .flags = TG_CONF_ABSENT},
     {"routes", TG_CONF_FIELD_CUSTOM, .parse = section_routes, .flags = TG_CONF_ABSENT},
     {"redis", TG_CONF_FIELD_CUSTOM, .parse = section_redis, .flags = TG_CONF_ABSENT},
+    {"tracing", TG_CONF_FIELD_CUSTOM, .parse = section_tracing, .flags = TG_CONF_ABSENT},
     {"plugins", TG_CONF_FIELD_NODE, TG_CONF_AT(ctx_t, plugins)},
     {"plugin_path", TG_CONF_FIELD_NODE, TG_CONF_AT(ctx_t, plugin_path)},
     TG_CONF_END,
@@ -912,6 +920,7 @@ void tg_config_unref(tg_config_t *cfg)
     for (size_t i = 0; i < cfg->nroutes; i++)
         pcre2_code_free(cfg->routes[i].regex);
     tg_redis_conf_free(cfg->redis);
+    tg_tracing_conf_unref(cfg->tracing);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         tg_tls_server_free(cfg->listeners[i].tls);
     for (size_t i = 0; i < cfg->nupstreams; i++)

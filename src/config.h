@@ -23,8 +23,9 @@
 typedef struct tg_router_s tg_router_t;
 typedef struct tg_chain_s tg_chain_t;
 typedef struct tg_plugin_inst_s tg_plugin_inst_t;
-typedef struct tg_redis_conf_s tg_redis_conf_t; /* src/redis.h */
-typedef struct tg_aggregate_s tg_aggregate_t;   /* src/aggregate.h */
+typedef struct tg_redis_conf_s tg_redis_conf_t;     /* src/redis.h */
+typedef struct tg_aggregate_s tg_aggregate_t;       /* src/aggregate.h */
+typedef struct tg_tracing_conf_s tg_tracing_conf_t; /* src/trace_conf.h */
 
 typedef enum { TG_BALANCE_ROUND_ROBIN = 0, TG_BALANCE_LEAST_CONN } tg_balance_t;
 
@@ -154,8 +155,9 @@ typedef struct tg_config_s {
     size_t ninstances;
     /* credential names the plugins marked (sensitive.h) */
     struct tg_sensitive_s *sensitive;
-    tg_chain_t *global_chain; /* global `plugins:` (also the chain of unrouted requests) */
-    tg_redis_conf_t *redis;   /* top-level `redis:`, NULL when absent */
+    tg_chain_t *global_chain;   /* global `plugins:` (also the chain of unrouted requests) */
+    tg_redis_conf_t *redis;     /* top-level `redis:`, NULL when absent */
+    tg_tracing_conf_t *tracing; /* `tracing:`, NULL when absent (trace_conf.h) */
 } tg_config_t;
 
 /* Loads and validates path. On failure returns -1 with err holding

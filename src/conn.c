@@ -19,6 +19,7 @@
 #include "tls.h"
 #include "tollgate/clock.h"
 #include "tollgate/request.h"
+#include "trace_span.h"
 #include "tunnel.h"
 
 static void conn_free(tg_conn_t *c);
@@ -84,6 +85,7 @@ static void end_request(tg_conn_t *c)
         return;
     tg_proxy_release(req);
     tg_chain_log(req);
+    tg_trace_end(req);
     tg_metrics_request_done(c->worker, req->route, req->completed ? req->status : 0,
                             tg_now_us() - req->start_mono_us);
     if (req->resp_tmp)

@@ -1,4 +1,5 @@
 #include "metrics.h"
+#include "otlp_export.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -670,4 +671,5 @@ void tg_metrics_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t
     render_upstreams(out, &s);
     render_process(out, &s);
     render_plugins(out, &s);
+    tg_otlp_metrics_render(out);
 }

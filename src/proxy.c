@@ -16,6 +16,7 @@
 #include "route_action.h"
 #include "router.h"
 #include "tollgate/clock.h"
+#include "trace_span.h"
 #include "tunnel.h"
 
 /* A response head larger than this from an upstream is a broken upstream. */
@@ -77,6 +78,7 @@ static bool can_retry(const tg_req_t *req, bool stale)
 static void upstream_failed(tg_req_t *req, int status, const char *msg, bool health, bool stale)
 {
     tg_conn_t *c = req->conn;
+    tg_trace_attempt_failed(req, msg);
     if (req->up != NULL) {
         size_t t = req->up->target;
         if (health)
@@ -115,6 +117,10 @@ static bool skip_request_header(const tg_http_header_t *h)
         return TG_HTTP_NAME_IS(h, "host");
     case 6:
         return TG_HTTP_NAME_IS(h, "expect");
+    case 10: /* ours replace them (trace_span.h) */
+        return TG_HTTP_NAME_IS(h, "tracestate");
+    case 11:
+        return TG_HTTP_NAME_IS(h, "traceparent");
     case 12:
         return TG_HTTP_NAME_IS(h, "x-request-id");
     case 14:
@@ -133,8 +139,8 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     bool trusted = req->peer_trusted;
     size_t host_len;
     const char *host = tg_route_host(req, &req->pool->conf->targets[req->up->target], &host_len);
-    size_t cap =
-        h->method_len + req->path_len + req->query_len + 2 * host_len + req->request_id_len + 512;
+    size_t cap = h->method_len + req->path_len + req->query_len + 2 * host_len +
+                 req->request_id_len + TG_TRACE_HEADERS_MAX(req) + 512;
     for (size_t i = 0; i < h->num_headers; i++)
         cap += h->headers[i].name_len + h->headers[i].value_len + 4;
 
@@ -190,6 +196,7 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     TG_PUT_LIT(&w, "X-Request-Id: ");
     tg_put(&w, req->request_id, req->request_id_len);
     TG_PUT_LIT(&w, "\r\n");
+    w += tg_trace_write_headers(req, req->trace.up_span, w);
     /* Nothing but websocket is ever offered upstream (RFC 9110 section 7.8:
      * the client's other protocols are not ours to negotiate). */
     if (req->upgrade)
@@ -240,6 +247,7 @@ static bool read_response_head(tg_req_t *req, bool *gone)
         bool switched = r >= 0 && resp.status == 101 && req->upgrade;
         if (switched && upgraded_to_websocket(&resp)) {
             tg_upool_report_success(req->pool, req->up->target);
+            tg_trace_attempt_status(req, 101);
             req->up_head_us = tg_now_us();
             req->status = 101;
             tg_response_forward_upgrade(req, &resp);
@@ -272,6 +280,7 @@ static bool read_response_head(tg_req_t *req, bool *gone)
             continue;
         }
         tg_upool_report_success(req->pool, req->up->target);
+        tg_trace_attempt_status(req, resp.status);
         req->up_head_us = tg_now_us();
         bool forwarded = tg_response_forward_head(req, &resp, RESP_MAX_HEADERS);
         evbuffer_drain(in, (size_t)r);
@@ -507,6 +516,7 @@ static void attempt(tg_req_t *req)
     if (req->up_start_us == 0)
         req->up_start_us = tg_now_us();
     req->up_state = TG_UP_SENDING;
+    tg_trace_attempt(req);
     tg_uconn_t *uc = tg_upool_take_idle(p, t);
     if (uc == NULL)
         uc = tg_upool_connect(p, t);
@@ -514,6 +524,7 @@ static void attempt(tg_req_t *req)
         tg_log_warn("upstream %s: cannot connect to %s: %s", p->conf->name,
                     p->conf->targets[t].name, strerror(errno));
         tg_upool_report_failure(p, t, tg_now_ms());
+        tg_trace_attempt_failed(req, "connect failed");
         if (t < 64)
             req->tried |= 1ull << t;
         if (can_retry(req, false)) {
@@ -632,6 +643,7 @@ void tg_proxy_handle(tg_req_t *req)
     const tg_http_request_t *h = &req->http;
     tg_body_init(&req->body, h->body_kind, h->content_length, lim->max_body_size,
                  h->body_kind == TG_BODY_CHUNKED);
+    tg_trace_begin(req);
     tg_route_query_t q = {
         .host = req->host,
         .host_len = req->host_len,

@@ -17,6 +17,7 @@
 #include "field_list.h"
 #include "http_parser.h"
 #include "request_id.h"
+#include "trace_span.h"
 #include "upstream_pool.h"
 
 typedef struct tg_conn_s tg_conn_t;
@@ -157,6 +158,8 @@ typedef struct tg_req_s {
     uint64_t up_start_us;   /* monotonic, first upstream attempt */
     uint64_t up_head_us;    /* monotonic, response head received */
     bool completed;
+
+    tg_trace_t trace; /* trace context and spans (trace_span.h) */
 } tg_req_t;
 
 #endif

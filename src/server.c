@@ -15,6 +15,7 @@
 #include "chain.h"
 #include "log.h"
 #include "metrics.h"
+#include "otlp_export.h"
 #include "worker.h"
 
 typedef struct {
@@ -193,6 +194,7 @@ static int reload(tg_server_t *s, char *err, size_t errlen)
     free(r);
     if (s->admin)
         tg_admin_set_config(s->admin, cfg);
+    tg_otlp_configure(cfg->tracing);
     tg_config_unref(s->cfg);
     s->cfg = cfg;
     tg_log_notice("reloaded %s: %zu routes, %zu upstreams", cfg->file, cfg->nroutes,
@@ -341,6 +343,7 @@ int tg_server_run(tg_config_t *cfg)
     s.reload_ev = event_new(s.base, s.reload_fd, EV_READ | EV_PERSIST, reload_request_cb, &s);
     event_add(s.reload_ev, NULL);
     tg_metrics_set_workers(s.workers, s.nworkers);
+    tg_otlp_configure(cfg->tracing);
     int rc = start_workers(&s, fds);
     if (rc == 0 && cfg->has_admin) {
         char msg[256];
@@ -387,6 +390,7 @@ int tg_server_run(tg_config_t *cfg)
         s.admin = NULL;
     }
     tg_metrics_set_workers(NULL, 0);
+    tg_otlp_stop(); /* after the workers: their last spans are queued */
     for (unsigned i = 0; i < s.nworkers; i++)
         tg_worker_destroy(&s.workers[i]);
     event_free(sigterm);

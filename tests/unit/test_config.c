@@ -298,9 +298,10 @@ END_TEST
 
 START_TEST(top_level_errors)
 {
-    ck_assert_str_eq(load_err(LISTEN "foo: 1\n"),
-                     "t.yaml:3:1: unknown key 'foo' (known: workers, listen, admin, "
-                     "trusted_proxies, limits, upstreams, routes, redis, plugins, plugin_path)");
+    ck_assert_str_eq(
+        load_err(LISTEN "foo: 1\n"),
+        "t.yaml:3:1: unknown key 'foo' (known: workers, listen, admin, "
+        "trusted_proxies, limits, upstreams, routes, redis, tracing, plugins, plugin_path)");
     ck_assert_str_eq(load_err(LISTEN "limit: {}\n"),
                      "t.yaml:3:1: unknown key 'limit' (did you mean 'limits'?)");
     ck_assert_str_eq(load_err("- a\n"), "t.yaml:1:1: expected a map");

@@ -308,7 +308,16 @@ static const char golden[] =
                       "test_auth_failures_total{reason=\"bad \\\"sig\\\"\\\\\\n\"} 1\n"
                       "# HELP test_plain_total \n"
                       "# TYPE test_plain_total counter\n"
-                      "test_plain_total 40\n";
+                      "test_plain_total 40\n"
+                      "# HELP tollgate_tracing_spans_exported_total Spans the OTLP collector "
+                      "accepted.\n"
+                      "# TYPE tollgate_tracing_spans_exported_total counter\n"
+                      "tollgate_tracing_spans_exported_total 0\n"
+                      "# HELP tollgate_tracing_spans_dropped_total Spans lost: queue full, or the "
+                      "export failed after its retries.\n"
+                      "# TYPE tollgate_tracing_spans_dropped_total counter\n"
+                      "tollgate_tracing_spans_dropped_total{reason=\"queue_full\"} 0\n"
+                      "tollgate_tracing_spans_dropped_total{reason=\"export_failed\"} 0\n";
 
 START_TEST(test_render_golden)
 {

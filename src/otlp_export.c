@@ -1,0 +1,446 @@
+/* The OTLP/HTTP JSON span exporter thread (otlp_export.h). */
+#include "otlp_export.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_parser.h"
+#include "json_escape.h"
+#include "log.h"
+#include "tg_build_config.h"
+#include "tollgate/clock.h"
+
+#define RESP_HEAD_MAX 16384
+#define ATTEMPTS 3
+
+typedef struct item_s {
+    struct item_s *next;
+    char *json;
+    size_t len;
+    unsigned nspans;
+} item_t;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+    bool running;
+    bool stopping;
+    tg_tracing_conf_t *conf; /* NULL: tracing off, submissions dropped */
+    item_t *head, *tail;
+    size_t queued; /* spans */
+    int fd;        /* the kept-alive connection, -1 when none (thread only) */
+    unsigned gen;  /* bumped by each tg_otlp_configure(): a new collector */
+    atomic_ullong exported, dropped_queue, dropped_failed;
+} X = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+    .fd = -1,
+};
+
+bool tg_otlp_submit(char *json, size_t len, unsigned nspans)
+{
+    pthread_mutex_lock(&X.lock);
+    bool ok = X.conf != NULL && X.queued + nspans <= X.conf->queue;
+    item_t *it = ok ? malloc(sizeof(*it)) : NULL;
+    if (it != NULL) {
+        *it = (item_t){.json = json, .len = len, .nspans = nspans};
+        if (X.tail)
+            X.tail->next = it;
+        else
+            X.head = it;
+        X.tail = it;
+        X.queued += nspans;
+        if (X.queued >= X.conf->max_spans)
+            pthread_cond_signal(&X.cond);
+    }
+    pthread_mutex_unlock(&X.lock);
+    if (it == NULL) {
+        free(json);
+        atomic_fetch_add_explicit(&X.dropped_queue, nspans, memory_order_relaxed);
+    }
+    return it != NULL;
+}
+
+/* ---- one HTTP exchange ---- */
+
+static void drop_conn(void)
+{
+    if (X.fd >= 0)
+        close(X.fd);
+    X.fd = -1;
+}
+
+static int wait_fd(int fd, short ev, uint64_t deadline_ms)
+{
+    uint64_t now = tg_now_ms();
+    if (now >= deadline_ms)
+        return -1;
+    struct pollfd p = {.fd = fd, .events = ev};
+    int r = poll(&p, 1, (int)(deadline_ms - now));
+    return r > 0 ? 0 : -1;
+}
+
+static int connect_to(const tg_tracing_conf_t *c, uint64_t deadline)
+{
+    int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (const struct sockaddr *)&c->addr, c->addrlen) < 0 && errno != EINPROGRESS)
+        goto fail;
+    int err = 0;
+    socklen_t el = sizeof(err);
+    if (wait_fd(fd, POLLOUT, deadline) < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 ||
+        err != 0) {
+        errno = err ? err : ETIMEDOUT;
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+static int send_all(int fd, const char *p, size_t n, uint64_t deadline)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        } else if (w < 0 && errno == EAGAIN) {
+            if (wait_fd(fd, POLLOUT, deadline) < 0)
+                return -1;
+        } else if (w < 0 && errno != EINTR) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Reads the answer's head and its Content-Length body; returns the status,
+ * or -1. *keep: the connection can carry the next batch. */
+static int read_answer(int fd, uint64_t deadline, bool *keep)
+{
+    char buf[RESP_HEAD_MAX];
+    size_t n = 0;
+    tg_http_header_t hs[64];
+    for (;;) {
+        if (wait_fd(fd, POLLIN, deadline) < 0)
+            return -1;
+        ssize_t r = recv(fd, buf + n, sizeof(buf) - n, 0);
+        if (r <= 0)
+            return -1;
+        n += (size_t)r;
+        tg_http_response_t resp = {.headers = hs, .num_headers = 64};
+        int h = tg_http_parse_response(buf, n, &resp);
+        if (h == TG_HTTP_INCOMPLETE && n < sizeof(buf))
+            continue;
+        if (h < 0)
+            return -1;
+        if (resp.status < 200) {
+            memmove(buf, buf + h, n - (size_t)h);
+            n -= (size_t)h;
+            continue;
+        }
+        tg_body_kind_t kind = tg_http_response_body(&resp, 0);
+        *keep =
+            tg_http_response_reusable(&resp, 0) && (kind == TG_BODY_NONE || kind == TG_BODY_LENGTH);
+        uint64_t left = kind == TG_BODY_LENGTH ? resp.content_length : 0;
+        size_t have = n - (size_t)h;
+        left = have >= left ? 0 : left - have;
+        if (have > (kind == TG_BODY_LENGTH ? resp.content_length : 0))
+            *keep = false;
+        /* The body (a partial-success message at most) is not needed, but
+         * must be read for the connection to be reused. */
+        while (*keep && left > 0) {
+            if (wait_fd(fd, POLLIN, deadline) < 0)
+                return -1;
+            r = recv(fd, buf, left < sizeof(buf) ? left : sizeof(buf), 0);
+            if (r <= 0)
+                return -1;
+            left -= (uint64_t)r;
+        }
+        return resp.status;
+    }
+}
+
+/* One attempt: returns the status, or -1 (no connection, timeout, broken
+ * answer). A kept connection the collector closed is retried once on a new
+ * one, without counting as an attempt. */
+static int post(const tg_tracing_conf_t *c, struct evbuffer *req)
+{
+    uint64_t deadline = tg_now_ms() + c->timeout_ms;
+    size_t len = evbuffer_get_length(req);
+    const char *p = (const char *)evbuffer_pullup(req, -1);
+    for (int fresh = 0; fresh < 2; fresh++) {
+        bool reused = X.fd >= 0;
+        if (X.fd < 0 && (X.fd = connect_to(c, deadline)) < 0)
+            return -1;
+        bool keep = false;
+        int st = send_all(X.fd, p, len, deadline) < 0 ? -1 : read_answer(X.fd, deadline, &keep);
+        if (st < 0 || !keep)
+            drop_conn();
+        if (st >= 0 || !reused)
+            return st;
+    }
+    return -1;
+}
+
+static void add_attr(struct evbuffer *b, bool first, const char *k, const char *v)
+{
+    evbuffer_add_printf(b, "%s{\"key\":\"", first ? "" : ",");
+    tg_json_escape(b, k, strlen(k));
+    evbuffer_add(b, "\",\"value\":{\"stringValue\":\"", 26);
+    tg_json_escape(b, v, strlen(v));
+    evbuffer_add(b, "\"}}", 3);
+}
+
+/* The HTTP request: head, then the ExportTraceServiceRequest around the
+ * batch's spans. */
+static struct evbuffer *build(const tg_tracing_conf_t *c, item_t *batch)
+{
+    struct evbuffer *body = evbuffer_new(), *req = evbuffer_new();
+    evbuffer_add_printf(body, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    add_attr(body, true, "service.name", c->service_name);
+    add_attr(body, false, "service.version", TG_VERSION);
+    add_attr(body, false, "telemetry.sdk.name", "tollgate");
+    add_attr(body, false, "telemetry.sdk.language", "c");
+    add_attr(body, false, "telemetry.sdk.version", TG_VERSION);
+    for (size_t i = 0; i < c->nresource; i++)
+        add_attr(body, false, c->resource[2 * i], c->resource[2 * i + 1]);
+    evbuffer_add_printf(body,
+                        "]},\"scopeSpans\":[{\"scope\":{\"name\":\"tollgate\",\"version\":"
+                        "\"%s\"},\"spans\":[",
+                        TG_VERSION);
+    for (item_t *it = batch; it != NULL; it = it->next) {
+        if (it != batch)
+            evbuffer_add(body, ",", 1);
+        evbuffer_add(body, it->json, it->len);
+    }
+    evbuffer_add(body, "]}]}]}", 6);
+    evbuffer_add_printf(req,
+                        "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                        "User-Agent: tollgate/%s\r\nContent-Length: %zu\r\n",
+                        c->path, c->host_header, TG_VERSION, evbuffer_get_length(body));
+    for (size_t i = 0; i < c->nheaders; i++)
+        evbuffer_add_printf(req, "%s: %s\r\n", c->headers[2 * i], c->headers[2 * i + 1]);
+    evbuffer_add(req, "\r\n", 2);
+    evbuffer_add_buffer(req, body);
+    evbuffer_free(body);
+    return req;
+}
+
+static bool retryable(int st)
+{
+    return st < 0 || st == 429 || st == 502 || st == 503 || st == 504;
+}
+
+/* Sleeps ms unless stop is asked (then returns false). */
+static bool backoff(uint64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&X.lock);
+    while (!X.stopping && pthread_cond_timedwait(&X.cond, &X.lock, &ts) != ETIMEDOUT)
+        ;
+    bool go_on = !X.stopping;
+    pthread_mutex_unlock(&X.lock);
+    return go_on;
+}
+
+/* Returns whether the collector took the batch. */
+static bool export_batch(const tg_tracing_conf_t *c, item_t *batch, unsigned nspans, bool last)
+{
+    static const uint64_t delays[] = {250, 1000};
+    struct evbuffer *req = build(c, batch);
+    int st = -1;
+    for (int a = 0; a < ATTEMPTS; a++) {
+        if (a > 0 && (last || !backoff(delays[a - 1])))
+            break;
+        st = post(c, req);
+        if (!retryable(st))
+            break;
+    }
+    evbuffer_free(req);
+    if (st >= 200 && st <= 299) {
+        atomic_fetch_add_explicit(&X.exported, nspans, memory_order_relaxed);
+        return true;
+    }
+    atomic_fetch_add_explicit(&X.dropped_failed, nspans, memory_order_relaxed);
+    /* Once per batch at most: a down collector must not flood the log. */
+    static uint64_t last_log;
+    uint64_t now = tg_now_ms();
+    if (now - last_log >= 10000 || last_log == 0) {
+        last_log = now;
+        if (st < 0)
+            tg_log_warn("tracing: export to %s failed (%s): %u spans dropped", c->endpoint,
+                        strerror(errno ? errno : ETIMEDOUT), nspans);
+        else
+            tg_log_warn("tracing: %s answered %d: %u spans dropped", c->endpoint, st, nspans);
+    }
+    return false;
+}
+
+/* Takes up to max_spans spans off the queue (lock held). */
+static item_t *take(unsigned max, unsigned *nspans)
+{
+    item_t *first = X.head, *last = NULL;
+    unsigned n = 0;
+    for (item_t *it = X.head; it != NULL && (n == 0 || n + it->nspans <= max); it = it->next) {
+        n += it->nspans;
+        last = it;
+    }
+    if (last == NULL)
+        return NULL;
+    X.head = last->next;
+    if (X.head == NULL)
+        X.tail = NULL;
+    last->next = NULL;
+    X.queued -= n;
+    *nspans = n;
+    return first;
+}
+
+static void free_items(item_t *it)
+{
+    while (it != NULL) {
+        item_t *next = it->next;
+        free(it->json);
+        free(it);
+        it = next;
+    }
+}
+
+static void *run(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&X.lock);
+    uint64_t next_flush = tg_now_ms();
+    unsigned conn_gen = X.gen;
+    bool failed_at_stop = false;
+    for (;;) {
+        bool stop = X.stopping;
+        tg_tracing_conf_t *c = X.conf;
+        uint64_t now = tg_now_ms();
+        if (!stop && c != NULL && X.queued < c->max_spans && now < next_flush) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t ms = next_flush - now;
+            ts.tv_sec += (time_t)(ms / 1000);
+            ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&X.cond, &X.lock, &ts);
+            continue;
+        }
+        if (c == NULL && !stop) {
+            pthread_cond_wait(&X.cond, &X.lock);
+            continue;
+        }
+        unsigned n = 0;
+        item_t *batch = c != NULL ? take(c->max_spans, &n) : NULL;
+        if (batch == NULL) {
+            if (stop)
+                break;
+            next_flush = now + c->interval_ms;
+            continue;
+        }
+        if (stop && failed_at_stop) { /* at exit, one failure is enough */
+            atomic_fetch_add_explicit(&X.dropped_failed, n, memory_order_relaxed);
+            free_items(batch);
+            continue;
+        }
+        if (conn_gen != X.gen) {
+            drop_conn();
+            conn_gen = X.gen;
+        }
+        tg_tracing_conf_ref(c);
+        pthread_mutex_unlock(&X.lock);
+        bool ok = export_batch(c, batch, n, stop);
+        failed_at_stop |= stop && !ok;
+        free_items(batch);
+        tg_tracing_conf_unref(c);
+        pthread_mutex_lock(&X.lock);
+        if (X.queued < c->max_spans)
+            next_flush = tg_now_ms() + c->interval_ms;
+    }
+    pthread_mutex_unlock(&X.lock);
+    drop_conn();
+    return NULL;
+}
+
+void tg_otlp_configure(tg_tracing_conf_t *conf)
+{
+    pthread_mutex_lock(&X.lock);
+    tg_tracing_conf_t *old = X.conf;
+    X.conf = conf ? tg_tracing_conf_ref(conf) : NULL;
+    X.gen++;
+    /* A new collector: the next batch opens a new connection (the thread
+     * sees the change and drops its connection, below). */
+    bool start = conf != NULL && !X.running;
+    if (start) {
+        X.stopping = false;
+        X.running = pthread_create(&X.thread, NULL, run, NULL) == 0;
+        if (!X.running)
+            tg_log_error("tracing: cannot start the exporter thread");
+    }
+    pthread_cond_signal(&X.cond);
+    pthread_mutex_unlock(&X.lock);
+    /* Spans queued for the old settings go out with the new ones: a batch
+     * already taken holds its own reference. */
+    tg_tracing_conf_unref(old);
+}
+
+void tg_otlp_stop(void)
+{
+    pthread_mutex_lock(&X.lock);
+    bool running = X.running;
+    X.stopping = true;
+    pthread_cond_broadcast(&X.cond);
+    pthread_mutex_unlock(&X.lock);
+    if (running)
+        pthread_join(X.thread, NULL);
+    pthread_mutex_lock(&X.lock);
+    X.running = false;
+    free_items(X.head);
+    X.head = X.tail = NULL;
+    X.queued = 0;
+    tg_tracing_conf_unref(X.conf);
+    X.conf = NULL;
+    pthread_mutex_unlock(&X.lock);
+}
+
+void tg_otlp_metrics_render(struct evbuffer *out)
+{
+    evbuffer_add_printf(
+        out,
+        "# HELP tollgate_tracing_spans_exported_total Spans the OTLP collector accepted.\n"
+        "# TYPE tollgate_tracing_spans_exported_total counter\n"
+        "tollgate_tracing_spans_exported_total %llu\n"
+        "# HELP tollgate_tracing_spans_dropped_total Spans lost: queue full, or the export "
+        "failed after its retries.\n"
+        "# TYPE tollgate_tracing_spans_dropped_total counter\n"
+        "tollgate_tracing_spans_dropped_total{reason=\"queue_full\"} %llu\n"
+        "tollgate_tracing_spans_dropped_total{reason=\"export_failed\"} %llu\n",
+        (unsigned long long)atomic_load(&X.exported),
+        (unsigned long long)atomic_load(&X.dropped_queue),
+        (unsigned long long)atomic_load(&X.dropped_failed));
+}
