@@ -146,3 +146,201 @@ def test_sample_ratio_and_sampled_parent(gateway_factory, upstream_factory, rece
     for _ in range(50):
         assert h.request(port, "GET", "/api/p", headers=[("traceparent", PARENT)]).status == 200
         assert sent_headers(up)["traceparent"].endswith("-01")
+
+
+# ---- OTLP export -------------------------------------------------------------
+
+def check_common(sp):
+    assert re.fullmatch(r"[0-9a-f]{32}", sp["traceId"])
+    assert re.fullmatch(r"[0-9a-f]{16}", sp["spanId"])
+    for k in ("startTimeUnixNano", "endTimeUnixNano"):
+        assert isinstance(sp[k], str) and re.fullmatch(r"[0-9]{19}", sp[k]), sp[k]
+    assert int(sp["startTimeUnixNano"]) <= int(sp["endTimeUnixNano"])
+    now = time.time_ns()
+    assert now - 60 * 10**9 < int(sp["startTimeUnixNano"]) <= now
+    assert sp["resource"]["service.name"] == "edge"
+    assert sp["scope"]["name"] == "tollgate"
+
+
+def by_kind(spans, kind):
+    return [s for s in spans if s["kind"] == kind]
+
+
+def test_server_and_client_spans(gateway_factory, upstream_factory, receiver):
+    """One SERVER span (kind 2) continuing the client's trace, one CLIENT span
+    (kind 3) under it; the upstream's traceparent names the CLIENT span."""
+    t = tracing_conf(receiver, headers={"Authorization": "Bearer ${OTLP_TOKEN}"},
+                     resource={"deployment.environment.name": "test"})
+    gw, up, port, _ = start(gateway_factory, upstream_factory, tracing=t)
+    r = h.request(port, "GET", "/api/items?x=1", headers=[("traceparent", PARENT), ("User-Agent", "ua/1")])
+    assert r.status == 200
+    spans = receiver.wait_spans(2)
+    assert len(spans) == 2, spans
+    for sp in spans:
+        check_common(sp)
+    assert spans[0]["resource"]["deployment.environment.name"] == "test"
+    (server,) = by_kind(spans, 2)
+    (client,) = by_kind(spans, 3)
+    assert server["traceId"] == client["traceId"] == "0af7651916cd43dd8448eb211c80319c"
+    assert server["parentSpanId"] == "b7ad6b7169203331"
+    assert client["parentSpanId"] == server["spanId"]
+    assert server["name"] == "GET"
+    sa = attrs(server["attributes"])
+    assert sa["http.request.method"] == "GET"
+    assert sa["http.response.status_code"] == 200
+    assert sa["http.route"] == "/api/*"
+    assert sa["url.path"] == "/api/items"
+    assert sa["url.scheme"] == "http"
+    assert sa["client.address"] == "127.0.0.1"
+    assert sa["network.protocol.version"] == "1.1"
+    assert sa["user_agent.original"] == "ua/1"
+    assert sa["tollgate.route"] == "api"
+    assert sa["tollgate.request_id"] == r.header("X-Request-Id")
+    assert server["status"].get("code", 0) == 0
+    ca = attrs(client["attributes"])
+    assert ca["server.address"] == "127.0.0.1"
+    assert ca["server.port"] == up.port
+    assert ca["http.response.status_code"] == 200
+    assert "http.request.resend_count" not in ca
+    assert int(client["startTimeUnixNano"]) >= int(server["startTimeUnixNano"])
+    assert int(client["endTimeUnixNano"]) <= int(server["endTimeUnixNano"])
+    m = TP.match(sent_headers(up)["traceparent"])
+    assert m.group(2) == client["spanId"]
+    # the headers and the path of the config
+    path, hdrs, _doc = receiver.posts[0]
+    assert path == "/v1/traces"
+    assert hdrs["authorization"] == "Bearer tok-123"
+    assert hdrs["content-type"] == "application/json"
+
+
+@pytest.fixture(autouse=True)
+def _otlp_token(monkeypatch):
+    monkeypatch.setenv("OTLP_TOKEN", "tok-123")
+
+
+def test_retry_gets_its_own_client_span(gateway_factory, upstream_factory, receiver):
+    dead = h.free_port()
+    up = upstream_factory("up")
+    gw, _, port, _ = start(gateway_factory, upstream_factory, tracing=tracing_conf(receiver),
+                           targets=["127.0.0.1:%d" % dead, up.address], upstream_kw={"retries": 1})
+    # round robin may start on either target: ask until one request went through the dead one
+    for _ in range(4):
+        assert h.request(port, "GET", "/api/r").status == 200
+    spans = receiver.wait_spans(4 + 6, timeout=5)
+    servers = by_kind(spans, 2)
+    clients = by_kind(spans, 3)
+    retried = [s for s in servers if len([c for c in clients if c["parentSpanId"] == s["spanId"]]) == 2]
+    assert retried, spans
+    s = retried[0]
+    tries = sorted((c for c in clients if c["parentSpanId"] == s["spanId"]),
+                   key=lambda c: int(c["startTimeUnixNano"]))
+    first, second = attrs(tries[0]["attributes"]), attrs(tries[1]["attributes"])
+    assert first["server.port"] == dead and tries[0]["status"]["code"] == 2
+    assert "error.type" in first and "http.response.status_code" not in first
+    assert second["server.port"] == up.port and second["http.request.resend_count"] == 1
+    assert second["http.response.status_code"] == 200
+    with up.lock:
+        seen = [dict((k.lower(), v) for k, v in rec["headers"])["traceparent"] for rec in up.records]
+    assert any(TP.match(v).group(2) == tries[1]["spanId"] for v in seen)
+
+
+def test_error_status_and_plugin_event(gateway_factory, upstream_factory, receiver):
+    jwt = {"name": "jwt", "config": {"keys": [{"algorithm": "HS256", "secret": "s" * 32}]}}
+    gw, up, port, _ = start(gateway_factory, upstream_factory, tracing=tracing_conf(receiver), plugins=[jwt])
+    assert h.request(port, "GET", "/api/x").status == 401
+    (server,) = receiver.wait_spans(1)
+    assert attrs(server["attributes"])["http.response.status_code"] == 401
+    assert server["status"].get("code", 0) == 0  # a 4xx is not the server's error
+    (ev,) = server["events"]
+    assert ev["name"] == "jwt.rejected"
+    assert re.fullmatch(r"[0-9]{19}", ev["timeUnixNano"])
+    assert attrs(ev["attributes"])["jwt.reject_reason"]
+    assert h.request(port, "GET", "/nothing").status == 404
+    spans = receiver.wait_spans(2)
+    assert len(spans) == 2
+
+
+def test_upstream_down_is_a_server_error(gateway_factory, upstream_factory, receiver):
+    dead = h.free_port()
+    gw, up, port, _ = start(gateway_factory, upstream_factory, tracing=tracing_conf(receiver),
+                            targets=["127.0.0.1:%d" % dead], upstream_kw={"retries": 0})
+    assert h.request(port, "GET", "/api/x").status == 502
+    spans = receiver.wait_spans(2)
+    (server,) = by_kind(spans, 2)
+    (client,) = by_kind(spans, 3)
+    assert server["status"]["code"] == 2
+    assert attrs(server["attributes"])["error.type"] == "502"
+    assert client["status"]["code"] == 2
+
+
+def test_aggregation_calls_are_client_spans(gateway_factory, upstream_factory, receiver):
+    users = upstream_factory("users")
+    port = h.free_port()
+    calls = [{"key": "a", "upstream": "users", "path": "/a"}, {"key": "b", "upstream": "users", "path": "/b"}]
+    route = {"name": "dash", "match": {"path_prefix": "/bff"}, "aggregate": {"timeout": "1s", "calls": calls}}
+    cfg = h.gateway_config(port, {"users": h.upstream_conf([users.address])}, [route])
+    cfg["tracing"] = tracing_conf(receiver)
+    gateway_factory(cfg)
+    r = h.request(port, "GET", "/bff/x", headers=[("traceparent", PARENT)])
+    assert r.status == 200
+    doc = json.loads(r.body)
+    sent = {k: dict((n.lower(), v) for n, v in doc[k]["headers"])["traceparent"] for k in ("a", "b")}
+    spans = receiver.wait_spans(3)
+    (server,) = by_kind(spans, 2)
+    clients = by_kind(spans, 3)
+    assert len(clients) == 2
+    assert {c["parentSpanId"] for c in clients} == {server["spanId"]}
+    assert {TP.match(v).group(2) for v in sent.values()} == {c["spanId"] for c in clients}
+    assert {attrs(c["attributes"])["url.path"] for c in clients} == {"/a", "/b"}
+
+
+def test_unsampled_requests_export_nothing(gateway_factory, upstream_factory, receiver):
+    gw, up, port, _ = start(gateway_factory, upstream_factory, tracing=tracing_conf(receiver, sample_ratio=0))
+    for _ in range(5):
+        assert h.request(port, "GET", "/api/x").status == 200
+    assert h.request(port, "GET", "/api/x", headers=[("traceparent", PARENT)]).status == 200
+    spans = receiver.wait_spans(2)
+    assert len(spans) == 2 and {s["traceId"] for s in spans} == {"0af7651916cd43dd8448eb211c80319c"}
+
+
+def metric(admin_port, name):
+    r = h.request(admin_port, "GET", "/metrics")
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            yield line
+
+
+def test_collector_retry_with_backoff(gateway_factory, upstream_factory, receiver):
+    receiver.statuses = [503, 429]
+    gw, up, port, admin = start(gateway_factory, upstream_factory, tracing=tracing_conf(receiver), admin=True)
+    assert h.request(port, "GET", "/api/x").status == 200
+    spans = receiver.wait_spans(2, timeout=5)
+    assert len(spans) == 2
+    assert receiver.attempts == 3
+    assert list(metric(admin, "tollgate_tracing_spans_exported_total")) == ["tollgate_tracing_spans_exported_total 2"]
+
+
+def test_collector_down_costs_nothing_but_drops(gateway_factory, upstream_factory):
+    """A collector that accepts connections but never answers: requests are
+    not slowed, and what cannot be queued or sent is counted."""
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(64)
+    url = "http://127.0.0.1:%d/v1/traces" % hang.getsockname()[1]
+    t = {"otlp_endpoint": url, "service_name": "edge", "sample_ratio": 1.0, "timeout": "300ms",
+         "batch": {"max_spans": 4, "interval": "50ms", "queue": 8}}
+    try:
+        gw, up, port, admin = start(gateway_factory, upstream_factory, tracing=t, admin=True)
+        c = h.Conn(port)
+        t0 = time.monotonic()
+        for _ in range(200):
+            c.send(h.build_request("GET", "/api/x"))
+            assert c.read_response().status == 200
+        elapsed = time.monotonic() - t0
+        c.close()
+        assert elapsed < 5, elapsed
+        dropped = {l.split("reason=")[1].split("}")[0]: int(l.rsplit(" ", 1)[1])
+                   for l in metric(admin, "tollgate_tracing_spans_dropped_total")}
+        assert dropped['"queue_full"'] > 0
+    finally:
+        hang.close()
