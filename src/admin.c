@@ -437,9 +437,15 @@ static void get_metrics(tg_admin_t *a, struct evhttp_request *req)
         return;
     }
     tg_config_t *cfg = current_config(a);
-    tg_metrics_render(b, cfg, a->workers, a->nworkers);
+    /* OpenMetrics when the scraper lists it (Prometheus does, first). */
+    const char *accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
+    bool om = accept != NULL && strstr(accept, "application/openmetrics-text") != NULL;
+    tg_metrics_render_format(b, cfg, a->workers, a->nworkers, om);
     tg_config_unref(cfg);
-    reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
+    reply(req, 200, "OK",
+          om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+             : "text/plain; version=0.0.4; charset=utf-8",
+          b);
     evbuffer_free(b);
 }
 

@@ -20,6 +20,7 @@
 #include "tollgate/clock.h"
 #include "tollgate/request.h"
 #include "trace_span.h"
+#include "traffic_metrics.h"
 #include "tunnel.h"
 
 static void conn_free(tg_conn_t *c);
@@ -86,8 +87,9 @@ static void end_request(tg_conn_t *c)
     tg_proxy_release(req);
     tg_chain_log(req);
     tg_trace_end(req);
-    tg_metrics_request_done(c->worker, req->route, req->completed ? req->status : 0,
-                            tg_now_us() - req->start_mono_us);
+    uint64_t duration_us = tg_now_us() - req->start_mono_us;
+    tg_metrics_request_done(c->worker, req->route, req->completed ? req->status : 0, duration_us);
+    tg_traffic_request_done(req, duration_us);
     if (req->resp_tmp)
         evbuffer_free(req->resp_tmp);
     if (req->req_tmp)
@@ -470,6 +472,7 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
         return;
     }
     fill_peer(c, sa, salen);
+    c->metrics_slot = tg_traffic_conn_opened(w, w->cfg->listeners[listener].name, TG_PROTO_HTTP1);
     const tg_limits_t *l = &w->cfg->limits;
     setup_stream(c);
     tg_worker_conn_added(w, c);
@@ -497,6 +500,7 @@ static void conn_free(tg_conn_t *c)
     if (c->timer != NULL) /* NULL while parked */
         event_free(c->timer);
     tg_stream_free(c->s); /* close_notify under TLS */
+    tg_traffic_conn_closed(w, c->metrics_slot);
     tg_worker_conn_removed(w, c);
     free(c);
 }

@@ -38,6 +38,7 @@ struct tg_conn_s {
     tg_arena_t *arena; /* only while a request is in progress */
     tg_req_t *req;
     unsigned requests;
+    unsigned metrics_slot;  /* listener/protocol counted open (traffic_metrics.h) */
     size_t scanned;         /* input bytes already searched for the end of the head */
     uint64_t idle_since_ms; /* keep-alive idle start (parking, idle timeout); in a
                                tunnel, the last byte moved either way */

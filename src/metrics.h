@@ -11,6 +11,7 @@
 #define TG_METRICS_H
 
 #include <event2/buffer.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -68,5 +69,12 @@ void tg_metrics_set_workers(tg_worker_t *workers, unsigned n);
  * workers' counters and reading each worker's upstream pools. */
 void tg_metrics_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t *workers,
                        unsigned nworkers);
+
+/* The same, in OpenMetrics 1.0 when openmetrics (exemplars, "# EOF"). */
+void tg_metrics_render_format(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t *workers,
+                              unsigned nworkers, bool openmetrics);
+
+/* The worker's traffic counters (traffic_metrics.h); NULL when m is. */
+struct tg_traffic_s *tg_worker_metrics_traffic(const tg_worker_metrics_t *m);
 
 #endif

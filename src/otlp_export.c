@@ -16,6 +16,7 @@
 #include "http_parser.h"
 #include "json_escape.h"
 #include "log.h"
+#include "metrics_text.h"
 #include "tg_build_config.h"
 #include "tollgate/clock.h"
 
@@ -430,17 +431,12 @@ void tg_otlp_stop(void)
 
 void tg_otlp_metrics_render(struct evbuffer *out)
 {
-    evbuffer_add_printf(
-        out,
-        "# HELP tollgate_tracing_spans_exported_total Spans the OTLP collector accepted.\n"
-        "# TYPE tollgate_tracing_spans_exported_total counter\n"
-        "tollgate_tracing_spans_exported_total %llu\n"
-        "# HELP tollgate_tracing_spans_dropped_total Spans lost: queue full, or the export "
-        "failed after its retries.\n"
-        "# TYPE tollgate_tracing_spans_dropped_total counter\n"
-        "tollgate_tracing_spans_dropped_total{reason=\"queue_full\"} %llu\n"
-        "tollgate_tracing_spans_dropped_total{reason=\"export_failed\"} %llu\n",
-        (unsigned long long)atomic_load(&X.exported),
-        (unsigned long long)atomic_load(&X.dropped_queue),
-        (unsigned long long)atomic_load(&X.dropped_failed));
+    const char *e = "tollgate_tracing_spans_exported_total";
+    const char *d = "tollgate_tracing_spans_dropped_total";
+    tg_mtext_header(out, e, "Spans the OTLP collector accepted.", "counter");
+    tg_mtext_sample(out, e, NULL, NULL, NULL, NULL, atomic_load(&X.exported));
+    tg_mtext_header(out, d, "Spans lost: queue full, or the export failed after its retries.",
+                    "counter");
+    tg_mtext_sample(out, d, "reason", "queue_full", NULL, NULL, atomic_load(&X.dropped_queue));
+    tg_mtext_sample(out, d, "reason", "export_failed", NULL, NULL, atomic_load(&X.dropped_failed));
 }

@@ -17,6 +17,7 @@
 #include "router.h"
 #include "tollgate/clock.h"
 #include "trace_span.h"
+#include "traffic_metrics.h"
 #include "tunnel.h"
 
 /* A response head larger than this from an upstream is a broken upstream. */
@@ -662,6 +663,7 @@ void tg_proxy_handle(tg_req_t *req)
         tg_conn_respond_error(c, 404, "no route");
         return;
     }
+    tg_traffic_request_routed(req);
     tg_proxy_bind_chain(req, req->route->chain);
     if (h->flags & TG_HF_EXPECT_OTHER) {
         tg_conn_respond_error(c, 417, "unsupported expectation");

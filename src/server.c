@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "otlp_export.h"
+#include "process_metrics.h"
 #include "worker.h"
 
 typedef struct {
@@ -169,6 +170,7 @@ static int reload(tg_server_t *s, char *err, size_t errlen)
     if (tg_config_load(s->cfg->file, &cfg, &cerr) < 0) {
         snprintf(err, errlen, "%s", cerr.msg);
         tg_log_error("reload failed, keeping the running config: %s", cerr.msg);
+        tg_process_metrics_reload(false);
         return -1;
     }
     if (cfg->workers != s->nworkers)
@@ -187,6 +189,7 @@ static int reload(tg_server_t *s, char *err, size_t errlen)
         }
         free(r);
         tg_config_unref(cfg);
+        tg_process_metrics_reload(false);
         return -1;
     }
     for (unsigned w = 0; w < s->nworkers; w++)
@@ -195,6 +198,7 @@ static int reload(tg_server_t *s, char *err, size_t errlen)
     if (s->admin)
         tg_admin_set_config(s->admin, cfg);
     tg_otlp_configure(cfg->tracing);
+    tg_process_metrics_reload(true);
     tg_config_unref(s->cfg);
     s->cfg = cfg;
     tg_log_notice("reloaded %s: %zu routes, %zu upstreams", cfg->file, cfg->nroutes,
@@ -343,6 +347,7 @@ int tg_server_run(tg_config_t *cfg)
     s.reload_ev = event_new(s.base, s.reload_fd, EV_READ | EV_PERSIST, reload_request_cb, &s);
     event_add(s.reload_ev, NULL);
     tg_metrics_set_workers(s.workers, s.nworkers);
+    tg_process_metrics_start();
     tg_otlp_configure(cfg->tracing);
     int rc = start_workers(&s, fds);
     if (rc == 0 && cfg->has_admin) {
