@@ -24,6 +24,7 @@
 
 #include "arena.h"
 #include "conf_node.h"
+#include "log_conf.h"
 #include "path_norm.h"
 #include "redis.h"
 #include "route_action.h"
@@ -768,6 +769,11 @@ static int parse_redis(ctx_t *c, const tg_conf_node_t *n)
     return n == NULL ? 0 : tg_redis_conf_parse(c->cfg, n, c->err);
 }
 
+static int parse_log(ctx_t *c, const tg_conf_node_t *n)
+{
+    return tg_log_conf_parse(c->cfg, n, c->err);
+}
+
 static int parse_tracing(ctx_t *c, const tg_conf_node_t *n)
 {
     return n == NULL ? 0 : tg_tracing_conf_parse(c->cfg, n, &c->cfg->tracing, c->err);
@@ -796,6 +802,7 @@ SECTION(upstreams)
 SECTION(routes)
 SECTION(redis)
 SECTION(tracing)
+SECTION(log)
 
 /* Required, and "listen:" left empty is an error at its own position. */
 static int section_listen(const tg_conf_node_t *n, void *c, tg_conf_err_t *err)
@@ -817,6 +824,7 @@ static const tg_conf_field_t root_fields[] = {
     {"routes", TG_CONF_FIELD_CUSTOM, .parse = section_routes, .flags = TG_CONF_ABSENT},
     {"redis", TG_CONF_FIELD_CUSTOM, .parse = section_redis, .flags = TG_CONF_ABSENT},
     {"tracing", TG_CONF_FIELD_CUSTOM, .parse = section_tracing, .flags = TG_CONF_ABSENT},
+    {"log", TG_CONF_FIELD_CUSTOM, .parse = section_log, .flags = TG_CONF_ABSENT},
     {"plugins", TG_CONF_FIELD_NODE, TG_CONF_AT(ctx_t, plugins)},
     {"plugin_path", TG_CONF_FIELD_NODE, TG_CONF_AT(ctx_t, plugin_path)},
     TG_CONF_END,
@@ -921,6 +929,7 @@ void tg_config_unref(tg_config_t *cfg)
         pcre2_code_free(cfg->routes[i].regex);
     tg_redis_conf_free(cfg->redis);
     tg_tracing_conf_unref(cfg->tracing);
+    free(cfg->log.path);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         tg_tls_server_free(cfg->listeners[i].tls);
     for (size_t i = 0; i < cfg->nupstreams; i++)

@@ -17,6 +17,7 @@
 #include <pcre2.h>
 
 #include "client_fields.h"
+#include "log_conf.h"
 #include "tollgate/cidr.h"
 #include "tollgate/conf.h"
 
@@ -158,6 +159,7 @@ typedef struct tg_config_s {
     tg_chain_t *global_chain;   /* global `plugins:` (also the chain of unrouted requests) */
     tg_redis_conf_t *redis;     /* top-level `redis:`, NULL when absent */
     tg_tracing_conf_t *tracing; /* `tracing:`, NULL when absent (trace_conf.h) */
+    tg_log_conf_t log;          /* `log:` (log_conf.h) */
 } tg_config_t;
 
 /* Loads and validates path. On failure returns -1 with err holding

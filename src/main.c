@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "log_conf.h"
 #include "server.h"
 #include "tg_build_config.h"
 
@@ -63,6 +64,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             tg_log_level = (tg_log_level_t)lv;
+            tg_log_level_from_cli = true;
             break;
         }
         case 'v':

@@ -75,6 +75,25 @@ static bool can_retry(const tg_req_t *req, bool stale)
     return req->attempts <= req->pool->conf->retries;
 }
 
+/* An upstream failure at warn, with what an operator acts on: the target,
+ * the phase (connect, read, write, timeout) and the error. Identical lines
+ * are held back and counted by the log (log.h). */
+static void log_failure(tg_req_t *req, tg_log_level_t level, const char *phase, int err)
+{
+    const tg_upstream_conf_t *u = req->pool->conf;
+    const char *target = u->targets[req->target].name;
+    if (err != 0)
+        tg_request_log(req, level, "upstream %s: target %s: %s failed: %s (errno %d)", u->name,
+                       target, phase, strerror(err), err);
+    else if (strcmp(phase, "timeout") == 0)
+        tg_request_log(req, level, "upstream %s: target %s: timed out %s", u->name, target,
+                       req->up != NULL && req->up->connected ? "waiting for the response"
+                                                             : "connecting");
+    else
+        tg_request_log(req, level, "upstream %s: target %s: %s failed: connection closed", u->name,
+                       target, phase);
+}
+
 /* The upstream failed before its response head reached the client. */
 static void upstream_failed(tg_req_t *req, int status, const char *msg, bool health, bool stale)
 {
@@ -400,16 +419,25 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
         set_upstream_timeouts(req);
         return;
     }
+    const char *phase = what & TG_STREAM_TIMEOUT   ? "timeout"
+                        : !uc->connected           ? "connect"
+                        : what & TG_STREAM_READING ? "read"
+                                                   : "write";
     if (req->up_state == TG_UP_RECEIVING) {
         if (what & TG_STREAM_EOF) {
             req->up_eof = true;
             pump_response(req);
         } else {
             TG_STAT_INC(req->pool, resets);
+            log_failure(req, TG_LOG_WARN, phase, tg_stream_error(uc->s));
             tg_conn_fail(req->conn);
         }
         return;
     }
+    bool stale = uc->connected && !(what & TG_STREAM_TIMEOUT) && uc->uses > 0 &&
+                 tg_stream_input_length(uc->s) == 0;
+    /* A pooled connection the upstream closed while idle is retried quietly. */
+    log_failure(req, stale ? TG_LOG_INFO : TG_LOG_WARN, phase, tg_stream_error(uc->s));
     if (what & TG_STREAM_TIMEOUT) {
         TG_STAT_INC(req->pool, timeouts);
         upstream_failed(req, 504,
@@ -423,7 +451,6 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
         return;
     }
     TG_STAT_INC(req->pool, resets);
-    bool stale = uc->uses > 0 && tg_stream_input_length(uc->s) == 0;
     upstream_failed(req, 502, "upstream closed the connection", !stale, stale);
 }
 
@@ -522,8 +549,7 @@ static void attempt(tg_req_t *req)
     if (uc == NULL)
         uc = tg_upool_connect(p, t);
     if (uc == NULL) {
-        tg_log_warn("upstream %s: cannot connect to %s: %s", p->conf->name,
-                    p->conf->targets[t].name, strerror(errno));
+        log_failure(req, TG_LOG_WARN, "connect", errno);
         tg_upool_report_failure(p, t, tg_now_ms());
         tg_trace_attempt_failed(req, "connect failed");
         if (t < 64)

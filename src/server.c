@@ -14,6 +14,7 @@
 #include "admin.h"
 #include "chain.h"
 #include "log.h"
+#include "log_conf.h"
 #include "metrics.h"
 #include "otlp_export.h"
 #include "process_metrics.h"
@@ -198,6 +199,9 @@ static int reload(tg_server_t *s, char *err, size_t errlen)
     if (s->admin)
         tg_admin_set_config(s->admin, cfg);
     tg_otlp_configure(cfg->tracing);
+    char lerr[512];
+    if (tg_log_conf_apply(cfg, lerr, sizeof(lerr)) < 0)
+        tg_log_error("reload: %s; the log stays where it was", lerr);
     tg_process_metrics_reload(true);
     tg_config_unref(s->cfg);
     s->cfg = cfg;
@@ -268,6 +272,9 @@ static void reopen_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     tg_server_t *s = arg;
     tg_log_notice("SIGUSR1: reopening log files");
+    char err[512];
+    if (tg_log_conf_apply(s->cfg, err, sizeof(err)) < 0)
+        tg_log_error("SIGUSR1: %s", err);
     for (size_t i = 0; i < s->cfg->ninstances; i++) {
         const tg_plugin_inst_t *pi = s->cfg->instances[i];
         if (pi->plugin->reopen)
@@ -330,6 +337,19 @@ int tg_server_run(tg_config_t *cfg)
     evsignal_add(sigint, NULL);
     evsignal_add(sigusr1, NULL);
     evsignal_add(sighup, NULL);
+    char lerr[512];
+    if (tg_log_conf_apply(cfg, lerr, sizeof(lerr)) < 0) {
+        tg_log_error("%s", lerr);
+        event_free(sigterm);
+        event_free(sigint);
+        event_free(sigusr1);
+        event_free(sighup);
+        free(fds);
+        free(s.workers);
+        event_base_free(s.base);
+        tg_config_unref(s.cfg);
+        return 1;
+    }
     if (open_listeners(cfg, fds) < 0) {
         event_free(sigterm);
         event_free(sigint);

@@ -66,6 +66,7 @@ struct tg_stream_s {
     bool in_cb;         /* a callback runs: tg_stream_free defers the free */
     bool dead;
     int connect_error; /* connect(2) failed at once: reported from the loop */
+    int error;         /* errno of the last failure (tg_stream_error) */
 };
 
 static void rev_cb(evutil_socket_t fd, short what, void *arg);
@@ -469,6 +470,7 @@ static bool progress(tg_stream_t *s, bool writable, short *ev, bool *connected)
             return false;
         if (err != 0) {
             s->failed = true;
+            s->error = err;
             errno = err;
             *ev = TG_STREAM_ERROR | TG_STREAM_WRITING;
             return false;
@@ -487,6 +489,7 @@ static bool progress(tg_stream_t *s, bool writable, short *ev, bool *connected)
                 return false;
             }
             s->failed = true;
+            s->error = EPROTO; /* the TLS handshake failed */
             ERR_clear_error();
             *ev = TG_STREAM_ERROR | (s->connect_side ? TG_STREAM_WRITING : TG_STREAM_READING);
             return false;
@@ -531,8 +534,10 @@ static void drive(tg_stream_t *s, bool readable, bool writable, bool triggered)
             size_t before = evbuffer_get_length(s->out);
             int st = write_buffer(s, s->out);
             wrote = evbuffer_get_length(s->out) < before;
-            if (st == IO_ERROR)
+            if (st == IO_ERROR) {
+                s->error = errno;
                 ev = TG_STREAM_ERROR | TG_STREAM_WRITING;
+            }
         }
     }
     if (ev == 0 && s->reading && !s->eof &&
@@ -543,6 +548,7 @@ static void drive(tg_stream_t *s, bool readable, bool writable, bool triggered)
             ev = TG_STREAM_EOF | TG_STREAM_READING;
         } else if (st == IO_ERROR) {
             s->failed = true;
+            s->error = errno;
             ev = TG_STREAM_ERROR | TG_STREAM_READING;
         }
     }
@@ -714,4 +720,9 @@ SSL *tg_stream_ssl(const tg_stream_t *s)
 bool tg_stream_established(const tg_stream_t *s)
 {
     return established(s);
+}
+
+int tg_stream_error(const tg_stream_t *s)
+{
+    return s->error;
 }

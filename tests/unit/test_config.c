@@ -10,7 +10,9 @@
 
 #include "admin_guard.h"
 #include "config.h"
+#include "log.h"
 #include "path_norm.h"
+#include "trace_conf.h"
 
 /* Each test runs in a fresh temporary directory and writes its config to the
  * relative path "t.yaml", so that messages read "t.yaml:LINE:COL: ...". */
@@ -301,7 +303,7 @@ START_TEST(top_level_errors)
     ck_assert_str_eq(
         load_err(LISTEN "foo: 1\n"),
         "t.yaml:3:1: unknown key 'foo' (known: workers, listen, admin, "
-        "trusted_proxies, limits, upstreams, routes, redis, tracing, plugins, plugin_path)");
+        "trusted_proxies, limits, upstreams, routes, redis, tracing, log, plugins, plugin_path)");
     ck_assert_str_eq(load_err(LISTEN "limit: {}\n"),
                      "t.yaml:3:1: unknown key 'limit' (did you mean 'limits'?)");
     ck_assert_str_eq(load_err("- a\n"), "t.yaml:1:1: expected a map");
@@ -832,6 +834,81 @@ START_TEST(failed_load_with_regex_frees)
 }
 END_TEST
 
+START_TEST(tracing_section)
+{
+    load_ok(UPS "tracing:\n  otlp_endpoint: \"http://127.0.0.1:4318/v1/traces\"\n"
+                "  protocol: http/json\n  service_name: edge\n  sample_ratio: 0.25\n"
+                "  headers: { Authorization: \"Bearer x\" }\n"
+                "  batch: { max_spans: 100, interval: 500ms, queue: 1000 }\n");
+    const tg_tracing_conf_t *t = cfg->tracing;
+    ck_assert_ptr_nonnull(t);
+    ck_assert_str_eq(t->service_name, "edge");
+    ck_assert_str_eq(t->path, "/v1/traces");
+    ck_assert_str_eq(t->host_header, "127.0.0.1:4318");
+    ck_assert(t->sample_ratio == 0.25);
+    ck_assert_uint_eq(t->nheaders, 1);
+    ck_assert_str_eq(t->headers[0], "Authorization");
+    ck_assert_uint_eq(t->max_spans, 100);
+    ck_assert_uint_eq(t->interval_ms, 500);
+    ck_assert_uint_eq(t->queue, 1000);
+    ck_assert_uint_eq(t->timeout_ms, 10000);
+    /* an upstream's name, defaults */
+    load_ok(UPS "tracing:\n  otlp_endpoint: u\n");
+    ck_assert_str_eq(cfg->tracing->path, "/v1/traces");
+    ck_assert_str_eq(cfg->tracing->service_name, "tollgate");
+    ck_assert(cfg->tracing->sample_ratio == 1.0);
+    ck_assert_uint_eq(cfg->tracing->max_spans, 512);
+    ck_assert_uint_eq(cfg->tracing->queue, 8192);
+    load_ok(UPS "tracing:\n  otlp_endpoint: http://127.0.0.1\n");
+    ck_assert_str_eq(cfg->tracing->host_header, "127.0.0.1");
+    ck_assert_str_eq(cfg->tracing->path, "/v1/traces");
+}
+END_TEST
+
+START_TEST(tracing_errors)
+{
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: nope\n"),
+                     "t.yaml:7:18: otlp_endpoint 'nope' is neither an http:// URL nor an upstream");
+    ck_assert_ptr_nonnull(strstr(load_err(UPS "tracing:\n  otlp_endpoint: https://c:4318\n"),
+                                 "https collectors are not supported yet"));
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  sample_ratio: 1.5\n"),
+                     "t.yaml:8:17: sample_ratio must be a number between 0 and 1");
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  sample_ratio: x\n"),
+                     "t.yaml:8:17: sample_ratio must be a number between 0 and 1");
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  protocol: http/protobuf\n"),
+                     "t.yaml:8:13: protocol http/protobuf is not supported yet: use http/json");
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  headers: {\"a b\": x}\n"),
+                     "t.yaml:8:13: invalid header name 'a b'");
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  headers: {Host: x}\n"),
+                     "t.yaml:8:13: header 'Host' is written by the exporter");
+    ck_assert_str_eq(
+        load_err(UPS "tracing:\n  otlp_endpoint: u\n  batch: {max_spans: 10, queue: 5}\n"),
+        "t.yaml:8:10: batch: max_spans (10) is larger than queue (5)");
+    ck_assert_ptr_nonnull(strstr(load_err(UPS "tracing:\n  service_name: x\n"),
+                                 "missing required key 'otlp_endpoint'"));
+}
+END_TEST
+
+START_TEST(log_section)
+{
+    load_ok(UPS);
+    ck_assert_int_eq(cfg->log.level, -1);
+    ck_assert(!cfg->log.json);
+    ck_assert_ptr_null(cfg->log.path);
+    load_ok(UPS "log:\n  level: info\n  format: json\n  path: logs/error.log\n");
+    ck_assert_int_eq(cfg->log.level, TG_LOG_INFO);
+    ck_assert(cfg->log.json);
+    ck_assert_str_eq(cfg->log.path, "./logs/error.log");
+    load_ok(UPS "log:\n  path: stderr\n  level: error\n");
+    ck_assert_ptr_null(cfg->log.path);
+    ck_assert_int_eq(cfg->log.level, TG_LOG_ERROR);
+    ck_assert_str_eq(load_err(UPS "log:\n  level: loud\n"),
+                     "t.yaml:7:10: level must be error, warn, notice, info or debug, got 'loud'");
+    ck_assert_str_eq(load_err(UPS "log:\n  format: xml\n"),
+                     "t.yaml:7:11: format must be text or json, got 'xml'");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -849,6 +926,7 @@ static Suite *config_suite(void)
         {"trusted", {trusted_proxies, trusted_proxies_errors}},
         {"limits", {limits_errors, limits_headers_with_underscores}},
         {"upstreams", {upstream_errors, upstream_host_header}},
+        {"observability", {tracing_section, tracing_errors, log_section}},
         {"routes",
          {route_errors, route_match_details, route_paths_canonical, failed_load_with_regex_frees}},
     };
