@@ -6,14 +6,15 @@
 #include <string.h>
 #include <strings.h>
 
-#include "conn.h"
 #include "request.h"
+#include "response.h"
 #include "template.h"
 #include "tollgate/clock.h"
 #include "tollgate/fetch.h"
 #include "tollgate/request.h"
 #include "trace_context.h"
 #include "trace_span.h"
+#include "worker.h"
 
 /* ---- config ---- */
 
@@ -124,7 +125,7 @@ typedef struct {
 } agg_slot_t;
 
 struct agg_run_s {
-    tg_req_t *req;
+    tg_request_t *req;
     const tg_aggregate_t *agg;
     agg_slot_t *slots;
     size_t pending;
@@ -135,7 +136,7 @@ struct agg_run_s {
 
 static void answer(agg_run_t *run)
 {
-    tg_req_t *req = run->req;
+    tg_request_t *req = run->req;
     const tg_aggregate_t *a = run->agg;
     run->finished = true;
     if (run->timer) {
@@ -152,7 +153,7 @@ static void answer(agg_run_t *run)
             tg_request_respond_error(req, 502, msg);
             json_decref(doc);
             evbuffer_free(partial);
-            tg_conn_send_reply(req->conn);
+            tg_response_reply(req);
             return;
         }
         if (s->value == NULL)
@@ -169,7 +170,7 @@ static void answer(agg_run_t *run)
     json_decref(doc);
     tg_request_respond(req, 200, "application/json", body, strlen(body));
     free(body);
-    tg_conn_send_reply(req->conn);
+    tg_response_reply(req);
 }
 
 static bool is_json(const char *ct, size_t len)
@@ -236,7 +237,7 @@ static void run_cleanup(void *arg)
         event_free(run->timer);
 }
 
-static const char **call_headers(tg_req_t *req, const tg_aggregate_t *a)
+static const char **call_headers(tg_request_t *req, const tg_aggregate_t *a)
 {
     const char **h = tg_arena_calloc(req->arena, (2 * a->npass + 5) * sizeof(char *));
     size_t n = 0;
@@ -259,7 +260,7 @@ static const char **call_headers(tg_req_t *req, const tg_aggregate_t *a)
 
 /* The call's headers: the shared ones, then a traceparent naming the call's
  * own span as the parent, and the client's tracestate. */
-static const char **traced_headers(tg_req_t *req, const char **base, agg_slot_t *s,
+static const char **traced_headers(tg_request_t *req, const char **base, agg_slot_t *s,
                                    const char *upstream, const char *path)
 {
     size_t n = 0;
@@ -280,7 +281,7 @@ static const char **traced_headers(tg_req_t *req, const char **base, agg_slot_t 
     return h;
 }
 
-void tg_aggregate_start(tg_req_t *req)
+void tg_aggregate_start(tg_request_t *req)
 {
     const tg_aggregate_t *a = req->route->aggregate;
     /* Every path is rendered before any call starts: a refused value answers
@@ -290,7 +291,7 @@ void tg_aggregate_start(tg_req_t *req)
         size_t len;
         if (tg_template_render(req, a->calls[i].path, &paths[i], &len) < 0) {
             tg_request_respond_error(req, 400, paths[i]);
-            tg_conn_send_reply(req->conn);
+            tg_response_reply(req);
             return;
         }
     }
@@ -300,10 +301,10 @@ void tg_aggregate_start(tg_req_t *req)
     run->slots = tg_arena_calloc(req->arena, a->ncalls * sizeof(*run->slots));
     run->pending = a->ncalls;
     tg_arena_on_cleanup(req->arena, run_cleanup, run);
-    run->timer = evtimer_new(req->conn->worker->base, timeout_cb, run);
+    run->timer = evtimer_new(req->gen->worker->base, timeout_cb, run);
     struct timeval tv = tg_timeval_ms(a->timeout_ms);
     evtimer_add(run->timer, &tv);
-    req->up_start_us = tg_now_us();
+    req->time.up_start_us = tg_now_us();
     const char **headers = call_headers(req, a);
     run->starting = true;
     for (size_t i = 0; i < a->ncalls; i++) {

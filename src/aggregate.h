@@ -15,7 +15,7 @@
 #include "config.h"
 #include "tollgate/template.h"
 
-typedef struct tg_req_s tg_req_t;
+typedef struct tg_request_s tg_request_t;
 
 typedef struct {
     char *key;
@@ -39,6 +39,6 @@ int tg_aggregate_parse(tg_config_t *cfg, tg_route_t *route, const tg_conf_node_t
 void tg_aggregate_free(tg_aggregate_t *a);
 
 /* Runs the calls of req's route and answers the request. */
-void tg_aggregate_start(tg_req_t *req);
+void tg_aggregate_start(tg_request_t *req);
 
 #endif

@@ -50,34 +50,34 @@ void tg_chain_destroy_instances(tg_config_t *cfg);
 const char *tg_chain_default_plugin_dir(void);
 
 /* ---- running a request through its chain (chain_run.c) ---- */
-typedef struct tg_req_s tg_req_t;
+typedef struct tg_request_s tg_request_t;
 
 enum {
     TG_CHAIN_NEXT = 0, /* every plugin continued: forward upstream */
     TG_CHAIN_PAUSED,   /* a plugin paused; tg_request_resume() continues */
-    TG_CHAIN_DONE,     /* req->reply holds the response to send */
+    TG_CHAIN_DONE,     /* req->run.reply holds the response to send */
 };
 
-/* request_head hooks from req->chain_pos on. */
-int tg_chain_request_head(tg_req_t *req);
-/* tg_request_resume() of the paused plugin (req->chain_pos) with status:
+/* request_head hooks from req->run.pos on. */
+int tg_chain_request_head(tg_request_t *req);
+/* tg_request_resume() of the paused plugin (req->run.pos) with status:
  * that plugin's outcome, then the request_head hooks after it. */
-int tg_chain_resume(tg_req_t *req, int status);
+int tg_chain_resume(tg_request_t *req, int status);
 /* tg_request_resume() inside the running request_head hook: recorded, and
  * applied by tg_chain_request_head() when the hook returns PAUSE. */
-void tg_chain_note_resume(tg_req_t *req, int status);
-/* response_head hooks, last plugin first, on req->resp, skipping those that
+void tg_chain_note_resume(tg_request_t *req, int status);
+/* response_head hooks, last plugin first, on req->resp.head, skipping those that
  * already saw a response of this request. Returns 0, or 1 when a hook
- * answered or failed: req->reply then holds what replaces the response (the
+ * answered or failed: req->run.reply then holds what replaces the response (the
  * plugin's answer, or a 500); the caller drops the response and sends it. */
-int tg_chain_response_head(tg_req_t *req);
+int tg_chain_response_head(tg_request_t *req);
 /* request_body (response = false) or response_body hooks on chunk; returns 0,
- * or -1 when a hook did not continue: req->reply then holds what replaces the
+ * or -1 when a hook did not continue: req->run.reply then holds what replaces the
  * response (the plugin's answer, or a 500), sent when no head byte went out
  * yet. */
-int tg_chain_body(tg_req_t *req, bool response, struct evbuffer *chunk, bool last);
+int tg_chain_body(tg_request_t *req, bool response, struct evbuffer *chunk, bool last);
 /* log hooks; never fails. */
-void tg_chain_log(tg_req_t *req);
+void tg_chain_log(tg_request_t *req);
 
 /* Per-worker plugin state: worker_init of every instance of cfg (on the
  * worker thread), and the reverse. */

@@ -10,10 +10,11 @@
 #include <unistd.h>
 
 #include "chain.h"
-#include "http_response.h"
+#include "dispatch.h"
+#include "h1_head.h"
 #include "log.h"
 #include "metrics.h"
-#include "proxy.h"
+#include "proto.h"
 #include "request_head.h"
 #include "response.h"
 #include "tls.h"
@@ -24,6 +25,7 @@
 #include "tunnel.h"
 
 static void conn_free(tg_conn_t *c);
+static const tg_proto_t h1;
 static void conn_read_cb(tg_stream_t *s, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -81,19 +83,25 @@ static void start_closing(tg_conn_t *c)
 
 static void end_request(tg_conn_t *c)
 {
-    tg_req_t *req = c->req;
+    tg_request_t *req = c->req;
     if (req == NULL)
         return;
-    tg_proxy_release(req);
+    tg_dispatch_release(req);
+    if (c->stage != NULL) { /* a response that never completed */
+        evbuffer_drain(c->stage, evbuffer_get_length(c->stage));
+        c->stage = NULL;
+    }
+    c->chunked = false;
     tg_chain_log(req);
     tg_trace_end(req);
-    uint64_t duration_us = tg_now_us() - req->start_mono_us;
-    tg_metrics_request_done(c->worker, req->route, req->completed ? req->status : 0, duration_us);
+    uint64_t duration_us = tg_now_us() - req->time.start_mono_us;
+    tg_metrics_request_done(c->worker, req->route, req->resp.completed ? req->resp.status : 0,
+                            duration_us);
     tg_traffic_request_done(req, duration_us);
-    if (req->resp_tmp)
-        evbuffer_free(req->resp_tmp);
-    if (req->req_tmp)
-        evbuffer_free(req->req_tmp);
+    if (req->resp.tmp)
+        evbuffer_free(req->resp.tmp);
+    if (req->client.body_tmp)
+        evbuffer_free(req->client.body_tmp);
     tg_gen_t *gen = req->gen;
     c->req = NULL;
     /* Runs the plugins' cleanups: a paused plugin's pending work is cancelled here. */
@@ -106,25 +114,26 @@ static void end_request(tg_conn_t *c)
 
 /* A request object for what arrived, even when it is malformed, so that
  * rejected requests are logged and counted like the others. */
-static tg_req_t *new_request(tg_conn_t *c)
+static tg_request_t *new_request(tg_conn_t *c)
 {
     c->arena = tg_worker_get_arena(c->worker);
-    tg_req_t *req = tg_arena_calloc(c->arena, sizeof(*req));
+    tg_request_t *req = tg_arena_calloc(c->arena, sizeof(*req));
     req->conn = c;
+    req->proto = &h1;
     req->arena = c->arena;
     req->gen = tg_worker_gen_acquire(c->worker);
     req->cfg = req->gen->cfg;
-    req->start_mono_us = tg_now_us();
-    req->start_us = tg_wall_us();
-    tg_proxy_bind_chain(req, req->cfg->global_chain);
+    req->time.start_mono_us = tg_now_us();
+    req->time.start_us = tg_wall_us();
+    tg_dispatch_bind_chain(req, req->cfg->global_chain);
     c->req = req;
     return req;
 }
 
-void tg_conn_request_done(tg_conn_t *c)
+static void request_done(tg_conn_t *c)
 {
-    tg_req_t *req = c->req;
-    bool body_unread = req && !req->body.done;
+    tg_request_t *req = c->req;
+    bool body_unread = req && !req->client.body.done;
     end_request(c);
     c->requests++;
     if (c->close_after || body_unread || c->client_eof || c->worker->draining) {
@@ -149,98 +158,19 @@ void tg_conn_fail(tg_conn_t *c)
     start_closing(c);
 }
 
-void tg_conn_respond_error(tg_conn_t *c, int status, const char *msg)
+/* A gateway error for the current request, or for what arrived when no head
+ * parsed (a request object is made for it, so that it is logged and counted
+ * like the others). */
+static void reject(tg_conn_t *c, int status, const char *msg)
 {
-    tg_req_t *req = c->req ? c->req : new_request(c);
+    tg_request_t *req = c->req ? c->req : new_request(c);
     if (req->request_id_len == 0) {
         tg_request_id_generate(&c->worker->ids, req->request_id);
         req->request_id_len = 32;
     }
-    if (req->http.method == NULL)
-        req->body.done = true; /* nothing of a body was ever expected */
-    tg_request_respond_error(req, status, msg);
-    tg_conn_send_reply(c);
-}
-
-static void put_header(struct evbuffer *out, const tg_http_header_t *h)
-{
-    evbuffer_add(out, h->name, h->name_len);
-    evbuffer_add(out, ": ", 2);
-    evbuffer_add(out, h->value, h->value_len);
-    evbuffer_add(out, "\r\n", 2);
-}
-
-void tg_conn_send_reply(tg_conn_t *c)
-{
-    tg_req_t *req = c->req;
-    const tg_reply_t *rp = &req->reply;
-    int status = rp->status;
-    /* A reply while the connection is still reading a head is a rejection
-     * before routing (parse error, refused target or Host, 414, 431, 408,
-     * 505, ...): the head was not accepted, so where the next request would
-     * start cannot be trusted, and that head is still in the input buffer.
-     * One reply, then close (RFC 9112 section 9.6 lets either side close);
-     * this is the one place that decides it, whatever the status. */
-    bool rejected_head = c->state == TG_CONN_IDLE;
-    bool close = rejected_head || c->close_after || c->worker->draining || !req->body.done ||
-                 (req->http.flags & TG_HF_CONN_CLOSE) ||
-                 (req->http.minor_version == 0 && !(req->http.flags & TG_HF_CONN_KEEPALIVE));
-    tg_http_header_t stack[8];
-    size_t cap = rp->nheaders + 1 <= 8 ? 8 : rp->nheaders + 1;
-    tg_http_header_t *hs = cap == 8 ? stack : tg_arena_alloc(req->arena, cap * sizeof(*hs));
-    tg_http_response_t resp = {.status = status, .headers = hs, .num_headers = 0};
-    if (rp->content_type != NULL)
-        hs[resp.num_headers++] =
-            (tg_http_header_t){"Content-Type", 12, rp->content_type, strlen(rp->content_type)};
-    for (size_t i = 0; i < rp->nheaders; i++)
-        hs[resp.num_headers++] = rp->headers[i];
-    if (req->chain != NULL && req->chain->has_response_head) {
-        req->resp = &resp;
-        req->resp_cap = cap;
-        int replaced = tg_chain_response_head(req);
-        req->resp = NULL;
-        if (replaced) { /* a hook's answer (or a 500) replaces this reply */
-            tg_response_drop_filters(req);
-            tg_conn_send_reply(c);
-            return;
-        }
-    }
-    req->status = resp.status;
-    if (close)
-        c->close_after = true;
-    /* A plugin that asked for whole bodies (response shaping) gets generated
-     * ones too: aggregated documents are shaped like upstream ones. */
-    struct evbuffer *body = evbuffer_new();
-    evbuffer_add(body, rp->body, rp->len);
-    if (req->resp_buffer_limit && !req->resp_replaced && req->chain->has_response_body) {
-        /* A body over the limit is shown as unbuffered, like a proxied one. */
-        req->resp_buffering = rp->len <= req->resp_buffer_limit;
-        if (tg_chain_body(req, true, body, true) < 0) {
-            /* A hook refused it: req->reply now holds its answer. */
-            evbuffer_free(body);
-            tg_response_drop_filters(req);
-            tg_conn_send_reply(c);
-            return;
-        }
-    }
-    /* Queued, not sent at once: it goes out at the end of this loop pass
-     * (one write), after the request's log hooks ran. */
-    struct evbuffer *out = tg_stream_output(c->s);
-    size_t before = evbuffer_get_length(out);
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp.status, tg_http_reason(resp.status));
-    for (size_t i = 0; i < resp.num_headers; i++)
-        put_header(out, &resp.headers[i]);
-    for (size_t i = 0; i < req->nextra; i++)
-        put_header(out, &req->extra_resp[i]);
-    evbuffer_add_printf(out, "Content-Length: %zu\r\nX-Request-Id: %.*s\r\n%s\r\n",
-                        evbuffer_get_length(body), (int)req->request_id_len, req->request_id,
-                        close ? "Connection: close\r\n" : "");
-    if (req->method_bit != TG_METHOD_HEAD)
-        evbuffer_add_buffer(out, body);
-    evbuffer_free(body);
-    req->bytes_out += evbuffer_get_length(out) - before;
-    req->completed = true;
-    tg_conn_request_done(c);
+    if (req->client.http.method == NULL)
+        req->client.body.done = true; /* nothing of a body was ever expected */
+    tg_response_error(req, status, msg);
 }
 
 /* Finds the end of the head without re-parsing it on every read: the parser
@@ -270,22 +200,22 @@ static void handle_head(tg_conn_t *c)
     const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
     if (!head_may_be_complete(c, p, n)) {
         if (len >= lim->max_header_size)
-            tg_conn_respond_error(c, 431, "request header fields too large");
+            reject(c, 431, "request header fields too large");
         return;
     }
-    tg_req_t *req = new_request(c);
+    tg_request_t *req = new_request(c);
     int r = tg_request_head_parse(req, p, n);
     if (r == TG_HTTP_INCOMPLETE) {
         if (len >= lim->max_header_size)
-            tg_conn_respond_error(c, 431, "request header fields too large");
+            reject(c, 431, "request header fields too large");
         else
             end_request(c);
         return;
     }
     if (r < 0) {
-        req->body.done = true;
-        tg_conn_respond_error(c, req->http.error_status ? req->http.error_status : 400,
-                              req->http.error_reason ? req->http.error_reason : "bad request");
+        req->client.body.done = true;
+        reject(c, req->client.http.error_status ? req->client.http.error_status : 400,
+               req->client.http.error_reason ? req->client.http.error_reason : "bad request");
         return;
     }
     evbuffer_drain(in, (size_t)r);
@@ -294,7 +224,7 @@ static void handle_head(tg_conn_t *c)
     c->head_timer = false;
     c->state = TG_CONN_ACTIVE;
     set_client_timeouts(c, lim->body_timeout_ms);
-    tg_proxy_handle(req);
+    tg_dispatch_request(req);
 }
 
 static void conn_read_cb(tg_stream_t *s, void *arg)
@@ -314,7 +244,7 @@ static void conn_read_cb(tg_stream_t *s, void *arg)
         handle_head(c);
         break;
     case TG_CONN_ACTIVE:
-        tg_proxy_client_readable(c->req);
+        tg_dispatch_client_readable(c->req);
         break;
     case TG_CONN_CLOSING:
         evbuffer_drain(tg_stream_input(s), tg_stream_input_length(s));
@@ -340,7 +270,7 @@ static void conn_write_cb(tg_stream_t *s, void *arg)
             conn_free(c);
         break;
     case TG_CONN_ACTIVE:
-        tg_proxy_client_drained(c->req);
+        tg_dispatch_client_drained(c->req);
         break;
     case TG_CONN_TUNNEL:
         tg_tunnel_client_drained(c->req);
@@ -361,16 +291,16 @@ static void conn_event_cb(tg_stream_t *s, short what, void *arg)
         return;
     }
     if ((what & TG_STREAM_EOF) && (what & TG_STREAM_READING) && c->state == TG_CONN_ACTIVE &&
-        c->req->body.done) {
+        c->req->client.body.done) {
         /* Half-close after a complete request: answer it, then close. */
         c->client_eof = true;
         tg_stream_read_enable(c->s, false);
         return;
     }
     if ((what & TG_STREAM_TIMEOUT) && (what & TG_STREAM_READING) && c->state == TG_CONN_ACTIVE &&
-        c->req->up_state != TG_UP_RECEIVING && !c->req->body.done) {
-        tg_proxy_release(c->req);
-        tg_conn_respond_error(c, 408, "request body timeout");
+        c->req->up.state != TG_UP_RECEIVING && !c->req->client.body.done) {
+        tg_dispatch_release(c->req);
+        reject(c, 408, "request body timeout");
         return;
     }
     if (c->tls && (what & TG_STREAM_ERROR)) /* counts only failed handshakes */
@@ -409,7 +339,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     size_t in = tg_stream_input_length(c->s);
     if (c->head_timer && in > 0) {
-        tg_conn_respond_error(c, 408, "request header timeout");
+        reject(c, 408, "request header timeout");
         return;
     }
     uint64_t idle = c->worker->cfg->limits.idle_timeout_ms;
@@ -492,10 +422,8 @@ void tg_conn_drain(tg_conn_t *c)
 
 static void conn_free(tg_conn_t *c)
 {
-    if (c->req) {
-        tg_proxy_release(c->req);
+    if (c->req)
         end_request(c);
-    }
     tg_worker_t *w = c->worker;
     if (c->timer != NULL) /* NULL while parked */
         event_free(c->timer);
@@ -504,3 +432,156 @@ static void conn_free(tg_conn_t *c)
     tg_worker_conn_removed(w, c);
     free(c);
 }
+
+/* ---- HTTP/1.1: the protocol of this connection (proto.h) ---- */
+
+static tg_conn_t *conn_of(const tg_request_t *req)
+{
+    return req->conn;
+}
+
+static struct evbuffer *h1_out(tg_conn_t *c)
+{
+    return c->stage != NULL ? c->stage : tg_stream_output(c->s);
+}
+
+/* Whether the connection stays open after this response. A reply while the
+ * connection is still reading a head is a rejection before routing (parse
+ * error, refused target or Host, 414, 431, 408, 505, ...): the head was not
+ * accepted, so where the next request would start cannot be trusted, and
+ * that head is still in the input buffer. One reply, then close (RFC 9112
+ * section 9.6 lets either side close); this is the one place that decides
+ * it, whatever the status. A body nobody reads any more (no upstream takes
+ * it) closes too. */
+static bool h1_keepalive(const tg_conn_t *c, const tg_request_t *req)
+{
+    const tg_http_request_t *h = &req->client.http;
+    return c->state == TG_CONN_ACTIVE && !c->close_after && !c->worker->draining &&
+           !c->client_eof && (req->client.body.done || req->up.conn != NULL) &&
+           !(h->flags & TG_HF_CONN_CLOSE) &&
+           (h->minor_version >= 1 || (h->flags & TG_HF_CONN_KEEPALIVE));
+}
+
+static void h1_head(tg_request_t *req, const tg_http_response_t *resp, tg_out_kind_t kind,
+                    uint64_t length)
+{
+    tg_conn_t *c = conn_of(req);
+    bool client10 = req->client.http.minor_version == 0;
+    tg_h1_head_t h = {
+        .resp = resp,
+        .extra = req->resp.extra,
+        .nextra = req->resp.nextra,
+        .request_id = req->request_id,
+        .request_id_len = req->request_id_len,
+        .length = length,
+        .keepalive = h1_keepalive(c, req),
+        .client10 = client10,
+    };
+    switch (kind) {
+    case TG_OUT_NONE:
+        h.framing = TG_H1_NONE;
+        break;
+    case TG_OUT_LENGTH:
+        h.framing = TG_H1_LENGTH;
+        break;
+    case TG_OUT_STREAM: /* an HTTP/1.0 client gets a body that ends with the connection */
+        h.framing = client10 ? TG_H1_CLOSE : TG_H1_CHUNKED;
+        h.keepalive = h.keepalive && !client10;
+        break;
+    case TG_OUT_UPGRADE:
+        h.framing = TG_H1_UPGRADE;
+        h.keepalive = true;
+        break;
+    }
+    c->chunked = h.framing == TG_H1_CHUNKED;
+    if (!h.keepalive)
+        c->close_after = true;
+    req->resp.bytes_out += tg_h1_head_write(h1_out(c), &h);
+}
+
+static void h1_body(tg_request_t *req, struct evbuffer *data)
+{
+    tg_conn_t *c = conn_of(req);
+    struct evbuffer *out = h1_out(c);
+    size_t n = evbuffer_get_length(data);
+    if (n == 0) /* an empty chunk would end the body */
+        return;
+    size_t before = evbuffer_get_length(out);
+    if (c->chunked)
+        evbuffer_add_printf(out, "%zx\r\n", n);
+    evbuffer_add_buffer(out, data);
+    if (c->chunked)
+        evbuffer_add(out, "\r\n", 2);
+    req->resp.bytes_out += evbuffer_get_length(out) - before;
+}
+
+static void h1_end(tg_request_t *req)
+{
+    tg_conn_t *c = conn_of(req);
+    if (c->chunked) {
+        evbuffer_add(h1_out(c), "0\r\n\r\n", 5);
+        req->resp.bytes_out += 5;
+    }
+    request_done(c);
+}
+
+static void h1_abort(tg_request_t *req)
+{
+    tg_conn_fail(conn_of(req));
+}
+
+static void h1_interim(tg_request_t *req, int status)
+{
+    (void)status; /* 100 Continue: the only interim response the gateway writes */
+    evbuffer_add(tg_stream_output(conn_of(req)->s), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
+static void h1_hold(tg_request_t *req)
+{
+    tg_conn_t *c = conn_of(req);
+    c->stage = c->worker->stage;
+}
+
+static void h1_release(tg_request_t *req, bool send)
+{
+    tg_conn_t *c = conn_of(req);
+    struct evbuffer *stage = c->stage;
+    c->stage = NULL;
+    if (stage == NULL || evbuffer_get_length(stage) == 0)
+        return;
+    if (send) /* head and first body bytes: one write */
+        tg_stream_send(c->s, stage);
+    else
+        evbuffer_drain(stage, evbuffer_get_length(stage));
+}
+
+static size_t h1_pending(const tg_request_t *req)
+{
+    const tg_conn_t *c = conn_of(req);
+    return tg_stream_output_length(c->s) + (c->stage ? evbuffer_get_length(c->stage) : 0);
+}
+
+static struct evbuffer *h1_input(tg_request_t *req)
+{
+    return tg_stream_input(conn_of(req)->s);
+}
+
+/* The whole body was read: no more body timeout. */
+static void h1_input_done(tg_request_t *req)
+{
+    tg_stream_set_timeouts(conn_of(req)->s, 0, 0);
+}
+
+static const tg_proto_t h1 = {
+    .name = "http/1.1",
+    .head = h1_head,
+    .body = h1_body,
+    .end = h1_end,
+    .abort = h1_abort,
+    .interim = h1_interim,
+    .hold = h1_hold,
+    .release = h1_release,
+    .pending = h1_pending,
+    .input = h1_input,
+    .input_done = h1_input_done,
+};

@@ -1,7 +1,10 @@
 /*
  * A client connection: reads request heads (with the header and idle
- * timeouts), runs one request at a time in arrival order (pipelined requests
- * wait in the input buffer), writes gateway-generated responses, and closes.
+ * timeouts), hands each to the dispatch step one at a time in arrival order
+ * (pipelined requests wait in the input buffer), parks idle keep-alive
+ * connections, and closes. Its protocol (HTTP/1.1, proto.h) is the
+ * client-facing end of the response pipeline: heads, body framing,
+ * keep-alive, and what comes after a response.
  */
 #ifndef TG_CONN_H
 #define TG_CONN_H
@@ -13,9 +16,6 @@
 #include "request.h"
 #include "stream.h"
 #include "worker.h"
-
-/* Output beyond this many bytes pauses whoever fills it (backpressure). */
-#define TG_OUT_HIGH (256u * 1024u)
 
 typedef enum {
     TG_CONN_IDLE = 0, /* between requests, or reading a head */
@@ -34,9 +34,11 @@ struct tg_conn_s {
     bool head_timer;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after; /* close once the current response is written */
     bool client_eof;
-    bool parked;       /* idle keep-alive without buffers (conn.c: park) */
-    tg_arena_t *arena; /* only while a request is in progress */
-    tg_req_t *req;
+    bool parked;            /* idle keep-alive without buffers (conn.c: park) */
+    bool chunked;           /* the response in progress is framed as chunked */
+    struct evbuffer *stage; /* the worker's, while a response's first part is held */
+    tg_arena_t *arena;      /* only while a request is in progress */
+    tg_request_t *req;
     unsigned requests;
     unsigned metrics_slot;  /* listener/protocol counted open (traffic_metrics.h) */
     size_t scanned;         /* input bytes already searched for the end of the head */
@@ -53,23 +55,13 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
 /* Draining: idle connections close now, busy ones after their response. */
 void tg_conn_drain(tg_conn_t *c);
 
-/* Gateway-generated response ({"error": msg, "request_id": ...}) for the
- * current request, which then ends. */
-void tg_conn_respond_error(tg_conn_t *c, int status, const char *msg);
-
-/* Sends req->reply (recorded by tg_request_respond*) for the current request,
- * which then ends. */
-void tg_conn_send_reply(tg_conn_t *c);
-
-/* The current request is finished (response fully queued on the output). */
-void tg_conn_request_done(tg_conn_t *c);
-
 /* Closes now, aborting whatever is in progress (the client is gone). */
 void tg_conn_abort(tg_conn_t *c);
 
 /* The response in progress cannot be completed: ends the request, flushes
  * what is already queued (earlier pipelined responses, and the truncated one,
- * whose framing then never completes) and closes. */
+ * whose framing then never completes) and closes. The protocol's abort, and
+ * a tunnel's end. */
 void tg_conn_fail(tg_conn_t *c);
 
 #endif

@@ -5,6 +5,8 @@ const char *tg_http_reason(int status)
     switch (status) {
     case 100:
         return "Continue";
+    case 101:
+        return "Switching Protocols";
     case 200:
         return "OK";
     case 204:

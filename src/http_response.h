@@ -1,4 +1,4 @@
-/* Reason phrases of the status lines the gateway writes (conn.c, proxy.c). */
+/* Reason phrases of the status lines the gateway writes (h1_head.c). */
 #ifndef TG_HTTP_RESPONSE_H
 #define TG_HTTP_RESPONSE_H
 

@@ -19,7 +19,7 @@
 #include "upstream_pool.h"
 
 typedef struct tg_worker_s tg_worker_t;
-typedef struct tg_req_s tg_req_t;
+typedef struct tg_request_s tg_request_t;
 
 /* Plugin counter slots per worker; registration fails past this. */
 #define TG_METRICS_MAX_SLOTS 4096

@@ -5,19 +5,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "aggregate.h"
 #include "conn.h"
 #include "field_list.h"
 #include "head_write.h"
-#include "http_response.h"
 #include "log.h"
+#include "proto.h"
 #include "request_head.h"
 #include "response.h"
 #include "route_action.h"
-#include "router.h"
 #include "tollgate/clock.h"
 #include "trace_span.h"
-#include "traffic_metrics.h"
 #include "tunnel.h"
 
 /* A response head larger than this from an upstream is a broken upstream. */
@@ -27,10 +24,10 @@
  * on another connection this many times, without using up `retries`. */
 #define STALE_RETRIES 2
 
-static bool pump_request(tg_req_t *req);
-static bool pump_response(tg_req_t *req);
-static void attempt(tg_req_t *req);
-static void send_refusal(tg_req_t *req);
+static bool pump_request(tg_request_t *req);
+static bool pump_response(tg_request_t *req);
+static void attempt(tg_request_t *req);
+static void send_refusal(tg_request_t *req);
 
 static bool idempotent(uint32_t m)
 {
@@ -40,86 +37,86 @@ static bool idempotent(uint32_t m)
 
 /* Upstream timeouts: the response timeout runs only once the whole request
  * is sent, so a long upload is not mistaken for a silent upstream. */
-static void set_upstream_timeouts(tg_req_t *req)
+static void set_upstream_timeouts(tg_request_t *req)
 {
-    const tg_upstream_conf_t *u = req->pool->conf;
-    if (!req->up->connected)
-        tg_stream_set_timeouts(req->up->s, 0, u->connect_timeout_ms);
+    const tg_upstream_conf_t *u = req->up.pool->conf;
+    if (!req->up.conn->connected)
+        tg_stream_set_timeouts(req->up.conn->s, 0, u->connect_timeout_ms);
     else
-        tg_stream_set_timeouts(req->up->s, req->body.done ? u->timeout_ms : 0, u->timeout_ms);
+        tg_stream_set_timeouts(req->up.conn->s, req->client.body.done ? u->timeout_ms : 0,
+                               u->timeout_ms);
 }
 
-static void close_upstream(tg_req_t *req)
+static void close_upstream(tg_request_t *req)
 {
-    if (req->up != NULL) {
-        tg_upool_release(req->up, false);
-        req->up = NULL;
+    if (req->up.conn != NULL) {
+        tg_upool_release(req->up.conn, false);
+        req->up.conn = NULL;
     }
 }
 
-void tg_proxy_release(tg_req_t *req)
+void tg_proxy_release(tg_request_t *req)
 {
     close_upstream(req);
 }
 
-static bool can_retry(const tg_req_t *req, bool stale)
+static bool can_retry(const tg_request_t *req, bool stale)
 {
-    if (req->up_state != TG_UP_SENDING || req->no_retry || req->body_started ||
-        !idempotent(req->method_bit))
+    if (req->up.state != TG_UP_SENDING || req->up.no_retry || req->client.body_started ||
+        !idempotent(req->client.method_bit))
         return false;
-    if (req->body.kind != TG_BODY_NONE &&
-        !(req->body.kind == TG_BODY_LENGTH && req->body.remaining == 0))
+    if (req->client.body.kind != TG_BODY_NONE &&
+        !(req->client.body.kind == TG_BODY_LENGTH && req->client.body.remaining == 0))
         return false;
     if (stale)
-        return req->stale_retries < STALE_RETRIES;
-    return req->attempts <= req->pool->conf->retries;
+        return req->up.stale_retries < STALE_RETRIES;
+    return req->up.attempts <= req->up.pool->conf->retries;
 }
 
 /* An upstream failure at warn, with what an operator acts on: the target,
  * the phase (connect, read, write, timeout) and the error. Identical lines
  * are held back and counted by the log (log.h). */
-static void log_failure(tg_req_t *req, tg_log_level_t level, const char *phase, int err)
+static void log_failure(tg_request_t *req, tg_log_level_t level, const char *phase, int err)
 {
-    const tg_upstream_conf_t *u = req->pool->conf;
-    const char *target = u->targets[req->target].name;
+    const tg_upstream_conf_t *u = req->up.pool->conf;
+    const char *target = u->targets[req->up.target].name;
     if (err != 0)
         tg_request_log(req, level, "upstream %s: target %s: %s failed: %s (errno %d)", u->name,
                        target, phase, strerror(err), err);
     else if (strcmp(phase, "timeout") == 0)
         tg_request_log(req, level, "upstream %s: target %s: timed out %s", u->name, target,
-                       req->up != NULL && req->up->connected ? "waiting for the response"
-                                                             : "connecting");
+                       req->up.conn != NULL && req->up.conn->connected ? "waiting for the response"
+                                                                       : "connecting");
     else
         tg_request_log(req, level, "upstream %s: target %s: %s failed: connection closed", u->name,
                        target, phase);
 }
 
 /* The upstream failed before its response head reached the client. */
-static void upstream_failed(tg_req_t *req, int status, const char *msg, bool health, bool stale)
+static void upstream_failed(tg_request_t *req, int status, const char *msg, bool health, bool stale)
 {
-    tg_conn_t *c = req->conn;
     tg_trace_attempt_failed(req, msg);
-    if (req->up != NULL) {
-        size_t t = req->up->target;
+    if (req->up.conn != NULL) {
+        size_t t = req->up.conn->target;
         if (health)
-            tg_upool_report_failure(req->pool, t, tg_now_ms());
+            tg_upool_report_failure(req->up.pool, t, tg_now_ms());
         if (!stale && t < 64)
-            req->tried |= 1ull << t;
+            req->up.tried |= 1ull << t;
     }
     close_upstream(req);
-    if (req->up_state == TG_UP_RECEIVING) {
-        tg_conn_fail(c);
+    if (req->up.state == TG_UP_RECEIVING) {
+        tg_response_fail(req);
         return;
     }
     if (can_retry(req, stale)) {
         if (stale)
-            req->stale_retries++;
+            req->up.stale_retries++;
         attempt(req);
         return;
     }
-    tg_log_info("upstream %s: %s (request %.*s)", req->pool->conf->name, msg,
+    tg_log_info("upstream %s: %s (request %.*s)", req->up.pool->conf->name, msg,
                 (int)req->request_id_len, req->request_id);
-    tg_conn_respond_error(c, status, msg);
+    tg_response_error(req, status, msg);
 }
 
 /* ---- request head toward the upstream ---- */
@@ -152,14 +149,15 @@ static bool skip_request_header(const tg_http_header_t *h)
     }
 }
 
-static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
+static void write_upstream_head(tg_request_t *req, struct evbuffer *out)
 {
     tg_conn_t *c = req->conn;
-    const tg_http_request_t *h = &req->http;
-    bool trusted = req->peer_trusted;
+    const tg_http_request_t *h = &req->client.http;
+    bool trusted = req->client.peer_trusted;
     size_t host_len;
-    const char *host = tg_route_host(req, &req->pool->conf->targets[req->up->target], &host_len);
-    size_t cap = h->method_len + req->path_len + req->query_len + 2 * host_len +
+    const char *host =
+        tg_route_host(req, &req->up.pool->conf->targets[req->up.conn->target], &host_len);
+    size_t cap = h->method_len + req->client.path_len + req->client.query_len + 2 * host_len +
                  req->request_id_len + TG_TRACE_HEADERS_MAX(req) + 512;
     for (size_t i = 0; i < h->num_headers; i++)
         cap += h->headers[i].name_len + h->headers[i].value_len + 4;
@@ -170,10 +168,10 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     char *w = v.iov_base;
     tg_put(&w, h->method, h->method_len);
     TG_PUT_LIT(&w, " ");
-    tg_put(&w, req->path, req->path_len);
-    if (req->query != NULL) {
+    tg_put(&w, req->client.path, req->client.path_len);
+    if (req->client.query != NULL) {
         TG_PUT_LIT(&w, "?");
-        tg_put(&w, req->query, req->query_len);
+        tg_put(&w, req->client.query, req->client.query_len);
     }
     TG_PUT_LIT(&w, " HTTP/1.1\r\nHost: ");
     tg_put(&w, host, host_len);
@@ -208,9 +206,9 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     }
     if (!has_proto)
         w += sprintf(w, "X-Forwarded-Proto: %s\r\n", c->tls ? "https" : "http");
-    if (!has_fhost && req->host != NULL) {
+    if (!has_fhost && req->client.host != NULL) {
         TG_PUT_LIT(&w, "X-Forwarded-Host: ");
-        tg_put(&w, req->host, req->host_len);
+        tg_put(&w, req->client.host, req->client.host_len);
         TG_PUT_LIT(&w, "\r\n");
     }
     TG_PUT_LIT(&w, "X-Request-Id: ");
@@ -219,13 +217,13 @@ static void write_upstream_head(tg_req_t *req, struct evbuffer *out)
     w += tg_trace_write_headers(req, req->trace.up_span, w);
     /* Nothing but websocket is ever offered upstream (RFC 9110 section 7.8:
      * the client's other protocols are not ours to negotiate). */
-    if (req->upgrade)
+    if (req->up.upgrade)
         TG_PUT_LIT(&w, "Connection: upgrade\r\nUpgrade: websocket\r\n");
-    if (req->req_tmp != NULL) {
+    if (req->client.body_tmp != NULL) {
         TG_PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
-    } else if (req->body.kind == TG_BODY_LENGTH) {
+    } else if (req->client.body.kind == TG_BODY_LENGTH) {
         w += sprintf(w, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
-    } else if (req->body.kind == TG_BODY_CHUNKED) {
+    } else if (req->client.body.kind == TG_BODY_CHUNKED) {
         TG_PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
     }
     TG_PUT_LIT(&w, "\r\n");
@@ -250,9 +248,9 @@ static bool upgraded_to_websocket(const tg_http_response_t *resp)
 }
 
 /* Returns true once the response head was handled (or the request is gone). */
-static bool read_response_head(tg_req_t *req, bool *gone)
+static bool read_response_head(tg_request_t *req, bool *gone)
 {
-    struct evbuffer *in = tg_stream_input(req->up->s);
+    struct evbuffer *in = tg_stream_input(req->up.conn->s);
     tg_http_header_t *hs = tg_arena_alloc(req->arena, sizeof(*hs) * RESP_MAX_HEADERS);
     for (;;) {
         size_t len = evbuffer_get_length(in);
@@ -264,32 +262,29 @@ static bool read_response_head(tg_req_t *req, bool *gone)
         int r = tg_http_parse_response(p, n, &resp);
         if (r == TG_HTTP_INCOMPLETE && len < RESP_HEAD_MAX)
             return false;
-        bool switched = r >= 0 && resp.status == 101 && req->upgrade;
+        bool switched = r >= 0 && resp.status == 101 && req->up.upgrade;
         if (switched && upgraded_to_websocket(&resp)) {
-            tg_upool_report_success(req->pool, req->up->target);
+            tg_upool_report_success(req->up.pool, req->up.conn->target);
             tg_trace_attempt_status(req, 101);
-            req->up_head_us = tg_now_us();
-            req->status = 101;
+            req->time.up_head_us = tg_now_us();
+            req->resp.status = 101;
             tg_response_forward_upgrade(req, &resp);
             evbuffer_drain(in, (size_t)r);
-            if (req->stage != NULL) {
-                evbuffer_add_buffer(tg_stream_output(req->conn->s), req->stage);
-                req->stage = NULL;
-            }
+            tg_response_release(req, true);
             tg_tunnel_start(req);
             *gone = true; /* the tunnel owns the request now */
             return true;
         }
         if (r < 0 || resp.status == 101) {
-            tg_log_warn("upstream %s sent an invalid response: %s", req->pool->conf->name,
+            tg_log_warn("upstream %s sent an invalid response: %s", req->up.pool->conf->name,
                         r < 0 && resp.error_reason ? resp.error_reason
                         : switched                 ? "101 without Upgrade: websocket"
                                                    : "unexpected status");
             /* The upstream answered: like nginx (proxy_next_upstream without
              * invalid_header), a broken answer is not retried elsewhere. The
              * connection is closed, whatever it holds. */
-            req->up_state = TG_UP_SENDING;
-            req->no_retry = true;
+            req->up.state = TG_UP_SENDING;
+            req->up.no_retry = true;
             upstream_failed(req, 502, "invalid response from upstream", true, false);
             *gone = true;
             return true;
@@ -299,60 +294,51 @@ static bool read_response_head(tg_req_t *req, bool *gone)
             evbuffer_drain(in, (size_t)r);
             continue;
         }
-        tg_upool_report_success(req->pool, req->up->target);
+        tg_upool_report_success(req->up.pool, req->up.conn->target);
         tg_trace_attempt_status(req, resp.status);
-        req->up_head_us = tg_now_us();
+        req->time.up_head_us = tg_now_us();
         bool forwarded = tg_response_forward_head(req, &resp, RESP_MAX_HEADERS);
         evbuffer_drain(in, (size_t)r);
         if (!forwarded) { /* a response_head hook answered instead */
-            req->stage = NULL;
             send_refusal(req);
             *gone = true;
             return true;
         }
-        req->up_state = TG_UP_RECEIVING;
+        req->up.state = TG_UP_RECEIVING;
         return true;
     }
 }
 
-static void response_done(tg_req_t *req)
+static void response_done(tg_request_t *req)
 {
-    req->up_state = TG_UP_DONE;
-    req->completed = true;
-    tg_upool_release(req->up, req->resp_keepalive && req->body.done && !req->up_eof);
-    req->up = NULL;
-    tg_conn_request_done(req->conn);
+    req->up.state = TG_UP_DONE;
+    tg_upool_release(req->up.conn, req->up.keepalive && req->client.body.done && !req->up.eof);
+    req->up.conn = NULL;
+    tg_response_done(req);
 }
 
 /* A response_head hook, or a response_body hook before the head went out,
- * refused the response: its answer (req->reply) replaces it. The upstream
+ * refused the response: its answer (req->run.reply) replaces it. The upstream
  * connection is kept only when its whole response was read. */
-static void send_refusal(tg_req_t *req)
+static void send_refusal(tg_request_t *req)
 {
-    tg_upool_release(req->up,
-                     req->resp_keepalive && req->resp_body.done && req->body.done && !req->up_eof);
-    req->up = NULL;
-    req->up_state = TG_UP_DONE;
-    req->bytes_out = 0;
+    tg_upool_release(req->up.conn, req->up.keepalive && req->resp.body.done &&
+                                       req->client.body.done && !req->up.eof);
+    req->up.conn = NULL;
+    req->up.state = TG_UP_DONE;
+    req->resp.bytes_out = 0;
     tg_response_drop_filters(req);
-    tg_conn_send_reply(req->conn);
+    tg_response_reply(req);
 }
 
 /* Returns true when the request is gone. Until the head went out (it is
- * staged in req->stage during this callback, or waits for a buffered body),
+ * held during this callback (tg_response_hold), or waits for a buffered body),
  * a broken or refused body can still become a clean reply. */
-static bool pump_response(tg_req_t *req)
+static bool pump_response(tg_request_t *req)
 {
-    int r = tg_response_pump(req, tg_stream_input(req->up->s), req->up_eof);
+    int r = tg_response_pump(req, tg_stream_input(req->up.conn->s), req->up.eof);
     bool head_sent = tg_response_head_sent(req);
-    struct evbuffer *stage = req->stage;
-    if (stage != NULL) {
-        req->stage = NULL;
-        if (r >= 0)
-            tg_stream_send(req->conn->s, stage);
-        else
-            evbuffer_drain(stage, evbuffer_get_length(stage));
-    }
+    tg_response_release(req, r >= 0);
     switch (r) {
     case TG_BODY_DONE:
         response_done(req);
@@ -360,23 +346,23 @@ static bool pump_response(tg_req_t *req)
     case TG_BODY_MORE:
         return false;
     default:
-        if (req->reply.set && !head_sent) {
+        if (req->run.reply.set && !head_sent) {
             send_refusal(req);
             return true;
         }
-        if (!req->reply.set)
-            tg_log_info("upstream %s: %s", req->pool->conf->name,
-                        req->resp_body.error ? req->resp_body.error : "broken response body");
-        if (!head_sent && !req->reply.set) {
+        if (!req->run.reply.set)
+            tg_log_info("upstream %s: %s", req->up.pool->conf->name,
+                        req->resp.body.error ? req->resp.body.error : "broken response body");
+        if (!head_sent && !req->run.reply.set) {
             tg_response_drop_filters(req);
-            req->bytes_out = 0;
-            req->up_state = TG_UP_SENDING;
-            req->no_retry = true; /* the upstream answered: a broken answer is not retried */
+            req->resp.bytes_out = 0;
+            req->up.state = TG_UP_SENDING;
+            req->up.no_retry = true; /* the upstream answered: a broken answer is not retried */
             upstream_failed(req, 502, "invalid response from upstream", true, false);
             return true;
         }
         /* Truncated, broken or refused body: closing is the only honest signal left. */
-        tg_conn_fail(req->conn);
+        tg_response_fail(req);
         return true;
     }
 }
@@ -384,22 +370,22 @@ static bool pump_response(tg_req_t *req)
 static void up_read_cb(tg_stream_t *s, void *arg)
 {
     (void)s;
-    tg_req_t *req = arg;
-    if (req->up_state == TG_UP_SENDING) {
+    tg_request_t *req = arg;
+    if (req->up.state == TG_UP_SENDING) {
         bool gone = false;
-        req->stage = req->conn->worker->stage;
+        tg_response_hold(req);
         bool forwarded = read_response_head(req, &gone);
         if (gone)
             return;
         if (!forwarded) {
-            req->stage = NULL;
+            tg_response_release(req, true);
             return;
         }
         /* The upstream's read timeout now measures gaps between body reads. */
-        uint64_t t = req->pool->conf->timeout_ms;
-        tg_stream_set_timeouts(req->up->s, t, t);
+        uint64_t t = req->up.pool->conf->timeout_ms;
+        tg_stream_set_timeouts(req->up.conn->s, t, t);
     }
-    if (req->up_state == TG_UP_RECEIVING)
+    if (req->up.state == TG_UP_RECEIVING)
         pump_response(req);
 }
 
@@ -412,8 +398,8 @@ static void up_write_cb(tg_stream_t *s, void *arg)
 static void up_event_cb(tg_stream_t *s, short what, void *arg)
 {
     (void)s;
-    tg_req_t *req = arg;
-    tg_uconn_t *uc = req->up;
+    tg_request_t *req = arg;
+    tg_uconn_t *uc = req->up.conn;
     if (what & TG_STREAM_CONNECTED) {
         uc->connected = true;
         set_upstream_timeouts(req);
@@ -423,14 +409,14 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
                         : !uc->connected           ? "connect"
                         : what & TG_STREAM_READING ? "read"
                                                    : "write";
-    if (req->up_state == TG_UP_RECEIVING) {
+    if (req->up.state == TG_UP_RECEIVING) {
         if (what & TG_STREAM_EOF) {
-            req->up_eof = true;
+            req->up.eof = true;
             pump_response(req);
         } else {
-            TG_STAT_INC(req->pool, resets);
+            TG_STAT_INC(req->up.pool, resets);
             log_failure(req, TG_LOG_WARN, phase, tg_stream_error(uc->s));
-            tg_conn_fail(req->conn);
+            tg_response_fail(req);
         }
         return;
     }
@@ -439,41 +425,41 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
     /* A pooled connection the upstream closed while idle is retried quietly. */
     log_failure(req, stale ? TG_LOG_INFO : TG_LOG_WARN, phase, tg_stream_error(uc->s));
     if (what & TG_STREAM_TIMEOUT) {
-        TG_STAT_INC(req->pool, timeouts);
+        TG_STAT_INC(req->up.pool, timeouts);
         upstream_failed(req, 504,
                         uc->connected ? "upstream timed out" : "upstream connect timed out", true,
                         false);
         return;
     }
     if (!uc->connected) {
-        TG_STAT_INC(req->pool, connect_errors);
+        TG_STAT_INC(req->up.pool, connect_errors);
         upstream_failed(req, 502, "upstream connect failed", true, false);
         return;
     }
-    TG_STAT_INC(req->pool, resets);
+    TG_STAT_INC(req->up.pool, resets);
     upstream_failed(req, 502, "upstream closed the connection", !stale, stale);
 }
 
 /* ---- request body, client -> upstream ---- */
 
-/* With request_body hooks the body goes through req_tmp and the hooks, and
+/* With request_body hooks the body goes through client.body_tmp and the hooks, and
  * out chunked. */
-static int pump_request_filtered(tg_req_t *req, struct evbuffer *in, struct evbuffer *out)
+static int pump_request_filtered(tg_request_t *req, struct evbuffer *in, struct evbuffer *out)
 {
     if (evbuffer_get_length(out) > TG_OUT_HIGH)
         return TG_BODY_MORE;
-    int r = tg_body_pump(&req->body, in, req->req_tmp, TG_OUT_HIGH);
+    int r = tg_body_pump(&req->client.body, in, req->client.body_tmp, TG_OUT_HIGH);
     if (r < 0)
         return r;
     bool last = r == TG_BODY_DONE;
-    if (tg_chain_body(req, false, req->req_tmp, last) < 0) {
-        req->body_refused = true; /* req->reply holds the answer */
+    if (tg_chain_body(req, false, req->client.body_tmp, last) < 0) {
+        req->client.body_refused = true; /* req->run.reply holds the answer */
         return TG_BODY_ERROR;
     }
-    size_t n = evbuffer_get_length(req->req_tmp);
+    size_t n = evbuffer_get_length(req->client.body_tmp);
     if (n > 0) {
         evbuffer_add_printf(out, "%zx\r\n", n);
-        evbuffer_add_buffer(out, req->req_tmp);
+        evbuffer_add_buffer(out, req->client.body_tmp);
         evbuffer_add(out, "\r\n", 2);
     }
     if (last)
@@ -482,21 +468,20 @@ static int pump_request_filtered(tg_req_t *req, struct evbuffer *in, struct evbu
 }
 
 /* Returns true when the request is gone. */
-static bool pump_request(tg_req_t *req)
+static bool pump_request(tg_request_t *req)
 {
-    if (req->body.done || req->up == NULL)
+    if (req->client.body.done || req->up.conn == NULL)
         return false;
-    tg_conn_t *c = req->conn;
-    struct evbuffer *in = tg_stream_input(c->s);
-    struct evbuffer *out = tg_stream_output(req->up->s);
+    struct evbuffer *in = req->proto->input(req);
+    struct evbuffer *out = tg_stream_output(req->up.conn->s);
     size_t before = evbuffer_get_length(in);
-    int r = req->req_tmp ? pump_request_filtered(req, in, out)
-                         : tg_body_pump(&req->body, in, out, TG_OUT_HIGH);
+    int r = req->client.body_tmp ? pump_request_filtered(req, in, out)
+                                 : tg_body_pump(&req->client.body, in, out, TG_OUT_HIGH);
     if (evbuffer_get_length(in) != before)
-        req->body_started = true;
+        req->client.body_started = true;
     switch (r) {
     case TG_BODY_DONE:
-        tg_stream_set_timeouts(c->s, 0, 0);
+        req->proto->input_done(req);
         set_upstream_timeouts(req);
         return false;
     case TG_BODY_MORE:
@@ -505,45 +490,51 @@ static bool pump_request(tg_req_t *req)
     case TG_BODY_ERROR:
     default:
         close_upstream(req);
-        if (req->up_state == TG_UP_RECEIVING) {
-            tg_conn_fail(c);
+        if (req->up.state == TG_UP_RECEIVING) {
+            tg_response_fail(req);
             return true;
         }
-        if (req->body_refused) {
-            tg_conn_send_reply(c);
+        if (req->client.body_refused) {
+            tg_response_reply(req);
             return true;
         }
-        tg_conn_respond_error(c, r == TG_BODY_TOO_LARGE ? 413 : 400,
-                              r == TG_BODY_TOO_LARGE
-                                  ? "request body too large"
-                                  : (req->body.error ? req->body.error : "invalid request body"));
+        tg_response_error(
+            req, r == TG_BODY_TOO_LARGE ? 413 : 400,
+            r == TG_BODY_TOO_LARGE
+                ? "request body too large"
+                : (req->client.body.error ? req->client.body.error : "invalid request body"));
         return true;
     }
 }
 
-void tg_proxy_client_readable(tg_req_t *req)
+void tg_proxy_client_readable(tg_request_t *req)
 {
     pump_request(req);
 }
 
-void tg_proxy_client_drained(tg_req_t *req)
+void tg_proxy_client_drained(tg_request_t *req)
 {
-    if (req->up_state == TG_UP_RECEIVING && req->up != NULL)
+    if (req->up.state == TG_UP_RECEIVING && req->up.conn != NULL)
         pump_response(req);
 }
 
 /* ---- start ---- */
 
-static void attempt(tg_req_t *req)
+void tg_proxy_start(tg_request_t *req)
 {
-    tg_upool_t *p = req->pool;
-    size_t t = tg_upool_pick(p, tg_now_ms(), req->tried);
-    req->attempts++;
-    req->target = t;
-    req->target_used = true;
-    if (req->up_start_us == 0)
-        req->up_start_us = tg_now_us();
-    req->up_state = TG_UP_SENDING;
+    attempt(req);
+}
+
+static void attempt(tg_request_t *req)
+{
+    tg_upool_t *p = req->up.pool;
+    size_t t = tg_upool_pick(p, tg_now_ms(), req->up.tried);
+    req->up.attempts++;
+    req->up.target = t;
+    req->up.target_used = true;
+    if (req->time.up_start_us == 0)
+        req->time.up_start_us = tg_now_us();
+    req->up.state = TG_UP_SENDING;
     tg_trace_attempt(req);
     tg_uconn_t *uc = tg_upool_take_idle(p, t);
     if (uc == NULL)
@@ -553,163 +544,23 @@ static void attempt(tg_req_t *req)
         tg_upool_report_failure(p, t, tg_now_ms());
         tg_trace_attempt_failed(req, "connect failed");
         if (t < 64)
-            req->tried |= 1ull << t;
+            req->up.tried |= 1ull << t;
         if (can_retry(req, false)) {
             attempt(req);
             return;
         }
-        tg_conn_respond_error(req->conn, 502, "upstream connect failed");
+        tg_response_error(req, 502, "upstream connect failed");
         return;
     }
-    req->up = uc;
+    req->up.conn = uc;
     tg_stream_setcb(uc->s, up_read_cb, up_write_cb, up_event_cb, req);
     tg_stream_set_watermarks(uc->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);
     set_upstream_timeouts(req);
     /* A pooled connection is connected: its head goes out at once (a new
      * one sends it once connected). */
-    struct evbuffer *scratch = req->conn->worker->scratch;
+    struct evbuffer *scratch = req->gen->worker->scratch;
     write_upstream_head(req, scratch);
     tg_stream_send(uc->s, scratch);
     tg_stream_read_enable(uc->s, true);
     pump_request(req);
-}
-
-static void strip_prefix(tg_req_t *req)
-{
-    const tg_route_t *r = req->route;
-    size_t n = r->strip_prefix_len;
-    if (r->strip_prefix == NULL || req->path_len < n || memcmp(req->path, r->strip_prefix, n) != 0)
-        return;
-    if (req->path_len > n && req->path[n] != '/' && r->strip_prefix[n - 1] != '/')
-        return; /* "/api" does not strip from "/apix" */
-    /* The result is a suffix of the client's path (kept whole for the access
-     * log), rooted: "/api" -> "/", "/api/" + "x" -> "/x". */
-    size_t rest = req->path_len - n;
-    if (rest == 0) {
-        req->path = tg_arena_strndup(req->arena, "/", 1);
-        req->path_len = 1;
-    } else if (req->path[n] != '/') {
-        req->path += n - 1; /* the prefix ends with "/" */
-        req->path_len = rest + 1;
-    } else {
-        req->path += n;
-        req->path_len = rest;
-    }
-}
-
-void tg_proxy_bind_chain(tg_req_t *req, const tg_chain_t *chain)
-{
-    req->chain = chain;
-    req->chain_pos = 0;
-    req->plugin_ctx =
-        chain && chain->ctx_size ? tg_arena_calloc(req->arena, chain->ctx_size) : NULL;
-}
-
-/* Expect: 100-continue is answered once the request passed its plugins (a
- * client that is refused, 401 or 429, never sends the body). */
-static void send_continue(tg_req_t *req)
-{
-    const tg_http_request_t *h = &req->http;
-    if ((h->flags & TG_HF_EXPECT_CONTINUE) && !req->body.done && h->minor_version >= 1 &&
-        !req->sent_continue) {
-        evbuffer_add(tg_stream_output(req->conn->s), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        req->sent_continue = true;
-    }
-}
-
-/* After the request_head hooks (tg_chain_*): the upstream, or the answer. */
-static void chain_done(tg_req_t *req, int outcome)
-{
-    switch (outcome) {
-    case TG_CHAIN_NEXT:
-        /* Route actions run after the plugins: their templates may read
-         * what plugins published (claims). */
-        if (req->route->redirect != NULL || req->route->respond != NULL) {
-            tg_route_answer(req);
-            tg_conn_send_reply(req->conn);
-            break;
-        }
-        if (req->route->rewrite != NULL && tg_route_rewrite(req) < 0) {
-            tg_conn_send_reply(req->conn);
-            break;
-        }
-        send_continue(req);
-        if (req->route->aggregate != NULL)
-            tg_aggregate_start(req);
-        else
-            attempt(req);
-        break;
-    case TG_CHAIN_PAUSED:
-        break;
-    case TG_CHAIN_DONE:
-    default:
-        tg_conn_send_reply(req->conn);
-        break;
-    }
-}
-
-void tg_proxy_resume(tg_req_t *req, int status)
-{
-    if (req->hook == TG_HOOK_REQUEST_HEAD) {
-        tg_chain_note_resume(req, status); /* applied when the hook returns */
-        return;
-    }
-    if (!req->paused) {
-        tg_log_warn("tg_request_resume() on request %.*s, which is not paused: ignored",
-                    (int)req->request_id_len, req->request_id);
-        return;
-    }
-    req->paused = false;
-    chain_done(req, tg_chain_resume(req, status));
-}
-
-void tg_proxy_handle(tg_req_t *req)
-{
-    tg_conn_t *c = req->conn;
-    const tg_limits_t *lim = &req->cfg->limits;
-    const tg_http_request_t *h = &req->http;
-    tg_body_init(&req->body, h->body_kind, h->content_length, lim->max_body_size,
-                 h->body_kind == TG_BODY_CHUNKED);
-    tg_trace_begin(req);
-    tg_route_query_t q = {
-        .host = req->host,
-        .host_len = req->host_len,
-        .path = req->path,
-        .path_len = req->path_len,
-        .method = h->method,
-        .method_len = h->method_len,
-        .method_bit = req->method_bit,
-        .headers = h->headers,
-        .nheaders = h->num_headers,
-    };
-    req->client_path = req->path;
-    req->client_path_len = req->path_len;
-    req->route = tg_router_match(req->cfg->router, &q, c->worker->match_data);
-    if (req->route == NULL) {
-        tg_conn_respond_error(c, 404, "no route");
-        return;
-    }
-    tg_traffic_request_routed(req);
-    tg_proxy_bind_chain(req, req->route->chain);
-    if (h->flags & TG_HF_EXPECT_OTHER) {
-        tg_conn_respond_error(c, 417, "unsupported expectation");
-        return;
-    }
-    if (h->body_kind == TG_BODY_LENGTH && lim->max_body_size &&
-        h->content_length > lim->max_body_size) {
-        tg_conn_respond_error(c, 413, "request body too large");
-        return;
-    }
-    strip_prefix(req);
-    if (req->route->upstream != NULL)
-        req->pool = &req->gen->pools[req->route->upstream->index];
-    /* Other protocols are not tunnelled: their Upgrade was removed with the
-     * hop-by-hop fields, as on any route. */
-    req->upgrade = req->route->websocket && req->ws_requested;
-    if (req->chain->has_request_body && req->body.kind != TG_BODY_NONE && !req->body.done) {
-        /* Plugins may change the body's length: it travels chunked. */
-        req->req_tmp = evbuffer_new();
-        req->body.out_chunked = false;
-    }
-    chain_done(req, tg_chain_request_head(req));
 }

@@ -1,29 +1,24 @@
 /*
- * The upstream half of a request: route it, pick a target, send the head,
- * stream the body both ways with backpressure, retry where that is safe, and
- * map upstream failures to 502/504 (or a closed connection once the response
- * has started: a truncated response must never look complete).
+ * The upstream client: pick a target, send the head, stream the request body
+ * up and the response down (through the response pipeline, response.h) with
+ * backpressure, retry where that is safe, and map upstream failures to
+ * 502/504 (or a truncated response once its head went out: a truncated
+ * response must never look complete). Started by the dispatch step.
  */
 #ifndef TG_PROXY_H
 #define TG_PROXY_H
 
 #include "request.h"
 
-/* A parsed request head: route, check limits and start forwarding. */
-void tg_proxy_handle(tg_req_t *req);
-
-/* Makes chain the request's chain, with fresh per-request plugin slots. */
-void tg_proxy_bind_chain(tg_req_t *req, const tg_chain_t *chain);
-
-/* tg_request_resume(): continues the chain after a paused plugin. */
-void tg_proxy_resume(tg_req_t *req, int status);
+/* A routed request whose plugins let it through: forward it upstream. */
+void tg_proxy_start(tg_request_t *req);
 
 /* Client input arrived / client output drained while req is active. */
-void tg_proxy_client_readable(tg_req_t *req);
-void tg_proxy_client_drained(tg_req_t *req);
+void tg_proxy_client_readable(tg_request_t *req);
+void tg_proxy_client_drained(tg_request_t *req);
 
 /* The request ends: an upstream connection still attached is closed (only a
  * response that completed returns its connection to the pool). */
-void tg_proxy_release(tg_req_t *req);
+void tg_proxy_release(tg_request_t *req);
 
 #endif

@@ -421,7 +421,7 @@ void tg_redis_get_stats(const tg_redis_t *rc, tg_redis_stats_t *out)
 
 static tg_redis_t *redis_of(const tg_request_t *r)
 {
-    const tg_req_t *req = (const tg_req_t *)r;
+    const tg_request_t *req = (const tg_request_t *)r;
     return req->conn != NULL && req->conn->worker != NULL ? req->conn->worker->redis : NULL;
 }
 

@@ -1,14 +1,14 @@
-/* The public request API of include/tollgate/request.h over tg_req_t. */
+/* The public request API of include/tollgate/request.h over tg_request_t. */
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
 
 #include "client_fields.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "field_list.h"
 #include "http_response.h"
 #include "json_escape.h"
-#include "proxy.h"
 #include "request.h"
 #include "sensitive.h"
 #include "tollgate/clock.h"
@@ -17,42 +17,42 @@
 
 const char *tg_request_method(const tg_request_t *r, size_t *len)
 {
-    *len = r->http.method_len;
-    return r->http.method;
+    *len = r->client.http.method_len;
+    return r->client.http.method;
 }
 
 const char *tg_request_path(const tg_request_t *r, size_t *len)
 {
-    *len = r->path_len;
-    return r->path;
+    *len = r->client.path_len;
+    return r->client.path;
 }
 
 const char *tg_request_client_path(const tg_request_t *r, size_t *len)
 {
-    if (r->client_path == NULL)
+    if (r->client.client_path == NULL)
         return tg_request_path(r, len);
-    *len = r->client_path_len;
-    return r->client_path;
+    *len = r->client.client_path_len;
+    return r->client.client_path;
 }
 
 const char *tg_request_query(const tg_request_t *r, size_t *len)
 {
-    *len = r->query_len;
-    return r->query;
+    *len = r->client.query_len;
+    return r->client.query;
 }
 
 const char *tg_request_client_query(const tg_request_t *r, size_t *len)
 {
-    if (!r->query_replaced)
+    if (!r->client.query_replaced)
         return tg_request_query(r, len);
-    *len = r->client_query_len;
-    return r->client_query;
+    *len = r->client.client_query_len;
+    return r->client.client_query;
 }
 
 const char *tg_request_query_param(const tg_request_t *r, const char *name, size_t *len)
 {
     size_t nlen = strlen(name);
-    const char *q = r->query, *end = r->query + r->query_len;
+    const char *q = r->client.query, *end = r->client.query + r->client.query_len;
     while (q != NULL && q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));
         const char *stop = amp ? amp : end;
@@ -70,18 +70,18 @@ const char *tg_request_query_param(const tg_request_t *r, const char *name, size
 
 const char *tg_request_client_ip(const tg_request_t *r)
 {
-    return r->client_from_xff ? r->client_ip : r->conn->peer_ip;
+    return r->client.from_xff ? r->client.ip : r->conn->peer_ip;
 }
 
 const struct sockaddr *tg_request_client_addr(const tg_request_t *r)
 {
-    return (const struct sockaddr *)(r->client_from_xff ? &r->client_addr : &r->conn->peer);
+    return (const struct sockaddr *)(r->client.from_xff ? &r->client.addr : &r->conn->peer);
 }
 
 const char *tg_request_host(const tg_request_t *r, size_t *len)
 {
-    *len = r->host_len;
-    return r->host;
+    *len = r->client.host_len;
+    return r->client.host;
 }
 
 const char *tg_request_id(const tg_request_t *r, size_t *len)
@@ -97,12 +97,12 @@ const char *tg_request_route(const tg_request_t *r)
 
 const char *tg_request_upstream(const tg_request_t *r)
 {
-    return r->pool ? r->pool->conf->name : NULL;
+    return r->up.pool ? r->up.pool->conf->name : NULL;
 }
 
 const char *tg_request_upstream_addr(const tg_request_t *r)
 {
-    return r->pool && r->target_used ? r->pool->conf->targets[r->target].name : NULL;
+    return r->up.pool && r->up.target_used ? r->up.pool->conf->targets[r->up.target].name : NULL;
 }
 
 tg_arena_t *tg_request_arena(tg_request_t *r)
@@ -129,15 +129,15 @@ static bool name_is(const tg_http_header_t *h, const char *name, size_t nlen)
 
 size_t tg_request_header_count(const tg_request_t *r)
 {
-    return r->http.num_headers;
+    return r->client.http.num_headers;
 }
 
 bool tg_request_header_at(const tg_request_t *r, size_t i, const char **name, size_t *name_len,
                           const char **value, size_t *value_len)
 {
-    if (i >= r->http.num_headers)
+    if (i >= r->client.http.num_headers)
         return false;
-    const tg_http_header_t *h = &r->http.headers[i];
+    const tg_http_header_t *h = &r->client.http.headers[i];
     *name = h->name;
     *name_len = h->name_len;
     *value = h->value;
@@ -160,7 +160,7 @@ static const char *find(const tg_http_header_t *hs, size_t n, const char *name, 
 
 const char *tg_request_header(const tg_request_t *r, const char *name, size_t *len)
 {
-    return find(r->http.headers, r->http.num_headers, name, len);
+    return find(r->client.http.headers, r->client.http.num_headers, name, len);
 }
 
 /* folded: '_' and '-' alike (request headers, see tg_request_set_header). */
@@ -233,9 +233,9 @@ int tg_request_set_header(tg_request_t *r, const char *name, const char *value, 
     int rc = set_check(name, &value, value_len, false);
     if (rc < 0)
         return rc;
-    remove_all(r->http.headers, &r->http.num_headers, name, true);
-    append(r->arena, &r->http.headers, &r->http.num_headers, &r->headers_cap, name, value,
-           value_len);
+    remove_all(r->client.http.headers, &r->client.http.num_headers, name, true);
+    append(r->arena, &r->client.http.headers, &r->client.http.num_headers, &r->client.headers_cap,
+           name, value, value_len);
     return 0;
 }
 
@@ -244,22 +244,22 @@ int tg_request_add_header(tg_request_t *r, const char *name, const char *value, 
     int rc = set_check(name, &value, value_len, false);
     if (rc < 0)
         return rc;
-    append(r->arena, &r->http.headers, &r->http.num_headers, &r->headers_cap, name, value,
-           value_len);
+    append(r->arena, &r->client.http.headers, &r->client.http.num_headers, &r->client.headers_cap,
+           name, value, value_len);
     return 0;
 }
 
 size_t tg_request_remove_header(tg_request_t *r, const char *name)
 {
-    return remove_all(r->http.headers, &r->http.num_headers, name, true);
+    return remove_all(r->client.http.headers, &r->client.http.num_headers, name, true);
 }
 
 int tg_request_set_path(tg_request_t *r, const char *path, size_t len)
 {
     if (len == 0 || path[0] != '/' || memchr(path, '?', len) || memchr(path, ' ', len))
         return TG_EINVAL;
-    r->path = tg_arena_strndup(r->arena, path, len);
-    r->path_len = len;
+    r->client.path = tg_arena_strndup(r->arena, path, len);
+    r->client.path_len = len;
     return 0;
 }
 
@@ -267,13 +267,13 @@ int tg_request_set_query(tg_request_t *r, const char *query, size_t len)
 {
     if (query != NULL && !tg_query_bytes_valid(query, len))
         return TG_EINVAL;
-    if (!r->query_replaced) {
-        r->client_query = r->query;
-        r->client_query_len = r->query_len;
-        r->query_replaced = true;
+    if (!r->client.query_replaced) {
+        r->client.client_query = r->client.query;
+        r->client.client_query_len = r->client.query_len;
+        r->client.query_replaced = true;
     }
-    r->query = query ? tg_arena_strndup(r->arena, query, len) : NULL;
-    r->query_len = query ? len : 0;
+    r->client.query = query ? tg_arena_strndup(r->arena, query, len) : NULL;
+    r->client.query_len = query ? len : 0;
     return 0;
 }
 
@@ -306,14 +306,14 @@ int tg_request_respond(tg_request_t *r, int status, const char *content_type, co
     if (!status_ok(status) ||
         (content_type != NULL && !tg_field_value_valid(content_type, strlen(content_type))))
         return TG_EINVAL;
-    r->reply.set = true;
-    r->reply.status = status;
-    r->reply.content_type =
+    r->run.reply.set = true;
+    r->run.reply.status = status;
+    r->run.reply.content_type =
         content_type ? tg_arena_strndup(r->arena, content_type, strlen(content_type)) : NULL;
-    r->reply.body = body_len ? tg_arena_strndup(r->arena, body, body_len) : "";
-    r->reply.len = body_len;
-    r->reply.headers = NULL; /* an earlier answer's go with it */
-    r->reply.nheaders = 0;
+    r->run.reply.body = body_len ? tg_arena_strndup(r->arena, body, body_len) : "";
+    r->run.reply.len = body_len;
+    r->run.reply.headers = NULL; /* an earlier answer's go with it */
+    r->run.reply.nheaders = 0;
     return 0;
 }
 
@@ -340,13 +340,13 @@ int tg_request_add_response_header(tg_request_t *r, const char *name, const char
     int rc = set_check(name, &value, value_len, true);
     if (rc < 0)
         return rc;
-    append(r->arena, &r->extra_resp, &r->nextra, &r->extra_cap, name, value, value_len);
+    append(r->arena, &r->resp.extra, &r->resp.nextra, &r->resp.extra_cap, name, value, value_len);
     return 0;
 }
 
 void tg_request_resume(tg_request_t *r, int status)
 {
-    tg_proxy_resume(r, status);
+    tg_dispatch_resume(r, status);
 }
 
 void tg_request_on_cleanup(tg_request_t *r, void (*fn)(void *data), void *data)
@@ -358,15 +358,15 @@ void tg_request_on_cleanup(tg_request_t *r, void (*fn)(void *data), void *data)
 
 int tg_response_status(const tg_request_t *r)
 {
-    if (r->resp != NULL)
-        return r->resp->status;
-    return r->status;
+    if (r->resp.head != NULL)
+        return r->resp.head->status;
+    return r->resp.status;
 }
 
 /* The response head is open for changes: a response_head hook runs. */
 static bool head_open(const tg_request_t *r)
 {
-    return r->hook == TG_HOOK_RESPONSE_HEAD && r->resp != NULL;
+    return r->run.hook == TG_HOOK_RESPONSE_HEAD && r->resp.head != NULL;
 }
 
 /* No body (RFC 9110 sections 15.3.5 and 15.4.5): the framing toward the
@@ -380,9 +380,9 @@ int tg_response_set_status(tg_request_t *r, int status)
 {
     if (!head_open(r))
         return TG_ESTATE;
-    if (!status_ok(status) || bodiless(status) != bodiless(r->resp->status))
+    if (!status_ok(status) || bodiless(status) != bodiless(r->resp.head->status))
         return TG_EINVAL;
-    r->resp->status = status;
+    r->resp.head->status = status;
     return 0;
 }
 
@@ -392,7 +392,7 @@ const char *tg_response_header(const tg_request_t *r, const char *name, size_t *
         *len = 0;
         return NULL;
     }
-    return find(r->resp->headers, r->resp->num_headers, name, len);
+    return find(r->resp.head->headers, r->resp.head->num_headers, name, len);
 }
 
 int tg_response_set_header(tg_request_t *r, const char *name, const char *value, size_t value_len)
@@ -402,9 +402,9 @@ int tg_response_set_header(tg_request_t *r, const char *name, const char *value,
     int rc = set_check(name, &value, value_len, true);
     if (rc < 0)
         return rc;
-    remove_all(r->resp->headers, &r->resp->num_headers, name, false);
-    append(r->arena, &r->resp->headers, &r->resp->num_headers, &r->resp_cap, name, value,
-           value_len);
+    remove_all(r->resp.head->headers, &r->resp.head->num_headers, name, false);
+    append(r->arena, &r->resp.head->headers, &r->resp.head->num_headers, &r->resp.head_cap, name,
+           value, value_len);
     return 0;
 }
 
@@ -415,8 +415,8 @@ int tg_response_add_header(tg_request_t *r, const char *name, const char *value,
     int rc = set_check(name, &value, value_len, true);
     if (rc < 0)
         return rc;
-    append(r->arena, &r->resp->headers, &r->resp->num_headers, &r->resp_cap, name, value,
-           value_len);
+    append(r->arena, &r->resp.head->headers, &r->resp.head->num_headers, &r->resp.head_cap, name,
+           value, value_len);
     return 0;
 }
 
@@ -424,29 +424,29 @@ size_t tg_response_remove_header(tg_request_t *r, const char *name)
 {
     if (!head_open(r))
         return 0;
-    return remove_all(r->resp->headers, &r->resp->num_headers, name, false);
+    return remove_all(r->resp.head->headers, &r->resp.head->num_headers, name, false);
 }
 
 void tg_response_buffer_body(tg_request_t *r, size_t limit)
 {
-    r->resp_buffer_limit = limit ? limit : 1;
+    r->resp.buffer_limit = limit ? limit : 1;
 }
 
 void tg_response_filter_body(tg_request_t *r)
 {
-    r->resp_filter = true;
+    r->resp.filter = true;
 }
 
 bool tg_response_body_buffered(const tg_request_t *r)
 {
-    return r->resp_buffering;
+    return r->resp.buffering;
 }
 
 /* ---- vars ---- */
 
 static tg_var_t *var_find(const tg_request_t *r, const char *key)
 {
-    for (tg_var_t *v = r->vars; v != NULL; v = v->next)
+    for (tg_var_t *v = r->run.vars; v != NULL; v = v->next)
         if (strcmp(v->key, key) == 0)
             return v;
     return NULL;
@@ -458,8 +458,8 @@ static tg_var_t *var_slot(tg_request_t *r, const char *key)
     if (v == NULL) {
         v = tg_arena_calloc(r->arena, sizeof(*v));
         v->key = tg_arena_strndup(r->arena, key, strlen(key));
-        v->next = r->vars;
-        r->vars = v;
+        v->next = r->run.vars;
+        r->run.vars = v;
     }
     return v;
 }
@@ -516,45 +516,46 @@ void *tg_request_var_ptr(const tg_request_t *r, const char *key)
 
 int tg_request_set_claim(tg_request_t *r, const char *name, const char *value, size_t len)
 {
-    return tg_claims_set(&r->claims, r->arena, name, value, len);
+    return tg_claims_set(&r->run.claims, r->arena, name, value, len);
 }
 
 const char *tg_request_claim(const tg_request_t *r, const char *name, size_t *len)
 {
-    return tg_claims_get(&r->claims, name, len);
+    return tg_claims_get(&r->run.claims, name, len);
 }
 
 int tg_request_set_subject(tg_request_t *r, const char *subject, size_t len)
 {
-    return tg_claims_set_subject(&r->claims, r->arena, subject, len);
+    return tg_claims_set_subject(&r->run.claims, r->arena, subject, len);
 }
 
 const char *tg_request_subject(const tg_request_t *r, size_t *len)
 {
-    *len = r->claims.subject_len;
-    return r->claims.subject;
+    *len = r->run.claims.subject_len;
+    return r->run.claims.subject;
 }
 
 int tg_request_set_consumer(tg_request_t *r, const char *name, size_t len)
 {
-    return tg_claims_set_consumer(&r->claims, r->arena, name, len);
+    return tg_claims_set_consumer(&r->run.claims, r->arena, name, len);
 }
 
 const char *tg_request_consumer(const tg_request_t *r, size_t *len)
 {
-    *len = r->claims.consumer_len;
-    return r->claims.consumer;
+    *len = r->run.claims.consumer_len;
+    return r->run.claims.consumer;
 }
 
 /* ---- stats ---- */
 
 void tg_request_stats(const tg_request_t *r, tg_request_stats_t *out)
 {
-    out->start_us = r->start_us;
-    out->duration_us = tg_now_us() - r->start_mono_us;
-    out->upstream_us =
-        r->up_start_us && r->up_head_us ? (int64_t)(r->up_head_us - r->up_start_us) : -1;
-    out->bytes_in = r->head_len + r->body.moved;
-    out->bytes_out = r->bytes_out;
-    out->completed = r->completed;
+    out->start_us = r->time.start_us;
+    out->duration_us = tg_now_us() - r->time.start_mono_us;
+    out->upstream_us = r->time.up_start_us && r->time.up_head_us
+                           ? (int64_t)(r->time.up_head_us - r->time.up_start_us)
+                           : -1;
+    out->bytes_in = r->client.head_len + r->client.body.moved;
+    out->bytes_out = r->resp.bytes_out;
+    out->completed = r->resp.completed;
 }

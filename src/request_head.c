@@ -11,10 +11,10 @@
 #include "path_norm.h"
 #include "router.h"
 
-static int fail(tg_req_t *req, int status, const char *reason)
+static int fail(tg_request_t *req, int status, const char *reason)
 {
-    req->http.error_status = status;
-    req->http.error_reason = reason;
+    req->client.http.error_status = status;
+    req->client.http.error_reason = reason;
     return TG_HTTP_ERROR;
 }
 
@@ -35,11 +35,11 @@ static bool prefix_ci(const char *s, size_t len, const char *lit)
 
 /* RFC 9112 section 3.2: origin-form, absolute-form (the authority replaces
  * Host), asterisk-form and authority-form (which we do not serve). */
-static int split_target(tg_req_t *req, const char **path, size_t *path_len)
+static int split_target(tg_request_t *req, const char **path, size_t *path_len)
 {
-    const char *t = req->http.target;
-    size_t len = req->http.target_len;
-    if (req->method_bit == TG_METHOD_CONNECT)
+    const char *t = req->client.http.target;
+    size_t len = req->client.http.target_len;
+    if (req->client.method_bit == TG_METHOD_CONNECT)
         return fail(req, 405, "CONNECT is not supported");
     if (len > 0 && t[0] == '/') {
         *path = t;
@@ -58,14 +58,14 @@ static int split_target(tg_req_t *req, const char **path, size_t *path_len)
     /* The same rule as for Host (src/host.h): no userinfo, no empty host. */
     if (!tg_host_valid(auth, alen))
         return fail(req, 400, "invalid authority in request-target");
-    req->host = auth;
-    req->host_len = alen;
+    req->client.host = auth;
+    req->client.host_len = alen;
     *path = auth + alen;
     *path_len = len - skip - alen;
     return 0;
 }
 
-static int canonical_path(tg_req_t *req)
+static int canonical_path(tg_request_t *req)
 {
     const char *path;
     size_t plen;
@@ -75,29 +75,29 @@ static int canonical_path(tg_req_t *req)
         return fail(req, 400, "fragment in request-target");
     const char *q = memchr(path, '?', plen);
     if (q != NULL) {
-        req->query = q + 1;
-        req->query_len = plen - (size_t)(q + 1 - path);
+        req->client.query = q + 1;
+        req->client.query_len = plen - (size_t)(q + 1 - path);
         plen = (size_t)(q - path);
     }
     if (plen == 0) {
         /* absolute-form without a path: RFC 9112 section 3.2.2 says "/". */
-        req->path = tg_arena_strndup(req->arena, "/", 1);
-        req->path_len = 1;
+        req->client.path = tg_arena_strndup(req->arena, "/", 1);
+        req->client.path_len = 1;
         return 0;
     }
-    req->path = tg_arena_alloc(req->arena, plen + 1);
+    req->client.path = tg_arena_alloc(req->arena, plen + 1);
     const char *reason = NULL;
-    if (tg_path_normalize(path, plen, req->cfg->limits.path_flags, req->path, &req->path_len,
-                          &reason) < 0)
+    if (tg_path_normalize(path, plen, req->cfg->limits.path_flags, req->client.path,
+                          &req->client.path_len, &reason) < 0)
         return fail(req, 400, reason ? reason : "invalid path");
-    req->path[req->path_len] = '\0';
+    req->client.path[req->client.path_len] = '\0';
     return 0;
 }
 
-static void take_request_id(tg_req_t *req)
+static void take_request_id(tg_request_t *req)
 {
-    for (size_t i = 0; i < req->http.num_headers; i++) {
-        const tg_http_header_t *h = &req->http.headers[i];
+    for (size_t i = 0; i < req->client.http.num_headers; i++) {
+        const tg_http_header_t *h = &req->client.http.headers[i];
         if (TG_HTTP_NAME_IS(h, "x-request-id") && tg_request_id_valid(h->value, h->value_len)) {
             memcpy(req->request_id, h->value, h->value_len);
             req->request_id[h->value_len] = '\0';
@@ -113,10 +113,10 @@ static void take_request_id(tg_req_t *req)
  * Connection listing "upgrade" and Upgrade listing "websocket" (any case, in
  * any of its lines). An Upgrade line that is not a protocol list makes the
  * request an ordinary one. Read before the hop-by-hop fields are removed. */
-static bool websocket_requested(const tg_req_t *req)
+static bool websocket_requested(const tg_request_t *req)
 {
-    const tg_http_request_t *h = &req->http;
-    if (req->method_bit != TG_METHOD_GET || !(h->flags & TG_HF_CONN_UPGRADE) ||
+    const tg_http_request_t *h = &req->client.http;
+    if (req->client.method_bit != TG_METHOD_GET || !(h->flags & TG_HF_CONN_UPGRADE) ||
         h->minor_version < 1 || h->body_kind != TG_BODY_NONE)
         return false;
     int found = 0;
@@ -134,72 +134,74 @@ static bool websocket_requested(const tg_req_t *req)
 /* The client is the peer, or behind a trusted peer the address its
  * X-Forwarded-For vouches for (client_addr.h); computed once, read by
  * tg_request_client_ip() and tg_request_client_addr(). */
-static void find_client(tg_req_t *req)
+static void find_client(tg_request_t *req)
 {
     const tg_config_t *cfg = req->cfg;
-    if (!req->peer_trusted ||
-        !tg_client_addr_from_xff(req->http.headers, req->http.num_headers, cfg->trusted_proxies,
-                                 cfg->ntrusted_proxies, &req->client_addr))
+    if (!req->client.peer_trusted ||
+        !tg_client_addr_from_xff(req->client.http.headers, req->client.http.num_headers,
+                                 cfg->trusted_proxies, cfg->ntrusted_proxies, &req->client.addr))
         return;
-    const void *a = req->client_addr.ss_family == AF_INET
-                        ? (const void *)&((struct sockaddr_in *)&req->client_addr)->sin_addr
-                        : (const void *)&((struct sockaddr_in6 *)&req->client_addr)->sin6_addr;
-    if (inet_ntop(req->client_addr.ss_family, a, req->client_ip, sizeof(req->client_ip)) != NULL)
-        req->client_from_xff = true;
+    const void *a = req->client.addr.ss_family == AF_INET
+                        ? (const void *)&((struct sockaddr_in *)&req->client.addr)->sin_addr
+                        : (const void *)&((struct sockaddr_in6 *)&req->client.addr)->sin6_addr;
+    if (inet_ntop(req->client.addr.ss_family, a, req->client.ip, sizeof(req->client.ip)) != NULL)
+        req->client.from_xff = true;
 }
 
 /* Only the client's end-to-end fields stay in http.headers (client_fields.h). */
-static int filter_fields(tg_req_t *req)
+static int filter_fields(tg_request_t *req)
 {
     const tg_config_t *cfg = req->cfg;
-    req->peer_trusted = cfg->ntrusted_proxies > 0 &&
-                        tg_config_is_trusted_proxy(cfg, (const struct sockaddr *)&req->conn->peer);
-    req->ws_requested = websocket_requested(req);
+    req->client.peer_trusted =
+        cfg->ntrusted_proxies > 0 &&
+        tg_config_is_trusted_proxy(cfg, (const struct sockaddr *)&req->conn->peer);
+    req->client.ws_requested = websocket_requested(req);
     tg_client_fields_policy_t policy = {
         .underscores = cfg->limits.headers_with_underscores,
-        .trusted_peer = req->peer_trusted,
+        .trusted_peer = req->client.peer_trusted,
     };
     const char *reason = NULL;
-    if (tg_client_fields_filter(req->http.headers, &req->http.num_headers, &policy,
-                                &req->http.host_index, &reason) < 0)
+    if (tg_client_fields_filter(req->client.http.headers, &req->client.http.num_headers, &policy,
+                                &req->client.http.host_index, &reason) < 0)
         return fail(req, 400, reason);
     find_client(req);
     return 0;
 }
 
-static void relocate(tg_req_t *req, const char *from, char *to)
+static void relocate(tg_request_t *req, const char *from, char *to)
 {
     ptrdiff_t d = to - from;
-    req->http.method += d;
-    req->http.target += d;
-    for (size_t i = 0; i < req->http.num_headers; i++) {
-        req->http.headers[i].name += d;
-        req->http.headers[i].value += d;
+    req->client.http.method += d;
+    req->client.http.target += d;
+    for (size_t i = 0; i < req->client.http.num_headers; i++) {
+        req->client.http.headers[i].name += d;
+        req->client.http.headers[i].value += d;
     }
 }
 
-int tg_request_head_parse(tg_req_t *req, const char *buf, size_t len)
+int tg_request_head_parse(tg_request_t *req, const char *buf, size_t len)
 {
     uint32_t cap = req->cfg->limits.max_headers;
-    req->http.headers = tg_arena_alloc(req->arena, sizeof(tg_http_header_t) * cap);
-    req->http.num_headers = cap;
-    req->headers_cap = cap;
-    int r = tg_http_parse_request(buf, len, &req->http);
+    req->client.http.headers = tg_arena_alloc(req->arena, sizeof(tg_http_header_t) * cap);
+    req->client.http.num_headers = cap;
+    req->client.headers_cap = cap;
+    int r = tg_http_parse_request(buf, len, &req->client.http);
     if (r < 0)
         return r;
     /* The head is copied once (a few hundred bytes) so that it outlives the
      * input buffer, which keeps filling with body and pipelined bytes. */
-    req->head = tg_arena_alloc(req->arena, (size_t)r);
-    memcpy(req->head, buf, (size_t)r);
-    req->head_len = (size_t)r;
-    relocate(req, buf, req->head);
-    req->method_bit = tg_router_method_bit(req->http.method, req->http.method_len);
+    req->client.head = tg_arena_alloc(req->arena, (size_t)r);
+    memcpy(req->client.head, buf, (size_t)r);
+    req->client.head_len = (size_t)r;
+    relocate(req, buf, req->client.head);
+    req->client.method_bit =
+        tg_router_method_bit(req->client.http.method, req->client.http.method_len);
     if (canonical_path(req) < 0)
         return TG_HTTP_ERROR;
-    if (req->host == NULL && req->http.host_index >= 0) {
-        const tg_http_header_t *h = &req->http.headers[req->http.host_index];
-        req->host = h->value;
-        req->host_len = h->value_len;
+    if (req->client.host == NULL && req->client.http.host_index >= 0) {
+        const tg_http_header_t *h = &req->client.http.headers[req->client.http.host_index];
+        req->client.host = h->value;
+        req->client.host_len = h->value_len;
     }
     if (filter_fields(req) < 0)
         return TG_HTTP_ERROR;

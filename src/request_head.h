@@ -10,8 +10,8 @@
 #include "request.h"
 
 /* Returns the head length, TG_HTTP_INCOMPLETE, or TG_HTTP_ERROR with
- * req->http.error_status / error_reason set. */
-int tg_request_head_parse(tg_req_t *req, const char *buf, size_t len);
+ * req->client.http.error_status / error_reason set. */
+int tg_request_head_parse(tg_request_t *req, const char *buf, size_t len);
 
 /* Whether header h is hop-by-hop for this message: the fixed list of RFC 9110
  * section 7.6.1 plus Proxy-Connection, plus names listed in Connection. */

@@ -1,108 +1,16 @@
 #include "response.h"
 
-#include <stdio.h>
 #include <string.h>
 
-#include "conn.h"
-#include "head_write.h"
-#include "request_head.h"
+#include "proto.h"
+#include "worker.h"
 
-/* How the body reaches the client. */
-typedef enum {
-    OUT_NONE,    /* no body (HEAD, 204, 304): the upstream's Content-Length kept */
-    OUT_LENGTH,  /* Content-Length */
-    OUT_CHUNKED, /* HTTP/1.1 client, length unknown (or changed by a plugin) */
-    OUT_CLOSE,   /* HTTP/1.0 client, length unknown: ends with the connection */
-    OUT_UPGRADE, /* 101 Switching Protocols: the connection becomes a tunnel */
-} out_framing_t;
-
-static bool skip_header(const tg_http_header_t *h, const tg_span_t *tokens, unsigned n)
-{
-    if (tg_request_is_hop_header(h, tokens, n))
-        return true;
-    return (h->name_len == 14 && TG_HTTP_NAME_IS(h, "content-length")) ||
-           (h->name_len == 12 && TG_HTTP_NAME_IS(h, "x-request-id"));
-}
-
-static void write_head(tg_req_t *req, const tg_http_response_t *resp, out_framing_t framing,
-                       uint64_t length, bool keepalive)
-{
-    struct evbuffer *out = tg_response_out(req);
-    tg_span_t tokens[TG_MAX_CONN_TOKENS];
-    unsigned ntok =
-        tg_request_connection_tokens(resp->headers, resp->num_headers, tokens, TG_MAX_CONN_TOKENS);
-    size_t cap = resp->reason_len + req->request_id_len + 256;
-    for (size_t i = 0; i < resp->num_headers; i++)
-        cap += resp->headers[i].name_len + resp->headers[i].value_len + 4;
-    for (size_t i = 0; i < req->nextra; i++)
-        cap += req->extra_resp[i].name_len + req->extra_resp[i].value_len + 4;
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)cap, &v, 1) < 1)
-        return;
-    char *w = v.iov_base;
-    w += sprintf(w, "HTTP/1.1 %03d ", resp->status);
-    tg_put(&w, resp->reason, resp->reason_len);
-    TG_PUT_LIT(&w, "\r\n");
-    const tg_http_header_t *cl = NULL;
-    for (size_t i = 0; i < resp->num_headers; i++) {
-        const tg_http_header_t *h = &resp->headers[i];
-        if (h->name_len == 14 && TG_HTTP_NAME_IS(h, "content-length"))
-            cl = h;
-        if (!skip_header(h, tokens, ntok))
-            tg_put_header(&w, h);
-    }
-    for (size_t i = 0; i < req->nextra; i++)
-        tg_put_header(&w, &req->extra_resp[i]);
-    TG_PUT_LIT(&w, "X-Request-Id: ");
-    tg_put(&w, req->request_id, req->request_id_len);
-    TG_PUT_LIT(&w, "\r\n");
-    switch (framing) {
-    case OUT_LENGTH:
-        w += sprintf(w, "Content-Length: %llu\r\n", (unsigned long long)length);
-        break;
-    case OUT_NONE:
-        /* HEAD and 304 answers keep the length of the representation. */
-        if (cl != NULL && resp->status != 204 && resp->status >= 200) {
-            TG_PUT_LIT(&w, "Content-Length: ");
-            tg_put(&w, cl->value, cl->value_len);
-            TG_PUT_LIT(&w, "\r\n");
-        }
-        break;
-    case OUT_CHUNKED:
-        TG_PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
-        break;
-    case OUT_CLOSE:
-        break;
-    case OUT_UPGRADE:
-        /* Hop-by-hop headers were dropped as usual; this hop's pair is ours
-         * (proxy.c let the 101 through only when its Upgrade is websocket). */
-        TG_PUT_LIT(&w, "Connection: upgrade\r\nUpgrade: websocket\r\n");
-        break;
-    }
-    if (framing != OUT_UPGRADE) {
-        if (!keepalive)
-            TG_PUT_LIT(&w, "Connection: close\r\n");
-        else if (req->http.minor_version == 0)
-            TG_PUT_LIT(&w, "Connection: keep-alive\r\n");
-    }
-    TG_PUT_LIT(&w, "\r\n");
-    v.iov_len = (size_t)(w - (char *)v.iov_base);
-    req->bytes_out += v.iov_len;
-    evbuffer_commit_space(out, &v, 1);
-}
-
-/* Framing toward the client when the length is unknown or may change. */
-static out_framing_t open_framing(tg_req_t *req)
-{
-    if (req->http.minor_version >= 1)
-        return OUT_CHUNKED;
-    req->conn->close_after = true;
-    return OUT_CLOSE;
-}
+/* Header fields of a generated reply that fit without an allocation. */
+#define REPLY_STACK 8
 
 /* The deferred head of a buffered response keeps its headers past the
  * upstream buffer they pointed into. */
-static void keep_head(tg_req_t *req, tg_http_response_t *resp)
+static void keep_head(tg_request_t *req, tg_http_response_t *resp)
 {
     tg_http_response_t *k = tg_arena_alloc(req->arena, sizeof(*k));
     *k = *resp;
@@ -114,161 +22,241 @@ static void keep_head(tg_req_t *req, tg_http_response_t *resp)
                                tg_arena_strndup(req->arena, h->value, h->value_len), h->value_len};
     }
     k->reason = tg_arena_strndup(req->arena, resp->reason, resp->reason_len);
-    req->resp = k;
+    req->resp.head = k;
 }
 
-void tg_response_forward_upgrade(tg_req_t *req, const tg_http_response_t *resp)
+/* The worker's scratch buffer: between the upstream input (or a reply's
+ * bytes) and the protocol; always left empty. */
+static struct evbuffer *scratch(const tg_request_t *req)
 {
-    write_head(req, resp, OUT_UPGRADE, 0, true);
+    return req->gen->worker->scratch;
 }
 
-bool tg_response_forward_head(tg_req_t *req, tg_http_response_t *resp, size_t cap)
+/* response_head hooks on resp (headers array of capacity cap); returns true
+ * when one of them answered instead (req->run.reply), which then replaces
+ * resp. *resp follows a hook that replaced the header array. */
+static bool head_hooks(tg_request_t *req, tg_http_response_t **resp, size_t cap)
 {
-    tg_conn_t *c = req->conn;
-    bool client11 = req->http.minor_version >= 1;
-    tg_body_kind_t kind = tg_http_response_body(resp, req->method_bit == TG_METHOD_HEAD);
-    bool keepalive = !c->close_after && !c->worker->draining && !c->client_eof &&
-                     !(req->http.flags & TG_HF_CONN_CLOSE) &&
-                     (client11 || (req->http.flags & TG_HF_CONN_KEEPALIVE));
-    req->resp_keepalive = tg_http_response_reusable(resp, req->method_bit == TG_METHOD_HEAD);
-    if (req->chain->has_response_head) {
-        req->resp = resp;
-        req->resp_cap = cap;
-        int replaced = tg_chain_response_head(req);
-        resp = req->resp;
-        req->resp = NULL;
-        if (replaced)
-            return false;
-    }
-    req->status = resp->status;
+    if (req->run.chain == NULL || !req->run.chain->has_response_head)
+        return false;
+    req->resp.head = *resp;
+    req->resp.head_cap = cap;
+    int replaced = tg_chain_response_head(req);
+    *resp = req->resp.head;
+    req->resp.head = NULL;
+    return replaced != 0;
+}
+
+static void head_out(tg_request_t *req, const tg_http_response_t *resp, tg_out_kind_t kind,
+                     uint64_t length)
+{
+    req->resp.status = resp->status;
+    req->proto->head(req, resp, kind, length);
+}
+
+void tg_response_forward_upgrade(tg_request_t *req, const tg_http_response_t *resp)
+{
+    head_out(req, resp, TG_OUT_UPGRADE, 0);
+}
+
+bool tg_response_forward_head(tg_request_t *req, tg_http_response_t *resp, size_t cap)
+{
+    bool head = req->client.method_bit == TG_METHOD_HEAD;
+    tg_body_kind_t kind = tg_http_response_body(resp, head);
+    req->up.keepalive = tg_http_response_reusable(resp, head);
+    if (head_hooks(req, &resp, cap))
+        return false;
     /* Body hooks run only for responses a plugin asked for: everything else
      * keeps its framing (and its Content-Length). */
-    bool transform = req->chain->has_response_body && kind != TG_BODY_NONE &&
-                     (req->resp_buffer_limit || req->resp_filter);
-    out_framing_t framing;
-    if (kind == TG_BODY_NONE)
-        framing = OUT_NONE;
-    else if (kind == TG_BODY_LENGTH && !transform)
-        framing = OUT_LENGTH;
-    else
-        framing = open_framing(req);
-    if (framing == OUT_CLOSE || c->close_after)
-        keepalive = false;
-    if (!keepalive)
-        c->close_after = true;
-    req->resp_keepalive_client = keepalive;
-    tg_body_init(&req->resp_body, kind, resp->content_length, 0,
-                 framing == OUT_CHUNKED && !transform);
+    bool transform = req->run.chain->has_response_body && kind != TG_BODY_NONE &&
+                     (req->resp.buffer_limit || req->resp.filter);
+    tg_body_init(&req->resp.body, kind, resp->content_length, 0, false);
     if (transform) {
-        req->resp_tmp = evbuffer_new();
-        req->resp_chunked_out = framing == OUT_CHUNKED;
-        if (req->resp_buffer_limit) {
-            req->resp_buffering = true;
-            req->resp_head_pending = true;
+        req->resp.tmp = evbuffer_new();
+        if (req->resp.buffer_limit) {
+            req->resp.buffering = true;
+            req->resp.head_pending = true;
             keep_head(req, resp);
             return true;
         }
     }
-    write_head(req, resp, framing, resp->content_length, keepalive);
+    tg_out_kind_t out = kind == TG_BODY_NONE                   ? TG_OUT_NONE
+                        : kind == TG_BODY_LENGTH && !transform ? TG_OUT_LENGTH
+                                                               : TG_OUT_STREAM;
+    head_out(req, resp, out, resp->content_length);
     return true;
 }
 
 /* The head kept by keep_head() goes out. */
-static void write_pending_head(tg_req_t *req, out_framing_t framing, uint64_t length)
+static void write_pending_head(tg_request_t *req, tg_out_kind_t kind, uint64_t length)
 {
-    tg_http_response_t *resp = req->resp;
-    req->resp = NULL;
-    req->resp_head_pending = false;
-    write_head(req, resp, framing, length, req->resp_keepalive_client);
+    tg_http_response_t *resp = req->resp.head;
+    req->resp.head = NULL;
+    req->resp.head_pending = false;
+    head_out(req, resp, kind, length);
 }
 
-/* Frames what the hooks left in resp_tmp toward the client. */
-static void emit(tg_req_t *req, struct evbuffer *out, bool last)
+static void body_out(tg_request_t *req, struct evbuffer *data)
 {
-    size_t n = evbuffer_get_length(req->resp_tmp);
-    size_t before = evbuffer_get_length(out);
-    if (req->resp_chunked_out && n > 0)
-        evbuffer_add_printf(out, "%zx\r\n", n);
-    evbuffer_add_buffer(out, req->resp_tmp);
-    if (req->resp_chunked_out && n > 0)
-        evbuffer_add(out, "\r\n", 2);
-    if (req->resp_chunked_out && last)
-        evbuffer_add(out, "0\r\n\r\n", 5);
-    req->bytes_out += evbuffer_get_length(out) - before;
+    if (evbuffer_get_length(data) > 0)
+        req->proto->body(req, data);
 }
 
 /* Buffered mode: the whole body, then the hooks once, then an exact
  * Content-Length. Too large: give up and stream it through the hooks (-3).
  * The head goes out only after the hooks accepted the body (or its first
  * piece), so that a hook refusing it can still replace the response. */
-static int pump_buffered(tg_req_t *req, int r, struct evbuffer *out)
+static int pump_buffered(tg_request_t *req, int r)
 {
     /* Over the limit even when complete: one read may bring a whole body
      * larger than it (tg_body_pump stops after max_out, not at it). */
-    bool over = evbuffer_get_length(req->resp_tmp) > req->resp_buffer_limit;
+    bool over = evbuffer_get_length(req->resp.tmp) > req->resp.buffer_limit;
     if (r != TG_BODY_DONE && !over)
         return TG_BODY_MORE;
     if (over) {
-        req->resp_buffering = false;
+        req->resp.buffering = false;
         return -3; /* continue as a stream */
     }
-    if (tg_chain_body(req, true, req->resp_tmp, true) < 0)
+    if (tg_chain_body(req, true, req->resp.tmp, true) < 0)
         return TG_BODY_ERROR;
-    req->resp_chunked_out = false;
-    write_pending_head(req, OUT_LENGTH, evbuffer_get_length(req->resp_tmp));
-    emit(req, out, true);
+    write_pending_head(req, TG_OUT_LENGTH, evbuffer_get_length(req->resp.tmp));
+    body_out(req, req->resp.tmp);
     return TG_BODY_DONE;
 }
 
-struct evbuffer *tg_response_out(tg_req_t *req)
+int tg_response_pump(tg_request_t *req, struct evbuffer *in, bool eof)
 {
-    return req->stage ? req->stage : tg_stream_output(req->conn->s);
-}
-
-int tg_response_pump(tg_req_t *req, struct evbuffer *in, bool eof)
-{
-    struct evbuffer *out = tg_response_out(req);
-    if (req->resp_tmp == NULL) {
-        size_t before = evbuffer_get_length(out);
-        int r = tg_body_pump(&req->resp_body, in, out, TG_OUT_HIGH);
-        if (r == TG_BODY_MORE && eof && evbuffer_get_length(in) == 0)
-            r = tg_body_eof(&req->resp_body, out);
-        req->bytes_out += evbuffer_get_length(out) - before;
+    if (!req->resp.buffering && req->proto->pending(req) > TG_OUT_HIGH)
+        return TG_BODY_MORE;
+    struct evbuffer *tmp = req->resp.tmp ? req->resp.tmp : scratch(req);
+    size_t max = req->resp.buffering ? req->resp.buffer_limit + 1 : TG_OUT_HIGH;
+    int r = tg_body_pump(&req->resp.body, in, tmp, max);
+    if (r == TG_BODY_MORE && eof && evbuffer_get_length(in) == 0)
+        r = tg_body_eof(&req->resp.body, tmp);
+    if (req->resp.tmp == NULL) {
+        /* Bytes before an error go out too: the response is truncated anyway
+         * once its head left (else the caller drops the held part). */
+        body_out(req, tmp);
         return r;
     }
-    if (!req->resp_buffering && evbuffer_get_length(out) > TG_OUT_HIGH)
-        return TG_BODY_MORE;
-    size_t max = req->resp_buffering ? req->resp_buffer_limit + 1 : TG_OUT_HIGH;
-    int r = tg_body_pump(&req->resp_body, in, req->resp_tmp, max);
-    if (r == TG_BODY_MORE && eof && evbuffer_get_length(in) == 0)
-        r = tg_body_eof(&req->resp_body, req->resp_tmp);
     if (r < 0)
         return r;
-    if (req->resp_buffering) {
-        int b = pump_buffered(req, r, out);
+    if (req->resp.buffering) {
+        int b = pump_buffered(req, r);
         if (b != -3)
             return b;
     }
-    bool last = r == TG_BODY_DONE;
-    if (tg_chain_body(req, true, req->resp_tmp, last) < 0)
+    if (tg_chain_body(req, true, req->resp.tmp, r == TG_BODY_DONE) < 0)
         return TG_BODY_ERROR;
-    if (req->resp_head_pending) /* a buffered body that outgrew its limit */
-        write_pending_head(req, req->resp_chunked_out ? OUT_CHUNKED : OUT_CLOSE, 0);
-    emit(req, out, last);
+    if (req->resp.head_pending) /* a buffered body that outgrew its limit */
+        write_pending_head(req, TG_OUT_STREAM, 0);
+    body_out(req, req->resp.tmp);
     return r;
 }
 
-void tg_response_drop_filters(tg_req_t *req)
+void tg_response_drop_filters(tg_request_t *req)
 {
-    req->resp = NULL;
-    req->resp_head_pending = false;
-    req->resp_buffering = false;
-    req->resp_buffer_limit = 0;
-    req->resp_filter = false;
-    req->resp_replaced = true;
+    req->resp.head = NULL;
+    req->resp.head_pending = false;
+    req->resp.buffering = false;
+    req->resp.buffer_limit = 0;
+    req->resp.filter = false;
+    req->resp.replaced = true;
 }
 
-bool tg_response_head_sent(const tg_req_t *req)
+bool tg_response_head_sent(const tg_request_t *req)
 {
-    return req->stage == NULL && !req->resp_head_pending;
+    return !req->resp.held && !req->resp.head_pending;
+}
+
+void tg_response_hold(tg_request_t *req)
+{
+    req->resp.held = true;
+    req->proto->hold(req);
+}
+
+void tg_response_release(tg_request_t *req, bool send)
+{
+    if (!req->resp.held)
+        return;
+    req->resp.held = false;
+    req->proto->release(req, send);
+}
+
+void tg_response_done(tg_request_t *req)
+{
+    req->resp.completed = true;
+    req->proto->end(req);
+}
+
+void tg_response_fail(tg_request_t *req)
+{
+    tg_response_release(req, true); /* what is there goes, truncated */
+    req->proto->abort(req);
+}
+
+void tg_response_continue(tg_request_t *req)
+{
+    req->proto->interim(req, 100);
+}
+
+/* ---- generated replies ---- */
+
+/* req->run.reply as a response head (headers in the arena when the stack
+ * array is too small). */
+static void reply_head(tg_request_t *req, tg_http_response_t *resp, tg_http_header_t *stack,
+                       size_t *cap)
+{
+    const tg_reply_t *rp = &req->run.reply;
+    *cap = rp->nheaders + 1 <= REPLY_STACK ? REPLY_STACK : rp->nheaders + 1;
+    tg_http_header_t *hs =
+        *cap == REPLY_STACK ? stack : tg_arena_alloc(req->arena, *cap * sizeof(*hs));
+    *resp = (tg_http_response_t){.status = rp->status, .headers = hs};
+    if (rp->content_type != NULL)
+        hs[resp->num_headers++] =
+            (tg_http_header_t){"Content-Type", 12, rp->content_type, strlen(rp->content_type)};
+    for (size_t i = 0; i < rp->nheaders; i++)
+        hs[resp->num_headers++] = rp->headers[i];
+}
+
+void tg_response_reply(tg_request_t *req)
+{
+    /* Whatever was held of a response this one replaces is dropped. */
+    tg_response_release(req, false);
+    tg_http_header_t stack[REPLY_STACK];
+    tg_http_response_t head, *resp = &head;
+    size_t cap;
+    reply_head(req, &head, stack, &cap);
+    if (head_hooks(req, &resp, cap)) { /* a hook's answer (or a 500) replaces this reply */
+        tg_response_drop_filters(req);
+        tg_response_reply(req);
+        return;
+    }
+    const tg_reply_t *rp = &req->run.reply;
+    struct evbuffer *body = scratch(req);
+    evbuffer_add(body, rp->body, rp->len);
+    /* A plugin that asked for whole bodies (response shaping) gets generated
+     * ones too: aggregated documents are shaped like upstream ones. */
+    if (req->resp.buffer_limit && !req->resp.replaced && req->run.chain->has_response_body) {
+        /* A body over the limit is shown as unbuffered, like a proxied one. */
+        req->resp.buffering = rp->len <= req->resp.buffer_limit;
+        if (tg_chain_body(req, true, body, true) < 0) {
+            /* A hook refused it: req->run.reply now holds its answer. */
+            evbuffer_drain(body, evbuffer_get_length(body));
+            tg_response_drop_filters(req);
+            tg_response_reply(req);
+            return;
+        }
+    }
+    head_out(req, resp, TG_OUT_LENGTH, evbuffer_get_length(body));
+    if (req->client.method_bit != TG_METHOD_HEAD)
+        body_out(req, body);
+    evbuffer_drain(body, evbuffer_get_length(body));
+    tg_response_done(req);
+}
+
+void tg_response_error(tg_request_t *req, int status, const char *msg)
+{
+    tg_request_respond_error(req, status, msg);
+    tg_response_reply(req);
 }

@@ -190,15 +190,15 @@ void tg_route_action_free(tg_route_t *r)
 
 /* ---- running ---- */
 
-static void reply_header(tg_req_t *req, size_t cap, const char *name, const char *v, size_t len)
+static void reply_header(tg_request_t *req, size_t cap, const char *name, const char *v, size_t len)
 {
-    tg_reply_t *rp = &req->reply;
+    tg_reply_t *rp = &req->run.reply;
     if (rp->headers == NULL)
         rp->headers = tg_arena_alloc(req->arena, cap * sizeof(*rp->headers));
     rp->headers[rp->nheaders++] = (tg_http_header_t){name, strlen(name), v, len};
 }
 
-static void redirect(tg_req_t *req, const tg_redirect_t *rd)
+static void redirect(tg_request_t *req, const tg_redirect_t *rd)
 {
     const char *loc;
     size_t len;
@@ -206,9 +206,10 @@ static void redirect(tg_req_t *req, const tg_redirect_t *rd)
         tg_request_respond_error(req, 400, loc);
         return;
     }
-    if (rd->keep_query && req->query != NULL) {
+    if (rd->keep_query && req->client.query != NULL) {
         const char *sep = !rd->to->has_query ? "?" : loc[len - 1] == '?' ? "" : "&";
-        loc = tg_arena_printf(req->arena, "%s%s%.*s", loc, sep, (int)req->query_len, req->query);
+        loc = tg_arena_printf(req->arena, "%s%s%.*s", loc, sep, (int)req->client.query_len,
+                              req->client.query);
         len = strlen(loc);
     }
     /* Encoded values, a canonical path and a client's query bytes always
@@ -221,7 +222,7 @@ static void redirect(tg_req_t *req, const tg_redirect_t *rd)
     reply_header(req, 1, "Location", loc, len);
 }
 
-static void respond(tg_req_t *req, const tg_respond_t *rs)
+static void respond(tg_request_t *req, const tg_respond_t *rs)
 {
     tg_request_respond(req, (int)rs->status, rs->content_type, rs->body,
                        rs->body ? strlen(rs->body) : 0);
@@ -234,7 +235,7 @@ static void respond(tg_req_t *req, const tg_respond_t *rs)
     }
 }
 
-void tg_route_answer(tg_req_t *req)
+void tg_route_answer(tg_request_t *req)
 {
     const tg_route_t *r = req->route;
     if (r->redirect != NULL)
@@ -243,7 +244,7 @@ void tg_route_answer(tg_req_t *req)
         respond(req, r->respond);
 }
 
-int tg_route_rewrite(tg_req_t *req)
+int tg_route_rewrite(tg_request_t *req)
 {
     const tg_route_t *r = req->route;
     const char *out;
@@ -265,15 +266,15 @@ int tg_route_rewrite(tg_req_t *req)
         return drop ? tg_request_set_query(req, NULL, 0) : 0;
     const char *tq = q + 1;
     size_t tlen = len - plen - 1;
-    if (drop || req->query_len == 0)
+    if (drop || req->client.query_len == 0)
         return tg_request_set_query(req, tq, tlen);
     /* nginx rewrite: the template's parameters, then the client's. */
     char *both = tg_arena_printf(req->arena, "%.*s%s%.*s", (int)tlen, tq, tlen ? "&" : "",
-                                 (int)req->query_len, req->query);
+                                 (int)req->client.query_len, req->client.query);
     return tg_request_set_query(req, both, strlen(both));
 }
 
-const char *tg_route_host(const tg_req_t *req, const tg_target_t *t, size_t *len)
+const char *tg_route_host(const tg_request_t *req, const tg_target_t *t, size_t *len)
 {
     const tg_route_t *r = req->route;
     const char *h;
@@ -286,9 +287,9 @@ const char *tg_route_host(const tg_req_t *req, const tg_target_t *t, size_t *len
         break;
     case TG_HOST_PASS:
     default:
-        if (req->host != NULL) {
-            *len = req->host_len;
-            return req->host;
+        if (req->client.host != NULL) {
+            *len = req->client.host_len;
+            return req->client.host;
         }
         h = t->host_header; /* an HTTP/1.0 client without Host */
         break;

@@ -15,7 +15,7 @@
 
 #include "config.h"
 
-typedef struct tg_req_s tg_req_t;
+typedef struct tg_request_s tg_request_t;
 
 /* host_header: which Host the upstream gets. */
 typedef enum {
@@ -52,15 +52,15 @@ typedef struct tg_respond_s {
 int tg_route_action_parse(tg_route_t *r, const tg_conf_node_t *map, tg_conf_err_t *err);
 void tg_route_action_free(tg_route_t *r);
 
-/* A redirect or respond route: fills req->reply (a 400 when a template value
+/* A redirect or respond route: fills req->run.reply (a 400 when a template value
  * is refused). The caller sends it. */
-void tg_route_answer(tg_req_t *req);
+void tg_route_answer(tg_request_t *req);
 
 /* A route with `rewrite:`: sets the path and query sent upstream. Returns 0,
- * or -1 with req->reply holding a 400 naming the refused value. */
-int tg_route_rewrite(tg_req_t *req);
+ * or -1 with req->run.reply holding a 400 naming the refused value. */
+int tg_route_rewrite(tg_request_t *req);
 
 /* The Host to send to target t for req (host_header). */
-const char *tg_route_host(const tg_req_t *req, const tg_target_t *t, size_t *len);
+const char *tg_route_host(const tg_request_t *req, const tg_target_t *t, size_t *len);
 
 #endif

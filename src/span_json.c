@@ -91,11 +91,11 @@ static void status(out_t *o, bool error, const char *msg)
 
 /* Semantic conventions: a method outside the well-known set is "_OTHER",
  * the original in http.request.method_original. */
-static void method_attrs(out_t *o, const tg_req_t *req)
+static void method_attrs(out_t *o, const tg_request_t *req)
 {
     static const char *const known[] = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
                                         "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL};
-    const tg_http_request_t *h = &req->http;
+    const tg_http_request_t *h = &req->client.http;
     for (const char *const *k = known; *k; k++) {
         if (strlen(*k) == h->method_len && memcmp(*k, h->method, h->method_len) == 0) {
             attr_n(o, "http.request.method", h->method, h->method_len);
@@ -171,18 +171,18 @@ static void events(out_t *o, const tg_span_event_t *e)
     evbuffer_add(o->b, "]", 1);
 }
 
-static void server_span(out_t *o, const tg_req_t *req, uint64_t end_ns)
+static void server_span(out_t *o, const tg_request_t *req, uint64_t end_ns)
 {
     const tg_trace_t *t = &req->trace;
     const tg_route_t *route = req->route;
     int st = tg_response_status(req);
     char name[300], rbuf[256];
-    size_t ml = req->http.method_len < 32 ? req->http.method_len : 32;
+    size_t ml = req->client.http.method_len < 32 ? req->client.http.method_len : 32;
     o->first = true;
     ids(o, t->trace_id, t->span_id, t->has_parent ? t->parent_id : NULL);
     out_t attrs = {.b = o->b, .first = true};
     evbuffer_add(o->b, ",\"name\":", 8);
-    memcpy(name, req->http.method, ml);
+    memcpy(name, req->client.http.method, ml);
     name[ml] = '\0';
     str(o, name, ml); /* semantic conventions: "{method}" without a route template */
     evbuffer_add_printf(o->b, ",\"kind\":%d", KIND_SERVER);
@@ -191,12 +191,12 @@ static void server_span(out_t *o, const tg_req_t *req, uint64_t end_ns)
     method_attrs(&attrs, req);
     route_attr(&attrs, route, rbuf, sizeof(rbuf));
     attr_s(&attrs, "tollgate.route", route ? route->name : NULL);
-    attr_n(&attrs, "url.path", req->client_path ? req->client_path : req->path,
-           req->client_path ? req->client_path_len : req->path_len);
+    attr_n(&attrs, "url.path", req->client.client_path ? req->client.client_path : req->client.path,
+           req->client.client_path ? req->client.client_path_len : req->client.path_len);
     attr_s(&attrs, "url.scheme", req->conn->tls ? "https" : "http");
-    if (req->host != NULL)
-        address_attrs(&attrs, req->host, req->host_len, false);
-    attr_s(&attrs, "network.protocol.version", req->http.minor_version == 0 ? "1.0" : "1.1");
+    if (req->client.host != NULL)
+        address_attrs(&attrs, req->client.host, req->client.host_len, false);
+    attr_s(&attrs, "network.protocol.version", req->client.http.minor_version == 0 ? "1.0" : "1.1");
     attr_s(&attrs, "client.address", tg_request_client_ip(req));
     attr_s(&attrs, "network.peer.address", req->conn->peer_ip);
     size_t ual;
@@ -219,14 +219,14 @@ static void server_span(out_t *o, const tg_req_t *req, uint64_t end_ns)
     evbuffer_add(o->b, "}", 1);
 }
 
-static void client_span(out_t *o, const tg_req_t *req, const tg_client_span_t *s)
+static void client_span(out_t *o, const tg_request_t *req, const tg_client_span_t *s)
 {
     const tg_trace_t *t = &req->trace;
     char name[40];
-    size_t ml = req->http.method_len < 32 ? req->http.method_len : 32;
+    size_t ml = req->client.http.method_len < 32 ? req->client.http.method_len : 32;
     const char *method = s->path != NULL ? "GET" : NULL; /* aggregation calls are GETs */
     if (method == NULL) {
-        memcpy(name, req->http.method, ml);
+        memcpy(name, req->client.http.method, ml);
         name[ml] = '\0';
     } else {
         ml = strlen(method);
@@ -249,7 +249,7 @@ static void client_span(out_t *o, const tg_req_t *req, const tg_client_span_t *s
     if (s->path != NULL)
         attr_s(&attrs, "url.path", s->path);
     else
-        attr_n(&attrs, "url.path", req->path, req->path_len);
+        attr_n(&attrs, "url.path", req->client.path, req->client.path_len);
     if (s->resend > 0)
         attr_i(&attrs, "http.request.resend_count", s->resend);
     if (s->status > 0)
@@ -265,7 +265,7 @@ static void client_span(out_t *o, const tg_req_t *req, const tg_client_span_t *s
     evbuffer_add(o->b, "}", 1);
 }
 
-char *tg_span_json(const tg_req_t *req, uint64_t end_ns, size_t *len, unsigned *nspans)
+char *tg_span_json(const tg_request_t *req, uint64_t end_ns, size_t *len, unsigned *nspans)
 {
     struct evbuffer *b = evbuffer_new();
     if (b == NULL)

@@ -11,11 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct tg_req_s tg_req_t;
+typedef struct tg_request_s tg_request_t;
 
 /* The SERVER span and every CLIENT span of req, comma-separated (the inside
  * of a "spans" array), malloc'ed; *len its length, *nspans how many.
  * end_ns is the SERVER span's end. NULL when out of memory. */
-char *tg_span_json(const tg_req_t *req, uint64_t end_ns, size_t *len, unsigned *nspans);
+char *tg_span_json(const tg_request_t *req, uint64_t end_ns, size_t *len, unsigned *nspans);
 
 #endif

@@ -41,6 +41,9 @@
 
 typedef struct tg_stream_s tg_stream_t;
 
+/* Output beyond this many bytes pauses whoever fills it (backpressure). */
+#define TG_OUT_HIGH (256u * 1024u)
+
 #define TG_STREAM_READING 0x01
 #define TG_STREAM_WRITING 0x02
 #define TG_STREAM_EOF 0x10

@@ -337,7 +337,7 @@ static void arena_free(void *p, void *arena)
 /* Values that arrive percent-encoded (query parameters, path segments) are
  * decoded, so that encoding them again is exact: "%2F" can never become a
  * "/", nor "%252F" a "%2F". */
-static const char *decoded(tg_req_t *req, const char *raw, size_t raw_len, unsigned flags,
+static const char *decoded(tg_request_t *req, const char *raw, size_t raw_len, unsigned flags,
                            size_t *len)
 {
     char *v = tg_arena_alloc(req->arena, raw_len + 1);
@@ -346,7 +346,7 @@ static const char *decoded(tg_req_t *req, const char *raw, size_t raw_len, unsig
     return v;
 }
 
-static const char *group_value(tg_req_t *req, groups_t *g, int number, size_t *len)
+static const char *group_value(tg_request_t *req, groups_t *g, int number, size_t *len)
 {
     const pcre2_code *re = req->route ? req->route->regex : NULL;
     if (re == NULL)
@@ -370,7 +370,7 @@ static const char *group_value(tg_req_t *req, groups_t *g, int number, size_t *l
 }
 
 /* {path_rest}: see template.h. */
-static const char *path_rest(const tg_req_t *req, size_t *len)
+static const char *path_rest(const tg_request_t *req, size_t *len)
 {
     const tg_route_t *rt = req->route;
     size_t n;
@@ -395,7 +395,7 @@ static const char *path_rest(const tg_req_t *req, size_t *len)
     }
 }
 
-static const char *part_value(tg_req_t *req, const tg_tpl_part_t *p, groups_t *g, size_t *len)
+static const char *part_value(tg_request_t *req, const tg_tpl_part_t *p, groups_t *g, size_t *len)
 {
     const char *v;
     *len = 0;

@@ -40,10 +40,10 @@ static void random_bytes(uint8_t *out, size_t n)
 
 /* Several traceparent lines are invalid (trace-context 3.2); several
  * tracestate lines are one list (RFC 9110 5.3). */
-void tg_trace_begin(tg_req_t *req)
+void tg_trace_begin(tg_request_t *req)
 {
     tg_trace_t *t = &req->trace;
-    const tg_http_request_t *h = &req->http;
+    const tg_http_request_t *h = &req->client.http;
     const tg_http_header_t *tp = NULL, *ts[8];
     size_t ntp = 0, nts = 0, ts_len = 0;
     for (size_t i = 0; i < h->num_headers; i++) {
@@ -85,11 +85,11 @@ void tg_trace_begin(tg_req_t *req)
     t->sampled = (t->has_parent && (p.flags & 1)) ||
                  tg_trace_ratio_sampled(t->trace_id, tc ? tc->sample_ratio : 0.0);
     t->recording = t->sampled && tc != NULL;
-    t->start_ns = req->start_us * 1000u;
+    t->start_ns = req->time.start_us * 1000u;
     t->begun = true;
 }
 
-static tg_client_span_t *new_span(tg_req_t *req, const char *upstream, const char *path)
+static tg_client_span_t *new_span(tg_request_t *req, const char *upstream, const char *path)
 {
     tg_client_span_t *s = tg_arena_calloc(req->arena, sizeof(*s));
     s->start_ns = wall_ns();
@@ -100,7 +100,7 @@ static tg_client_span_t *new_span(tg_req_t *req, const char *upstream, const cha
     return s;
 }
 
-void tg_trace_attempt(tg_req_t *req)
+void tg_trace_attempt(tg_request_t *req)
 {
     tg_trace_t *t = &req->trace;
     if (!t->begun)
@@ -111,20 +111,20 @@ void tg_trace_attempt(tg_req_t *req)
     t->cur = NULL;
     if (!t->recording)
         return;
-    tg_client_span_t *s = new_span(req, req->pool->conf->name, NULL);
+    tg_client_span_t *s = new_span(req, req->up.pool->conf->name, NULL);
     memcpy(s->span_id, t->up_span, 8);
-    s->target = req->pool->conf->targets[req->target].name;
-    s->resend = req->attempts > 0 ? req->attempts - 1 : 0;
+    s->target = req->up.pool->conf->targets[req->up.target].name;
+    s->resend = req->up.attempts > 0 ? req->up.attempts - 1 : 0;
     t->cur = s;
 }
 
-void tg_trace_attempt_status(tg_req_t *req, int status)
+void tg_trace_attempt_status(tg_request_t *req, int status)
 {
     if (req->trace.cur != NULL)
         req->trace.cur->status = status;
 }
 
-void tg_trace_attempt_failed(tg_req_t *req, const char *error)
+void tg_trace_attempt_failed(tg_request_t *req, const char *error)
 {
     tg_client_span_t *s = req->trace.cur;
     if (s == NULL)
@@ -135,7 +135,7 @@ void tg_trace_attempt_failed(tg_req_t *req, const char *error)
     req->trace.cur = NULL;
 }
 
-tg_client_span_t *tg_trace_client(tg_req_t *req, const char *upstream, const char *path,
+tg_client_span_t *tg_trace_client(tg_request_t *req, const char *upstream, const char *path,
                                   uint8_t span_id[8])
 {
     random_bytes(span_id, 8);
@@ -155,7 +155,7 @@ void tg_trace_client_end(tg_client_span_t *s, int status, const char *error)
     s->error = error;
 }
 
-size_t tg_trace_write_headers(const tg_req_t *req, const uint8_t span[8], char *w)
+size_t tg_trace_write_headers(const tg_request_t *req, const uint8_t span[8], char *w)
 {
     const tg_trace_t *t = &req->trace;
     char *p = w;
@@ -184,7 +184,7 @@ void tg_trace_fresh_traceparent(char out[56])
     tg_traceparent_format(trace, span, 0, out);
 }
 
-void tg_trace_end(tg_req_t *req)
+void tg_trace_end(tg_request_t *req)
 {
     tg_trace_t *t = &req->trace;
     if (!t->recording)

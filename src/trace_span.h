@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct tg_req_s tg_req_t;
+typedef struct tg_request_s tg_request_t;
 
 typedef struct tg_span_attr_s {
     struct tg_span_attr_s *next;
@@ -65,32 +65,32 @@ typedef struct {
 
 /* Reads traceparent/tracestate from the request's headers (after the head
  * was parsed) and decides: continue, replace or start; sampled or not. */
-void tg_trace_begin(tg_req_t *req);
+void tg_trace_begin(tg_request_t *req);
 
 /* A new upstream try of a proxied request: a new span id for its
  * traceparent, and a CLIENT span when recording. */
-void tg_trace_attempt(tg_req_t *req);
+void tg_trace_attempt(tg_request_t *req);
 /* The try's response head arrived (status), or the try failed (error). */
-void tg_trace_attempt_status(tg_req_t *req, int status);
-void tg_trace_attempt_failed(tg_req_t *req, const char *error);
+void tg_trace_attempt_status(tg_request_t *req, int status);
+void tg_trace_attempt_failed(tg_request_t *req, const char *error);
 
 /* A subrequest made for req (an aggregation call): its span id in span_id;
  * returns its CLIENT span (NULL when not recording), to end with
  * tg_trace_client_end(). */
-tg_client_span_t *tg_trace_client(tg_req_t *req, const char *upstream, const char *path,
+tg_client_span_t *tg_trace_client(tg_request_t *req, const char *upstream, const char *path,
                                   uint8_t span_id[8]);
 void tg_trace_client_end(tg_client_span_t *s, int status, const char *error);
 
 /* Writes "traceparent: 00-<trace>-<span>-<flags>\r\n" and, when the client
  * sent one, "tracestate: ...\r\n" at w; returns the bytes written (at most
  * TG_TRACE_HEADERS_MAX). span is the id of the span the receiver's parent is. */
-size_t tg_trace_write_headers(const tg_req_t *req, const uint8_t span[8], char *w);
+size_t tg_trace_write_headers(const tg_request_t *req, const uint8_t span[8], char *w);
 
 /* A fresh context for a request of the gateway's own without a client
  * request (a key set download): a new trace, unsampled. */
 void tg_trace_fresh_traceparent(char out[56]);
 
 /* The request ends: its spans go to the exporter when recording. */
-void tg_trace_end(tg_req_t *req);
+void tg_trace_end(tg_request_t *req);
 
 #endif

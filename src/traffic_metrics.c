@@ -145,7 +145,7 @@ static tg_traffic_t *of_worker(const tg_worker_t *w)
 
 /* The request's route in t: by index on t's config, by name after a reload
  * (NULL when the route is gone); the "no route" slot without a route. */
-static route_t *route_slot(tg_traffic_t *t, const tg_req_t *req)
+static route_t *route_slot(tg_traffic_t *t, const tg_request_t *req)
 {
     if (req->route == NULL)
         return &t->routes[t->nroutes - 1];
@@ -157,9 +157,9 @@ static route_t *route_slot(tg_traffic_t *t, const tg_req_t *req)
     return NULL;
 }
 
-static upstream_t *upstream_slot(tg_traffic_t *t, const tg_req_t *req)
+static upstream_t *upstream_slot(tg_traffic_t *t, const tg_request_t *req)
 {
-    const tg_upstream_conf_t *u = req->pool->conf;
+    const tg_upstream_conf_t *u = req->up.pool->conf;
     if (req->cfg == t->cfg)
         return u->index < t->nups ? &t->ups[u->index] : NULL;
     for (size_t i = 0; i < t->cfg->nupstreams; i++)
@@ -168,7 +168,7 @@ static upstream_t *upstream_slot(tg_traffic_t *t, const tg_req_t *req)
     return NULL;
 }
 
-void tg_traffic_request_routed(tg_req_t *req)
+void tg_traffic_request_routed(tg_request_t *req)
 {
     tg_traffic_t *t = of_worker(req->conn->worker);
     route_t *r = t ? route_slot(t, req) : NULL;
@@ -214,7 +214,7 @@ static bool ex_read(const ex_slot_t *e, tg_exemplar_t *out)
     return false;
 }
 
-void tg_traffic_request_done(tg_req_t *req, uint64_t duration_us)
+void tg_traffic_request_done(tg_request_t *req, uint64_t duration_us)
 {
     tg_traffic_t *t = of_worker(req->conn->worker);
     if (t == NULL)
@@ -225,23 +225,23 @@ void tg_traffic_request_done(tg_req_t *req, uint64_t duration_us)
     if (r != NULL) {
         if (req->route != NULL)
             bump(&r->ended, 1);
-        bump(&r->bytes_in, req->head_len + req->body.moved);
-        bump(&r->bytes_out, req->bytes_out);
+        bump(&r->bytes_in, req->client.head_len + req->client.body.moved);
+        bump(&r->bytes_out, req->resp.bytes_out);
         if (ex)
             ex_write(&r->ex[tg_mtext_bucket(duration_us)], req->trace.trace_id, duration_us);
     }
-    if (req->pool == NULL || req->attempts == 0)
+    if (req->up.pool == NULL || req->up.attempts == 0)
         return;
     upstream_t *u = upstream_slot(t, req);
     if (u == NULL)
         return;
-    if (req->attempts > 1)
-        bump(&u->retries, req->attempts - 1);
-    if (req->up_head_us == 0 || req->up_start_us == 0)
+    if (req->up.attempts > 1)
+        bump(&u->retries, req->up.attempts - 1);
+    if (req->time.up_head_us == 0 || req->time.up_start_us == 0)
         return;
     /* From the first try to the response head: what the upstream made the
      * client wait, retries included (nginx's $upstream_header_time). */
-    uint64_t us = req->up_head_us - req->up_start_us;
+    uint64_t us = req->time.up_head_us - req->time.up_start_us;
     unsigned b = tg_mtext_bucket(us);
     bump(&u->bucket[b], 1);
     bump(&u->sum_us, us);

@@ -22,7 +22,7 @@
 typedef struct tg_traffic_s tg_traffic_t;
 typedef struct tg_config_s tg_config_t;
 typedef struct tg_worker_s tg_worker_t;
-typedef struct tg_req_s tg_req_t;
+typedef struct tg_request_s tg_request_t;
 
 /* Listener/protocol pairs counted (process-wide); more share the last. */
 #define TG_TRAFFIC_LISTENERS 64
@@ -38,9 +38,9 @@ void tg_traffic_carry(tg_traffic_t *to, const tg_traffic_t *from, const tg_confi
                       const tg_config_t *new_cfg);
 
 /* The request was routed (req->route set): in flight from now. */
-void tg_traffic_request_routed(tg_req_t *req);
+void tg_traffic_request_routed(tg_request_t *req);
 /* The request ended (after its log hooks). */
-void tg_traffic_request_done(tg_req_t *req, uint64_t duration_us);
+void tg_traffic_request_done(tg_request_t *req, uint64_t duration_us);
 
 /* A client connection was accepted on the listener named (as written in
  * listen:); returns its slot, for tg_traffic_conn_closed(). */

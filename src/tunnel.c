@@ -19,7 +19,7 @@
 #include "metrics.h"
 #include "tollgate/clock.h"
 
-static void touch(tg_req_t *req)
+static void touch(tg_request_t *req)
 {
     req->conn->idle_since_ms = tg_now_ms();
 }
@@ -39,30 +39,30 @@ static void move(tg_stream_t *src, tg_stream_t *dst)
     evbuffer_add_buffer(tg_stream_output(dst), tg_stream_input(src));
 }
 
-static void close_tunnel(tg_req_t *req)
+static void close_tunnel(tg_request_t *req)
 {
     tg_conn_t *c = req->conn;
-    req->completed = true;
-    if (req->up != NULL) {
-        tg_upool_release(req->up, false);
-        req->up = NULL;
+    req->resp.completed = true;
+    if (req->up.conn != NULL) {
+        tg_upool_release(req->up.conn, false);
+        req->up.conn = NULL;
     }
     tg_conn_fail(c);
 }
 
 static void up_read_cb(tg_stream_t *s, void *arg)
 {
-    tg_req_t *req = arg;
+    tg_request_t *req = arg;
     touch(req);
     move(s, req->conn->s);
 }
 
 static void up_write_cb(tg_stream_t *s, void *arg)
 {
-    tg_req_t *req = arg;
+    tg_request_t *req = arg;
     touch(req);
     move(req->conn->s, s);
-    if (req->tunnel_closing && tg_stream_output_length(s) == 0)
+    if (req->tunnel.closing && tg_stream_output_length(s) == 0)
         close_tunnel(req);
 }
 
@@ -70,27 +70,27 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
 {
     (void)s;
     (void)what;
-    tg_req_t *req = arg;
+    tg_request_t *req = arg;
     /* The upstream is gone: deliver what it sent, then close the client. */
-    move(req->up->s, req->conn->s);
+    move(req->up.conn->s, req->conn->s);
     close_tunnel(req);
 }
 
-void tg_tunnel_client_readable(tg_req_t *req)
+void tg_tunnel_client_readable(tg_request_t *req)
 {
     touch(req);
-    if (req->up != NULL)
-        move(req->conn->s, req->up->s);
+    if (req->up.conn != NULL)
+        move(req->conn->s, req->up.conn->s);
 }
 
-void tg_tunnel_client_drained(tg_req_t *req)
+void tg_tunnel_client_drained(tg_request_t *req)
 {
     touch(req);
-    if (req->up != NULL)
-        move(req->up->s, req->conn->s);
+    if (req->up.conn != NULL)
+        move(req->up.conn->s, req->conn->s);
 }
 
-void tg_tunnel_timer(tg_req_t *req)
+void tg_tunnel_timer(tg_request_t *req)
 {
     uint64_t idle = req->cfg->limits.idle_timeout_ms;
     uint64_t quiet = tg_now_ms() - req->conn->idle_since_ms;
@@ -102,13 +102,13 @@ void tg_tunnel_timer(tg_req_t *req)
     close_tunnel(req);
 }
 
-void tg_tunnel_client_event(tg_req_t *req, short what)
+void tg_tunnel_client_event(tg_request_t *req, short what)
 {
-    if ((what & TG_STREAM_EOF) && req->up != NULL) {
+    if ((what & TG_STREAM_EOF) && req->up.conn != NULL) {
         /* The client closed: the upstream gets what is left, then its close. */
-        move(req->conn->s, req->up->s);
-        if (tg_stream_output_length(req->up->s) > 0) {
-            req->tunnel_closing = true;
+        move(req->conn->s, req->up.conn->s);
+        if (tg_stream_output_length(req->up.conn->s) > 0) {
+            req->tunnel.closing = true;
             tg_stream_read_enable(req->conn->s, false);
             return;
         }
@@ -116,24 +116,24 @@ void tg_tunnel_client_event(tg_req_t *req, short what)
     close_tunnel(req);
 }
 
-void tg_tunnel_start(tg_req_t *req)
+void tg_tunnel_start(tg_request_t *req)
 {
     tg_conn_t *c = req->conn;
     c->state = TG_CONN_TUNNEL;
-    req->up_state = TG_UP_DONE;
+    req->up.state = TG_UP_DONE;
     tg_metrics_websocket_opened(c->worker);
     /* Idle in both directions: one timer for the pair (see the top). */
     tg_stream_set_timeouts(c->s, 0, 0);
-    tg_stream_set_timeouts(req->up->s, 0, 0);
+    tg_stream_set_timeouts(req->up.conn->s, 0, 0);
     touch(req);
     arm(c, req->cfg->limits.idle_timeout_ms);
-    tg_stream_setcb(req->up->s, up_read_cb, up_write_cb, up_event_cb, req);
+    tg_stream_setcb(req->up.conn->s, up_read_cb, up_write_cb, up_event_cb, req);
     /* Drained callbacks well before empty: a client that reads a backlog
      * slowly is moving bytes, and the other side refills sooner. */
-    tg_stream_set_watermarks(req->up->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);
-    tg_stream_read_enable(req->up->s, true);
+    tg_stream_set_watermarks(req->up.conn->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);
+    tg_stream_read_enable(req->up.conn->s, true);
     tg_stream_read_enable(c->s, true);
     /* Bytes that came right behind the handshake on either side. */
-    move(c->s, req->up->s);
-    move(req->up->s, c->s);
+    move(c->s, req->up.conn->s);
+    move(req->up.conn->s, c->s);
 }

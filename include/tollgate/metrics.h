@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 typedef struct tg_metrics_s tg_metrics_t;
-typedef struct tg_req_s tg_request_t;
+typedef struct tg_request_s tg_request_t;
 
 /* A counter family with one label whose values are known up front (e.g.
  * reason = expired | bad_signature | ...). nvalues may be 0 for a counter

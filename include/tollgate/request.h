@@ -15,7 +15,7 @@
 
 #include "tollgate/arena.h"
 
-typedef struct tg_req_s tg_request_t;
+typedef struct tg_request_s tg_request_t;
 
 /* What the functions below that change a request or a response return when
  * they refuse: they then change nothing. */

@@ -241,3 +241,17 @@ def test_least_conn_avoids_busy_target(gateway_factory, upstream_factory):
         names = [h.request(gw.port, "GET", "/lc/%d" % i).header("x-upstream-name") for i in range(4)]
         assert busy not in names, (busy, names)
         assert slow.read_response().status == 200
+
+
+def test_http10_keepalive_holds_for_generated_replies(proxy):
+    """A reply the gateway writes (404 here) goes through the same head writer
+    as a proxied one: an HTTP/1.0 keep-alive client is told the connection
+    stays, and it does."""
+    px = proxy(routes=[h.route("api", "up", {"path_prefix": "/api"})])
+    with h.Conn(px.port) as c:
+        for target in ("/nope", "/api/x", "/nope/again"):
+            c.send(h.build_request("GET", target, [("Connection", "keep-alive")], version="HTTP/1.0"))
+            r = c.read_response()
+            assert r.status == (200 if target.startswith("/api") else 404), r
+            assert "keep-alive" in (r.header("connection") or "").lower(), r.headers
+            assert r.header("x-request-id"), r.headers

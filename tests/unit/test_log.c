@@ -130,7 +130,7 @@ END_TEST
 static tg_worker_t worker;
 static tg_conn_t conn;
 static tg_route_t route;
-static tg_req_t req;
+static tg_request_t req;
 
 static void make_request(const char *route_name, const char *id)
 {

@@ -484,7 +484,7 @@ START_TEST(test_add_through_request)
     tg_conn_t conn;
     memset(&conn, 0, sizeof(conn));
     conn.worker = &workers[1];
-    tg_req_t req;
+    tg_request_t req;
     memset(&req, 0, sizeof(req));
     req.conn = &conn;
     tg_metrics_add(&req, 0, 1, 7);

@@ -385,7 +385,7 @@ START_TEST(public_api_through_request)
 {
     tg_worker_t w;
     tg_conn_t c;
-    tg_req_t r;
+    tg_request_t r;
     memset(&w, 0, sizeof(w));
     memset(&c, 0, sizeof(c));
     memset(&r, 0, sizeof(r));

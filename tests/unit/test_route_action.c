@@ -19,7 +19,7 @@ static char olddir[PATH_MAX];
 static tg_config_t *cfg;
 static tg_conf_err_t err;
 static tg_arena_t *arena;
-static tg_req_t req;
+static tg_request_t req;
 
 /* Routes start on line 6, the route's own keys on line 8. */
 #define HEAD                                                                                  \
@@ -64,16 +64,16 @@ static const tg_route_t *route(const char *yaml, const char *path, const char *q
     memset(&req, 0, sizeof(req));
     req.arena = arena;
     req.route = &cfg->routes[0];
-    req.path = tg_arena_strndup(arena, path, strlen(path));
-    req.path_len = strlen(path);
-    req.client_path = req.path;
-    req.client_path_len = req.path_len;
-    req.query = query;
-    req.query_len = query ? strlen(query) : 0;
-    req.host = "client.example";
-    req.host_len = 14;
-    req.client_from_xff = true;
-    strcpy(req.client_ip, "192.0.2.1");
+    req.client.path = tg_arena_strndup(arena, path, strlen(path));
+    req.client.path_len = strlen(path);
+    req.client.client_path = req.client.path;
+    req.client.client_path_len = req.client.path_len;
+    req.client.query = query;
+    req.client.query_len = query ? strlen(query) : 0;
+    req.client.host = "client.example";
+    req.client.host_len = 14;
+    req.client.from_xff = true;
+    strcpy(req.client.ip, "192.0.2.1");
     return req.route;
 }
 
@@ -139,9 +139,9 @@ END_TEST
 
 static const tg_http_header_t *reply_header(const char *name)
 {
-    for (size_t i = 0; i < req.reply.nheaders; i++)
-        if (strcmp(req.reply.headers[i].name, name) == 0)
-            return &req.reply.headers[i];
+    for (size_t i = 0; i < req.run.reply.nheaders; i++)
+        if (strcmp(req.run.reply.headers[i].name, name) == 0)
+            return &req.run.reply.headers[i];
     return NULL;
 }
 
@@ -160,10 +160,10 @@ START_TEST(test_redirect)
              "    redirect: { to: \"https://docs.example.com/v2{path_rest}\", status: 301 }\n";
     route(y, "/docs/v1/guide/a%20b", "x=1");
     tg_route_answer(&req);
-    ck_assert(req.reply.set);
-    ck_assert_int_eq(req.reply.status, 301);
-    ck_assert_uint_eq(req.reply.len, 0);
-    ck_assert_ptr_null(req.reply.content_type);
+    ck_assert(req.run.reply.set);
+    ck_assert_int_eq(req.run.reply.status, 301);
+    ck_assert_uint_eq(req.run.reply.len, 0);
+    ck_assert_ptr_null(req.run.reply.content_type);
     /* nginx `return`: the query is not carried unless asked */
     expect_location("https://docs.example.com/v2/guide/a%20b");
 
@@ -171,7 +171,7 @@ START_TEST(test_redirect)
                "    redirect: { to: \"/new{path_rest}\", keep_query: true }\n",
           "/old/x", "a=1&b=%20");
     tg_route_answer(&req);
-    ck_assert_int_eq(req.reply.status, 302);
+    ck_assert_int_eq(req.run.reply.status, 302);
     expect_location("/new/x?a=1&b=%20");
     route(HEAD "    match: { path_prefix: /old }\n"
                "    redirect: { to: \"/new?from=old\", keep_query: true }\n",
@@ -182,7 +182,7 @@ START_TEST(test_redirect)
                "    redirect: { to: \"/new/{query.id}\", status: 308 }\n",
           "/old", "id=..");
     tg_route_answer(&req);
-    ck_assert_int_eq(req.reply.status, 400);
+    ck_assert_int_eq(req.run.reply.status, 400);
     ck_assert_ptr_null(reply_header("Location"));
 }
 END_TEST
@@ -196,41 +196,41 @@ START_TEST(test_respond)
           "      headers: { Retry-After: \"600\", X-Id: \"{id}\", X-None: \"{header.X-None}\" }\n",
           "/beta/abc", NULL);
     tg_route_answer(&req);
-    ck_assert_int_eq(req.reply.status, 503);
-    ck_assert_str_eq(req.reply.content_type, "application/json");
-    ck_assert_uint_eq(req.reply.len, 23);
-    ck_assert_mem_eq(req.reply.body, "{\"error\":\"maintenance\"}", 23);
-    ck_assert_uint_eq(req.reply.nheaders, 2); /* X-None could not be rendered: left out */
+    ck_assert_int_eq(req.run.reply.status, 503);
+    ck_assert_str_eq(req.run.reply.content_type, "application/json");
+    ck_assert_uint_eq(req.run.reply.len, 23);
+    ck_assert_mem_eq(req.run.reply.body, "{\"error\":\"maintenance\"}", 23);
+    ck_assert_uint_eq(req.run.reply.nheaders, 2); /* X-None could not be rendered: left out */
     ck_assert_str_eq(reply_header("Retry-After")->value, "600");
     ck_assert_str_eq(reply_header("X-Id")->value, "abc");
     /* a body without a type is text; no body, no type */
     route(HEAD "    respond: { body: hi }\n", "/", NULL);
     tg_route_answer(&req);
-    ck_assert_int_eq(req.reply.status, 200);
-    ck_assert_str_eq(req.reply.content_type, "text/plain; charset=utf-8");
+    ck_assert_int_eq(req.run.reply.status, 200);
+    ck_assert_str_eq(req.run.reply.content_type, "text/plain; charset=utf-8");
     route(HEAD "    respond: { status: 204 }\n", "/", NULL);
     tg_route_answer(&req);
-    ck_assert_ptr_null(req.reply.content_type);
+    ck_assert_ptr_null(req.run.reply.content_type);
     /* a later answer (a plugin's) replaces the route's headers too */
     route(HEAD "    respond: { headers: { X-A: a } }\n", "/", NULL);
     tg_route_answer(&req);
-    ck_assert_uint_eq(req.reply.nheaders, 1);
+    ck_assert_uint_eq(req.run.reply.nheaders, 1);
     tg_request_respond(&req, 401, NULL, NULL, 0);
-    ck_assert_uint_eq(req.reply.nheaders, 0);
+    ck_assert_uint_eq(req.run.reply.nheaders, 0);
 }
 END_TEST
 
 static void expect_upstream(const char *path, const char *query)
 {
-    ck_assert_uint_eq(req.path_len, strlen(path));
-    ck_assert_mem_eq(req.path, path, req.path_len);
+    ck_assert_uint_eq(req.client.path_len, strlen(path));
+    ck_assert_mem_eq(req.client.path, path, req.client.path_len);
     if (query == NULL) {
-        ck_assert_ptr_null(req.query);
+        ck_assert_ptr_null(req.client.query);
         return;
     }
-    ck_assert_ptr_nonnull(req.query);
-    ck_assert_uint_eq(req.query_len, strlen(query));
-    ck_assert_mem_eq(req.query, query, req.query_len);
+    ck_assert_ptr_nonnull(req.client.query);
+    ck_assert_uint_eq(req.client.query_len, strlen(query));
+    ck_assert_mem_eq(req.client.query, query, req.client.query_len);
 }
 
 #define USERS                                                                         \
@@ -243,7 +243,7 @@ START_TEST(test_rewrite)
     route(USERS "    rewrite: \"/users/{id}?api={ver}\"\n", "/api/v2/users/42", "x=1");
     ck_assert_int_eq(tg_route_rewrite(&req), 0);
     expect_upstream("/users/42", "api=2&x=1");
-    ck_assert_str_eq(req.client_path, "/api/v2/users/42");
+    ck_assert_str_eq(req.client.client_path, "/api/v2/users/42");
     route(USERS "    rewrite: \"/users/{id}?api={ver}\"\n", "/api/v2/users/a%20b", NULL);
     ck_assert_int_eq(tg_route_rewrite(&req), 0);
     expect_upstream("/users/a%20b", "api=2");
@@ -269,7 +269,7 @@ START_TEST(test_rewrite)
                "    rewrite: \"/u/{header.X-User}\"\n",
           "/v1", NULL);
     ck_assert_int_eq(tg_route_rewrite(&req), -1);
-    ck_assert_int_eq(req.reply.status, 400);
+    ck_assert_int_eq(req.run.reply.status, 400);
     expect_upstream("/v1", NULL);
 }
 END_TEST
@@ -281,7 +281,7 @@ START_TEST(test_host_header)
     route(HEAD "    upstream: u\n", "/", NULL);
     t = &cfg->upstreams[0].targets[0];
     ck_assert_str_eq(tg_route_host(&req, t, &len), "client.example"); /* pass: the default */
-    req.host = NULL; /* an HTTP/1.0 client without Host: the target's */
+    req.client.host = NULL; /* an HTTP/1.0 client without Host: the target's */
     ck_assert_str_eq(tg_route_host(&req, t, &len), "127.0.0.1:9001");
     route(HEAD "    upstream: u\n    host_header: upstream\n", "/", NULL);
     t = &cfg->upstreams[0].targets[0]; /* each route() loads a new config */

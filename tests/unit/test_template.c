@@ -10,7 +10,7 @@
 #include "template.h"
 
 static tg_arena_t *arena;
-static tg_req_t req;
+static tg_request_t req;
 static tg_http_header_t hs[4];
 static tg_conf_err_t err;
 static tg_route_t prefix_route, slash_route, regex_route, exact_route, any_route;
@@ -20,12 +20,12 @@ static void setup(void)
     arena = tg_arena_create(1024);
     memset(&req, 0, sizeof(req));
     req.arena = arena;
-    req.client_from_xff = true; /* tg_request_client_ip() reads client_ip, not a connection */
-    strcpy(req.client_ip, "203.0.113.9");
+    req.client.from_xff = true; /* tg_request_client_ip() reads client_ip, not a connection */
+    strcpy(req.client.ip, "203.0.113.9");
     strcpy(req.request_id, "0123456789abcdef");
     req.request_id_len = 16;
-    req.http.headers = hs;
-    req.headers_cap = 4;
+    req.client.http.headers = hs;
+    req.client.headers_cap = 4;
     prefix_route = (tg_route_t){
         .name = "docs", .path_kind = TG_PATH_PREFIX, .path = "/docs/v1", .path_len = 8};
     slash_route =
@@ -59,17 +59,17 @@ static tg_conf_node_t node(const char *s)
 static void request(const tg_route_t *route, const char *path, const char *query)
 {
     req.route = route;
-    req.path = tg_arena_strndup(arena, path, strlen(path));
-    req.path_len = strlen(path);
-    req.client_path = req.path;
-    req.client_path_len = req.path_len;
-    req.query = query;
-    req.query_len = query ? strlen(query) : 0;
+    req.client.path = tg_arena_strndup(arena, path, strlen(path));
+    req.client.path_len = strlen(path);
+    req.client.client_path = req.client.path;
+    req.client.client_path_len = req.client.path_len;
+    req.client.query = query;
+    req.client.query_len = query ? strlen(query) : 0;
 }
 
 static void header(const char *name, const char *value, size_t len)
 {
-    hs[req.http.num_headers++] = (tg_http_header_t){name, strlen(name), value, len};
+    hs[req.client.http.num_headers++] = (tg_http_header_t){name, strlen(name), value, len};
 }
 
 /* Compiles for route (NULL: as a plugin does); 0 or -1 with err filled. */
@@ -282,8 +282,8 @@ START_TEST(test_path_groups_and_rest)
     expect("/users/{id}?api={ver}", TG_TEMPLATE_PATH, "/users/a%20b?api=2");
     expect("/users/{path.id}", TG_TEMPLATE_PATH, "/users/a%20b");
     /* groups read the client's path even after a plugin changed the upstream one */
-    req.path = "/elsewhere";
-    req.path_len = 10;
+    req.client.path = "/elsewhere";
+    req.client.path_len = 10;
     expect("{id}", TG_TEMPLATE_HEADER, "a b");
     /* encoded_slashes: keep lets "%2F" into a segment: decoded, then encoded again */
     request(&regex_route, "/api/v2/users/a%2Fb", NULL);
