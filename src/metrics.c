@@ -668,6 +668,38 @@ void tg_metrics_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t
     tg_metrics_render_format(out, cfg, workers, nworkers, false);
 }
 
+void tg_metrics_route_totals(const tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers,
+                             size_t ri, tg_route_totals_t *out)
+{
+    scrape_t s = {.cfg = cfg, .workers = workers, .nworkers = workers ? nworkers : 0};
+    for (unsigned c = 0; c < NCLASSES; c++)
+        out->status[c] =
+            route_sum(&s, ri, offsetof(route_metrics_t, status) + c * sizeof(counter_t));
+    for (size_t b = 0; b < NBUCKETS; b++)
+        out->bucket[b] =
+            route_sum(&s, ri, offsetof(route_metrics_t, bucket) + b * sizeof(counter_t));
+}
+
+void tg_metrics_upstream_conns(const tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers,
+                               size_t ui, uint64_t *active, uint64_t *idle)
+{
+    scrape_t s = {.cfg = cfg, .workers = workers, .nworkers = workers ? nworkers : 0};
+    *active = pool_sum(&s, ui, P_ACTIVE);
+    *idle = pool_sum(&s, ui, P_IDLE);
+}
+
+unsigned tg_metrics_target_resting(tg_worker_t *workers, unsigned nworkers, size_t ui, size_t ti,
+                                   uint64_t now_ms)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; workers != NULL && i < nworkers && ti < TG_UPOOL_HEALTH_TARGETS; i++) {
+        const tg_worker_metrics_t *m = __atomic_load_n(&workers[i].metrics, __ATOMIC_ACQUIRE);
+        if (m != NULL && ui < m->nups && POOL_READ(&m->ups[ui], down_until[ti]) > now_ms)
+            n++;
+    }
+    return n;
+}
+
 struct tg_traffic_s *tg_worker_metrics_traffic(const tg_worker_metrics_t *m)
 {
     return m != NULL ? m->traffic : NULL;

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -29,9 +30,33 @@ void tg_process_metrics_start(void)
     atomic_store(&P.last_ok, true);
 }
 
-void tg_process_metrics_reload(bool ok)
+/* The reload history: written by the main thread, read by the admin thread. */
+static pthread_mutex_t history_lock = PTHREAD_MUTEX_INITIALIZER;
+static tg_reload_event_t history[TG_RELOAD_HISTORY];
+static size_t history_n, history_next;
+
+size_t tg_process_metrics_recent_reloads(tg_reload_event_t *out)
+{
+    pthread_mutex_lock(&history_lock);
+    size_t n = history_n;
+    for (size_t i = 0; i < n; i++)
+        out[i] = history[(history_next + TG_RELOAD_HISTORY - 1 - i) % TG_RELOAD_HISTORY];
+    pthread_mutex_unlock(&history_lock);
+    return n;
+}
+
+void tg_process_metrics_reload(bool ok, const char *error)
 {
     uint64_t now = tg_wall_us() / 1000;
+    pthread_mutex_lock(&history_lock);
+    tg_reload_event_t *e = &history[history_next];
+    e->time = (double)now / 1000.0;
+    e->ok = ok;
+    snprintf(e->error, sizeof(e->error), "%s", ok || error == NULL ? "" : error);
+    history_next = (history_next + 1) % TG_RELOAD_HISTORY;
+    if (history_n < TG_RELOAD_HISTORY)
+        history_n++;
+    pthread_mutex_unlock(&history_lock);
     atomic_fetch_add(ok ? &P.reload_ok : &P.reload_failed, 1);
     atomic_store(&P.last_attempt_ms, now);
     if (ok)

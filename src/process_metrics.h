@@ -16,8 +16,8 @@
  * successful reload's time (Prometheus does the same). */
 void tg_process_metrics_start(void);
 
-/* A reload finished (main thread): ok or not. */
-void tg_process_metrics_reload(bool ok);
+/* A reload finished (main thread): ok or not, and why not (NULL when ok). */
+void tg_process_metrics_reload(bool ok, const char *error);
 
 /* Reload figures for the status page. */
 typedef struct {
@@ -27,6 +27,15 @@ typedef struct {
     bool last_ok;
 } tg_reload_stats_t;
 void tg_process_metrics_reloads(tg_reload_stats_t *out);
+
+/* The last reloads, newest first (at most TG_RELOAD_HISTORY). */
+#define TG_RELOAD_HISTORY 10
+typedef struct {
+    double time; /* wall clock seconds */
+    bool ok;
+    char error[240]; /* "" when ok */
+} tg_reload_event_t;
+size_t tg_process_metrics_recent_reloads(tg_reload_event_t *out);
 
 void tg_process_metrics_render(struct evbuffer *out);
 

@@ -171,7 +171,7 @@ static int reload(tg_server_t *s, char *err, size_t errlen)
     if (tg_config_load(s->cfg->file, &cfg, &cerr) < 0) {
         snprintf(err, errlen, "%s", cerr.msg);
         tg_log_error("reload failed, keeping the running config: %s", cerr.msg);
-        tg_process_metrics_reload(false);
+        tg_process_metrics_reload(false, cerr.msg);
         return -1;
     }
     if (cfg->workers != s->nworkers)
@@ -190,7 +190,7 @@ static int reload(tg_server_t *s, char *err, size_t errlen)
         }
         free(r);
         tg_config_unref(cfg);
-        tg_process_metrics_reload(false);
+        tg_process_metrics_reload(false, err);
         return -1;
     }
     for (unsigned w = 0; w < s->nworkers; w++)
@@ -202,7 +202,7 @@ static int reload(tg_server_t *s, char *err, size_t errlen)
     char lerr[512];
     if (tg_log_conf_apply(cfg, lerr, sizeof(lerr)) < 0)
         tg_log_error("reload: %s; the log stays where it was", lerr);
-    tg_process_metrics_reload(true);
+    tg_process_metrics_reload(true, NULL);
     tg_config_unref(s->cfg);
     s->cfg = cfg;
     tg_log_notice("reloaded %s: %zu routes, %zu upstreams", cfg->file, cfg->nroutes,

@@ -449,3 +449,42 @@ void tg_traffic_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t
     render_upstreams(out, &s);
     render_connections(out, &s);
 }
+
+/* ---- figures for the status page ---- */
+
+uint64_t tg_traffic_in_flight(const tg_config_t *cfg, tg_worker_t *workers, unsigned n, size_t ri)
+{
+    scrape_t s = {cfg, workers, workers ? n : 0};
+    uint64_t st = route_sum(&s, ri, offsetof(route_t, started));
+    uint64_t en = route_sum(&s, ri, offsetof(route_t, ended));
+    return st > en ? st - en : 0;
+}
+
+void tg_traffic_upstream(const tg_config_t *cfg, tg_worker_t *workers, unsigned n, size_t ui,
+                         uint64_t bucket[TG_MTEXT_NBUCKETS], uint64_t *retries)
+{
+    scrape_t s = {cfg, workers, workers ? n : 0};
+    for (size_t b = 0; b < NB; b++)
+        bucket[b] = up_sum(&s, ui, offsetof(upstream_t, bucket) + b * sizeof(counter_t));
+    *retries = up_sum(&s, ui, offsetof(upstream_t, retries));
+}
+
+size_t tg_traffic_listeners(tg_worker_t *workers, unsigned n, tg_listener_conns_t *out, size_t max)
+{
+    unsigned k = atomic_load_explicit(&slots.n, memory_order_acquire);
+    size_t m = 0;
+    for (unsigned j = 0; j < k && m < max; j++, m++) {
+        out[m] =
+            (tg_listener_conns_t){.name = slots.name[j], .protocol = proto_names[slots.proto[j]]};
+        for (unsigned i = 0; workers != NULL && i < n; i++) {
+            const tg_worker_metrics_t *wm = __atomic_load_n(&workers[i].metrics, __ATOMIC_ACQUIRE);
+            const tg_traffic_t *t = tg_worker_metrics_traffic(wm);
+            if (t == NULL)
+                continue;
+            out[m].open += get(&t->opened[j]);
+            out[m].accepted += get(&t->opened[j]);
+            out[m].open -= get(&t->closed[j]) > out[m].open ? out[m].open : get(&t->closed[j]);
+        }
+    }
+    return m;
+}

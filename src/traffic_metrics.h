@@ -55,4 +55,18 @@ void tg_traffic_route_exemplar(const tg_config_t *cfg, tg_worker_t *workers, uns
 void tg_traffic_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t *workers,
                        unsigned n);
 
+/* Figures for the status page, summed over the workers. */
+uint64_t tg_traffic_in_flight(const tg_config_t *cfg, tg_worker_t *workers, unsigned n, size_t ri);
+/* Upstream ui's response time buckets (not cumulative) and retries. */
+void tg_traffic_upstream(const tg_config_t *cfg, tg_worker_t *workers, unsigned n, size_t ui,
+                         uint64_t bucket[TG_MTEXT_NBUCKETS], uint64_t *retries);
+
+typedef struct {
+    const char *name;     /* the listener as written in listen: */
+    const char *protocol; /* "http/1.1", "h2" */
+    uint64_t open, accepted;
+} tg_listener_conns_t;
+/* Every listener/protocol pair seen so far (at most max); returns how many. */
+size_t tg_traffic_listeners(tg_worker_t *workers, unsigned n, tg_listener_conns_t *out, size_t max);
+
 #endif

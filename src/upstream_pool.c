@@ -211,11 +211,15 @@ void tg_upool_report_failure(tg_upool_t *p, size_t target, uint64_t now_ms)
     if (p->conf->max_fails && t->fails >= p->conf->max_fails) {
         t->down_until = now_ms + p->conf->fail_timeout_ms;
         t->fails = 0;
+        if (target < TG_UPOOL_HEALTH_TARGETS)
+            __atomic_store_n(&p->stats->down_until[target], t->down_until, __ATOMIC_RELAXED);
     }
 }
 
 void tg_upool_report_success(tg_upool_t *p, size_t target)
 {
     p->targets[target].fails = 0;
+    if (p->targets[target].down_until != 0 && target < TG_UPOOL_HEALTH_TARGETS)
+        __atomic_store_n(&p->stats->down_until[target], 0, __ATOMIC_RELAXED);
     p->targets[target].down_until = 0;
 }

@@ -34,6 +34,8 @@ typedef struct {
     tg_uconn_t *idle_head; /* most recently used first */
 } tg_target_state_t;
 
+#define TG_UPOOL_HEALTH_TARGETS 64
+
 /* Counters and gauges of one upstream on one worker. They live in the
  * worker's metrics (not in the pool) so that a scrape on the admin thread never
  * reads a pool that a reload is freeing; single writer (the worker), relaxed
@@ -46,6 +48,9 @@ typedef struct {
     uint64_t resets;
     uint64_t idle;   /* gauge: idle pooled connections */
     uint64_t active; /* gauge: connections carrying a request */
+    /* passive health of the first TG_UPOOL_HEALTH_TARGETS targets: monotonic
+     * ms until which the target rests, 0 when it is in use (the status page) */
+    uint64_t down_until[TG_UPOOL_HEALTH_TARGETS];
 } tg_upool_stats_t;
 
 #define TG_STAT_ADD(p, field, d)                                                            \
