@@ -344,3 +344,49 @@ def test_collector_down_costs_nothing_but_drops(gateway_factory, upstream_factor
         assert dropped['"queue_full"'] > 0
     finally:
         hang.close()
+
+
+def test_endpoint_may_name_an_upstream(gateway_factory, upstream_factory, receiver):
+    up = upstream_factory("up")
+    port = h.free_port()
+    ups = {"up": h.upstream_conf([up.address]), "collector": h.upstream_conf(["127.0.0.1:%d" % receiver.port])}
+    cfg = h.gateway_config(port, ups, [h.route("api", "up", {"path_prefix": "/api"})])
+    cfg["tracing"] = tracing_conf(receiver, otlp_endpoint="collector")
+    gateway_factory(cfg)
+    assert h.request(port, "GET", "/api/x").status == 200
+    assert len(receiver.wait_spans(2)) == 2
+    assert receiver.posts[0][0] == "/v1/traces"
+
+
+def test_rate_limit_decision_on_the_server_span(gateway_factory, upstream_factory, receiver):
+    rl = {"name": "rate-limit", "config": {"key": "ip", "limits": [{"rate": 1, "per": "1m", "burst": 1}],
+                                           "backend": "local"}}
+    gw, up, port, _ = start(gateway_factory, upstream_factory, tracing=tracing_conf(receiver), plugins=[rl])
+    assert h.request(port, "GET", "/api/x").status == 200
+    assert h.request(port, "GET", "/api/x").status == 429
+    spans = receiver.wait_spans(3)
+    decisions = sorted(attrs(s["attributes"]).get("rate_limit.decision") for s in by_kind(spans, 2))
+    assert decisions == ["allowed", "limited"], decisions
+
+
+def test_jwks_downloads_carry_their_own_traceparent(gateway_factory, upstream_factory):
+    """Each key set download is a request of the gateway's own: a new trace
+    and span id each time, so the IdP can tell them apart."""
+    idp = upstream_factory("idp")
+    body = b'{"keys": []}'
+    idp.raw["/jwks"] = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                        % len(body) + body, False)
+    jwt = {"name": "jwt", "config": {"jwks_uri": {"upstream": "idp", "path": "/jwks", "refresh": "1s"}}}
+    up = upstream_factory("up")
+    port = h.free_port()
+    ups = {"up": h.upstream_conf([up.address]), "idp": h.upstream_conf([idp.address])}
+    cfg = h.gateway_config(port, ups, [h.route("api", "up", {"path_prefix": "/api"})])
+    cfg["plugins"] = [jwt]
+    gateway_factory(cfg)
+    assert idp.wait_requests(3, timeout=10)
+    with idp.lock:
+        tps = [dict((k.lower(), v) for k, v in r["headers"])["traceparent"] for r in idp.records]
+    ms = [TP.match(v) for v in tps]
+    assert all(ms), tps
+    assert len({m.group(1) for m in ms}) == len(ms)
+    assert len({m.group(2) for m in ms}) == len(ms)
