@@ -1,113 +1,206 @@
-/* OTLP/JSON spans of a request (span_json.h). */
+/* OTLP/JSON spans of a request (span_json.h). Written straight into one
+ * malloc'ed buffer (no printf, no evbuffer): it runs on the worker for every
+ * sampled request, and at sample_ratio 1 its cost is the tracing's cost. */
 #include "span_json.h"
 
-#include <event2/buffer.h>
-#include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
-#include "json_escape.h"
 #include "request.h"
 #include "trace_context.h"
 
 /* OTLP SpanKind and StatusCode values. */
 enum { KIND_SERVER = 2, KIND_CLIENT = 3 };
-enum { STATUS_UNSET = 0, STATUS_ERROR = 2 };
 
 typedef struct {
-    struct evbuffer *b;
+    char *p;
+    size_t len, cap;
+    bool oom;
     bool first; /* no attribute written yet in the current list */
-} out_t;
+} jw_t;
 
-static void str(out_t *o, const char *s, size_t n)
+static bool room(jw_t *w, size_t n)
 {
-    evbuffer_add(o->b, "\"", 1);
-    tg_json_escape(o->b, s, n);
-    evbuffer_add(o->b, "\"", 1);
+    if (w->len + n <= w->cap)
+        return true;
+    if (w->oom)
+        return false;
+    size_t cap = w->cap * 2 > w->len + n ? w->cap * 2 : w->len + n + 1024;
+    char *p = realloc(w->p, cap);
+    if (p == NULL) {
+        w->oom = true;
+        return false;
+    }
+    w->p = p;
+    w->cap = cap;
+    return true;
 }
 
-static void sep(out_t *o)
+static void put(jw_t *w, const char *s, size_t n)
 {
-    if (!o->first)
-        evbuffer_add(o->b, ",", 1);
-    o->first = false;
+    if (room(w, n)) {
+        memcpy(w->p + w->len, s, n);
+        w->len += n;
+    }
 }
 
-static void attr_n(out_t *o, const char *key, const char *v, size_t n)
+#define PUT_LIT(w, lit) put(w, lit, sizeof(lit) - 1)
+
+static void put_u64(jw_t *w, uint64_t v)
+{
+    char buf[20];
+    size_t i = sizeof(buf);
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    put(w, buf + i, sizeof(buf) - i);
+}
+
+static void put_hex(jw_t *w, const uint8_t *b, size_t n)
+{
+    if (room(w, 2 * n + 1)) {
+        tg_trace_hex(b, n, w->p + w->len);
+        w->len += 2 * n;
+    }
+}
+
+/* The inside of a JSON string, as tg_json_escape() writes it: '"' and '\\'
+ * escaped, controls, DEL and bytes >= 0x80 as \u00XX (pure ASCII out). */
+static void put_esc(jw_t *w, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n) {
+            unsigned char c = (unsigned char)s[run];
+            if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+                break;
+            run++;
+        }
+        put(w, s + i, run - i);
+        if (run == n)
+            return;
+        unsigned char c = (unsigned char)s[run];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            put(w, e, 2);
+        } else {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            put(w, e, 6);
+        }
+        i = run + 1;
+    }
+}
+
+static void sep(jw_t *w)
+{
+    if (!w->first)
+        PUT_LIT(w, ",");
+    w->first = false;
+}
+
+/* key is one of ours: a literal without anything to escape. */
+static void attr_n(jw_t *w, const char *key, const char *v, size_t n)
 {
     if (v == NULL)
         return;
-    sep(o);
-    evbuffer_add_printf(o->b, "{\"key\":\"%s\",\"value\":{\"stringValue\":", key);
-    str(o, v, n);
-    evbuffer_add(o->b, "}}", 2);
+    sep(w);
+    PUT_LIT(w, "{\"key\":\"");
+    put(w, key, strlen(key));
+    PUT_LIT(w, "\",\"value\":{\"stringValue\":\"");
+    put_esc(w, v, n);
+    PUT_LIT(w, "\"}}");
 }
 
-static void attr_s(out_t *o, const char *key, const char *v)
+static void attr_s(jw_t *w, const char *key, const char *v)
 {
     if (v != NULL)
-        attr_n(o, key, v, strlen(v));
+        attr_n(w, key, v, strlen(v));
+}
+
+/* A plugin's key: escaped like a value. */
+static void attr_any(jw_t *w, const char *key, const char *v)
+{
+    sep(w);
+    PUT_LIT(w, "{\"key\":\"");
+    put_esc(w, key, strlen(key));
+    PUT_LIT(w, "\",\"value\":{\"stringValue\":\"");
+    put_esc(w, v, strlen(v));
+    PUT_LIT(w, "\"}}");
 }
 
 /* intValue is an int64: a string in the JSON mapping. */
-static void attr_i(out_t *o, const char *key, long long v)
+static void attr_i(jw_t *w, const char *key, uint64_t v)
 {
-    sep(o);
-    evbuffer_add_printf(o->b, "{\"key\":\"%s\",\"value\":{\"intValue\":\"%lld\"}}", key, v);
+    sep(w);
+    PUT_LIT(w, "{\"key\":\"");
+    put(w, key, strlen(key));
+    PUT_LIT(w, "\",\"value\":{\"intValue\":\"");
+    put_u64(w, v);
+    PUT_LIT(w, "\"}}");
 }
 
-static void ids(out_t *o, const uint8_t trace[16], const uint8_t span[8], const uint8_t *parent)
+static void head(jw_t *w, const uint8_t trace[16], const uint8_t span[8], const uint8_t *parent,
+                 const char *name, size_t name_len, int kind, uint64_t start, uint64_t end)
 {
-    char t[33], s[17], p[17];
-    tg_trace_hex(trace, 16, t);
-    tg_trace_hex(span, 8, s);
-    evbuffer_add_printf(o->b, "{\"traceId\":\"%s\",\"spanId\":\"%s\"", t, s);
+    PUT_LIT(w, "{\"traceId\":\"");
+    put_hex(w, trace, 16);
+    PUT_LIT(w, "\",\"spanId\":\"");
+    put_hex(w, span, 8);
     if (parent != NULL) {
-        tg_trace_hex(parent, 8, p);
-        evbuffer_add_printf(o->b, ",\"parentSpanId\":\"%s\"", p);
+        PUT_LIT(w, "\",\"parentSpanId\":\"");
+        put_hex(w, parent, 8);
     }
+    PUT_LIT(w, "\",\"name\":\"");
+    put_esc(w, name, name_len);
+    PUT_LIT(w, "\",\"kind\":");
+    put_u64(w, (uint64_t)kind);
+    PUT_LIT(w, ",\"startTimeUnixNano\":\"");
+    put_u64(w, start);
+    PUT_LIT(w, "\",\"endTimeUnixNano\":\"");
+    put_u64(w, end < start ? start : end);
+    PUT_LIT(w, "\",\"attributes\":[");
+    w->first = true;
 }
 
-static void times(out_t *o, uint64_t start, uint64_t end)
-{
-    evbuffer_add_printf(o->b, ",\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\"",
-                        (unsigned long long)start, (unsigned long long)(end < start ? start : end));
-}
-
-static void status(out_t *o, bool error, const char *msg)
+static void status(jw_t *w, bool error, const char *msg)
 {
     if (!error) {
-        evbuffer_add_printf(o->b, ",\"status\":{\"code\":%d}", STATUS_UNSET);
+        PUT_LIT(w, ",\"status\":{\"code\":0}}");
         return;
     }
-    evbuffer_add_printf(o->b, ",\"status\":{\"code\":%d", STATUS_ERROR);
+    PUT_LIT(w, ",\"status\":{\"code\":2");
     if (msg != NULL) {
-        evbuffer_add(o->b, ",\"message\":", 11);
-        str(o, msg, strlen(msg));
+        PUT_LIT(w, ",\"message\":\"");
+        put_esc(w, msg, strlen(msg));
+        PUT_LIT(w, "\"");
     }
-    evbuffer_add(o->b, "}", 1);
+    PUT_LIT(w, "}}");
 }
 
 /* Semantic conventions: a method outside the well-known set is "_OTHER",
  * the original in http.request.method_original. */
-static void method_attrs(out_t *o, const tg_request_t *req)
+static void method_attrs(jw_t *w, const tg_request_t *req)
 {
     static const char *const known[] = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
                                         "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL};
     const tg_http_request_t *h = &req->client.http;
     for (const char *const *k = known; *k; k++) {
         if (strlen(*k) == h->method_len && memcmp(*k, h->method, h->method_len) == 0) {
-            attr_n(o, "http.request.method", h->method, h->method_len);
+            attr_n(w, "http.request.method", h->method, h->method_len);
             return;
         }
     }
-    attr_s(o, "http.request.method", "_OTHER");
-    attr_n(o, "http.request.method_original", h->method, h->method_len);
+    attr_s(w, "http.request.method", "_OTHER");
+    attr_n(w, "http.request.method_original", h->method, h->method_len);
 }
 
 /* "host:port" or "[v6]:port" into server.address / server.port. */
-static void address_attrs(out_t *o, const char *hostport, size_t len, bool port_attr)
+static void address_attrs(jw_t *w, const char *hostport, size_t len, bool port_attr)
 {
     const char *colon = NULL;
     for (size_t i = len; i > 0; i--) {
@@ -124,166 +217,159 @@ static void address_attrs(out_t *o, const char *hostport, size_t len, bool port_
         h++;
         hl -= 2;
     }
-    attr_n(o, "server.address", h, hl);
+    attr_n(w, "server.address", h, hl);
     if (port_attr && colon != NULL)
-        attr_i(o, "server.port", strtol(colon + 1, NULL, 10));
+        attr_i(w, "server.port", strtoull(colon + 1, NULL, 10));
 }
 
 /* http.route: the route's path template; a prefix ends with a "*" segment. */
-static void route_attr(out_t *o, const tg_route_t *r, char *buf, size_t cap)
+static void route_attr(jw_t *w, const tg_route_t *r)
 {
     if (r == NULL || r->path == NULL)
         return;
     if (r->path_kind == TG_PATH_EXACT) {
-        attr_s(o, "http.route", r->path);
+        attr_s(w, "http.route", r->path);
     } else if (r->path_kind == TG_PATH_PREFIX) {
         size_t n = strlen(r->path);
         bool slash = n > 0 && r->path[n - 1] == '/';
-        if (n + 3 > cap)
-            return;
-        memcpy(buf, r->path, n);
-        memcpy(buf + n, slash ? "*" : "/*", slash ? 2 : 3);
-        attr_s(o, "http.route", buf);
+        sep(w);
+        PUT_LIT(w, "{\"key\":\"http.route\",\"value\":{\"stringValue\":\"");
+        put_esc(w, r->path, n);
+        if (slash)
+            PUT_LIT(w, "*\"}}");
+        else
+            PUT_LIT(w, "/*\"}}");
     }
 }
 
-static void events(out_t *o, const tg_span_event_t *e)
+static void events(jw_t *w, const tg_span_event_t *e)
 {
     if (e == NULL)
         return;
-    evbuffer_add(o->b, ",\"events\":[", 11);
+    PUT_LIT(w, ",\"events\":[");
     for (bool first = true; e != NULL; e = e->next, first = false) {
-        evbuffer_add_printf(o->b, "%s{\"timeUnixNano\":\"%llu\",\"name\":", first ? "" : ",",
-                            (unsigned long long)e->time_ns);
-        out_t a = {.b = o->b, .first = true};
-        str(&a, e->name, strlen(e->name));
-        evbuffer_add(o->b, ",\"attributes\":[", 15);
-        if (e->key != NULL) {
-            sep(&a);
-            evbuffer_add(o->b, "{\"key\":", 7);
-            str(&a, e->key, strlen(e->key));
-            evbuffer_add(o->b, ",\"value\":{\"stringValue\":", 24);
-            str(&a, e->value, strlen(e->value));
-            evbuffer_add(o->b, "}}", 2);
-        }
-        evbuffer_add(o->b, "]}", 2);
+        if (!first)
+            PUT_LIT(w, ",");
+        PUT_LIT(w, "{\"timeUnixNano\":\"");
+        put_u64(w, e->time_ns);
+        PUT_LIT(w, "\",\"name\":\"");
+        put_esc(w, e->name, strlen(e->name));
+        PUT_LIT(w, "\",\"attributes\":[");
+        w->first = true;
+        if (e->key != NULL)
+            attr_any(w, e->key, e->value);
+        PUT_LIT(w, "]}");
     }
-    evbuffer_add(o->b, "]", 1);
+    PUT_LIT(w, "]");
 }
 
-static void server_span(out_t *o, const tg_request_t *req, uint64_t end_ns)
+static void server_span(jw_t *w, const tg_request_t *req, uint64_t end_ns)
 {
     const tg_trace_t *t = &req->trace;
-    const tg_route_t *route = req->route;
+    const tg_http_request_t *h = &req->client.http;
     int st = tg_response_status(req);
-    char name[300], rbuf[256];
-    size_t ml = req->client.http.method_len < 32 ? req->client.http.method_len : 32;
-    o->first = true;
-    ids(o, t->trace_id, t->span_id, t->has_parent ? t->parent_id : NULL);
-    out_t attrs = {.b = o->b, .first = true};
-    evbuffer_add(o->b, ",\"name\":", 8);
-    memcpy(name, req->client.http.method, ml);
-    name[ml] = '\0';
-    str(o, name, ml); /* semantic conventions: "{method}" without a route template */
-    evbuffer_add_printf(o->b, ",\"kind\":%d", KIND_SERVER);
-    times(o, t->start_ns, end_ns);
-    evbuffer_add(o->b, ",\"attributes\":[", 15);
-    method_attrs(&attrs, req);
-    route_attr(&attrs, route, rbuf, sizeof(rbuf));
-    attr_s(&attrs, "tollgate.route", route ? route->name : NULL);
-    attr_n(&attrs, "url.path", req->client.client_path ? req->client.client_path : req->client.path,
-           req->client.client_path ? req->client.client_path_len : req->client.path_len);
-    attr_s(&attrs, "url.scheme", req->conn->tls ? "https" : "http");
+    /* semantic conventions: "{method}" without a low-cardinality template */
+    head(w, t->trace_id, t->span_id, t->has_parent ? t->parent_id : NULL, h->method,
+         h->method_len < 32 ? h->method_len : 32, KIND_SERVER, t->start_ns, end_ns);
+    method_attrs(w, req);
+    route_attr(w, req->route);
+    attr_s(w, "tollgate.route", req->route ? req->route->name : NULL);
+    if (req->client.client_path != NULL)
+        attr_n(w, "url.path", req->client.client_path, req->client.client_path_len);
+    else
+        attr_n(w, "url.path", req->client.path, req->client.path_len);
+    attr_s(w, "url.scheme", req->conn->tls ? "https" : "http");
     if (req->client.host != NULL)
-        address_attrs(&attrs, req->client.host, req->client.host_len, false);
-    attr_s(&attrs, "network.protocol.version", req->client.http.minor_version == 0 ? "1.0" : "1.1");
-    attr_s(&attrs, "client.address", tg_request_client_ip(req));
-    attr_s(&attrs, "network.peer.address", req->conn->peer_ip);
+        address_attrs(w, req->client.host, req->client.host_len, false);
+    attr_s(w, "network.protocol.version", h->minor_version == 0 ? "1.0" : "1.1");
+    attr_s(w, "client.address", tg_request_client_ip(req));
+    attr_s(w, "network.peer.address", req->conn->peer_ip);
     size_t ual;
     const char *ua = tg_request_header(req, "User-Agent", &ual);
-    attr_n(&attrs, "user_agent.original", ua, ual);
-    attr_n(&attrs, "tollgate.request_id", req->request_id, req->request_id_len);
+    attr_n(w, "user_agent.original", ua, ual);
+    attr_n(w, "tollgate.request_id", req->request_id, req->request_id_len);
     if (st > 0)
-        attr_i(&attrs, "http.response.status_code", st);
-    char code[16];
-    snprintf(code, sizeof(code), "%d", st);
+        attr_i(w, "http.response.status_code", (uint64_t)st);
     /* A SERVER span errs on 5xx only: a 4xx is the client's mistake. */
-    bool error = st >= 500 || st == 0;
-    if (error)
-        attr_s(&attrs, "error.type", st == 0 ? "_OTHER" : code);
+    bool error = st >= 500 || st <= 0;
+    if (error) {
+        char code[16];
+        size_t n = 0;
+        for (int v = st > 0 ? st : 0, d = 100; d > 0; d /= 10)
+            code[n++] = (char)('0' + v / d % 10);
+        if (st > 0)
+            attr_n(w, "error.type", code, n);
+        else
+            attr_s(w, "error.type", "_OTHER");
+    }
     for (const tg_span_attr_t *a = t->attrs; a != NULL; a = a->next)
-        attr_s(&attrs, a->key, a->value);
-    evbuffer_add(o->b, "]", 1);
-    events(o, t->events);
-    status(o, error, st == 0 ? "no response sent" : NULL);
-    evbuffer_add(o->b, "}", 1);
+        attr_any(w, a->key, a->value);
+    PUT_LIT(w, "]");
+    events(w, t->events);
+    status(w, error, st <= 0 ? "no response sent" : NULL);
 }
 
-static void client_span(out_t *o, const tg_request_t *req, const tg_client_span_t *s)
+static void client_span(jw_t *w, const tg_request_t *req, const tg_client_span_t *s)
 {
     const tg_trace_t *t = &req->trace;
-    char name[40];
-    size_t ml = req->client.http.method_len < 32 ? req->client.http.method_len : 32;
-    const char *method = s->path != NULL ? "GET" : NULL; /* aggregation calls are GETs */
-    if (method == NULL) {
-        memcpy(name, req->client.http.method, ml);
-        name[ml] = '\0';
-    } else {
-        ml = strlen(method);
-        memcpy(name, method, ml + 1);
-    }
-    ids(o, t->trace_id, s->span_id, t->span_id);
-    evbuffer_add(o->b, ",\"name\":", 8);
-    str(o, name, ml);
-    evbuffer_add_printf(o->b, ",\"kind\":%d", KIND_CLIENT);
-    times(o, s->start_ns, s->end_ns);
-    evbuffer_add(o->b, ",\"attributes\":[", 15);
-    out_t attrs = {.b = o->b, .first = true};
-    if (method != NULL)
-        attr_s(&attrs, "http.request.method", method);
+    const tg_http_request_t *h = &req->client.http;
+    bool call = s->path != NULL; /* an aggregation call: a GET of ours */
+    head(w, t->trace_id, s->span_id, t->span_id, call ? "GET" : h->method,
+         call                 ? 3
+         : h->method_len < 32 ? h->method_len
+                              : 32,
+         KIND_CLIENT, s->start_ns, s->end_ns);
+    if (call)
+        attr_s(w, "http.request.method", "GET");
     else
-        method_attrs(&attrs, req);
+        method_attrs(w, req);
     if (s->target != NULL)
-        address_attrs(&attrs, s->target, strlen(s->target), true);
-    attr_s(&attrs, "tollgate.upstream", s->upstream);
-    if (s->path != NULL)
-        attr_s(&attrs, "url.path", s->path);
+        address_attrs(w, s->target, strlen(s->target), true);
+    attr_s(w, "tollgate.upstream", s->upstream);
+    if (call)
+        attr_s(w, "url.path", s->path);
     else
-        attr_n(&attrs, "url.path", req->client.path, req->client.path_len);
+        attr_n(w, "url.path", req->client.path, req->client.path_len);
     if (s->resend > 0)
-        attr_i(&attrs, "http.request.resend_count", s->resend);
+        attr_i(w, "http.request.resend_count", s->resend);
     if (s->status > 0)
-        attr_i(&attrs, "http.response.status_code", s->status);
-    char code[16];
-    snprintf(code, sizeof(code), "%d", s->status);
+        attr_i(w, "http.response.status_code", (uint64_t)s->status);
     /* A CLIENT span errs on 4xx too (semantic conventions). */
     bool error = s->error != NULL || s->status >= 400 || s->status == 0;
-    if (error)
-        attr_s(&attrs, "error.type", s->error ? s->error : s->status == 0 ? "no response" : code);
-    evbuffer_add(o->b, "]", 1);
-    status(o, error, s->error);
-    evbuffer_add(o->b, "}", 1);
+    if (error) {
+        char code[16];
+        size_t n = 0;
+        for (int v = s->status, d = 100; d > 0; d /= 10)
+            code[n++] = (char)('0' + v / d % 10);
+        if (s->error != NULL)
+            attr_s(w, "error.type", s->error);
+        else if (s->status == 0)
+            attr_s(w, "error.type", "no response");
+        else
+            attr_n(w, "error.type", code, n);
+    }
+    PUT_LIT(w, "]");
+    status(w, error, s->error);
 }
 
 char *tg_span_json(const tg_request_t *req, uint64_t end_ns, size_t *len, unsigned *nspans)
 {
-    struct evbuffer *b = evbuffer_new();
-    if (b == NULL)
+    jw_t w = {.cap = 2048};
+    w.p = malloc(w.cap);
+    if (w.p == NULL)
         return NULL;
-    out_t o = {.b = b};
     unsigned n = 1;
-    server_span(&o, req, end_ns);
+    server_span(&w, req, end_ns);
     for (const tg_client_span_t *s = req->trace.clients; s != NULL; s = s->next, n++) {
-        evbuffer_add(b, ",", 1);
-        client_span(&o, req, s);
+        PUT_LIT(&w, ",");
+        client_span(&w, req, s);
     }
-    *len = evbuffer_get_length(b);
-    char *out = malloc(*len + 1);
-    if (out != NULL) {
-        evbuffer_remove(b, out, *len);
-        out[*len] = '\0';
+    if (w.oom || !room(&w, 1)) {
+        free(w.p);
+        return NULL;
     }
-    evbuffer_free(b);
+    w.p[w.len] = '\0';
+    *len = w.len;
     *nspans = n;
-    return out;
+    return w.p;
 }
