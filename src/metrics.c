@@ -104,6 +104,7 @@ static bool is_core_name(const char *name)
         "tollgate_upstream_response_duration_seconds_sum",
         "tollgate_upstream_response_duration_seconds_count",
         "tollgate_upstream_retries_total",
+        "tollgate_upstream_target_resting",
         "tollgate_client_connections",
         "tollgate_client_connections_accepted_total",
         "tollgate_build_info",

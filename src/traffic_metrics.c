@@ -408,6 +408,18 @@ static void render_upstreams(struct evbuffer *out, const scrape_t *s)
         tg_mtext_sample(out, "tollgate_upstream_response_duration_seconds_count", "upstream", name,
                         NULL, NULL, cum);
     }
+    const char *r = "tollgate_upstream_target_resting";
+    tg_mtext_header(out, r,
+                    "Workers on which the target rests now (passive health: max_fails failures in "
+                    "a row, then fail_timeout).",
+                    "gauge");
+    uint64_t now = tg_now_ms();
+    for (size_t u = 0; u < s->cfg->nupstreams; u++) {
+        const tg_upstream_conf_t *uc = &s->cfg->upstreams[u];
+        for (size_t t = 0; t < uc->ntargets && t < TG_UPOOL_HEALTH_TARGETS; t++)
+            tg_mtext_sample(out, r, "upstream", uc->name, "target", uc->targets[t].name,
+                            tg_metrics_target_resting(s->ws, s->n, u, t, now));
+    }
     tg_mtext_header(out, "tollgate_upstream_retries_total",
                     "Upstream tries after the first one (another target or connection).",
                     "counter");

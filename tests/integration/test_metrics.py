@@ -43,7 +43,8 @@ def gw(gateway_factory, upstream_factory):
     up = upstream_factory("up")
     port, admin, dead = h.free_port(), h.free_port(), h.free_port()
     ups = {"up": h.upstream_conf([up.address]),
-           "flaky": h.upstream_conf(["127.0.0.1:%d" % dead, up.address], retries=1)}
+           "flaky": h.upstream_conf(["127.0.0.1:%d" % dead, up.address], retries=1, max_fails=1,
+                                    fail_timeout="60s")}
     routes = [h.route("api", "up", {"path_prefix": "/api"}), h.route("flaky", "flaky", {"path_prefix": "/flaky"})]
     cfg = h.gateway_config(port, ups, routes)
     cfg["admin"] = {"address": "127.0.0.1:%d" % admin}
@@ -124,6 +125,9 @@ def test_retries_counted(gw):
     fams = scrape(admin)
     assert value(fams, "tollgate_upstream_retries", upstream="flaky") >= 1
     assert value(fams, "tollgate_upstream_retries", upstream="up") == 0
+    # the dead target of "flaky" failed: with max_fails 1 it rests on the worker that tried it
+    resting = [s for s in fams["tollgate_upstream_target_resting"].samples if s.labels["upstream"] == "flaky"]
+    assert len(resting) == 2 and sum(s.value for s in resting) >= 1
 
 
 def test_reloads_counted(gw):
