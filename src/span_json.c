@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "json_escape.h"
 #include "request.h"
 #include "trace_context.h"
 
@@ -67,33 +68,11 @@ static void put_hex(jw_t *w, const uint8_t *b, size_t n)
     }
 }
 
-/* The inside of a JSON string, as tg_json_escape() writes it: '"' and '\\'
- * escaped, controls, DEL and bytes >= 0x80 as \u00XX (pure ASCII out). */
+/* The inside of a JSON string (json_escape.h: pure ASCII out). */
 static void put_esc(jw_t *w, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;
-        while (run < n) {
-            unsigned char c = (unsigned char)s[run];
-            if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
-                break;
-            run++;
-        }
-        put(w, s + i, run - i);
-        if (run == n)
-            return;
-        unsigned char c = (unsigned char)s[run];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            put(w, e, 2);
-        } else {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            put(w, e, 6);
-        }
-        i = run + 1;
-    }
+    if (room(w, 6 * n))
+        w->len += tg_json_escape_buf(w->p + w->len, s, n);
 }
 
 static void sep(jw_t *w)
@@ -354,22 +333,27 @@ static void client_span(jw_t *w, const tg_request_t *req, const tg_client_span_t
 
 char *tg_span_json(const tg_request_t *req, uint64_t end_ns, size_t *len, unsigned *nspans)
 {
-    jw_t w = {.cap = 2048};
-    w.p = malloc(w.cap);
-    if (w.p == NULL)
-        return NULL;
+    /* Written in the thread's scratch buffer (kept for the next request),
+     * then copied out at its exact size: it waits in the exporter's queue. */
+    static _Thread_local jw_t w;
+    if (w.p == NULL) {
+        w.p = malloc(4096);
+        w.cap = w.p != NULL ? 4096 : 0;
+    }
+    w.len = 0;
+    w.oom = w.p == NULL;
     unsigned n = 1;
     server_span(&w, req, end_ns);
     for (const tg_client_span_t *s = req->trace.clients; s != NULL; s = s->next, n++) {
         PUT_LIT(&w, ",");
         client_span(&w, req, s);
     }
-    if (w.oom || !room(&w, 1)) {
-        free(w.p);
+    char *out = w.oom ? NULL : malloc(w.len + 1);
+    if (out == NULL)
         return NULL;
-    }
-    w.p[w.len] = '\0';
+    memcpy(out, w.p, w.len);
+    out[w.len] = '\0';
     *len = w.len;
     *nspans = n;
-    return w.p;
+    return out;
 }
