@@ -114,8 +114,8 @@ static void upstream_failed(tg_request_t *req, int status, const char *msg, bool
         attempt(req);
         return;
     }
-    tg_log_info("upstream %s: %s (request %.*s)", req->up.pool->conf->name, msg,
-                (int)req->request_id_len, req->request_id);
+    tg_request_log(req, TG_LOG_INFO, "upstream %s: %s, no try left: answering %d",
+                   req->up.pool->conf->name, msg, status);
     tg_response_error(req, status, msg);
 }
 
@@ -276,10 +276,12 @@ static bool read_response_head(tg_request_t *req, bool *gone)
             return true;
         }
         if (r < 0 || resp.status == 101) {
-            tg_log_warn("upstream %s sent an invalid response: %s", req->up.pool->conf->name,
-                        r < 0 && resp.error_reason ? resp.error_reason
-                        : switched                 ? "101 without Upgrade: websocket"
-                                                   : "unexpected status");
+            tg_request_log(
+                req, TG_LOG_WARN, "upstream %s: target %s: read failed: invalid response: %s",
+                req->up.pool->conf->name, req->up.pool->conf->targets[req->up.target].name,
+                r < 0 && resp.error_reason ? resp.error_reason
+                : switched                 ? "101 without Upgrade: websocket"
+                                           : "unexpected status");
             /* The upstream answered: like nginx (proxy_next_upstream without
              * invalid_header), a broken answer is not retried elsewhere. The
              * connection is closed, whatever it holds. */
@@ -351,8 +353,10 @@ static bool pump_response(tg_request_t *req)
             return true;
         }
         if (!req->run.reply.set)
-            tg_log_info("upstream %s: %s", req->up.pool->conf->name,
-                        req->resp.body.error ? req->resp.body.error : "broken response body");
+            tg_request_log(req, TG_LOG_WARN, "upstream %s: target %s: read failed: %s",
+                           req->up.pool->conf->name,
+                           req->up.pool->conf->targets[req->up.target].name,
+                           req->resp.body.error ? req->resp.body.error : "broken response body");
         if (!head_sent && !req->run.reply.set) {
             tg_response_drop_filters(req);
             req->resp.bytes_out = 0;
