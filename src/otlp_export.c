@@ -2,25 +2,20 @@
 #include "otlp_export.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "http_parser.h"
 #include "json_escape.h"
 #include "log.h"
 #include "metrics_text.h"
+#include "otlp_http.h"
 #include "tg_build_config.h"
 #include "tollgate/clock.h"
 
-#define RESP_HEAD_MAX 16384
 #define ATTEMPTS 3
 
 typedef struct item_s {
@@ -38,14 +33,14 @@ static struct {
     bool stopping;
     tg_tracing_conf_t *conf; /* NULL: tracing off, submissions dropped */
     item_t *head, *tail;
-    size_t queued; /* spans */
-    int fd;        /* the kept-alive connection, -1 when none (thread only) */
-    unsigned gen;  /* bumped by each tg_otlp_configure(): a new collector */
+    size_t queued;       /* spans */
+    tg_otlp_link_t link; /* the kept-alive connection (the thread's) */
+    unsigned gen;        /* bumped by each tg_otlp_configure(): a new collector */
     atomic_ullong exported, dropped_queue, dropped_failed;
 } X = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .cond = PTHREAD_COND_INITIALIZER,
-    .fd = -1,
+    .link = TG_OTLP_LINK_NONE,
 };
 
 bool tg_otlp_submit(char *json, size_t len, unsigned nspans)
@@ -70,131 +65,6 @@ bool tg_otlp_submit(char *json, size_t len, unsigned nspans)
         atomic_fetch_add_explicit(&X.dropped_queue, nspans, memory_order_relaxed);
     }
     return it != NULL;
-}
-
-/* ---- one HTTP exchange ---- */
-
-static void drop_conn(void)
-{
-    if (X.fd >= 0)
-        close(X.fd);
-    X.fd = -1;
-}
-
-static int wait_fd(int fd, short ev, uint64_t deadline_ms)
-{
-    uint64_t now = tg_now_ms();
-    if (now >= deadline_ms)
-        return -1;
-    struct pollfd p = {.fd = fd, .events = ev};
-    int r = poll(&p, 1, (int)(deadline_ms - now));
-    return r > 0 ? 0 : -1;
-}
-
-static int connect_to(const tg_tracing_conf_t *c, uint64_t deadline)
-{
-    int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (const struct sockaddr *)&c->addr, c->addrlen) < 0 && errno != EINPROGRESS)
-        goto fail;
-    int err = 0;
-    socklen_t el = sizeof(err);
-    if (wait_fd(fd, POLLOUT, deadline) < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 ||
-        err != 0) {
-        errno = err ? err : ETIMEDOUT;
-        goto fail;
-    }
-    return fd;
-fail:
-    close(fd);
-    return -1;
-}
-
-static int send_all(int fd, const char *p, size_t n, uint64_t deadline)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-        } else if (w < 0 && errno == EAGAIN) {
-            if (wait_fd(fd, POLLOUT, deadline) < 0)
-                return -1;
-        } else if (w < 0 && errno != EINTR) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Reads the answer's head and its Content-Length body; returns the status,
- * or -1. *keep: the connection can carry the next batch. */
-static int read_answer(int fd, uint64_t deadline, bool *keep)
-{
-    char buf[RESP_HEAD_MAX];
-    size_t n = 0;
-    tg_http_header_t hs[64];
-    for (;;) {
-        if (wait_fd(fd, POLLIN, deadline) < 0)
-            return -1;
-        ssize_t r = recv(fd, buf + n, sizeof(buf) - n, 0);
-        if (r <= 0)
-            return -1;
-        n += (size_t)r;
-        tg_http_response_t resp = {.headers = hs, .num_headers = 64};
-        int h = tg_http_parse_response(buf, n, &resp);
-        if (h == TG_HTTP_INCOMPLETE && n < sizeof(buf))
-            continue;
-        if (h < 0)
-            return -1;
-        if (resp.status < 200) {
-            memmove(buf, buf + h, n - (size_t)h);
-            n -= (size_t)h;
-            continue;
-        }
-        tg_body_kind_t kind = tg_http_response_body(&resp, 0);
-        *keep =
-            tg_http_response_reusable(&resp, 0) && (kind == TG_BODY_NONE || kind == TG_BODY_LENGTH);
-        uint64_t left = kind == TG_BODY_LENGTH ? resp.content_length : 0;
-        size_t have = n - (size_t)h;
-        left = have >= left ? 0 : left - have;
-        if (have > (kind == TG_BODY_LENGTH ? resp.content_length : 0))
-            *keep = false;
-        /* The body (a partial-success message at most) is not needed, but
-         * must be read for the connection to be reused. */
-        while (*keep && left > 0) {
-            if (wait_fd(fd, POLLIN, deadline) < 0)
-                return -1;
-            r = recv(fd, buf, left < sizeof(buf) ? left : sizeof(buf), 0);
-            if (r <= 0)
-                return -1;
-            left -= (uint64_t)r;
-        }
-        return resp.status;
-    }
-}
-
-/* One attempt: returns the status, or -1 (no connection, timeout, broken
- * answer). A kept connection the collector closed is retried once on a new
- * one, without counting as an attempt. */
-static int post(const tg_tracing_conf_t *c, struct evbuffer *req)
-{
-    uint64_t deadline = tg_now_ms() + c->timeout_ms;
-    size_t len = evbuffer_get_length(req);
-    const char *p = (const char *)evbuffer_pullup(req, -1);
-    for (int fresh = 0; fresh < 2; fresh++) {
-        bool reused = X.fd >= 0;
-        if (X.fd < 0 && (X.fd = connect_to(c, deadline)) < 0)
-            return -1;
-        bool keep = false;
-        int st = send_all(X.fd, p, len, deadline) < 0 ? -1 : read_answer(X.fd, deadline, &keep);
-        if (st < 0 || !keep)
-            drop_conn();
-        if (st >= 0 || !reused)
-            return st;
-    }
-    return -1;
 }
 
 static void add_attr(struct evbuffer *b, bool first, const char *k, const char *v)
@@ -270,11 +140,14 @@ static bool export_batch(const tg_tracing_conf_t *c, item_t *batch, unsigned nsp
 {
     static const uint64_t delays[] = {250, 1000};
     struct evbuffer *req = build(c, batch);
-    int st = -1;
+    int st = -1, err = 0;
     for (int a = 0; a < ATTEMPTS; a++) {
         if (a > 0 && (last || !backoff(delays[a - 1])))
             break;
-        st = post(c, req);
+        errno = 0;
+        st = tg_otlp_post(&X.link, c, (const char *)evbuffer_pullup(req, -1),
+                          evbuffer_get_length(req));
+        err = errno;
         if (!retryable(st))
             break;
     }
@@ -284,17 +157,13 @@ static bool export_batch(const tg_tracing_conf_t *c, item_t *batch, unsigned nsp
         return true;
     }
     atomic_fetch_add_explicit(&X.dropped_failed, nspans, memory_order_relaxed);
-    /* Once per batch at most: a down collector must not flood the log. */
-    static uint64_t last_log;
-    uint64_t now = tg_now_ms();
-    if (now - last_log >= 10000 || last_log == 0) {
-        last_log = now;
-        if (st < 0)
-            tg_log_warn("tracing: export to %s failed (%s): %u spans dropped", c->endpoint,
-                        strerror(errno ? errno : ETIMEDOUT), nspans);
-        else
-            tg_log_warn("tracing: %s answered %d: %u spans dropped", c->endpoint, st, nspans);
-    }
+    /* The log holds back identical lines (log.h): a down collector costs
+     * one line per 10 s, with the count. */
+    if (st < 0)
+        tg_log_warn("tracing: export to %s failed: %s; spans dropped", c->endpoint,
+                    err ? strerror(err) : "broken answer");
+    else
+        tg_log_warn("tracing: %s answered %d; spans dropped", c->endpoint, st);
     return false;
 }
 
@@ -370,7 +239,7 @@ static void *run(void *arg)
             continue;
         }
         if (conn_gen != X.gen) {
-            drop_conn();
+            tg_otlp_link_close(&X.link);
             conn_gen = X.gen;
         }
         tg_tracing_conf_ref(c);
@@ -384,7 +253,7 @@ static void *run(void *arg)
             next_flush = tg_now_ms() + c->interval_ms;
     }
     pthread_mutex_unlock(&X.lock);
-    drop_conn();
+    tg_otlp_link_close(&X.link);
     return NULL;
 }
 

@@ -7,11 +7,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "config.h"
 #include "tollgate/text.h"
 
 typedef struct {
-    const tg_conf_node_t *endpoint, *headers, *resource, *batch, *ratio;
+    const tg_conf_node_t *endpoint, *headers, *resource, *batch, *ratio, *ca_file;
     uint8_t protocol;
     char *service_name;
     uint64_t timeout_ms;
@@ -36,6 +39,7 @@ static const tg_conf_field_t fields[] = {
     {"batch", TG_CONF_FIELD_NODE, TG_CONF_AT(keys_t, batch)},
     {"timeout", TG_CONF_FIELD_DURATION, TG_CONF_AT(keys_t, timeout_ms), .min = 1, .max = 600000,
      .def = 10000},
+    {"ca_file", TG_CONF_FIELD_NODE, TG_CONF_AT(keys_t, ca_file)},
     TG_CONF_END,
 };
 
@@ -59,15 +63,12 @@ static char *dup_n(const char *s, size_t n)
     return p;
 }
 
-/* "http://host[:port][/path]". https is refused rather than sent in clear. */
+/* "http[s]://host[:port][/path]". */
 static int parse_url(tg_tracing_conf_t *t, const tg_conf_node_t *n, tg_conf_err_t *err)
 {
     const char *s = n->value;
-    if (strncmp(s, "https://", 8) == 0)
-        return tg_conf_error(err, n,
-                             "https collectors are not supported yet: use http:// to a local "
-                             "collector or agent");
-    s += 7;
+    bool https = strncmp(s, "https://", 8) == 0;
+    s += https ? 8 : 7;
     const char *slash = strchr(s, '/');
     size_t hlen = slash ? (size_t)(slash - s) : strlen(s);
     if (hlen == 0)
@@ -78,14 +79,26 @@ static int parse_url(tg_tracing_conf_t *t, const tg_conf_node_t *n, tg_conf_err_
         close ? (close + 1 < s + hlen && close[1] == ':' ? close + 1 : NULL) : memchr(s, ':', hlen);
     if (hlen + 4 > sizeof(hostport))
         return tg_conf_error(err, n, "otlp_endpoint host too long");
-    snprintf(hostport, sizeof(hostport), "%.*s%s", (int)hlen, s, colon ? "" : ":80");
+    snprintf(hostport, sizeof(hostport), "%.*s%s", (int)hlen, s,
+             colon   ? ""
+             : https ? ":443"
+                     : ":80");
     char eb[256];
     if (tg_config_parse_address(hostport, &t->addr, &t->addrlen, eb, sizeof(eb)) < 0)
         return tg_conf_error(err, n, "otlp_endpoint: %s", eb);
     size_t plen = slash ? strlen(slash) : 0;
     if (plen > 0 && !tg_query_bytes_valid(slash, plen))
         return tg_conf_error(err, n, "otlp_endpoint: invalid path");
-    t->host_header = dup_n(s, colon && strcmp(colon, ":80") == 0 ? (size_t)(colon - s) : hlen);
+    t->host_header = dup_n(s, hlen);
+    if (https) {
+        const char *h = s;
+        size_t l = colon ? (size_t)(colon - s) : hlen;
+        if (l >= 2 && h[0] == '[') { /* [v6] */
+            h++;
+            l -= 2;
+        }
+        t->tls_name = dup_n(h, l);
+    }
     t->path = plen ? dup_n(slash, plen) : dup_n("/v1/traces", 10);
     return 0;
 }
@@ -110,6 +123,36 @@ static int parse_endpoint(const tg_config_t *cfg, tg_tracing_conf_t *t, const tg
     t->addrlen = u->targets[0].addrlen;
     t->host_header = dup_n(u->targets[0].host_header, strlen(u->targets[0].host_header));
     t->path = dup_n("/v1/traces", 10);
+    return 0;
+}
+
+/* https: the collector's certificate is verified, against ca_file or the
+ * system's CAs, and its name against the URL's host. */
+static int make_tls(const tg_config_t *cfg, tg_tracing_conf_t *t, const tg_conf_node_t *ca,
+                    tg_conf_err_t *err)
+{
+    if (t->tls_name == NULL)
+        return ca == NULL ? 0 : tg_conf_error(err, ca, "ca_file is for an https:// otlp_endpoint");
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return tg_conf_error(err, ca, "tracing: cannot create a TLS context");
+    t->tls = ctx;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (ca == NULL) {
+        if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+            return tg_conf_error(err, NULL, "tracing: cannot load the system's CA certificates");
+        return 0;
+    }
+    const char *v;
+    if (tg_conf_get_string(ca, &v, err) < 0)
+        return -1;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s%s%s", v[0] == '/' ? "" : cfg->dir, v[0] == '/' ? "" : "/", v);
+    if (SSL_CTX_load_verify_locations(ctx, path, NULL) != 1) {
+        ERR_clear_error();
+        return tg_conf_error(err, ca, "cannot load CA certificates from %s", path);
+    }
     return 0;
 }
 
@@ -184,6 +227,8 @@ int tg_tracing_conf_parse(const tg_config_t *cfg, const tg_conf_node_t *n, tg_tr
     if (rc == 0)
         rc = parse_endpoint(cfg, t, k.endpoint, err);
     if (rc == 0)
+        rc = make_tls(cfg, t, k.ca_file, err);
+    if (rc == 0)
         rc = parse_ratio(t, k.ratio, err);
     if (rc == 0)
         rc = parse_pairs(k.headers, true, &t->headers, &t->nheaders, err);
@@ -231,6 +276,8 @@ void tg_tracing_conf_unref(tg_tracing_conf_t *t)
     if (old != 1)
         return;
     free(t->endpoint);
+    free(t->tls_name);
+    SSL_CTX_free(t->tls);
     free(t->host_header);
     free(t->path);
     free(t->service_name);

@@ -5,7 +5,8 @@
  * which holds its own reference across reloads.
  *
  *   tracing:
- *     otlp_endpoint: "http://127.0.0.1:4318/v1/traces"  # or an upstream's name
+ *     otlp_endpoint: "http://127.0.0.1:4318/v1/traces"  # https://, or an upstream's name
+ *     ca_file: /etc/ssl/collector-ca.pem   # https: CAs to verify it (default: the system's)
  *     protocol: http/json
  *     service_name: tollgate
  *     sample_ratio: 0.1
@@ -40,8 +41,10 @@ typedef struct tg_tracing_conf_s {
     size_t nresource;    /* pairs */
     uint32_t max_spans;  /* spans per export request */
     uint64_t interval_ms;
-    uint32_t queue;      /* spans waiting at most; more are dropped and counted */
-    uint64_t timeout_ms; /* one export attempt: connect, send, answer */
+    uint32_t queue;         /* spans waiting at most; more are dropped and counted */
+    uint64_t timeout_ms;    /* one export attempt: connect, send, answer */
+    struct ssl_ctx_st *tls; /* https: verifies the collector (system CAs or ca_file); NULL: http */
+    char *tls_name;         /* the URL's host: SNI (unless an IP literal) and the name checked */
 } tg_tracing_conf_t;
 
 /* Reads the section (n not NULL) into *out. cfg's upstreams are already

@@ -5,13 +5,15 @@ It checks nothing by itself: tests read `spans()` (every span with its
 resource attached) and assert on them against the OTLP protobuf JSON mapping."""
 
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class OtlpReceiver:
-    def __init__(self):
+    def __init__(self, tls=None):
+        """tls: (certfile, keyfile) to answer over HTTPS."""
         self.lock = threading.Lock()
         self.posts = []  # (path, headers dict lower-case, decoded body)
         self.statuses = []  # scripted answers, consumed in order; then 200
@@ -47,8 +49,12 @@ class OtlpReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.url = "http://127.0.0.1:%d/v1/traces" % self.port
+        self.url = "%s://127.0.0.1:%d/v1/traces" % ("https" if tls else "http", self.port)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -5,6 +5,7 @@ collector (otlp_receiver.py) receives."""
 import json
 import re
 import socket
+import subprocess
 import time
 
 import pytest
@@ -390,3 +391,45 @@ def test_jwks_downloads_carry_their_own_traceparent(gateway_factory, upstream_fa
     assert all(ms), tps
     assert len({m.group(1) for m in ms}) == len(ms)
     assert len({m.group(2) for m in ms}) == len(ms)
+
+
+def self_signed(tmp_path):
+    cert, key = tmp_path / "collector.pem", tmp_path / "collector.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=collector",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_https_collector_verified(gateway_factory, upstream_factory, tmp_path):
+    cert, key = self_signed(tmp_path)
+    receiver = OtlpReceiver(tls=(cert, key))
+    try:
+        gw, up, port, admin = start(gateway_factory, upstream_factory,
+                                    tracing=tracing_conf(receiver, ca_file=cert), admin=True)
+        assert receiver.url.startswith("https://127.0.0.1:")
+        assert h.request(port, "GET", "/api/x").status == 200
+        assert len(receiver.wait_spans(2)) == 2
+    finally:
+        receiver.stop()
+
+
+def test_https_collector_not_trusted_gets_nothing(gateway_factory, upstream_factory, tmp_path):
+    cert, key = self_signed(tmp_path)
+    receiver = OtlpReceiver(tls=(cert, key))
+    try:
+        # the system's CAs do not know this certificate: nothing is sent
+        gw, up, port, admin = start(gateway_factory, upstream_factory, tracing=tracing_conf(receiver),
+                                    admin=True)
+        assert h.request(port, "GET", "/api/x").status == 200
+        deadline = time.time() + 8
+        dropped = 0
+        while time.time() < deadline and dropped == 0:
+            dropped = sum(int(l.rsplit(" ", 1)[1]) for l in metric(admin, "tollgate_tracing_spans_dropped_total"))
+            time.sleep(0.1)
+        assert dropped == 2
+        assert receiver.posts == []
+        assert "tracing: export to https://127.0.0.1:" in gw.stderr()
+    finally:
+        receiver.stop()

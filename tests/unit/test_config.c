@@ -862,6 +862,13 @@ START_TEST(tracing_section)
     load_ok(UPS "tracing:\n  otlp_endpoint: http://127.0.0.1\n");
     ck_assert_str_eq(cfg->tracing->host_header, "127.0.0.1");
     ck_assert_str_eq(cfg->tracing->path, "/v1/traces");
+    ck_assert_ptr_null(cfg->tracing->tls);
+    /* https: port 443, the system's CAs, the host is the name checked */
+    load_ok(UPS "tracing:\n  otlp_endpoint: https://[::1]/otlp\n");
+    ck_assert_ptr_nonnull(cfg->tracing->tls);
+    ck_assert_str_eq(cfg->tracing->tls_name, "::1");
+    ck_assert_str_eq(cfg->tracing->path, "/otlp");
+    ck_addr(&cfg->tracing->addr, AF_INET6, "::1", 443);
 }
 END_TEST
 
@@ -869,8 +876,12 @@ START_TEST(tracing_errors)
 {
     ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: nope\n"),
                      "t.yaml:7:18: otlp_endpoint 'nope' is neither an http:// URL nor an upstream");
-    ck_assert_ptr_nonnull(strstr(load_err(UPS "tracing:\n  otlp_endpoint: https://c:4318\n"),
-                                 "https collectors are not supported yet"));
+    ck_assert_str_eq(
+        load_err(UPS "tracing:\n  otlp_endpoint: http://127.0.0.1:4318\n  ca_file: ca.pem\n"),
+        "t.yaml:8:12: ca_file is for an https:// otlp_endpoint");
+    ck_assert_ptr_nonnull(
+        strstr(load_err(UPS "tracing:\n  otlp_endpoint: https://127.0.0.1\n  ca_file: nope.pem\n"),
+               "t.yaml:8:12: cannot load CA certificates from ./nope.pem"));
     ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  sample_ratio: 1.5\n"),
                      "t.yaml:8:17: sample_ratio must be a number between 0 and 1");
     ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  sample_ratio: x\n"),
