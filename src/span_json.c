@@ -3,6 +3,7 @@
  * sampled request, and at sample_ratio 1 its cost is the tracing's cost. */
 #include "span_json.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,29 +332,61 @@ static void client_span(jw_t *w, const tg_request_t *req, const tg_client_span_t
     status(w, error, s->error);
 }
 
+/* The thread's scratch buffer, freed when the thread ends (a key, not
+ * _Thread_local, for the destructor). */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    jw_t *w = p;
+    free(w->p);
+    free(w);
+}
+
+static void scratch_init(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+static jw_t *scratch(void)
+{
+    pthread_once(&scratch_once, scratch_init);
+    jw_t *w = pthread_getspecific(scratch_key);
+    if (w != NULL)
+        return w;
+    w = calloc(1, sizeof(*w));
+    if (w != NULL && (w->p = malloc(4096)) != NULL && pthread_setspecific(scratch_key, w) == 0) {
+        w->cap = 4096;
+        return w;
+    }
+    if (w != NULL)
+        free(w->p);
+    free(w);
+    return NULL;
+}
+
 char *tg_span_json(const tg_request_t *req, uint64_t end_ns, size_t *len, unsigned *nspans)
 {
     /* Written in the thread's scratch buffer (kept for the next request),
      * then copied out at its exact size: it waits in the exporter's queue. */
-    static _Thread_local jw_t w;
-    if (w.p == NULL) {
-        w.p = malloc(4096);
-        w.cap = w.p != NULL ? 4096 : 0;
-    }
-    w.len = 0;
-    w.oom = w.p == NULL;
+    jw_t *w = scratch();
+    if (w == NULL)
+        return NULL;
+    w->len = 0;
+    w->oom = false;
     unsigned n = 1;
-    server_span(&w, req, end_ns);
+    server_span(w, req, end_ns);
     for (const tg_client_span_t *s = req->trace.clients; s != NULL; s = s->next, n++) {
-        PUT_LIT(&w, ",");
-        client_span(&w, req, s);
+        PUT_LIT(w, ",");
+        client_span(w, req, s);
     }
-    char *out = w.oom ? NULL : malloc(w.len + 1);
+    char *out = w->oom ? NULL : malloc(w->len + 1);
     if (out == NULL)
         return NULL;
-    memcpy(out, w.p, w.len);
-    out[w.len] = '\0';
-    *len = w.len;
+    memcpy(out, w->p, w->len);
+    out[w->len] = '\0';
+    *len = w->len;
     *nspans = n;
     return out;
 }

@@ -58,7 +58,15 @@ def test_text_families(gw):
     for _ in range(3):
         assert h.request(port, "GET", "/api/x").status == 200
     assert h.request(port, "POST", "/api/x", body=b"hello").status == 200
-    fams = scrape(admin)
+    # a request is counted when it ends, just after its response went out
+    deadline = time.time() + 5
+    while True:
+        fams = scrape(admin)
+        done = value(fams, "tollgate_upstream_response_duration_seconds",
+                      "tollgate_upstream_response_duration_seconds_count", upstream="up")
+        if done == 4 or time.time() > deadline:
+            break
+        time.sleep(0.05)
     assert fams["tollgate_requests_in_flight"].type == "gauge"
     assert value(fams, "tollgate_requests_in_flight", route="api") == 0
     assert value(fams, "tollgate_request_bytes", route="api") > 4 * 30
@@ -155,7 +163,14 @@ def test_openmetrics_with_exemplars(gw):
     g, up, port, admin, _ = gw
     assert h.request(port, "GET", "/api/x").status == 200  # unsampled: no exemplar
     assert h.request(port, "GET", "/api/y", headers=[("traceparent", PARENT)]).status == 200
-    fams = scrape(admin, openmetrics=True)
+    deadline = time.time() + 5  # recorded when the request ends, just after its response
+    while True:
+        fams = scrape(admin, openmetrics=True)
+        if all(any(s.exemplar for s in fams[f].samples) for f in
+               ("tollgate_request_duration_seconds", "tollgate_upstream_response_duration_seconds")) \
+                or time.time() > deadline:
+            break
+        time.sleep(0.05)
     # counters are families without _total in OpenMetrics; the parser checks the rest
     assert fams["tollgate_requests"].type == "counter"
     assert fams["process_cpu_seconds"].type == "counter"
