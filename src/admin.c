@@ -52,7 +52,7 @@ struct tg_admin_s {
 
 /* ---- secret masking ----------------------------------------------------- */
 
-static bool secret_key(const char *k)
+bool tg_admin_secret_name(const char *k)
 {
     static const char *const words[] = {"password", "secret", "token", "private", "authorization"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
@@ -85,7 +85,7 @@ void tg_admin_mask_secrets(json_t *root)
     size_t i;
     if (json_is_object(root)) {
         json_object_foreach(root, k, item) {
-            if (secret_key(k))
+            if (tg_admin_secret_name(k))
                 mask_all(item);
             else
                 tg_admin_mask_secrets(item);

@@ -36,9 +36,12 @@ void tg_admin_set_reload(tg_admin_t *a, int (*fn)(void *arg, char *err, size_t e
  * secrets masked. NULL when out of memory; the caller json_decref()s it. */
 json_t *tg_admin_config_json(const tg_config_t *cfg);
 
-/* Replaces every string under a key that looks secret (password, secret,
- * token, private, authorization, or ending in "key"; any case), at any depth,
- * by "***". */
+/* Whether a config key looks secret: password, secret, token, private,
+ * authorization, or ending in "key"; any case (also `tollgate -T`'s rule). */
+bool tg_admin_secret_name(const char *k);
+
+/* Replaces every string under a key that looks secret (tg_admin_secret_name),
+ * at any depth, by "***". */
 void tg_admin_mask_secrets(json_t *root);
 
 #endif

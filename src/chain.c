@@ -1,5 +1,6 @@
 #include "chain.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <stddef.h>
@@ -9,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf_errors.h"
+#include "conf_node.h"
 #include "log.h"
 #include "metrics.h"
 #include "sensitive.h"
@@ -111,6 +114,78 @@ static tg_plugin_t *open_module(const char *file, const tg_conf_node_t *at, tg_c
     return d;
 }
 
+int tg_chain_plugin_file(const char *dir, const char *name, char *file, size_t cap)
+{
+    int n = snprintf(file, cap, "%s/%s.so", dir, name);
+    if (n > 0 && (size_t)n < cap && access(file, F_OK) == 0)
+        return 0;
+    n = snprintf(file, cap, "%s/%s/%s.so", dir, name, name);
+    return n > 0 && (size_t)n < cap && access(file, F_OK) == 0 ? 0 : -1;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **tg_chain_plugins_in(const char *dir)
+{
+    size_t n = 0, cap = 16;
+    char **names = calloc(cap + 1, sizeof(*names));
+    DIR *d = opendir(dir);
+    for (struct dirent *e; names != NULL && d != NULL && (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        char file[PATH_MAX];
+        char *name = len > 3 && strcmp(e->d_name + len - 3, ".so") == 0
+                         ? strndup(e->d_name, len - 3)
+                         : strdup(e->d_name);
+        if (name == NULL || name[0] == '.' ||
+            tg_chain_plugin_file(dir, name, file, sizeof(file)) < 0) {
+            free(name);
+            continue;
+        }
+        if (n == cap) {
+            char **more = realloc(names, (cap * 2 + 1) * sizeof(*names));
+            if (more == NULL) {
+                free(name);
+                break;
+            }
+            names = more;
+            cap *= 2;
+        }
+        names[n++] = name;
+    }
+    if (d != NULL)
+        closedir(d);
+    if (names == NULL)
+        return NULL;
+    qsort(names, n, sizeof(names[0]), by_name);
+    names[n] = NULL;
+    return names;
+}
+
+void tg_chain_plugins_free(char **names)
+{
+    for (size_t i = 0; names != NULL && names[i] != NULL; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* "unknown plugin 'jtw' (did you mean 'jwt'?)", else what the directory holds. */
+static void unknown_plugin(const char *dir, const char *name, const tg_conf_node_t *at,
+                           tg_conf_err_t *err)
+{
+    char **names = tg_chain_plugins_in(dir);
+    char hint[400];
+    if (names == NULL || names[0] == NULL)
+        tg_conf_error(err, at, "unknown plugin '%s' (no plugins in %s)", name, dir);
+    else {
+        tg_conf_suggest((const char *const *)names, name, hint, sizeof(hint));
+        tg_conf_error(err, at, "unknown plugin '%s' (%s)", name, hint);
+    }
+    tg_chain_plugins_free(names);
+}
+
 static const tg_plugin_t *find_module(const tg_config_t *cfg, const char *name,
                                       const tg_conf_node_t *path_node, const tg_conf_node_t *at,
                                       tg_conf_err_t *err)
@@ -128,14 +203,9 @@ static const tg_plugin_t *find_module(const tg_config_t *cfg, const char *name,
     for (size_t i = 0; i < nmodules; i++)
         if (strcmp(modules[i].key, key) == 0)
             return modules[i].desc;
-    if (path_node == NULL) {
-        snprintf(file, sizeof(file), "%s/%s.so", cfg->plugin_path, name);
-        if (access(file, F_OK) != 0)
-            snprintf(file, sizeof(file), "%s/%s/%s.so", cfg->plugin_path, name, name);
-        if (access(file, F_OK) != 0) {
-            tg_conf_error(err, at, "unknown plugin '%s' (not found in %s)", name, cfg->plugin_path);
-            return NULL;
-        }
+    if (path_node == NULL && tg_chain_plugin_file(cfg->plugin_path, name, file, sizeof(file)) < 0) {
+        unknown_plugin(cfg->plugin_path, name, at, err);
+        return NULL;
     }
     tg_plugin_t *d = open_module(file, at, err);
     if (d == NULL)
@@ -206,6 +276,7 @@ static tg_plugin_inst_t *create_instance(tg_config_t *cfg, const entry_t *e, tg_
         .metrics = tg_metrics_registry(),
         .redis_configured = cfg->redis != NULL, /* parsed before the plugins */
         .sensitive = cfg->sensitive,
+        .check_only = cfg->check_only,
     };
     void *instance = NULL;
     const tg_conf_node_t *conf = e->config ? e->config : &null_node;
@@ -218,8 +289,21 @@ static tg_plugin_inst_t *create_instance(tg_config_t *cfg, const entry_t *e, tg_
         at.col = e->node->col;
         conf = &at;
     }
-    if (d->create(conf, &env, &instance, err) < 0)
+    /* Every message of the plugin's says which plugin, and where. */
+    char ctx[320];
+    if (route != NULL)
+        snprintf(ctx, sizeof(ctx), "plugin '%s' in route '%s'", e->name, route->name);
+    else
+        snprintf(ctx, sizeof(ctx), "plugin '%s' in the global plugins", e->name);
+    tg_conf_errors_context(ctx);
+    int rc = d->create(conf, &env, &instance, err);
+    tg_conf_errors_context(NULL);
+    if (rc < 0) {
+        /* As the messages recorded inside (if any) were: the last one of
+         * them is err, and is then recognised as recorded. */
+        tg_conf_err_annotate(err, ctx);
         return NULL;
+    }
     tg_plugin_inst_t *pi = calloc(1, sizeof(*pi));
     tg_plugin_inst_t **list = realloc(cfg->instances, (cfg->ninstances + 1) * sizeof(*list));
     if (pi == NULL || list == NULL)
@@ -296,8 +380,13 @@ int tg_chain_parse(tg_config_t *cfg, const tg_conf_node_t *list, tg_route_t *rou
     for (size_t i = 0; i < ng; i++)
         slots[i] = global->items[i];
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = parse_entry(list->items[i], &entries[i], err);
+    /* A broken entry is skipped when the load collects every error. */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (parse_entry(list->items[i], &entries[i], err) < 0) {
+            rc = tg_conf_errors_recover(err);
+            entries[i].name = NULL;
+        }
+    }
     /* References to global plugins first, so that replaced positions are known. */
     for (size_t i = 0; i < n && rc == 0; i++) {
         int g = route ? find_global(global, entries[i].name) : -1;
@@ -318,8 +407,10 @@ int tg_chain_parse(tg_config_t *cfg, const tg_conf_node_t *list, tg_route_t *rou
         tg_plugin_inst_t *pi = create_instance(cfg, &entries[i], route, before, err);
         free(before);
         if (pi == NULL) {
-            rc = -1;
-            break;
+            rc = tg_conf_errors_recover(err);
+            if (rc < 0)
+                break;
+            continue;
         }
         int g = route ? find_global(global, entries[i].name) : -1;
         if (g >= 0 && slots[g] != NULL) {

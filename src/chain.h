@@ -49,6 +49,15 @@ void tg_chain_destroy_instances(tg_config_t *cfg);
  * install directory. */
 const char *tg_chain_default_plugin_dir(void);
 
+/* The module file of bundled plugin name in dir: NAME.so, else NAME/NAME.so.
+ * Returns 0 with file filled, or -1 when neither exists. */
+int tg_chain_plugin_file(const char *dir, const char *name, char *file, size_t cap);
+/* The names of the bundled plugins in dir (those tg_chain_plugin_file finds),
+ * sorted, NULL-terminated; NULL when memory ran out. Free with
+ * tg_chain_plugins_free. */
+char **tg_chain_plugins_in(const char *dir);
+void tg_chain_plugins_free(char **names);
+
 /* ---- running a request through its chain (chain_run.c) ---- */
 typedef struct tg_request_s tg_request_t;
 

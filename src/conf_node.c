@@ -2,8 +2,12 @@
  * YAML -> tg_conf_node_t tree, and the typed readers of include/tollgate/conf.h.
  *
  * Built from libyaml's event stream rather than yaml_parser_load() because the
- * events carry anchors (which we reject) and let us refuse duplicate keys and a
- * second document as soon as they are seen, each at its own position.
+ * events let us refuse duplicate keys and a second document as soon as they
+ * are seen, each at its own position, and resolve anchors, aliases and `<<`
+ * merge keys our way: an alias is the anchored node itself (the tree is
+ * immutable, so sharing is safe), and what aliases expand to is bounded
+ * (MAX_EXPANDED) so that a "billion laughs" file cannot make a consumer that
+ * walks the tree run for ever.
  */
 #include "conf_node.h"
 
@@ -17,22 +21,38 @@
 #include <yaml.h>
 
 #include "arena.h"
+#include "conf_errors.h"
 #include "tollgate/units.h"
 
 /* Far beyond any sane config; bounds what consumers may recurse over. */
 #define MAX_DEPTH 64
 #define MAX_ENV_NAME 255
+/* Nodes a document may hold once every alias is expanded: a large config has
+ * tens of thousands; a file of nested aliases could otherwise stand for 10^20. */
+#define MAX_EXPANDED 1000000
 
 struct tg_conf_doc_s {
     tg_arena_t *arena;
     const tg_conf_node_t *root;
 };
 
+/* A node and how many nodes it stands for with its aliases expanded. */
+typedef struct {
+    tg_conf_node_t n;
+    size_t weight;
+} wnode_t;
+
 typedef struct {
     tg_conf_node_t *node; /* the map or sequence being filled */
     size_t cap;           /* allocated slots in node->keys / node->items */
     tg_conf_node_t *key;  /* maps: key read, its value not yet */
+    const char *anchor;   /* &name written on it: defined once it is complete */
 } frame_t;
+
+typedef struct {
+    const char *name;
+    tg_conf_node_t *node;
+} anchor_t;
 
 typedef struct {
     tg_arena_t *arena;
@@ -42,6 +62,8 @@ typedef struct {
     size_t depth;
     tg_conf_node_t *root;
     unsigned ndocs;
+    anchor_t *anchors;
+    size_t nanchors, anchors_cap;
 } builder_t;
 
 /* ---- errors ------------------------------------------------------------ */
@@ -72,9 +94,16 @@ static int expected(const tg_conf_node_t *n, tg_conf_err_t *err, const char *wha
 
 /* ---- tree building ----------------------------------------------------- */
 
+static size_t weight_of(const tg_conf_node_t *n)
+{
+    return ((const wnode_t *)n)->weight;
+}
+
 static tg_conf_node_t *node_new(builder_t *b, tg_conf_type_t type, yaml_mark_t mark)
 {
-    tg_conf_node_t *n = tg_arena_calloc(b->arena, sizeof(*n));
+    wnode_t *w = tg_arena_calloc(b->arena, sizeof(*w));
+    w->weight = 1;
+    tg_conf_node_t *n = &w->n;
     n->type = type;
     n->file = b->file;
     n->line = (unsigned)mark.line + 1;
@@ -242,6 +271,159 @@ static bool is_null(const char *s, size_t len)
     return false;
 }
 
+/* ---- anchors, aliases, merge keys -------------------------------------- */
+
+static void define_anchor(builder_t *b, const char *name, tg_conf_node_t *n)
+{
+    if (b->nanchors == b->anchors_cap) {
+        size_t cap = b->anchors_cap ? b->anchors_cap * 2 : 16;
+        anchor_t *a = tg_arena_alloc(b->arena, cap * sizeof(*a));
+        if (b->nanchors > 0)
+            memcpy(a, b->anchors, b->nanchors * sizeof(*a));
+        b->anchors = a;
+        b->anchors_cap = cap;
+    }
+    b->anchors[b->nanchors++] = (anchor_t){.name = name, .node = n};
+}
+
+/* The latest definition wins (YAML lets an anchor be defined again). An
+ * anchor is defined once its node is complete, so an alias inside the node
+ * it names is unknown: the tree never has a cycle. */
+static tg_conf_node_t *find_anchor(const builder_t *b, const char *name)
+{
+    for (size_t i = b->nanchors; i-- > 0;)
+        if (strcmp(b->anchors[i].name, name) == 0)
+            return b->anchors[i].node;
+    return NULL;
+}
+
+static const char *anchor_name(builder_t *b, const yaml_char_t *a)
+{
+    return a == NULL ? NULL : tg_arena_strndup(b->arena, (const char *)a, strlen((const char *)a));
+}
+
+static int on_alias(builder_t *b, const yaml_event_t *ev)
+{
+    tg_conf_node_t at = {.file = b->file,
+                         .line = (unsigned)ev->start_mark.line + 1,
+                         .col = (unsigned)ev->start_mark.column + 1};
+    const char *name = (const char *)ev->data.alias.anchor;
+    tg_conf_node_t *n = find_anchor(b, name);
+    if (n == NULL)
+        return tg_conf_error(b->err, &at, "unknown anchor '%s' (an alias must follow its &%s)",
+                             name, name);
+    if (in_key_position(b))
+        return tg_conf_error(b->err, &at, "an alias cannot be a map key");
+    add_value(b, n);
+    return 0;
+}
+
+static bool is_merge_key(const tg_conf_node_t *k)
+{
+    return !k->quoted && k->len == 2 && memcmp(k->value, "<<", 2) == 0;
+}
+
+static bool has_key(const tg_conf_node_t **keys, size_t n, const tg_conf_node_t *k)
+{
+    for (size_t i = 0; i < n; i++)
+        if (keys[i]->len == k->len && memcmp(keys[i]->value, k->value, k->len) == 0)
+            return true;
+    return false;
+}
+
+/* The maps a `<<` value names: one map, or a list of maps (earlier ones win). */
+static int merge_sources(builder_t *b, const tg_conf_node_t *v, const tg_conf_node_t ***out,
+                         size_t *n)
+{
+    if (v->type == TG_CONF_MAP) {
+        *out = tg_arena_alloc(b->arena, sizeof(**out));
+        (*out)[0] = v;
+        *n = 1;
+        return 0;
+    }
+    if (v->type != TG_CONF_SEQ)
+        return tg_conf_error(b->err, v, "a '<<' merge key takes a map or a list of maps");
+    for (size_t i = 0; i < v->count; i++)
+        if (v->items[i]->type != TG_CONF_MAP)
+            return tg_conf_error(b->err, v->items[i], "a '<<' merge key takes a list of maps");
+    *out = (const tg_conf_node_t **)v->items;
+    *n = v->count;
+    return 0;
+}
+
+/* YAML's merge key (yaml.org/type/merge.html): the keys of the merged maps
+ * that the map does not set itself take the place of the `<<` entry. A
+ * shallow merge: a merged nested map is taken whole, never combined. */
+static int apply_merge(builder_t *b, tg_conf_node_t *map)
+{
+    size_t at = map->count;
+    for (size_t i = 0; i < map->count && at == map->count; i++)
+        if (is_merge_key(map->keys[i]))
+            at = i;
+    if (at == map->count)
+        return 0;
+    const tg_conf_node_t **src = NULL;
+    size_t nsrc = 0, total = map->count;
+    if (merge_sources(b, map->items[at], &src, &nsrc) < 0)
+        return -1;
+    for (size_t i = 0; i < nsrc; i++)
+        total += src[i]->count;
+    const tg_conf_node_t **keys = tg_arena_alloc(b->arena, total * sizeof(*keys));
+    const tg_conf_node_t **items = tg_arena_alloc(b->arena, total * sizeof(*items));
+    size_t n = 0;
+    for (size_t i = 0; i < map->count; i++)
+        if (i != at) { /* the map's own keys first, so that they win */
+            keys[n] = map->keys[i];
+            items[n++] = map->items[i];
+        }
+    size_t own = n;
+    for (size_t s = 0; s < nsrc; s++)
+        for (size_t i = 0; i < src[s]->count; i++)
+            if (!has_key(keys, n, src[s]->keys[i])) {
+                keys[n] = src[s]->keys[i];
+                items[n++] = src[s]->items[i];
+            }
+    /* Written order: own keys before `<<`, the merged ones, own keys after. */
+    tg_conf_node_t **k2 = tg_arena_alloc(b->arena, n * sizeof(*k2));
+    tg_conf_node_t **i2 = tg_arena_alloc(b->arena, n * sizeof(*i2));
+    size_t m = 0;
+    for (size_t i = 0; i < at; i++, m++) {
+        k2[m] = (tg_conf_node_t *)keys[i];
+        i2[m] = (tg_conf_node_t *)items[i];
+    }
+    for (size_t i = own; i < n; i++, m++) {
+        k2[m] = (tg_conf_node_t *)keys[i];
+        i2[m] = (tg_conf_node_t *)items[i];
+    }
+    for (size_t i = at; i < own; i++, m++) {
+        k2[m] = (tg_conf_node_t *)keys[i];
+        i2[m] = (tg_conf_node_t *)items[i];
+    }
+    map->keys = k2;
+    map->items = i2;
+    map->count = n;
+    return 0;
+}
+
+static int on_collection_end(builder_t *b)
+{
+    frame_t *f = &b->stack[b->depth - 1];
+    tg_conf_node_t *c = f->node;
+    if (c->type == TG_CONF_MAP && apply_merge(b, c) < 0)
+        return -1;
+    size_t w = 1;
+    for (size_t i = 0; i < c->count; i++)
+        w += weight_of(c->items[i]) + (c->type == TG_CONF_MAP);
+    if (w > MAX_EXPANDED)
+        return tg_conf_error(b->err, c, "aliases expand to more than %d nodes", MAX_EXPANDED);
+    ((wnode_t *)c)->weight = w;
+    if (f->anchor != NULL)
+        define_anchor(b, f->anchor, c);
+    b->depth--;
+    add_value(b, c);
+    return 0;
+}
+
 static int on_scalar(builder_t *b, const yaml_event_t *ev)
 {
     const char *raw = (const char *)ev->data.scalar.value;
@@ -263,6 +445,8 @@ static int on_scalar(builder_t *b, const yaml_event_t *ev)
     } else if (subst_env(b, n, raw, len) < 0) {
         return -1;
     }
+    if (ev->data.scalar.anchor != NULL)
+        define_anchor(b, anchor_name(b, ev->data.scalar.anchor), n);
     add_value(b, n);
     return 0;
 }
@@ -274,22 +458,10 @@ static int on_collection_start(builder_t *b, const yaml_event_t *ev, tg_conf_typ
         return tg_conf_error(b->err, n, "map keys must be scalars");
     if (b->depth == MAX_DEPTH)
         return tg_conf_error(b->err, n, "nesting deeper than %d levels", MAX_DEPTH);
-    b->stack[b->depth++] = (frame_t){.node = n};
+    const yaml_char_t *anchor =
+        type == TG_CONF_MAP ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor;
+    b->stack[b->depth++] = (frame_t){.node = n, .anchor = anchor_name(b, anchor)};
     return 0;
-}
-
-static const yaml_char_t *event_anchor(const yaml_event_t *ev)
-{
-    switch (ev->type) {
-    case YAML_SCALAR_EVENT:
-        return ev->data.scalar.anchor;
-    case YAML_SEQUENCE_START_EVENT:
-        return ev->data.sequence_start.anchor;
-    case YAML_MAPPING_START_EVENT:
-        return ev->data.mapping_start.anchor;
-    default:
-        return NULL;
-    }
 }
 
 static int on_event(builder_t *b, const yaml_event_t *ev)
@@ -297,10 +469,9 @@ static int on_event(builder_t *b, const yaml_event_t *ev)
     tg_conf_node_t at = {.file = b->file,
                          .line = (unsigned)ev->start_mark.line + 1,
                          .col = (unsigned)ev->start_mark.column + 1};
-    /* Anchors make a value's meaning depend on another place in the file. */
-    if (ev->type == YAML_ALIAS_EVENT || event_anchor(ev) != NULL)
-        return tg_conf_error(b->err, &at, "anchors and aliases are not supported");
     switch (ev->type) {
+    case YAML_ALIAS_EVENT:
+        return on_alias(b, ev);
     case YAML_DOCUMENT_START_EVENT:
         if (b->ndocs++ > 0)
             return tg_conf_error(b->err, &at, "multiple documents are not supported");
@@ -313,9 +484,7 @@ static int on_event(builder_t *b, const yaml_event_t *ev)
         return on_collection_start(b, ev, TG_CONF_MAP);
     case YAML_SEQUENCE_END_EVENT:
     case YAML_MAPPING_END_EVENT:
-        b->depth--;
-        add_value(b, b->stack[b->depth].node);
-        return 0;
+        return on_collection_end(b);
     default:
         return 0;
     }
@@ -518,23 +687,41 @@ static const char *close_key(const char *const *allowed, const char *s)
     return tie ? NULL : best;
 }
 
+void tg_conf_suggest(const char *const *known, const char *s, char *buf, size_t cap)
+{
+    const char *close = close_key(known, s);
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    if (close != NULL) {
+        snprintf(buf, cap, "did you mean '%s'?", close);
+        return;
+    }
+    size_t used = known[0] != NULL ? (size_t)snprintf(buf, cap, "known:") : 0;
+    for (const char *const *a = known; *a != NULL && used < cap; a++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s %s", a == known ? "" : ",", *a);
+}
+
 static int unknown_key(const tg_conf_node_t *k, const char *const *allowed, const char *where,
                        tg_conf_err_t *err)
 {
     char hint[400];
-    const char *close = close_key(allowed, k->value);
-    if (close != NULL) {
-        snprintf(hint, sizeof(hint), "did you mean '%s'?", close);
-    } else {
-        size_t used = (size_t)snprintf(hint, sizeof(hint), "known:");
-        for (const char *const *a = allowed; *a != NULL && used < sizeof(hint); a++)
-            used += (size_t)snprintf(hint + used, sizeof(hint) - used, "%s %s",
-                                     a == allowed ? "" : ",", *a);
-        if (allowed[0] == NULL)
-            snprintf(hint, sizeof(hint), "no keys are accepted here");
-    }
+    tg_conf_suggest(allowed, k->value, hint, sizeof(hint));
+    if (allowed[0] == NULL)
+        snprintf(hint, sizeof(hint), "no keys are accepted here");
     return tg_conf_error(err, k, "unknown key '%s'%s%s (%s)", k->value, where ? " in " : "",
                          where ? where : "", hint);
+}
+
+/* Every unknown key is reported when a load collects its errors
+ * (conf_errors.h); the result is the same: -1 when there was one. */
+static _Thread_local tg_conf_keys_hook_fn keys_observer;
+static _Thread_local void *keys_observer_arg;
+
+void tg_conf_keys_observe(tg_conf_keys_hook_fn fn, void *arg)
+{
+    keys_observer = fn;
+    keys_observer_arg = arg;
 }
 
 int tg_conf_check_keys_in(const tg_conf_node_t *map, const char *const *allowed, const char *where,
@@ -542,12 +729,19 @@ int tg_conf_check_keys_in(const tg_conf_node_t *map, const char *const *allowed,
 {
     if (map == NULL || map->type != TG_CONF_MAP)
         return expected(map, err, "a map");
+    if (keys_observer != NULL)
+        keys_observer(map, allowed, keys_observer_arg);
+    int rc = 0;
     for (size_t i = 0; i < map->count; i++) {
         const tg_conf_node_t *k = map->keys[i];
-        if (!in_list(allowed, k->value))
-            return unknown_key(k, allowed, where, err);
+        if (in_list(allowed, k->value))
+            continue;
+        unknown_key(k, allowed, where, err);
+        if (tg_conf_errors_recover(err) < 0)
+            return -1;
+        rc = -1;
     }
-    return 0;
+    return rc;
 }
 
 int tg_conf_check_keys(const tg_conf_node_t *map, const char *const *allowed, tg_conf_err_t *err)
@@ -608,6 +802,8 @@ int tg_conf_get_duration_ms(const tg_conf_node_t *n, uint64_t *out_ms, tg_conf_e
     int rc = tg_duration_parse_ms(n->value, n->len, out_ms);
     if (rc == TG_UNITS_OVERFLOW)
         return tg_conf_error(err, n, "duration '%s' is too large", n->value);
+    if (rc == TG_UNITS_PRECISION)
+        return tg_conf_error(err, n, "duration '%s' is finer than a millisecond", n->value);
     if (rc < 0)
         return expected(n, err, "a duration like 10s");
     return 0;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf_errors.h"
 #include "conf_node.h"
 
 /* Tables of more fields than this build their key list on the heap. */
@@ -352,6 +353,20 @@ static int check_table(const tg_conf_node_t *map, const tg_conf_field_t *f, tg_c
     return ok ? 0 : tg_conf_error(err, map, "field table: '%s' is not a valid field", f->name);
 }
 
+static _Thread_local tg_conf_read_hook_fn observer;
+static _Thread_local void *observer_arg;
+
+void tg_conf_read_observe(tg_conf_read_hook_fn fn, void *arg)
+{
+    observer = fn;
+    observer_arg = arg;
+}
+
+/* When the load collects every error (src/conf_errors.h), a failed key is
+ * recorded and the map read on: unknown keys change no member, and the
+ * built-in types read only their own value. A CUSTOM field after a failed
+ * value is skipped, since its reader may depend on an earlier member (the
+ * table order is there for that). The result is -1 if anything failed. */
 int tg_conf_read(const tg_conf_node_t *map, const tg_conf_field_t *fields, const char *where,
                  void *out, tg_conf_err_t *err)
 {
@@ -359,17 +374,57 @@ int tg_conf_read(const tg_conf_node_t *map, const tg_conf_field_t *fields, const
     for (; fields[nfields].name != NULL; nfields++)
         if (check_table(map, &fields[nfields], err) < 0)
             return -1;
-    bool empty = map == NULL || map->type == TG_CONF_NULL;
+    if (observer != NULL)
+        observer(map, fields, where, observer_arg);
+    bool empty = map == NULL || map->type == TG_CONF_NULL, failed = false, value_failed = false;
     if (!empty &&
-        (check_keys(map, fields, nfields, where, err) < 0 || check_duplicates(map, err) < 0))
-        return -1;
+        (check_keys(map, fields, nfields, where, err) < 0 || check_duplicates(map, err) < 0)) {
+        if (map->type != TG_CONF_MAP || tg_conf_errors_recover(err) < 0)
+            return -1;
+        failed = true;
+    }
     for (size_t i = 0; i < nfields; i++) {
         const tg_conf_field_t *f = &fields[i];
+        if (value_failed && f->type == TG_CONF_FIELD_CUSTOM)
+            continue;
         const tg_conf_node_t *n = empty ? NULL : tg_conf_map_get(map, f->name);
-        if ((n != NULL ? read_value(f, n, out, err) : read_absent(f, map, out, err)) < 0)
-            return -1;
+        if ((n != NULL ? read_value(f, n, out, err) : read_absent(f, map, out, err)) < 0) {
+            if (tg_conf_errors_recover(err) < 0)
+                return -1;
+            failed = value_failed = true;
+        }
     }
-    return 0;
+    return failed ? -1 : 0;
+}
+
+bool tg_conf_field_default(const tg_conf_field_t *f, char *buf, size_t cap)
+{
+    if (f->flags & TG_CONF_REQUIRED)
+        return false;
+    switch (f->type) {
+    case TG_CONF_FIELD_STRING:
+        if (f->def_str == NULL)
+            return false;
+        snprintf(buf, cap, "%s", f->def_str);
+        return true;
+    case TG_CONF_FIELD_BOOL:
+        snprintf(buf, cap, "%s", f->def ? "true" : "false");
+        return true;
+    case TG_CONF_FIELD_UINT:
+    case TG_CONF_FIELD_DURATION:
+    case TG_CONF_FIELD_SIZE:
+        format_value(f->type, f->def, buf, cap);
+        return true;
+    case TG_CONF_FIELD_ENUM:
+        for (uint64_t i = 0; f->names != NULL && f->names[i] != NULL; i++)
+            if (i == f->def) {
+                snprintf(buf, cap, "%s", f->names[i]);
+                return true;
+            }
+        return false;
+    default:
+        return false;
+    }
 }
 
 void tg_conf_fields_free(const tg_conf_field_t *fields, void *out)

@@ -23,7 +23,11 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "conf_errors.h"
+#include "conf_include.h"
 #include "conf_node.h"
+#include "conf_print.h"
+#include "cpu_count.h"
 #include "log_conf.h"
 #include "path_norm.h"
 #include "redis.h"
@@ -45,7 +49,14 @@ typedef struct {
     tg_arena_t *arena;
     tg_conf_err_t *err;
     const tg_conf_node_t *plugins, *plugin_path; /* read after every other section */
+    const tg_conf_node_t *include_node;          /* never present: merged away */
+    bool upstreams_broken;      /* the section failed whole: no "unknown upstream" then */
+    const tg_conf_node_t *root; /* includes merged */
+    tg_conf_include_t *include; /* the included files, freed after the load */
 } ctx_t;
+
+/* A recovery point (src/conf_errors.h): 0 when the load goes on. */
+#define RECOVER(c) tg_conf_errors_recover((c)->err)
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -228,8 +239,8 @@ static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockadd
 static int parse_workers(ctx_t *c, const tg_conf_node_t *n)
 {
     if (n == NULL || (n->type == TG_CONF_SCALAR && strcmp(n->value, "auto") == 0)) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        c->cfg->workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
+        unsigned cpus = tg_cpu_count(); /* affinity and cgroup quota (src/cpu_count.h) */
+        c->cfg->workers = cpus > MAX_WORKERS ? MAX_WORKERS : cpus;
         return 0;
     }
     if (n->type != TG_CONF_SCALAR || strspn(n->value, "0123456789") != n->len || n->len == 0)
@@ -282,6 +293,19 @@ static int parse_listener(ctx_t *c, const listener_keys_t *k, tg_listen_conf_t *
     return 0;
 }
 
+static int parse_listen_entry(ctx_t *c, const tg_conf_node_t *n, tg_listen_conf_t *l)
+{
+    tg_config_t *cfg = c->cfg;
+    listener_keys_t k;
+    if (tg_conf_read(n, listen_fields, "listen", &k, c->err) < 0 || parse_listener(c, &k, l) < 0)
+        return -1;
+    l->backlog = k.backlog;
+    for (size_t j = 0; j < cfg->nlisteners; j++)
+        if (same_sockaddr(&cfg->listeners[j].addr, &l->addr))
+            return tg_conf_error(c->err, k.address, "duplicate listen address '%s'", l->name);
+    return tg_tls_server_parse(k.tls, cfg->dir, l->name, &l->tls, c->err);
+}
+
 static int parse_listen(ctx_t *c, const tg_conf_node_t *n)
 {
     if (want_items(c, n, "listen address") < 0)
@@ -289,17 +313,14 @@ static int parse_listen(ctx_t *c, const tg_conf_node_t *n)
     tg_config_t *cfg = c->cfg;
     cfg->listeners = tg_arena_calloc(c->arena, n->count * sizeof(*cfg->listeners));
     for (size_t i = 0; i < n->count; i++) {
-        listener_keys_t k;
-        tg_listen_conf_t *l = &cfg->listeners[i];
-        if (tg_conf_read(n->items[i], listen_fields, "listen", &k, c->err) < 0 ||
-            parse_listener(c, &k, l) < 0)
-            return -1;
-        l->backlog = k.backlog;
-        for (size_t j = 0; j < i; j++)
-            if (same_sockaddr(&cfg->listeners[j].addr, &l->addr))
-                return tg_conf_error(c->err, k.address, "duplicate listen address '%s'", l->name);
-        if (tg_tls_server_parse(k.tls, cfg->dir, l->name, &l->tls, c->err) < 0)
-            return -1;
+        tg_listen_conf_t *l = &cfg->listeners[cfg->nlisteners];
+        if (parse_listen_entry(c, n->items[i], l) < 0) {
+            if (RECOVER(c) < 0)
+                return -1;
+            tg_tls_server_free(l->tls);
+            memset(l, 0, sizeof(*l));
+            continue;
+        }
         cfg->nlisteners++;
     }
     return 0;
@@ -357,12 +378,16 @@ static int parse_trusted_proxies(ctx_t *c, const tg_conf_node_t *n)
         return -1;
     cfg->trusted_proxies = tg_arena_calloc(c->arena, (n->count + 1) * sizeof(tg_cidr_t));
     for (size_t i = 0; i < n->count; i++) {
-        const char *text;
-        if (tg_conf_get_string(n->items[i], &text, c->err) < 0)
+        const char *text = NULL;
+        if (tg_conf_get_string(n->items[i], &text, c->err) == 0 &&
+            tg_cidr_parse(text, &cfg->trusted_proxies[cfg->ntrusted_proxies]) == 0) {
+            cfg->ntrusted_proxies++;
+            continue;
+        }
+        if (n->items[i]->type == TG_CONF_SCALAR)
+            tg_conf_error(c->err, n->items[i], "invalid IP address or CIDR '%s'", text);
+        if (RECOVER(c) < 0)
             return -1;
-        if (tg_cidr_parse(text, &cfg->trusted_proxies[i]) < 0)
-            return tg_conf_error(c->err, n->items[i], "invalid IP address or CIDR '%s'", text);
-        cfg->ntrusted_proxies++;
     }
     return 0;
 }
@@ -489,7 +514,6 @@ static int parse_upstream(ctx_t *c, const tg_conf_node_t *key, const tg_conf_nod
     if (tg_conf_read(n, upstream_fields, where, &k, c->err) < 0)
         return -1;
     *u = k.u;
-    u->name = dup_str(c, key->value);
     if (parse_targets(c, k.targets, u) < 0)
         return -1;
     /* Last: server_name defaults to the targets' hosts. */
@@ -507,7 +531,10 @@ static int parse_upstreams(ctx_t *c, const tg_conf_node_t *n)
     for (size_t i = 0; i < n->count; i++) {
         tg_upstream_conf_t *u = &cfg->upstreams[i];
         u->index = i;
-        if (parse_upstream(c, n->keys[i], n->items[i], u) < 0)
+        /* Named before it is read: a route naming a broken upstream gets no
+         * second error, and lookups never meet a NULL name. */
+        u->name = dup_str(c, n->keys[i]->value);
+        if (parse_upstream(c, n->keys[i], n->items[i], u) < 0 && RECOVER(c) < 0)
             return -1;
         cfg->nupstreams++;
     }
@@ -630,16 +657,27 @@ static int parse_match_headers(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
 static const char *const match_keys[] = {"host",    "path",    "path_prefix", "path_regex",
                                          "methods", "headers", NULL};
 
+static bool is_match_key(const char *k)
+{
+    for (size_t i = 0; match_keys[i] != NULL; i++)
+        if (strcmp(match_keys[i], k) == 0)
+            return true;
+    return false;
+}
+
 static int parse_match(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
 {
     if (n == NULL || n->type == TG_CONF_NULL)
         return 0;
-    if (tg_conf_check_keys_in(n, match_keys, "match", c->err) < 0)
+    if (tg_conf_check_keys_in(n, match_keys, "match", c->err) < 0 &&
+        (n->type != TG_CONF_MAP || RECOVER(c) < 0))
         return -1;
     for (size_t i = 0; i < n->count; i++) {
         const char *k = n->keys[i]->value;
         const tg_conf_node_t *v = n->items[i];
-        int rc;
+        int rc = 0;
+        if (!is_match_key(k))
+            continue; /* reported above */
         if (strcmp(k, "host") == 0)
             rc = parse_match_host(c, v, r);
         else if (strcmp(k, "methods") == 0)
@@ -648,7 +686,7 @@ static int parse_match(ctx_t *c, const tg_conf_node_t *n, tg_route_t *r)
             rc = parse_match_headers(c, v, r);
         else
             rc = parse_match_path(c, n->keys[i], v, r);
-        if (rc < 0)
+        if (rc < 0 && RECOVER(c) < 0)
             return -1;
     }
     return 0;
@@ -671,7 +709,7 @@ static int parse_route_name(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r)
         r->name = dup_str(c, s);
     }
     for (size_t i = 0; i < r->index; i++)
-        if (strcmp(c->cfg->routes[i].name, r->name) == 0)
+        if (c->cfg->routes[i].name != NULL && strcmp(c->cfg->routes[i].name, r->name) == 0)
             return tg_conf_error(c->err, n, "duplicate route name '%s'", r->name);
     return 0;
 }
@@ -708,6 +746,21 @@ static int one_action(ctx_t *c, const tg_conf_node_t *map)
     return first == NULL ? missing(c, map, "upstream") : 0;
 }
 
+static int unknown_upstream(ctx_t *c, const tg_conf_node_t *n, const char *name)
+{
+    tg_config_t *cfg = c->cfg;
+    if (c->upstreams_broken) /* already reported: the section itself is wrong */
+        return tg_conf_errors_collecting() ? 0 : tg_conf_error(c->err, n, "unknown upstream");
+    const char **names = tg_arena_calloc(c->arena, (cfg->nupstreams + 1) * sizeof(*names));
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        names[i] = cfg->upstreams[i].name;
+    char hint[400];
+    tg_conf_suggest(names, name, hint, sizeof(hint));
+    if (cfg->nupstreams == 0)
+        return tg_conf_error(c->err, n, "unknown upstream '%s' (no upstreams are defined)", name);
+    return tg_conf_error(c->err, n, "unknown upstream '%s' (%s)", name, hint);
+}
+
 static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r)
 {
     const tg_conf_node_t *sp = tg_conf_map_get(map, "strip_prefix");
@@ -730,7 +783,7 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
             return -1;
         r->upstream = tg_config_upstream(c->cfg, s);
         if (r->upstream == NULL)
-            return tg_conf_error(c->err, n, "unknown upstream '%s'", s);
+            return unknown_upstream(c, n, s);
     }
     return tg_route_action_parse(r, map, c->err);
 }
@@ -738,6 +791,30 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
 static const char *const route_keys[] = {"name",    "match",     "strip_prefix", "upstream",
                                          "plugins", "aggregate", "redirect",     "respond",
                                          "rewrite", "websocket", "host_header",  NULL};
+
+/* Each step is a recovery point: a wrong match does not hide a wrong
+ * upstream of the same route. A route that is not a map is one error. */
+static int parse_route(ctx_t *c, tg_route_t *r)
+{
+    const tg_conf_node_t *m = r->node;
+    if (m->type != TG_CONF_MAP) {
+        r->node = NULL; /* no plugins to read either */
+        want(c, m, TG_CONF_MAP);
+        return RECOVER(c);
+    }
+    if (tg_conf_check_keys_in(m, route_keys, "routes", c->err) < 0 && RECOVER(c) < 0)
+        return -1;
+    if (parse_route_name(c, m, r) < 0) {
+        if (RECOVER(c) < 0)
+            return -1;
+        r->name = tg_arena_printf(c->arena, "route-%zu", r->index);
+    }
+    if (parse_match(c, tg_conf_map_get(m, "match"), r) < 0 && RECOVER(c) < 0)
+        return -1;
+    if (parse_route_action(c, m, r) < 0 && RECOVER(c) < 0)
+        return -1;
+    return 0;
+}
 
 static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
 {
@@ -750,13 +827,10 @@ static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
     cfg->routes = tg_arena_calloc(c->arena, n->count * sizeof(*cfg->routes) + 1);
     cfg->nroutes = n->count;
     for (size_t i = 0; i < n->count; i++) {
-        const tg_conf_node_t *m = n->items[i];
         tg_route_t *r = &cfg->routes[i];
         r->index = i;
-        r->node = m;
-        if (tg_conf_check_keys_in(m, route_keys, "routes", c->err) < 0 ||
-            parse_route_name(c, m, r) < 0 || parse_match(c, tg_conf_map_get(m, "match"), r) < 0 ||
-            parse_route_action(c, m, r) < 0)
+        r->node = n->items[i];
+        if (parse_route(c, r) < 0)
             return -1;
     }
     return 0;
@@ -781,18 +855,28 @@ static int parse_tracing(ctx_t *c, const tg_conf_node_t *n)
 
 /* ---- top level --------------------------------------------------------- */
 
+static void section_failed(ctx_t *c, const char *name)
+{
+    if (strcmp(name, "upstreams") == 0)
+        c->upstreams_broken = true;
+}
+
 /* An optional section left empty ("limits:") means its defaults. */
 static const tg_conf_node_t *optional(const tg_conf_node_t *n)
 {
     return n != NULL && n->type == TG_CONF_NULL ? NULL : n;
 }
 
-/* The sections as tg_conf_read() callbacks, also run when absent (n NULL). */
+/* The sections as tg_conf_read() callbacks, also run when absent (n NULL).
+ * Each is a recovery point: an error in limits does not hide one in routes. */
 #define SECTION(name)                                                               \
     static int section_##name(const tg_conf_node_t *n, void *c, tg_conf_err_t *err) \
     {                                                                               \
         (void)err; /* the same as ctx_t's */                                        \
-        return parse_##name(c, optional(n));                                        \
+        if (parse_##name(c, optional(n)) == 0)                                      \
+            return 0;                                                               \
+        section_failed(c, #name);                                                   \
+        return RECOVER((ctx_t *)c);                                                 \
     }
 SECTION(workers)
 SECTION(admin)
@@ -804,18 +888,23 @@ SECTION(redis)
 SECTION(tracing)
 SECTION(log)
 
-/* Required, and "listen:" left empty is an error at its own position. */
-static int section_listen(const tg_conf_node_t *n, void *c, tg_conf_err_t *err)
+/* Required, and "listen:" left empty is an error at its own position. Not
+ * TG_CONF_REQUIRED: a missing listen must not keep the other sections from
+ * being checked (tg_conf_read skips CUSTOM fields after a failed one). */
+static int section_listen(const tg_conf_node_t *n, void *arg, tg_conf_err_t *err)
 {
     (void)err;
-    return parse_listen(c, n);
+    ctx_t *c = arg;
+    if (n == NULL)
+        missing(c, c->root, "listen");
+    return n != NULL && parse_listen(c, n) == 0 ? 0 : RECOVER(c);
 }
 
 /* Read into the ctx_t. Order matters: routes refer to upstreams, admin is
  * checked against listen, limits come before the paths of routes. */
 static const tg_conf_field_t root_fields[] = {
     {"workers", TG_CONF_FIELD_CUSTOM, .parse = section_workers, .flags = TG_CONF_ABSENT},
-    {"listen", TG_CONF_FIELD_CUSTOM, .parse = section_listen, .flags = TG_CONF_REQUIRED},
+    {"listen", TG_CONF_FIELD_CUSTOM, .parse = section_listen, .flags = TG_CONF_ABSENT},
     {"admin", TG_CONF_FIELD_CUSTOM, .parse = section_admin, .flags = TG_CONF_ABSENT},
     {"trusted_proxies", TG_CONF_FIELD_CUSTOM, .parse = section_trusted_proxies,
      .flags = TG_CONF_ABSENT},
@@ -827,6 +916,8 @@ static const tg_conf_field_t root_fields[] = {
     {"log", TG_CONF_FIELD_CUSTOM, .parse = section_log, .flags = TG_CONF_ABSENT},
     {"plugins", TG_CONF_FIELD_NODE, TG_CONF_AT(ctx_t, plugins)},
     {"plugin_path", TG_CONF_FIELD_NODE, TG_CONF_AT(ctx_t, plugin_path)},
+    /* Resolved before this table is read (src/conf_include.h). */
+    {"include", TG_CONF_FIELD_NODE, TG_CONF_AT(ctx_t, include_node)},
     TG_CONF_END,
 };
 
@@ -871,26 +962,72 @@ static tg_config_t *config_new(const char *path)
     return cfg;
 }
 
-int tg_config_load(const char *path, tg_config_t **out, tg_conf_err_t *err)
+/* The first message, and how many more there are, for callers that show one. */
+static void first_error(const tg_conf_errors_t *errs, tg_conf_err_t *err)
+{
+    if (errs->total == 1) {
+        memcpy(err->msg, errs->msgs[0], sizeof(err->msg));
+        return;
+    }
+    char more[48];
+    snprintf(more, sizeof(more), " (and %zu more error%s)", errs->total - 1,
+             errs->total == 2 ? "" : "s");
+    size_t room = sizeof(err->msg) - strlen(more) - 1;
+    snprintf(err->msg, sizeof(err->msg), "%.*s%s", (int)room, errs->msgs[0], more);
+}
+
+static int load_tree(ctx_t *c, const tg_conf_node_t *root)
+{
+    tg_config_t *cfg = c->cfg;
+    if (tg_conf_include(root, cfg->dir, &c->include, &root, c->err) < 0 && RECOVER(c) < 0)
+        return -1;
+    c->root = root;
+    if (tg_conf_read(root, root_fields, NULL, c, c->err) < 0 && RECOVER(c) < 0)
+        return -1;
+    if (parse_plugins(c) < 0 && RECOVER(c) < 0)
+        return -1;
+    /* Routes that failed are half read: the router is built from a clean load only. */
+    if (tg_conf_errors_mark() == 0) {
+        if (tg_router_build(cfg, c->err) < 0 && RECOVER(c) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int tg_config_load_opts(const char *path, const tg_config_opts_t *opts, tg_config_t **out,
+                        tg_conf_err_t *err)
 {
     tg_conf_doc_t *doc;
+    tg_conf_errors_t local, *errs = opts != NULL && opts->errors != NULL ? opts->errors : &local;
     *out = NULL;
-    if (tg_conf_doc_load(path, &doc, err) < 0)
+    memset(errs, 0, sizeof(*errs));
+    if (tg_conf_doc_load(path, &doc, err) < 0) {
+        errs->total = errs->n = 1;
+        memcpy(errs->msgs[0], err->msg, sizeof(err->msg));
         return -1;
+    }
     tg_config_t *cfg = config_new(path);
     if (cfg == NULL) {
         tg_conf_doc_free(doc);
         return tg_conf_error(err, NULL, "%s: out of memory", path);
     }
+    cfg->check_only = opts != NULL && opts->check_only;
     ctx_t c = {.cfg = cfg, .arena = ((config_priv_t *)cfg)->arena, .err = err};
-    int rc = tg_conf_read(tg_conf_doc_root(doc), root_fields, NULL, &c, err);
-    if (rc == 0)
-        rc = parse_plugins(&c);
-    if (rc == 0)
-        rc = tg_router_build(cfg, err);
+    tg_conf_print_t *print = opts != NULL && opts->print != NULL ? tg_conf_print_start() : NULL;
+    tg_conf_errors_begin(errs);
+    int rc = load_tree(&c, tg_conf_doc_root(doc));
+    tg_conf_errors_end();
+    if (rc == 0 && errs->total > 0) {
+        first_error(errs, err);
+        rc = -1;
+    }
+    if (rc == 0 && print != NULL)
+        tg_conf_print_write(print, c.root, cfg, opts->print);
+    tg_conf_print_free(print);
     /* The nodes die with the document. */
     for (size_t i = 0; i < cfg->nroutes; i++)
         cfg->routes[i].node = NULL;
+    tg_conf_include_free(c.include);
     tg_conf_doc_free(doc);
     if (rc < 0) {
         tg_config_unref(cfg);
@@ -898,6 +1035,11 @@ int tg_config_load(const char *path, tg_config_t **out, tg_conf_err_t *err)
     }
     *out = cfg;
     return 0;
+}
+
+int tg_config_load(const char *path, tg_config_t **out, tg_conf_err_t *err)
+{
+    return tg_config_load_opts(path, NULL, out, err);
 }
 
 tg_config_t *tg_config_ref(tg_config_t *cfg)

@@ -11,12 +11,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include "client_fields.h"
+#include "conf_errors.h"
 #include "log_conf.h"
 #include "tollgate/cidr.h"
 #include "tollgate/conf.h"
@@ -158,12 +160,31 @@ typedef struct tg_config_s {
     struct tg_sensitive_s *sensitive;
     tg_chain_t *global_chain;   /* global `plugins:` (also the chain of unrouted requests) */
     tg_redis_conf_t *redis;     /* top-level `redis:`, NULL when absent */
+    bool check_only;            /* loaded by -t/-T: plugins open and create no file */
     tg_tracing_conf_t *tracing; /* `tracing:`, NULL when absent (trace_conf.h) */
     tg_log_conf_t log;          /* `log:` (log_conf.h) */
 } tg_config_t;
 
-/* Loads and validates path. On failure returns -1 with err holding
- * "FILE:LINE:COL: message" (or "FILE: message" when there is no position). */
+typedef struct {
+    /* Only checked (-t, -T): plugins are told (tg_plugin_env_t.check_only)
+     * and create no file; the config is never run. */
+    bool check_only;
+    /* NULL, or where every error of the file goes (at most
+     * TG_CONF_MAX_ERRORS messages, and their total count). */
+    tg_conf_errors_t *errors;
+    /* NULL, or where a load that succeeds writes the effective config as
+     * YAML (tollgate -T, src/conf_print.h). */
+    FILE *print;
+} tg_config_opts_t;
+
+/* Loads and validates path, collecting every error of the file (conf_errors.h)
+ * rather than stopping at the first. On failure returns -1 with err holding
+ * the first "FILE:LINE:COL: message" (or "FILE: message" when there is no
+ * position) followed by " (and N more errors)" when there are more, and
+ * opts->errors (when given) holding them all. */
+int tg_config_load_opts(const char *path, const tg_config_opts_t *opts, tg_config_t **out,
+                        tg_conf_err_t *err);
+/* tg_config_load_opts() without options. */
 int tg_config_load(const char *path, tg_config_t **out, tg_conf_err_t *err);
 
 tg_config_t *tg_config_ref(tg_config_t *cfg);

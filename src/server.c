@@ -18,6 +18,8 @@
 #include "metrics.h"
 #include "otlp_export.h"
 #include "process_metrics.h"
+#include "reload_signal.h"
+#include "sd_notify.h"
 #include "worker.h"
 
 typedef struct {
@@ -108,6 +110,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
         return;
     }
     s->stopping = true;
+    tg_sd_notify("STOPPING=1\nSTATUS=draining in-flight requests");
     tg_log_notice("signal %d: no longer accepting, draining in-flight requests", (int)sig);
     for (unsigned i = 0; i < s->nworkers; i++)
         tg_worker_request_stop(&s->workers[i]);
@@ -162,15 +165,33 @@ static int prepare_reload(tg_server_t *s, tg_config_t *cfg, tg_worker_reload_t *
     return 0;
 }
 
+static int do_reload(tg_server_t *s, char *err, size_t errlen);
+
 /* Loads the config file again and hands it to every worker. A config that
- * fails to load changes nothing. */
+ * fails to load changes nothing. systemd hears RELOADING=1 before and
+ * READY=1 after, whatever the outcome (the old config keeps running). */
 static int reload(tg_server_t *s, char *err, size_t errlen)
+{
+    tg_sd_notify_reloading();
+    int rc = do_reload(s, err, errlen);
+    tg_sd_notify(rc == 0 ? "READY=1\nSTATUS=configuration reloaded"
+                         : "READY=1\nSTATUS=reload failed: running the previous configuration");
+    return rc;
+}
+
+static int do_reload(tg_server_t *s, char *err, size_t errlen)
 {
     tg_config_t *cfg = NULL;
     tg_conf_err_t cerr = {{0}};
-    if (tg_config_load(s->cfg->file, &cfg, &cerr) < 0) {
+    tg_conf_errors_t errs;
+    tg_config_opts_t opts = {.errors = &errs};
+    if (tg_config_load_opts(s->cfg->file, &opts, &cfg, &cerr) < 0) {
         snprintf(err, errlen, "%s", cerr.msg);
-        tg_log_error("reload failed, keeping the running config: %s", cerr.msg);
+        tg_log_error("reload failed, keeping the running config:");
+        for (size_t i = 0; i < errs.n; i++)
+            tg_log_error("  %s", errs.msgs[i]);
+        if (errs.total > errs.n)
+            tg_log_error("  (%zu more errors)", errs.total - errs.n);
         tg_process_metrics_reload(false, cerr.msg);
         return -1;
     }
@@ -210,13 +231,11 @@ static int reload(tg_server_t *s, char *err, size_t errlen)
     return 0;
 }
 
-static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+/* SIGHUP, answered when it came from `tollgate -s reload` (reload_signal.h). */
+static int sighup_reload(void *arg)
 {
-    (void)sig;
-    (void)what;
     char err[512];
-    tg_log_notice("SIGHUP: reloading the configuration");
-    reload(arg, err, sizeof(err));
+    return reload(arg, err, sizeof(err));
 }
 
 /* The admin thread's POST /reload, run here on the main thread. */
@@ -332,29 +351,20 @@ int tg_server_run(tg_config_t *cfg)
     struct event *sigterm = evsignal_new(s.base, SIGTERM, stop_cb, &s);
     struct event *sigint = evsignal_new(s.base, SIGINT, stop_cb, &s);
     struct event *sigusr1 = evsignal_new(s.base, SIGUSR1, reopen_cb, &s);
-    struct event *sighup = evsignal_new(s.base, SIGHUP, sighup_cb, &s);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
     evsignal_add(sigusr1, NULL);
-    evsignal_add(sighup, NULL);
+    if (tg_reload_signal_start(s.base, sighup_reload, &s) < 0)
+        tg_log_error("cannot catch SIGHUP: %s", strerror(errno));
     char lerr[512];
-    if (tg_log_conf_apply(cfg, lerr, sizeof(lerr)) < 0) {
+    bool log_ok = tg_log_conf_apply(cfg, lerr, sizeof(lerr)) == 0;
+    if (!log_ok)
         tg_log_error("%s", lerr);
+    if (!log_ok || open_listeners(cfg, fds) < 0) {
+        tg_reload_signal_stop();
         event_free(sigterm);
         event_free(sigint);
         event_free(sigusr1);
-        event_free(sighup);
-        free(fds);
-        free(s.workers);
-        event_base_free(s.base);
-        tg_config_unref(s.cfg);
-        return 1;
-    }
-    if (open_listeners(cfg, fds) < 0) {
-        event_free(sigterm);
-        event_free(sigint);
-        event_free(sigusr1);
-        event_free(sighup);
         free(fds);
         free(s.workers);
         event_base_free(s.base);
@@ -389,7 +399,15 @@ int tg_server_run(tg_config_t *cfg)
                       cfg->nroutes, cfg->nupstreams);
         if (s.admin)
             tg_admin_set_ready(s.admin, true);
+        /* Listeners and workers are up: a Type=notify unit is started. */
+        char state[160];
+        snprintf(state, sizeof(state), "READY=1\nSTATUS=%u workers, %zu routes, %zu upstreams",
+                 cfg->workers, cfg->nroutes, cfg->nupstreams);
+        tg_sd_notify(state);
+        struct event *watchdog = tg_sd_watchdog_start(s.base);
         event_base_dispatch(s.base);
+        if (watchdog != NULL)
+            event_free(watchdog);
         /* A POST /reload that arrived during shutdown gets its answer. */
         pthread_mutex_lock(&s.reload_lock);
         if (s.reload_pending) {
@@ -421,7 +439,7 @@ int tg_server_run(tg_config_t *cfg)
     event_free(sigterm);
     event_free(sigint);
     event_free(sigusr1);
-    event_free(sighup);
+    tg_reload_signal_stop();
     event_free(s.reload_ev);
     close(s.reload_fd);
     pthread_cond_destroy(&s.reload_done);

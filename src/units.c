@@ -72,6 +72,58 @@ static const unit_t *duration_unit(const char *s, size_t len)
     return NULL;
 }
 
+/* Most digits after a decimal point: 10^9 times the largest unit (a day in
+ * ms) still fits in 64 bits, and nobody writes a nanosecond of a day. */
+#define MAX_FRACTION 9
+
+/* ".5" after a part's whole number: *num / *den is the fraction (0/1 when
+ * there is none). Returns the bytes used, or -1 for a point without digits
+ * or too many of them. */
+static int fraction(const char *s, size_t len, uint64_t *num, uint64_t *den)
+{
+    *num = 0;
+    *den = 1;
+    if (len == 0 || s[0] != '.')
+        return 0;
+    size_t i = 1;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (i > MAX_FRACTION)
+            return -1;
+        *num = *num * 10 + (uint64_t)(s[i] - '0');
+        *den *= 10;
+    }
+    return i == 1 ? -1 : (int)i;
+}
+
+/* One part, "10s" or "1.5s", at s: adds its milliseconds to *total. */
+static int duration_part(const char *s, size_t len, size_t *used, uint64_t *total, int *rc)
+{
+    size_t n;
+    uint64_t v, num, den;
+    if (digits(s, len, &n, &v) < 0)
+        *rc = TG_UNITS_OVERFLOW;
+    if (n == 0)
+        return TG_UNITS_SYNTAX;
+    int f = fraction(s + n, len - n, &num, &den);
+    if (f < 0)
+        return TG_UNITS_SYNTAX;
+    n += (size_t)f;
+    const unit_t *u = duration_unit(s + n, len - n);
+    if (u == NULL)
+        return TG_UNITS_SYNTAX;
+    n += strlen(u->name);
+    *used = n;
+    /* A fraction must come to whole milliseconds: "1.5s" is 1500 ms, "0.5ms"
+     * would have to be rounded, and the config never guesses. */
+    uint64_t part = num * u->mult;
+    if (part % den != 0 && *rc == 0)
+        *rc = TG_UNITS_PRECISION;
+    if (__builtin_mul_overflow(v, u->mult, &v) || __builtin_add_overflow(v, part / den, &v) ||
+        __builtin_add_overflow(*total, v, total))
+        *rc = TG_UNITS_OVERFLOW;
+    return 0;
+}
+
 int tg_duration_parse_ms(const char *s, size_t len, uint64_t *ms)
 {
     uint64_t total = 0;
@@ -80,19 +132,10 @@ int tg_duration_parse_ms(const char *s, size_t len, uint64_t *ms)
     if (len == 0)
         return TG_UNITS_SYNTAX;
     while (i < len) {
-        size_t used;
-        uint64_t v;
-        if (digits(s + i, len - i, &used, &v) < 0)
-            rc = TG_UNITS_OVERFLOW;
-        if (used == 0)
+        size_t used = 0;
+        if (duration_part(s + i, len - i, &used, &total, &rc) < 0)
             return TG_UNITS_SYNTAX;
         i += used;
-        const unit_t *u = duration_unit(s + i, len - i);
-        if (u == NULL)
-            return TG_UNITS_SYNTAX;
-        i += strlen(u->name);
-        if (__builtin_mul_overflow(v, u->mult, &v) || __builtin_add_overflow(total, v, &total))
-            rc = TG_UNITS_OVERFLOW;
     }
     /* Syntax first: "99999999999999999999x" is not a duration at all. */
     if (rc < 0)

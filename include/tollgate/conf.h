@@ -48,7 +48,8 @@ int tg_conf_error(tg_conf_err_t *err, const tg_conf_node_t *node, const char *fm
 
 /* ---- a YAML file of the plugin's own (key-auth's keys_file) --------------
  * Read with the rules of the main config (src/conf_node.h: one document,
- * scalar keys, no duplicate keys, no anchors or aliases, `${ENV}`
+ * scalar keys, no duplicate keys, anchors, aliases and `<<` merge keys
+ * resolved, `${ENV}`
  * substituted in values), so that its errors read "FILE:LINE:COL: message"
  * too. From create() (or any thread: nothing is shared). */
 typedef struct tg_conf_doc_s tg_conf_doc_t;
@@ -67,8 +68,9 @@ void tg_conf_doc_free(tg_conf_doc_t *doc);
 /* Value of `key` in a map node, or NULL when absent or when map is not a map. */
 const tg_conf_node_t *tg_conf_map_get(const tg_conf_node_t *map, const char *key);
 
-/* Fails at the first key of map that is not in the NULL-terminated list allowed,
- * and when map is not a map. The message names a close allowed key
+/* Fails (-1) when a key of map is not in the NULL-terminated list allowed
+ * (every such key is reported while the core collects all errors of its
+ * config, the first one otherwise), and when map is not a map. The message names a close allowed key
  * ("unknown key 'brust' (did you mean 'burst'?)") or lists them all
  * ("unknown key 'foo' (known: a, b)"). */
 int tg_conf_check_keys(const tg_conf_node_t *map, const char *const *allowed, tg_conf_err_t *err);
@@ -167,8 +169,12 @@ typedef struct {
  *      a present key is read into its member; an absent one gets its default
  *      (CUSTOM: nothing is written unless TG_CONF_ABSENT) or, when required,
  *      fails at the map.
- * Stops at the first error. Members already written stay written (STRING and
- * STRINGS copies included): free them with tg_conf_fields_free() either way. */
+ * Returns -1 with err filled on an error. Stops at the first error, except
+ * while the core loads its config and collects every error of the file:
+ * then every unknown key and every failed value of the map is reported, and
+ * a CUSTOM field after a failed value is not read (it may depend on it).
+ * Members already written stay written (STRING and STRINGS copies included):
+ * free them with tg_conf_fields_free() either way. */
 int tg_conf_read(const tg_conf_node_t *map, const tg_conf_field_t *fields, const char *where,
                  void *out, tg_conf_err_t *err);
 

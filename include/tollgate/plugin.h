@@ -139,9 +139,10 @@
  * (text.h), tg_conf_doc_load/root/free (conf.h), tg_request_set_consumer /
  * tg_request_consumer (request.h); 2.3 added tollgate/template.h,
  * tg_request_add_header / tg_response_add_header (request.h) and
- * tg_query_bytes_valid (text.h); 2.4 added tollgate/trace.h. */
+ * tg_query_bytes_valid (text.h); 2.4 appended tg_plugin_env_t.check_only; 2.5 added
+ * tollgate/trace.h. */
 #define TG_PLUGIN_API_MAJOR 2
-#define TG_PLUGIN_API_MINOR 4
+#define TG_PLUGIN_API_MINOR 5
 
 /* Fills tg_plugin_t.abi with what the module is compiled against. */
 #define TG_PLUGIN_ABI                                                           \
@@ -176,6 +177,12 @@ typedef struct {
      * the config here (an error at load, not a warning per request). */
     bool redis_configured;
     tg_sensitive_t *sensitive; /* the config's credential names: tg_sensitive_add() */
+    /* API 2.4: the config is only checked (tollgate -t / -T) and will never
+     * run: create() checks what it would open (a file is there and writable,
+     * or its directory is) but creates no file, and starts no thread or
+     * connection. The core gives this to every module it loads; one built
+     * against an older minor never reads it. */
+    bool check_only;
     /* New fields are appended (a minor bump). The core allocates this struct
      * and a module never runs on a core older than its headers (see
      * TG_PLUGIN_API_MINOR), so every field a module knows exists: no size

@@ -13,8 +13,9 @@
 #include <stdint.h>
 
 /* Returned by the parsers below besides 0. */
-#define TG_UNITS_SYNTAX (-1)   /* not a duration / a size */
-#define TG_UNITS_OVERFLOW (-2) /* well formed, but does not fit in 64 bits */
+#define TG_UNITS_SYNTAX (-1)    /* not a duration / a size */
+#define TG_UNITS_OVERFLOW (-2)  /* well formed, but does not fit in 64 bits */
+#define TG_UNITS_PRECISION (-3) /* a duration finer than a millisecond ("0.5ms") */
 
 /* A plain decimal number ("0", "42", "007"): digits only, no sign, no white
  * space. Returns 0 with *out set, or TG_UNITS_SYNTAX / TG_UNITS_OVERFLOW with
@@ -22,9 +23,12 @@
 int tg_uint_parse(const char *s, size_t len, uint64_t *out);
 
 /* "250ms", "10s", "1m", "2h", "1d" and concatenations such as "1m30s" (each
- * part a decimal number and a unit; parts add up), in milliseconds. A number
- * without a unit is a syntax error: the unit is never guessed. Returns 0 with
- * *ms set, or TG_UNITS_SYNTAX / TG_UNITS_OVERFLOW with *ms untouched. */
+ * part a decimal number and a unit; parts add up), in milliseconds. A part's
+ * number may have a fraction of up to 9 digits ("1.5s", "0.25s", "1.5h")
+ * when the part comes to whole milliseconds ("0.5ms", "1.0001s" are
+ * TG_UNITS_PRECISION). A number without a unit is a syntax error: the unit is
+ * never guessed. Returns 0 with *ms set, or TG_UNITS_SYNTAX /
+ * TG_UNITS_OVERFLOW / TG_UNITS_PRECISION with *ms untouched. */
 int tg_duration_parse_ms(const char *s, size_t len, uint64_t *ms);
 
 /* A decimal number of bytes with an optional unit: none or "B" (bytes);

@@ -630,9 +630,32 @@ static void default_fields(reqlog_t *rl)
     rl->nfields = DEFAULT_FIELDS;
 }
 
-/* Opens path (relative to the config's directory); returns the fd or -1. */
-static int open_log(const tg_conf_node_t *n, const char *dir, char *full, size_t fullsz,
-                    tg_conf_err_t *err)
+/* tollgate -t: the file could be opened for appending (it is writable, or
+ * it is absent and its directory is writable), without creating it. */
+static int check_log(const tg_conf_node_t *n, const char *full, tg_conf_err_t *err)
+{
+    if (access(full, F_OK) == 0)
+        return access(full, W_OK) == 0
+                   ? 0
+                   : tg_conf_error(err, n, "cannot open log file %s: %s", full, strerror(errno));
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", full);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof(dir), ".");
+    if (access(dir, W_OK) != 0)
+        return tg_conf_error(err, n, "cannot open log file %s: %s", full, strerror(errno));
+    return 0;
+}
+
+/* Opens path (relative to the config's directory); returns the fd or -1.
+ * check_only: returns 0 (not a descriptor) when it could be opened. */
+static int open_log(const tg_conf_node_t *n, const char *dir, bool check_only, char *full,
+                    size_t fullsz, tg_conf_err_t *err)
 {
     const char *path;
     if (tg_conf_get_string(n, &path, err) < 0)
@@ -643,6 +666,8 @@ static int open_log(const tg_conf_node_t *n, const char *dir, char *full, size_t
                                             : snprintf(full, fullsz, "%s/%s", dir, path);
     if (len < 0 || (size_t)len >= fullsz)
         return tg_conf_error(err, n, "path: too long");
+    if (check_only)
+        return check_log(n, full, err);
     int fd = open(full, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return tg_conf_error(err, n, "cannot open log file %s: %s", full, strerror(errno));
@@ -682,9 +707,14 @@ static int reqlog_create(const tg_conf_node_t *node, const tg_plugin_env_t *env,
     const tg_conf_node_t *path = keys.path;
     bool to_stdout = path->type == TG_CONF_SCALAR && strcmp(path->value, "stdout") == 0;
     char full[PATH_MAX];
-    int fd = to_stdout ? STDOUT_FILENO : open_log(path, env->config_dir, full, sizeof(full), err);
+    int fd = to_stdout ? STDOUT_FILENO
+                       : open_log(path, env->config_dir, env->check_only, full, sizeof(full), err);
     if (fd < 0)
         goto fail;
+    if (env->check_only) { /* checked: nothing to write to */
+        *instance = rl;
+        return 0;
+    }
     rl->writer = tg_reqlog_writer_start(fd, to_stdout ? NULL : full, MAX_QUEUED);
     if (rl->writer == NULL) {
         if (!to_stdout)

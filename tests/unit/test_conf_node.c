@@ -179,15 +179,76 @@ START_TEST(duplicate_keys)
 }
 END_TEST
 
-START_TEST(anchors_rejected)
+START_TEST(anchors_and_aliases)
 {
-    ck_assert_str_eq(parse_err("a: &x 1\nb: *x\n"),
-                     "t.yaml:1:4: anchors and aliases are not supported");
+    const tg_conf_node_t *r =
+        parse_ok("a: &x 1\nb: *x\nc: &m {k: v}\nd: *m\ne: &s [1, 2]\nf: *s\n");
+    const tg_conf_node_t *b = tg_conf_map_get(r, "b");
+    ck_assert_str_eq(b->value, "1");
+    ck_pos(b, 1, 4); /* the alias is the anchored node, with its position */
+    ck_assert_ptr_eq(tg_conf_map_get(r, "d"), tg_conf_map_get(r, "c"));
+    ck_assert_str_eq(tg_conf_map_get(tg_conf_map_get(r, "d"), "k")->value, "v");
+    ck_assert_uint_eq(tg_conf_map_get(r, "f")->count, 2);
+    /* Redefined: the latest definition wins. */
+    r = parse_ok("a: &x 1\nb: &x 2\nc: *x\n");
+    ck_assert_str_eq(tg_conf_map_get(r, "c")->value, "2");
+    /* An alias inside the node it names is unknown (no cycles). */
+    ck_assert_str_eq(parse_err("a: &m {k: *m}\n"),
+                     "t.yaml:1:11: unknown anchor 'm' (an alias must follow its &m)");
     ck_assert_str_eq(parse_err("a: 1\nb: *x\n"),
-                     "t.yaml:2:4: anchors and aliases are not supported");
-    ck_assert_str_eq(parse_err("a: &m {k: 1}\n"),
-                     "t.yaml:1:4: anchors and aliases are not supported");
-    ck_assert_str_eq(parse_err("a: &s [1]\n"), "t.yaml:1:4: anchors and aliases are not supported");
+                     "t.yaml:2:4: unknown anchor 'x' (an alias must follow its &x)");
+    ck_assert_str_eq(parse_err("a: &k x\n*k : 1\n"), "t.yaml:2:1: an alias cannot be a map key");
+}
+END_TEST
+
+START_TEST(merge_keys)
+{
+    const char *yaml = "base: &b {timeout: 5s, retries: 1, keepalive: 8}\n"
+                       "extra: &e {retries: 3, balance: least_conn}\n"
+                       "one:\n  <<: *b\n  retries: 2\n"
+                       "two:\n  name: x\n  <<: [*e, *b]\n  keepalive: 1\n"
+                       "quoted: {\"<<\": 1}\n";
+    const tg_conf_node_t *r = parse_ok(yaml);
+    const tg_conf_node_t *one = tg_conf_map_get(r, "one");
+    ck_assert_uint_eq(one->count, 3);
+    ck_assert_str_eq(tg_conf_map_get(one, "retries")->value, "2"); /* its own key wins */
+    ck_assert_str_eq(tg_conf_map_get(one, "timeout")->value, "5s");
+    ck_pos(tg_conf_map_get(one, "timeout"), 1, 20); /* where it was written */
+    ck_assert_ptr_null(tg_conf_map_get(one, "<<"));
+    const tg_conf_node_t *two = tg_conf_map_get(r, "two");
+    ck_assert_uint_eq(two->count, 5);
+    ck_assert_str_eq(tg_conf_map_get(two, "retries")->value, "3"); /* earlier map wins */
+    ck_assert_str_eq(tg_conf_map_get(two, "balance")->value, "least_conn");
+    ck_assert_str_eq(tg_conf_map_get(two, "keepalive")->value, "1");
+    ck_assert_str_eq(tg_conf_map_get(two, "timeout")->value, "5s");
+    /* Order as written: name, the merged keys, keepalive. */
+    ck_assert_str_eq(two->keys[0]->value, "name");
+    ck_assert_str_eq(two->keys[1]->value, "retries");
+    ck_assert_str_eq(two->keys[4]->value, "keepalive");
+    /* A quoted "<<" is an ordinary key. */
+    ck_assert_str_eq(tg_conf_map_get(tg_conf_map_get(r, "quoted"), "<<")->value, "1");
+    ck_assert_str_eq(parse_err("a:\n  <<: 1\n"),
+                     "t.yaml:2:7: a '<<' merge key takes a map or a list of maps");
+    ck_assert_str_eq(parse_err("a:\n  <<: [{k: 1}, 2]\n"),
+                     "t.yaml:2:16: a '<<' merge key takes a list of maps");
+    ck_assert_str_eq(parse_err("b: &b {k: 1}\na:\n  <<: *b\n  <<: *b\n"),
+                     "t.yaml:4:3: duplicate key '<<' (first defined at line 3)");
+}
+END_TEST
+
+START_TEST(alias_expansion_bounded)
+{
+    /* 10 levels of 10 aliases each: 10^10 nodes once expanded. */
+    char yaml[4096];
+    size_t off = (size_t)snprintf(yaml, sizeof(yaml), "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for (int i = 1; i < 10; i++) {
+        off += (size_t)snprintf(yaml + off, sizeof(yaml) - off, "l%d: &l%d [", i, i);
+        for (int k = 0; k < 10; k++)
+            off += (size_t)snprintf(yaml + off, sizeof(yaml) - off, "%s*l%d", k ? ", " : "", i - 1);
+        off += (size_t)snprintf(yaml + off, sizeof(yaml) - off, "]\n");
+    }
+    const char *msg = parse_err(yaml);
+    ck_assert_msg(strstr(msg, "aliases expand to more than 1000000 nodes") != NULL, "%s", msg);
 }
 END_TEST
 
@@ -406,6 +467,8 @@ START_TEST(get_duration)
               {"0s", 0},
               {"1h1m1s1ms", 3661001},
               {"90m", 5400000},
+              {"1.5s", 1500},
+              {"0.25s", 250},
               {"\"5s\"", 5000},
               {"213503982334d", 213503982334ull * 86400000}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -421,7 +484,8 @@ START_TEST(get_duration)
         {"10", "t.yaml:1:4: expected a duration like 10s, got '10'"},
         {"10x", "t.yaml:1:4: expected a duration like 10s, got '10x'"},
         {"-1s", "t.yaml:1:4: expected a duration like 10s, got '-1s'"},
-        {"1.5s", "t.yaml:1:4: expected a duration like 10s, got '1.5s'"},
+        {"1.s", "t.yaml:1:4: expected a duration like 10s, got '1.s'"},
+        {"0.5ms", "t.yaml:1:4: duration '0.5ms' is finer than a millisecond"},
         {"s", "t.yaml:1:4: expected a duration like 10s, got 's'"},
         {"10s5", "t.yaml:1:4: expected a duration like 10s, got '10s5'"},
         {"\"10 s\"", "t.yaml:1:4: expected a duration like 10s, got '10 s'"},
@@ -506,7 +570,9 @@ static Suite *conf_node_suite(void)
     tcase_add_checked_fixture(bad, NULL, teardown);
     tcase_add_test(bad, syntax_errors);
     tcase_add_test(bad, duplicate_keys);
-    tcase_add_test(bad, anchors_rejected);
+    tcase_add_test(bad, anchors_and_aliases);
+    tcase_add_test(bad, merge_keys);
+    tcase_add_test(bad, alias_expansion_bounded);
     tcase_add_test(bad, multiple_documents);
     tcase_add_test(bad, non_scalar_keys);
     tcase_add_test(bad, nul_in_value);

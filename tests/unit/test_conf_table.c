@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf_errors.h"
 #include "conf_node.h"
 
 static tg_conf_doc_t *doc;
@@ -484,6 +485,54 @@ START_TEST(bad_tables_are_errors)
 }
 END_TEST
 
+/* ---- collecting every error (src/conf_errors.h) -------------------------- */
+
+typedef struct {
+    uint32_t a, b;
+    bool custom_ran;
+    char *s;
+} collect_t;
+
+static int custom_after(const tg_conf_node_t *n, void *out, tg_conf_err_t *e)
+{
+    (void)n;
+    (void)e;
+    ((collect_t *)out)->custom_ran = true;
+    return 0;
+}
+
+static const tg_conf_field_t collect_fields[] = {
+    {"a", TG_CONF_FIELD_UINT, TG_CONF_AT(collect_t, a), .max = 10},
+    {"b", TG_CONF_FIELD_UINT, TG_CONF_AT(collect_t, b), .max = 10, .def = 7},
+    {"c", TG_CONF_FIELD_CUSTOM, .parse = custom_after, .flags = TG_CONF_ABSENT},
+    {"s", TG_CONF_FIELD_STRING, TG_CONF_AT(collect_t, s), .def_str = "x"},
+    TG_CONF_END,
+};
+
+START_TEST(collecting_reads_on_and_skips_custom_after_a_failure)
+{
+    const tg_conf_node_t *m = parse("a: 99\nbogus: 1\nbgus: 2\ns: ok\n");
+    collect_t out = {0};
+    tg_conf_errors_t errs;
+    tg_conf_errors_begin(&errs);
+    ck_assert_int_eq(tg_conf_read(m, collect_fields, "t", &out, &err), -1);
+    tg_conf_errors_end();
+    ck_assert_uint_eq(errs.total, 3);
+    ck_assert_str_eq(errs.msgs[0], "t.yaml:2:1: unknown key 'bogus' in t (known: a, b, c, s)");
+    ck_assert_str_eq(errs.msgs[1], "t.yaml:3:1: unknown key 'bgus' in t (known: a, b, c, s)");
+    ck_assert_str_eq(errs.msgs[2], "t.yaml:1:4: a must be at most 10");
+    ck_assert_uint_eq(out.b, 7);   /* read on after the failed 'a' */
+    ck_assert_str_eq(out.s, "ok"); /* built-in types too */
+    ck_assert(!out.custom_ran);    /* a CUSTOM field after a failed value is not */
+    tg_conf_fields_free(collect_fields, &out);
+    /* Without a collection: the first error, as always. */
+    memset(&out, 0, sizeof(out));
+    ck_assert_int_eq(tg_conf_read(m, collect_fields, "t", &out, &err), -1);
+    ck_assert_str_eq(err.msg, "t.yaml:2:1: unknown key 'bogus' in t (known: a, b, c, s)");
+    tg_conf_fields_free(collect_fields, &out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("conf_table");
@@ -501,6 +550,7 @@ static Suite *suite(void)
     tcase_add_test(t, duplicate_keys);
     tcase_add_test(t, table_order_and_partial_reads);
     tcase_add_test(t, bad_tables_are_errors);
+    tcase_add_test(t, collecting_reads_on_and_skips_custom_after_a_failure);
     suite_add_tcase(s, t);
     return s;
 }

@@ -10,6 +10,7 @@
 
 #include "admin_guard.h"
 #include "config.h"
+#include "cpu_count.h"
 #include "log.h"
 #include "path_norm.h"
 #include "trace_conf.h"
@@ -89,8 +90,8 @@ static void ck_addr(const struct sockaddr_storage *ss, int family, const char *i
 
 static unsigned cpus(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+    unsigned n = tg_cpu_count();
+    return n > 256 ? 256 : n;
 }
 
 /* ---- whole files --------------------------------------------------------- */
@@ -303,7 +304,8 @@ START_TEST(top_level_errors)
     ck_assert_str_eq(
         load_err(LISTEN "foo: 1\n"),
         "t.yaml:3:1: unknown key 'foo' (known: workers, listen, admin, "
-        "trusted_proxies, limits, upstreams, routes, redis, tracing, log, plugins, plugin_path)");
+        "trusted_proxies, limits, upstreams, routes, redis, tracing, log, plugins, plugin_path, "
+        "include)");
     ck_assert_str_eq(load_err(LISTEN "limit: {}\n"),
                      "t.yaml:3:1: unknown key 'limit' (did you mean 'limits'?)");
     ck_assert_str_eq(load_err("- a\n"), "t.yaml:1:1: expected a map");
@@ -358,7 +360,8 @@ START_TEST(listen_errors)
     ck_assert_str_eq(load_err("listen: 5\n"), "t.yaml:1:9: expected a sequence, got '5'");
     ck_assert_str_eq(load_err("listen: []\n"), "t.yaml:1:9: expected at least one listen address");
     ck_assert_str_eq(load_err("listen:\n  - port: 1\n"),
-                     "t.yaml:2:5: unknown key 'port' in listen (known: address, tls, backlog)");
+                     "t.yaml:2:5: unknown key 'port' in listen (known: address, tls, backlog) (and "
+                     "1 more error)");
     ck_assert_str_eq(load_err("listen:\n  - {}\n"), "t.yaml:2:5: missing required key 'address'");
     ck_assert_str_eq(load_err("listen:\n  - \":80\"\n"), "t.yaml:2:5: expected a map, got ':80'");
     ck_assert_str_eq(load_err("listen:\n  - address: [1]\n"), "t.yaml:2:14: expected a string");
@@ -432,8 +435,9 @@ START_TEST(admin)
     ck_addr(&cfg->admin.addr, AF_INET6, "::1", 19901);
     ck_assert_str_eq(load_err(LISTEN "admin:\n  address: \"*:18080\"\n"),
                      "t.yaml:4:12: admin address '*:18080' is also a listen address");
-    ck_assert_str_eq(load_err(LISTEN "admin:\n  addr: x\n"),
-                     "t.yaml:4:3: unknown key 'addr' in admin (known: address, token)");
+    ck_assert_str_eq(
+        load_err(LISTEN "admin:\n  addr: x\n"),
+        "t.yaml:4:3: unknown key 'addr' in admin (known: address, token) (and 1 more error)");
     ck_assert_str_eq(load_err(LISTEN "admin: 1\n"), "t.yaml:3:8: expected a map, got '1'");
     ck_assert_str_eq(load_err(LISTEN "admin: {}\n"), "t.yaml:3:8: missing required key 'address'");
 }
@@ -708,7 +712,7 @@ START_TEST(route_errors)
         const char *yaml;
         const char *msg;
     } cases[] = {
-        {"  - upstream: nope\n", "t.yaml:7:15: unknown upstream 'nope'"},
+        {"  - upstream: nope\n", "t.yaml:7:15: unknown upstream 'nope' (known: u)"},
         {"  - name: a\n", "t.yaml:7:5: missing required key 'upstream'"},
         {"  - upstream: [u]\n", "t.yaml:7:15: expected a string"},
         {"  - upstream: u\n    foo: 1\n",
@@ -775,7 +779,7 @@ START_TEST(route_errors)
     ck_assert_str_eq(load_err(UPS "routes: {}\n"), "t.yaml:6:9: expected a sequence");
     /* No upstreams at all: still a named error. */
     ck_assert_str_eq(load_err(LISTEN "routes:\n  - upstream: u\n"),
-                     "t.yaml:4:15: unknown upstream 'u'");
+                     "t.yaml:4:15: unknown upstream 'u' (no upstreams are defined)");
 }
 END_TEST
 
@@ -830,7 +834,7 @@ START_TEST(failed_load_with_regex_frees)
     /* The regex of route 0 is compiled before route 1 fails: valgrind checks it is freed. */
     ck_assert_str_eq(load_err(UPS "routes:\n  - match: {path_regex: '^/a'}\n    upstream: u\n"
                                   "  - upstream: missing\n"),
-                     "t.yaml:9:15: unknown upstream 'missing'");
+                     "t.yaml:9:15: unknown upstream 'missing' (known: u)");
 }
 END_TEST
 

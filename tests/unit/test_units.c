@@ -74,7 +74,20 @@ START_TEST(duration_parse)
     FAILS(tg_duration_parse_ms, "1m30", TG_UNITS_SYNTAX);
     FAILS(tg_duration_parse_ms, "10 s", TG_UNITS_SYNTAX);
     FAILS(tg_duration_parse_ms, "10S", TG_UNITS_SYNTAX);
-    FAILS(tg_duration_parse_ms, "1.5s", TG_UNITS_SYNTAX);
+    ok(tg_duration_parse_ms, "1.5s", 1500);
+    ok(tg_duration_parse_ms, "0.25s", 250);
+    ok(tg_duration_parse_ms, "1.5h", 5400000);
+    ok(tg_duration_parse_ms, "1m0.5s", 60500);
+    ok(tg_duration_parse_ms, "2.000ms", 2);
+    ok(tg_duration_parse_ms, "0.001d", 86400);
+    FAILS(tg_duration_parse_ms, "0.000000001d", TG_UNITS_PRECISION); /* 86.4 us */
+    FAILS(tg_duration_parse_ms, "1.s", TG_UNITS_SYNTAX);
+    FAILS(tg_duration_parse_ms, ".5s", TG_UNITS_SYNTAX);
+    FAILS(tg_duration_parse_ms, "1.5", TG_UNITS_SYNTAX);
+    FAILS(tg_duration_parse_ms, "1,5s", TG_UNITS_SYNTAX);
+    FAILS(tg_duration_parse_ms, "0.1234567891s", TG_UNITS_SYNTAX); /* 10 digits */
+    FAILS(tg_duration_parse_ms, "0.5ms", TG_UNITS_PRECISION);
+    FAILS(tg_duration_parse_ms, "1.0001s", TG_UNITS_PRECISION);
     FAILS(tg_duration_parse_ms, "-1s", TG_UNITS_SYNTAX);
     FAILS(tg_duration_parse_ms, "10s\0", TG_UNITS_SYNTAX);
     FAILS(tg_duration_parse_ms, "10\0s", TG_UNITS_SYNTAX);
