@@ -493,9 +493,10 @@ size_t tg_traffic_listeners(tg_worker_t *workers, unsigned n, tg_listener_conns_
             const tg_traffic_t *t = tg_worker_metrics_traffic(wm);
             if (t == NULL)
                 continue;
-            out[m].open += get(&t->opened[j]);
-            out[m].accepted += get(&t->opened[j]);
-            out[m].open -= get(&t->closed[j]) > out[m].open ? out[m].open : get(&t->closed[j]);
+            /* A connection closes on the worker that accepted it. */
+            uint64_t o = get(&t->opened[j]), c = get(&t->closed[j]);
+            out[m].open += o > c ? o - c : 0;
+            out[m].accepted += o;
         }
     }
     return m;
