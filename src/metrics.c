@@ -105,6 +105,7 @@ static bool is_core_name(const char *name)
         "tollgate_upstream_response_duration_seconds_count",
         "tollgate_upstream_retries_total",
         "tollgate_upstream_target_resting",
+        "tollgate_upstream_target_rests_total",
         "tollgate_client_connections",
         "tollgate_client_connections_accepted_total",
         "tollgate_build_info",
@@ -372,6 +373,7 @@ tg_worker_metrics_t *tg_worker_metrics_rebuild(tg_worker_metrics_t *old, const t
             to->connect_errors = POOL_READ(from, connect_errors);
             to->timeouts = POOL_READ(from, timeouts);
             to->resets = POOL_READ(from, resets);
+            to->rests = POOL_READ(from, rests);
         }
     }
     for (size_t k = 0; k < TG_METRICS_MAX_SLOTS; k++)
@@ -524,7 +526,16 @@ static void render_histogram(struct evbuffer *out, const scrape_t *s)
 /* Upstream counters live in each worker's metrics (upstream_pool.h): the
  * scrape never touches a pool, which a reload may be freeing. */
 
-typedef enum { P_IDLE, P_ACTIVE, P_CREATED, P_REUSED, P_CONNECT, P_TIMEOUT, P_RESET } pool_field_t;
+typedef enum {
+    P_IDLE,
+    P_ACTIVE,
+    P_CREATED,
+    P_REUSED,
+    P_CONNECT,
+    P_TIMEOUT,
+    P_RESET,
+    P_RESTS
+} pool_field_t;
 
 static uint64_t pool_value(const tg_upool_stats_t *st, pool_field_t f)
 {
@@ -543,6 +554,8 @@ static uint64_t pool_value(const tg_upool_stats_t *st, pool_field_t f)
         return POOL_READ(st, timeouts);
     case P_RESET:
         return POOL_READ(st, resets);
+    case P_RESTS:
+        return POOL_READ(st, rests);
     }
     return 0;
 }
@@ -578,8 +591,11 @@ static void render_upstreams(struct evbuffer *out, const scrape_t *s)
         {"tollgate_upstream_connections_created_total", "Upstream connections opened.", P_CREATED},
         {"tollgate_upstream_connections_reused_total",
          "Requests sent on a pooled keep-alive upstream connection.", P_REUSED},
+        {"tollgate_upstream_target_rests_total",
+         "Times a target was put to rest by passive health (max_fails failures in a row).",
+         P_RESTS},
     };
-    for (size_t k = 0; k < 2; k++) {
+    for (size_t k = 0; k < 3; k++) {
         tg_mtext_header(out, plain[k].name, plain[k].help, "counter");
         for (size_t u = 0; u < cfg->nupstreams; u++)
             tg_mtext_sample(out, plain[k].name, "upstream", cfg->upstreams[u].name, NULL, NULL,

@@ -211,6 +211,7 @@ void tg_upool_report_failure(tg_upool_t *p, size_t target, uint64_t now_ms)
     if (p->conf->max_fails && t->fails >= p->conf->max_fails) {
         t->down_until = now_ms + p->conf->fail_timeout_ms;
         t->fails = 0;
+        TG_STAT_INC(p, rests);
         if (target < TG_UPOOL_HEALTH_TARGETS)
             __atomic_store_n(&p->stats->down_until[target], t->down_until, __ATOMIC_RELAXED);
     }

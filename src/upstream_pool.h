@@ -46,6 +46,7 @@ typedef struct {
     uint64_t connect_errors;
     uint64_t timeouts;
     uint64_t resets;
+    uint64_t rests;  /* a target put to rest (passive health: max_fails failures in a row) */
     uint64_t idle;   /* gauge: idle pooled connections */
     uint64_t active; /* gauge: connections carrying a request */
     /* passive health of the first TG_UPOOL_HEALTH_TARGETS targets: monotonic
