@@ -45,26 +45,31 @@ static struct {
 
 bool tg_otlp_submit(char *json, size_t len, unsigned nspans)
 {
-    pthread_mutex_lock(&X.lock);
-    bool ok = X.conf != NULL && X.queued + nspans <= X.conf->queue;
-    item_t *it = ok ? malloc(sizeof(*it)) : NULL;
+    /* Allocated before the lock: a worker holds it for a few stores only. */
+    item_t *it = malloc(sizeof(*it));
+    bool queued = false;
     if (it != NULL) {
         *it = (item_t){.json = json, .len = len, .nspans = nspans};
-        if (X.tail)
-            X.tail->next = it;
-        else
-            X.head = it;
-        X.tail = it;
-        X.queued += nspans;
-        if (X.queued >= X.conf->max_spans)
-            pthread_cond_signal(&X.cond);
+        pthread_mutex_lock(&X.lock);
+        queued = X.conf != NULL && X.queued + nspans <= X.conf->queue;
+        if (queued) {
+            if (X.tail)
+                X.tail->next = it;
+            else
+                X.head = it;
+            X.tail = it;
+            X.queued += nspans;
+            if (X.queued >= X.conf->max_spans)
+                pthread_cond_signal(&X.cond);
+        }
+        pthread_mutex_unlock(&X.lock);
     }
-    pthread_mutex_unlock(&X.lock);
-    if (it == NULL) {
+    if (!queued) {
+        free(it);
         free(json);
         atomic_fetch_add_explicit(&X.dropped_queue, nspans, memory_order_relaxed);
     }
-    return it != NULL;
+    return queued;
 }
 
 static void add_attr(struct evbuffer *b, bool first, const char *k, const char *v)
