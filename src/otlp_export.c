@@ -303,6 +303,14 @@ void tg_otlp_stop(void)
     pthread_mutex_unlock(&X.lock);
 }
 
+void tg_otlp_counts(unsigned long long *exported, unsigned long long *dropped_queue,
+                    unsigned long long *dropped_failed)
+{
+    *exported = atomic_load(&X.exported);
+    *dropped_queue = atomic_load(&X.dropped_queue);
+    *dropped_failed = atomic_load(&X.dropped_failed);
+}
+
 void tg_otlp_metrics_render(struct evbuffer *out)
 {
     const char *e = "tollgate_tracing_spans_exported_total";

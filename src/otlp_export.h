@@ -32,6 +32,10 @@ void tg_otlp_stop(void);
  * malloc'ed; ownership passes). Returns false when they were dropped. */
 bool tg_otlp_submit(char *json, size_t len, unsigned nspans);
 
+/* The exporter's counts so far (the status page). */
+void tg_otlp_counts(unsigned long long *exported, unsigned long long *dropped_queue,
+                    unsigned long long *dropped_failed);
+
 /* tollgate_tracing_spans_{exported,dropped}_total, Prometheus text. */
 void tg_otlp_metrics_render(struct evbuffer *out);
 

@@ -7,9 +7,11 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "otlp_export.h"
 #include "process_metrics.h"
 #include "tg_build_config.h"
 #include "tollgate/clock.h"
+#include "trace_conf.h"
 #include "traffic_metrics.h"
 
 #define SNAPS 16
@@ -246,6 +248,15 @@ void tg_status_json(tg_status_t *st, struct evbuffer *out, const tg_config_t *cf
     json_object_set_new(doc, "upstreams", upstreams_json(cfg, workers, nworkers));
     json_object_set_new(doc, "listeners", listeners_json(workers, nworkers));
     json_object_set_new(doc, "reloads", reloads_json());
+    unsigned long long ex, dq, df;
+    tg_otlp_counts(&ex, &dq, &df);
+    json_object_set_new(doc, "tracing",
+                        cfg->tracing == NULL
+                            ? json_null()
+                            : json_pack("{s:s,s:f,s:I,s:I,s:I}", "endpoint", cfg->tracing->endpoint,
+                                        "sample_ratio", cfg->tracing->sample_ratio, "exported",
+                                        (json_int_t)ex, "dropped_queue_full", (json_int_t)dq,
+                                        "dropped_export_failed", (json_int_t)df));
     char *s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(10));
     if (s != NULL) {
         evbuffer_add(out, s, strlen(s));
@@ -270,16 +281,20 @@ static const char page[] =
     ".bad{color:#b3261e}.ok{color:#137333}#error{color:#b3261e}\n"
     "</style></head><body>\n"
     "<h1>tollgate</h1><div id=\"meta\">loading&hellip;</div><div id=\"error\"></div>\n"
-    "<h2>Routes</h2><table id=\"routes\"><thead><tr><th>route</th><th>upstream</th>"
+    "<h2>Routes</h2><table id=\"routes\"><thead><tr><th>route</th><th class=\"t\">upstream</th>"
     "<th>requests</th><th>req/s</th><th>errors</th><th>error rate</th><th>p50 ms</th>"
     "<th>p99 ms</th><th>in flight</th></tr></thead><tbody></tbody></table>\n"
-    "<h2>Upstreams</h2><table id=\"upstreams\"><thead><tr><th>upstream</th><th>target</th>"
-    "<th>health</th><th>active conns</th><th>idle conns</th><th>retries</th><th>p50 ms</th>"
+    "<h2>Upstreams</h2><table id=\"upstreams\"><thead><tr><th>upstream</th><th "
+    "class=\"t\">target</th>"
+    "<th class=\"t\">health</th><th>active conns</th><th>idle conns</th><th>retries</th><th>p50 "
+    "ms</th>"
     "<th>p99 ms</th></tr></thead><tbody></tbody></table>\n"
     "<h2>Client connections</h2><table id=\"listeners\"><thead><tr><th>listener</th>"
-    "<th>protocol</th><th>open</th><th>accepted</th></tr></thead><tbody></tbody></table>\n"
+    "<th "
+    "class=\"t\">protocol</th><th>open</th><th>accepted</th></tr></thead><tbody></tbody></table>\n"
+    "<h2>Tracing</h2><div id=\"tracing\"></div>\n"
     "<h2>Reloads</h2><div id=\"reloads\"></div><table id=\"recent\"><thead><tr><th>time</th>"
-    "<th>result</th><th>error</th></tr></thead><tbody></tbody></table>\n"
+    "<th class=\"t\">result</th><th class=\"t\">error</th></tr></thead><tbody></tbody></table>\n"
     "<script>\n"
     "'use strict';\n"
     "const fix = (v, d) => v === null || v === undefined ? '\\u2013' : v.toFixed(d);\n"
@@ -298,7 +313,8 @@ static const char page[] =
     "function render(s) {\n"
     "  document.getElementById('meta').textContent = 'version ' + s.version + ', ' + s.workers +\n"
     "    ' workers, rates over the last ' + (s.window_seconds === null ? '\\u2013' :\n"
-    "    s.window_seconds.toFixed(0)) + ' s, ' + new Date(s.time * 1000).toISOString();\n"
+    "    s.window_seconds.toFixed(0)) + ' s, ' + s.unrouted + ' requests without a route, ' +\n"
+    "    new Date(s.time * 1000).toISOString();\n"
     "  fill('routes', s.routes.map(r => {\n"
     "    const tr = document.createElement('tr'), k = 'route:' + r.name + ':';\n"
     "    cell(tr, r.name, k + 'name'); cell(tr, r.upstream === null ? '\\u2013' : r.upstream,\n"
@@ -334,6 +350,12 @@ static const char page[] =
     "    cell(tr, l.open, k + 'open'); cell(tr, l.accepted, k + 'accepted');\n"
     "    return tr;\n"
     "  }));\n"
+    "  const tr = document.getElementById('tracing');\n"
+    "  tr.textContent = s.tracing === null ? 'off (trace context passed on, nothing exported)' :\n"
+    "    s.tracing.endpoint + ', sample ratio ' + s.tracing.sample_ratio + ': ' +\n"
+    "    s.tracing.exported + ' spans exported, ' + s.tracing.dropped_queue_full +\n"
+    "    ' dropped (queue full), ' + s.tracing.dropped_export_failed + ' dropped (export "
+    "failed)';\n"
     "  const rl = s.reloads;\n"
     "  const rd = document.getElementById('reloads');\n"
     "  rd.textContent = rl.ok + ' succeeded, ' + rl.failed + ' failed; last success ' +\n"

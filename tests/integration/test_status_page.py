@@ -80,6 +80,7 @@ def test_status_json(gw):
     assert l["listener"] == "127.0.0.1:%d" % port and l["protocol"] == "http/1.1"
     assert l["open"] == 0 and l["accepted"] >= 30  # and the harness's own port probe
     assert s["reloads"]["ok"] == 0 and s["reloads"]["recent"] == []
+    assert s["tracing"] is None
     # a failed reload is listed with its reason
     with open(g.cfg_path, "a") as f:
         f.write("bogus_key: 1\n")
