@@ -269,7 +269,16 @@ void tg_otlp_configure(tg_tracing_conf_t *conf)
     X.conf = conf ? tg_tracing_conf_ref(conf) : NULL;
     X.gen++;
     /* A new collector: the next batch opens a new connection (the thread
-     * sees the change and drops its connection, below). */
+     * sees the change and drops its connection). Tracing removed: what is
+     * queued has nowhere to go and is counted as dropped. */
+    item_t *orphans = NULL;
+    size_t norphans = 0;
+    if (conf == NULL) {
+        orphans = X.head;
+        norphans = X.queued;
+        X.head = X.tail = NULL;
+        X.queued = 0;
+    }
     bool start = conf != NULL && !X.running;
     if (start) {
         X.stopping = false;
@@ -279,6 +288,8 @@ void tg_otlp_configure(tg_tracing_conf_t *conf)
     }
     pthread_cond_signal(&X.cond);
     pthread_mutex_unlock(&X.lock);
+    free_items(orphans);
+    atomic_fetch_add_explicit(&X.dropped_failed, norphans, memory_order_relaxed);
     /* Spans queued for the old settings go out with the new ones: a batch
      * already taken holds its own reference. */
     tg_tracing_conf_unref(old);

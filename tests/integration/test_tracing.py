@@ -4,6 +4,7 @@ collector (otlp_receiver.py) receives."""
 
 import json
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -433,3 +434,29 @@ def test_https_collector_not_trusted_gets_nothing(gateway_factory, upstream_fact
         assert "tracing: export to https://127.0.0.1:" in gw.stderr()
     finally:
         receiver.stop()
+
+
+def test_reload_turns_tracing_on_and_off(gateway_factory, upstream_factory, receiver):
+    gw, up, port, admin = start(gateway_factory, upstream_factory, admin=True)
+    assert h.request(port, "GET", "/api/x").status == 200
+    cfg = h.gateway_config(port, {"up": h.upstream_conf([up.address])},
+                           [h.route("api", "up", {"path_prefix": "/api"})])
+    cfg["admin"] = {"address": "127.0.0.1:%d" % admin}
+    cfg["tracing"] = tracing_conf(receiver)
+    with open(gw.cfg_path, "w") as f:
+        f.write(h.yaml_text(cfg))
+    gw.signal(signal.SIGHUP)
+    deadline = time.time() + 5
+    while time.time() < deadline and not receiver.spans():
+        h.request(port, "GET", "/api/on")
+        time.sleep(0.2)
+    assert any(attrs(s["attributes"]).get("url.path") == "/api/on" for s in receiver.spans())
+    del cfg["tracing"]
+    with open(gw.cfg_path, "w") as f:
+        f.write(h.yaml_text(cfg))
+    gw.signal(signal.SIGHUP)
+    time.sleep(1)
+    for _ in range(5):
+        assert h.request(port, "GET", "/api/off").status == 200
+    time.sleep(0.5)
+    assert not any(attrs(s["attributes"]).get("url.path") == "/api/off" for s in receiver.spans())
