@@ -18,8 +18,7 @@ tg_log_level_t tg_log_level = TG_LOG_NOTICE;
 
 static const char *const level_names[] = {"error", "warn", "notice", "info", "debug"};
 
-/* Where lines go: 2 until a file is configured; then a descriptor that a
- * reopen replaces in place (dup2), so a writer never holds a closed one. */
+/* Where lines go: 2 (stderr), or the file's descriptor (tg_log_set_output). */
 static atomic_int log_fd = 2;
 static atomic_bool log_json;
 
@@ -256,25 +255,27 @@ void tg_request_log(const tg_request_t *r, tg_log_level_t level, const char *fmt
 
 int tg_log_set_output(const char *path, bool json, char *err, size_t errlen)
 {
-    int cur = atomic_load(&log_fd);
+    /* file_fd is ours: opened once, then re-pointed in place with dup2 and
+     * never closed, so a thread that loaded it writes to one file or the
+     * other, never to a closed or reused descriptor. */
+    static int file_fd = -1;
     if (path == NULL || strcmp(path, "stderr") == 0) {
-        if (cur != 2 && dup2(2, cur) < 0) {
-            snprintf(err, errlen, "log: cannot switch to stderr: %s", strerror(errno));
-            return -1;
-        }
+        atomic_store_explicit(&log_fd, 2, memory_order_release);
+        if (file_fd >= 0)
+            dup2(2, file_fd); /* let the old file go (rotated away, say) */
     } else {
         int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
         if (fd < 0) {
             snprintf(err, errlen, "log: cannot open %s: %s", path, strerror(errno));
             return -1;
         }
-        if (cur == 2) {
-            atomic_store_explicit(&log_fd, fd, memory_order_release); /* stderr stays open */
+        if (file_fd < 0) {
+            file_fd = fd;
         } else {
-            /* In place: a writer that loaded the number writes to one file or the other. */
-            dup2(fd, cur);
+            dup2(fd, file_fd);
             close(fd);
         }
+        atomic_store_explicit(&log_fd, file_fd, memory_order_release);
     }
     atomic_store(&log_json, json);
     return 0;

@@ -284,9 +284,10 @@ static Suite *log_suite(void)
     tcase_add_test(tc, request_tail);
     tcase_add_test(tc, request_tail_without_route);
     tcase_add_test(tc, request_tail_kept_when_cut);
+    /* before the others: stderr must work again after a file (CK_FORK=no) */
+    tcase_add_test(tc, file_output_and_reopen);
     tcase_add_test(tc, repeats_held_back_and_counted);
     tcase_add_test(tc, json_lines);
-    tcase_add_test(tc, file_output_and_reopen);
     suite_add_tcase(s, tc);
     return s;
 }
