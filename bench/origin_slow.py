@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Slow benchmark origin for bench/plugins (scenario `aggregate`).
 
-    origin_slow.py PORT
+    origin_slow.py PORT [FACTOR]
 
 HTTP/1.1 with keep-alive on 127.0.0.1:PORT, standard library only (asyncio).
 GET /slow/N answers, after N milliseconds (0..10000), 200 with a small JSON
 document: {"delay_ms": N, "path": "/slow/N"}. Anything else is 404. The
 delay is an asyncio sleep, so concurrent requests wait in parallel: the
-origin adds its N ms and little else, whatever the concurrency.
+origin adds its N ms and little else, whatever the concurrency. FACTOR
+(default 1) multiplies every delay: bench/p2c runs one origin 10x slower.
 """
 import asyncio
 import re
@@ -15,6 +16,7 @@ import sys
 
 SLOW = re.compile(rb"^/slow/([0-9]{1,5})(\?.*)?$")
 MAX_HEAD = 64 * 1024
+FACTOR = 1.0
 
 
 def response(status, reason, body, close):
@@ -66,7 +68,7 @@ async def handle(reader, writer):
                 out = response(404, "Not Found", b'{"error":"not found"}', close)
             else:
                 ms = min(int(m.group(1)), 10000)
-                await asyncio.sleep(ms / 1000.0)
+                await asyncio.sleep(ms * FACTOR / 1000.0)
                 body = b'{"delay_ms":%d,"path":"/slow/%d"}' % (ms, ms)
                 out = response(200, "OK", body, close)
                 if method == b"HEAD":
@@ -88,8 +90,10 @@ async def main(port):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: origin_slow.py PORT")
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: origin_slow.py PORT [FACTOR]")
+    if len(sys.argv) == 3:
+        FACTOR = float(sys.argv[2])
     try:
         asyncio.run(main(int(sys.argv[1])))
     except KeyboardInterrupt:

@@ -1,6 +1,9 @@
 #include "admin.h"
 #include "admin_guard.h"
+#include "health_check.h"
 #include "path_norm.h"
+#include "retry_policy.h"
+#include "split.h"
 #include "tollgate/plugin.h"
 
 #include <arpa/inet.h>
@@ -59,7 +62,8 @@ bool tg_admin_secret_name(const char *k)
         if (strcasestr(k, words[i]) != NULL)
             return true;
     size_t n = strlen(k);
-    return n >= 3 && strcasecmp(k + n - 3, "key") == 0;
+    /* hash_key names which request key balances (ip, jwt.sub), not a secret */
+    return n >= 3 && strcasecmp(k + n - 3, "key") == 0 && strcmp(k, "hash_key") != 0;
 }
 
 /* Every string inside v (v itself included) becomes "***". */
@@ -157,23 +161,97 @@ static json_t *cidr_json(const tg_cidr_t *c)
     return json_string(buf);
 }
 
+/* A target as written: "host:port", or {address, weight} with a weight. */
+static json_t *target_json(const tg_target_t *t)
+{
+    if (t->weight == 1)
+        return jstr(t->name);
+    json_t *o = json_object();
+    json_object_set_new(o, "address", jstr(t->name));
+    json_object_set_new(o, "weight", juint(t->weight));
+    return o;
+}
+
+/* Failure-isolation keys, only where the config sets them. */
+static void isolation_json(json_t *o, const tg_upstream_conf_t *u)
+{
+    static const char *const keys[] = {"", "ip", "jwt.", "header:", "cookie:"};
+    if (u->balance == TG_BALANCE_HASH)
+        json_object_set_new(
+            o, "hash_key",
+            json_pack("s++", keys[u->hash_key.kind], u->hash_key.name ? u->hash_key.name : "", ""));
+    if (u->all_down == TG_ALL_DOWN_FAIL_CLOSED)
+        json_object_set_new(o, "all_down", json_string("fail_closed"));
+    if (u->resolve_ms)
+        json_object_set_new(o, "resolve_ms", juint(u->resolve_ms));
+    const tg_circuit_conf_t *c = &u->circuit;
+    if (c->max_connections || c->max_pending || c->max_requests)
+        json_object_set_new(o, "circuit_breaker",
+                            json_pack("{s:I,s:I,s:I}", "max_connections",
+                                      (json_int_t)c->max_connections, "max_pending",
+                                      (json_int_t)c->max_pending, "max_requests",
+                                      (json_int_t)c->max_requests));
+    const tg_outlier_conf_t *od = &u->outlier;
+    if (od->base_ejection_time_ms)
+        json_object_set_new(
+            o, "outlier_detection",
+            json_pack("{s:I,s:I,s:I,s:I}", "consecutive_5xx", (json_int_t)od->consecutive_5xx,
+                      "consecutive_gateway_errors", (json_int_t)od->consecutive_gateway_errors,
+                      "base_ejection_time_ms", (json_int_t)od->base_ejection_time_ms,
+                      "max_ejection_percent", (json_int_t)od->max_ejection_percent));
+    const tg_health_conf_t *hc = u->health;
+    if (hc != NULL)
+        json_object_set_new(o, "health_check",
+                            json_pack("{s:s,s:s?,s:I,s:I,s:I,s:I}", "path", hc->path, "host",
+                                      hc->host, "interval_ms", (json_int_t)hc->interval_ms,
+                                      "timeout_ms", (json_int_t)hc->timeout_ms, "healthy",
+                                      (json_int_t)hc->healthy, "unhealthy",
+                                      (json_int_t)hc->unhealthy));
+}
+
 static json_t *upstream_json(const tg_upstream_conf_t *u)
 {
     json_t *o = json_object(), *targets = json_array();
+    static const char *const balance[] = {"round_robin", "least_conn", "p2c_ewma", "hash"};
     for (size_t i = 0; i < u->ntargets; i++)
-        json_array_append_new(targets, jstr(u->targets[i].name));
+        if (u->targets[i].slot == 0) /* a re-resolved name once, as written */
+            json_array_append_new(targets, target_json(&u->targets[i]));
     json_object_set_new(o, "name", jstr(u->name));
     json_object_set_new(o, "targets", targets);
-    json_object_set_new(
-        o, "balance",
-        json_string(u->balance == TG_BALANCE_LEAST_CONN ? "least_conn" : "round_robin"));
+    json_object_set_new(o, "balance", json_string(balance[u->balance]));
     json_object_set_new(o, "keepalive", juint(u->keepalive));
     json_object_set_new(o, "connect_timeout_ms", juint(u->connect_timeout_ms));
     json_object_set_new(o, "timeout_ms", juint(u->timeout_ms));
     json_object_set_new(o, "retries", juint(u->retries));
     json_object_set_new(o, "max_fails", juint(u->max_fails));
     json_object_set_new(o, "fail_timeout_ms", juint(u->fail_timeout_ms));
+    isolation_json(o, u);
     return o;
+}
+
+/* A route's timeout, max_body_size, retry and split, only where set. */
+static void route_policy_json(json_t *o, const tg_route_t *r)
+{
+    if (r->timeout_ms)
+        json_object_set_new(o, "timeout_ms", juint(r->timeout_ms));
+    if (r->has_max_body_size)
+        json_object_set_new(o, "max_body_size", juint(r->max_body_size));
+    const tg_retry_policy_t *rp = r->retry;
+    if (rp != NULL)
+        json_object_set_new(o, "retry",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I}", "attempts", (json_int_t)rp->attempts,
+                                      "per_try_timeout_ms", (json_int_t)rp->per_try_timeout_ms,
+                                      "backoff_base_ms", (json_int_t)rp->backoff_base_ms,
+                                      "backoff_max_ms", (json_int_t)rp->backoff_max_ms,
+                                      "budget_percent", (json_int_t)rp->budget_pct));
+    if (r->split == NULL)
+        return;
+    json_t *a = json_array();
+    for (size_t i = 0; i < r->split->nsides; i++)
+        json_array_append_new(a,
+                              json_pack("{s:s,s:I}", "upstream", r->split->sides[i].upstream->name,
+                                        "weight", (json_int_t)r->split->sides[i].weight));
+    json_object_set_new(o, "split", a);
 }
 
 static json_t *methods_json(const tg_route_t *r)
@@ -247,8 +325,10 @@ static json_t *route_json(const tg_route_t *r)
     json_object_set_new(o, "name", jstr(r->name));
     json_object_set_new(o, "match", match_json(r));
     json_object_set_new(o, "strip_prefix", jstr(r->strip_prefix));
-    json_object_set_new(o, "upstream", jstr(r->upstream ? r->upstream->name : NULL));
+    json_object_set_new(o, "upstream",
+                        jstr(r->upstream && r->split == NULL ? r->upstream->name : NULL));
     json_object_set_new(o, "plugins", chain_json(r->chain));
+    route_policy_json(o, r);
     return o;
 }
 

@@ -28,14 +28,20 @@
 #include "conf_node.h"
 #include "conf_print.h"
 #include "cpu_count.h"
+#include "h2_session.h"
+#include "isolation_conf.h"
 #include "log_conf.h"
 #include "path_norm.h"
 #include "redis.h"
+#include "resolve.h"
+#include "retry_policy.h"
 #include "route_action.h"
 #include "router.h"
+#include "split.h"
 #include "tls.h"
 #include "tollgate/text.h"
 #include "trace_conf.h"
+#include "upstream_shared.h"
 
 #define MAX_WORKERS 256
 
@@ -257,7 +263,7 @@ static int parse_workers(ctx_t *c, const tg_conf_node_t *n)
 
 /* The keys of a listen entry and of admin; read into this, then resolved. */
 typedef struct {
-    const tg_conf_node_t *address, *tls, *token;
+    const tg_conf_node_t *address, *tls, *token, *http2;
     uint32_t backlog;
 } listener_keys_t;
 
@@ -270,8 +276,34 @@ static const tg_conf_field_t listen_fields[] = {
      * kernel caps the value at net.core.somaxconn (src/server.c logs that). */
     {"backlog", TG_CONF_FIELD_UINT, TG_CONF_AT(listener_keys_t, backlog), .min = 1, .max = 65535,
      .def = TG_LISTEN_BACKLOG},
+    /* off | prior_knowledge (tg_h2_mode_t); read in parse_listen, after tls. */
+    {"http2", TG_CONF_FIELD_NODE, TG_CONF_AT(listener_keys_t, http2)},
     TG_CONF_END,
 };
+
+/* `http2:` of a listener: h2c with prior knowledge is for plain listeners;
+ * over TLS the client asks for h2 by ALPN (tls.alpn). */
+static int parse_listen_http2(ctx_t *c, const tg_conf_node_t *n, tg_listen_conf_t *l)
+{
+    static const char *const names[] = {"off", "prior_knowledge", NULL};
+    const char *s;
+    l->http2 = TG_H2_OFF;
+    tg_h2_metrics_register(); /* any listener may speak h2 (TLS: by ALPN) */
+    if (n == NULL)
+        return 0;
+    if (tg_conf_get_string(n, &s, c->err) < 0)
+        return -1;
+    for (unsigned i = 0; names[i] != NULL; i++)
+        if (strcmp(s, names[i]) == 0)
+            l->http2 = (uint8_t)i;
+    if (strcmp(s, names[l->http2]) != 0)
+        return tg_conf_error(c->err, n, "invalid http2 '%s' (expected off or prior_knowledge)", s);
+    if (l->http2 == TG_H2_PRIOR_KNOWLEDGE && l->tls != NULL)
+        return tg_conf_error(c->err, n,
+                             "http2: prior_knowledge is for plain listeners; over TLS, h2 is "
+                             "chosen by tls.alpn");
+    return 0;
+}
 
 static const tg_conf_field_t admin_fields[] = {
     {"address", TG_CONF_FIELD_NODE, TG_CONF_AT(listener_keys_t, address),
@@ -303,7 +335,9 @@ static int parse_listen_entry(ctx_t *c, const tg_conf_node_t *n, tg_listen_conf_
     for (size_t j = 0; j < cfg->nlisteners; j++)
         if (same_sockaddr(&cfg->listeners[j].addr, &l->addr))
             return tg_conf_error(c->err, k.address, "duplicate listen address '%s'", l->name);
-    return tg_tls_server_parse(k.tls, cfg->dir, l->name, &l->tls, c->err);
+    if (tg_tls_server_parse(k.tls, cfg->dir, l->name, &l->tls, c->err) < 0)
+        return -1;
+    return parse_listen_http2(c, k.http2, l);
 }
 
 static int parse_listen(ctx_t *c, const tg_conf_node_t *n)
@@ -356,6 +390,9 @@ static int parse_admin(ctx_t *c, const tg_conf_node_t *n)
     if (tg_conf_map_get(n, "backlog") != NULL)
         return tg_conf_error(c->err, tg_conf_map_get(n, "backlog"),
                              "backlog is not supported on admin");
+    if (tg_conf_map_get(n, "http2") != NULL)
+        return tg_conf_error(c->err, tg_conf_map_get(n, "http2"),
+                             "http2 is not supported on admin");
     if (tg_conf_read(n, admin_fields, "admin", &k, c->err) < 0 ||
         parse_listener(c, &k, &cfg->admin) < 0)
         return -1;
@@ -407,6 +444,32 @@ static const char *const encoded_slashes_names[] = {"reject", "keep", NULL};
  * the order of tg_underscores_t. */
 static const char *const underscores_names[] = {"drop", "reject", "allow", NULL};
 
+/* limits.http2: RFC 9113 bounds (a window of at most 2^31-1, stream counts
+ * that fit SETTINGS); at least 1 stream, a window of at least one frame's
+ * worth so that a stream can move at all, and a header list that holds a
+ * request line's worth of fields. */
+#define H2_LIMIT(key, type, field, ...)                                           \
+    {                                                                             \
+        key, TG_CONF_FIELD_##type, TG_CONF_AT(tg_h2_limits_t, field), __VA_ARGS__ \
+    }
+static const tg_conf_field_t h2_limit_fields[] = {
+    H2_LIMIT("max_concurrent_streams", UINT, max_concurrent_streams, .min = 1, .max = 65536,
+             .def = 128),
+    H2_LIMIT("initial_window_size", SIZE, initial_window_size, .min = 16384, .max = 0x7fffffff,
+             .def = 256 * 1024),
+    H2_LIMIT("max_header_list_size", SIZE, max_header_list_size, .min = 1024, .max = 16u << 20,
+             .def = 32 * 1024),
+    H2_LIMIT("idle_timeout", DURATION, idle_timeout_ms, .min = 1, .def = 60000),
+    TG_CONF_END,
+};
+
+static int parse_h2_limits(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
+{
+    /* Absent: defaults only, and no name (`tollgate -T` would show an absent
+     * named map as a section of its own). */
+    return tg_conf_read(n, h2_limit_fields, n != NULL ? "limits.http2" : NULL, out, err);
+}
+
 #define LIMIT(key, type, field, ...)                                                    \
     {                                                                                   \
         key, TG_CONF_FIELD_##type, TG_CONF_AT(limits_keys_t, limits.field), __VA_ARGS__ \
@@ -428,6 +491,8 @@ static const tg_conf_field_t limit_fields[] = {
      .names = encoded_slashes_names},
     LIMIT("headers_with_underscores", ENUM, headers_with_underscores, .names = underscores_names,
           .def = TG_UNDERSCORES_DROP),
+    {"http2", TG_CONF_FIELD_CUSTOM, TG_CONF_AT(limits_keys_t, limits.http2),
+     .parse = parse_h2_limits, .flags = TG_CONF_ABSENT},
     TG_CONF_END,
 };
 
@@ -445,62 +510,124 @@ static int parse_limits(ctx_t *c, const tg_conf_node_t *n)
 
 /* ---- upstreams --------------------------------------------------------- */
 
-/* An upstream's keys; targets and tls are read once the rest is known. */
+/* An upstream's keys; targets and the structured keys are read once the
+ * rest is known. */
 typedef struct {
     tg_upstream_conf_t u;
-    const tg_conf_node_t *targets, *tls;
+    const tg_conf_node_t *targets, *tls, *hash_key, *health, *circuit, *outlier, *resolve;
 } upstream_keys_t;
 
-/* In the order of tg_balance_t. */
-static const char *const balance_names[] = {"round_robin", "least_conn", NULL};
+/* In the order of tg_balance_t and tg_all_down_t. */
+static const char *const balance_names[] = {"round_robin", "least_conn", "p2c_ewma", "hash", NULL};
+static const char *const all_down_names[] = {"fail_open", "fail_closed", NULL};
 
 #define UPSTREAM(key, type, field, ...)                                              \
     {                                                                                \
         key, TG_CONF_FIELD_##type, TG_CONF_AT(upstream_keys_t, u.field), __VA_ARGS__ \
+    }
+#define UPSTREAM_NODE(key, field)                                   \
+    {                                                               \
+        key, TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, field) \
     }
 
 static const tg_conf_field_t upstream_fields[] = {
     {"targets", TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, targets),
      .flags = TG_CONF_REQUIRED},
     UPSTREAM("balance", ENUM, balance, .names = balance_names, .def = TG_BALANCE_ROUND_ROBIN),
+    UPSTREAM_NODE("hash_key", hash_key),
     UPSTREAM("keepalive", UINT, keepalive, .max = 100000, .def = 32),
     UPSTREAM("connect_timeout", DURATION, connect_timeout_ms, .min = 1, .def = 1000),
     UPSTREAM("timeout", DURATION, timeout_ms, .min = 1, .def = 30000),
     UPSTREAM("retries", UINT, retries, .max = 10, .def = 1),
     UPSTREAM("max_fails", UINT, max_fails, .max = 1000000, .def = 3),
     UPSTREAM("fail_timeout", DURATION, fail_timeout_ms, .min = 1, .def = 10000),
+    UPSTREAM("all_down", ENUM, all_down, .names = all_down_names, .def = TG_ALL_DOWN_FAIL_OPEN),
+    UPSTREAM_NODE("health_check", health),
+    UPSTREAM_NODE("circuit_breaker", circuit),
+    UPSTREAM_NODE("outlier_detection", outlier),
+    UPSTREAM("resolve", DURATION, resolve_ms), /* 0: at load only */
     {"tls", TG_CONF_FIELD_NODE, TG_CONF_AT(upstream_keys_t, tls)},
     TG_CONF_END,
 };
 
-static int parse_target(ctx_t *c, const tg_conf_node_t *n, tg_target_t *t)
+typedef struct {
+    const tg_conf_node_t *address;
+    uint32_t weight;
+} target_keys_t;
+
+static const tg_conf_field_t target_fields[] = {
+    {"address", TG_CONF_FIELD_NODE, TG_CONF_AT(target_keys_t, address), .flags = TG_CONF_REQUIRED},
+    {"weight", TG_CONF_FIELD_UINT, TG_CONF_AT(target_keys_t, weight), .min = 1, .max = 10000,
+     .def = 1},
+    TG_CONF_END,
+};
+
+/* "host:port", or {address: "host:port", weight: N}. With `resolve:`, a
+ * host name is not resolved here: it becomes slots (src/resolve.h). */
+static int parse_target(ctx_t *c, const tg_conf_node_t *n, const tg_upstream_conf_t *u,
+                        tg_target_t *t)
 {
     const char *text;
     hostport_t hp;
     char eb[300];
+    t->weight = 1;
+    if (n->type == TG_CONF_MAP) {
+        target_keys_t k = {0};
+        if (tg_conf_read(n, target_fields, "target", &k, c->err) < 0)
+            return -1;
+        n = k.address;
+        t->weight = k.weight;
+    }
     if (tg_conf_get_string(n, &text, c->err) < 0)
         return -1;
-    if (split_address(text, &hp, eb, sizeof(eb)) < 0 ||
-        resolve(&hp, &t->addr, &t->addrlen, eb, sizeof(eb)) < 0)
+    if (split_address(text, &hp, eb, sizeof(eb)) < 0)
         return tg_conf_error(c->err, n, "%s", eb);
     if (hp.wildcard)
         return tg_conf_error(c->err, n, "target '%s' needs a host", text);
-    t->name = dup_str(c, text);
+    t->dynamic = u->resolve_ms && !hp.bracketed && tg_resolve_is_name(hp.host);
+    if (!t->dynamic && resolve(&hp, &t->addr, &t->addrlen, eb, sizeof(eb)) < 0)
+        return tg_conf_error(c->err, n, "%s", eb);
+    t->name = t->key = dup_str(c, text);
     /* RFC 9110 section 7.2: the port is omitted from Host when it is the default. */
     t->host_header = hp.portnum == 80 ? tg_arena_strndup(c->arena, text, hp.host_end) : t->name;
     return 0;
+}
+
+static int add_target(ctx_t *c, const tg_conf_node_t *n, tg_upstream_conf_t *u, tg_target_t *t)
+{
+    t->shared = tg_tshared_get(u->name, t->key);
+    u->ntargets++;
+    return t->shared ? 0 : tg_conf_error(c->err, n, "out of memory");
 }
 
 static int parse_targets(ctx_t *c, const tg_conf_node_t *n, tg_upstream_conf_t *u)
 {
     if (want_items(c, n, "target") < 0)
         return -1;
-    u->targets = tg_arena_calloc(c->arena, n->count * sizeof(*u->targets));
+    size_t per = u->resolve_ms ? TG_RESOLVE_SLOTS : 1;
+    u->targets = tg_arena_calloc(c->arena, n->count * per * sizeof(*u->targets));
     for (size_t i = 0; i < n->count; i++) {
-        if (parse_target(c, n->items[i], &u->targets[i]) < 0)
+        tg_target_t *t = &u->targets[u->ntargets];
+        if (parse_target(c, n->items[i], u, t) < 0 || add_target(c, n->items[i], u, t) < 0)
             return -1;
-        u->ntargets++;
+        for (size_t k = 1; t->dynamic && k < TG_RESOLVE_SLOTS; k++) {
+            tg_target_t *slot = &u->targets[u->ntargets];
+            *slot = *t;
+            slot->slot = (uint8_t)k;
+            slot->key = tg_arena_printf(c->arena, "%s#%zu", t->name, k);
+            if (add_target(c, n->items[i], u, slot) < 0)
+                return -1;
+        }
+        if (t->dynamic) {
+            tg_tshared_put(t->shared);
+            t->key = tg_arena_printf(c->arena, "%s#0", t->name);
+            t->shared = tg_tshared_get(u->name, t->key);
+            if (t->shared == NULL)
+                return tg_conf_error(c->err, n->items[i], "out of memory");
+        }
     }
+    if (u->ntargets > 64 * 1024)
+        return tg_conf_error(c->err, n, "too many targets");
     return 0;
 }
 
@@ -514,7 +641,15 @@ static int parse_upstream(ctx_t *c, const tg_conf_node_t *key, const tg_conf_nod
     if (tg_conf_read(n, upstream_fields, where, &k, c->err) < 0)
         return -1;
     *u = k.u;
-    if (parse_targets(c, k.targets, u) < 0)
+    if (u->resolve_ms > 0 && u->resolve_ms < 100)
+        return tg_conf_error(c->err, tg_conf_map_get(n, "resolve"),
+                             "resolve must be at least 100ms (or 0s: at load only)");
+    u->shared = tg_ushared_get(u->name);
+    if (u->shared == NULL)
+        return tg_conf_error(c->err, key, "out of memory");
+    if (parse_targets(c, k.targets, u) < 0 ||
+        tg_isolation_conf_parse(n, k.hash_key, k.health, k.circuit, k.outlier, c->arena, u,
+                                c->err) < 0)
         return -1;
     /* Last: server_name defaults to the targets' hosts. */
     return tg_tls_client_parse(k.tls, c->cfg->dir, u->targets, u->ntargets, &u->tls, c->err);
@@ -532,11 +667,12 @@ static int parse_upstreams(ctx_t *c, const tg_conf_node_t *n)
         tg_upstream_conf_t *u = &cfg->upstreams[i];
         u->index = i;
         /* Named before it is read: a route naming a broken upstream gets no
-         * second error, and lookups never meet a NULL name. */
+         * second error, and lookups never meet a NULL name. Counted first:
+         * unref releases the shared state a failed parse took. */
         u->name = dup_str(c, n->keys[i]->value);
+        cfg->nupstreams++;
         if (parse_upstream(c, n->keys[i], n->items[i], u) < 0 && RECOVER(c) < 0)
             return -1;
-        cfg->nupstreams++;
     }
     return 0;
 }
@@ -715,7 +851,8 @@ static int parse_route_name(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r)
 }
 
 /* What a route does with a request: exactly one of these. */
-static const char *const action_keys[] = {"upstream", "aggregate", "redirect", "respond", NULL};
+static const char *const action_keys[] = {"upstream", "split",   "aggregate",
+                                          "redirect", "respond", NULL};
 
 static bool written_before(const tg_conf_node_t *a, const tg_conf_node_t *b)
 {
@@ -738,7 +875,7 @@ static int one_action(ctx_t *c, const tg_conf_node_t *map)
         }
         bool later = written_before(first, n);
         return tg_conf_error(c->err, later ? n : first,
-                             "a route has one of upstream, aggregate, redirect and respond: "
+                             "a route has one of upstream, split, aggregate, redirect and respond: "
                              "'%s' and '%s' are both set",
                              later ? first_key : action_keys[i],
                              later ? action_keys[i] : first_key);
@@ -774,7 +911,9 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
         return -1;
     if (ws != NULL && tg_conf_get_bool(ws, &r->websocket, c->err) < 0)
         return -1;
-    if (ws != NULL && r->websocket && n == NULL)
+    if (tg_split_parse(c->cfg, c->arena, map, r, c->err) < 0)
+        return -1;
+    if (ws != NULL && r->websocket && n == NULL && r->split == NULL)
         return tg_conf_error(c->err, ws, "a websocket route needs an upstream");
     if (agg != NULL && tg_aggregate_parse(c->cfg, r, agg, &r->aggregate, c->err) < 0)
         return -1;
@@ -788,9 +927,10 @@ static int parse_route_action(ctx_t *c, const tg_conf_node_t *map, tg_route_t *r
     return tg_route_action_parse(r, map, c->err);
 }
 
-static const char *const route_keys[] = {"name",    "match",     "strip_prefix", "upstream",
-                                         "plugins", "aggregate", "redirect",     "respond",
-                                         "rewrite", "websocket", "host_header",  NULL};
+static const char *const route_keys[] = {
+    "name",          "match",   "strip_prefix", "upstream",       "plugins",     "aggregate",
+    "redirect",      "respond", "rewrite",      "websocket",      "host_header", "timeout",
+    "max_body_size", "retry",   "split",        "split_override", "sticky",      NULL};
 
 /* Each step is a recovery point: a wrong match does not hide a wrong
  * upstream of the same route. A route that is not a map is one error. */
@@ -813,6 +953,10 @@ static int parse_route(ctx_t *c, tg_route_t *r)
         return -1;
     if (parse_route_action(c, m, r) < 0 && RECOVER(c) < 0)
         return -1;
+    if (tg_route_policy_parse(m, c->arena, &r->timeout_ms, &r->max_body_size, &r->has_max_body_size,
+                              &r->retry, c->err) < 0 &&
+        RECOVER(c) < 0)
+        return -1;
     return 0;
 }
 
@@ -833,6 +977,7 @@ static int parse_routes(ctx_t *c, const tg_conf_node_t *n)
         if (parse_route(c, r) < 0)
             return -1;
     }
+    tg_isolation_mark_counted(cfg);
     return 0;
 }
 
@@ -888,6 +1033,12 @@ SECTION(redis)
 SECTION(tracing)
 SECTION(log)
 
+static int section_resolver(const tg_conf_node_t *n, void *arg, tg_conf_err_t *err)
+{
+    ctx_t *c = arg;
+    return tg_resolver_conf_parse(n, c->arena, c->cfg, err);
+}
+
 /* Required, and "listen:" left empty is an error at its own position. Not
  * TG_CONF_REQUIRED: a missing listen must not keep the other sections from
  * being checked (tg_conf_read skips CUSTOM fields after a failed one). */
@@ -909,6 +1060,7 @@ static const tg_conf_field_t root_fields[] = {
     {"trusted_proxies", TG_CONF_FIELD_CUSTOM, .parse = section_trusted_proxies,
      .flags = TG_CONF_ABSENT},
     {"limits", TG_CONF_FIELD_CUSTOM, .parse = section_limits, .flags = TG_CONF_ABSENT},
+    {"resolver", TG_CONF_FIELD_CUSTOM, .parse = section_resolver},
     {"upstreams", TG_CONF_FIELD_CUSTOM, .parse = section_upstreams, .flags = TG_CONF_ABSENT},
     {"routes", TG_CONF_FIELD_CUSTOM, .parse = section_routes, .flags = TG_CONF_ABSENT},
     {"redis", TG_CONF_FIELD_CUSTOM, .parse = section_redis, .flags = TG_CONF_ABSENT},
@@ -983,6 +1135,9 @@ static int load_tree(ctx_t *c, const tg_conf_node_t *root)
         return -1;
     c->root = root;
     if (tg_conf_read(root, root_fields, NULL, c, c->err) < 0 && RECOVER(c) < 0)
+        return -1;
+    /* Names are resolved once the upstreams read cleanly (src/resolve.h). */
+    if (tg_conf_errors_mark() == 0 && tg_resolve_load(cfg, c->err) < 0 && RECOVER(c) < 0)
         return -1;
     if (parse_plugins(c) < 0 && RECOVER(c) < 0)
         return -1;
@@ -1074,8 +1229,14 @@ void tg_config_unref(tg_config_t *cfg)
     free(cfg->log.path);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         tg_tls_server_free(cfg->listeners[i].tls);
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        tg_tls_client_free(cfg->upstreams[i].tls);
+    tg_resolve_free(cfg);
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        tg_upstream_conf_t *u = &cfg->upstreams[i];
+        tg_tls_client_free(u->tls);
+        for (size_t j = 0; j < u->ntargets; j++)
+            tg_tshared_put(u->targets[j].shared);
+        tg_ushared_put(u->shared);
+    }
     config_priv_t *p = (config_priv_t *)cfg;
     tg_arena_destroy(p->arena);
     free(p);

@@ -17,6 +17,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "balance.h"
 #include "client_fields.h"
 #include "conf_errors.h"
 #include "log_conf.h"
@@ -30,7 +31,34 @@ typedef struct tg_redis_conf_s tg_redis_conf_t;     /* src/redis.h */
 typedef struct tg_aggregate_s tg_aggregate_t;       /* src/aggregate.h */
 typedef struct tg_tracing_conf_s tg_tracing_conf_t; /* src/trace_conf.h */
 
-typedef enum { TG_BALANCE_ROUND_ROBIN = 0, TG_BALANCE_LEAST_CONN } tg_balance_t;
+/* `balance:` (src/balance.h) */
+typedef enum {
+    TG_BALANCE_ROUND_ROBIN = 0, /* smooth weighted */
+    TG_BALANCE_LEAST_CONN,      /* weighted */
+    TG_BALANCE_P2C_EWMA,
+    TG_BALANCE_HASH, /* Maglev on hash_key */
+} tg_balance_t;
+
+/* `all_down:` what an upstream does when no target may get traffic. */
+typedef enum {
+    TG_ALL_DOWN_FAIL_OPEN = 0, /* every target shares the traffic (Envoy's panic mode) */
+    TG_ALL_DOWN_FAIL_CLOSED,   /* 503 at once */
+} tg_all_down_t;
+
+/* `circuit_breaker:` (0 = no limit). */
+typedef struct {
+    uint32_t max_connections; /* per target, all workers together */
+    uint32_t max_pending;     /* requests waiting for a new connection, per upstream */
+    uint32_t max_requests;    /* requests in flight, per upstream */
+} tg_circuit_conf_t;
+
+/* `outlier_detection:` (src/outlier.h); consecutive_* 0 = that rule is off. */
+typedef struct {
+    uint32_t consecutive_5xx;
+    uint32_t consecutive_gateway_errors;
+    uint64_t base_ejection_time_ms;
+    uint32_t max_ejection_percent;
+} tg_outlier_conf_t;
 
 /* Method bits for route matching; TG_METHOD_OTHER covers extension methods. */
 enum {
@@ -49,8 +77,17 @@ enum {
 typedef struct {
     struct sockaddr_storage addr; /* resolved at load */
     socklen_t addrlen;
-    char *name;        /* as written ("127.0.0.1:9001", "users.internal:80"), for logs */
-    char *host_header; /* "host:port" or "host" when port is 80: default Host toward it */
+    char *name;                  /* as written ("127.0.0.1:9001", "users.internal:80"), for logs */
+    char *host_header;           /* "host:port" or "host" when port is 80: default Host toward it */
+    uint32_t weight;             /* 1 unless written (`{address, weight}`) */
+    struct tg_tshared_s *shared; /* cross-worker state (src/upstream_shared.h) */
+    char *key;                   /* name, or "name#slot": shared state and hashing */
+    /* A slot of a re-resolved name (src/resolve.h): addr is unused, the
+     * address is endpoint's (NULL: none now). Slots of a name are adjacent. */
+    bool dynamic;
+    uint8_t slot;                           /* index among its name's slots */
+    struct tg_endpoint_s *_Atomic endpoint; /* published by the resolver */
+    struct tg_endpoint_s *history;          /* every endpoint it had (freed with the config) */
 } tg_target_t;
 
 typedef struct {
@@ -66,6 +103,15 @@ typedef struct {
     uint32_t max_fails;          /* passive health: consecutive failures; default 3, 0 = off */
     uint64_t fail_timeout_ms;    /* passive health: cooldown; default 10s */
     struct tg_tls_client_s *tls; /* `tls:` toward the targets (src/tls.h); NULL = plain */
+    tg_key_spec_t hash_key;      /* balance: hash */
+    tg_maglev_t maglev;          /* balance: hash, built at load */
+    uint8_t all_down;            /* tg_all_down_t */
+    tg_circuit_conf_t circuit;
+    tg_outlier_conf_t outlier;
+    struct tg_health_conf_s *health; /* `health_check:` (src/health_check.h); NULL = none */
+    struct tg_ushared_s *shared;     /* cross-worker state (src/upstream_shared.h) */
+    uint64_t resolve_ms;             /* `resolve:`: names re-resolved this often; 0 = at load */
+    bool counts_requests; /* max_requests or a route's retry budget needs requests in flight */
 } tg_upstream_conf_t;
 
 typedef enum {
@@ -107,8 +153,13 @@ typedef struct {
     uint8_t host_mode;              /* `host_header:` (tg_host_mode_t) */
     char *host_literal;             /* host_header: "a literal host" */
     bool websocket;                 /* forward Upgrade: websocket handshakes, then tunnel */
-    tg_chain_t *chain;              /* global plugins + the route's own */
-    const tg_conf_node_t *node;     /* only valid during load */
+    uint64_t timeout_ms;            /* `timeout`: to the response head over all tries; 0 = none */
+    uint64_t max_body_size;         /* `max_body_size` (when has_max_body_size) */
+    bool has_max_body_size;
+    struct tg_retry_policy_s *retry; /* `retry:` (src/retry_policy.h); NULL = the upstream's */
+    struct tg_split_s *split;        /* `split:` instead of upstream (src/split.h) */
+    tg_chain_t *chain;               /* global plugins + the route's own */
+    const tg_conf_node_t *node;      /* only valid during load */
 } tg_route_t;
 
 typedef struct {
@@ -117,7 +168,22 @@ typedef struct {
     char *name;                  /* as written */
     struct tg_tls_server_s *tls; /* `tls:` termination (src/tls.h); NULL = plain */
     uint32_t backlog;            /* listen(2) backlog as configured (default 4096) */
+    uint8_t http2;               /* plain listener: tg_h2_mode_t (`http2:`, default off) */
 } tg_listen_conf_t;
+
+/* `listen[].http2:` on a plain listener (over TLS, h2 is chosen by ALPN). */
+typedef enum {
+    TG_H2_OFF = 0,             /* HTTP/1.1 only */
+    TG_H2_PRIOR_KNOWLEDGE = 1, /* h2c when the client starts with the connection preface */
+} tg_h2_mode_t;
+
+/* `limits.http2:` (src/h2_session.c). */
+typedef struct {
+    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS; default 128 */
+    uint32_t initial_window_size;    /* per stream, SETTINGS_INITIAL_WINDOW_SIZE; default 256KiB */
+    uint32_t max_header_list_size;   /* decoded; past it the stream gets a 431; default 32KiB */
+    uint64_t idle_timeout_ms;        /* the connection with no stream open; default 60s */
+} tg_h2_limits_t;
 
 #define TG_LISTEN_BACKLOG 4096
 
@@ -132,6 +198,7 @@ typedef struct {
     uint32_t max_headers;       /* default 100 -> 431 */
     unsigned path_flags;        /* TG_PATH_* (src/path_norm.h): encoded_slashes: keep */
     tg_underscores_t headers_with_underscores; /* default drop (src/client_fields.h) */
+    tg_h2_limits_t http2;                      /* `http2:` */
 } tg_limits_t;
 
 typedef struct tg_config_s {
@@ -158,9 +225,11 @@ typedef struct tg_config_s {
     size_t ninstances;
     /* credential names the plugins marked (sensitive.h) */
     struct tg_sensitive_s *sensitive;
-    tg_chain_t *global_chain;   /* global `plugins:` (also the chain of unrouted requests) */
-    tg_redis_conf_t *redis;     /* top-level `redis:`, NULL when absent */
-    bool check_only;            /* loaded by -t/-T: plugins open and create no file */
+    tg_chain_t *global_chain; /* global `plugins:` (also the chain of unrouted requests) */
+    tg_redis_conf_t *redis;   /* top-level `redis:`, NULL when absent */
+    bool check_only;          /* loaded by -t/-T: plugins open and create no file */
+    char **nameservers;       /* `resolver:` (src/resolve.h); NULL: /etc/resolv.conf */
+    size_t nnameservers;
     tg_tracing_conf_t *tracing; /* `tracing:`, NULL when absent (trace_conf.h) */
     tg_log_conf_t log;          /* `log:` (log_conf.h) */
 } tg_config_t;

@@ -1,4 +1,5 @@
 #include "conn.h"
+#include "h2_conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -119,7 +120,7 @@ static tg_request_t *new_request(tg_conn_t *c)
     c->arena = tg_worker_get_arena(c->worker);
     tg_request_t *req = tg_arena_calloc(c->arena, sizeof(*req));
     req->conn = c;
-    req->proto = &h1;
+    req->proto = c->proto != NULL ? c->proto : &h1;
     req->arena = c->arena;
     req->gen = tg_worker_gen_acquire(c->worker);
     req->cfg = req->gen->cfg;
@@ -145,6 +146,18 @@ static void request_done(tg_conn_t *c)
      * not from here, so that a long pipeline cannot grow the stack. */
     if (tg_stream_input_length(c->s) > 0)
         tg_stream_trigger_read(c->s);
+}
+
+static void reject(tg_conn_t *c, int status, const char *msg);
+
+void tg_conn_request_done(tg_conn_t *c)
+{
+    request_done(c);
+}
+
+void tg_conn_reject(tg_conn_t *c, int status, const char *msg)
+{
+    reject(c, status, msg);
 }
 
 void tg_conn_abort(tg_conn_t *c)
@@ -230,6 +243,9 @@ static void handle_head(tg_conn_t *c)
 static void conn_read_cb(tg_stream_t *s, void *arg)
 {
     tg_conn_t *c = arg;
+    /* HTTP/2 by ALPN or prior knowledge: h2_conn.c takes the connection over. */
+    if (c->requests == 0 && c->state == TG_CONN_IDLE && c->proto == NULL && tg_h2_conn_detect(c))
+        return;
     if (c->parked) { /* its next request begins: header_timeout from here */
         c->timer = evtimer_new(c->worker->base, timer_cb, c);
         if (c->timer == NULL) {
@@ -373,6 +389,34 @@ static void fill_peer(tg_conn_t *c, const struct sockaddr *sa, int salen)
         strcpy(c->peer_ip, "unix");
 }
 
+tg_conn_t *tg_conn_accept_stream(tg_worker_t *w, size_t listener, tg_stream_t *s,
+                                 const struct sockaddr *peer, int salen, bool tls,
+                                 const tg_proto_t *proto, void *proto_data)
+{
+    tg_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->timer = evtimer_new(w->base, timer_cb, c)) == NULL) {
+        free(c);
+        tg_stream_free(s);
+        return NULL;
+    }
+    c->worker = w;
+    c->listener = listener;
+    c->tls = tls;
+    c->proto = proto;
+    c->proto_data = proto_data;
+    c->close_after = true;             /* one exchange per stream */
+    c->metrics_slot = TG_TRAFFIC_NONE; /* the client connection is the HTTP/2 one */
+    c->s = s;
+    fill_peer(c, peer, salen);
+    setup_stream(c);
+    tg_worker_conn_added(w, c);
+    c->state = TG_CONN_IDLE;
+    set_client_timeouts(c, 0);
+    arm_timer(c, w->cfg->limits.header_timeout_ms, true);
+    tg_stream_read_enable(c->s, true);
+    return c;
+}
+
 void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockaddr *sa, int salen)
 {
     int one = 1;
@@ -415,6 +459,10 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
 
 void tg_conn_drain(tg_conn_t *c)
 {
+    if (c->h2c != NULL) {
+        tg_h2_conn_drain(c);
+        return;
+    }
     c->close_after = true;
     if (c->state == TG_CONN_IDLE && tg_stream_input_length(c->s) == 0)
         conn_free(c);
@@ -425,6 +473,8 @@ static void conn_free(tg_conn_t *c)
     if (c->req)
         end_request(c);
     tg_worker_t *w = c->worker;
+    if (c->h2c != NULL)
+        tg_h2_conn_free(c);
     if (c->timer != NULL) /* NULL while parked */
         event_free(c->timer);
     tg_stream_free(c->s); /* close_notify under TLS */

@@ -46,11 +46,34 @@ struct tg_conn_s {
                                tunnel, the last byte moved either way */
     struct sockaddr_storage peer;
     char peer_ip[46];
+    struct tg_h2_conn_s *h2c; /* this connection speaks HTTP/2 (h2_conn.c owns it) */
+    /* One HTTP/2 stream's exchange (h2_bridge.c): its protocol and that
+     * protocol's state; NULL on a client's own connection (HTTP/1.1). */
+    const struct tg_proto_s *proto;
+    void *proto_data;
     tg_conn_t *prev, *next; /* worker's list */
 };
 
 /* Takes ownership of fd (accepted, non-blocking) from cfg->listeners[listener]. */
 void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockaddr *sa, int salen);
+
+/* One HTTP/2 stream's exchange (h2_bridge.c): the request head and body
+ * arrive on an in-memory stream s and go the same way as an HTTP/1.1
+ * client's of listener, from peer (tls: the HTTP/2 connection came over
+ * TLS); responses go out through proto (with proto_data) instead of
+ * HTTP/1.1. Takes ownership of s. NULL when out of memory (s is then
+ * freed). */
+tg_conn_t *tg_conn_accept_stream(tg_worker_t *w, size_t listener, tg_stream_t *s,
+                                 const struct sockaddr *peer, int salen, bool tls,
+                                 const struct tg_proto_s *proto, void *proto_data);
+
+/* A gateway error reply before any head parsed (as for an HTTP/1.1 head
+ * refused by the parser): logged and counted like any request. */
+void tg_conn_reject(tg_conn_t *c, int status, const char *msg);
+
+/* A protocol's end(): the response is complete, the request ends and the
+ * connection goes on or closes (as HTTP/1.1's end does). */
+void tg_conn_request_done(tg_conn_t *c);
 
 /* Draining: idle connections close now, busy ones after their response. */
 void tg_conn_drain(tg_conn_t *c);

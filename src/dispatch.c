@@ -133,8 +133,10 @@ void tg_dispatch_request(tg_request_t *req)
         tg_response_error(req, 417, "unsupported expectation");
         return;
     }
-    if (h->body_kind == TG_BODY_LENGTH && lim->max_body_size &&
-        h->content_length > lim->max_body_size) {
+    uint64_t max_body = lim->max_body_size;
+    if (req->route->has_max_body_size) /* the route's, instead of limits' */
+        req->client.body.limit = max_body = req->route->max_body_size;
+    if (h->body_kind == TG_BODY_LENGTH && max_body && h->content_length > max_body) {
         tg_response_error(req, 413, "request body too large");
         return;
     }

@@ -217,7 +217,12 @@ tg_fetch_t *tg_fetch_start(const char *upstream, const tg_fetch_opts_t *o, tg_fe
         fail_now(cb, data, "unknown upstream");
         return NULL;
     }
-    size_t t = tg_upool_pick(pool, tg_now_ms(), 0);
+    tg_pick_result_t why;
+    size_t t = tg_balance_pick(pool, tg_now_ms(), 0, false, 0, &why);
+    if (t == SIZE_MAX) {
+        fail_now(cb, data, why == TG_PICK_MAX_CONNS ? "upstream overloaded" : "no healthy target");
+        return NULL;
+    }
     tg_uconn_t *up = tg_upool_take_idle(pool, t);
     if (up == NULL)
         up = tg_upool_connect(pool, t);

@@ -13,8 +13,11 @@
 #include "metrics_text.h"
 #include "otlp_export.h"
 #include "process_metrics.h"
+#include "resolve.h"
 #include "tg_build_config.h"
+#include "tollgate/clock.h"
 #include "traffic_metrics.h"
+#include "upstream_shared.h"
 #include "worker.h"
 
 /* ---- registry ----------------------------------------------------------- */
@@ -104,8 +107,6 @@ static bool is_core_name(const char *name)
         "tollgate_upstream_response_duration_seconds_sum",
         "tollgate_upstream_response_duration_seconds_count",
         "tollgate_upstream_retries_total",
-        "tollgate_upstream_target_resting",
-        "tollgate_upstream_target_rests_total",
         "tollgate_client_connections",
         "tollgate_client_connections_accepted_total",
         "tollgate_build_info",
@@ -373,7 +374,6 @@ tg_worker_metrics_t *tg_worker_metrics_rebuild(tg_worker_metrics_t *old, const t
             to->connect_errors = POOL_READ(from, connect_errors);
             to->timeouts = POOL_READ(from, timeouts);
             to->resets = POOL_READ(from, resets);
-            to->rests = POOL_READ(from, rests);
         }
     }
     for (size_t k = 0; k < TG_METRICS_MAX_SLOTS; k++)
@@ -526,16 +526,7 @@ static void render_histogram(struct evbuffer *out, const scrape_t *s)
 /* Upstream counters live in each worker's metrics (upstream_pool.h): the
  * scrape never touches a pool, which a reload may be freeing. */
 
-typedef enum {
-    P_IDLE,
-    P_ACTIVE,
-    P_CREATED,
-    P_REUSED,
-    P_CONNECT,
-    P_TIMEOUT,
-    P_RESET,
-    P_RESTS
-} pool_field_t;
+typedef enum { P_IDLE, P_ACTIVE, P_CREATED, P_REUSED, P_CONNECT, P_TIMEOUT, P_RESET } pool_field_t;
 
 static uint64_t pool_value(const tg_upool_stats_t *st, pool_field_t f)
 {
@@ -554,8 +545,6 @@ static uint64_t pool_value(const tg_upool_stats_t *st, pool_field_t f)
         return POOL_READ(st, timeouts);
     case P_RESET:
         return POOL_READ(st, resets);
-    case P_RESTS:
-        return POOL_READ(st, rests);
     }
     return 0;
 }
@@ -591,11 +580,8 @@ static void render_upstreams(struct evbuffer *out, const scrape_t *s)
         {"tollgate_upstream_connections_created_total", "Upstream connections opened.", P_CREATED},
         {"tollgate_upstream_connections_reused_total",
          "Requests sent on a pooled keep-alive upstream connection.", P_REUSED},
-        {"tollgate_upstream_target_rests_total",
-         "Times a target was put to rest by passive health (max_fails failures in a row).",
-         P_RESTS},
     };
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < 2; k++) {
         tg_mtext_header(out, plain[k].name, plain[k].help, "counter");
         for (size_t u = 0; u < cfg->nupstreams; u++)
             tg_mtext_sample(out, plain[k].name, "upstream", cfg->upstreams[u].name, NULL, NULL,
@@ -608,6 +594,64 @@ static void render_upstreams(struct evbuffer *out, const scrape_t *s)
         tg_mtext_sample(out, name, "upstream", up, "kind", "connect", pool_sum(s, u, P_CONNECT));
         tg_mtext_sample(out, name, "upstream", up, "kind", "timeout", pool_sum(s, u, P_TIMEOUT));
         tg_mtext_sample(out, name, "upstream", up, "kind", "reset", pool_sum(s, u, P_RESET));
+    }
+}
+
+/* Failure isolation: cross-worker counters and verdicts (upstream_shared.h),
+ * read from the shared state, which outlives reloads by name. */
+static void render_isolation(struct evbuffer *out, const tg_config_t *cfg)
+{
+    for (size_t u = 0; u < cfg->nupstreams; u++)
+        if (cfg->upstreams[u].shared == NULL)
+            return; /* a config built by hand (unit tests) */
+    const char *name = "tollgate_upstream_overloaded_total";
+    tg_mtext_header(out, name, "Requests refused with 503 by a circuit-breaker limit.", "counter");
+    for (size_t u = 0; u < cfg->nupstreams; u++)
+        for (int l = 0; l < TG_LIMIT_COUNT; l++)
+            tg_mtext_sample(out, name, "upstream", cfg->upstreams[u].name, "limit",
+                            tg_limit_names[l],
+                            atomic_load(&cfg->upstreams[u].shared->overloaded[l]));
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } plain[] = {
+        {"tollgate_upstream_retries_total", "Retries made toward an upstream.",
+         offsetof(tg_ushared_t, retries)},
+        {"tollgate_upstream_retry_budget_exhausted_total",
+         "Retries not made because the retry budget was spent.",
+         offsetof(tg_ushared_t, budget_exhausted)},
+        {"tollgate_upstream_ejections_total", "Targets ejected by outlier detection.",
+         offsetof(tg_ushared_t, ejections)},
+    };
+    for (size_t k = 0; k < sizeof(plain) / sizeof(plain[0]); k++) {
+        tg_mtext_header(out, plain[k].name, plain[k].help, "counter");
+        for (size_t u = 0; u < cfg->nupstreams; u++) {
+            _Atomic uint64_t *c = (void *)((char *)cfg->upstreams[u].shared + plain[k].off);
+            tg_mtext_sample(out, plain[k].name, "upstream", cfg->upstreams[u].name, NULL, NULL,
+                            atomic_load(c));
+        }
+    }
+    name = "tollgate_upstream_health_checks_total";
+    tg_mtext_header(out, name, "Active health checks, by result.", "counter");
+    for (size_t u = 0; u < cfg->nupstreams; u++)
+        for (int r = 0; r < TG_CHECK_COUNT; r++)
+            tg_mtext_sample(out, name, "upstream", cfg->upstreams[u].name, "result",
+                            tg_check_names[r], atomic_load(&cfg->upstreams[u].shared->checks[r]));
+    name = "tollgate_upstream_target_healthy";
+    tg_mtext_header(out, name,
+                    "1 while a target may get traffic (health checks, outlier ejection, passive "
+                    "health), else 0.",
+                    "gauge");
+    uint64_t now = tg_now_ms();
+    char buf[64];
+    for (size_t u = 0; u < cfg->nupstreams; u++) {
+        for (size_t t = 0; t < cfg->upstreams[u].ntargets; t++) {
+            const tg_target_t *tg = &cfg->upstreams[u].targets[t];
+            const char *label = tg_target_label(tg, buf, sizeof(buf)); /* NULL: an empty slot */
+            if (label != NULL)
+                tg_mtext_sample(out, name, "upstream", cfg->upstreams[u].name, "target", label,
+                                tg_tshared_usable(tg->shared, now));
+        }
     }
 }
 
@@ -671,6 +715,7 @@ void tg_metrics_render_format(struct evbuffer *out, const tg_config_t *cfg, tg_w
     render_requests(out, &s);
     render_histogram(out, &s);
     render_upstreams(out, &s);
+    render_isolation(out, s.cfg);
     render_process(out, &s);
     render_plugins(out, &s);
     tg_traffic_render(out, cfg, s.workers, s.nworkers);
@@ -703,18 +748,6 @@ void tg_metrics_upstream_conns(const tg_config_t *cfg, tg_worker_t *workers, uns
     scrape_t s = {.cfg = cfg, .workers = workers, .nworkers = workers ? nworkers : 0};
     *active = pool_sum(&s, ui, P_ACTIVE);
     *idle = pool_sum(&s, ui, P_IDLE);
-}
-
-unsigned tg_metrics_target_resting(tg_worker_t *workers, unsigned nworkers, size_t ui, size_t ti,
-                                   uint64_t now_ms)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; workers != NULL && i < nworkers && ti < TG_UPOOL_HEALTH_TARGETS; i++) {
-        const tg_worker_metrics_t *m = __atomic_load_n(&workers[i].metrics, __ATOMIC_ACQUIRE);
-        if (m != NULL && ui < m->nups && POOL_READ(&m->ups[ui], down_until[ti]) > now_ms)
-            n++;
-    }
-    return n;
 }
 
 struct tg_traffic_s *tg_worker_metrics_traffic(const tg_worker_metrics_t *m)

@@ -90,11 +90,6 @@ void tg_metrics_route_totals(const tg_config_t *cfg, tg_worker_t *workers, unsig
 void tg_metrics_upstream_conns(const tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers,
                                size_t ui, uint64_t *active, uint64_t *idle);
 
-/* On how many workers target ti of upstream ui rests now (passive health:
- * max_fails failures in a row, then fail_timeout; each worker judges alone). */
-unsigned tg_metrics_target_resting(tg_worker_t *workers, unsigned nworkers, size_t ui, size_t ti,
-                                   uint64_t now_ms);
-
 /* The worker's traffic counters (traffic_metrics.h); NULL when m is. */
 struct tg_traffic_s *tg_worker_metrics_traffic(const tg_worker_metrics_t *m);
 

@@ -9,6 +9,7 @@
 #include "field_list.h"
 #include "head_write.h"
 #include "log.h"
+#include "outlier.h"
 #include "proto.h"
 #include "request_head.h"
 #include "response.h"
@@ -16,6 +17,7 @@
 #include "tollgate/clock.h"
 #include "trace_span.h"
 #include "tunnel.h"
+#include "upstream_try.h"
 
 /* A response head larger than this from an upstream is a broken upstream. */
 #define RESP_HEAD_MAX (64u * 1024u)
@@ -28,6 +30,7 @@ static bool pump_request(tg_request_t *req);
 static bool pump_response(tg_request_t *req);
 static void attempt(tg_request_t *req);
 static void send_refusal(tg_request_t *req);
+static void buffer_body(tg_request_t *req);
 
 static bool idempotent(uint32_t m)
 {
@@ -40,15 +43,17 @@ static bool idempotent(uint32_t m)
 static void set_upstream_timeouts(tg_request_t *req)
 {
     const tg_upstream_conf_t *u = req->up.pool->conf;
+    uint64_t t = tg_try_response_timeout(req);
     if (!req->up.conn->connected)
         tg_stream_set_timeouts(req->up.conn->s, 0, u->connect_timeout_ms);
     else
-        tg_stream_set_timeouts(req->up.conn->s, req->client.body.done ? u->timeout_ms : 0,
-                               u->timeout_ms);
+        tg_stream_set_timeouts(req->up.conn->s, req->client.body.done ? t : 0, t);
 }
 
 static void close_upstream(tg_request_t *req)
 {
+    if (req->up.pool != NULL)
+        tg_try_connected(req);
     if (req->up.conn != NULL) {
         tg_upool_release(req->up.conn, false);
         req->up.conn = NULL;
@@ -58,19 +63,28 @@ static void close_upstream(tg_request_t *req)
 void tg_proxy_release(tg_request_t *req)
 {
     close_upstream(req);
+    tg_try_release(req);
 }
 
-static bool can_retry(const tg_request_t *req, bool stale)
+/* Whether a try that failed with kind (or answered status, kind 0) may be
+ * followed by another: never once the response head went to the client. */
+static bool can_retry(tg_request_t *req, bool stale, unsigned kind, int status)
 {
-    if (req->up.state != TG_UP_SENDING || req->up.no_retry || req->client.body_started ||
-        !idempotent(req->client.method_bit))
-        return false;
-    if (req->client.body.kind != TG_BODY_NONE &&
-        !(req->client.body.kind == TG_BODY_LENGTH && req->client.body.remaining == 0))
+    if (req->up.state != TG_UP_SENDING || req->up.no_retry || !tg_try_body_resendable(req))
         return false;
     if (stale)
         return req->up.stale_retries < STALE_RETRIES;
-    return req->up.attempts <= req->up.pool->conf->retries;
+    if (req->route->retry != NULL) /* the route's policy (upstream_try.h) */
+        return tg_try_policy_allows(req, kind, status);
+    return idempotent(req->client.method_bit) && kind != 0 &&
+           req->up.attempts <= req->up.pool->conf->retries;
+}
+
+/* The next try, after the policy's jittered backoff. */
+static void retry(tg_request_t *req)
+{
+    if (tg_try_backoff(req) == 0)
+        attempt(req); /* else the timer runs the next try */
 }
 
 /* An upstream failure at warn, with what an operator acts on: the target,
@@ -93,13 +107,19 @@ static void log_failure(tg_request_t *req, tg_log_level_t level, const char *pha
 }
 
 /* The upstream failed before its response head reached the client. */
-static void upstream_failed(tg_request_t *req, int status, const char *msg, bool health, bool stale)
+static void upstream_failed(tg_request_t *req, int status, const char *msg, bool health, bool stale,
+                            unsigned kind)
 {
     tg_trace_attempt_failed(req, msg);
     if (req->up.conn != NULL) {
         size_t t = req->up.conn->target;
         if (health)
             tg_upool_report_failure(req->up.pool, t, tg_now_ms());
+        if (health && kind != 0)
+            tg_outlier_report(req->up.pool->conf, t, TG_OUTCOME_GATEWAY, 0, tg_now_ms());
+        if (kind != 0 && req->up.tries.try_start_us)
+            tg_balance_observe(req->up.pool, t, tg_now_us() - req->up.tries.try_start_us,
+                               tg_now_us());
         if (!stale && t < 64)
             req->up.tried |= 1ull << t;
     }
@@ -108,15 +128,42 @@ static void upstream_failed(tg_request_t *req, int status, const char *msg, bool
         tg_response_fail(req);
         return;
     }
-    if (can_retry(req, stale)) {
-        if (stale)
+    if (can_retry(req, stale, kind, 0)) {
+        if (stale) {
             req->up.stale_retries++;
-        attempt(req);
+            attempt(req);
+        } else {
+            retry(req);
+        }
         return;
     }
     tg_request_log(req, TG_LOG_INFO, "upstream %s: %s, no try left: answering %d",
                    req->up.pool->conf->name, msg, status);
     tg_response_error(req, status, msg);
+}
+
+/* Route timeout, per-try timeout, or the end of a backoff. */
+static void tries_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tg_request_t *req = arg;
+    tg_tries_t *t = &req->up.tries;
+    if (t->backing_off) {
+        t->backing_off = false;
+        if (t->deadline_ms && tg_now_ms() >= t->deadline_ms) {
+            tg_response_error(req, 504, "upstream timed out");
+            return;
+        }
+        attempt(req);
+        return;
+    }
+    if (req->up.state != TG_UP_SENDING)
+        return;
+    if (t->deadline_ms && tg_now_ms() >= t->deadline_ms)
+        req->up.no_retry = true; /* the route's time is up: no other try */
+    TG_STAT_INC(req->up.pool, timeouts);
+    upstream_failed(req, 504, "upstream timed out", true, false, TG_FAIL_TIMEOUT);
 }
 
 /* ---- request head toward the upstream ---- */
@@ -264,6 +311,8 @@ static bool read_response_head(tg_request_t *req, bool *gone)
             return false;
         bool switched = r >= 0 && resp.status == 101 && req->up.upgrade;
         if (switched && upgraded_to_websocket(&resp)) {
+            if (req->up.tries.timer != NULL) /* the tunnel has its own idle timeout */
+                evtimer_del(req->up.tries.timer);
             tg_upool_report_success(req->up.pool, req->up.conn->target);
             tg_trace_attempt_status(req, 101);
             req->time.up_head_us = tg_now_us();
@@ -287,7 +336,7 @@ static bool read_response_head(tg_request_t *req, bool *gone)
              * connection is closed, whatever it holds. */
             req->up.state = TG_UP_SENDING;
             req->up.no_retry = true;
-            upstream_failed(req, 502, "invalid response from upstream", true, false);
+            upstream_failed(req, 502, "invalid response from upstream", true, false, 0);
             *gone = true;
             return true;
         }
@@ -299,6 +348,24 @@ static bool read_response_head(tg_request_t *req, bool *gone)
         tg_upool_report_success(req->up.pool, req->up.conn->target);
         tg_trace_attempt_status(req, resp.status);
         req->time.up_head_us = tg_now_us();
+        tg_balance_observe(req->up.pool, req->up.conn->target,
+                           req->time.up_head_us - req->up.tries.try_start_us, req->time.up_head_us);
+        tg_outlier_report(req->up.pool->conf, req->up.conn->target,
+                          resp.status >= 500 ? TG_OUTCOME_5XX : TG_OUTCOME_OK, resp.status,
+                          tg_now_ms());
+        if (req->route->retry != NULL && can_retry(req, false, 0, resp.status)) {
+            /* An answer the policy retries: this connection goes (its body
+             * is not read), another target gets the request. */
+            if (req->up.conn->target < 64)
+                req->up.tried |= 1ull << req->up.conn->target;
+            close_upstream(req);
+            tg_response_release(req, true);
+            retry(req);
+            *gone = true;
+            return true;
+        }
+        if (req->up.tries.timer != NULL)
+            evtimer_del(req->up.tries.timer);
         bool forwarded = tg_response_forward_head(req, &resp, RESP_MAX_HEADERS);
         evbuffer_drain(in, (size_t)r);
         if (!forwarded) { /* a response_head hook answered instead */
@@ -362,7 +429,7 @@ static bool pump_response(tg_request_t *req)
             req->resp.bytes_out = 0;
             req->up.state = TG_UP_SENDING;
             req->up.no_retry = true; /* the upstream answered: a broken answer is not retried */
-            upstream_failed(req, 502, "invalid response from upstream", true, false);
+            upstream_failed(req, 502, "invalid response from upstream", true, false, 0);
             return true;
         }
         /* Truncated, broken or refused body: closing is the only honest signal left. */
@@ -386,7 +453,7 @@ static void up_read_cb(tg_stream_t *s, void *arg)
             return;
         }
         /* The upstream's read timeout now measures gaps between body reads. */
-        uint64_t t = req->up.pool->conf->timeout_ms;
+        uint64_t t = tg_try_response_timeout(req);
         tg_stream_set_timeouts(req->up.conn->s, t, t);
     }
     if (req->up.state == TG_UP_RECEIVING)
@@ -406,6 +473,7 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
     tg_uconn_t *uc = req->up.conn;
     if (what & TG_STREAM_CONNECTED) {
         uc->connected = true;
+        tg_try_connected(req);
         set_upstream_timeouts(req);
         return;
     }
@@ -432,16 +500,16 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
         TG_STAT_INC(req->up.pool, timeouts);
         upstream_failed(req, 504,
                         uc->connected ? "upstream timed out" : "upstream connect timed out", true,
-                        false);
+                        false, uc->connected ? TG_FAIL_TIMEOUT : TG_FAIL_CONNECT);
         return;
     }
     if (!uc->connected) {
         TG_STAT_INC(req->up.pool, connect_errors);
-        upstream_failed(req, 502, "upstream connect failed", true, false);
+        upstream_failed(req, 502, "upstream connect failed", true, false, TG_FAIL_CONNECT);
         return;
     }
     TG_STAT_INC(req->up.pool, resets);
-    upstream_failed(req, 502, "upstream closed the connection", !stale, stale);
+    upstream_failed(req, 502, "upstream closed the connection", !stale, stale, TG_FAIL_RESET);
 }
 
 /* ---- request body, client -> upstream ---- */
@@ -513,7 +581,10 @@ static bool pump_request(tg_request_t *req)
 
 void tg_proxy_client_readable(tg_request_t *req)
 {
-    pump_request(req);
+    if (req->up.tries.buffering)
+        buffer_body(req);
+    else
+        pump_request(req);
 }
 
 void tg_proxy_client_drained(tg_request_t *req)
@@ -524,47 +595,84 @@ void tg_proxy_client_drained(tg_request_t *req)
 
 /* ---- start ---- */
 
-void tg_proxy_start(tg_request_t *req)
-{
-    attempt(req);
-}
-
 static void attempt(tg_request_t *req)
 {
     tg_upool_t *p = req->up.pool;
-    size_t t = tg_upool_pick(p, tg_now_ms(), req->up.tried);
+    if (req->up.attempts == 0)
+        tg_try_first(req, tries_timer_cb);
+    size_t t;
+    tg_uconn_t *uc;
+    if (!tg_try_connect(req, &t, &uc))
+        return; /* refused: the request is gone */
     req->up.attempts++;
     req->up.target = t;
     req->up.target_used = true;
     if (req->time.up_start_us == 0)
         req->time.up_start_us = tg_now_us();
+    req->up.tries.try_start_us = tg_now_us();
     req->up.state = TG_UP_SENDING;
     tg_trace_attempt(req);
-    tg_uconn_t *uc = tg_upool_take_idle(p, t);
-    if (uc == NULL)
-        uc = tg_upool_connect(p, t);
     if (uc == NULL) {
         log_failure(req, TG_LOG_WARN, "connect", errno);
+        tg_try_connected(req);
         tg_upool_report_failure(p, t, tg_now_ms());
+        tg_outlier_report(p->conf, t, TG_OUTCOME_GATEWAY, 0, tg_now_ms());
         tg_trace_attempt_failed(req, "connect failed");
         if (t < 64)
             req->up.tried |= 1ull << t;
-        if (can_retry(req, false)) {
-            attempt(req);
+        if (can_retry(req, false, TG_FAIL_CONNECT, 0)) {
+            retry(req);
             return;
         }
         tg_response_error(req, 502, "upstream connect failed");
         return;
     }
     req->up.conn = uc;
+    req->up.tries.endpoint = uc->endpoint;
     tg_stream_setcb(uc->s, up_read_cb, up_write_cb, up_event_cb, req);
     tg_stream_set_watermarks(uc->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);
     set_upstream_timeouts(req);
+    tg_try_arm(req);
     /* A pooled connection is connected: its head goes out at once (a new
      * one sends it once connected). */
     struct evbuffer *scratch = req->gen->worker->scratch;
     write_upstream_head(req, scratch);
+    if (req->up.tries.body != NULL) { /* kept whole: a copy goes, for the next try */
+        size_t n = evbuffer_get_length(req->up.tries.body);
+        evbuffer_add(scratch, evbuffer_pullup(req->up.tries.body, (ev_ssize_t)n), n);
+    }
     tg_stream_send(uc->s, scratch);
     tg_stream_read_enable(uc->s, true);
     pump_request(req);
+}
+
+/* Reads the kept body; the first try starts once it is whole. */
+static void buffer_body(tg_request_t *req)
+{
+    int r = tg_body_pump(&req->client.body, req->proto->input(req), req->up.tries.body, SIZE_MAX);
+    if (r == TG_BODY_MORE)
+        return;
+    req->up.tries.buffering = false;
+    if (r != TG_BODY_DONE) {
+        tg_response_error(
+            req, r == TG_BODY_TOO_LARGE ? 413 : 400,
+            r == TG_BODY_TOO_LARGE
+                ? "request body too large"
+                : (req->client.body.error ? req->client.body.error : "invalid request body"));
+        return;
+    }
+    req->proto->input_done(req);
+    attempt(req);
+}
+
+void tg_proxy_start(tg_request_t *req)
+{
+    if (!tg_try_admit(req))
+        return; /* refused */
+    if (tg_try_keep_body(req)) {
+        req->up.tries.buffering = true;
+        buffer_body(req);
+        return;
+    }
+    attempt(req);
 }

@@ -17,6 +17,7 @@
 #include "field_list.h"
 #include "http_parser.h"
 #include "request_id.h"
+#include "retry_policy.h"
 #include "tollgate/request.h"
 #include "trace_span.h"
 #include "upstream_pool.h"
@@ -132,8 +133,9 @@ struct tg_request_s {
         bool no_retry;
         bool upgrade; /* a WebSocket handshake on a websocket route: Upgrade is forwarded */
         tg_up_state_t state;
-        bool keepalive; /* upstream allows reuse after this response */
-        bool eof;       /* the upstream closed; finish the body with what is buffered */
+        bool keepalive;   /* upstream allows reuse after this response */
+        bool eof;         /* the upstream closed; finish the body with what is buffered */
+        tg_tries_t tries; /* retry policy, timeouts, circuit counts (retry_policy.h) */
     } up;
 
     /* The response pipeline (response.c) writes this part, for generated

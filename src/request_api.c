@@ -9,7 +9,9 @@
 #include "field_list.h"
 #include "http_response.h"
 #include "json_escape.h"
+#include "proto.h"
 #include "request.h"
+#include "resolve.h"
 #include "sensitive.h"
 #include "tollgate/clock.h"
 #include "tollgate/request.h"
@@ -84,6 +86,14 @@ const char *tg_request_host(const tg_request_t *r, size_t *len)
     return r->client.host;
 }
 
+const char *tg_request_protocol(const tg_request_t *r)
+{
+    if (strcmp(r->proto->name, "h2") == 0)
+        return "HTTP/2.0";
+    return r->client.http.minor_version == 0 && r->client.http.method != NULL ? "HTTP/1.0"
+                                                                              : "HTTP/1.1";
+}
+
 const char *tg_request_id(const tg_request_t *r, size_t *len)
 {
     *len = r->request_id_len;
@@ -102,7 +112,19 @@ const char *tg_request_upstream(const tg_request_t *r)
 
 const char *tg_request_upstream_addr(const tg_request_t *r)
 {
-    return r->up.pool && r->up.target_used ? r->up.pool->conf->targets[r->up.target].name : NULL;
+    if (r->up.pool == NULL || !r->up.target_used)
+        return NULL;
+    const tg_target_t *t = &r->up.pool->conf->targets[r->up.target];
+    if (!t->dynamic || r->up.tries.endpoint == NULL)
+        return t->name;
+    /* a re-resolved name: the address the last try went to */
+    char *buf = tg_arena_alloc(r->arena, 64);
+    return buf ? tg_endpoint_label(r->up.tries.endpoint, buf, 64) : t->name;
+}
+
+unsigned tg_request_retries(const tg_request_t *r)
+{
+    return r->up.tries.retries;
 }
 
 tg_arena_t *tg_request_arena(tg_request_t *r)

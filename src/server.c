@@ -13,12 +13,14 @@
 
 #include "admin.h"
 #include "chain.h"
+#include "health_check.h"
 #include "log.h"
 #include "log_conf.h"
 #include "metrics.h"
 #include "otlp_export.h"
 #include "process_metrics.h"
 #include "reload_signal.h"
+#include "resolve.h"
 #include "sd_notify.h"
 #include "worker.h"
 
@@ -37,6 +39,8 @@ typedef struct {
     bool reload_pending;
     int reload_rc;
     char reload_err[512];
+    struct tg_health_s *health;     /* the current config's prober (health_check.h) */
+    struct tg_resolver_s *resolver; /* the current config's names (resolve.h) */
 } tg_server_t;
 
 /* Idle keep-alive connections cost descriptors, not CPU: take what the hard
@@ -219,6 +223,10 @@ static int do_reload(tg_server_t *s, char *err, size_t errlen)
     free(r);
     if (s->admin)
         tg_admin_set_config(s->admin, cfg);
+    tg_health_stop(s->health);
+    s->health = tg_health_start(s->base, cfg);
+    tg_resolver_stop(s->resolver);
+    s->resolver = tg_resolver_start(s->base, cfg);
     tg_otlp_configure(cfg->tracing);
     char lerr[512];
     if (tg_log_conf_apply(cfg, lerr, sizeof(lerr)) < 0)
@@ -399,6 +407,8 @@ int tg_server_run(tg_config_t *cfg)
                       cfg->nroutes, cfg->nupstreams);
         if (s.admin)
             tg_admin_set_ready(s.admin, true);
+        s.health = tg_health_start(s.base, s.cfg);
+        s.resolver = tg_resolver_start(s.base, s.cfg);
         /* Listeners and workers are up: a Type=notify unit is started. */
         char state[160];
         snprintf(state, sizeof(state), "READY=1\nSTATUS=%u workers, %zu routes, %zu upstreams",
@@ -408,6 +418,9 @@ int tg_server_run(tg_config_t *cfg)
         event_base_dispatch(s.base);
         if (watchdog != NULL)
             event_free(watchdog);
+        tg_resolver_stop(s.resolver);
+        tg_health_stop(s.health);
+        s.health = NULL;
         /* A POST /reload that arrived during shutdown gets its answer. */
         pthread_mutex_lock(&s.reload_lock);
         if (s.reload_pending) {

@@ -261,7 +261,9 @@ static void server_span(jw_t *w, const tg_request_t *req, uint64_t end_ns)
     attr_s(w, "url.scheme", req->conn->tls ? "https" : "http");
     if (req->client.host != NULL)
         address_attrs(w, req->client.host, req->client.host_len, false);
-    attr_s(w, "network.protocol.version", h->minor_version == 0 ? "1.0" : "1.1");
+    /* "HTTP/2.0" -> "2", "HTTP/1.1" -> "1.1" (semantic conventions) */
+    const char *proto = tg_request_protocol(req);
+    attr_s(w, "network.protocol.version", strcmp(proto, "HTTP/2.0") == 0 ? "2" : proto + 5);
     attr_s(w, "client.address", tg_request_client_ip(req));
     attr_s(w, "network.peer.address", req->conn->peer_ip);
     size_t ual;

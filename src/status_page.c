@@ -9,10 +9,12 @@
 #include "metrics.h"
 #include "otlp_export.h"
 #include "process_metrics.h"
+#include "resolve.h"
 #include "tg_build_config.h"
 #include "tollgate/clock.h"
 #include "trace_conf.h"
 #include "traffic_metrics.h"
+#include "upstream_shared.h"
 
 #define SNAPS 16
 #define WINDOW_S 10.0
@@ -175,15 +177,26 @@ out:
     return arr;
 }
 
+/* up; unhealthy (the active checks took it out); resting (passive health or
+ * an outlier ejection, until its time is over). */
+static const char *target_health(const tg_tshared_t *t, uint64_t now_ms)
+{
+    if (atomic_load_explicit(&t->unhealthy, memory_order_relaxed))
+        return "unhealthy";
+    return tg_tshared_usable(t, now_ms) ? "up" : "resting";
+}
+
 static json_t *upstreams_json(const tg_config_t *cfg, tg_worker_t *ws, unsigned n)
 {
     json_t *arr = json_array();
     uint64_t now_ms = tg_now_ms();
     for (size_t ui = 0; ui < cfg->nupstreams; ui++) {
         const tg_upstream_conf_t *u = &cfg->upstreams[ui];
-        uint64_t active, idle, retries, bucket[TG_MTEXT_NBUCKETS];
+        uint64_t active, idle, bucket[TG_MTEXT_NBUCKETS];
         tg_metrics_upstream_conns(cfg, ws, n, ui, &active, &idle);
-        tg_traffic_upstream(cfg, ws, n, ui, bucket, &retries);
+        tg_traffic_upstream(cfg, ws, n, ui, bucket);
+        /* Failure isolation's state, shared by the workers (upstream_shared.h). */
+        uint64_t retries = u->shared ? atomic_load(&u->shared->retries) : 0;
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(u->name));
         json_object_set_new(o, "active", json_integer((json_int_t)active));
@@ -193,11 +206,14 @@ static json_t *upstreams_json(const tg_config_t *cfg, tg_worker_t *ws, unsigned 
         json_object_set_new(o, "p99_ms", ms_or_null(quantile_ms(bucket, 0.99)));
         json_t *targets = json_array();
         for (size_t ti = 0; ti < u->ntargets; ti++) {
-            unsigned resting = tg_metrics_target_resting(ws, n, ui, ti, now_ms);
+            const tg_target_t *tg = &u->targets[ti];
+            char buf[64];
+            const char *label = tg_target_label(tg, buf, sizeof(buf));
+            if (label == NULL || tg->shared == NULL)
+                continue; /* an empty slot of a re-resolved name */
             json_t *t = json_object();
-            json_object_set_new(t, "address", json_string(u->targets[ti].name));
-            json_object_set_new(t, "health", json_string(resting ? "resting" : "up"));
-            json_object_set_new(t, "resting_workers", json_integer(resting));
+            json_object_set_new(t, "address", json_string(label));
+            json_object_set_new(t, "health", json_string(target_health(tg->shared, now_ms)));
             json_array_append_new(targets, t);
         }
         json_object_set_new(o, "targets", targets);
@@ -277,7 +293,7 @@ static const char page[] =
     "#meta{color:#5a6570}table{border-collapse:collapse;background:#fff;min-width:50%}\n"
     "th,td{border:1px solid #d6dbe0;padding:.3em .7em;text-align:right}\n"
     "th{background:#eef1f4}td:first-child,th:first-child,.t{text-align:left}\n"
-    ".up{color:#137333;font-weight:600}.resting{color:#b3261e;font-weight:600}\n"
+    ".up{color:#137333;font-weight:600}.resting,.unhealthy{color:#b3261e;font-weight:600}\n"
     ".bad{color:#b3261e}.ok{color:#137333}#error{color:#b3261e}\n"
     "</style></head><body>\n"
     "<h1>tollgate</h1><div id=\"meta\">loading&hellip;</div><div id=\"error\"></div>\n"
@@ -332,9 +348,7 @@ static const char page[] =
     "      const tr = document.createElement('tr'), k = 'upstream:' + u.name + ':';\n"
     "      cell(tr, i ? '' : u.name);\n"
     "      cell(tr, t.address, 'target:' + u.name + ':' + t.address + ':address', 't');\n"
-    "      cell(tr, t.health + (t.resting_workers ? ' (' + t.resting_workers + '/' + s.workers +\n"
-    "        ' workers)' : ''), 'target:' + u.name + ':' + t.address + ':health', 't ' + "
-    "t.health);\n"
+    "      cell(tr, t.health, 'target:' + u.name + ':' + t.address + ':health', 't ' + t.health);\n"
     "      if (i === 0) {\n"
     "        cell(tr, u.active, k + 'active'); cell(tr, u.idle, k + 'idle');\n"
     "        cell(tr, u.retries, k + 'retries');\n"

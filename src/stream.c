@@ -65,8 +65,10 @@ struct tg_stream_s {
     bool starved;       /* TLS: the last SSL_read_ex wanted more bytes from the socket */
     bool in_cb;         /* a callback runs: tg_stream_free defers the free */
     bool dead;
-    int connect_error; /* connect(2) failed at once: reported from the loop */
-    int error;         /* errno of the last failure (tg_stream_error) */
+    int connect_error;            /* connect(2) failed at once: reported from the loop */
+    int error;                    /* errno of the last failure (tg_stream_error) */
+    const tg_stream_pipe_t *pipe; /* an in-memory stream (tg_stream_new_pipe) */
+    void *pipe_arg;
 };
 
 static void rev_cb(evutil_socket_t fd, short what, void *arg);
@@ -125,7 +127,7 @@ static int make_buffers(tg_stream_t *s)
 {
     s->in = evbuffer_new();
     s->out = evbuffer_new();
-    s->wev = event_new(event_get_base(&s->rev), s->fd, EV_WRITE, wev_cb, s);
+    s->wev = event_new(event_get_base(&s->rev), s->fd, s->pipe ? 0 : EV_WRITE, wev_cb, s);
     if (s->in == NULL || s->out == NULL || s->wev == NULL ||
         evbuffer_add_cb(s->in, in_cb, s) == NULL || evbuffer_add_cb(s->out, out_cb, s) == NULL) {
         free_buffers(s);
@@ -182,9 +184,12 @@ void tg_stream_free(tg_stream_t *s)
         ERR_clear_error();
         SSL_free(s->ssl);
     }
-    close(s->fd);
+    if (s->pipe == NULL)
+        close(s->fd);
     free_buffers(s);
     s->dead = true;
+    if (s->pipe != NULL)
+        s->pipe->closed(s->pipe_arg);
     if (!s->in_cb)
         destroy(s);
 }
@@ -223,6 +228,8 @@ static void update_read(tg_stream_t *s)
         want = s->reading && !s->eof &&
                !(s->read_high && s->in && evbuffer_get_length(s->in) >= s->read_high);
     }
+    if (s->pipe != NULL) /* a pipe has no input until it is given: wait while empty */
+        want = want && (s->in == NULL || evbuffer_get_length(s->in) == 0);
     if (!want) {
         if (s->rev_on)
             event_del(&s->rev);
@@ -408,6 +415,15 @@ static int write_buffer(tg_stream_t *s, struct evbuffer *b)
     s->write_wants_read = false;
     if (evbuffer_get_length(b) == 0)
         return IO_OK;
+    if (s->pipe != NULL) {
+        /* The consumer takes what it can; blocked: it calls
+         * tg_stream_pipe_writable() once it has room again. */
+        if (s->pipe->write(b, s->pipe_arg)) {
+            s->write_blocked = true;
+            return IO_AGAIN;
+        }
+        return IO_OK;
+    }
     if (s->ssl != NULL)
         return write_tls(s, b);
     int n = evbuffer_write_atmost(b, s->fd, -1);
@@ -725,4 +741,45 @@ bool tg_stream_established(const tg_stream_t *s)
 int tg_stream_error(const tg_stream_t *s)
 {
     return s->error;
+}
+
+/* ---- in-memory streams ------------------------------------------------- */
+
+/* No socket: `rev` and `wev` are pure timers (fd -1, no I/O interest), so the
+ * read and write timeouts work as for a socket; wev also carries the
+ * deferred work (event_active) as usual. */
+tg_stream_t *tg_stream_new_pipe(struct event_base *base, const tg_stream_pipe_t *pipe, void *arg)
+{
+    tg_stream_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->fd = -1;
+    s->pipe = pipe;
+    s->pipe_arg = arg;
+    if (event_assign(&s->rev, base, -1, 0, rev_cb, s) < 0 || make_buffers(s) < 0) {
+        free_buffers(s);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void tg_stream_pipe_input(tg_stream_t *s)
+{
+    if (s->rev_on) { /* new input restarts the read timeout */
+        event_del(&s->rev);
+        s->rev_on = false;
+    }
+    update_read(s);
+    tg_stream_trigger_read(s);
+}
+
+void tg_stream_pipe_writable(tg_stream_t *s)
+{
+    if (!s->write_blocked)
+        return;
+    s->write_blocked = false;
+    update_write(s);
+    if (s->out != NULL && evbuffer_get_length(s->out) > 0)
+        schedule_write(s);
 }

@@ -108,6 +108,29 @@ void tg_stream_trigger_read(tg_stream_t *s);
 int tg_stream_park(tg_stream_t *s);
 bool tg_stream_parked(const tg_stream_t *s);
 
+/* ---- in-memory streams ----
+ * A stream without a socket, for a protocol that carries several exchanges
+ * on one connection (HTTP/2: h2_bridge.c): each exchange runs on the same
+ * connection code as an HTTP/1.1 client, over a pipe whose far end is the
+ * multiplexer. The owner side works as for a socket (callbacks, timeouts,
+ * watermarks); the far end adds input and calls tg_stream_pipe_input(), and
+ * receives output through write(). */
+typedef struct {
+    /* Takes output from b (draining what it took). Returns true when it
+     * stopped for lack of room: nothing more is offered until
+     * tg_stream_pipe_writable(). Never frees the stream. */
+    bool (*write)(struct evbuffer *b, void *arg);
+    /* The stream is being freed (tg_stream_free): the far end lets go. */
+    void (*closed)(void *arg);
+} tg_stream_pipe_t;
+
+tg_stream_t *tg_stream_new_pipe(struct event_base *base, const tg_stream_pipe_t *pipe, void *arg);
+/* Bytes were added to tg_stream_input(): the read callback runs from the
+ * loop, and the read timeout restarts. */
+void tg_stream_pipe_input(tg_stream_t *s);
+/* The far end has room again after write() returned true. */
+void tg_stream_pipe_writable(tg_stream_t *s);
+
 SSL *tg_stream_ssl(const tg_stream_t *s);
 /* The TLS handshake completed (always true for a plain stream). */
 bool tg_stream_established(const tg_stream_t *s);

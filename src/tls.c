@@ -48,8 +48,18 @@
 #define SESSION_TIMEOUT_S 3600
 #define SESSION_CACHE_SIZE 20480
 
-/* RFC 7301 wire format: we speak HTTP/1.1 only, so h2 is never selected. */
-static const unsigned char alpn_http11[] = "\x08http/1.1";
+/* `tls.alpn:` in RFC 7301 wire format, in the order written: the server's
+ * preference (SSL_select_next_proto walks the server's list first). */
+typedef struct {
+    const unsigned char *wire;
+    unsigned len;
+} alpn_list_t;
+static const alpn_list_t alpn_lists[] = {
+    {(const unsigned char *)"\x02h2\x08http/1.1", 12}, /* the default */
+    {(const unsigned char *)"\x08http/1.1\x02h2", 12},
+    {(const unsigned char *)"\x08http/1.1", 9},
+    {(const unsigned char *)"\x02h2", 3},
+};
 
 struct tg_tls_server_s {
     SSL_CTX *ctx; /* the default certificate's; holds the SNI table */
@@ -349,20 +359,29 @@ static int sni_add_cert(sni_table_t *t, SSL_CTX *ctx, SSL_CTX *ref)
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)ssl, (void)arg;
+    (void)ssl;
+    const alpn_list_t *l = arg;
     unsigned char *sel;
     unsigned char sellen;
-    if (SSL_select_next_proto(&sel, &sellen, alpn_http11, sizeof(alpn_http11) - 1, in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_NOACK; /* no http/1.1 offered: go on without ALPN */
+    if (SSL_select_next_proto(&sel, &sellen, l->wire, l->len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK; /* nothing we speak offered: go on without ALPN (HTTP/1.1) */
     *out = sel;
     *outlen = sellen;
     return SSL_TLSEXT_ERR_OK;
 }
 
+bool tg_tls_alpn_h2(SSL *ssl)
+{
+    const unsigned char *p;
+    unsigned len;
+    SSL_get0_alpn_selected(ssl, &p, &len);
+    return len == 2 && p[0] == 'h' && p[1] == '2';
+}
+
 typedef struct {
     int min_proto, max_proto;
     const tg_conf_node_t *ciphers, *suites, *client_ca;
+    const alpn_list_t *alpn;
     char ca_path[PATH_MAX];
     unsigned char sid[32]; /* SHA-256: exactly SSL_MAX_SID_CTX_LENGTH */
 } server_opts_t;
@@ -393,12 +412,39 @@ static int parse_protocols(const tg_conf_node_t *n, server_opts_t *o, tg_conf_er
     return 0;
 }
 
+/* `alpn:` a list of h2 and http/1.1, in the server's order of preference;
+ * default [h2, http/1.1]; [http/1.1] turns h2 off. */
+static int parse_alpn(const tg_conf_node_t *n, server_opts_t *o, tg_conf_err_t *err)
+{
+    o->alpn = &alpn_lists[0];
+    if (n == NULL)
+        return 0;
+    if (n->type != TG_CONF_SEQ || n->count == 0 || n->count > 2)
+        return tg_conf_error(err, n, "expected a list of h2 and/or http/1.1");
+    int first = -1, second = -1;
+    for (size_t i = 0; i < n->count; i++) {
+        const char *s;
+        if (tg_conf_get_string(n->items[i], &s, err) < 0)
+            return -1;
+        int v = strcmp(s, "h2") == 0 ? 0 : strcmp(s, "http/1.1") == 0 ? 1 : -1;
+        if (v < 0)
+            return tg_conf_error(err, n->items[i],
+                                 "unsupported ALPN protocol '%s': expected h2 or http/1.1", s);
+        if (v == first)
+            return tg_conf_error(err, n->items[i], "'%s' is listed twice", s);
+        *(i == 0 ? &first : &second) = v;
+    }
+    o->alpn = second >= 0 ? &alpn_lists[first == 0 ? 0 : 1] : &alpn_lists[first == 0 ? 3 : 2];
+    return 0;
+}
+
 static int parse_server_opts(const tg_conf_node_t *n, const char *dir, const char *listen,
                              server_opts_t *o, tg_conf_err_t *err)
 {
     const char *text = "";
     memset(o, 0, sizeof(*o));
-    if (parse_protocols(tg_conf_map_get(n, "protocols"), o, err) < 0)
+    if (parse_protocols(tg_conf_map_get(n, "protocols"), o, err) < 0 ||
+        parse_alpn(tg_conf_map_get(n, "alpn"), o, err) < 0)
         return -1;
     o->ciphers = tg_conf_map_get(n, "ciphers");
     o->suites = tg_conf_map_get(n, "ciphersuites");
@@ -426,7 +472,8 @@ static int server_ctx_setup(SSL_CTX *ctx, const server_opts_t *o, tg_conf_err_t 
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    /* Every certificate's context: ALPN is chosen after SNI switched it. */
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, (void *)o->alpn);
     SSL_CTX_set_timeout(ctx, SESSION_TIMEOUT_S);
     if (SSL_CTX_set_session_id_context(ctx, o->sid, sizeof(o->sid)) != 1)
         return ssl_fail(err, NULL, "cannot set up TLS");
@@ -515,8 +562,8 @@ static int load_server_certs(tg_tls_server_t *s, const tg_conf_node_t *certs, co
     return 0;
 }
 
-static const char *const server_keys[] = {"certificates", "ciphers",   "ciphersuites",
-                                          "client_ca",    "protocols", NULL};
+static const char *const server_keys[] = {"alpn",      "certificates", "ciphers", "ciphersuites",
+                                          "client_ca", "protocols",    NULL};
 
 static void tls_init(void)
 {
@@ -597,7 +644,8 @@ static int client_ctx_setup(tg_tls_client_t *c, const tg_conf_node_t *n, const c
      * (nginx and curl accept it too). */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_set_alpn_protos(ctx, alpn_http11, sizeof(alpn_http11) - 1) != 0)
+    /* Upstreams stay HTTP/1.1. */
+    if (SSL_CTX_set_alpn_protos(ctx, alpn_lists[2].wire, alpn_lists[2].len) != 0)
         return ssl_fail(err, n, "cannot set up TLS");
     SSL_CTX_set_verify(ctx, c->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
     int r = get_path(n, "ca", dir, path, &text, err);

@@ -1,6 +1,6 @@
 /*
  * TLS with OpenSSL 3 (the I/O is stream.c's): termination on
- * listeners (certificates chosen by SNI, ALPN http/1.1 only, session tickets
+ * listeners (certificates chosen by SNI, ALPN h2 and/or http/1.1, session tickets
  * with rotating keys, optional client certificates) and TLS toward upstreams
  * (verification on by default, SNI, optional client certificate).
  *
@@ -12,6 +12,7 @@
 #define TG_TLS_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -38,6 +39,9 @@ void tg_tls_server_free(tg_tls_server_t *s);
 /* A new server-side SSL on the listener's default context (SNI may switch
  * it). NULL on failure. */
 SSL *tg_tls_server_ssl(const tg_tls_server_t *s);
+
+/* Whether ALPN chose h2 on this (handshaken) connection. */
+bool tg_tls_alpn_h2(SSL *ssl);
 
 /* Counts tollgate_tls_handshake_failures_total for a client connection that
  * failed before its handshake completed; a connection closed before sending a

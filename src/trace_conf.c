@@ -118,6 +118,11 @@ static int parse_endpoint(const tg_config_t *cfg, tg_tracing_conf_t *t, const tg
                              v);
     if (u->tls != NULL)
         return tg_conf_error(err, n, "otlp_endpoint: upstream '%s' uses tls, not supported yet", v);
+    if (u->targets[0].dynamic)
+        return tg_conf_error(err, n,
+                             "otlp_endpoint: upstream '%s' re-resolves its targets: name the "
+                             "collector by URL",
+                             v);
     /* The first target: the exporter keeps one connection, not a pool. */
     memcpy(&t->addr, &u->targets[0].addr, sizeof(t->addr));
     t->addrlen = u->targets[0].addrlen;

@@ -36,7 +36,6 @@ typedef struct {
 typedef struct {
     counter_t bucket[NB];
     counter_t sum_us;
-    counter_t retries;
     ex_slot_t ex[NB];
 } upstream_t;
 
@@ -115,7 +114,6 @@ static void carry_upstream(upstream_t *to, const upstream_t *from)
     for (size_t b = 0; b < NB; b++)
         copy(&to->bucket[b], &from->bucket[b]);
     copy(&to->sum_us, &from->sum_us);
-    copy(&to->retries, &from->retries);
 }
 
 void tg_traffic_carry(tg_traffic_t *to, const tg_traffic_t *from, const tg_config_t *old_cfg,
@@ -235,8 +233,6 @@ void tg_traffic_request_done(tg_request_t *req, uint64_t duration_us)
     upstream_t *u = upstream_slot(t, req);
     if (u == NULL)
         return;
-    if (req->up.attempts > 1)
-        bump(&u->retries, req->up.attempts - 1);
     if (req->time.up_head_us == 0 || req->time.up_start_us == 0)
         return;
     /* From the first try to the response head: what the upstream made the
@@ -277,6 +273,19 @@ unsigned tg_traffic_conn_opened(tg_worker_t *w, const char *listener, unsigned p
     if (t != NULL)
         bump(&t->opened[s], 1);
     return s;
+}
+
+unsigned tg_traffic_conn_protocol(tg_worker_t *w, unsigned slot, unsigned proto)
+{
+    if (slot >= TG_TRAFFIC_LISTENERS || slot >= atomic_load(&slots.n) || proto >= TG_PROTO_COUNT)
+        return slot;
+    unsigned to = slot_of(slots.name[slot], proto); /* a published name never changes */
+    tg_traffic_t *t = of_worker(w);
+    if (t != NULL && to != slot) {
+        bump(&t->closed[slot], 1);
+        bump(&t->opened[to], 1);
+    }
+    return to;
 }
 
 void tg_traffic_conn_closed(tg_worker_t *w, unsigned slot)
@@ -408,25 +417,6 @@ static void render_upstreams(struct evbuffer *out, const scrape_t *s)
         tg_mtext_sample(out, "tollgate_upstream_response_duration_seconds_count", "upstream", name,
                         NULL, NULL, cum);
     }
-    const char *r = "tollgate_upstream_target_resting";
-    tg_mtext_header(out, r,
-                    "Workers on which the target rests now (passive health: max_fails failures in "
-                    "a row, then fail_timeout).",
-                    "gauge");
-    uint64_t now = tg_now_ms();
-    for (size_t u = 0; u < s->cfg->nupstreams; u++) {
-        const tg_upstream_conf_t *uc = &s->cfg->upstreams[u];
-        for (size_t t = 0; t < uc->ntargets && t < TG_UPOOL_HEALTH_TARGETS; t++)
-            tg_mtext_sample(out, r, "upstream", uc->name, "target", uc->targets[t].name,
-                            tg_metrics_target_resting(s->ws, s->n, u, t, now));
-    }
-    tg_mtext_header(out, "tollgate_upstream_retries_total",
-                    "Upstream tries after the first one (another target or connection).",
-                    "counter");
-    for (size_t u = 0; u < s->cfg->nupstreams; u++)
-        tg_mtext_sample(out, "tollgate_upstream_retries_total", "upstream",
-                        s->cfg->upstreams[u].name, NULL, NULL,
-                        up_sum(s, u, offsetof(upstream_t, retries)));
 }
 
 static void render_connections(struct evbuffer *out, const scrape_t *s)
@@ -473,12 +463,11 @@ uint64_t tg_traffic_in_flight(const tg_config_t *cfg, tg_worker_t *workers, unsi
 }
 
 void tg_traffic_upstream(const tg_config_t *cfg, tg_worker_t *workers, unsigned n, size_t ui,
-                         uint64_t bucket[TG_MTEXT_NBUCKETS], uint64_t *retries)
+                         uint64_t bucket[TG_MTEXT_NBUCKETS])
 {
     scrape_t s = {cfg, workers, workers ? n : 0};
     for (size_t b = 0; b < NB; b++)
         bucket[b] = up_sum(&s, ui, offsetof(upstream_t, bucket) + b * sizeof(counter_t));
-    *retries = up_sum(&s, ui, offsetof(upstream_t, retries));
 }
 
 size_t tg_traffic_listeners(tg_worker_t *workers, unsigned n, tg_listener_conns_t *out, size_t max)

@@ -1,7 +1,7 @@
 /*
  * Traffic metrics beside the request counters of metrics.c: requests in
- * flight and bytes per route, upstream response time (a histogram) and
- * retries per upstream, client connections open per listener and protocol,
+ * flight and bytes per route, upstream response time (a histogram) per
+ * upstream, client connections open per listener and protocol,
  * and the exemplars (trace ids of sampled requests) of both duration
  * histograms. Counted per worker, without locks, like metrics.c (one writer
  * per counter; the scrape sums).
@@ -26,6 +26,8 @@ typedef struct tg_request_s tg_request_t;
 
 /* Listener/protocol pairs counted (process-wide); more share the last. */
 #define TG_TRAFFIC_LISTENERS 64
+/* The slot of a connection that is not a client's (an HTTP/2 stream's exchange). */
+#define TG_TRAFFIC_NONE 0xffffffffu
 
 /* Client connection protocols (the protocol label). */
 enum { TG_PROTO_HTTP1 = 0, TG_PROTO_H2, TG_PROTO_COUNT };
@@ -45,6 +47,10 @@ void tg_traffic_request_done(tg_request_t *req, uint64_t duration_us);
 /* A client connection was accepted on the listener named (as written in
  * listen:); returns its slot, for tg_traffic_conn_closed(). */
 unsigned tg_traffic_conn_opened(tg_worker_t *w, const char *listener, unsigned proto);
+/* The connection switched protocol (HTTP/2 after ALPN or the preface): it
+ * moves to that protocol's slot, which is returned. */
+unsigned tg_traffic_conn_protocol(tg_worker_t *w, unsigned slot, unsigned proto);
+/* Also for a slot that counts nothing (TG_TRAFFIC_NONE). */
 void tg_traffic_conn_closed(tg_worker_t *w, unsigned slot);
 
 /* The newest exemplar of route ri's (cfg->nroutes: no route) duration
@@ -57,9 +63,9 @@ void tg_traffic_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t
 
 /* Figures for the status page, summed over the workers. */
 uint64_t tg_traffic_in_flight(const tg_config_t *cfg, tg_worker_t *workers, unsigned n, size_t ri);
-/* Upstream ui's response time buckets (not cumulative) and retries. */
+/* Upstream ui's response time buckets (not cumulative). */
 void tg_traffic_upstream(const tg_config_t *cfg, tg_worker_t *workers, unsigned n, size_t ui,
-                         uint64_t bucket[TG_MTEXT_NBUCKETS], uint64_t *retries);
+                         uint64_t bucket[TG_MTEXT_NBUCKETS]);
 
 typedef struct {
     const char *name;     /* the listener as written in listen: */

@@ -10,8 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "resolve.h"
 #include "tls.h"
 #include "tollgate/clock.h"
+#include "upstream_shared.h"
 
 /* Pooled connections are dropped after this long unused: shorter than the
  * usual upstream keep-alive timeouts (nginx 75 s, node 5 s is the outlier the
@@ -25,12 +27,17 @@ int tg_upool_init(tg_upool_t *p, struct event_base *base, const tg_upstream_conf
     p->conf = conf;
     p->stats = &p->own;
     p->targets = calloc(conf->ntargets, sizeof(*p->targets));
-    return p->targets ? 0 : -1;
+    p->rng = ((uintptr_t)p ^ tg_now_us()) | 1;
+    if (conf->ntargets > 64)
+        p->scratch_ok = malloc(conf->ntargets);
+    return p->targets && (conf->ntargets <= 64 || p->scratch_ok) ? 0 : -1;
 }
 
 static void uconn_free(tg_uconn_t *c)
 {
     tg_stream_free(c->s);
+    atomic_fetch_sub_explicit(&c->pool->conf->targets[c->target].shared->conns, 1,
+                              memory_order_relaxed);
     free(c);
 }
 
@@ -61,48 +68,8 @@ void tg_upool_destroy(tg_upool_t *p)
         }
     }
     free(p->targets);
+    free(p->scratch_ok);
     p->targets = NULL;
-}
-
-static bool usable(const tg_target_state_t *t, uint64_t now, uint64_t tried, size_t i)
-{
-    if (i < 64 && (tried >> i) & 1)
-        return false;
-    return t->down_until <= now;
-}
-
-size_t tg_upool_pick(tg_upool_t *p, uint64_t now, uint64_t tried)
-{
-    size_t n = p->conf->ntargets;
-    if (n == 1)
-        return 0;
-    size_t best = SIZE_MAX;
-    if (p->conf->balance == TG_BALANCE_LEAST_CONN) {
-        for (size_t k = 0; k < n; k++) {
-            size_t i = (p->rr_next + k) % n;
-            if (usable(&p->targets[i], now, tried, i) &&
-                (best == SIZE_MAX || p->targets[i].active < p->targets[best].active))
-                best = i;
-        }
-        p->rr_next = (p->rr_next + 1) % n;
-    } else {
-        for (size_t k = 0; k < n && best == SIZE_MAX; k++) {
-            size_t i = (p->rr_next + k) % n;
-            if (usable(&p->targets[i], now, tried, i))
-                best = i;
-        }
-        if (best != SIZE_MAX)
-            p->rr_next = (best + 1) % n;
-    }
-    if (best != SIZE_MAX)
-        return best;
-    /* Everything is resting or already tried: try the one that rests the
-     * shortest rather than failing without trying (nginx does the same). */
-    best = 0;
-    for (size_t i = 1; i < n; i++)
-        if (p->targets[i].down_until < p->targets[best].down_until)
-            best = i;
-    return best;
 }
 
 /* An idle connection that becomes readable was closed by the upstream (or
@@ -124,7 +91,15 @@ static void idle_read_cb(tg_stream_t *s, void *arg)
 tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target)
 {
     tg_target_state_t *t = &p->targets[target];
+    const tg_target_t *tc = &p->conf->targets[target];
     tg_uconn_t *c = t->idle_head;
+    /* A re-resolved slot that changed address: its connections go to a
+     * server that is no longer the name's. */
+    while (c != NULL && tc->dynamic && c->endpoint != tg_target_endpoint(tc)) {
+        idle_unlink(c);
+        uconn_free(c);
+        c = t->idle_head;
+    }
     if (c == NULL)
         return NULL;
     idle_unlink(c);
@@ -146,7 +121,14 @@ static void set_nodelay(int fd)
 tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
 {
     const tg_target_t *tc = &p->conf->targets[target];
-    int fd = socket(tc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const tg_endpoint_t *ep = tc->dynamic ? tg_target_endpoint(tc) : NULL;
+    const struct sockaddr_storage *addr = ep ? &ep->addr : &tc->addr;
+    socklen_t addrlen = ep ? ep->addrlen : tc->addrlen;
+    if (tc->dynamic && ep == NULL) {
+        errno = EHOSTUNREACH; /* the name has no address for this slot now */
+        return NULL;
+    }
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return NULL;
     set_nodelay(fd);
@@ -156,6 +138,14 @@ tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
         errno = ENOMEM;
         return NULL;
     }
+    /* circuit_breaker.max_connections holds across workers: the slot is
+     * taken before the connection exists. */
+    if (!tg_shared_enter(&tc->shared->conns, p->conf->circuit.max_connections)) {
+        close(fd);
+        free(c);
+        errno = EBUSY;
+        return NULL;
+    }
     const tg_tls_client_t *tls = p->conf->tls;
     SSL *ssl = tls != NULL ? tg_tls_client_ssl(tls, target) : NULL;
     c->s = tls == NULL || ssl != NULL ? tg_stream_new(p->base, fd, ssl) : NULL;
@@ -163,12 +153,14 @@ tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
         SSL_free(ssl);
         close(fd);
         free(c);
+        tg_shared_leave(&tc->shared->conns);
         errno = ENOMEM;
         return NULL;
     }
     c->pool = p;
     c->target = target;
-    tg_stream_connect(c->s, (const struct sockaddr *)&tc->addr, (socklen_t)tc->addrlen);
+    c->endpoint = ep;
+    tg_stream_connect(c->s, (const struct sockaddr *)addr, addrlen);
     p->targets[target].active++;
     p->nactive++;
     TG_STAT_INC(p, active);
@@ -206,21 +198,20 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
 
 void tg_upool_report_failure(tg_upool_t *p, size_t target, uint64_t now_ms)
 {
-    tg_target_state_t *t = &p->targets[target];
-    t->fails++;
-    if (p->conf->max_fails && t->fails >= p->conf->max_fails) {
-        t->down_until = now_ms + p->conf->fail_timeout_ms;
-        t->fails = 0;
-        TG_STAT_INC(p, rests);
-        if (target < TG_UPOOL_HEALTH_TARGETS)
-            __atomic_store_n(&p->stats->down_until[target], t->down_until, __ATOMIC_RELAXED);
+    tg_tshared_t *t = p->conf->targets[target].shared;
+    unsigned fails = atomic_fetch_add_explicit(&t->fails, 1, memory_order_relaxed) + 1;
+    if (p->conf->max_fails && fails >= p->conf->max_fails) {
+        uint64_t until = now_ms + p->conf->fail_timeout_ms;
+        /* An outlier ejection may already run longer: never shorten it. */
+        if (atomic_load_explicit(&t->down_until, memory_order_relaxed) < until)
+            atomic_store_explicit(&t->down_until, until, memory_order_relaxed);
+        atomic_store_explicit(&t->fails, 0, memory_order_relaxed);
     }
 }
 
 void tg_upool_report_success(tg_upool_t *p, size_t target)
 {
-    p->targets[target].fails = 0;
-    if (p->targets[target].down_until != 0 && target < TG_UPOOL_HEALTH_TARGETS)
-        __atomic_store_n(&p->stats->down_until[target], 0, __ATOMIC_RELAXED);
-    p->targets[target].down_until = 0;
+    tg_tshared_t *t = p->conf->targets[target].shared;
+    if (atomic_load_explicit(&t->fails, memory_order_relaxed) != 0)
+        atomic_store_explicit(&t->fails, 0, memory_order_relaxed);
 }

@@ -1,8 +1,9 @@
 /*
- * Upstream connections of one worker for one upstream: target choice
- * (round robin / least connections), passive health (a target failing
- * max_fails times in a row rests for fail_timeout), and a pool of idle
- * keep-alive connections per target. Worker-local: no locks.
+ * Upstream connections of one worker for one upstream: a pool of idle
+ * keep-alive connections per target, what the balancer keeps per worker
+ * (src/balance.h), and passive health (a target failing max_fails times in a
+ * row, on any worker, rests for fail_timeout: the state is the target's
+ * cross-worker one, src/upstream_shared.h). Worker-local but for that.
  */
 #ifndef TG_UPSTREAM_POOL_H
 #define TG_UPSTREAM_POOL_H
@@ -25,16 +26,16 @@ struct tg_uconn_s {
     bool idle;
     bool connected;
     unsigned uses; /* requests carried so far; > 0 means it came from the pool */
+    const struct tg_endpoint_s *endpoint; /* a re-resolved slot's address it went to */
 };
 
 typedef struct {
-    unsigned fails;        /* consecutive failures */
-    uint64_t down_until;   /* monotonic ms; skipped until then */
-    unsigned active;       /* connections carrying a request (least_conn) */
+    unsigned active;       /* connections carrying a request (least_conn, p2c_ewma) */
     tg_uconn_t *idle_head; /* most recently used first */
+    int64_t wrr_current;   /* smooth weighted round robin */
+    double ewma_us;        /* p2c_ewma: peak latency EWMA */
+    uint64_t ewma_stamp_us;
 } tg_target_state_t;
-
-#define TG_UPOOL_HEALTH_TARGETS 64
 
 /* Counters and gauges of one upstream on one worker. They live in the
  * worker's metrics (not in the pool) so that a scrape on the admin thread never
@@ -46,12 +47,8 @@ typedef struct {
     uint64_t connect_errors;
     uint64_t timeouts;
     uint64_t resets;
-    uint64_t rests;  /* a target put to rest (passive health: max_fails failures in a row) */
     uint64_t idle;   /* gauge: idle pooled connections */
     uint64_t active; /* gauge: connections carrying a request */
-    /* passive health of the first TG_UPOOL_HEALTH_TARGETS targets: monotonic
-     * ms until which the target rests, 0 when it is in use (the status page) */
-    uint64_t down_until[TG_UPOOL_HEALTH_TARGETS];
 } tg_upool_stats_t;
 
 #define TG_STAT_ADD(p, field, d)                                                            \
@@ -65,6 +62,8 @@ struct tg_upool_s {
     const tg_upstream_conf_t *conf;
     tg_target_state_t *targets;
     size_t rr_next;
+    uint64_t rng;        /* p2c_ewma, backoff jitter */
+    uint8_t *scratch_ok; /* balance: ntargets bytes when more than 64 */
     unsigned nidle;
     unsigned nactive;
     tg_upool_stats_t *stats; /* &own, or the worker metrics' slot for this upstream */
@@ -74,15 +73,12 @@ struct tg_upool_s {
 int tg_upool_init(tg_upool_t *p, struct event_base *base, const tg_upstream_conf_t *conf);
 void tg_upool_destroy(tg_upool_t *p);
 
-/* Chooses a target, skipping resting ones and those in tried (bit i = target i
- * already failed for this request) while others remain. */
-size_t tg_upool_pick(tg_upool_t *p, uint64_t now_ms, uint64_t tried);
-
 /* An idle pooled connection to target, or NULL. The caller sets callbacks. */
 tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target);
 
 /* Starts a new non-blocking connection to target (TLS when the upstream has
- * `tls:`); NULL on immediate failure (errno set). The caller sets callbacks
+ * `tls:`); NULL on immediate failure (errno set; EBUSY: the target is at
+ * circuit_breaker.max_connections). The caller sets callbacks
  * and timeouts (the write timeout bounds connect + handshake); CONNECTED or
  * an error comes through the event callback. */
 tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target);
@@ -91,7 +87,7 @@ tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target);
  * room), parked (no buffers), otherwise closed. */
 void tg_upool_release(tg_uconn_t *c, bool reusable);
 
-/* Passive health bookkeeping. */
+/* Passive health bookkeeping, on the target's cross-worker state. */
 void tg_upool_report_failure(tg_upool_t *p, size_t target, uint64_t now_ms);
 void tg_upool_report_success(tg_upool_t *p, size_t target);
 

@@ -11,6 +11,7 @@
 #include "arena.h"
 #include "chain.h"
 #include "conn.h"
+#include "h2_conn.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
@@ -233,6 +234,7 @@ static void apply_reload(tg_worker_t *w, tg_worker_reload_t *r)
     w->gen = g;
     w->cfg = g->cfg;
     retire(w, old);
+    tg_h2_conns_reloaded(w);
 }
 
 static void begin_drain(tg_worker_t *w)

@@ -48,12 +48,19 @@ const char *tg_request_query_param(const tg_request_t *r, const char *name, size
 const char *tg_request_client_ip(const tg_request_t *r);
 const struct sockaddr *tg_request_client_addr(const tg_request_t *r);
 const char *tg_request_host(const tg_request_t *r, size_t *len);
+/* The client's protocol as the access log writes it: "HTTP/1.1", "HTTP/1.0"
+ * or "HTTP/2.0" (NUL-terminated, static). Since API 2.5. */
+const char *tg_request_protocol(const tg_request_t *r);
 const char *tg_request_id(const tg_request_t *r, size_t *len);
 /* Route name (NUL-terminated); NULL before routing or when no route matched. */
 const char *tg_request_route(const tg_request_t *r);
-/* Upstream name and chosen target ("127.0.0.1:9001"), NULL until known. */
+/* Upstream name and chosen target ("127.0.0.1:9001"; for a name the
+ * upstream re-resolves, the address the last try went to), NULL until known. */
 const char *tg_request_upstream(const tg_request_t *r);
 const char *tg_request_upstream_addr(const tg_request_t *r);
+/* Tries after the first toward the upstream so far (retries; API 2.4): the
+ * target above is the last try's. */
+unsigned tg_request_retries(const tg_request_t *r);
 tg_arena_t *tg_request_arena(tg_request_t *r);
 struct event_base *tg_request_event_base(tg_request_t *r);
 unsigned tg_request_worker_id(const tg_request_t *r);

@@ -53,6 +53,7 @@ typedef enum {
     F_DURATION_MS,
     F_UPSTREAM_MS,
     F_UPSTREAM_ADDR,
+    F_RETRIES,
     F_ROUTE,
     F_SUBJECT,
     F_TRACE_ID,
@@ -67,6 +68,7 @@ typedef enum {
     F_PROFILE,
     F_UPSTREAM_PATH,
     F_CONSUMER,
+    F_PROTOCOL,
     F_COUNT,
 } field_t;
 
@@ -84,6 +86,7 @@ static const char *const field_names[F_COUNT] = {
     [F_DURATION_MS] = "duration_ms",
     [F_UPSTREAM_MS] = "upstream_ms",
     [F_UPSTREAM_ADDR] = "upstream_addr",
+    [F_RETRIES] = "retries",
     [F_ROUTE] = "route",
     [F_SUBJECT] = "subject",
     [F_TRACE_ID] = "trace_id",
@@ -97,6 +100,7 @@ static const char *const field_names[F_COUNT] = {
     [F_PROFILE] = "profile",
     [F_UPSTREAM_PATH] = "upstream_path",
     [F_CONSUMER] = "consumer",
+    [F_PROTOCOL] = "protocol",
 };
 
 /* Request variables behind fields (include/tollgate/request.h). */
@@ -470,6 +474,10 @@ static value_t request_value(tg_request_t *r, field_t f)
         break;
     case F_UPSTREAM_PATH:
         return upstream_path_value(r);
+    case F_PROTOCOL:
+        p = tg_request_protocol(r);
+        len = strlen(p);
+        break;
     case F_QUERY:
         return query_value(r);
     case F_HOST:
@@ -486,6 +494,10 @@ static value_t request_value(tg_request_t *r, field_t f)
         return cstr_value(tg_request_upstream(r));
     case F_UPSTREAM_ADDR:
         return cstr_value(tg_request_upstream_addr(r));
+    case F_RETRIES: /* null when no upstream was asked, as upstream_addr */
+        if (tg_request_upstream_addr(r) == NULL)
+            return (value_t){0};
+        return (value_t){.is_int = true, .i = tg_request_retries(r)};
     case F_SUBJECT:
         p = tg_request_subject(r, &len);
         break;

@@ -29,6 +29,12 @@ jwt)
     extra="plugins/jwt/jwt_keys.c plugins/jwt/jwt_verify.c plugins/jwt/jwt_claims.c plugins/jwt/jwt_cache.c"
     libs="-lcrypto -ljansson"
     ;;
+h2)
+    # the HTTP/2 session and request validation over libnghttp2; the metrics
+    # registry is stubbed in fuzz_h2.c
+    extra="src/h2_session.c src/h2_request.c src/http_parser.c src/host.c src/text.c src/clock.c"
+    libs="-lnghttp2 -levent"
+    ;;
 jwt_source)
     extra="plugins/jwt/jwt_source.c src/query.c src/percent.c"
     ;;

@@ -203,7 +203,7 @@ def test_sni_with_curl(tls_gw, pki):
         err = p.stderr.decode()
         assert p.returncode == 0, err
         assert "subject: CN=%s" % cn in err
-        assert "ALPN: server accepted http/1.1" in err
+        assert "ALPN: server accepted h2" in err  # curl offers h2 first; SNI switched contexts
         assert b'"target": "/hello"' in p.stdout
 
 
@@ -240,11 +240,19 @@ def test_tls12_ciphers(tls_gw, pki):
     expect_tls_failure(g.port, ctx)
 
 
-def test_alpn_http11_only(tls_gw, pki):
+def test_alpn_h2_by_default_and_http11_only(tls_gw, pki):
     g = tls_gw()
+    # Default alpn [h2, http/1.1]: h2 when offered (test_http2.py speaks it),
+    # http/1.1 for a client that offers only that.
+    with tls_conn(g.port, client_ctx(pki, alpn=["h2", "http/1.1"])) as c:
+        assert c.sock.selected_alpn_protocol() == "h2"
+    r = tls_get(g.port, client_ctx(pki, alpn=["http/1.1"]))
+    assert r.status == 200 and r.alpn == "http/1.1"
+    # alpn: [http/1.1] turns h2 off; h2 alone is then never selected and the
+    # connection goes on without ALPN.
+    g = tls_gw(tls=server_tls(pki, alpn=["http/1.1"]))
     r = tls_get(g.port, client_ctx(pki, alpn=["h2", "http/1.1"]))
     assert r.status == 200 and r.alpn == "http/1.1"
-    # h2 alone is never selected; the connection goes on without ALPN.
     r = tls_get(g.port, client_ctx(pki, alpn=["h2"]))
     assert r.status == 200 and r.alpn is None
 
@@ -646,3 +654,20 @@ def test_demo_config_checks(tmp_path):
     assert p.returncode == 0, p.stderr.decode()
     rc, err = h.run_check(tmp_path / "tls.yaml")
     assert rc == 0, err
+
+
+def test_health_checks_over_upstream_tls(tls_gw, tls_upstream, pki):
+    """The prober speaks TLS to a TLS upstream (SNI and verification as for requests)."""
+    up = tls_upstream("up-name")
+    hc = {"path": "/healthz", "interval": "200ms", "timeout": "150ms", "healthy": 1, "unhealthy": 1}
+    g = tls_gw(tls=False, up=up, up_tls=up_tls(pki), upstream={"health_check": hc})
+    deadline = time.monotonic() + 3
+    while sum(1 for t in up.targets() if t == "/healthz") < 2:
+        assert time.monotonic() < deadline, "no probe over TLS"
+        time.sleep(0.05)
+    assert "upstream.test" in up.sni
+    assert "is unhealthy" not in g.gw.stderr()
+    up.mode = "status:500"
+    while "is unhealthy: status 500" not in g.gw.stderr():
+        assert time.monotonic() < deadline + 3
+        time.sleep(0.05)

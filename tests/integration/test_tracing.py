@@ -460,3 +460,40 @@ def test_reload_turns_tracing_on_and_off(gateway_factory, upstream_factory, rece
         assert h.request(port, "GET", "/api/off").status == 200
     time.sleep(0.5)
     assert not any(attrs(s["attributes"]).get("url.path") == "/api/off" for s in receiver.spans())
+
+
+def test_http2_requests_are_traced_and_counted(gateway_factory, upstream_factory, receiver):
+    """An HTTP/2 stream is a request like any other: its trace continues, its
+    SERVER span says protocol version 2, and its connection is counted under
+    protocol h2 (not http/1.1) while open."""
+    up = upstream_factory("up")
+    port, admin = h.free_port(), h.free_port()
+    cfg = h.gateway_config(port, {"up": h.upstream_conf([up.address])},
+                           [h.route("api", "up", {"path_prefix": "/api"})], workers=1)
+    cfg["listen"][0]["http2"] = "prior_knowledge"
+    cfg["admin"] = {"address": "127.0.0.1:%d" % admin}
+    cfg["tracing"] = tracing_conf(receiver)
+    gateway_factory(cfg, port=port)
+    h.wait_port(admin, 5)
+    for path in ("/api/h2", "/api/h2b"):  # one connection each
+        p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-H", "traceparent: " + PARENT,
+                            "http://127.0.0.1:%d%s" % (port, path)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0, p.stderr
+    m = TP.match(sent_headers(up)["traceparent"])
+    assert m.group(1) == "0af7651916cd43dd8448eb211c80319c"
+    spans = receiver.wait_spans(4)
+    servers = by_kind(spans, 2)
+    assert len(servers) == 2
+    assert {attrs(s["attributes"])["network.protocol.version"] for s in servers} == {"2"}
+    listener = cfg["listen"][0]["address"]
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        lines = list(metric(admin, "tollgate_client_connections"))
+        if all(l.endswith(" 0") for l in lines):
+            break
+        time.sleep(0.05)
+    assert all(l.endswith(" 0") for l in lines), lines  # nothing left open, nothing below zero
+    accepted = {l.split("protocol=")[1].split('"')[1]: int(l.rsplit(" ", 1)[1])
+                for l in metric(admin, "tollgate_client_connections_accepted_total") if listener in l}
+    assert accepted.get("h2") == 2, accepted

@@ -24,7 +24,10 @@ the keywords below wins (so "/users/delay/200" and "/delay/200" are the same):
 
 Exact raw responses: server.raw["/path"] = (bytes, close_after).
 Whole-server modes: mode="never" (never answer anything), mode="close" (read
-the request head, then close without a byte of response).
+the request head, then close without a byte of response), mode="reset" (read
+the request head, then reset the connection), mode="status:NNN" (answer every
+request with NNN). The mode may change while the server runs (an upstream
+that starts failing, then recovers); delay_ms delays every answer.
 """
 
 import hashlib
@@ -32,6 +35,7 @@ import http
 import json
 import select
 import socket
+import struct
 import threading
 import time
 
@@ -133,9 +137,10 @@ def header_values(headers, name):
 
 
 class UpstreamServer:
-    def __init__(self, name="up", mode="normal"):
+    def __init__(self, name="up", mode="normal", host="127.0.0.1", port=0):
         self.name = name
         self.mode = mode
+        self.delay_ms = 0
         self.raw = {}
         self.lock = threading.Lock()
         self.connections = 0  # accepted TCP connections
@@ -147,10 +152,10 @@ class UpstreamServer:
         self._threads = []
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.bind((host, port))
         self.lsock.listen(128)
         self.port = self.lsock.getsockname()[1]
-        self.address = "127.0.0.1:%d" % self.port
+        self.address = "%s:%d" % (host, self.port)
         t = threading.Thread(target=self._accept_loop, name="upstream-accept-%s" % name, daemon=True)
         t.start()
         self._threads.append(t)
@@ -233,16 +238,25 @@ class UpstreamServer:
                 method, target, version, headers = parse_head(head)
                 with self.lock:
                     self.heads += 1
-                if self.mode == "close":
+                mode = self.mode
+                if mode == "close":
                     return
-                if self.mode == "never":
+                if mode == "reset":
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
+                if mode == "never":
                     self._wait_forever(s)
                     return
                 rec = self._read_body(reader, method, target, version, headers)
                 rec.update(conn_id=conn_id, req_no=req_no, server=self.name, raw_head=head)
                 with self.lock:
                     self.records.append(rec)
-                keep = self._respond(s, rec)
+                if self.delay_ms:
+                    time.sleep(self.delay_ms / 1000.0)
+                if mode.startswith("status:"):
+                    keep = self._simple(s, rec, int(mode[7:]), self._echo_body(rec))
+                else:
+                    keep = self._respond(s, rec)
                 conn_hdr = ",".join(header_values(headers, "connection")).lower()
                 if not keep or "close" in conn_hdr:
                     return

@@ -181,7 +181,8 @@ START_TEST(all_errors_at_once)
         "t.yaml:12:25: invalid path_regex: missing closing parenthesis at offset 1",
         "t.yaml:13:15: unknown upstream 'v' (did you mean 'u'?)",
         "t.yaml:16:5: unknown key 'bogus' in routes (known: name, match, strip_prefix, upstream, "
-        "plugins, aggregate, redirect, respond, rewrite, websocket, host_header)",
+        "plugins, aggregate, redirect, respond, rewrite, websocket, host_header, timeout, "
+        "max_body_size, retry, split, split_override, sticky)",
     };
     ck_errors(sizeof(want) / sizeof(want[0]), want);
 }

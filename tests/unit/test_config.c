@@ -11,8 +11,11 @@
 #include "admin_guard.h"
 #include "config.h"
 #include "cpu_count.h"
+#include "health_check.h"
 #include "log.h"
 #include "path_norm.h"
+#include "retry_policy.h"
+#include "split.h"
 #include "trace_conf.h"
 
 /* Each test runs in a fresh temporary directory and writes its config to the
@@ -304,7 +307,8 @@ START_TEST(top_level_errors)
     ck_assert_str_eq(
         load_err(LISTEN "foo: 1\n"),
         "t.yaml:3:1: unknown key 'foo' (known: workers, listen, admin, "
-        "trusted_proxies, limits, upstreams, routes, redis, tracing, log, plugins, plugin_path, "
+        "trusted_proxies, limits, resolver, upstreams, routes, redis, tracing, log, plugins, "
+        "plugin_path, "
         "include)");
     ck_assert_str_eq(load_err(LISTEN "limit: {}\n"),
                      "t.yaml:3:1: unknown key 'limit' (did you mean 'limits'?)");
@@ -360,8 +364,8 @@ START_TEST(listen_errors)
     ck_assert_str_eq(load_err("listen: 5\n"), "t.yaml:1:9: expected a sequence, got '5'");
     ck_assert_str_eq(load_err("listen: []\n"), "t.yaml:1:9: expected at least one listen address");
     ck_assert_str_eq(load_err("listen:\n  - port: 1\n"),
-                     "t.yaml:2:5: unknown key 'port' in listen (known: address, tls, backlog) (and "
-                     "1 more error)");
+                     "t.yaml:2:5: unknown key 'port' in listen (known: address, tls, backlog, "
+                     "http2) (and 1 more error)");
     ck_assert_str_eq(load_err("listen:\n  - {}\n"), "t.yaml:2:5: missing required key 'address'");
     ck_assert_str_eq(load_err("listen:\n  - \":80\"\n"), "t.yaml:2:5: expected a map, got ':80'");
     ck_assert_str_eq(load_err("listen:\n  - address: [1]\n"), "t.yaml:2:14: expected a string");
@@ -476,7 +480,7 @@ START_TEST(admin_token)
     /* listen entries take no token */
     ck_assert_str_eq(
         load_err("listen:\n  - address: \":18080\"\n    token: \"0123456789abcdefgh\"\n"),
-        "t.yaml:3:5: unknown key 'token' in listen (known: address, tls, backlog)");
+        "t.yaml:3:5: unknown key 'token' in listen (known: address, tls, backlog, http2)");
 }
 END_TEST
 
@@ -602,7 +606,7 @@ START_TEST(limits_errors)
         {"  header_timeout: 1s\n  bogus: 1\n",
          "t.yaml:5:3: unknown key 'bogus' in limits (known: header_timeout, idle_timeout, "
          "body_timeout, send_timeout, drain_timeout, max_header_size, max_body_size, "
-         "max_headers, encoded_slashes, headers_with_underscores)"},
+         "max_headers, encoded_slashes, headers_with_underscores, http2)"},
         {"  max_header: 1k\n",
          "t.yaml:4:3: unknown key 'max_header' in limits (did you mean 'max_headers'?)"},
         {"  encoded_slashes: maybe\n",
@@ -656,8 +660,9 @@ START_TEST(upstream_errors)
         const char *msg;
     } cases[] = {
         {"  u:\n    targets: [\"127.0.0.1:9001\"]\n    bogus: 1\n",
-         "t.yaml:6:5: unknown key 'bogus' in upstream 'u' (known: targets, balance, keepalive, "
-         "connect_timeout, timeout, retries, max_fails, fail_timeout, tls)"},
+         "t.yaml:6:5: unknown key 'bogus' in upstream 'u' (known: targets, balance, "
+         "hash_key, keepalive, connect_timeout, timeout, retries, max_fails, fail_timeout, "
+         "all_down, health_check, circuit_breaker, outlier_detection, resolve, tls)"},
         {"  u:\n    balance: least_conn\n", "t.yaml:5:5: missing required key 'targets'"},
         {"  u:\n    targets: []\n", "t.yaml:5:14: expected at least one target"},
         {"  u:\n    targets: \"127.0.0.1:9001\"\n",
@@ -666,7 +671,7 @@ START_TEST(upstream_errors)
         {"  u:\n    targets: [\"127.0.0.1\"]\n", "t.yaml:5:15: missing port in '127.0.0.1'"},
         {"  u:\n    targets: [\"127.0.0.1:1\", ~]\n", "t.yaml:5:30: expected a string"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    balance: random\n",
-         "t.yaml:6:14: balance must be round_robin or least_conn, got 'random'"},
+         "t.yaml:6:14: balance must be round_robin, least_conn, p2c_ewma or hash, got 'random'"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    keepalive: 100001\n",
          "t.yaml:6:16: keepalive must be at most 100000"},
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    retries: 11\n",
@@ -680,6 +685,32 @@ START_TEST(upstream_errors)
         {"  u:\n    targets: [\"127.0.0.1:1\"]\n    fail_timeout: 1y\n",
          "t.yaml:6:19: expected a duration like 10s, got '1y'"},
         {"  u: 1\n", "t.yaml:4:6: expected a map, got '1'"},
+        /* failure isolation (issue 13) */
+        {"  u:\n    targets: [{address: \"127.0.0.1:1\", weight: 0}]\n",
+         "t.yaml:5:48: weight must be between 1 and 10000"},
+        {"  u:\n    targets: [{weight: 2}]\n", "t.yaml:5:15: missing required key 'address'"},
+        {"  u:\n    targets: [\"127.0.0.1:1\"]\n    balance: hash\n",
+         "t.yaml:5:5: balance: hash needs hash_key"},
+        {"  u:\n    targets: [\"127.0.0.1:1\"]\n    hash_key: ip\n",
+         "t.yaml:6:15: hash_key needs balance: hash"},
+        {"  u:\n    targets: [\"127.0.0.1:1\"]\n    balance: hash\n    hash_key: \"jwt.\"\n",
+         "t.yaml:7:15: key 'jwt.' needs a name"},
+        {"  u:\n    targets: [\"127.0.0.1:1\"]\n    all_down: maybe\n",
+         "t.yaml:6:15: all_down must be fail_open or fail_closed, got 'maybe'"},
+        {"  u:\n    targets: [\"127.0.0.1:1\"]\n    circuit_breaker: {max_conns: 1}\n",
+         "t.yaml:6:23: unknown key 'max_conns' in circuit_breaker (known: max_connections, "
+         "max_pending, max_requests)"},
+        {"  u:\n    targets: [\"127.0.0.1:1\"]\n    outlier_detection: {max_ejection_percent: "
+         "101}\n",
+         "t.yaml:6:47: max_ejection_percent must be at most 100"},
+        {"  u:\n    targets: [\"127.0.0.1:1\"]\n    health_check: {interval: 1s, timeout: 2s}\n",
+         "t.yaml:6:19: health_check: timeout must not exceed interval"},
+        {"  u:\n    targets: [\"127.0.0.1:1\"]\n    health_check: {path: x}\n",
+         "t.yaml:6:26: path must start with '/'"},
+        {"  u:\n    targets: [\"127.0.0.1:1\"]\n    health_check: {expect_status: [\"300-200\"]}\n",
+         "t.yaml:6:36: expect_status: '300-200' is not within 100-599"},
+        {"  u:\n    targets: [\"127.0.0.1:1\"]\n    resolve: 10ms\n",
+         "t.yaml:6:14: resolve must be at least 100ms (or 0s: at load only)"},
         {"  \"\": {targets: [\"127.0.0.1:1\"]}\n", "t.yaml:4:3: upstream name must not be empty"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -688,6 +719,86 @@ START_TEST(upstream_errors)
         ck_assert_str_eq(load_err(yaml), cases[i].msg);
     }
     ck_assert_str_eq(load_err(LISTEN "upstreams: []\n"), "t.yaml:3:12: expected a map");
+}
+END_TEST
+
+/* The issue's example config, as written there (names as IP literals, so
+ * that nothing needs a resolver). */
+START_TEST(failure_isolation_contract)
+{
+    load_ok(LISTEN "upstreams:\n"
+                   "  orders:\n"
+                   "    targets:\n"
+                   "      - { address: \"127.0.0.1:8080\", weight: 3 }\n"
+                   "      - { address: \"127.0.0.2:8080\", weight: 1 }\n"
+                   "      - \"10.0.0.7:8080\"\n"
+                   "    balance: hash\n"
+                   "    hash_key: jwt.sub\n"
+                   "    resolve: 30s\n"
+                   "    health_check:\n"
+                   "      path: /healthz\n"
+                   "      host: orders.internal\n"
+                   "      interval: 5s\n"
+                   "      timeout: 1s\n"
+                   "      healthy: 2\n"
+                   "      unhealthy: 3\n"
+                   "      expect_status: [200-299]\n"
+                   "    circuit_breaker:\n"
+                   "      max_connections: 512\n"
+                   "      max_pending: 256\n"
+                   "      max_requests: 1024\n"
+                   "    outlier_detection:\n"
+                   "      consecutive_5xx: 5\n"
+                   "      consecutive_gateway_errors: 3\n"
+                   "      base_ejection_time: 30s\n"
+                   "      max_ejection_percent: 50\n"
+                   "  checkout-v1: {targets: [\"127.0.0.1:1\"]}\n"
+                   "  checkout-v2: {targets: [\"127.0.0.1:2\"]}\n"
+                   "routes:\n"
+                   "  - name: orders\n"
+                   "    match: { path_prefix: /orders }\n"
+                   "    upstream: orders\n"
+                   "    timeout: 5s\n"
+                   "    max_body_size: 1MiB\n"
+                   "    retry:\n"
+                   "      attempts: 3\n"
+                   "      on: [connect_failure, reset, 502, 503, 504]\n"
+                   "      per_try_timeout: 1s\n"
+                   "      backoff: { base: 25ms, max: 250ms }\n"
+                   "      methods: [GET, HEAD, PUT, DELETE]\n"
+                   "      budget: 20%\n"
+                   "  - name: checkout\n"
+                   "    match: { path_prefix: /checkout }\n"
+                   "    split:\n"
+                   "      - { upstream: checkout-v1, weight: 95 }\n"
+                   "      - { upstream: checkout-v2, weight: 5 }\n"
+                   "    split_override: { header: X-Canary, value: \"1\", upstream: checkout-v2 }\n"
+                   "    sticky: jwt.sub\n");
+    const tg_upstream_conf_t *u = &cfg->upstreams[0];
+    ck_assert_uint_eq(u->ntargets, 3);
+    ck_assert_uint_eq(u->targets[0].weight, 3);
+    ck_assert_uint_eq(u->targets[2].weight, 1);
+    ck_assert_int_eq(u->balance, TG_BALANCE_HASH);
+    ck_assert_int_eq(u->hash_key.kind, TG_KEY_CLAIM);
+    ck_assert_str_eq(u->hash_key.name, "sub");
+    ck_assert_uint_eq(u->resolve_ms, 30000);
+    ck_assert_str_eq(u->health->host, "orders.internal");
+    ck_assert_uint_eq(u->health->unhealthy, 3);
+    ck_assert_uint_eq(u->circuit.max_pending, 256);
+    ck_assert_uint_eq(u->outlier.base_ejection_time_ms, 30000);
+    const tg_route_t *r = &cfg->routes[0];
+    ck_assert_uint_eq(r->timeout_ms, 5000);
+    ck_assert_uint_eq(r->max_body_size, 1024 * 1024);
+    ck_assert_uint_eq(r->retry->attempts, 3);
+    ck_assert_uint_eq(r->retry->budget_pct, 20);
+    ck_assert(tg_retry_on_status(r->retry, 503) && !tg_retry_on_status(r->retry, 500));
+    ck_assert(tg_retry_on_failure(r->retry, TG_FAIL_TIMEOUT)); /* through 504 */
+    ck_assert_uint_eq(r->retry->methods & TG_METHOD_POST, 0);
+    const tg_split_t *sp = cfg->routes[1].split;
+    ck_assert_uint_eq(sp->nsides, 2);
+    ck_assert_uint_eq(sp->total, 100);
+    ck_assert_str_eq(sp->override_value, "1");
+    ck_assert_ptr_eq(cfg->routes[1].upstream, &cfg->upstreams[1]); /* the heaviest side */
 }
 END_TEST
 
@@ -715,9 +826,24 @@ START_TEST(route_errors)
         {"  - upstream: nope\n", "t.yaml:7:15: unknown upstream 'nope' (known: u)"},
         {"  - name: a\n", "t.yaml:7:5: missing required key 'upstream'"},
         {"  - upstream: [u]\n", "t.yaml:7:15: expected a string"},
+        {"  - upstream: u\n    retry: {on: [teapot]}\n",
+         "t.yaml:8:18: unknown retry condition 'teapot' (known: connect_failure, reset, timeout, "
+         "or a status from 400 to 599)"},
+        {"  - upstream: u\n    retry: {methods: [CONNECT]}\n",
+         "t.yaml:8:23: methods: 'CONNECT' cannot be retried (GET, HEAD, POST, PUT, DELETE, "
+         "PATCH, OPTIONS or TRACE)"},
+        {"  - upstream: u\n    retry: {budget: 0%}\n",
+         "t.yaml:8:21: budget must be between 1% and 100%"},
+        {"  - upstream: u\n    retry: {backoff: {base: 1s, max: 10ms}}\n",
+         "t.yaml:8:22: backoff: max must not be below base"},
+        {"  - upstream: u\n    timeout: 0s\n", "t.yaml:8:14: timeout must be greater than 0"},
+        {"  - upstream: u\n    sticky: ip\n", "t.yaml:8:13: sticky needs split"},
+        {"  - split: [{upstream: u, weight: 1}]\n",
+         "t.yaml:7:12: split: expected a list of at least two {upstream, weight}"},
         {"  - upstream: u\n    foo: 1\n",
          "t.yaml:8:5: unknown key 'foo' in routes (known: name, match, strip_prefix, "
-         "upstream, plugins, aggregate, redirect, respond, rewrite, websocket, host_header)"},
+         "upstream, plugins, aggregate, redirect, respond, rewrite, websocket, host_header, "
+         "timeout, max_body_size, retry, split, split_override, sticky)"},
         {"  - x\n", "t.yaml:7:5: expected a map, got 'x'"},
         {"  - upstream: u\n    match: x\n", "t.yaml:8:12: expected a map, got 'x'"},
         {"  - upstream: u\n    match:\n      foo: 1\n",
@@ -924,6 +1050,66 @@ START_TEST(log_section)
 }
 END_TEST
 
+/* ---- HTTP/2 (listen[].http2, listen[].tls.alpn, limits.http2) ---------- */
+
+START_TEST(http2_defaults_and_values)
+{
+    load_ok(LISTEN);
+    ck_assert_uint_eq(cfg->listeners[0].http2, TG_H2_OFF);
+    ck_assert_uint_eq(cfg->limits.http2.max_concurrent_streams, 128);
+    ck_assert_uint_eq(cfg->limits.http2.initial_window_size, 256 * 1024);
+    ck_assert_uint_eq(cfg->limits.http2.max_header_list_size, 32 * 1024);
+    ck_assert_uint_eq(cfg->limits.http2.idle_timeout_ms, 60000);
+    load_ok("listen:\n  - address: \":18080\"\n    http2: prior_knowledge\n"
+            "  - address: \":18081\"\n    http2: off\n"
+            "limits:\n  http2:\n    max_concurrent_streams: 16\n    initial_window_size: 64KiB\n"
+            "    max_header_list_size: 8KiB\n    idle_timeout: 5s\n");
+    ck_assert_uint_eq(cfg->listeners[0].http2, TG_H2_PRIOR_KNOWLEDGE);
+    ck_assert_uint_eq(cfg->listeners[1].http2, TG_H2_OFF);
+    ck_assert_uint_eq(cfg->limits.http2.max_concurrent_streams, 16);
+    ck_assert_uint_eq(cfg->limits.http2.initial_window_size, 64 * 1024);
+    ck_assert_uint_eq(cfg->limits.http2.max_header_list_size, 8 * 1024);
+    ck_assert_uint_eq(cfg->limits.http2.idle_timeout_ms, 5000);
+    load_ok(LISTEN "limits:\n  http2:\n");
+    ck_assert_uint_eq(cfg->limits.http2.max_concurrent_streams, 128);
+}
+END_TEST
+
+START_TEST(http2_errors)
+{
+    ck_assert_str_eq(load_err("listen:\n  - address: \":18080\"\n    http2: on\n"),
+                     "t.yaml:3:12: invalid http2 'on' (expected off or prior_knowledge)");
+    ck_assert_str_eq(load_err("listen:\n  - address: \":18080\"\n    http2: [x]\n"),
+                     "t.yaml:3:12: expected a string");
+    ck_assert_str_eq(load_err(LISTEN "admin:\n  address: \":18090\"\n  http2: off\n"),
+                     "t.yaml:5:10: http2 is not supported on admin");
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  http2:\n    max_concurrent_streams: 0\n"),
+                     "t.yaml:5:29: max_concurrent_streams must be between 1 and 65536");
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  http2:\n    initial_window_size: 4KiB\n"),
+                     "t.yaml:5:26: initial_window_size must be between 16KiB and 2147483647B");
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  http2:\n    max_header_list_size: 100\n"),
+                     "t.yaml:5:27: max_header_list_size must be between 1KiB and 16MiB");
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  http2:\n    idle_timeout: 5\n"),
+                     "t.yaml:5:19: expected a duration like 10s, got '5'");
+    ck_assert_str_eq(load_err(LISTEN "limits:\n  http2:\n    max_streams: 5\n"),
+                     "t.yaml:5:5: unknown key 'max_streams' in limits.http2 (known: "
+                     "max_concurrent_streams, initial_window_size, max_header_list_size, "
+                     "idle_timeout)");
+    /* tls.alpn is read before the certificates: its errors need none. */
+    const char *tls = "listen:\n  - address: \":18080\"\n    tls:\n      certificates: []\n";
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s      alpn: [h3]\n", tls);
+    ck_assert_str_eq(load_err(buf),
+                     "t.yaml:5:14: unsupported ALPN protocol 'h3': expected h2 or http/1.1");
+    snprintf(buf, sizeof(buf), "%s      alpn: [h2, h2]\n", tls);
+    ck_assert_str_eq(load_err(buf), "t.yaml:5:18: 'h2' is listed twice");
+    snprintf(buf, sizeof(buf), "%s      alpn: []\n", tls);
+    ck_assert_str_eq(load_err(buf), "t.yaml:5:13: expected a list of h2 and/or http/1.1");
+    snprintf(buf, sizeof(buf), "%s      alpn: h2\n", tls);
+    ck_assert_str_eq(load_err(buf), "t.yaml:5:13: expected a list of h2 and/or http/1.1");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -940,8 +1126,9 @@ static Suite *config_suite(void)
           parse_address}},
         {"trusted", {trusted_proxies, trusted_proxies_errors}},
         {"limits", {limits_errors, limits_headers_with_underscores}},
-        {"upstreams", {upstream_errors, upstream_host_header}},
         {"observability", {tracing_section, tracing_errors, log_section}},
+        {"http2", {http2_defaults_and_values, http2_errors}},
+        {"upstreams", {upstream_errors, upstream_host_header, failure_isolation_contract}},
         {"routes",
          {route_errors, route_match_details, route_paths_canonical, failed_load_with_regex_frees}},
     };

@@ -84,10 +84,12 @@ START_TEST(test_config_errors)
         const char *msg;
     } cases[] = {
         {"    upstream: u\n    redirect: { to: /x }\n",
-         "t.yaml:9:15: a route has one of upstream, aggregate, redirect and respond: 'upstream' "
+         "t.yaml:9:15: a route has one of upstream, split, aggregate, redirect and respond: "
+         "'upstream' "
          "and 'redirect' are both set"},
         {"    redirect: { to: /x }\n    respond: { status: 200 }\n",
-         "t.yaml:9:14: a route has one of upstream, aggregate, redirect and respond: 'redirect' "
+         "t.yaml:9:14: a route has one of upstream, split, aggregate, redirect and respond: "
+         "'redirect' "
          "and 'respond' are both set"},
         {"    match: { path: /a }\n", "t.yaml:7:5: missing required key 'upstream'"},
         {"    redirect: { to: /x, status: 300 }\n", "t.yaml:8:33: must be between 301 and 308"},

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "proto.h"
 #include "request.h"
 #include "span_json.h"
 #include "worker.h"
@@ -17,6 +18,7 @@ static tg_route_t route;
 static tg_request_t req;
 static tg_http_header_t hs[2];
 static tg_client_span_t cs;
+static const tg_proto_t h1 = {.name = "http/1.1"}, h2 = {.name = "h2"};
 
 static void setup(void)
 {
@@ -29,6 +31,7 @@ static void setup(void)
     route.path = "/api";
     route.path_kind = TG_PATH_PREFIX;
     req.conn = &conn;
+    req.proto = &h1;
     req.route = &route;
     req.client.http.method = "GET";
     req.client.http.method_len = 3;
@@ -112,6 +115,7 @@ START_TEST(server_and_client)
     ck_assert_str_eq(attr(s, "server.address", "stringValue"), "::1");
     ck_assert_str_eq(attr(s, "http.response.status_code", "intValue"), "200");
     ck_assert_str_eq(attr(s, "network.peer.address", "stringValue"), "10.0.0.1");
+    ck_assert_str_eq(attr(s, "network.protocol.version", "stringValue"), "1.1");
     ck_assert_str_eq(attr(c, "server.port", "intValue"), "9001");
     ck_assert_ptr_null(attr(s, "error.type", "stringValue"));
     ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(s, "status"), "code")), 0);
@@ -140,6 +144,15 @@ START_TEST(hostile_values_stay_json)
     json_t *ev = json_array_get(json_object_get(s, "events"), 0);
     ck_assert_str_eq(json_string_value(json_object_get(ev, "name")), "ev\"");
     ck_assert_str_eq(json_string_value(json_object_get(ev, "timeUnixNano")), "5");
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(http2_version)
+{
+    req.proto = &h2;
+    json_t *j = spans();
+    ck_assert_str_eq(attr(json_array_get(j, 0), "network.protocol.version", "stringValue"), "2");
     json_decref(j);
 }
 END_TEST
@@ -178,6 +191,7 @@ int main(void)
     tcase_add_test(tc, server_and_client);
     tcase_add_test(tc, hostile_values_stay_json);
     tcase_add_test(tc, errors);
+    tcase_add_test(tc, http2_version);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
