@@ -756,8 +756,9 @@ static void *admin_main(void *arg)
     return NULL;
 }
 
-static int open_socket(const tg_listen_conf_t *l, char *errbuf, size_t errlen)
+int tg_admin_listen(const tg_config_t *cfg, char *errbuf, size_t errlen)
 {
+    const tg_listen_conf_t *l = &cfg->admin;
     int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
@@ -785,10 +786,11 @@ static void admin_free(tg_admin_t *a)
     free(a);
 }
 
-static int setup_http(tg_admin_t *a, char *errbuf, size_t errlen)
+static int setup_http(tg_admin_t *a, int fd, char *errbuf, size_t errlen)
 {
     a->http = evhttp_new(a->base);
     if (a->http == NULL) {
+        close(fd);
         snprintf(errbuf, errlen, "out of memory");
         return -1;
     }
@@ -801,9 +803,6 @@ static int setup_http(tg_admin_t *a, char *errbuf, size_t errlen)
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
                                             EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(a->http, handle, a);
-    int fd = open_socket(&a->cfg->admin, errbuf, errlen);
-    if (fd < 0)
-        return -1;
     if (evhttp_accept_socket_with_handle(a->http, fd) == NULL) {
         close(fd);
         snprintf(errbuf, errlen, "cannot listen on %s", a->cfg->admin.name);
@@ -824,11 +823,12 @@ static int start_thread(tg_admin_t *a)
     return rc;
 }
 
-tg_admin_t *tg_admin_start(tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers, char *errbuf,
-                           size_t errlen)
+tg_admin_t *tg_admin_start(tg_config_t *cfg, int fd, tg_worker_t *workers, unsigned nworkers,
+                           char *errbuf, size_t errlen)
 {
     tg_admin_t *a = calloc(1, sizeof(*a));
     if (a == NULL) {
+        close(fd);
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
@@ -841,15 +841,17 @@ tg_admin_t *tg_admin_start(tg_config_t *cfg, tg_worker_t *workers, unsigned nwor
     a->status = tg_status_new();
     if (a->stop_fd < 0 || a->base == NULL || a->status == NULL) {
         snprintf(errbuf, errlen, "cannot create the admin loop: %s", strerror(errno));
+        close(fd);
         goto fail;
     }
     a->stop_ev = event_new(a->base, a->stop_fd, EV_READ | EV_PERSIST, stop_cb, a);
     if (a->stop_ev == NULL || event_add(a->stop_ev, NULL) < 0) {
         snprintf(errbuf, errlen, "cannot create the admin loop");
+        close(fd);
         goto fail;
     }
-    if (setup_http(a, errbuf, errlen) < 0)
-        goto fail;
+    if (setup_http(a, fd, errbuf, errlen) < 0)
+        goto fail; /* setup_http closed fd */
     int rc = start_thread(a);
     if (rc != 0) {
         snprintf(errbuf, errlen, "cannot start the admin thread: %s", strerror(rc));

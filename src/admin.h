@@ -16,10 +16,14 @@
 typedef struct tg_worker_s tg_worker_t;
 typedef struct tg_admin_s tg_admin_t;
 
-/* Binds admin.address (errors reported like listeners: returns -1 with a
- * message in errbuf) and starts the admin thread. */
-tg_admin_t *tg_admin_start(tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers, char *errbuf,
-                           size_t errlen);
+/* Binds admin.address and listens: the socket, or -1 with a message in
+ * errbuf. Done with the other listeners, before any worker accepts, so a
+ * client that reached the gateway can reach its admin endpoint too. */
+int tg_admin_listen(const tg_config_t *cfg, char *errbuf, size_t errlen);
+/* Starts the admin thread serving fd (from tg_admin_listen; taken over,
+ * closed on failure); NULL with a message in errbuf. */
+tg_admin_t *tg_admin_start(tg_config_t *cfg, int fd, tg_worker_t *workers, unsigned nworkers,
+                           char *errbuf, size_t errlen);
 /* /readyz answers 200 once set (config loaded, listeners up, plugins ready). */
 void tg_admin_set_ready(tg_admin_t *a, bool ready);
 void tg_admin_stop(tg_admin_t *a);

@@ -13,8 +13,10 @@
 #include "chain.h"
 #include "dispatch.h"
 #include "h1_head.h"
+#include "heap_trim.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "proto.h"
 #include "request_head.h"
 #include "response.h"
@@ -125,6 +127,10 @@ static tg_request_t *new_request(tg_conn_t *c)
     req->gen = tg_worker_gen_acquire(c->worker);
     req->cfg = req->gen->cfg;
     req->time.start_mono_us = tg_now_us();
+    /* Not libevent's cached time of day: it is derived from the monotonic
+     * clock with an offset refreshed every few seconds, and drifts from the
+     * wall clock by milliseconds (a log line stamped after its response
+     * arrived); clock_gettime is a vDSO call. */
     req->time.start_us = tg_wall_us();
     tg_dispatch_bind_chain(req, req->cfg->global_chain);
     c->req = req;
@@ -200,6 +206,14 @@ static bool head_may_be_complete(tg_conn_t *c, const char *p, size_t n)
     return false;
 }
 
+/* Part of a head arrived: header_timeout runs from its first byte (a head
+ * that arrives whole never arms it). */
+static void head_started(tg_conn_t *c)
+{
+    if (!c->head_timer)
+        arm_timer(c, c->worker->cfg->limits.header_timeout_ms, true);
+}
+
 static void handle_head(tg_conn_t *c)
 {
     struct evbuffer *in = tg_stream_input(c->s);
@@ -207,22 +221,24 @@ static void handle_head(tg_conn_t *c)
     size_t len = evbuffer_get_length(in);
     if (len == 0)
         return;
-    if (!c->head_timer)
-        arm_timer(c, lim->header_timeout_ms, true);
     size_t n = len < lim->max_header_size ? len : (size_t)lim->max_header_size;
     const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
     if (!head_may_be_complete(c, p, n)) {
         if (len >= lim->max_header_size)
             reject(c, 431, "request header fields too large");
+        else
+            head_started(c);
         return;
     }
     tg_request_t *req = new_request(c);
     int r = tg_request_head_parse(req, p, n);
     if (r == TG_HTTP_INCOMPLETE) {
-        if (len >= lim->max_header_size)
+        if (len >= lim->max_header_size) {
             reject(c, 431, "request header fields too large");
-        else
+        } else {
             end_request(c);
+            head_started(c);
+        }
         return;
     }
     if (r < 0) {
@@ -236,7 +252,12 @@ static void handle_head(tg_conn_t *c)
     evtimer_del(c->timer);
     c->head_timer = false;
     c->state = TG_CONN_ACTIVE;
-    set_client_timeouts(c, lim->body_timeout_ms);
+    /* The body timeout runs only while a body is read (h1_input_done ends
+     * it): a request without one may wait for its upstream as long as that
+     * takes. */
+    const tg_http_request_t *h = &req->client.http;
+    if (h->body_kind != TG_BODY_NONE && !(h->body_kind == TG_BODY_LENGTH && h->content_length == 0))
+        set_client_timeouts(c, lim->body_timeout_ms);
     tg_dispatch_request(req);
 }
 
@@ -247,7 +268,7 @@ static void conn_read_cb(tg_stream_t *s, void *arg)
     if (c->requests == 0 && c->state == TG_CONN_IDLE && c->proto == NULL && tg_h2_conn_detect(c))
         return;
     if (c->parked) { /* its next request begins: header_timeout from here */
-        c->timer = evtimer_new(c->worker->base, timer_cb, c);
+        c->timer = tg_pool_event_new(c->worker->base, -1, 0, timer_cb, c);
         if (c->timer == NULL) {
             conn_free(c);
             return;
@@ -300,8 +321,13 @@ static void conn_write_cb(tg_stream_t *s, void *arg)
 
 static void conn_event_cb(tg_stream_t *s, short what, void *arg)
 {
-    (void)s;
     tg_conn_t *c = arg;
+    if (what & TG_STREAM_CONNECTED) { /* a TLS handshake completed: its facts, once */
+        c->tls_info = tg_tls_info_record(tg_stream_ssl(s));
+        if (c->tls_info == NULL)
+            conn_free(c);
+        return;
+    }
     if (c->state == TG_CONN_TUNNEL) {
         tg_tunnel_client_event(c->req, what);
         return;
@@ -335,11 +361,12 @@ static void park(tg_conn_t *c, uint64_t remaining_ms)
     if (tg_stream_park(c->s) < 0)
         return;
     /* The timer goes too (it may still be armed for the idle timeout). */
-    event_free(c->timer);
+    tg_pool_event_free(c->timer);
     c->timer = NULL;
     c->parked = true;
     set_client_timeouts(c, remaining_ms);
     tg_metrics_connection_parked(c->worker);
+    tg_heap_trim_parked(c->worker);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -376,38 +403,40 @@ static void setup_stream(tg_conn_t *c)
     tg_stream_setcb(c->s, conn_read_cb, conn_write_cb, conn_event_cb, c);
 }
 
-static void fill_peer(tg_conn_t *c, const struct sockaddr *sa, int salen)
+/* The peer's address as text into ip (INET6_ADDRSTRLEN bytes); its length. */
+static size_t peer_text(const struct sockaddr *sa, char *ip)
 {
-    memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer_ip,
-                  sizeof(c->peer_ip));
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer_ip,
-                  sizeof(c->peer_ip));
-    else
-        strcpy(c->peer_ip, "unix");
+    const void *a = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    if (inet_ntop(sa->sa_family, a, ip, INET6_ADDRSTRLEN) == NULL)
+        strcpy(ip, "?");
+    return strlen(ip);
 }
 
 tg_conn_t *tg_conn_accept_stream(tg_worker_t *w, size_t listener, tg_stream_t *s,
                                  const struct sockaddr *peer, int salen, bool tls,
                                  const tg_proto_t *proto, void *proto_data)
 {
-    tg_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL || (c->timer = evtimer_new(w->base, timer_cb, c)) == NULL) {
+    char ip[INET6_ADDRSTRLEN];
+    size_t iplen = peer_text(peer, ip);
+    tg_conn_t *c = calloc(1, sizeof(*c) + iplen + 1);
+    if (c == NULL || (c->timer = tg_pool_event_new(w->base, -1, 0, timer_cb, c)) == NULL) {
         free(c);
         tg_stream_free(s);
         return NULL;
     }
+    c->own_alloc = true;
     c->worker = w;
-    c->listener = listener;
+    c->listener = (uint16_t)listener;
     c->tls = tls;
     c->proto = proto;
     c->proto_data = proto_data;
     c->close_after = true;             /* one exchange per stream */
     c->metrics_slot = TG_TRAFFIC_NONE; /* the client connection is the HTTP/2 one */
     c->s = s;
-    fill_peer(c, peer, salen);
+    memcpy(&c->peer, peer, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
+    memcpy(c->peer_ip, ip, iplen + 1);
     setup_stream(c);
     tg_worker_conn_added(w, c);
     c->state = TG_CONN_IDLE;
@@ -421,32 +450,34 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    tg_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
+    const tg_tls_server_t *tls = w->cfg->listeners[listener].tls;
+    SSL *ssl = NULL;
+    if (tls != NULL && (ssl = tg_tls_server_ssl(tls)) == NULL) {
         close(fd);
         return;
     }
-    c->worker = w;
-    c->listener = listener;
-    const tg_tls_server_t *tls = w->cfg->listeners[listener].tls;
-    c->tls = tls != NULL;
-    SSL *ssl = tls != NULL ? tg_tls_server_ssl(tls) : NULL;
-    c->s = tls == NULL || ssl != NULL ? tg_stream_new(w->base, fd, ssl) : NULL;
-    c->timer = evtimer_new(w->base, timer_cb, c);
-    if (c->s == NULL || c->timer == NULL) {
-        if (c->s)
-            tg_stream_free(c->s);
-        else {
-            SSL_free(ssl);
-            close(fd);
-        }
-        if (c->timer)
-            event_free(c->timer);
-        free(c);
+    char ip[INET6_ADDRSTRLEN];
+    size_t iplen = peer_text(sa, ip);
+    tg_conn_t *c;
+    tg_stream_t *s = tg_stream_new_with(w->base, fd, ssl, sizeof(*c) + iplen + 1, (void **)&c);
+    if (s == NULL) {
+        SSL_free(ssl);
+        close(fd);
         return;
     }
-    fill_peer(c, sa, salen);
-    c->metrics_slot = tg_traffic_conn_opened(w, w->cfg->listeners[listener].name, TG_PROTO_HTTP1);
+    c->s = s;
+    c->timer = tg_pool_event_new(w->base, -1, 0, timer_cb, c);
+    if (c->timer == NULL) {
+        tg_stream_free(s); /* the fd, the SSL and c with it */
+        return;
+    }
+    c->worker = w;
+    c->listener = (uint16_t)listener;
+    c->tls = tls != NULL;
+    memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
+    memcpy(c->peer_ip, ip, iplen + 1);
+    c->metrics_slot =
+        (uint8_t)tg_traffic_conn_opened(w, w->cfg->listeners[listener].name, TG_PROTO_HTTP1);
     const tg_limits_t *l = &w->cfg->limits;
     setup_stream(c);
     tg_worker_conn_added(w, c);
@@ -475,12 +506,17 @@ static void conn_free(tg_conn_t *c)
     tg_worker_t *w = c->worker;
     if (c->h2c != NULL)
         tg_h2_conn_free(c);
-    if (c->timer != NULL) /* NULL while parked */
-        event_free(c->timer);
-    tg_stream_free(c->s); /* close_notify under TLS */
+    tg_pool_event_free(c->timer); /* NULL while parked */
     tg_traffic_conn_closed(w, c->metrics_slot);
     tg_worker_conn_removed(w, c);
-    free(c);
+    if (!c->own_alloc) /* an HTTP/2 stream's exchange borrows its connection's */
+        free(c->tls_info);
+    if (c->own_alloc) {
+        tg_stream_free(c->s);
+        free(c);
+        return;
+    }
+    tg_stream_free(c->s); /* close_notify under TLS; frees c too (its owner area) */
 }
 
 /* ---- HTTP/1.1: the protocol of this connection (proto.h) ---- */

@@ -12,7 +12,9 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
 
+#include "conn_info.h"
 #include "request.h"
 #include "stream.h"
 #include "worker.h"
@@ -24,34 +26,47 @@ typedef enum {
     TG_CONN_TUNNEL,   /* upgraded (101): bytes pass through both ways (tunnel.c) */
 } tg_conn_state_t;
 
+/* The peer's address: IPv4 or IPv6 (listeners are TCP only). */
+typedef union {
+    struct sockaddr sa;
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+} tg_peer_addr_t;
+
+/* Lives in its stream's allocation (tg_stream_new_with) and is freed with it:
+ * an idle keep-alive connection is one allocation, kept small (see
+ * docs/design.md, "I/O": bytes per idle connection). */
 struct tg_conn_s {
     tg_worker_t *worker;
-    size_t listener;     /* index in the worker's config listeners */
-    bool tls;            /* arrived over TLS (X-Forwarded-Proto: https) */
-    tg_stream_t *s;      /* the socket (plain or TLS) */
-    struct event *timer; /* header / idle timeout (also a tunnel's); NULL while parked */
-    tg_conn_state_t state;
-    bool head_timer;  /* timer counts header_timeout (else idle_timeout) */
-    bool close_after; /* close once the current response is written */
-    bool client_eof;
-    bool parked;            /* idle keep-alive without buffers (conn.c: park) */
-    bool chunked;           /* the response in progress is framed as chunked */
+    tg_stream_t *s;         /* the socket (plain or TLS) */
+    struct event *timer;    /* header / idle timeout (also a tunnel's); NULL while parked */
     struct evbuffer *stage; /* the worker's, while a response's first part is held */
     tg_arena_t *arena;      /* only while a request is in progress */
     tg_request_t *req;
-    unsigned requests;
-    unsigned metrics_slot;  /* listener/protocol counted open (traffic_metrics.h) */
-    size_t scanned;         /* input bytes already searched for the end of the head */
-    uint64_t idle_since_ms; /* keep-alive idle start (parking, idle timeout); in a
-                               tunnel, the last byte moved either way */
-    struct sockaddr_storage peer;
-    char peer_ip[46];
+    tg_tls_info_t *tls_info;  /* TLS: set when the handshake completed; NULL when plain;
+                                an HTTP/2 stream's exchange borrows its connection's */
     struct tg_h2_conn_s *h2c; /* this connection speaks HTTP/2 (h2_conn.c owns it) */
     /* One HTTP/2 stream's exchange (h2_bridge.c): its protocol and that
      * protocol's state; NULL on a client's own connection (HTTP/1.1). */
     const struct tg_proto_s *proto;
     void *proto_data;
     tg_conn_t *prev, *next; /* worker's list */
+    uint64_t idle_since_ms; /* keep-alive idle start (parking, idle timeout); in a
+                                tunnel, the last byte moved either way */
+    uint32_t requests;
+    uint32_t scanned;     /* input bytes already searched for the end of the head */
+    uint16_t listener;    /* index in the worker's config listeners */
+    uint8_t state;        /* tg_conn_state_t */
+    uint8_t metrics_slot; /* listener/protocol counted open (traffic_metrics.h) */
+    bool tls : 1;         /* arrived over TLS (X-Forwarded-Proto: https) */
+    bool head_timer : 1;  /* timer counts header_timeout (else idle_timeout) */
+    bool close_after : 1; /* close once the current response is written */
+    bool client_eof : 1;
+    bool parked : 1;    /* idle keep-alive without buffers (conn.c: park) */
+    bool chunked : 1;   /* the response in progress is framed as chunked */
+    bool own_alloc : 1; /* allocated apart from its stream (tg_conn_accept_stream) */
+    tg_peer_addr_t peer;
+    char peer_ip[]; /* the peer's address as text, NUL-terminated */
 };
 
 /* Takes ownership of fd (accepted, non-blocking) from cfg->listeners[listener]. */

@@ -1,6 +1,5 @@
 #include "h1_head.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "head_write.h"
@@ -22,7 +21,9 @@ static void put_framing(char **w, const tg_h1_head_t *h, const tg_http_header_t 
 {
     switch (h->framing) {
     case TG_H1_LENGTH:
-        *w += sprintf(*w, "Content-Length: %llu\r\n", (unsigned long long)h->length);
+        TG_PUT_LIT(w, "Content-Length: ");
+        tg_put_u64(w, h->length);
+        TG_PUT_LIT(w, "\r\n");
         break;
     case TG_H1_NONE:
         /* HEAD and 304 answers keep the length of the representation. */
@@ -70,7 +71,9 @@ size_t tg_h1_head_write(struct evbuffer *out, const tg_h1_head_t *h)
     if (evbuffer_reserve_space(out, (ev_ssize_t)cap, &v, 1) < 1)
         return 0;
     char *w = v.iov_base;
-    w += sprintf(w, "HTTP/1.1 %03d ", resp->status);
+    TG_PUT_LIT(&w, "HTTP/1.1 ");
+    tg_put_status(&w, resp->status);
+    TG_PUT_LIT(&w, " ");
     tg_put(&w, reason, reason_len);
     TG_PUT_LIT(&w, "\r\n");
     const tg_http_header_t *cl = NULL;

@@ -132,6 +132,7 @@ static bridge_t *exchange(tg_h2_stream_t *st, tg_h2_conn_t *hc, bool chunked, bo
         maybe_free(br);
         return NULL;
     }
+    br->pc->tls_info = c->tls_info; /* borrowed: the streams end before their connection */
     return br;
 }
 

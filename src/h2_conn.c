@@ -150,7 +150,7 @@ static bool start(tg_conn_t *c)
         return false;
     }
     c->h2c = hc;
-    c->metrics_slot = tg_traffic_conn_protocol(w, c->metrics_slot, TG_PROTO_H2);
+    c->metrics_slot = (uint8_t)tg_traffic_conn_protocol(w, c->metrics_slot, TG_PROTO_H2);
     /* conn.c's timer and callbacks are done with this connection. */
     evtimer_del(c->timer);
     tg_stream_setcb(c->s, h2_read_cb, h2_write_cb, h2_event_cb, hc);

@@ -149,7 +149,10 @@ void tg_chunked_consumed(tg_chunked_t *d, uint64_t n);
 
 /* Case-insensitive comparison of a header name with a lower-case literal. */
 int tg_http_name_eq(const char *name, size_t len, const char *lower_literal, size_t lit_len);
-#define TG_HTTP_NAME_IS(h, lit) tg_http_name_eq((h)->name, (h)->name_len, lit, sizeof(lit) - 1)
+/* The length test first, inline: most names differ in length (no call). */
+#define TG_HTTP_NAME_IS(h, lit)          \
+    ((h)->name_len == sizeof(lit) - 1 && \
+     tg_http_name_eq((h)->name, (h)->name_len, lit, sizeof(lit) - 1))
 
 /* Internal: byte classes shared by the head parser and the chunked decoder. */
 enum {

@@ -252,7 +252,8 @@ static void write_upstream_head(tg_request_t *req, struct evbuffer *out)
         has_fhost |= TG_HTTP_NAME_IS(&h->headers[i], "x-forwarded-host");
     }
     if (!has_proto)
-        w += sprintf(w, "X-Forwarded-Proto: %s\r\n", c->tls ? "https" : "http");
+        tg_put(&w, c->tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n",
+               c->tls ? 26 : 25);
     if (!has_fhost && req->client.host != NULL) {
         TG_PUT_LIT(&w, "X-Forwarded-Host: ");
         tg_put(&w, req->client.host, req->client.host_len);
@@ -269,7 +270,9 @@ static void write_upstream_head(tg_request_t *req, struct evbuffer *out)
     if (req->client.body_tmp != NULL) {
         TG_PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
     } else if (req->client.body.kind == TG_BODY_LENGTH) {
-        w += sprintf(w, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
+        TG_PUT_LIT(&w, "Content-Length: ");
+        tg_put_u64(&w, h->content_length);
+        TG_PUT_LIT(&w, "\r\n");
     } else if (req->client.body.kind == TG_BODY_CHUNKED) {
         TG_PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
     }
@@ -294,11 +297,14 @@ static bool upgraded_to_websocket(const tg_http_response_t *resp)
     return any;
 }
 
-/* Returns true once the response head was handled (or the request is gone). */
+/* Returns true once the response head was handled (or the request is gone).
+ * The header array lives on the stack: the head is forwarded (or kept, for a
+ * buffered body: response.c copies it) before this returns, and 8 KiB from
+ * the request's arena would cost it a second block, a malloc per request. */
 static bool read_response_head(tg_request_t *req, bool *gone)
 {
     struct evbuffer *in = tg_stream_input(req->up.conn->s);
-    tg_http_header_t *hs = tg_arena_alloc(req->arena, sizeof(*hs) * RESP_MAX_HEADERS);
+    tg_http_header_t hs[RESP_MAX_HEADERS];
     for (;;) {
         size_t len = evbuffer_get_length(in);
         if (len == 0)

@@ -184,7 +184,7 @@ struct tg_request_s {
         tg_claims_t claims; /* the authenticated client (tg_request_set_claim) */
     } run;
 
-    /* Timings: conn.c sets the start, proxy.c the upstream ones. */
+    /* Timings: conn.c sets the start, proxy.c and aggregate.c the upstream ones. */
     struct {
         uint64_t start_us;      /* wall clock */
         uint64_t start_mono_us; /* monotonic */

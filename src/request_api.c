@@ -77,7 +77,7 @@ const char *tg_request_client_ip(const tg_request_t *r)
 
 const struct sockaddr *tg_request_client_addr(const tg_request_t *r)
 {
-    return (const struct sockaddr *)(r->client.from_xff ? &r->client.addr : &r->conn->peer);
+    return r->client.from_xff ? (const struct sockaddr *)&r->client.addr : &r->conn->peer.sa;
 }
 
 const char *tg_request_host(const tg_request_t *r, size_t *len)

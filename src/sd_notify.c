@@ -63,16 +63,36 @@ uint64_t tg_sd_watchdog_usec(void)
     return v;
 }
 
+struct tg_sd_watchdog_s {
+    struct event *ev;
+    tg_sd_alive_fn alive;
+    void *arg;
+};
+
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    (void)arg;
+    struct tg_sd_watchdog_s *wd = arg;
+    char why[160];
+    if (!wd->alive(wd->arg, why, sizeof(why))) {
+        tg_log_error("systemd watchdog: not petting it: %s", why);
+        return;
+    }
     if (tg_sd_notify("WATCHDOG=1") < 0)
         tg_log_warn("sd_notify WATCHDOG=1: %s", strerror(errno));
 }
 
-struct event *tg_sd_watchdog_start(struct event_base *base)
+void tg_sd_watchdog_stop(struct tg_sd_watchdog_s *wd)
+{
+    if (wd == NULL)
+        return;
+    event_free(wd->ev);
+    free(wd);
+}
+
+struct tg_sd_watchdog_s *tg_sd_watchdog_start(struct event_base *base, tg_sd_alive_fn alive,
+                                              void *arg)
 {
     uint64_t usec = tg_sd_watchdog_usec();
     if (usec == 0)
@@ -81,14 +101,20 @@ struct event *tg_sd_watchdog_start(struct event_base *base)
      * must not look like a hang. */
     struct timeval tv = {.tv_sec = (time_t)(usec / 2 / 1000000),
                          .tv_usec = (suseconds_t)(usec / 2 % 1000000)};
-    struct event *ev = event_new(base, -1, EV_PERSIST, watchdog_cb, NULL);
-    if (ev == NULL || event_add(ev, &tv) < 0) {
-        if (ev != NULL)
-            event_free(ev);
+    struct tg_sd_watchdog_s *wd = calloc(1, sizeof(*wd));
+    if (wd == NULL)
+        return NULL;
+    wd->alive = alive;
+    wd->arg = arg;
+    wd->ev = event_new(base, -1, EV_PERSIST, watchdog_cb, wd);
+    if (wd->ev == NULL || event_add(wd->ev, &tv) < 0) {
+        if (wd->ev != NULL)
+            event_free(wd->ev);
+        free(wd);
         return NULL;
     }
     tg_log_info("systemd watchdog: WATCHDOG=1 every %llu ms",
                 (unsigned long long)(usec / 2 / 1000));
-    watchdog_cb(-1, 0, NULL);
-    return ev;
+    watchdog_cb(-1, 0, wd);
+    return wd;
 }

@@ -15,6 +15,8 @@
 #ifndef TG_SD_NOTIFY_H
 #define TG_SD_NOTIFY_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct event_base;
@@ -32,8 +34,16 @@ int tg_sd_notify_reloading(void);
  * when set and WATCHDOG_PID is absent or this process; 0 otherwise. */
 uint64_t tg_sd_watchdog_usec(void);
 
-/* A timer on base that sends WATCHDOG=1 every half interval; NULL when no
- * watchdog is asked for. Free it with event_free(). */
-struct event *tg_sd_watchdog_start(struct event_base *base);
+/* Whether the process is healthy enough to pet the watchdog; when not, why
+ * says what is stuck. */
+typedef bool (*tg_sd_alive_fn)(void *arg, char *why, size_t whylen);
+
+/* A timer on base that sends WATCHDOG=1 every half interval while alive(arg)
+ * holds (a hung worker must not be hidden by a live main loop); NULL when no
+ * watchdog is asked for. Free it with tg_sd_watchdog_stop(). */
+struct tg_sd_watchdog_s;
+struct tg_sd_watchdog_s *tg_sd_watchdog_start(struct event_base *base, tg_sd_alive_fn alive,
+                                              void *arg);
+void tg_sd_watchdog_stop(struct tg_sd_watchdog_s *wd);
 
 #endif

@@ -309,6 +309,15 @@ static void reopen_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* The watchdog's view: a worker stuck in a plugin or a loop is a hang even
+ * though the main loop still runs. Half the interval is the same slack the
+ * petting itself has. */
+static bool workers_alive(void *arg, char *why, size_t whylen)
+{
+    tg_server_t *s = arg;
+    return tg_workers_alive(s->workers, s->nworkers, tg_sd_watchdog_usec() / 2000, why, whylen);
+}
+
 static int start_workers(tg_server_t *s, int *fds)
 {
     const tg_config_t *cfg = s->cfg;
@@ -368,7 +377,18 @@ int tg_server_run(tg_config_t *cfg)
     bool log_ok = tg_log_conf_apply(cfg, lerr, sizeof(lerr)) == 0;
     if (!log_ok)
         tg_log_error("%s", lerr);
-    if (!log_ok || open_listeners(cfg, fds) < 0) {
+    /* The admin socket listens before any worker accepts: a client that
+     * reached the gateway can reach its admin endpoint too. */
+    char admin_err[256];
+    int admin_fd = -1;
+    int lrc = log_ok ? open_listeners(cfg, fds) : -1;
+    if (lrc == 0 && cfg->has_admin &&
+        (admin_fd = tg_admin_listen(cfg, admin_err, sizeof(admin_err))) < 0) {
+        tg_log_error("admin: %s", admin_err);
+        close_all(fds, (size_t)cfg->workers * cfg->nlisteners);
+        lrc = -1;
+    }
+    if (lrc < 0) {
         tg_reload_signal_stop();
         event_free(sigterm);
         event_free(sigint);
@@ -388,9 +408,12 @@ int tg_server_run(tg_config_t *cfg)
     tg_process_metrics_start();
     tg_otlp_configure(cfg->tracing);
     int rc = start_workers(&s, fds);
+    if (rc != 0 && admin_fd >= 0)
+        close(admin_fd);
     if (rc == 0 && cfg->has_admin) {
         char msg[256];
-        s.admin = tg_admin_start(cfg, s.workers, s.nworkers, msg, sizeof(msg));
+        s.admin = tg_admin_start(cfg, admin_fd, s.workers, s.nworkers, msg, sizeof(msg));
+        admin_fd = -1;
         if (s.admin != NULL)
             tg_admin_set_reload(s.admin, admin_reload, &s);
         if (s.admin == NULL) {
@@ -414,10 +437,9 @@ int tg_server_run(tg_config_t *cfg)
         snprintf(state, sizeof(state), "READY=1\nSTATUS=%u workers, %zu routes, %zu upstreams",
                  cfg->workers, cfg->nroutes, cfg->nupstreams);
         tg_sd_notify(state);
-        struct event *watchdog = tg_sd_watchdog_start(s.base);
+        struct tg_sd_watchdog_s *watchdog = tg_sd_watchdog_start(s.base, workers_alive, &s);
         event_base_dispatch(s.base);
-        if (watchdog != NULL)
-            event_free(watchdog);
+        tg_sd_watchdog_stop(watchdog);
         tg_resolver_stop(s.resolver);
         tg_health_stop(s.health);
         s.health = NULL;

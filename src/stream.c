@@ -19,66 +19,115 @@
 #include <errno.h>
 #include <event2/event_struct.h>
 #include <openssl/err.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "pool.h"
 #include "tollgate/clock.h"
 
 /* Bytes asked for per read(2) / SSL_read_ex; a bulk transfer reads up to
- * READ_ROUNDS of them per readiness before yielding to other connections. */
-#define READ_CHUNK 16384
+ * READ_ROUNDS of them per readiness before yielding to other connections.
+ * libevent puts a header (48 bytes on 64-bit) in front of each chain and
+ * rounds the chain up to a power of two, so this gives 16 KiB chains (16384
+ * gave 32 KiB ones). */
+#define CHAIN_HDR 48
+#define READ_CHUNK (16384 - CHAIN_HDR)
 #define READ_ROUNDS 4
 /* One TLS record's worth: output is pulled into one piece this large before
  * SSL_write_ex, so a head and a small body go out as one record and one
  * write(2), and a large body in full records. */
 #define TLS_RECORD 16384
+/* A read into an empty input (a head, on a keep-alive connection) must not
+ * cost a 16 KiB chain (libevent rounds a chain up to a power of two, header
+ * included: a 32 KiB malloc and free per read). A plain read is offered a
+ * small chain, which malloc serves from its per-thread cache, and the rest of
+ * READ_CHUNK in the thread's spill buffer, copied in when used; a TLS record
+ * is decrypted into the spill and copied. Once reads come back large the
+ * stream reads whole chunks directly, until one is small again. */
+#define SMALL_READ 896
+static _Thread_local char spill[READ_CHUNK];
 
+/* Compact on purpose: a parked client connection is this plus its owner's
+ * area (tg_stream_new_with), so every idle keep-alive connection pays for
+ * each field. Durations and watermarks fit 32 bits (49 days, 4 GiB); the
+ * flags are bits. */
 struct tg_stream_s {
     struct event rev;
     struct event *wev; /* with the buffers: none while parked */
-    int fd;
     SSL *ssl;
     struct evbuffer *in, *out; /* NULL while parked */
     tg_stream_data_cb readcb, writecb;
     tg_stream_event_cb eventcb;
     void *arg;
-    uint64_t read_ms, write_ms;
     uint64_t deadline_ms; /* connect + handshake of a connecting stream (monotonic) */
-    uint64_t rev_ms;      /* the timeout rev was added with */
-    size_t read_high, write_low;
-    bool reading;          /* enabled by the owner */
-    bool connect_side;     /* tg_stream_connect: report CONNECTED */
-    bool connecting;       /* TCP connect in progress */
-    bool handshaking;      /* TLS handshake not finished */
-    bool hs_wants_write;   /* the handshake waits for EV_WRITE (else EV_READ) */
-    bool write_blocked;    /* the last write was refused: wait for EV_WRITE */
-    bool write_wants_read; /* SSL_write wants EV_READ first */
-    bool read_wants_write; /* SSL_read wants EV_WRITE first */
-    bool rev_on, wev_on;
-    bool sched_write, sched_read, sched_pending; /* deferred work on wev */
-    bool eof;
-    bool failed;        /* a fatal error: no close_notify, no more I/O */
-    bool error_pending; /* tg_stream_send failed: reported from the loop */
-    bool wrote_sync;    /* tg_stream_send wrote: the write callback runs from the loop */
-    bool starved;       /* TLS: the last SSL_read_ex wanted more bytes from the socket */
-    bool in_cb;         /* a callback runs: tg_stream_free defers the free */
-    bool dead;
-    int connect_error;            /* connect(2) failed at once: reported from the loop */
-    int error;                    /* errno of the last failure (tg_stream_error) */
-    const tg_stream_pipe_t *pipe; /* an in-memory stream (tg_stream_new_pipe) */
-    void *pipe_arg;
+    uint32_t read_ms, write_ms;
+    uint32_t rev_ms; /* the timeout rev was added with */
+    uint32_t read_high, write_low;
+    int fd;
+    int16_t connect_error;     /* connect(2) failed at once: reported from the loop */
+    int16_t error;             /* errno of the last failure (tg_stream_error) */
+    uint16_t alloc_size;       /* with the owner's area (pool.h) */
+    bool reading : 1;          /* enabled by the owner */
+    bool connect_side : 1;     /* tg_stream_connect: report CONNECTED */
+    bool connecting : 1;       /* TCP connect in progress */
+    bool handshaking : 1;      /* TLS handshake not finished */
+    bool hs_wants_write : 1;   /* the handshake waits for EV_WRITE (else EV_READ) */
+    bool write_blocked : 1;    /* the last write was refused: wait for EV_WRITE */
+    bool write_wants_read : 1; /* SSL_write wants EV_READ first */
+    bool read_wants_write : 1; /* SSL_read wants EV_WRITE first */
+    bool rev_on : 1, wev_on : 1;
+    bool sched_write : 1, sched_read : 1, sched_pending : 1; /* deferred work on wev */
+    bool eof : 1;
+    bool failed : 1;        /* a fatal error: no close_notify, no more I/O */
+    bool error_pending : 1; /* tg_stream_send failed: reported from the loop */
+    bool wrote_sync : 1;    /* tg_stream_send wrote: the write callback runs from the loop */
+    bool starved : 1;       /* TLS: the last SSL_read_ex wanted more bytes from the socket */
+    bool bulk : 1;          /* the last read was large: read into a full chunk */
+    bool in_cb : 1;         /* a callback runs: tg_stream_free defers the free */
+    bool dead : 1;
+    bool is_pipe : 1; /* in-memory (tg_stream_new_pipe): its pipe_ext_t is the owner area */
 };
 
+/* Where the owner's area starts (tg_stream_new_with): 8-byte aligned. */
+#define OWNER_OFFSET ((sizeof(struct tg_stream_s) + 7) & ~(size_t)7)
+
+/* An in-memory stream's pipe, kept in its owner area: socket streams, the
+ * numerous ones, do not carry these two pointers. */
+typedef struct {
+    const tg_stream_pipe_t *ops;
+    void *arg;
+} pipe_ext_t;
+
+static const pipe_ext_t *pipe_ext(const tg_stream_t *s)
+{
+    return s->is_pipe ? (const pipe_ext_t *)((const char *)s + OWNER_OFFSET) : NULL;
+}
+
+static uint32_t clamp32(uint64_t v)
+{
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
 static void rev_cb(evutil_socket_t fd, short what, void *arg);
+static void destroy(tg_stream_t *s);
 static void wev_cb(evutil_socket_t fd, short what, void *arg);
 static void update_read(tg_stream_t *s);
 
+static int make_buffers(tg_stream_t *s);
+
+/* Deferred work runs from wev, which a stream made without buffers (or a
+ * parked one) gets here; without memory for it the stream fails, and its
+ * owner's timeout ends it. */
 static void activate(tg_stream_t *s)
 {
-    if (s->wev != NULL)
-        event_active(s->wev, EV_WRITE, 1);
+    if (s->wev == NULL && make_buffers(s) < 0) {
+        s->failed = true;
+        return;
+    }
+    event_active(s->wev, EV_WRITE, 1);
 }
 
 static bool established(const tg_stream_t *s)
@@ -116,18 +165,20 @@ static void free_buffers(tg_stream_t *s)
     if (s->out)
         evbuffer_free(s->out);
     if (s->wev)
-        event_free(s->wev);
+        tg_pool_event_free(s->wev);
     s->in = s->out = NULL;
     s->wev = NULL;
     s->wev_on = false;
 }
 
-/* The buffers and wev: made at the start and when a parked stream wakes. */
+/* The buffers and wev: made when first needed (a new stream's first read or
+ * write, a parked stream waking up). */
 static int make_buffers(tg_stream_t *s)
 {
     s->in = evbuffer_new();
     s->out = evbuffer_new();
-    s->wev = event_new(event_get_base(&s->rev), s->fd, s->pipe ? 0 : EV_WRITE, wev_cb, s);
+    s->wev =
+        tg_pool_event_new(event_get_base(&s->rev), s->fd, s->is_pipe ? 0 : EV_WRITE, wev_cb, s);
     if (s->in == NULL || s->out == NULL || s->wev == NULL ||
         evbuffer_add_cb(s->in, in_cb, s) == NULL || evbuffer_add_cb(s->out, out_cb, s) == NULL) {
         free_buffers(s);
@@ -138,15 +189,28 @@ static int make_buffers(tg_stream_t *s)
 
 tg_stream_t *tg_stream_new(struct event_base *base, int fd, SSL *ssl)
 {
-    tg_stream_t *s = calloc(1, sizeof(*s));
+    return tg_stream_new_with(base, fd, ssl, 0, NULL);
+}
+
+tg_stream_t *tg_stream_new_with(struct event_base *base, int fd, SSL *ssl, size_t owner_size,
+                                void **owner)
+{
+    if (owner_size > TG_POOL_MAX - OWNER_OFFSET)
+        return NULL;
+    tg_stream_t *s = tg_pool_alloc(OWNER_OFFSET + owner_size);
     if (s == NULL)
         return NULL;
+    s->alloc_size = (uint16_t)(OWNER_OFFSET + owner_size);
+    if (owner != NULL)
+        *owner = (char *)s + OWNER_OFFSET;
     s->fd = fd;
+    /* No buffers yet: an accepted connection gets them with its first bytes,
+     * so that accepting a burst leaves nothing but the stream itself. */
     if (event_assign(&s->rev, base, fd, EV_READ | EV_PERSIST, rev_cb, s) < 0 ||
-        make_buffers(s) < 0 || (ssl != NULL && SSL_set_fd(ssl, fd) != 1)) {
+        (owner == NULL && make_buffers(s) < 0) || (ssl != NULL && SSL_set_fd(ssl, fd) != 1)) {
         free_buffers(s);
         ERR_clear_error();
-        free(s);
+        destroy(s);
         return NULL;
     }
     if (ssl != NULL) {
@@ -168,7 +232,7 @@ tg_stream_t *tg_stream_new(struct event_base *base, int fd, SSL *ssl)
 
 static void destroy(tg_stream_t *s)
 {
-    free(s);
+    tg_pool_free(s, s->alloc_size);
 }
 
 void tg_stream_free(tg_stream_t *s)
@@ -184,12 +248,12 @@ void tg_stream_free(tg_stream_t *s)
         ERR_clear_error();
         SSL_free(s->ssl);
     }
-    if (s->pipe == NULL)
+    if (!s->is_pipe)
         close(s->fd);
     free_buffers(s);
     s->dead = true;
-    if (s->pipe != NULL)
-        s->pipe->closed(s->pipe_arg);
+    if (s->is_pipe)
+        pipe_ext(s)->ops->closed(pipe_ext(s)->arg);
     if (!s->in_cb)
         destroy(s);
 }
@@ -228,7 +292,7 @@ static void update_read(tg_stream_t *s)
         want = s->reading && !s->eof &&
                !(s->read_high && s->in && evbuffer_get_length(s->in) >= s->read_high);
     }
-    if (s->pipe != NULL) /* a pipe has no input until it is given: wait while empty */
+    if (s->is_pipe) /* a pipe has no input until it is given: wait while empty */
         want = want && (s->in == NULL || evbuffer_get_length(s->in) == 0);
     if (!want) {
         if (s->rev_on)
@@ -239,7 +303,7 @@ static void update_read(tg_stream_t *s)
     if (!s->rev_on || s->rev_ms != ms || s->handshaking)
         add_with_timeout(&s->rev, ms);
     s->rev_on = true;
-    s->rev_ms = ms;
+    s->rev_ms = clamp32(ms);
     /* Records OpenSSL already read: the socket will not say so. */
     if (s->ssl && !s->handshaking && s->reading && !s->eof && !s->starved && !s->sched_pending &&
         SSL_has_pending(s->ssl)) {
@@ -313,33 +377,51 @@ static int ssl_outcome(tg_stream_t *s, int ret, bool reading)
     }
 }
 
+static int ssl_read(tg_stream_t *s, void *buf, size_t len, size_t *n)
+{
+    int r = SSL_read_ex(s->ssl, buf, len, n);
+    if (r != 1)
+        return ssl_outcome(s, r, true);
+    s->read_wants_write = false;
+    s->starved = false;
+    return IO_OK;
+}
+
 /* One read into the input; *n bytes arrived. */
 static int read_once(tg_stream_t *s, size_t room, size_t *n)
 {
+    bool small = !s->bulk && room > SMALL_READ && evbuffer_get_length(s->in) == 0;
+    *n = 0;
+    if (small && s->ssl != NULL) { /* one record: decrypted into the spill, copied */
+        int st = ssl_read(s, spill, room, n);
+        if (*n > 0 && evbuffer_add(s->in, spill, *n) < 0)
+            return IO_ERROR;
+        if (*n > 0)
+            s->bulk = *n > SMALL_READ;
+        return st;
+    }
     struct evbuffer_iovec v[2];
-    int nv = evbuffer_reserve_space(s->in, (ev_ssize_t)room, v, 2);
+    int nv = evbuffer_reserve_space(s->in, (ev_ssize_t)(small ? SMALL_READ : room), v, 2);
     if (nv <= 0)
         return IO_ERROR;
-    *n = 0;
     int st = IO_OK;
     if (s->ssl != NULL) {
         nv = 1;
-        int r = SSL_read_ex(s->ssl, v[0].iov_base, v[0].iov_len, n);
-        if (r != 1) {
-            st = ssl_outcome(s, r, true);
-        } else {
-            s->read_wants_write = false;
-            s->starved = false;
-        }
+        st = ssl_read(s, v[0].iov_base, v[0].iov_len, n);
     } else {
-        struct iovec iov[2];
+        struct iovec iov[3];
+        size_t reserved = 0;
         for (int i = 0; i < nv; i++) {
             iov[i].iov_base = v[i].iov_base;
             iov[i].iov_len = v[i].iov_len;
+            reserved += v[i].iov_len;
         }
+        int niov = nv;
+        if (small && reserved < room)
+            iov[niov++] = (struct iovec){spill, room - reserved};
         ssize_t r;
         do
-            r = readv(s->fd, iov, nv);
+            r = readv(s->fd, iov, niov);
         while (r < 0 && errno == EINTR);
         if (r > 0)
             *n = (size_t)r;
@@ -354,6 +436,10 @@ static int read_once(tg_stream_t *s, size_t room, size_t *n)
         left -= v[i].iov_len;
     }
     evbuffer_commit_space(s->in, v, *n > 0 ? nv : 0);
+    if (left > 0 && evbuffer_add(s->in, spill, left) < 0)
+        return IO_ERROR;
+    if (*n > 0)
+        s->bulk = *n > SMALL_READ;
     return st;
 }
 
@@ -365,7 +451,8 @@ static int do_read(tg_stream_t *s, bool *got)
     if (s->in == NULL && make_buffers(s) < 0)
         return IO_ERROR;
     for (int round = 0; round < READ_ROUNDS; round++) {
-        size_t len = evbuffer_get_length(s->in), room = READ_CHUNK;
+        size_t len = evbuffer_get_length(s->in);
+        size_t room = READ_CHUNK;
         if (s->read_high) {
             if (len >= s->read_high)
                 return IO_OK;
@@ -415,10 +502,10 @@ static int write_buffer(tg_stream_t *s, struct evbuffer *b)
     s->write_wants_read = false;
     if (evbuffer_get_length(b) == 0)
         return IO_OK;
-    if (s->pipe != NULL) {
+    if (s->is_pipe) {
         /* The consumer takes what it can; blocked: it calls
          * tg_stream_pipe_writable() once it has room again. */
-        if (s->pipe->write(b, s->pipe_arg)) {
+        if (pipe_ext(s)->ops->write(b, pipe_ext(s)->arg)) {
             s->write_blocked = true;
             return IO_AGAIN;
         }
@@ -486,7 +573,7 @@ static bool progress(tg_stream_t *s, bool writable, short *ev, bool *connected)
             return false;
         if (err != 0) {
             s->failed = true;
-            s->error = err;
+            s->error = (int16_t)err;
             errno = err;
             *ev = TG_STREAM_ERROR | TG_STREAM_WRITING;
             return false;
@@ -512,7 +599,7 @@ static bool progress(tg_stream_t *s, bool writable, short *ev, bool *connected)
         }
         s->handshaking = false;
         s->hs_wants_write = false;
-        *connected = s->connect_side;
+        *connected = true; /* accepting too: the owner records the session's facts */
     }
     if (*connected)
         s->deadline_ms = 0;
@@ -551,7 +638,7 @@ static void drive(tg_stream_t *s, bool readable, bool writable, bool triggered)
             int st = write_buffer(s, s->out);
             wrote = evbuffer_get_length(s->out) < before;
             if (st == IO_ERROR) {
-                s->error = errno;
+                s->error = (int16_t)errno;
                 ev = TG_STREAM_ERROR | TG_STREAM_WRITING;
             }
         }
@@ -564,7 +651,7 @@ static void drive(tg_stream_t *s, bool readable, bool writable, bool triggered)
             ev = TG_STREAM_EOF | TG_STREAM_READING;
         } else if (st == IO_ERROR) {
             s->failed = true;
-            s->error = errno;
+            s->error = (int16_t)errno;
             ev = TG_STREAM_ERROR | TG_STREAM_READING;
         }
     }
@@ -637,7 +724,7 @@ void tg_stream_connect(tg_stream_t *s, const struct sockaddr *sa, socklen_t sale
     s->connect_side = true;
     s->connecting = true;
     if (connect(s->fd, sa, salen) < 0 && errno != EINPROGRESS) {
-        s->connect_error = errno ? errno : ECONNREFUSED;
+        s->connect_error = (int16_t)(errno ? errno : ECONNREFUSED);
         activate(s);
     }
     update_write(s);
@@ -658,8 +745,9 @@ void tg_stream_read_enable(tg_stream_t *s, bool on)
     update_read(s);
 }
 
-void tg_stream_set_timeouts(tg_stream_t *s, uint64_t read_ms, uint64_t write_ms)
+void tg_stream_set_timeouts(tg_stream_t *s, uint64_t read_ms_in, uint64_t write_ms_in)
 {
+    uint32_t read_ms = clamp32(read_ms_in), write_ms = clamp32(write_ms_in);
     s->read_ms = read_ms;
     if (s->write_ms != write_ms && s->wev_on) {
         event_del(s->wev);
@@ -675,8 +763,8 @@ void tg_stream_set_timeouts(tg_stream_t *s, uint64_t read_ms, uint64_t write_ms)
 
 void tg_stream_set_watermarks(tg_stream_t *s, size_t read_high, size_t write_low)
 {
-    s->read_high = read_high;
-    s->write_low = write_low;
+    s->read_high = clamp32(read_high);
+    s->write_low = clamp32(write_low);
     update_read(s);
 }
 
@@ -750,15 +838,19 @@ int tg_stream_error(const tg_stream_t *s)
  * deferred work (event_active) as usual. */
 tg_stream_t *tg_stream_new_pipe(struct event_base *base, const tg_stream_pipe_t *pipe, void *arg)
 {
-    tg_stream_t *s = calloc(1, sizeof(*s));
+    pipe_ext_t *ext;
+    tg_stream_t *s = tg_pool_alloc(OWNER_OFFSET + sizeof(*ext));
     if (s == NULL)
         return NULL;
+    s->alloc_size = (uint16_t)(OWNER_OFFSET + sizeof(*ext));
+    ext = (pipe_ext_t *)((char *)s + OWNER_OFFSET);
+    ext->ops = pipe;
+    ext->arg = arg;
+    s->is_pipe = true;
     s->fd = -1;
-    s->pipe = pipe;
-    s->pipe_arg = arg;
     if (event_assign(&s->rev, base, -1, 0, rev_cb, s) < 0 || make_buffers(s) < 0) {
         free_buffers(s);
-        free(s);
+        destroy(s);
         return NULL;
     }
     return s;

@@ -25,7 +25,9 @@
  * `read` after new input arrived, `write` once the output fell to the write
  * low watermark after a write, `event` with TG_STREAM_* flags (EOF, ERROR,
  * TIMEOUT with READING or WRITING; CONNECTED once a connect, and its TLS
- * handshake, completed). A callback may free the stream. Callbacks never run
+ * handshake, completed, and on an accepted TLS stream once its handshake
+ * completed, before the read callback sees its first bytes). A callback may
+ * free the stream. Callbacks never run
  * from inside a tg_stream_* call. Single-threaded (the worker's loop).
  */
 #ifndef TG_STREAM_H
@@ -59,6 +61,17 @@ typedef void (*tg_stream_event_cb)(tg_stream_t *s, short what, void *arg);
  * state for tg_stream_connect. NULL on allocation failure (fd and ssl are
  * then left to the caller). Reading starts disabled. */
 tg_stream_t *tg_stream_new(struct event_base *base, int fd, SSL *ssl);
+
+/* tg_stream_new with owner_size more bytes, zeroed, for the owner's own
+ * object (*owner, 8-byte aligned): one allocation instead of two for
+ * an object that lives exactly as long as its stream (a client connection).
+ * The area is freed with the stream, by tg_stream_free, or later when that
+ * is called from inside one of the stream's callbacks: the owner may use it
+ * until then, never after. Such a stream makes its buffers when first needed
+ * (its first bytes), as a parked one does. At most TG_POOL_MAX bytes in all
+ * (pool.h): NULL beyond. */
+tg_stream_t *tg_stream_new_with(struct event_base *base, int fd, SSL *ssl, size_t owner_size,
+                                void **owner);
 
 /* Sends close_notify when a TLS handshake completed (and nothing failed),
  * closes the socket, frees everything. Pending output is dropped. */
@@ -106,7 +119,7 @@ void tg_stream_trigger_read(tg_stream_t *s);
  * otherwise) and keeps reading, with the current read timeout: the next byte
  * brings them back. */
 int tg_stream_park(tg_stream_t *s);
-bool tg_stream_parked(const tg_stream_t *s);
+bool tg_stream_parked(const tg_stream_t *s); /* also: made by tg_stream_new_with, not used yet */
 
 /* ---- in-memory streams ----
  * A stream without a socket, for a protocol that carries several exchanges

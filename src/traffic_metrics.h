@@ -27,7 +27,7 @@ typedef struct tg_request_s tg_request_t;
 /* Listener/protocol pairs counted (process-wide); more share the last. */
 #define TG_TRAFFIC_LISTENERS 64
 /* The slot of a connection that is not a client's (an HTTP/2 stream's exchange). */
-#define TG_TRAFFIC_NONE 0xffffffffu
+#define TG_TRAFFIC_NONE 0xffu
 
 /* Client connection protocols (the protocol label). */
 enum { TG_PROTO_HTTP1 = 0, TG_PROTO_H2, TG_PROTO_COUNT };

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -12,9 +14,11 @@
 #include "chain.h"
 #include "conn.h"
 #include "h2_conn.h"
+#include "heap_trim.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
+#include "sd_notify.h"
 #include "tollgate/clock.h"
 
 #define SPARE_ARENAS 64
@@ -133,6 +137,7 @@ static void gen_free(tg_gen_t *g)
 
 tg_gen_t *tg_worker_gen_acquire(tg_worker_t *w)
 {
+    w->requests_started++;
     w->gen->inflight++;
     return w->gen;
 }
@@ -280,6 +285,28 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
         begin_drain(w);
 }
 
+static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tg_worker_t *w = arg;
+    atomic_store_explicit(&w->alive_ms, tg_now_ms(), memory_order_relaxed);
+}
+
+/* Only when systemd watches us: a quarter of its interval, so one late
+ * stamp is not yet a hang. */
+static int heartbeat_start(tg_worker_t *w)
+{
+    atomic_store_explicit(&w->alive_ms, tg_now_ms(), memory_order_relaxed);
+    uint64_t usec = tg_sd_watchdog_usec() / 4;
+    if (usec == 0)
+        return 0;
+    struct timeval tv = {.tv_sec = (time_t)(usec / 1000000),
+                         .tv_usec = (suseconds_t)(usec % 1000000)};
+    w->heartbeat = event_new(w->base, -1, EV_PERSIST, heartbeat_cb, w);
+    return w->heartbeat != NULL && event_add(w->heartbeat, &tv) == 0 ? 0 : -1;
+}
+
 int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size_t nfds)
 {
     memset(w, 0, sizeof(*w));
@@ -323,15 +350,30 @@ int tg_worker_init(tg_worker_t *w, unsigned id, tg_config_t *cfg, int *fds, size
     w->accept_resume = evtimer_new(w->base, accept_resume_cb, w);
     w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->notify_fd < 0 || !w->accept_resume || !w->drain_deadline)
+    if (w->notify_fd < 0 || !w->accept_resume || !w->drain_deadline || tg_heap_trim_init(w) < 0)
         return -1;
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, notify_cb, w);
     if (w->notify_ev == NULL || event_add(w->notify_ev, NULL) < 0)
         return -1;
-    return 0;
+    return heartbeat_start(w);
 }
 
 _Thread_local tg_worker_t *tg_current_worker;
+
+bool tg_workers_alive(const tg_worker_t *w, unsigned n, uint64_t max_age_ms, char *why,
+                      size_t whylen)
+{
+    uint64_t now = tg_now_ms();
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t t = atomic_load_explicit(&w[i].alive_ms, memory_order_relaxed);
+        if (t != UINT64_MAX && now > t && now - t > max_age_ms) {
+            snprintf(why, whylen, "worker %u has not run its event loop for %llu ms", w[i].id,
+                     (unsigned long long)(now - t));
+            return false;
+        }
+    }
+    return true;
+}
 
 static void *worker_main(void *arg)
 {
@@ -344,6 +386,7 @@ static void *worker_main(void *arg)
     if (w->redis_cfg->redis != NULL)
         w->redis = tg_redis_new(w->redis_cfg->redis, w->base, w->id);
     event_base_dispatch(w->base);
+    atomic_store_explicit(&w->alive_ms, UINT64_MAX, memory_order_relaxed);
     /* Connections still open after the drain deadline end here, while the
      * plugins' worker state they may log into still exists. */
     while (w->conns != NULL)
@@ -430,10 +473,13 @@ void tg_worker_destroy(tg_worker_t *w)
         evbuffer_free(w->scratch);
     if (w->notify_ev)
         event_free(w->notify_ev);
+    if (w->heartbeat)
+        event_free(w->heartbeat);
     if (w->accept_resume)
         event_free(w->accept_resume);
     if (w->drain_deadline)
         event_free(w->drain_deadline);
+    tg_heap_trim_free(w);
     if (w->notify_fd >= 0)
         close(w->notify_fd);
     if (w->base)

@@ -9,7 +9,9 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "request_id.h"
@@ -56,6 +58,10 @@ struct tg_worker_s {
     int notify_fd;               /* eventfd: the main thread asks us to stop */
     struct event *notify_ev;
     struct event *drain_deadline;
+    struct event *heap_trim;    /* heap_trim.h */
+    unsigned parked_since_trim; /* heap_trim.h */
+    uint64_t requests_started;  /* tg_worker_gen_acquire calls: is the worker quiet? */
+    uint64_t trim_requests;     /* requests_started when heap_trim was armed */
     pcre2_match_data *match_data;
     tg_request_id_gen_t ids;
     tg_conn_t *conns; /* every open client connection (for draining) */
@@ -72,7 +78,17 @@ struct tg_worker_s {
     pthread_mutex_t lock;                /* guards the two fields below (main thread -> worker) */
     tg_worker_reload_t *pending_reload;
     bool stop_requested;
+    /* systemd watchdog (sd_notify.h): the loop stamps alive_ms (monotonic)
+     * from a timer, so the main thread can tell a hung worker from a live
+     * one; UINT64_MAX once the loop has ended (stopped, not hung). */
+    struct event *heartbeat;
+    _Atomic uint64_t alive_ms;
 };
+
+/* Whether every started worker ran its loop within the last max_age_ms;
+ * when not, the first late one is named in why. */
+bool tg_workers_alive(const tg_worker_t *w, unsigned n, uint64_t max_age_ms, char *why,
+                      size_t whylen);
 
 /* The worker running on this thread (NULL on other threads). */
 extern _Thread_local tg_worker_t *tg_current_worker;

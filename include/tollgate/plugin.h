@@ -140,10 +140,11 @@
  * tg_request_consumer (request.h); 2.3 added tollgate/template.h,
  * tg_request_add_header / tg_response_add_header (request.h) and
  * tg_query_bytes_valid (text.h); 2.4 appended tg_plugin_env_t.check_only; 2.5
- * added tg_request_protocol (request.h); 2.6 added tg_request_retries (request.h); 2.7
- * added tollgate/trace.h. */
+ * added tg_request_protocol (request.h); 2.6 added tg_request_retries (request.h);
+ * 2.7 added the TLS connection facts: tg_request_tls_version / _cipher / _sni /
+ * _alpn (request.h); 2.8 added tollgate/trace.h. */
 #define TG_PLUGIN_API_MAJOR 2
-#define TG_PLUGIN_API_MINOR 7
+#define TG_PLUGIN_API_MINOR 8
 
 /* Fills tg_plugin_t.abi with what the module is compiled against. */
 #define TG_PLUGIN_ABI                                                           \

@@ -65,6 +65,25 @@ tg_arena_t *tg_request_arena(tg_request_t *r);
 struct event_base *tg_request_event_base(tg_request_t *r);
 unsigned tg_request_worker_id(const tg_request_t *r);
 
+/* ---- the TLS connection the request came on ----
+ * Decided once per connection, when its TLS handshake completed: the same for
+ * every request of the connection, at no cost per request (the protocol
+ * version is tg_request_protocol above). Strings are NUL-terminated and
+ * static or live as long as the connection (so as the request). Since API
+ * 2.7. */
+/* The negotiated TLS version ("TLSv1.3", "TLSv1.2"); NULL on a plain
+ * connection. */
+const char *tg_request_tls_version(const tg_request_t *r);
+/* The cipher suite by its OpenSSL name ("TLS_AES_128_GCM_SHA256",
+ * "ECDHE-ECDSA-AES128-GCM-SHA256", as nginx's $ssl_cipher); NULL when plain. */
+const char *tg_request_tls_cipher(const tg_request_t *r);
+/* The server name the client asked for in its TLS handshake (SNI, RFC 6066
+ * section 3), as sent; NULL when plain or when the client sent none. */
+const char *tg_request_tls_sni(const tg_request_t *r);
+/* The ALPN protocol the handshake selected (RFC 7301): "h2" or "http/1.1";
+ * NULL when plain or when the client offered none that the gateway speaks. */
+const char *tg_request_tls_alpn(const tg_request_t *r);
+
 /* ---- request headers (case-insensitive names) ----
  * What the client sent minus its hop-by-hop fields (Connection and the names
  * it lists, Upgrade, TE, ...), minus forwarding fields (X-Forwarded-*,

@@ -14,7 +14,9 @@
  * User-Agent when `user_agent` is asked for: credentials travel in headers.
  * Credentials that travel elsewhere are masked: a query parameter (or
  * header) that a plugin marked as one (tg_sensitive_add, e.g. the jwt
- * plugin's `query:` sources) is logged as `name=***`.
+ * plugin's `query:` sources) is logged as `name=***`. The connection's TLS
+ * facts (`tls_version`, `tls_cipher`, `sni`, `alpn`; null when plain) are
+ * read from what the core recorded at the handshake.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +71,10 @@ typedef enum {
     F_UPSTREAM_PATH,
     F_CONSUMER,
     F_PROTOCOL,
+    F_TLS_VERSION,
+    F_TLS_CIPHER,
+    F_SNI,
+    F_ALPN,
     F_COUNT,
 } field_t;
 
@@ -101,6 +107,10 @@ static const char *const field_names[F_COUNT] = {
     [F_UPSTREAM_PATH] = "upstream_path",
     [F_CONSUMER] = "consumer",
     [F_PROTOCOL] = "protocol",
+    [F_TLS_VERSION] = "tls_version",
+    [F_TLS_CIPHER] = "tls_cipher",
+    [F_SNI] = "sni",
+    [F_ALPN] = "alpn",
 };
 
 /* Request variables behind fields (include/tollgate/request.h). */
@@ -507,6 +517,15 @@ static value_t request_value(tg_request_t *r, field_t f)
     case F_TRACE_ID:
     case F_SPAN_ID:
         return trace_value(r, f == F_TRACE_ID);
+    /* The connection's TLS facts: null on a plain connection. */
+    case F_TLS_VERSION:
+        return cstr_value(tg_request_tls_version(r));
+    case F_TLS_CIPHER:
+        return cstr_value(tg_request_tls_cipher(r));
+    case F_SNI:
+        return cstr_value(tg_request_tls_sni(r));
+    case F_ALPN:
+        return cstr_value(tg_request_tls_alpn(r));
     default:
         if (field_vars[f] != NULL)
             return var_value(r, field_vars[f]);

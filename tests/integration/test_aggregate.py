@@ -246,3 +246,16 @@ def test_empty_value_in_the_query_part_is_fine(agg):
     r = h.request(port, "GET", "/bff/x?id=7&sort=..")
     assert r.status == 200, r
     assert users.targets() == ["/users/7?sort=..&f="]
+
+
+def test_slow_call_on_a_pooled_connection(agg):
+    # The second request's call takes the connection the first one pooled:
+    # the pool's idle timer must not cut the call short.
+    port, users, orders = agg([{"key": "user", "upstream": "users", "path": "/delay/1300"}], timeout="5s")
+    with h.Conn(port) as c:
+        for _ in range(2):
+            c.send(h.build_request("GET", "/bff/x"))
+            r = c.read_response()
+            assert r.status == 200, r
+            assert json.loads(r.body)["user"]["target"] == "/delay/1300"
+    assert users.connections == 1, users.connections

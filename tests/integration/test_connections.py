@@ -36,6 +36,20 @@ def test_upstream_keepalive_across_client_connections(px):
     assert px.up.connections <= 4, px.up.connections
 
 
+def test_pooled_upstream_connection_reused_after_it_parked(px):
+    # A pooled connection keeps its buffers while reused at once and parks
+    # after 1 s unused; parked, it is handed out (and works) as before.
+    with h.Conn(px.port) as c:
+        for i in range(3):
+            c.send(h.build_request("GET", "/park/%d" % i))
+            r = c.read_response()
+            assert r.status == 200, r
+            assert r.json()["target"] == "/park/%d" % i
+            time.sleep(1.5)
+    assert px.up.requests == 3
+    assert px.up.connections == 1, px.up.connections
+
+
 def test_pipelined_requests_answered_in_order(px):
     reqs = b"".join(h.build_request("GET", "/pipe/%d" % i) for i in range(4))
     reqs += h.build_request("POST", "/pipe/4", body=b"last-one")

@@ -144,6 +144,20 @@ def test_404_when_no_route(proxy):
     assert px.up.requests == 1
 
 
+def test_body_timeout_spares_a_request_without_body(proxy):
+    # body_timeout bounds reading a body: a GET (or a body already read) may
+    # wait for a slow upstream longer than that.
+    px = proxy(limits={"body_timeout": "1s", "header_timeout": "5s", "idle_timeout": "10s"})
+    with h.Conn(px.port, timeout=5) as c:
+        c.send(h.build_request("GET", "/delay/1600"))
+        r = c.read_response()
+        assert r.status == 200, r
+        c.send(h.build_request("POST", "/delay/1600", [("Content-Length", "4")]) + b"done")
+        r = c.read_response()
+        assert r.status == 200, r
+        assert r.json()["body_len"] == 4
+
+
 def test_body_timeout_408(proxy):
     px = proxy(limits={"body_timeout": "1s", "header_timeout": "5s", "idle_timeout": "10s"})
     with h.Conn(px.port, timeout=5) as c:

@@ -6,8 +6,11 @@ sample plugin (test_chain.py) stands in where a second kind of plugin helps."""
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
+import ssl
+import subprocess
 import time
 
 import pytest
@@ -37,19 +40,21 @@ def route(name, prefix, plugins=None):
 
 @pytest.fixture
 def gw(gateway_factory, upstream_factory):
-    """make(route_plugins, global_plugins=(), workers=1, limits=None) -> ns(port, up, gw): one
-    route /a."""
+    """make(route_plugins, global_plugins=(), workers=1, limits=None, tls=None) -> ns(port, up,
+    gw): one route /a; tls: the listener's `tls:` map."""
 
     class NS:
         pass
 
-    def make(route_plugins, global_plugins=(), workers=1, limits=None):
+    def make(route_plugins, global_plugins=(), workers=1, limits=None, tls=None):
         ns = NS()
         ns.up = upstream_factory("up")
         ns.port = h.free_port()
         cfg = h.gateway_config(ns.port, {"up": h.upstream_conf([ns.up.address])},
                                [route("a", "/a", list(route_plugins))], limits=limits, workers=workers)
         cfg["plugins"] = list(global_plugins)
+        if tls is not None:
+            cfg["listen"][0]["tls"] = tls
         ns.cfg = cfg
         ns.gw = gateway_factory(cfg)
         return ns
@@ -382,6 +387,78 @@ def test_websocket_101_skips_response_head_but_logs(gateway_factory):
         assert wait_for(lambda: "contract[g]: log 101 /ws/x" in gw.stderr()), gw.stderr()
     finally:
         srv.stop()
+
+
+# ---- the connection's facts (request.h: tg_request_protocol, API 2.5; TLS, 2.7) ----
+
+def facts(resp):
+    return resp.header("X-Contract-Facts").split("|")
+
+
+def test_connection_facts_plain(gw):
+    ns = gw([contract("f", facts=True)])
+    with h.Conn(ns.port) as c:
+        for _ in range(2):
+            c.send(h.build_request("GET", "/a/x"))
+            assert facts(c.read_response()) == ["HTTP/1.1", "-", "-", "-", "-"]
+
+
+@pytest.fixture(scope="module")
+def facts_cert(tmp_path_factory):
+    return h.self_signed_cert(tmp_path_factory.mktemp("facts-pki"), "facts.test")
+
+
+def facts_ctx(facts_cert, version, alpn=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(facts_cert["cert"])
+    ctx.check_hostname = False
+    ctx.minimum_version = ctx.maximum_version = version
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def test_connection_facts_tls13_sni_alpn_survive_parking(gw, facts_cert):
+    # Recorded at the handshake; the same on every request of the connection,
+    # also after it parked (idle > 1 s) and came back.
+    ns = gw([contract("f", facts=True)], tls={"certificates": [facts_cert]})
+    ctx = facts_ctx(facts_cert, ssl.TLSVersion.TLSv1_3, alpn=["http/1.1"])
+    with h.Conn(ns.port) as c:
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="facts.test")
+        want = ["HTTP/1.1", "TLSv1.3", c.sock.cipher()[0], "facts.test", "http/1.1"]
+        assert want[2].startswith("TLS_")
+        for pause in (0, 1.5):
+            time.sleep(pause)
+            c.send(h.build_request("GET", "/a/x", host="facts.test"))
+            assert facts(c.read_response()) == want
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_connection_facts_over_http2(gw, facts_cert):
+    # Every HTTP/2 stream reads the facts of the connection it came on.
+    ns = gw([contract("f", facts=True)], tls={"certificates": [facts_cert]})
+    for _ in range(2):
+        p = subprocess.run(["curl", "--http2", "-sk", "-D", "-", "-o", "/dev/null", "--resolve",
+                            "facts.test:%d:127.0.0.1" % ns.port, "https://facts.test:%d/a/x" % ns.port],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        head = p.stdout.decode()
+        assert head.startswith("HTTP/2 200"), (head, p.stderr)
+        got = [ln.split(":", 1)[1].strip() for ln in head.split("\r\n")
+               if ln.lower().startswith("x-contract-facts:")]
+        assert len(got) == 1, head
+        f = got[0].split("|")
+        assert f[0:2] == ["HTTP/2.0", "TLSv1.3"] and f[2].startswith("TLS_") and f[3:] == ["facts.test", "h2"], f
+
+
+def test_connection_facts_tls12_without_sni_or_alpn(gw, facts_cert):
+    ns = gw([contract("f", facts=True)], tls={"certificates": [facts_cert], "protocols": ["TLSv1.2"]})
+    ctx = facts_ctx(facts_cert, ssl.TLSVersion.TLSv1_2)
+    with h.Conn(ns.port) as c:
+        c.sock = ctx.wrap_socket(c.sock, server_hostname=None)  # no SNI
+        c.send(h.build_request("GET", "/a/x"))
+        r = c.read_response()
+        assert facts(r) == ["HTTP/1.1", "TLSv1.2", c.sock.cipher()[0], "-", "-"]
+        assert c.sock.cipher()[0].startswith("ECDHE-ECDSA-")
 
 
 def test_config_error_points_at_the_value(tmp_path):

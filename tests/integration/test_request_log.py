@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import threading
 import time
 import urllib.request
@@ -342,6 +343,39 @@ def test_fields_subset_and_order(gateway_factory, upstream_factory, tmp_path):
     (ln,) = raw_lines(tmp_path / "access.log")
     assert re.fullmatch(rb'\{"status":200,"method":"DELETE","request_id":"[^"]+","time":"[0-9T:.Z-]{24}"\}', ln), ln
     assert json.loads(ln)["request_id"] == r.header("X-Request-Id")
+
+
+def test_connection_fields_plain_and_tls(gateway_factory, upstream_factory, tmp_path):
+    """protocol, tls_version, tls_cipher, sni, alpn: what the handshake
+    negotiated (as the client saw it), null on a plain connection."""
+    fields = ["request_id", "protocol", "tls_version", "tls_cipher", "sni", "alpn"]
+    cert = h.self_signed_cert(tmp_path, "log.test")
+    up = upstream_factory("up")
+    port, tls_port = h.free_port(), h.free_port()
+    cfg = h.gateway_config(port, {"up": h.upstream_conf([up.address])},
+                           [h.route("all", "up", {"path_prefix": "/"})], workers=1)
+    cfg["listen"].append({"address": "127.0.0.1:%d" % tls_port, "tls": {"certificates": [cert]}})
+    cfg["plugins"] = [log_config(fields=fields)]
+    gw = gateway_factory(cfg)
+    h.wait_port(tls_port, 5)
+    plain = send(port, h.build_request("GET", "/p"))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cert["cert"])
+    ctx.set_alpn_protocols(["http/1.1"])
+    with h.Conn(tls_port) as c:
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="log.test")
+        c.send(h.build_request("GET", "/t", host="log.test"))
+        tls = c.read_response()
+        version, cipher = c.sock.version(), c.sock.cipher()[0]
+    stop_clean(gw)
+    by_id = {e["request_id"]: e for e in read_log(tmp_path / "access.log")}
+    assert by_id[plain.header("X-Request-Id")] == {
+        "request_id": plain.header("X-Request-Id"), "protocol": "HTTP/1.1", "tls_version": None,
+        "tls_cipher": None, "sni": None, "alpn": None}
+    assert by_id[tls.header("X-Request-Id")] == {
+        "request_id": tls.header("X-Request-Id"), "protocol": "HTTP/1.1", "tls_version": version,
+        "tls_cipher": cipher, "sni": "log.test", "alpn": "http/1.1"}
+    assert version == "TLSv1.3" and cipher.startswith("TLS_")
 
 
 def test_stdout(gateway_factory, upstream_factory, tmp_path):

@@ -58,6 +58,18 @@ class Notify:
                 continue
             self.messages.append(dict(line.split("=", 1) for line in data.split("\n") if line))
 
+    def drain(self):
+        """Forgets every message received so far, queued ones included."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recv(4096)
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.setblocking(True)
+        self.messages.clear()
+
     def close(self):
         self.sock.close()
 
@@ -118,6 +130,56 @@ def test_abstract_socket_and_watchdog(tmp_path, gateway_factory, upstream):
             assert n.wait_for("WATCHDOG", timeout=2)["WATCHDOG"] == "1"
         # Every 100 ms (half of WATCHDOG_USEC): three in well under a second.
         assert time.monotonic() - t0 < 1.0
+    finally:
+        n.close()
+
+
+STALL_CONFIG = """\
+workers: 1
+listen:
+  - address: "127.0.0.1:{port}"
+upstreams:
+  up:
+    targets: ["127.0.0.1:{up}"]
+routes:
+  - name: all
+    match: {{path_prefix: /}}
+    upstream: up
+    plugins:
+      - name: sample
+        path: {sample}
+        config: {{stall_path: /stall, stall: 2500ms}}
+"""
+
+
+def test_watchdog_not_petted_while_a_worker_hangs(tmp_path, gateway_factory, upstream):
+    """A worker stuck in a blocking plugin call is a hang even though the
+    main loop still runs: no WATCHDOG=1 until it comes back."""
+    sample = os.path.join(os.path.dirname(h.BINARY), "tests", "sample.so")
+    name = "@tollgate-stall-%d" % os.getpid()
+    n = Notify(name)
+    try:
+        port = h.free_port()
+        text = STALL_CONFIG.format(port=port, up=upstream.port, sample=sample)
+        gw = gateway_factory(text, env=dict(os.environ, NOTIFY_SOCKET=name, WATCHDOG_USEC="400000"),
+                             port=port)
+        n.wait_for("READY")
+        n.wait_for("WATCHDOG", timeout=2)
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
+        # The worker is inside the plugin's sleep once the main thread says so.
+        deadline = time.monotonic() + 1.5
+        while "has not run its event loop" not in gw.stderr():
+            assert time.monotonic() < deadline, gw.stderr()
+            time.sleep(0.02)
+        n.drain()
+        with pytest.raises(AssertionError):
+            n.wait_for("WATCHDOG", timeout=0.5)
+        # Back from the stall: the request is answered and petting resumes.
+        s.settimeout(5)
+        assert s.recv(64).startswith(b"HTTP/1.1 200")
+        s.close()
+        assert n.wait_for("WATCHDOG", timeout=2)["WATCHDOG"] == "1"
     finally:
         n.close()
 

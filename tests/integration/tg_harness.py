@@ -121,6 +121,19 @@ def gateway_config(port, upstreams, routes, limits=None, workers=2, trusted_prox
     }
 
 
+def self_signed_cert(directory, name="localhost"):
+    """A self-signed ECDSA P-256 certificate for name (its CN and DNS SAN), made
+    with the openssl CLI in directory: {"cert": path, "key": path}, as a
+    listener's `tls: certificates:` entry takes it."""
+    cert = os.path.join(str(directory), name + ".crt")
+    key = os.path.join(str(directory), name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "2", "-subj", "/CN=" + name, "-addext", "subjectAltName=DNS:" + name,
+                    "-keyout", key, "-out", cert], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return {"cert": cert, "key": key}
+
+
 # -------------------------------------------------------------- process ----
 def run_check(path, env=None, timeout=20):
     """Runs `tollgate -t -c path`; returns (rc, stderr)."""

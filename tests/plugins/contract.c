@@ -22,6 +22,10 @@
  *       response_head: continue  # continue | respond | error | pause
  *       response_body: continue  # continue | pause (asks for a buffered body)
  *       stray_resume: false   # response_head calls tg_request_resume()
+ *       facts: false          # request_head: the connection's facts as the
+ *                             # response header X-Contract-Facts,
+ *                             # "protocol|tls_version|tls_cipher|sni|alpn"
+ *                             # ("-" for NULL)
  *
  * worker_init, worker_fini and destroy log one notice line each (tg_log),
  * "contract[TAG]: worker_init 0"; the log hook one about its request
@@ -48,6 +52,7 @@ typedef struct {
     bool check_api;
     unsigned request_body, response_head, response_body; /* ACT_* */
     bool stray_resume;
+    bool facts;
 } contract_t;
 
 typedef struct {
@@ -109,6 +114,7 @@ static const tg_conf_field_t fields[] = {
     {"response_head", TG_CONF_FIELD_ENUM, TG_CONF_AT(contract_t, response_head), .names = actions},
     {"response_body", TG_CONF_FIELD_ENUM, TG_CONF_AT(contract_t, response_body), .names = actions},
     {"stray_resume", TG_CONF_FIELD_BOOL, TG_CONF_AT(contract_t, stray_resume)},
+    {"facts", TG_CONF_FIELD_BOOL, TG_CONF_AT(contract_t, facts)},
     TG_CONF_END,
 };
 
@@ -278,6 +284,18 @@ static void check_response_api(contract_ctx_t *x, tg_request_t *r)
     }
 }
 
+/* The connection's facts (request.h: protocol API 2.5, TLS 2.7), one string per response. */
+static void add_facts(tg_request_t *r)
+{
+    const char *v[] = {tg_request_protocol(r), tg_request_tls_version(r), tg_request_tls_cipher(r),
+                       tg_request_tls_sni(r), tg_request_tls_alpn(r)};
+    char buf[512];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]) && n < sizeof(buf); i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "|" : "", v[i] ? v[i] : "-");
+    tg_request_add_response_header(r, "X-Contract-Facts", buf, n < sizeof(buf) ? n : 0);
+}
+
 /* ---- hooks ---- */
 
 static void cleanup(void *data)
@@ -321,6 +339,8 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
         CHECK(x, tg_request_set_header(r, c->header, c->tag, strlen(c->tag)), 0);
     if (c->check_api)
         check_request_api(x, r);
+    if (c->facts)
+        add_facts(r);
     switch (c->resume) {
     case RESUME_SYNC:
         resume_now(x, c->resume_status);

@@ -9,12 +9,15 @@
  *       respond_path: /early   # answer this path with respond_status, without the upstream
  *       respond_status: 418
  *       pause: 50ms            # pause every request this long on a timer before continuing
+ *       stall_path: /stall     # block the worker thread on this path (a plugin stuck in a
+ *       stall: 1s              #   blocking call) this long: the watchdog test
  *       upper_body: true       # upper-case the response body (streaming response_body hook)
  *       buffer_body: 1MiB      # ask for the whole body, append "!" to it
  */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tollgate/plugin.h"
 
@@ -23,6 +26,8 @@ typedef struct {
     char *respond_path; /* "" when not configured */
     uint64_t respond_status;
     uint64_t pause_ms;
+    char *stall_path; /* "" when not configured */
+    uint64_t stall_ms;
     bool upper_body;
     uint64_t buffer_body;
     int counter; /* metric id */
@@ -42,6 +47,9 @@ static const tg_conf_field_t fields[] = {
     {"respond_status", TG_CONF_FIELD_UINT, TG_CONF_AT(sample_t, respond_status), .min = 200,
      .max = 599, .def = 418},
     {"pause", TG_CONF_FIELD_DURATION, TG_CONF_AT(sample_t, pause_ms)},
+    {"stall_path", TG_CONF_FIELD_STRING, TG_CONF_AT(sample_t, stall_path), .max = 127,
+     .def_str = ""},
+    {"stall", TG_CONF_FIELD_DURATION, TG_CONF_AT(sample_t, stall_ms)},
     {"upper_body", TG_CONF_FIELD_BOOL, TG_CONF_AT(sample_t, upper_body)},
     {"buffer_body", TG_CONF_FIELD_SIZE, TG_CONF_AT(sample_t, buffer_body)},
     TG_CONF_END,
@@ -121,6 +129,12 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
                        (unsigned)s->respond_status);
         tg_request_respond(r, (int)s->respond_status, "text/plain", body, sizeof(body) - 1);
         return TG_FILTER_RESPONDED;
+    }
+    if (s->stall_path[0] && strcmp(path, s->stall_path) == 0) {
+        struct timespec ts = {.tv_sec = (time_t)(s->stall_ms / 1000),
+                              .tv_nsec = (long)(s->stall_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
     }
     if (s->pause_ms && c->req == NULL) {
         c->req = r;

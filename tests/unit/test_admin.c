@@ -280,7 +280,9 @@ START_TEST(test_admin_server)
     worker_for(c);
     tg_metrics_request_done(&workers[0], &c->routes[0], 201, 3000);
     char err[256] = "";
-    tg_admin_t *a = tg_admin_start(c, workers, 1, err, sizeof(err));
+    int fd = tg_admin_listen(c, err, sizeof(err));
+    ck_assert_msg(fd >= 0, "%s", err);
+    tg_admin_t *a = tg_admin_start(c, fd, workers, 1, err, sizeof(err));
     ck_assert_msg(a != NULL, "%s", err);
 
     char *r = get(port, "GET", "/healthz");
@@ -356,7 +358,7 @@ START_TEST(test_admin_server)
 
     /* The port is taken: a second admin fails with a message. */
     char err2[256] = "";
-    ck_assert_ptr_null(tg_admin_start(c, workers, 1, err2, sizeof(err2)));
+    ck_assert_int_eq(tg_admin_listen(c, err2, sizeof(err2)), -1);
     char want[128];
     snprintf(want, sizeof(want), "cannot listen on 127.0.0.1:%u: Address already in use", port);
     ck_assert_str_eq(err2, want);

@@ -13,7 +13,11 @@
 #include "worker.h"
 
 static tg_worker_t worker;
-static tg_conn_t conn;
+/* peer_ip is the connection's last, flexible member: room for it. */
+static union {
+    tg_conn_t c;
+    char room[sizeof(tg_conn_t) + 64];
+} conn_mem;
 static tg_route_t route;
 static tg_request_t req;
 static tg_http_header_t hs[2];
@@ -25,12 +29,12 @@ static void setup(void)
     memset(&req, 0, sizeof(req));
     memset(&cs, 0, sizeof(cs));
     hs[0] = (tg_http_header_t){.name = "User-Agent", .name_len = 10, .value = "ua", .value_len = 2};
-    conn.worker = &worker;
-    strcpy(conn.peer_ip, "10.0.0.1");
+    conn_mem.c.worker = &worker;
+    strcpy(conn_mem.c.peer_ip, "10.0.0.1");
     route.name = "api";
     route.path = "/api";
     route.path_kind = TG_PATH_PREFIX;
-    req.conn = &conn;
+    req.conn = &conn_mem.c;
     req.proto = &h1;
     req.route = &route;
     req.client.http.method = "GET";
