@@ -31,6 +31,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
+#include "status_page.h"
 
 /* A scrape or a config dump is small and fast: a client that takes longer is
  * stuck, and the admin thread serves everyone. */
@@ -50,6 +51,7 @@ struct tg_admin_s {
     bool started;
     atomic_bool ready;
     char conf_host[256]; /* host part of the bound admin.address, for Host checks */
+    tg_status_t *status; /* /status.json's rate snapshots (status_page.h) */
 };
 
 /* ---- secret masking ----------------------------------------------------- */
@@ -535,9 +537,38 @@ static void get_metrics(tg_admin_t *a, struct evhttp_request *req)
         return;
     }
     tg_config_t *cfg = current_config(a);
-    tg_metrics_render(b, cfg, a->workers, a->nworkers);
+    /* OpenMetrics when the scraper lists it (Prometheus does, first). */
+    const char *accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
+    bool om = accept != NULL && strstr(accept, "application/openmetrics-text") != NULL;
+    tg_metrics_render_format(b, cfg, a->workers, a->nworkers, om);
     tg_config_unref(cfg);
-    reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
+    reply(req, 200, "OK",
+          om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+             : "text/plain; version=0.0.4; charset=utf-8",
+          b);
+    evbuffer_free(b);
+}
+
+static void get_status_json(tg_admin_t *a, struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+    tg_config_t *cfg = current_config(a);
+    tg_status_json(a->status, b, cfg, a->workers, a->nworkers);
+    tg_config_unref(cfg);
+    reply(req, 200, "OK", "application/json", b);
+    evbuffer_free(b);
+}
+
+static void get_status(tg_admin_t *a, struct evhttp_request *req)
+{
+    (void)a;
+    struct evbuffer *b = evbuffer_new();
+    tg_status_html(b);
+    /* Its own script and style only: nothing else may run or load here. */
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Security-Policy",
+                      "default-src 'none'; script-src 'unsafe-inline'; style-src "
+                      "'unsafe-inline'; connect-src 'self'");
+    reply(req, 200, "OK", "text/html; charset=utf-8", b);
     evbuffer_free(b);
 }
 
@@ -651,9 +682,14 @@ typedef struct {
 } endpoint_t;
 
 static const endpoint_t endpoints[] = {
-    {"/healthz", true, false, get_healthz}, {"/readyz", true, false, get_readyz},
-    {"/metrics", true, false, get_metrics}, {"/config", false, false, get_config},
+    {"/healthz", true, false, get_healthz},
+    {"/readyz", true, false, get_readyz},
+    {"/metrics", true, false, get_metrics},
+    {"/config", false, false, get_config},
     {"/reload", false, true, post_reload},
+    /* The same figures as /metrics, for people (status_page.h). */
+    {"/status", true, false, get_status},
+    {"/status.json", true, false, get_status_json},
 };
 
 static const endpoint_t *find_endpoint(const char *uri)
@@ -794,6 +830,7 @@ static void admin_free(tg_admin_t *a)
         event_base_free(a->base);
     if (a->cfg)
         tg_config_unref(a->cfg);
+    tg_status_free(a->status);
     free(a);
 }
 
@@ -849,7 +886,8 @@ tg_admin_t *tg_admin_start(tg_config_t *cfg, int fd, tg_worker_t *workers, unsig
     a->nworkers = nworkers;
     a->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     a->base = event_base_new();
-    if (a->stop_fd < 0 || a->base == NULL) {
+    a->status = tg_status_new();
+    if (a->stop_fd < 0 || a->base == NULL || a->status == NULL) {
         snprintf(errbuf, errlen, "cannot create the admin loop: %s", strerror(errno));
         close(fd);
         goto fail;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "request.h"
 #include "response.h"
@@ -11,6 +12,8 @@
 #include "tollgate/clock.h"
 #include "tollgate/fetch.h"
 #include "tollgate/request.h"
+#include "trace_context.h"
+#include "trace_span.h"
 #include "worker.h"
 
 /* ---- config ---- */
@@ -118,6 +121,7 @@ typedef struct {
     tg_fetch_t *fetch; /* NULL once done */
     json_t *value;     /* NULL: failed */
     const char *error;
+    tg_client_span_t *span; /* the call's CLIENT span, NULL when not recorded */
 } agg_slot_t;
 
 struct agg_run_s {
@@ -186,6 +190,7 @@ static void call_done(void *data, const tg_fetch_result_t *res)
     agg_slot_t *s = data;
     agg_run_t *run = s->run;
     s->fetch = NULL;
+    tg_trace_client_end(s->span, res->status, res->error);
     if (res->error != NULL) {
         s->error = res->error;
     } else if (res->status < 200 || res->status > 299) {
@@ -212,6 +217,7 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
             tg_fetch_cancel(s->fetch);
             s->fetch = NULL;
             s->error = "timeout";
+            tg_trace_client_end(s->span, 0, "timeout");
         }
     }
     answer(run);
@@ -238,7 +244,9 @@ static const char **call_headers(tg_request_t *req, const tg_aggregate_t *a)
     for (size_t i = 0; i < a->npass; i++) {
         size_t len;
         const char *v = tg_request_header(req, a->pass_headers[i], &len);
-        if (v == NULL)
+        /* Each call gets its own traceparent (traced_headers). */
+        if (v == NULL || strcasecmp(a->pass_headers[i], "traceparent") == 0 ||
+            strcasecmp(a->pass_headers[i], "tracestate") == 0)
             continue;
         h[n++] = a->pass_headers[i];
         h[n++] = tg_arena_strndup(req->arena, v, len);
@@ -247,6 +255,29 @@ static const char **call_headers(tg_request_t *req, const tg_aggregate_t *a)
     h[n++] = req->request_id;
     h[n++] = "Accept";
     h[n++] = "application/json";
+    return h;
+}
+
+/* The call's headers: the shared ones, then a traceparent naming the call's
+ * own span as the parent, and the client's tracestate. */
+static const char **traced_headers(tg_request_t *req, const char **base, agg_slot_t *s,
+                                   const char *upstream, const char *path)
+{
+    size_t n = 0;
+    while (base[n] != NULL)
+        n++;
+    const char **h = tg_arena_calloc(req->arena, (n + 5) * sizeof(*h));
+    memcpy(h, base, n * sizeof(*h));
+    uint8_t span[8];
+    s->span = tg_trace_client(req, upstream, path, span);
+    char *tp = tg_arena_alloc(req->arena, TG_TRACEPARENT_LEN + 1);
+    tg_traceparent_format(req->trace.trace_id, span, req->trace.sampled ? 1 : 0, tp);
+    h[n++] = "traceparent";
+    h[n++] = tp;
+    if (req->trace.tracestate != NULL) {
+        h[n++] = "tracestate";
+        h[n++] = tg_arena_strndup(req->arena, req->trace.tracestate, req->trace.tracestate_len);
+    }
     return h;
 }
 
@@ -280,9 +311,12 @@ void tg_aggregate_start(tg_request_t *req)
         agg_slot_t *s = &run->slots[i];
         s->run = run;
         s->index = i;
-        tg_fetch_opts_t o = {.path = paths[i], .headers = headers, .timeout_ms = a->timeout_ms};
+        const char *up = a->calls[i].upstream->name;
+        tg_fetch_opts_t o = {.path = paths[i],
+                             .headers = traced_headers(req, headers, s, up, paths[i]),
+                             .timeout_ms = a->timeout_ms};
         /* A fetch failing at once calls back now: run->pending counts it. */
-        s->fetch = tg_fetch_start(a->calls[i].upstream->name, &o, call_done, s);
+        s->fetch = tg_fetch_start(up, &o, call_done, s);
     }
     run->starting = false;
     if (run->pending == 0)

@@ -30,6 +30,7 @@
 #include "cpu_count.h"
 #include "h2_session.h"
 #include "isolation_conf.h"
+#include "log_conf.h"
 #include "path_norm.h"
 #include "redis.h"
 #include "resolve.h"
@@ -39,6 +40,7 @@
 #include "split.h"
 #include "tls.h"
 #include "tollgate/text.h"
+#include "trace_conf.h"
 #include "upstream_shared.h"
 
 #define MAX_WORKERS 256
@@ -986,6 +988,16 @@ static int parse_redis(ctx_t *c, const tg_conf_node_t *n)
     return n == NULL ? 0 : tg_redis_conf_parse(c->cfg, n, c->err);
 }
 
+static int parse_log(ctx_t *c, const tg_conf_node_t *n)
+{
+    return tg_log_conf_parse(c->cfg, n, c->err);
+}
+
+static int parse_tracing(ctx_t *c, const tg_conf_node_t *n)
+{
+    return n == NULL ? 0 : tg_tracing_conf_parse(c->cfg, n, &c->cfg->tracing, c->err);
+}
+
 /* ---- top level --------------------------------------------------------- */
 
 static void section_failed(ctx_t *c, const char *name)
@@ -1018,6 +1030,8 @@ SECTION(limits)
 SECTION(upstreams)
 SECTION(routes)
 SECTION(redis)
+SECTION(tracing)
+SECTION(log)
 
 static int section_resolver(const tg_conf_node_t *n, void *arg, tg_conf_err_t *err)
 {
@@ -1050,6 +1064,8 @@ static const tg_conf_field_t root_fields[] = {
     {"upstreams", TG_CONF_FIELD_CUSTOM, .parse = section_upstreams, .flags = TG_CONF_ABSENT},
     {"routes", TG_CONF_FIELD_CUSTOM, .parse = section_routes, .flags = TG_CONF_ABSENT},
     {"redis", TG_CONF_FIELD_CUSTOM, .parse = section_redis, .flags = TG_CONF_ABSENT},
+    {"tracing", TG_CONF_FIELD_CUSTOM, .parse = section_tracing, .flags = TG_CONF_ABSENT},
+    {"log", TG_CONF_FIELD_CUSTOM, .parse = section_log, .flags = TG_CONF_ABSENT},
     {"plugins", TG_CONF_FIELD_NODE, TG_CONF_AT(ctx_t, plugins)},
     {"plugin_path", TG_CONF_FIELD_NODE, TG_CONF_AT(ctx_t, plugin_path)},
     /* Resolved before this table is read (src/conf_include.h). */
@@ -1209,6 +1225,8 @@ void tg_config_unref(tg_config_t *cfg)
     for (size_t i = 0; i < cfg->nroutes; i++)
         pcre2_code_free(cfg->routes[i].regex);
     tg_redis_conf_free(cfg->redis);
+    tg_tracing_conf_unref(cfg->tracing);
+    free(cfg->log.path);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         tg_tls_server_free(cfg->listeners[i].tls);
     tg_resolve_free(cfg);

@@ -20,14 +20,16 @@
 #include "balance.h"
 #include "client_fields.h"
 #include "conf_errors.h"
+#include "log_conf.h"
 #include "tollgate/cidr.h"
 #include "tollgate/conf.h"
 
 typedef struct tg_router_s tg_router_t;
 typedef struct tg_chain_s tg_chain_t;
 typedef struct tg_plugin_inst_s tg_plugin_inst_t;
-typedef struct tg_redis_conf_s tg_redis_conf_t; /* src/redis.h */
-typedef struct tg_aggregate_s tg_aggregate_t;   /* src/aggregate.h */
+typedef struct tg_redis_conf_s tg_redis_conf_t;     /* src/redis.h */
+typedef struct tg_aggregate_s tg_aggregate_t;       /* src/aggregate.h */
+typedef struct tg_tracing_conf_s tg_tracing_conf_t; /* src/trace_conf.h */
 
 /* `balance:` (src/balance.h) */
 typedef enum {
@@ -228,6 +230,8 @@ typedef struct tg_config_s {
     bool check_only;          /* loaded by -t/-T: plugins open and create no file */
     char **nameservers;       /* `resolver:` (src/resolve.h); NULL: /etc/resolv.conf */
     size_t nnameservers;
+    tg_tracing_conf_t *tracing; /* `tracing:`, NULL when absent (trace_conf.h) */
+    tg_log_conf_t log;          /* `log:` (log_conf.h) */
 } tg_config_t;
 
 typedef struct {

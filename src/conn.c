@@ -23,6 +23,8 @@
 #include "tls.h"
 #include "tollgate/clock.h"
 #include "tollgate/request.h"
+#include "trace_span.h"
+#include "traffic_metrics.h"
 #include "tunnel.h"
 
 static void conn_free(tg_conn_t *c);
@@ -94,8 +96,11 @@ static void end_request(tg_conn_t *c)
     }
     c->chunked = false;
     tg_chain_log(req);
+    tg_trace_end(req);
+    uint64_t duration_us = tg_now_us() - req->time.start_mono_us;
     tg_metrics_request_done(c->worker, req->route, req->resp.completed ? req->resp.status : 0,
-                            tg_now_us() - req->time.start_mono_us);
+                            duration_us);
+    tg_traffic_request_done(req, duration_us);
     if (req->resp.tmp)
         evbuffer_free(req->resp.tmp);
     if (req->client.body_tmp)
@@ -427,7 +432,8 @@ tg_conn_t *tg_conn_accept_stream(tg_worker_t *w, size_t listener, tg_stream_t *s
     c->tls = tls;
     c->proto = proto;
     c->proto_data = proto_data;
-    c->close_after = true; /* one exchange per stream */
+    c->close_after = true;             /* one exchange per stream */
+    c->metrics_slot = TG_TRAFFIC_NONE; /* the client connection is the HTTP/2 one */
     c->s = s;
     memcpy(&c->peer, peer, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
     memcpy(c->peer_ip, ip, iplen + 1);
@@ -470,6 +476,8 @@ void tg_conn_accept(tg_worker_t *w, size_t listener, int fd, const struct sockad
     c->tls = tls != NULL;
     memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
     memcpy(c->peer_ip, ip, iplen + 1);
+    c->metrics_slot =
+        (uint8_t)tg_traffic_conn_opened(w, w->cfg->listeners[listener].name, TG_PROTO_HTTP1);
     const tg_limits_t *l = &w->cfg->limits;
     setup_stream(c);
     tg_worker_conn_added(w, c);
@@ -499,6 +507,7 @@ static void conn_free(tg_conn_t *c)
     if (c->h2c != NULL)
         tg_h2_conn_free(c);
     tg_pool_event_free(c->timer); /* NULL while parked */
+    tg_traffic_conn_closed(w, c->metrics_slot);
     tg_worker_conn_removed(w, c);
     if (!c->own_alloc) /* an HTTP/2 stream's exchange borrows its connection's */
         free(c->tls_info);

@@ -57,6 +57,7 @@ struct tg_conn_s {
     uint32_t scanned;     /* input bytes already searched for the end of the head */
     uint16_t listener;    /* index in the worker's config listeners */
     uint8_t state;        /* tg_conn_state_t */
+    uint8_t metrics_slot; /* listener/protocol counted open (traffic_metrics.h) */
     bool tls : 1;         /* arrived over TLS (X-Forwarded-Proto: https) */
     bool head_timer : 1;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after : 1; /* close once the current response is written */

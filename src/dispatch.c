@@ -10,6 +10,8 @@
 #include "response.h"
 #include "route_action.h"
 #include "router.h"
+#include "trace_span.h"
+#include "traffic_metrics.h"
 #include "worker.h"
 
 static void strip_prefix(tg_request_t *req)
@@ -107,6 +109,7 @@ void tg_dispatch_request(tg_request_t *req)
     const tg_http_request_t *h = &req->client.http;
     tg_body_init(&req->client.body, h->body_kind, h->content_length, lim->max_body_size,
                  h->body_kind == TG_BODY_CHUNKED);
+    tg_trace_begin(req);
     tg_route_query_t q = {
         .host = req->client.host,
         .host_len = req->client.host_len,
@@ -125,6 +128,7 @@ void tg_dispatch_request(tg_request_t *req)
         tg_response_error(req, 404, "no route");
         return;
     }
+    tg_traffic_request_routed(req);
     tg_dispatch_bind_chain(req, req->route->chain);
     if (h->flags & TG_HF_EXPECT_OTHER) {
         tg_response_error(req, 417, "unsupported expectation");

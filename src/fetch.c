@@ -2,11 +2,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "body.h"
 #include "log.h"
 #include "tollgate/clock.h"
 #include "tollgate/fetch.h"
+#include "trace_span.h"
 #include "upstream_pool.h"
 #include "worker.h"
 
@@ -187,8 +189,18 @@ static void write_request(tg_fetch_t *f, const tg_fetch_opts_t *o)
     const tg_target_t *t = &f->pool->conf->targets[f->up->target];
     evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n", o->method ? o->method : "GET",
                         o->path && o->path[0] ? o->path : "/", t->host_header);
-    for (const char *const *h = o->headers; h && h[0] && h[1]; h += 2)
+    bool traced = false;
+    for (const char *const *h = o->headers; h && h[0] && h[1]; h += 2) {
         evbuffer_add_printf(out, "%s: %s\r\n", h[0], h[1]);
+        traced |= strcasecmp(h[0], "traceparent") == 0;
+    }
+    /* A download of the gateway's own (a key set) starts a trace of its own,
+     * so the upstream can tell each one apart in its traces. */
+    if (!traced) {
+        char tp[56];
+        tg_trace_fresh_traceparent(tp);
+        evbuffer_add_printf(out, "traceparent: %s\r\n", tp);
+    }
     if (o->body_len > 0)
         evbuffer_add_printf(out, "Content-Length: %zu\r\n", o->body_len);
     evbuffer_add(out, "\r\n", 2);

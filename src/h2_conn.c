@@ -6,6 +6,7 @@
 #include "log.h"
 #include "tls.h"
 #include "tollgate/clock.h"
+#include "traffic_metrics.h"
 
 #define TICK_MS 1000
 
@@ -149,6 +150,7 @@ static bool start(tg_conn_t *c)
         return false;
     }
     c->h2c = hc;
+    c->metrics_slot = (uint8_t)tg_traffic_conn_protocol(w, c->metrics_slot, TG_PROTO_H2);
     /* conn.c's timer and callbacks are done with this connection. */
     evtimer_del(c->timer);
     tg_stream_setcb(c->s, h2_read_cb, h2_write_cb, h2_event_cb, hc);

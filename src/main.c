@@ -9,6 +9,7 @@
 #include "chain.h"
 #include "config.h"
 #include "log.h"
+#include "log_conf.h"
 #include "reload_signal.h"
 #include "server.h"
 #include "tg_build_config.h"
@@ -33,7 +34,8 @@ static void usage(FILE *out)
                  "                      config, 1 when the file or the reload failed\n"
                  "  -p, --pid PID       the gateway -s talks to (default: $MAINPID, which\n"
                  "                      systemd sets for ExecReload)\n"
-                 "  -l, --log-level L   error, warn, notice (default), info or debug\n"
+                 "  -l, --log-level L   error, warn, notice (default), info or debug; wins over\n"
+                 "                      the config's log.level\n"
                  "  -v, --version       print the version and exit\n"
                  "  -V, --build-info    print version, git commit, compiler, library versions\n"
                  "                      and the bundled plugins, and exit\n"
@@ -137,6 +139,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             tg_log_level = (tg_log_level_t)lv;
+            tg_log_level_from_cli = true;
             break;
         }
         case 'v':

@@ -4,14 +4,19 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
 #include "log.h"
+#include "metrics_text.h"
+#include "otlp_export.h"
+#include "process_metrics.h"
 #include "resolve.h"
 #include "tg_build_config.h"
 #include "tollgate/clock.h"
+#include "traffic_metrics.h"
 #include "upstream_shared.h"
 #include "worker.h"
 
@@ -93,6 +98,23 @@ static bool is_core_name(const char *name)
         "tollgate_info",
         "tollgate_websocket_connections_total",
         "tollgate_connections_parked_total",
+        /* traffic_metrics.c, process_metrics.c, otlp_export.c */
+        "tollgate_requests_in_flight",
+        "tollgate_request_bytes_total",
+        "tollgate_response_bytes_total",
+        "tollgate_upstream_response_duration_seconds",
+        "tollgate_upstream_response_duration_seconds_bucket",
+        "tollgate_upstream_response_duration_seconds_sum",
+        "tollgate_upstream_response_duration_seconds_count",
+        "tollgate_upstream_retries_total",
+        "tollgate_client_connections",
+        "tollgate_client_connections_accepted_total",
+        "tollgate_build_info",
+        "tollgate_config_reloads_total",
+        "tollgate_config_last_reload_success_timestamp_seconds",
+        "tollgate_config_last_reload_successful",
+        "tollgate_tracing_spans_exported_total",
+        "tollgate_tracing_spans_dropped_total",
     };
     for (size_t i = 0; i < sizeof(core) / sizeof(core[0]); i++)
         if (same_base(name, core[i]))
@@ -235,14 +257,7 @@ void tg_metrics_set_workers(tg_worker_t *workers, unsigned n)
 
 /* ---- per-worker counters ------------------------------------------------ */
 
-/* Upper bounds (inclusive, microseconds) of the latency buckets; a last
- * bucket counts what is above them all (+Inf). */
-static const uint64_t bucket_us[] = {1000,   2500,   5000,    10000,   25000,   50000,   100000,
-                                     250000, 500000, 1000000, 2500000, 5000000, 10000000};
-static const char *const bucket_le[] = {"0.001", "0.0025", "0.005", "0.01", "0.025",
-                                        "0.05",  "0.1",    "0.25",  "0.5",  "1",
-                                        "2.5",   "5",      "10",    "+Inf"};
-#define NBUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
+#define NBUCKETS TG_MTEXT_NBUCKETS
 #define NCLASSES 6 /* "0" (no response), 1xx .. 5xx */
 
 typedef atomic_uint_least64_t counter_t;
@@ -264,6 +279,7 @@ struct tg_worker_metrics_s {
     counter_t parked;     /* idle client connections that gave back their buffers */
     size_t nups;          /* cfg->nupstreams */
     tg_upool_stats_t *ups;
+    struct tg_traffic_s *traffic; /* traffic_metrics.h */
     counter_t slots[TG_METRICS_MAX_SLOTS];
 };
 
@@ -289,9 +305,11 @@ tg_worker_metrics_t *tg_worker_metrics_new(const tg_config_t *cfg)
     m->routes = calloc(m->nroutes, sizeof(*m->routes));
     m->nups = cfg->nupstreams;
     m->ups = calloc(m->nups ? m->nups : 1, sizeof(*m->ups));
-    if (m->routes == NULL || m->ups == NULL) {
+    m->traffic = tg_traffic_new(cfg);
+    if (m->routes == NULL || m->ups == NULL || m->traffic == NULL) {
         free(m->routes);
         free(m->ups);
+        tg_traffic_free(m->traffic);
         free(m);
         return NULL;
     }
@@ -304,6 +322,7 @@ void tg_worker_metrics_free(tg_worker_metrics_t *m)
         tg_worker_metrics_t *prev = m->previous;
         free(m->routes);
         free(m->ups);
+        tg_traffic_free(m->traffic);
         free(m);
         m = prev;
     }
@@ -359,6 +378,7 @@ tg_worker_metrics_t *tg_worker_metrics_rebuild(tg_worker_metrics_t *old, const t
     }
     for (size_t k = 0; k < TG_METRICS_MAX_SLOTS; k++)
         copy_counter(&m->slots[k], &old->slots[k]);
+    tg_traffic_carry(m->traffic, old->traffic, old_cfg, new_cfg);
     m->previous = old;
     return m;
 }
@@ -385,10 +405,7 @@ void tg_metrics_request_done(tg_worker_t *w, const tg_route_t *route, int status
         ri = route->index;
     route_metrics_t *rm = &m->routes[ri];
     bump(&rm->status[status_class(status)], 1);
-    size_t b = 0;
-    while (b < NBUCKETS - 1 && duration_us > bucket_us[b])
-        b++;
-    bump(&rm->bucket[b], 1);
+    bump(&rm->bucket[tg_mtext_bucket(duration_us)], 1);
     bump(&rm->sum_us, duration_us);
     bump(&rm->count, 1);
 }
@@ -437,49 +454,6 @@ void tg_metrics_add_worker(tg_metrics_t *m, unsigned worker_id, int id, size_t v
 
 /* ---- rendering (text exposition format 0.0.4) --------------------------- */
 
-/* Label values escape backslash, double quote and line feed; HELP text only
- * backslash and line feed. */
-static void put_escaped(struct evbuffer *out, const char *s, bool quote)
-{
-    const char *run = s;
-    for (; *s; s++) {
-        const char *rep = *s == '\\'           ? "\\\\"
-                          : *s == '\n'         ? "\\n"
-                          : quote && *s == '"' ? "\\\""
-                                               : NULL;
-        if (rep == NULL)
-            continue;
-        evbuffer_add(out, run, (size_t)(s - run));
-        evbuffer_add(out, rep, 2);
-        run = s + 1;
-    }
-    evbuffer_add(out, run, (size_t)(s - run));
-}
-
-static void put_header(struct evbuffer *out, const char *name, const char *help, const char *type)
-{
-    evbuffer_add_printf(out, "# HELP %s ", name);
-    put_escaped(out, help, false);
-    evbuffer_add_printf(out, "\n# TYPE %s %s\n", name, type);
-}
-
-/* name{k1="v1",k2="v2"} value; k2 may be NULL. */
-static void put_sample(struct evbuffer *out, const char *name, const char *k1, const char *v1,
-                       const char *k2, const char *v2, uint64_t value)
-{
-    evbuffer_add_printf(out, "%s", name);
-    if (k1 != NULL) {
-        evbuffer_add_printf(out, "{%s=\"", k1);
-        put_escaped(out, v1, true);
-        if (k2 != NULL) {
-            evbuffer_add_printf(out, "\",%s=\"", k2);
-            put_escaped(out, v2, true);
-        }
-        evbuffer_add(out, "\"}", 2);
-    }
-    evbuffer_add_printf(out, " %llu\n", (unsigned long long)value);
-}
-
 typedef struct {
     const tg_config_t *cfg;
     tg_worker_t *workers;
@@ -517,33 +491,35 @@ static void render_requests(struct evbuffer *out, const scrape_t *s)
 {
     static const char *const classes[NCLASSES] = {"0", "1xx", "2xx", "3xx", "4xx", "5xx"};
     const char *name = "tollgate_requests_total";
-    put_header(out, name, "Requests handled, by route and response status class (0: no response).",
-               "counter");
+    tg_mtext_header(out, name,
+                    "Requests handled, by route and response status class (0: no response).",
+                    "counter");
     for (size_t ri = 0; ri <= s->cfg->nroutes; ri++)
         for (unsigned c = 0; c < NCLASSES; c++)
-            put_sample(out, name, "route", route_label(s, ri), "status", classes[c],
-                       route_sum(s, ri, offsetof(route_metrics_t, status) + c * sizeof(counter_t)));
+            tg_mtext_sample(
+                out, name, "route", route_label(s, ri), "status", classes[c],
+                route_sum(s, ri, offsetof(route_metrics_t, status) + c * sizeof(counter_t)));
 }
 
 static void render_histogram(struct evbuffer *out, const scrape_t *s)
 {
-    put_header(out, "tollgate_request_duration_seconds",
-               "Time from the request's first byte to the end of its response.", "histogram");
+    tg_mtext_header(out, "tollgate_request_duration_seconds",
+                    "Time from the request's first byte to the end of its response.", "histogram");
     for (size_t ri = 0; ri <= s->cfg->nroutes; ri++) {
         const char *route = route_label(s, ri);
         uint64_t cum = 0;
         for (size_t b = 0; b < NBUCKETS; b++) {
             cum += route_sum(s, ri, offsetof(route_metrics_t, bucket) + b * sizeof(counter_t));
-            put_sample(out, "tollgate_request_duration_seconds_bucket", "route", route, "le",
-                       bucket_le[b], cum);
+            tg_exemplar_t ex;
+            tg_traffic_route_exemplar(s->cfg, s->workers, s->nworkers, ri, b, &ex);
+            tg_mtext_sample_ex(out, "tollgate_request_duration_seconds_bucket", "route", route,
+                               "le", tg_mtext_bucket_le[b], cum, &ex);
         }
-        uint64_t sum_us = route_sum(s, ri, offsetof(route_metrics_t, sum_us));
-        evbuffer_add(out, "tollgate_request_duration_seconds_sum{route=\"", 45);
-        put_escaped(out, route, true);
-        evbuffer_add_printf(out, "\"} %llu.%06llu\n", (unsigned long long)(sum_us / 1000000),
-                            (unsigned long long)(sum_us % 1000000));
+        tg_mtext_seconds(out, "tollgate_request_duration_seconds_sum", "route", route,
+                         route_sum(s, ri, offsetof(route_metrics_t, sum_us)));
         /* The count is the +Inf bucket, read once so that the two agree. */
-        put_sample(out, "tollgate_request_duration_seconds_count", "route", route, NULL, NULL, cum);
+        tg_mtext_sample(out, "tollgate_request_duration_seconds_count", "route", route, NULL, NULL,
+                        cum);
     }
 }
 
@@ -587,14 +563,15 @@ static uint64_t pool_sum(const scrape_t *s, size_t ui, pool_field_t f)
 static void render_upstreams(struct evbuffer *out, const scrape_t *s)
 {
     const tg_config_t *cfg = s->cfg;
-    put_header(out, "tollgate_upstream_connections",
-               "Upstream connections now open, idle in the pool or carrying a request.", "gauge");
+    tg_mtext_header(out, "tollgate_upstream_connections",
+                    "Upstream connections now open, idle in the pool or carrying a request.",
+                    "gauge");
     for (size_t u = 0; u < cfg->nupstreams; u++) {
         const char *up = cfg->upstreams[u].name;
-        put_sample(out, "tollgate_upstream_connections", "upstream", up, "state", "idle",
-                   pool_sum(s, u, P_IDLE));
-        put_sample(out, "tollgate_upstream_connections", "upstream", up, "state", "active",
-                   pool_sum(s, u, P_ACTIVE));
+        tg_mtext_sample(out, "tollgate_upstream_connections", "upstream", up, "state", "idle",
+                        pool_sum(s, u, P_IDLE));
+        tg_mtext_sample(out, "tollgate_upstream_connections", "upstream", up, "state", "active",
+                        pool_sum(s, u, P_ACTIVE));
     }
     static const struct {
         const char *name, *help;
@@ -605,18 +582,18 @@ static void render_upstreams(struct evbuffer *out, const scrape_t *s)
          "Requests sent on a pooled keep-alive upstream connection.", P_REUSED},
     };
     for (size_t k = 0; k < 2; k++) {
-        put_header(out, plain[k].name, plain[k].help, "counter");
+        tg_mtext_header(out, plain[k].name, plain[k].help, "counter");
         for (size_t u = 0; u < cfg->nupstreams; u++)
-            put_sample(out, plain[k].name, "upstream", cfg->upstreams[u].name, NULL, NULL,
-                       pool_sum(s, u, plain[k].f));
+            tg_mtext_sample(out, plain[k].name, "upstream", cfg->upstreams[u].name, NULL, NULL,
+                            pool_sum(s, u, plain[k].f));
     }
     const char *name = "tollgate_upstream_errors_total";
-    put_header(out, name, "Upstream failures, by kind.", "counter");
+    tg_mtext_header(out, name, "Upstream failures, by kind.", "counter");
     for (size_t u = 0; u < cfg->nupstreams; u++) {
         const char *up = cfg->upstreams[u].name;
-        put_sample(out, name, "upstream", up, "kind", "connect", pool_sum(s, u, P_CONNECT));
-        put_sample(out, name, "upstream", up, "kind", "timeout", pool_sum(s, u, P_TIMEOUT));
-        put_sample(out, name, "upstream", up, "kind", "reset", pool_sum(s, u, P_RESET));
+        tg_mtext_sample(out, name, "upstream", up, "kind", "connect", pool_sum(s, u, P_CONNECT));
+        tg_mtext_sample(out, name, "upstream", up, "kind", "timeout", pool_sum(s, u, P_TIMEOUT));
+        tg_mtext_sample(out, name, "upstream", up, "kind", "reset", pool_sum(s, u, P_RESET));
     }
 }
 
@@ -628,11 +605,12 @@ static void render_isolation(struct evbuffer *out, const tg_config_t *cfg)
         if (cfg->upstreams[u].shared == NULL)
             return; /* a config built by hand (unit tests) */
     const char *name = "tollgate_upstream_overloaded_total";
-    put_header(out, name, "Requests refused with 503 by a circuit-breaker limit.", "counter");
+    tg_mtext_header(out, name, "Requests refused with 503 by a circuit-breaker limit.", "counter");
     for (size_t u = 0; u < cfg->nupstreams; u++)
         for (int l = 0; l < TG_LIMIT_COUNT; l++)
-            put_sample(out, name, "upstream", cfg->upstreams[u].name, "limit", tg_limit_names[l],
-                       atomic_load(&cfg->upstreams[u].shared->overloaded[l]));
+            tg_mtext_sample(out, name, "upstream", cfg->upstreams[u].name, "limit",
+                            tg_limit_names[l],
+                            atomic_load(&cfg->upstreams[u].shared->overloaded[l]));
     static const struct {
         const char *name, *help;
         size_t off;
@@ -646,24 +624,24 @@ static void render_isolation(struct evbuffer *out, const tg_config_t *cfg)
          offsetof(tg_ushared_t, ejections)},
     };
     for (size_t k = 0; k < sizeof(plain) / sizeof(plain[0]); k++) {
-        put_header(out, plain[k].name, plain[k].help, "counter");
+        tg_mtext_header(out, plain[k].name, plain[k].help, "counter");
         for (size_t u = 0; u < cfg->nupstreams; u++) {
             _Atomic uint64_t *c = (void *)((char *)cfg->upstreams[u].shared + plain[k].off);
-            put_sample(out, plain[k].name, "upstream", cfg->upstreams[u].name, NULL, NULL,
-                       atomic_load(c));
+            tg_mtext_sample(out, plain[k].name, "upstream", cfg->upstreams[u].name, NULL, NULL,
+                            atomic_load(c));
         }
     }
     name = "tollgate_upstream_health_checks_total";
-    put_header(out, name, "Active health checks, by result.", "counter");
+    tg_mtext_header(out, name, "Active health checks, by result.", "counter");
     for (size_t u = 0; u < cfg->nupstreams; u++)
         for (int r = 0; r < TG_CHECK_COUNT; r++)
-            put_sample(out, name, "upstream", cfg->upstreams[u].name, "result", tg_check_names[r],
-                       atomic_load(&cfg->upstreams[u].shared->checks[r]));
+            tg_mtext_sample(out, name, "upstream", cfg->upstreams[u].name, "result",
+                            tg_check_names[r], atomic_load(&cfg->upstreams[u].shared->checks[r]));
     name = "tollgate_upstream_target_healthy";
-    put_header(out, name,
-               "1 while a target may get traffic (health checks, outlier ejection, passive "
-               "health), else 0.",
-               "gauge");
+    tg_mtext_header(out, name,
+                    "1 while a target may get traffic (health checks, outlier ejection, passive "
+                    "health), else 0.",
+                    "gauge");
     uint64_t now = tg_now_ms();
     char buf[64];
     for (size_t u = 0; u < cfg->nupstreams; u++) {
@@ -671,8 +649,8 @@ static void render_isolation(struct evbuffer *out, const tg_config_t *cfg)
             const tg_target_t *tg = &cfg->upstreams[u].targets[t];
             const char *label = tg_target_label(tg, buf, sizeof(buf)); /* NULL: an empty slot */
             if (label != NULL)
-                put_sample(out, name, "upstream", cfg->upstreams[u].name, "target", label,
-                           tg_tshared_usable(tg->shared, now));
+                tg_mtext_sample(out, name, "upstream", cfg->upstreams[u].name, "target", label,
+                                tg_tshared_usable(tg->shared, now));
         }
     }
 }
@@ -686,17 +664,18 @@ static void render_process(struct evbuffer *out, const scrape_t *s)
             parked += get(&s->workers[i].metrics->parked);
         }
     }
-    put_header(out, "tollgate_websocket_connections_total",
-               "WebSocket connections upgraded (101) and tunnelled.", "counter");
-    put_sample(out, "tollgate_websocket_connections_total", NULL, NULL, NULL, NULL, ws);
-    put_header(out, "tollgate_connections_parked_total",
-               "Idle keep-alive client connections (plain or TLS) that gave back their buffers.",
-               "counter");
-    put_sample(out, "tollgate_connections_parked_total", NULL, NULL, NULL, NULL, parked);
-    put_header(out, "tollgate_workers", "Worker threads.", "gauge");
-    put_sample(out, "tollgate_workers", NULL, NULL, NULL, NULL, s->nworkers);
-    put_header(out, "tollgate_info", "Build information.", "gauge");
-    put_sample(out, "tollgate_info", "version", TG_VERSION, NULL, NULL, 1);
+    tg_mtext_header(out, "tollgate_websocket_connections_total",
+                    "WebSocket connections upgraded (101) and tunnelled.", "counter");
+    tg_mtext_sample(out, "tollgate_websocket_connections_total", NULL, NULL, NULL, NULL, ws);
+    tg_mtext_header(
+        out, "tollgate_connections_parked_total",
+        "Idle keep-alive client connections (plain or TLS) that gave back their buffers.",
+        "counter");
+    tg_mtext_sample(out, "tollgate_connections_parked_total", NULL, NULL, NULL, NULL, parked);
+    tg_mtext_header(out, "tollgate_workers", "Worker threads.", "gauge");
+    tg_mtext_sample(out, "tollgate_workers", NULL, NULL, NULL, NULL, s->nworkers);
+    tg_mtext_header(out, "tollgate_info", "Build information.", "gauge");
+    tg_mtext_sample(out, "tollgate_info", "version", TG_VERSION, NULL, NULL, 1);
 }
 
 static uint64_t slot_sum(const scrape_t *s, size_t slot)
@@ -713,22 +692,65 @@ static void render_plugins(struct evbuffer *out, const scrape_t *s)
     size_t n = atomic_load_explicit(&registry.nfams, memory_order_acquire);
     for (size_t i = 0; i < n; i++) {
         const family_t *f = &registry.fams[i];
-        put_header(out, f->name, f->help, "counter");
+        tg_mtext_header(out, f->name, f->help, "counter");
+        /* OpenMetrics counter samples end with _total, whatever the family's name. */
+        char total[256];
+        const char *name = f->name;
+        if (tg_mtext_openmetrics() && base_len(f->name) == strlen(f->name) &&
+            (size_t)snprintf(total, sizeof(total), "%s_total", f->name) < sizeof(total))
+            name = total;
         if (f->nvalues == 0)
-            put_sample(out, f->name, NULL, NULL, NULL, NULL, slot_sum(s, f->first));
+            tg_mtext_sample(out, name, NULL, NULL, NULL, NULL, slot_sum(s, f->first));
         for (size_t v = 0; v < f->nvalues; v++)
-            put_sample(out, f->name, f->label, f->values[v], NULL, NULL, slot_sum(s, f->first + v));
+            tg_mtext_sample(out, name, f->label, f->values[v], NULL, NULL,
+                            slot_sum(s, f->first + v));
     }
 }
 
-void tg_metrics_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t *workers,
-                       unsigned nworkers)
+void tg_metrics_render_format(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t *workers,
+                              unsigned nworkers, bool openmetrics)
 {
     scrape_t s = {.cfg = cfg, .workers = workers, .nworkers = workers ? nworkers : 0};
+    tg_mtext_begin(openmetrics);
     render_requests(out, &s);
     render_histogram(out, &s);
     render_upstreams(out, &s);
     render_isolation(out, s.cfg);
     render_process(out, &s);
     render_plugins(out, &s);
+    tg_traffic_render(out, cfg, s.workers, s.nworkers);
+    tg_process_metrics_render(out);
+    tg_otlp_metrics_render(out);
+    tg_mtext_end(out);
+}
+
+void tg_metrics_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t *workers,
+                       unsigned nworkers)
+{
+    tg_metrics_render_format(out, cfg, workers, nworkers, false);
+}
+
+void tg_metrics_route_totals(const tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers,
+                             size_t ri, tg_route_totals_t *out)
+{
+    scrape_t s = {.cfg = cfg, .workers = workers, .nworkers = workers ? nworkers : 0};
+    for (unsigned c = 0; c < NCLASSES; c++)
+        out->status[c] =
+            route_sum(&s, ri, offsetof(route_metrics_t, status) + c * sizeof(counter_t));
+    for (size_t b = 0; b < NBUCKETS; b++)
+        out->bucket[b] =
+            route_sum(&s, ri, offsetof(route_metrics_t, bucket) + b * sizeof(counter_t));
+}
+
+void tg_metrics_upstream_conns(const tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers,
+                               size_t ui, uint64_t *active, uint64_t *idle)
+{
+    scrape_t s = {.cfg = cfg, .workers = workers, .nworkers = workers ? nworkers : 0};
+    *active = pool_sum(&s, ui, P_ACTIVE);
+    *idle = pool_sum(&s, ui, P_IDLE);
+}
+
+struct tg_traffic_s *tg_worker_metrics_traffic(const tg_worker_metrics_t *m)
+{
+    return m != NULL ? m->traffic : NULL;
 }

@@ -11,9 +11,11 @@
 #define TG_METRICS_H
 
 #include <event2/buffer.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
+#include "metrics_text.h"
 #include "tollgate/metrics.h"
 #include "upstream_pool.h"
 
@@ -68,5 +70,27 @@ void tg_metrics_set_workers(tg_worker_t *workers, unsigned n);
  * workers' counters and reading each worker's upstream pools. */
 void tg_metrics_render(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t *workers,
                        unsigned nworkers);
+
+/* The same, in OpenMetrics 1.0 when openmetrics (exemplars, "# EOF"). */
+void tg_metrics_render_format(struct evbuffer *out, const tg_config_t *cfg, tg_worker_t *workers,
+                              unsigned nworkers, bool openmetrics);
+
+/* A route's counters summed over the workers (the status page): responses by
+ * status class (0: none, then 1xx..5xx) and the duration histogram's buckets
+ * (metrics_text.h; not cumulative). ri = cfg->nroutes: requests without a
+ * route. */
+typedef struct {
+    uint64_t status[6];
+    uint64_t bucket[TG_MTEXT_NBUCKETS];
+} tg_route_totals_t;
+void tg_metrics_route_totals(const tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers,
+                             size_t ri, tg_route_totals_t *out);
+
+/* Upstream ui's connections now, over the workers. */
+void tg_metrics_upstream_conns(const tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers,
+                               size_t ui, uint64_t *active, uint64_t *idle);
+
+/* The worker's traffic counters (traffic_metrics.h); NULL when m is. */
+struct tg_traffic_s *tg_worker_metrics_traffic(const tg_worker_metrics_t *m);
 
 #endif

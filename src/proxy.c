@@ -15,6 +15,7 @@
 #include "response.h"
 #include "route_action.h"
 #include "tollgate/clock.h"
+#include "trace_span.h"
 #include "tunnel.h"
 #include "upstream_try.h"
 
@@ -86,10 +87,30 @@ static void retry(tg_request_t *req)
         attempt(req); /* else the timer runs the next try */
 }
 
+/* An upstream failure at warn, with what an operator acts on: the target,
+ * the phase (connect, read, write, timeout) and the error. Identical lines
+ * are held back and counted by the log (log.h). */
+static void log_failure(tg_request_t *req, tg_log_level_t level, const char *phase, int err)
+{
+    const tg_upstream_conf_t *u = req->up.pool->conf;
+    const char *target = u->targets[req->up.target].name;
+    if (err != 0)
+        tg_request_log(req, level, "upstream %s: target %s: %s failed: %s (errno %d)", u->name,
+                       target, phase, strerror(err), err);
+    else if (strcmp(phase, "timeout") == 0)
+        tg_request_log(req, level, "upstream %s: target %s: timed out %s", u->name, target,
+                       req->up.conn != NULL && req->up.conn->connected ? "waiting for the response"
+                                                                       : "connecting");
+    else
+        tg_request_log(req, level, "upstream %s: target %s: %s failed: connection closed", u->name,
+                       target, phase);
+}
+
 /* The upstream failed before its response head reached the client. */
 static void upstream_failed(tg_request_t *req, int status, const char *msg, bool health, bool stale,
                             unsigned kind)
 {
+    tg_trace_attempt_failed(req, msg);
     if (req->up.conn != NULL) {
         size_t t = req->up.conn->target;
         if (health)
@@ -116,8 +137,8 @@ static void upstream_failed(tg_request_t *req, int status, const char *msg, bool
         }
         return;
     }
-    tg_log_info("upstream %s: %s (request %.*s)", req->up.pool->conf->name, msg,
-                (int)req->request_id_len, req->request_id);
+    tg_request_log(req, TG_LOG_INFO, "upstream %s: %s, no try left: answering %d",
+                   req->up.pool->conf->name, msg, status);
     tg_response_error(req, status, msg);
 }
 
@@ -160,6 +181,10 @@ static bool skip_request_header(const tg_http_header_t *h)
         return TG_HTTP_NAME_IS(h, "host");
     case 6:
         return TG_HTTP_NAME_IS(h, "expect");
+    case 10: /* ours replace them (trace_span.h) */
+        return TG_HTTP_NAME_IS(h, "tracestate");
+    case 11:
+        return TG_HTTP_NAME_IS(h, "traceparent");
     case 12:
         return TG_HTTP_NAME_IS(h, "x-request-id");
     case 14:
@@ -180,7 +205,7 @@ static void write_upstream_head(tg_request_t *req, struct evbuffer *out)
     const char *host =
         tg_route_host(req, &req->up.pool->conf->targets[req->up.conn->target], &host_len);
     size_t cap = h->method_len + req->client.path_len + req->client.query_len + 2 * host_len +
-                 req->request_id_len + 512;
+                 req->request_id_len + TG_TRACE_HEADERS_MAX(req) + 512;
     for (size_t i = 0; i < h->num_headers; i++)
         cap += h->headers[i].name_len + h->headers[i].value_len + 4;
 
@@ -237,6 +262,7 @@ static void write_upstream_head(tg_request_t *req, struct evbuffer *out)
     TG_PUT_LIT(&w, "X-Request-Id: ");
     tg_put(&w, req->request_id, req->request_id_len);
     TG_PUT_LIT(&w, "\r\n");
+    w += tg_trace_write_headers(req, req->trace.up_span, w);
     /* Nothing but websocket is ever offered upstream (RFC 9110 section 7.8:
      * the client's other protocols are not ours to negotiate). */
     if (req->up.upgrade)
@@ -294,6 +320,7 @@ static bool read_response_head(tg_request_t *req, bool *gone)
             if (req->up.tries.timer != NULL) /* the tunnel has its own idle timeout */
                 evtimer_del(req->up.tries.timer);
             tg_upool_report_success(req->up.pool, req->up.conn->target);
+            tg_trace_attempt_status(req, 101);
             req->time.up_head_us = tg_now_us();
             req->resp.status = 101;
             tg_response_forward_upgrade(req, &resp);
@@ -304,10 +331,12 @@ static bool read_response_head(tg_request_t *req, bool *gone)
             return true;
         }
         if (r < 0 || resp.status == 101) {
-            tg_log_warn("upstream %s sent an invalid response: %s", req->up.pool->conf->name,
-                        r < 0 && resp.error_reason ? resp.error_reason
-                        : switched                 ? "101 without Upgrade: websocket"
-                                                   : "unexpected status");
+            tg_request_log(
+                req, TG_LOG_WARN, "upstream %s: target %s: read failed: invalid response: %s",
+                req->up.pool->conf->name, req->up.pool->conf->targets[req->up.target].name,
+                r < 0 && resp.error_reason ? resp.error_reason
+                : switched                 ? "101 without Upgrade: websocket"
+                                           : "unexpected status");
             /* The upstream answered: like nginx (proxy_next_upstream without
              * invalid_header), a broken answer is not retried elsewhere. The
              * connection is closed, whatever it holds. */
@@ -323,6 +352,7 @@ static bool read_response_head(tg_request_t *req, bool *gone)
             continue;
         }
         tg_upool_report_success(req->up.pool, req->up.conn->target);
+        tg_trace_attempt_status(req, resp.status);
         req->time.up_head_us = tg_now_us();
         tg_balance_observe(req->up.pool, req->up.conn->target,
                            req->time.up_head_us - req->up.tries.try_start_us, req->time.up_head_us);
@@ -396,8 +426,10 @@ static bool pump_response(tg_request_t *req)
             return true;
         }
         if (!req->run.reply.set)
-            tg_log_info("upstream %s: %s", req->up.pool->conf->name,
-                        req->resp.body.error ? req->resp.body.error : "broken response body");
+            tg_request_log(req, TG_LOG_WARN, "upstream %s: target %s: read failed: %s",
+                           req->up.pool->conf->name,
+                           req->up.pool->conf->targets[req->up.target].name,
+                           req->resp.body.error ? req->resp.body.error : "broken response body");
         if (!head_sent && !req->run.reply.set) {
             tg_response_drop_filters(req);
             req->resp.bytes_out = 0;
@@ -451,16 +483,25 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
         set_upstream_timeouts(req);
         return;
     }
+    const char *phase = what & TG_STREAM_TIMEOUT   ? "timeout"
+                        : !uc->connected           ? "connect"
+                        : what & TG_STREAM_READING ? "read"
+                                                   : "write";
     if (req->up.state == TG_UP_RECEIVING) {
         if (what & TG_STREAM_EOF) {
             req->up.eof = true;
             pump_response(req);
         } else {
             TG_STAT_INC(req->up.pool, resets);
+            log_failure(req, TG_LOG_WARN, phase, tg_stream_error(uc->s));
             tg_response_fail(req);
         }
         return;
     }
+    bool stale = uc->connected && !(what & TG_STREAM_TIMEOUT) && uc->uses > 0 &&
+                 tg_stream_input_length(uc->s) == 0;
+    /* A pooled connection the upstream closed while idle is retried quietly. */
+    log_failure(req, stale ? TG_LOG_INFO : TG_LOG_WARN, phase, tg_stream_error(uc->s));
     if (what & TG_STREAM_TIMEOUT) {
         TG_STAT_INC(req->up.pool, timeouts);
         upstream_failed(req, 504,
@@ -474,7 +515,6 @@ static void up_event_cb(tg_stream_t *s, short what, void *arg)
         return;
     }
     TG_STAT_INC(req->up.pool, resets);
-    bool stale = uc->uses > 0 && tg_stream_input_length(uc->s) == 0;
     upstream_failed(req, 502, "upstream closed the connection", !stale, stale, TG_FAIL_RESET);
 }
 
@@ -577,12 +617,13 @@ static void attempt(tg_request_t *req)
         req->time.up_start_us = tg_now_us();
     req->up.tries.try_start_us = tg_now_us();
     req->up.state = TG_UP_SENDING;
+    tg_trace_attempt(req);
     if (uc == NULL) {
-        tg_log_warn("upstream %s: cannot connect to %s: %s", p->conf->name,
-                    p->conf->targets[t].name, strerror(errno));
+        log_failure(req, TG_LOG_WARN, "connect", errno);
         tg_try_connected(req);
         tg_upool_report_failure(p, t, tg_now_ms());
         tg_outlier_report(p->conf, t, TG_OUTCOME_GATEWAY, 0, tg_now_ms());
+        tg_trace_attempt_failed(req, "connect failed");
         if (t < 64)
             req->up.tried |= 1ull << t;
         if (can_retry(req, false, TG_FAIL_CONNECT, 0)) {

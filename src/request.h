@@ -19,6 +19,7 @@
 #include "request_id.h"
 #include "retry_policy.h"
 #include "tollgate/request.h"
+#include "trace_span.h"
 #include "upstream_pool.h"
 
 typedef struct tg_conn_s tg_conn_t;
@@ -195,6 +196,11 @@ struct tg_request_s {
         uint64_t up_start_us;   /* monotonic, first upstream attempt */
         uint64_t up_head_us;    /* monotonic, response head received */
     } time;
+
+    /* The trace (trace_span.c): begun by the dispatch step, upstream tries
+     * recorded by proxy.c, aggregation calls by aggregate.c, plugins' parts
+     * through request_api (tollgate/trace.h); ended by conn.c. */
+    tg_trace_t trace;
 };
 
 #endif

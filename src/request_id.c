@@ -15,7 +15,7 @@ void tg_request_id_seed(tg_request_id_gen_t *g)
         g->s[1] = 1;
 }
 
-static uint64_t next(tg_request_id_gen_t *g)
+uint64_t tg_request_id_u64(tg_request_id_gen_t *g)
 {
     uint64_t s1 = g->s[0];
     const uint64_t s0 = g->s[1];
@@ -28,7 +28,7 @@ static uint64_t next(tg_request_id_gen_t *g)
 void tg_request_id_generate(tg_request_id_gen_t *g, char out[33])
 {
     static const char hex[] = "0123456789abcdef";
-    uint64_t v[2] = {next(g), next(g)};
+    uint64_t v[2] = {tg_request_id_u64(g), tg_request_id_u64(g)};
     for (int i = 0; i < 32; i++)
         out[i] = hex[(v[i / 16] >> ((i % 16) * 4)) & 0xf];
     out[32] = '\0';

@@ -14,6 +14,8 @@ typedef struct {
 } tg_request_id_gen_t;
 
 void tg_request_id_seed(tg_request_id_gen_t *g);
+/* The next 64 random bits (trace and span ids use them too). */
+uint64_t tg_request_id_u64(tg_request_id_gen_t *g);
 /* Writes 32 lower-case hex digits and a NUL into out (33 bytes). */
 void tg_request_id_generate(tg_request_id_gen_t *g, char out[33]);
 /* A client-supplied id is passed on when it is 1..TG_REQUEST_ID_MAX visible

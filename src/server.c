@@ -15,7 +15,10 @@
 #include "chain.h"
 #include "health_check.h"
 #include "log.h"
+#include "log_conf.h"
 #include "metrics.h"
+#include "otlp_export.h"
+#include "process_metrics.h"
 #include "reload_signal.h"
 #include "resolve.h"
 #include "sd_notify.h"
@@ -193,6 +196,7 @@ static int do_reload(tg_server_t *s, char *err, size_t errlen)
             tg_log_error("  %s", errs.msgs[i]);
         if (errs.total > errs.n)
             tg_log_error("  (%zu more errors)", errs.total - errs.n);
+        tg_process_metrics_reload(false, cerr.msg);
         return -1;
     }
     if (cfg->workers != s->nworkers)
@@ -211,6 +215,7 @@ static int do_reload(tg_server_t *s, char *err, size_t errlen)
         }
         free(r);
         tg_config_unref(cfg);
+        tg_process_metrics_reload(false, err);
         return -1;
     }
     for (unsigned w = 0; w < s->nworkers; w++)
@@ -222,6 +227,11 @@ static int do_reload(tg_server_t *s, char *err, size_t errlen)
     s->health = tg_health_start(s->base, cfg);
     tg_resolver_stop(s->resolver);
     s->resolver = tg_resolver_start(s->base, cfg);
+    tg_otlp_configure(cfg->tracing);
+    char lerr[512];
+    if (tg_log_conf_apply(cfg, lerr, sizeof(lerr)) < 0)
+        tg_log_error("reload: %s; the log stays where it was", lerr);
+    tg_process_metrics_reload(true, NULL);
     tg_config_unref(s->cfg);
     s->cfg = cfg;
     tg_log_notice("reloaded %s: %zu routes, %zu upstreams", cfg->file, cfg->nroutes,
@@ -289,6 +299,9 @@ static void reopen_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     tg_server_t *s = arg;
     tg_log_notice("SIGUSR1: reopening log files");
+    char err[512];
+    if (tg_log_conf_apply(s->cfg, err, sizeof(err)) < 0)
+        tg_log_error("SIGUSR1: %s", err);
     for (size_t i = 0; i < s->cfg->ninstances; i++) {
         const tg_plugin_inst_t *pi = s->cfg->instances[i];
         if (pi->plugin->reopen)
@@ -360,11 +373,15 @@ int tg_server_run(tg_config_t *cfg)
     evsignal_add(sigusr1, NULL);
     if (tg_reload_signal_start(s.base, sighup_reload, &s) < 0)
         tg_log_error("cannot catch SIGHUP: %s", strerror(errno));
+    char lerr[512];
+    bool log_ok = tg_log_conf_apply(cfg, lerr, sizeof(lerr)) == 0;
+    if (!log_ok)
+        tg_log_error("%s", lerr);
     /* The admin socket listens before any worker accepts: a client that
      * reached the gateway can reach its admin endpoint too. */
     char admin_err[256];
     int admin_fd = -1;
-    int lrc = open_listeners(cfg, fds);
+    int lrc = log_ok ? open_listeners(cfg, fds) : -1;
     if (lrc == 0 && cfg->has_admin &&
         (admin_fd = tg_admin_listen(cfg, admin_err, sizeof(admin_err))) < 0) {
         tg_log_error("admin: %s", admin_err);
@@ -388,6 +405,8 @@ int tg_server_run(tg_config_t *cfg)
     s.reload_ev = event_new(s.base, s.reload_fd, EV_READ | EV_PERSIST, reload_request_cb, &s);
     event_add(s.reload_ev, NULL);
     tg_metrics_set_workers(s.workers, s.nworkers);
+    tg_process_metrics_start();
+    tg_otlp_configure(cfg->tracing);
     int rc = start_workers(&s, fds);
     if (rc != 0 && admin_fd >= 0)
         close(admin_fd);
@@ -449,6 +468,7 @@ int tg_server_run(tg_config_t *cfg)
         s.admin = NULL;
     }
     tg_metrics_set_workers(NULL, 0);
+    tg_otlp_stop(); /* after the workers: their last spans are queued */
     for (unsigned i = 0; i < s.nworkers; i++)
         tg_worker_destroy(&s.workers[i]);
     event_free(sigterm);

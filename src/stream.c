@@ -68,6 +68,7 @@ struct tg_stream_s {
     uint32_t read_high, write_low;
     int fd;
     int16_t connect_error;     /* connect(2) failed at once: reported from the loop */
+    int16_t error;             /* errno of the last failure (tg_stream_error) */
     uint16_t alloc_size;       /* with the owner's area (pool.h) */
     bool reading : 1;          /* enabled by the owner */
     bool connect_side : 1;     /* tg_stream_connect: report CONNECTED */
@@ -572,6 +573,7 @@ static bool progress(tg_stream_t *s, bool writable, short *ev, bool *connected)
             return false;
         if (err != 0) {
             s->failed = true;
+            s->error = (int16_t)err;
             errno = err;
             *ev = TG_STREAM_ERROR | TG_STREAM_WRITING;
             return false;
@@ -590,6 +592,7 @@ static bool progress(tg_stream_t *s, bool writable, short *ev, bool *connected)
                 return false;
             }
             s->failed = true;
+            s->error = EPROTO; /* the TLS handshake failed */
             ERR_clear_error();
             *ev = TG_STREAM_ERROR | (s->connect_side ? TG_STREAM_WRITING : TG_STREAM_READING);
             return false;
@@ -634,8 +637,10 @@ static void drive(tg_stream_t *s, bool readable, bool writable, bool triggered)
             size_t before = evbuffer_get_length(s->out);
             int st = write_buffer(s, s->out);
             wrote = evbuffer_get_length(s->out) < before;
-            if (st == IO_ERROR)
+            if (st == IO_ERROR) {
+                s->error = (int16_t)errno;
                 ev = TG_STREAM_ERROR | TG_STREAM_WRITING;
+            }
         }
     }
     if (ev == 0 && s->reading && !s->eof &&
@@ -646,6 +651,7 @@ static void drive(tg_stream_t *s, bool readable, bool writable, bool triggered)
             ev = TG_STREAM_EOF | TG_STREAM_READING;
         } else if (st == IO_ERROR) {
             s->failed = true;
+            s->error = (int16_t)errno;
             ev = TG_STREAM_ERROR | TG_STREAM_READING;
         }
     }
@@ -818,6 +824,11 @@ SSL *tg_stream_ssl(const tg_stream_t *s)
 bool tg_stream_established(const tg_stream_t *s)
 {
     return established(s);
+}
+
+int tg_stream_error(const tg_stream_t *s)
+{
+    return s->error;
 }
 
 /* ---- in-memory streams ------------------------------------------------- */

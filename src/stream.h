@@ -148,4 +148,8 @@ SSL *tg_stream_ssl(const tg_stream_t *s);
 /* The TLS handshake completed (always true for a plain stream). */
 bool tg_stream_established(const tg_stream_t *s);
 
+/* The errno of the stream's last failure (ECONNREFUSED, ECONNRESET, EPROTO
+ * for a failed TLS handshake...), 0 when none was seen (an EOF, a timeout). */
+int tg_stream_error(const tg_stream_t *s);
+
 #endif

@@ -1,19 +1,28 @@
 /*
  * tollgate public API: the gateway's error log.
  *
- * One line per call, on stderr, in the core's own format:
+ * One line per call, in the core's own format, on stderr or the file the
+ * config's `log.path` names (reopened on SIGUSR1):
  *
  *     2026-11-23T13:37:55.123Z [warn] rate-limit: redis unavailable (timeout)
+ *
+ * or, with `log.format: json`, one JSON object per line:
+ *
+ *     {"time":"2026-11-23T13:37:55.123Z","level":"warn","msg":"rate-limit: ..."}
  *
  * The time is UTC wall clock with milliseconds. Each line is written with one
  * write, so lines from worker threads, plugin threads and the core never
  * interleave; tg_log() may be called from any thread, tg_request_log() from
  * the request's worker (below). A message longer
  * than TG_LOG_LINE_MAX bytes is cut. Control characters in the message (CR,
- * LF, NUL, other bytes below 0x20 but HTAB, and DEL) are written as "\xNN",
- * so a value quoted from a request can never start a line of its own.
- * Messages below the level chosen at startup (`tollgate --log-level`, notice
- * by default) are dropped before they are formatted.
+ * LF, NUL, other bytes below 0x20 but HTAB, and DEL) are written as "\xNN"
+ * ("\u00NN" in JSON), so a value quoted from a request can never start a
+ * line of its own. Messages below the level chosen (`log.level`, or
+ * `tollgate --log-level`, which wins; notice by default) are dropped before
+ * they are formatted. A warning or error identical to one the same thread
+ * wrote less than 10 s ago is not written but counted; the next one written
+ * after that says "(repeated N times)" (JSON: "repeated": N), so a failing
+ * backend costs one line per thread per 10 s, not one per request.
  */
 #ifndef TOLLGATE_LOG_H
 #define TOLLGATE_LOG_H
@@ -42,7 +51,8 @@ bool tg_log_enabled(tg_log_level_t level);
 void tg_log(tg_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The same line, for a message about request r, ending with what identifies
- * the request: " (worker 1, route api, request 5f0c...)". The route is "-"
+ * the request: " (worker 1, route api, request 5f0c...)" (JSON: "worker",
+ * "route", "request_id"; the route null when none). The route is "-"
  * before routing and when no route matched; the request id is the one the
  * client and the upstream see (X-Request-Id). Call it on r's worker thread
  * while r is alive (from a hook, or a callback of tg_fetch / tg_redis_command

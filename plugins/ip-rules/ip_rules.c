@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "tollgate/plugin.h"
+#include "tollgate/trace.h"
 
 typedef struct {
     tg_cidr_t *blocks;
@@ -114,6 +115,7 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
     if (passes(c, tg_request_client_addr(r)))
         return TG_FILTER_CONTINUE;
     tg_request_var_set_str(r, "auth.error", "ip_denied", 9);
+    tg_request_span_event(r, "ip_rules.denied", NULL, NULL);
     tg_request_respond_error(r, (int)c->status, c->message);
     return TG_FILTER_RESPONDED;
 }

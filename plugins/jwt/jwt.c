@@ -25,6 +25,7 @@
 #include "tollgate/clock.h"
 #include "tollgate/plugin.h"
 #include "tollgate/text.h"
+#include "tollgate/trace.h"
 
 typedef enum { SRC_HEADER, SRC_COOKIE, SRC_QUERY } source_kind_t;
 
@@ -557,6 +558,7 @@ static tg_filter_status_t reject(tg_request_t *r, const jwt_conf_t *c, tg_jwt_re
 {
     tg_metrics_add(r, c->m_rejections, (size_t)why, 1);
     tg_request_var_set_str(r, "auth.error", reason_names[why], strlen(reason_names[why]));
+    tg_request_span_event(r, "jwt.rejected", "jwt.reject_reason", reason_names[why]);
     const char *challenge;
     int status = 401;
     if (why == TG_JWT_MISSING) {

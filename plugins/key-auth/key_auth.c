@@ -29,6 +29,7 @@
 #include "keys_file.h"
 #include "tollgate/plugin.h"
 #include "tollgate/text.h"
+#include "tollgate/trace.h"
 
 typedef enum { WHY_MISSING, WHY_DUPLICATE, WHY_INVALID, WHY_SCOPE, WHY_COUNT } why_t;
 
@@ -261,6 +262,7 @@ static tg_filter_status_t reject(tg_request_t *r, const ka_t *c, why_t why)
 {
     tg_metrics_add(r, c->m_rejections, (size_t)why, 1);
     tg_request_var_set_str(r, "auth.error", why_names[why], strlen(why_names[why]));
+    tg_request_span_event(r, "key_auth.rejected", "key_auth.reject_reason", why_names[why]);
     int status = 403;
     if (why != WHY_SCOPE) {
         /* RFC 9110 15.5.2: a 401 carries a challenge. API keys have no

@@ -30,6 +30,7 @@
 #include "rate_limit.h"
 #include "tollgate/clock.h"
 #include "tollgate/log.h"
+#include "tollgate/trace.h"
 
 #define LOCAL_MAX_ENTRIES 100000
 
@@ -352,6 +353,7 @@ static void record(tg_request_t *r, const rl_t *c, decision_t d)
 {
     tg_metrics_add(r, c->m_decisions, d, 1);
     tg_request_var_set_str(r, "rate_limit.decision", decision_names[d], strlen(decision_names[d]));
+    tg_request_span_attr(r, "rate_limit.decision", decision_names[d]);
 }
 
 static tg_filter_status_t finish(tg_request_t *r, const rl_t *c, const tg_rl_result_t *res,

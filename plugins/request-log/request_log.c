@@ -30,6 +30,7 @@
 
 #include "log_writer.h"
 #include "tollgate/plugin.h"
+#include "tollgate/trace.h"
 
 /* A partial buffer waits at most this long before it is written, so that
  * `tail -f` keeps up with a quiet gateway. The timer is armed by the first
@@ -57,6 +58,8 @@ typedef enum {
     F_RETRIES,
     F_ROUTE,
     F_SUBJECT,
+    F_TRACE_ID,
+    F_SPAN_ID,
     /* not logged unless listed */
     F_QUERY,
     F_HOST,
@@ -75,7 +78,7 @@ typedef enum {
     F_COUNT,
 } field_t;
 
-#define DEFAULT_FIELDS (F_SUBJECT + 1)
+#define DEFAULT_FIELDS (F_SPAN_ID + 1)
 
 static const char *const field_names[F_COUNT] = {
     [F_TIME] = "time",
@@ -92,6 +95,8 @@ static const char *const field_names[F_COUNT] = {
     [F_RETRIES] = "retries",
     [F_ROUTE] = "route",
     [F_SUBJECT] = "subject",
+    [F_TRACE_ID] = "trace_id",
+    [F_SPAN_ID] = "span_id",
     [F_QUERY] = "query",
     [F_HOST] = "host",
     [F_USER_AGENT] = "user_agent",
@@ -451,6 +456,18 @@ static value_t upstream_path_value(const tg_request_t *r)
     return str_value(p, len);
 }
 
+/* The W3C trace id and the gateway's span id (null for a head rejected
+ * before routing, which has none). */
+static value_t trace_value(tg_request_t *r, bool trace)
+{
+    char tid[33], sid[17];
+    if (!tg_request_trace_ids(r, tid, sid))
+        return (value_t){0};
+    const char *v = trace ? tid : sid;
+    size_t n = trace ? 32 : 16;
+    return str_value(tg_arena_strndup(tg_request_arena(r), v, n), n);
+}
+
 static value_t request_value(tg_request_t *r, field_t f)
 {
     size_t len = 0;
@@ -497,6 +514,9 @@ static value_t request_value(tg_request_t *r, field_t f)
     case F_CONSUMER:
         p = tg_request_consumer(r, &len);
         break;
+    case F_TRACE_ID:
+    case F_SPAN_ID:
+        return trace_value(r, f == F_TRACE_ID);
     /* The connection's TLS facts: null on a plain connection. */
     case F_TLS_VERSION:
         return cstr_value(tg_request_tls_version(r));

@@ -12,6 +12,7 @@ name=${1:?usage: tests/fuzz/build.sh <target> (e.g. http_parser)}
 case "$name" in
 http_parser) extra="src/http_parser.c src/chunked.c src/host.c" ;;
 path_norm) extra="src/path_norm.c" ;;
+traceparent) extra="src/trace_context.c" ;;
 admin_guard)
     extra="src/admin_guard.c"
     libs="-lcrypto"

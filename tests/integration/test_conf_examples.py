@@ -18,7 +18,7 @@ def test_there_are_examples():
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
 def test_example_config_is_valid(path):
-    env = dict(os.environ, JWT_HS_SECRET="an-hs256-secret-of-at-least-32-bytes!!")
+    env = dict(os.environ, JWT_HS_SECRET="an-hs256-secret-of-at-least-32-bytes!!", OTLP_TOKEN="t")
     rc, err = h.run_check(path, env=env)
     assert rc == 0, err
 

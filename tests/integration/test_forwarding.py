@@ -10,7 +10,7 @@ import tg_harness as h
 from upstream import chunked_payload, pattern_bytes, pattern_sha256
 
 ADDED = {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "via",
-         "connection", "content-length", "transfer-encoding"}
+         "connection", "content-length", "transfer-encoding", "traceparent", "tracestate"}
 HOP = ("connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection")
 
 

@@ -16,7 +16,8 @@ import urllib.request
 import tg_harness as h
 
 DEFAULT_FIELDS = ["time", "request_id", "client_ip", "method", "path", "status", "bytes_in", "bytes_out",
-                  "duration_ms", "upstream_ms", "upstream_addr", "retries", "route", "subject"]
+                  "duration_ms", "upstream_ms", "upstream_addr", "retries", "route", "subject", "trace_id",
+                  "span_id"]
 
 
 def log_config(path="access.log", fields=None):

@@ -12,9 +12,11 @@
 #include "config.h"
 #include "cpu_count.h"
 #include "health_check.h"
+#include "log.h"
 #include "path_norm.h"
 #include "retry_policy.h"
 #include "split.h"
+#include "trace_conf.h"
 
 /* Each test runs in a fresh temporary directory and writes its config to the
  * relative path "t.yaml", so that messages read "t.yaml:LINE:COL: ...". */
@@ -305,7 +307,8 @@ START_TEST(top_level_errors)
     ck_assert_str_eq(
         load_err(LISTEN "foo: 1\n"),
         "t.yaml:3:1: unknown key 'foo' (known: workers, listen, admin, "
-        "trusted_proxies, limits, resolver, upstreams, routes, redis, plugins, plugin_path, "
+        "trusted_proxies, limits, resolver, upstreams, routes, redis, tracing, log, plugins, "
+        "plugin_path, "
         "include)");
     ck_assert_str_eq(load_err(LISTEN "limit: {}\n"),
                      "t.yaml:3:1: unknown key 'limit' (did you mean 'limits'?)");
@@ -961,6 +964,92 @@ START_TEST(failed_load_with_regex_frees)
 }
 END_TEST
 
+START_TEST(tracing_section)
+{
+    load_ok(UPS "tracing:\n  otlp_endpoint: \"http://127.0.0.1:4318/v1/traces\"\n"
+                "  protocol: http/json\n  service_name: edge\n  sample_ratio: 0.25\n"
+                "  headers: { Authorization: \"Bearer x\" }\n"
+                "  batch: { max_spans: 100, interval: 500ms, queue: 1000 }\n");
+    const tg_tracing_conf_t *t = cfg->tracing;
+    ck_assert_ptr_nonnull(t);
+    ck_assert_str_eq(t->service_name, "edge");
+    ck_assert_str_eq(t->path, "/v1/traces");
+    ck_assert_str_eq(t->host_header, "127.0.0.1:4318");
+    ck_assert(t->sample_ratio == 0.25);
+    ck_assert_uint_eq(t->nheaders, 1);
+    ck_assert_str_eq(t->headers[0], "Authorization");
+    ck_assert_uint_eq(t->max_spans, 100);
+    ck_assert_uint_eq(t->interval_ms, 500);
+    ck_assert_uint_eq(t->queue, 1000);
+    ck_assert_uint_eq(t->timeout_ms, 10000);
+    /* an upstream's name, defaults */
+    load_ok(UPS "tracing:\n  otlp_endpoint: u\n");
+    ck_assert_str_eq(cfg->tracing->path, "/v1/traces");
+    ck_assert_str_eq(cfg->tracing->service_name, "tollgate");
+    ck_assert(cfg->tracing->sample_ratio == 1.0);
+    ck_assert_uint_eq(cfg->tracing->max_spans, 512);
+    ck_assert_uint_eq(cfg->tracing->queue, 8192);
+    load_ok(UPS "tracing:\n  otlp_endpoint: http://127.0.0.1\n");
+    ck_assert_str_eq(cfg->tracing->host_header, "127.0.0.1");
+    ck_assert_str_eq(cfg->tracing->path, "/v1/traces");
+    ck_assert_ptr_null(cfg->tracing->tls);
+    /* https: port 443, the system's CAs, the host is the name checked */
+    load_ok(UPS "tracing:\n  otlp_endpoint: https://[::1]/otlp\n");
+    ck_assert_ptr_nonnull(cfg->tracing->tls);
+    ck_assert_str_eq(cfg->tracing->tls_name, "::1");
+    ck_assert_str_eq(cfg->tracing->path, "/otlp");
+    ck_addr(&cfg->tracing->addr, AF_INET6, "::1", 443);
+}
+END_TEST
+
+START_TEST(tracing_errors)
+{
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: nope\n"),
+                     "t.yaml:7:18: otlp_endpoint 'nope' is neither an http:// URL nor an upstream");
+    ck_assert_str_eq(
+        load_err(UPS "tracing:\n  otlp_endpoint: http://127.0.0.1:4318\n  ca_file: ca.pem\n"),
+        "t.yaml:8:12: ca_file is for an https:// otlp_endpoint");
+    ck_assert_ptr_nonnull(
+        strstr(load_err(UPS "tracing:\n  otlp_endpoint: https://127.0.0.1\n  ca_file: nope.pem\n"),
+               "t.yaml:8:12: cannot load CA certificates from ./nope.pem"));
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  sample_ratio: 1.5\n"),
+                     "t.yaml:8:17: sample_ratio must be a number between 0 and 1");
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  sample_ratio: x\n"),
+                     "t.yaml:8:17: sample_ratio must be a number between 0 and 1");
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  protocol: http/protobuf\n"),
+                     "t.yaml:8:13: protocol http/protobuf is not supported yet: use http/json");
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  headers: {\"a b\": x}\n"),
+                     "t.yaml:8:13: invalid header name 'a b'");
+    ck_assert_str_eq(load_err(UPS "tracing:\n  otlp_endpoint: u\n  headers: {Host: x}\n"),
+                     "t.yaml:8:13: header 'Host' is written by the exporter");
+    ck_assert_str_eq(
+        load_err(UPS "tracing:\n  otlp_endpoint: u\n  batch: {max_spans: 10, queue: 5}\n"),
+        "t.yaml:8:10: batch: max_spans (10) is larger than queue (5)");
+    ck_assert_ptr_nonnull(strstr(load_err(UPS "tracing:\n  service_name: x\n"),
+                                 "missing required key 'otlp_endpoint'"));
+}
+END_TEST
+
+START_TEST(log_section)
+{
+    load_ok(UPS);
+    ck_assert_int_eq(cfg->log.level, -1);
+    ck_assert(!cfg->log.json);
+    ck_assert_ptr_null(cfg->log.path);
+    load_ok(UPS "log:\n  level: info\n  format: json\n  path: logs/error.log\n");
+    ck_assert_int_eq(cfg->log.level, TG_LOG_INFO);
+    ck_assert(cfg->log.json);
+    ck_assert_str_eq(cfg->log.path, "./logs/error.log");
+    load_ok(UPS "log:\n  path: stderr\n  level: error\n");
+    ck_assert_ptr_null(cfg->log.path);
+    ck_assert_int_eq(cfg->log.level, TG_LOG_ERROR);
+    ck_assert_str_eq(load_err(UPS "log:\n  level: loud\n"),
+                     "t.yaml:7:10: level must be error, warn, notice, info or debug, got 'loud'");
+    ck_assert_str_eq(load_err(UPS "log:\n  format: xml\n"),
+                     "t.yaml:7:11: format must be text or json, got 'xml'");
+}
+END_TEST
+
 /* ---- HTTP/2 (listen[].http2, listen[].tls.alpn, limits.http2) ---------- */
 
 START_TEST(http2_defaults_and_values)
@@ -1037,6 +1126,7 @@ static Suite *config_suite(void)
           parse_address}},
         {"trusted", {trusted_proxies, trusted_proxies_errors}},
         {"limits", {limits_errors, limits_headers_with_underscores}},
+        {"observability", {tracing_section, tracing_errors, log_section}},
         {"http2", {http2_defaults_and_values, http2_errors}},
         {"upstreams", {upstream_errors, upstream_host_header, failure_isolation_contract}},
         {"routes",

@@ -35,6 +35,14 @@ static char *captured(size_t *len)
     return buf;
 }
 
+static size_t count_of(const char *text, const char *needle)
+{
+    size_t k = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        k++;
+    return k;
+}
+
 static void assert_matches(const char *s, const char *pattern)
 {
     regex_t re;
@@ -173,11 +181,95 @@ START_TEST(request_tail_kept_when_cut)
 }
 END_TEST
 
+/* ---- repeats, JSON, destination ---- */
+
+START_TEST(repeats_held_back_and_counted)
+{
+    capture_stderr();
+    tg_log_repeat_window_ms = 200;
+    for (int i = 0; i < 5; i++)
+        tg_log(TG_LOG_ERROR, "backend down");
+    tg_log(TG_LOG_ERROR, "another");
+    tg_log(TG_LOG_NOTICE, "notice");
+    tg_log(TG_LOG_NOTICE, "notice"); /* below warn: never held back */
+    make_request("api", "r1");
+    tg_request_log(&req, TG_LOG_WARN, "same text");
+    make_request("api", "r2");
+    tg_request_log(&req, TG_LOG_WARN, "same text"); /* another request, the same error */
+    char *out = captured(NULL);
+    ck_assert_uint_eq(count_of(out, "backend down"), 1);
+    ck_assert_uint_eq(count_of(out, "another"), 1);
+    ck_assert_uint_eq(count_of(out, "] notice\n"), 2);
+    ck_assert_uint_eq(count_of(out, "same text"), 1);
+    usleep(250 * 1000);
+    tg_log(TG_LOG_ERROR, "backend down");
+    ck_assert_ptr_nonnull(strstr(captured(NULL), "[error] backend down (repeated 4 times)\n"));
+    tg_log_repeat_window_ms = 10000;
+}
+END_TEST
+
+START_TEST(json_lines)
+{
+    capture_stderr();
+    char err[256];
+    ck_assert_int_eq(tg_log_set_output(NULL, true, err, sizeof(err)), 0);
+    tg_log(TG_LOG_WARN, "a \"quoted\" \\ and\nnew\tline");
+    make_request("r\"1", "id-7");
+    tg_request_log(&req, TG_LOG_ERROR, "m");
+    make_request(NULL, "id-8");
+    tg_request_log(&req, TG_LOG_ERROR, "n");
+    ck_assert_int_eq(tg_log_set_output(NULL, false, err, sizeof(err)), 0);
+    assert_matches(captured(NULL),
+                   "^\\{\"time\":\"[0-9-]{10}T[0-9:.]{12}Z\",\"level\":\"warn\","
+                   "\"msg\":\"a \\\\\"quoted\\\\\" \\\\\\\\ and\\\\u000anew\\\\u0009line\"\\}\n"
+                   "\\{\"time\":\"[^\"]+\",\"level\":\"error\",\"msg\":\"m\",\"worker\":3,"
+                   "\"route\":\"r\\\\\"1\",\"request_id\":\"id-7\"\\}\n"
+                   "\\{\"time\":\"[^\"]+\",\"level\":\"error\",\"msg\":\"n\",\"worker\":3,"
+                   "\"route\":null,\"request_id\":\"id-8\"\\}\n$");
+}
+END_TEST
+
+START_TEST(file_output_and_reopen)
+{
+    char dir[] = "/tmp/tg-log-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[256], moved[256], err[256];
+    snprintf(path, sizeof(path), "%s/error.log", dir);
+    snprintf(moved, sizeof(moved), "%s/error.log.1", dir);
+    ck_assert_int_eq(tg_log_set_output(path, false, err, sizeof(err)), 0);
+    tg_log(TG_LOG_ERROR, "first");
+    ck_assert_int_eq(rename(path, moved), 0);
+    tg_log(TG_LOG_ERROR, "second"); /* still the moved file, as after logrotate */
+    ck_assert_int_eq(tg_log_set_output(path, false, err, sizeof(err)), 0); /* SIGUSR1 */
+    tg_log(TG_LOG_ERROR, "third");
+    ck_assert_int_eq(tg_log_set_output(NULL, false, err, sizeof(err)), 0);
+    char buf[1024];
+    FILE *f = fopen(moved, "r");
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "first"));
+    ck_assert_ptr_nonnull(strstr(buf, "second"));
+    ck_assert_ptr_null(strstr(buf, "third"));
+    f = fopen(path, "r");
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "third"));
+    ck_assert_int_lt(tg_log_set_output("/nonexistent/dir/x.log", false, err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "cannot open /nonexistent/dir/x.log"));
+    unlink(path);
+    unlink(moved);
+    rmdir(dir);
+}
+END_TEST
+
 /* Tests share the process under CK_FORK=no (the valgrind stage): each starts
  * at the default level, whatever the one before it set. */
 static void default_level(void)
 {
     tg_log_level = TG_LOG_NOTICE;
+    tg_log_forget_repeats();
 }
 
 static Suite *log_suite(void)
@@ -192,6 +284,10 @@ static Suite *log_suite(void)
     tcase_add_test(tc, request_tail);
     tcase_add_test(tc, request_tail_without_route);
     tcase_add_test(tc, request_tail_kept_when_cut);
+    /* before the others: stderr must work again after a file (CK_FORK=no) */
+    tcase_add_test(tc, file_output_and_reopen);
+    tcase_add_test(tc, repeats_held_back_and_counted);
+    tcase_add_test(tc, json_lines);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -175,6 +175,8 @@ static record_t sample_record(void)
     rec.v[F_RETRIES] = (value_t){.is_int = true, .i = 1};
     rec.v[F_ROUTE] = cstr_value("users");
     rec.v[F_SUBJECT] = cstr_value("alice");
+    rec.v[F_TRACE_ID] = cstr_value("0af7651916cd43dd8448eb211c80319c");
+    rec.v[F_SPAN_ID] = cstr_value("b7ad6b7169203331");
     return rec;
 }
 
@@ -200,7 +202,9 @@ START_TEST(line_default_fields)
                         "\"status\":200,\"bytes_in\":78,\"bytes_out\":1234,"
                         "\"duration_ms\":12.345,\"upstream_ms\":10.001,"
                         "\"upstream_addr\":\"127.0.0.1:9001\",\"retries\":1,"
-                        "\"route\":\"users\",\"subject\":\"alice\"}\n");
+                        "\"route\":\"users\",\"subject\":\"alice\","
+                        "\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\","
+                        "\"span_id\":\"b7ad6b7169203331\"}\n");
     free(s);
 }
 END_TEST
@@ -216,11 +220,13 @@ START_TEST(line_nulls_without_upstream_or_response)
     rec.v[F_RETRIES] = (value_t){0};
     rec.v[F_ROUTE] = (value_t){0};
     rec.v[F_SUBJECT] = (value_t){0};
+    rec.v[F_TRACE_ID] = (value_t){0};
+    rec.v[F_SPAN_ID] = (value_t){0};
     char *s = line_of(&rl, &rec);
     ck_assert_ptr_nonnull(strstr(s, "\"status\":0,"));
     ck_assert_ptr_nonnull(
         strstr(s, "\"upstream_ms\":null,\"upstream_addr\":null,\"retries\":null,\"route\":null,"
-                  "\"subject\":null}\n"));
+                  "\"subject\":null,\"trace_id\":null,\"span_id\":null}\n"));
     free(s);
 }
 END_TEST
@@ -285,9 +291,10 @@ START_TEST(config_default_fields)
 {
     reqlog_t *rl;
     ck_assert_int_eq(create_from("config:\n  path: a.log\n", &rl), 0);
-    ck_assert_uint_eq(rl->nfields, 14);
+    ck_assert_uint_eq(rl->nfields, 16);
     ck_assert_str_eq(field_names[rl->fields[0]], "time");
     ck_assert_str_eq(field_names[rl->fields[13]], "subject");
+    ck_assert_str_eq(field_names[rl->fields[15]], "span_id");
     tg_plugin.destroy(rl);
 }
 END_TEST
