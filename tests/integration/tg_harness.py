@@ -16,12 +16,22 @@ SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 
 # ---------------------------------------------------------------- ports ----
+_GIVEN_PORTS = set()
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port nothing listens on now, never the same twice in one test run:
+    the kernel may hand a just-closed ephemeral port out again, and a test
+    that asks for two (a listener and an admin address) must get two."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
+    raise AssertionError("no fresh free port in 100 tries")
 
 
 # --------------------------------------------------------------- config ----
