@@ -6,6 +6,8 @@ per-request count by syscall. Needs nginx, strace, openssl.
 
   bench/syscalls.py build/tollgate plain 2000
   bench/syscalls.py build/tollgate tls 2000
+  bench/syscalls.py nginx plain 2000       # nginx as the proxy, for comparison
+  bench/syscalls.py nginx tls 2000           (1 worker, no master, same origin)
 """
 import os, socket, ssl, subprocess, sys, time, re, tempfile
 
@@ -66,9 +68,24 @@ def client(n):
             buf += d
     s.close()
 
+def nginx_proxy_conf():
+    """nginx as the proxy under test: what bench/run configures, one worker."""
+    os.makedirs(D + "/p", exist_ok=True)
+    ssl_ = " ssl" if MODE == "tls" else ""
+    certs = ("ssl_protocols TLSv1.2 TLSv1.3; ssl_certificate %s/c.pem; ssl_certificate_key %s/k.pem;"
+             % (D, D) if MODE == "tls" else "")
+    open(D + "/p/nginx.conf", "w").write("""worker_processes 1; daemon off; master_process off; pid %s/p/pid;
+error_log %s/p/err warn; events { worker_connections 1024; }
+http { access_log off; client_body_temp_path %s/p; proxy_temp_path %s/p; fastcgi_temp_path %s/p; uwsgi_temp_path %s/p; scgi_temp_path %s/p;
+keepalive_requests 1000000; upstream o { server 127.0.0.1:%d; keepalive 64; }
+server { listen 127.0.0.1:%d%s; %s location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+""" % ((D,) * 7 + (ORIGIN, PORT, ssl_, certs)))
+    return ["nginx", "-p", D + "/p/", "-c", D + "/p/nginx.conf", "-e", D + "/p/err"]
+
 def run(n):
     out = D + "/st%d" % n
-    p = subprocess.Popen(["strace", "-f", "-c", "-o", out, BIN, "-c", D + "/t.yaml"],
+    cmd = nginx_proxy_conf() if os.path.basename(BIN) == "nginx" else [BIN, "-c", D + "/t.yaml"]
+    p = subprocess.Popen(["strace", "-f", "-c", "-o", out] + cmd,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
@@ -79,6 +96,9 @@ def run(n):
     client(n)
     time.sleep(0.3)
     kids = subprocess.run(["pgrep", "-P", str(p.pid)], stdout=subprocess.PIPE).stdout.split()
+    if not kids:  # nginx without a master: strace's child is the server itself
+        kids = subprocess.run(["pgrep", "-x", "nginx", "-P", str(p.pid)], stdout=subprocess.PIPE).stdout.split()
+        kids = kids or [str(p.pid)]
     for k in kids:
         os.kill(int(k), 15)
     try:
