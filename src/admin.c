@@ -785,6 +785,108 @@ static void handle(struct evhttp_request *req, void *arg)
         e->serve(a, req);
 }
 
+/* ---- Redis for plugin actions (tollgate/admin.h, API 2.11) -------------- */
+
+/* The admin endpoint whose thread this is (actions run on it). */
+static _Thread_local tg_admin_t *admin_self;
+
+struct tg_admin_redis_s {
+    tg_config_t *cfg; /* holds the redis: configuration */
+    struct event_base *base;
+    tg_redis_t *rc;
+    unsigned pending; /* commands sent and not yet answered */
+};
+
+typedef struct {
+    tg_admin_redis_t *c;
+    tg_redis_cb_t cb;
+    void *data;
+} admin_call_t;
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+tg_admin_redis_t *tg_admin_redis_open(char *err, size_t errlen)
+{
+    tg_admin_redis_t *c = calloc(1, sizeof(*c));
+    if (admin_self == NULL || c == NULL) {
+        snprintf(err, errlen, "%s", c == NULL ? "out of memory" : "not on the admin thread");
+        free(c);
+        return NULL;
+    }
+    c->cfg = current_config(admin_self);
+    if (c->cfg->redis == NULL) {
+        snprintf(err, errlen, "redis not configured");
+        goto fail;
+    }
+    /* Its own loop: the admin loop is running this action. Not a worker: the
+     * id past the workers' keeps it out of their per-worker metrics. */
+    c->base = event_base_new();
+    c->rc = c->base != NULL ? tg_redis_new(c->cfg->redis, c->base, admin_self->nworkers) : NULL;
+    if (c->rc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    bool expired = false;
+    struct event *timer = evtimer_new(c->base, on_timer, &expired);
+    struct timeval tv = tg_timeval_ms(2 * c->cfg->redis->connect_timeout_ms);
+    if (timer != NULL)
+        evtimer_add(timer, &tv);
+    while (timer != NULL && !expired && !tg_redis_ready(c->rc))
+        event_base_loop(c->base, EVLOOP_ONCE);
+    if (timer != NULL)
+        event_free(timer);
+    if (tg_redis_ready(c->rc))
+        return c;
+    snprintf(err, errlen, "redis not connected");
+fail:
+    tg_admin_redis_close(c);
+    return NULL;
+}
+
+static void admin_call_done(void *data, const struct redisReply *reply, const char *error)
+{
+    admin_call_t *call = data;
+    call->c->pending--;
+    call->cb(call->data, reply, error);
+    free(call);
+}
+
+int tg_admin_redis_command(tg_admin_redis_t *c, tg_redis_cb_t cb, void *data, int argc,
+                           const char **argv, const size_t *argvlen)
+{
+    admin_call_t *call = malloc(sizeof(*call));
+    if (call == NULL) {
+        cb(data, NULL, "out of memory");
+        return -1;
+    }
+    *call = (admin_call_t){c, cb, data};
+    c->pending++;
+    return tg_redis_send(c->rc, admin_call_done, call, argc, argv, argvlen) != NULL ? 0 : -1;
+}
+
+void tg_admin_redis_wait(tg_admin_redis_t *c)
+{
+    while (c->pending > 0)
+        event_base_loop(c->base, EVLOOP_ONCE);
+}
+
+void tg_admin_redis_close(tg_admin_redis_t *c)
+{
+    if (c == NULL)
+        return;
+    if (c->rc != NULL)
+        tg_redis_free(c->rc);
+    if (c->base != NULL)
+        event_base_free(c->base);
+    tg_config_unref(c->cfg);
+    free(c);
+}
+
 /* ---- thread and lifecycle ----------------------------------------------- */
 
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
@@ -800,6 +902,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 static void *admin_main(void *arg)
 {
     tg_admin_t *a = arg;
+    admin_self = a;
     event_base_dispatch(a->base);
     return NULL;
 }
