@@ -540,3 +540,31 @@ def test_redis_purge_by_path_and_prefix(gateway_factory, origin):
         assert r.status == 503 and r.json()["purged"] == 0 and "redis" in r.json()["error"], r
     finally:
         redis.kill()
+
+
+from test_redis_cluster import cluster  # noqa: E402,F401 (a fixture)
+
+
+def test_redis_purge_through_cluster(gateway_factory, origin, cluster):  # noqa: F811
+    """Entries spread over the cluster's primaries, the route's index on one:
+    a purge finds and removes every entry of the prefix on its own node."""
+    origin.behave["*"] = fixed(b"c")
+    port, admin_port = h.free_port(), h.free_port()
+    rt = h.route("api", "up", {"path_prefix": "/"})
+    rt["plugins"] = [{"name": "cache", "config": {"storage": "redis"}}]
+    cfg = h.gateway_config(port, {"up": h.upstream_conf([origin.address])}, [rt])
+    cfg["admin"] = {"address": "127.0.0.1:%d" % admin_port, "token": TOKEN}
+    cfg["redis"] = {"cluster": {"nodes": [cluster[0].address]}, "timeout": "500ms"}
+    gateway_factory(cfg)
+    time.sleep(0.5)  # the slot map
+    for i in range(30):
+        assert get(port, "/c/%d" % i).header("Cache-Status").startswith("tollgate; fwd=miss")
+        get(port, "/d/%d" % i)
+    time.sleep(0.2)
+    counts = [len(n.cmd("KEYS", "tollgate:cache:*")) for n in cluster]
+    assert sum(counts) == 60 and sum(1 for c in counts if c) >= 2, counts
+    r = purge(admin_port, {"route": "api", "prefix": "/c/"})
+    assert r.status == 200 and r.json() == {"purged": 30}, r
+    assert sum(len(n.cmd("KEYS", "tollgate:cache:*")) for n in cluster) == 30
+    assert get(port, "/c/7").header("Cache-Status").startswith("tollgate; fwd=miss")
+    assert get(port, "/d/7").header("Cache-Status") == "tollgate; hit"

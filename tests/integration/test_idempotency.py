@@ -667,3 +667,35 @@ def test_memory_store_byte_bound_under_key_flood(gateway_factory, up):
     assert up.count == effects
     r = h.request(port, "POST", "/orders", hs + [(KEY, '"new"'), ("X-Client", "late")], b"{}")
     assert r.status == 503 and r.header("Retry-After") == "1", r
+
+
+# ------------------------------------------------------------ cluster ----
+from test_redis_cluster import cluster, owner  # noqa: E402,F401 (a fixture)
+
+
+def test_quota_and_replay_through_redis_cluster(gateway_factory, up, cluster):  # noqa: F811
+    """With `redis: cluster:`, a record and its client's quota counter share a
+    hash tag (one slot: the claim's one script reaches both), while clients
+    spread over the nodes."""
+    from test_rate_limit import key_slot
+    port = h.free_port()
+    cfg = idem_config(port, up, {"storage": "redis", "scope": ["route", "header:X-Client"],
+                                 "max_keys_per_scope": 3})
+    cfg["redis"] = {"cluster": {"nodes": [cluster[0].address]}, "timeout": "200ms"}
+    gateway_factory(cfg)
+    time.sleep(0.5)  # the slot map
+    for c in range(12):
+        hs = [("X-Client", "c%d" % c)]
+        assert [post(port, key='"k%d"' % i, headers=hs).status for i in range(4)] == [201] * 3 + [429], c
+        assert post(port, key='"k0"', headers=hs).header("Idempotent-Replayed") == "true"
+    assert up.count == 36
+    holders = 0
+    for n in cluster:
+        keys = n.cmd("KEYS", "tg:idem:*")
+        holders += bool(keys)
+        for k in keys:
+            assert owner(cluster, key_slot(k)) is n
+        records = [k for k in keys if not k.startswith("tg:idem:n:")]
+        for k in records:  # its client's counter sits on the same node
+            assert "tg:idem:n:" + k[len("tg:idem:"):k.index("}") + 1] in keys
+    assert holders >= 2
