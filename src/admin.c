@@ -797,11 +797,77 @@ struct tg_admin_redis_s {
     unsigned pending; /* commands sent and not yet answered */
 };
 
+/* A command of an action, kept so that it can be sent again: a Cluster's
+ * primaries connect after the slot map is known (the connection is ready
+ * once one of them is), and a command for one still connecting fails "redis
+ * not connected"; it is retried until the connect timeout has passed. */
 typedef struct {
     tg_admin_redis_t *c;
     tg_redis_cb_t cb;
     void *data;
+    uint64_t deadline_ms;
+    int argc;
+    const char **argv; /* copies, in the same block */
+    size_t *lens;
 } admin_call_t;
+
+#define ADMIN_RETRY_MS 20
+
+static void admin_call_send(admin_call_t *call);
+
+static void admin_call_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    admin_call_send(arg);
+}
+
+static void admin_call_done(void *data, const struct redisReply *reply, const char *error)
+{
+    admin_call_t *call = data;
+    if (error != NULL && strcmp(error, "redis not connected") == 0 &&
+        tg_now_ms() < call->deadline_ms) {
+        struct timeval tv = tg_timeval_ms(ADMIN_RETRY_MS);
+        if (event_base_once(call->c->base, -1, EV_TIMEOUT, admin_call_retry, call, &tv) == 0)
+            return;
+    }
+    call->c->pending--;
+    call->cb(call->data, reply, error);
+    free(call);
+}
+
+static void admin_call_send(admin_call_t *call)
+{
+    tg_redis_send(call->c->rc, admin_call_done, call, call->argc, call->argv, call->lens);
+}
+
+int tg_admin_redis_command(tg_admin_redis_t *c, tg_redis_cb_t cb, void *data, int argc,
+                           const char **argv, const size_t *argvlen)
+{
+    size_t total = sizeof(admin_call_t) + (size_t)argc * (sizeof(char *) + sizeof(size_t));
+    for (int i = 0; i < argc; i++)
+        total += argvlen[i];
+    admin_call_t *call = malloc(total);
+    if (call == NULL) {
+        cb(data, NULL, "out of memory");
+        return -1;
+    }
+    *call = (admin_call_t){c,    cb,
+                           data, tg_now_ms() + c->cfg->redis->connect_timeout_ms,
+                           argc, (const char **)(call + 1),
+                           NULL};
+    call->lens = (size_t *)(call->argv + argc);
+    char *p = (char *)(call->lens + argc);
+    for (int i = 0; i < argc; i++) {
+        memcpy(p, argv[i], argvlen[i]);
+        call->argv[i] = p;
+        call->lens[i] = argvlen[i];
+        p += argvlen[i];
+    }
+    c->pending++;
+    admin_call_send(call);
+    return 0;
+}
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -846,27 +912,6 @@ tg_admin_redis_t *tg_admin_redis_open(char *err, size_t errlen)
 fail:
     tg_admin_redis_close(c);
     return NULL;
-}
-
-static void admin_call_done(void *data, const struct redisReply *reply, const char *error)
-{
-    admin_call_t *call = data;
-    call->c->pending--;
-    call->cb(call->data, reply, error);
-    free(call);
-}
-
-int tg_admin_redis_command(tg_admin_redis_t *c, tg_redis_cb_t cb, void *data, int argc,
-                           const char **argv, const size_t *argvlen)
-{
-    admin_call_t *call = malloc(sizeof(*call));
-    if (call == NULL) {
-        cb(data, NULL, "out of memory");
-        return -1;
-    }
-    *call = (admin_call_t){c, cb, data};
-    c->pending++;
-    return tg_redis_send(c->rc, admin_call_done, call, argc, argv, argvlen) != NULL ? 0 : -1;
 }
 
 void tg_admin_redis_wait(tg_admin_redis_t *c)

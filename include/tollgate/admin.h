@@ -52,8 +52,10 @@ typedef struct tg_admin_redis_s tg_admin_redis_t;
 tg_admin_redis_t *tg_admin_redis_open(char *err, size_t errlen);
 
 /* Sends argv as tg_redis_command() does; cb runs during tg_admin_redis_wait()
- * (and may send more). Returns 0, or -1 when cb was already called with an
- * error. A call cannot be cancelled. */
+ * (and may send more). A command that meets "redis not connected" (a Cluster
+ * primary still connecting) is sent again until the connect timeout has
+ * passed. Returns 0, or -1 when cb was already called with an error. A call
+ * cannot be cancelled. */
 int tg_admin_redis_command(tg_admin_redis_t *c, tg_redis_cb_t cb, void *data, int argc,
                            const char **argv, const size_t *argvlen);
 
