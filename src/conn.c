@@ -189,6 +189,10 @@ static void reject(tg_conn_t *c, int status, const char *msg)
     }
     if (req->client.http.method == NULL)
         req->client.body.done = true; /* nothing of a body was ever expected */
+    if (status == 405) {              /* RFC 9110 section 15.5.6: a 405 lists what is allowed */
+        static const char allow[] = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
+        tg_request_add_response_header(req, "Allow", allow, sizeof(allow) - 1);
+    }
     tg_response_error(req, status, msg);
 }
 
