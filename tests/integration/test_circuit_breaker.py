@@ -4,11 +4,8 @@ the limit, counted in /metrics; other routes unaffected. Outlier ejection
 (consecutive_5xx, consecutive_gateway_errors, doubling ejection time,
 max_ejection_percent) with upstreams that start failing and recover."""
 
-import re
 import threading
 import time
-
-import pytest
 
 import tg_harness as h
 

@@ -3,8 +3,6 @@ close, retries and passive health checks."""
 
 import time
 
-import pytest
-
 import tg_harness as h
 
 
