@@ -12,7 +12,7 @@
  *       ttl: 24h                # how long a completed response is replayed
  *       lock_ttl: 60s           # how long an "in progress" record lives at most
  *       max_body: 1MiB          # larger responses are not stored
- *       max_keys_per_scope: 1000 # live records one client (scope value) may hold: 429 past it
+ *       max_keys_per_scope: 10000 # live records one client (scope value) may hold: 429 past it
  *       max_size_per_scope: 4MiB # memory: their bytes
  *       max_size: 64MiB         # memory: the process's store
  *
@@ -127,7 +127,7 @@ static const tg_conf_field_t fields[] = {
     {"max_body", TG_CONF_FIELD_SIZE, TG_CONF_AT(idem_t, max_body), .min = 0, .max = 512ull << 20,
      .def = 1 << 20},
     {"max_keys_per_scope", TG_CONF_FIELD_UINT, TG_CONF_AT(idem_t, quota.keys), .min = 0,
-     .max = 1ull << 32, .def = 1000},
+     .max = 1ull << 32, .def = 10000},
     {"max_size_per_scope", TG_CONF_FIELD_SIZE, TG_CONF_AT(idem_t, quota.bytes), .min = 0,
      .max = 1ull << 40, .def = 4 << 20},
     {"max_size", TG_CONF_FIELD_SIZE, TG_CONF_AT(idem_t, max_size), .min = 64 << 10,
