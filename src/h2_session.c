@@ -613,6 +613,17 @@ void tg_h2_stream_consumed(tg_h2_stream_t *st, size_t n)
 /* An upstream head holds at most 256 fields (proxy.c), plus the added ones. */
 #define MAX_RESP_FIELDS 320
 
+/* A field whose value is new in every response (the request id) is sent
+ * never indexed (RFC 7541 section 6.2.3): indexed, each one would evict
+ * an entry the next response could use, and every entry of the same name
+ * lengthens nghttp2's search of its dynamic table (a bucket per name: with
+ * one stream per connection it was an eighth of the gateway's CPU). */
+static uint8_t field_flags(const char *lower, size_t len)
+{
+    return len == 12 && memcmp(lower, "x-request-id", 12) == 0 ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                               : NGHTTP2_NV_FLAG_NONE;
+}
+
 int tg_h2_stream_respond(tg_h2_stream_t *st, int status, const tg_http_header_t *hs, size_t n,
                          bool end)
 {
@@ -636,7 +647,7 @@ int tg_h2_stream_respond(tg_h2_stream_t *st, int status, const tg_http_header_t 
             w[j] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
         }
         nva[i + 1] = (nghttp2_nv){(uint8_t *)w, (uint8_t *)hs[i].value, hs[i].name_len,
-                                  hs[i].value_len, NGHTTP2_NV_FLAG_NONE};
+                                  hs[i].value_len, field_flags(w, hs[i].name_len)};
         w += hs[i].name_len;
     }
     nghttp2_data_provider dp = {.source.ptr = st, .read_callback = data_read};
