@@ -43,6 +43,9 @@ struct tg_h2_s {
     void *arg;
     tg_h2_stream_t *streams;
     size_t nstreams;
+    tg_h2_stream_t *spare; /* closed streams' objects, for the next ones */
+    size_t nspare;
+    bool freeing;           /* tg_h2_free: nothing is kept */
     unsigned continuations; /* in the header block being received */
     bool any_drain;
     bool dead;             /* a defence ended the connection: GOAWAY queued */
@@ -124,6 +127,18 @@ static tg_h2_stream_t *stream_of(tg_h2_t *h2, int32_t id)
     return nghttp2_session_get_stream_user_data(h2->ng, id);
 }
 
+static void stream_destroy(tg_h2_stream_t *st)
+{
+    tg_h2_req_free(&st->req);
+    if (st->in)
+        evbuffer_free(st->in);
+    if (st->out)
+        evbuffer_free(st->out);
+    free(st);
+}
+
+/* A closed stream's object is kept for the next one (up to TG_H2_SPARES):
+ * a stream then costs no allocation of ours. */
 static void stream_free(tg_h2_stream_t *st)
 {
     tg_h2_t *h2 = st->h2;
@@ -134,12 +149,40 @@ static void stream_free(tg_h2_stream_t *st)
     if (st->next)
         st->next->prev = st->prev;
     h2->nstreams--;
-    tg_h2_req_free(&st->req);
-    if (st->in)
+    if (h2->nspare >= TG_H2_SPARES || h2->freeing) {
+        stream_destroy(st);
+        return;
+    }
+    tg_h2_req_reset(&st->req);
+    if (st->in) {
         evbuffer_free(st->in);
-    if (st->out)
-        evbuffer_free(st->out);
-    free(st);
+        st->in = NULL;
+    }
+    evbuffer_drain(st->out, evbuffer_get_length(st->out));
+    *st = (tg_h2_stream_t){.h2 = h2, .req = st->req, .out = st->out, .next = h2->spare};
+    h2->spare = st;
+    h2->nspare++;
+}
+
+static tg_h2_stream_t *stream_new(tg_h2_t *h2)
+{
+    tg_h2_stream_t *st = h2->spare;
+    if (st != NULL) {
+        h2->spare = st->next;
+        h2->nspare--;
+        st->next = NULL;
+        return st;
+    }
+    st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return NULL;
+    st->h2 = h2;
+    tg_h2_req_init(&st->req, h2->lim.max_header_list_size);
+    if ((st->out = evbuffer_new()) == NULL) {
+        free(st);
+        return NULL;
+    }
+    return st;
 }
 
 /* ---- receiving ---- */
@@ -160,17 +203,11 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     tg_h2_t *h2 = ud;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    tg_h2_stream_t *st = calloc(1, sizeof(*st));
-    if (st == NULL || tg_h2_req_init(&st->req, h2->lim.max_header_list_size) < 0 ||
-        (st->out = evbuffer_new()) == NULL) {
-        if (st != NULL) {
-            tg_h2_req_free(&st->req);
-            free(st);
-        }
+    tg_h2_stream_t *st = stream_new(h2);
+    if (st == NULL) {
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
         return 0;
     }
-    st->h2 = h2;
     st->id = f->hd.stream_id;
     st->opened_ms = tg_now_ms();
     st->next = h2->streams;
@@ -264,7 +301,7 @@ static void request_ready(tg_h2_t *h2, tg_h2_stream_t *st, bool end_stream)
         count(h2->worker, &streams_metric, 0);
     }
     evbuffer_drain(head, evbuffer_get_length(head));
-    tg_h2_req_free(&st->req); /* the head is no longer needed */
+    tg_h2_req_reset(&st->req); /* the head is no longer needed */
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
@@ -467,6 +504,12 @@ void tg_h2_free(tg_h2_t *h2)
 {
     if (h2 == NULL)
         return;
+    h2->freeing = true;
+    while (h2->spare != NULL) {
+        tg_h2_stream_t *st = h2->spare;
+        h2->spare = st->next;
+        stream_destroy(st);
+    }
     while (h2->streams != NULL) {
         tg_h2_stream_t *st = h2->streams;
         if (st->handed)
@@ -635,7 +678,8 @@ int tg_h2_stream_respond(tg_h2_stream_t *st, int status, const tg_http_header_t 
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += hs[i].name_len;
-    char *lower = malloc(total + 1);
+    char small[512]; /* the names of a usual head: no allocation */
+    char *lower = total < sizeof(small) ? small : malloc(total + 1);
     if (lower == NULL)
         return -1;
     nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
@@ -652,7 +696,8 @@ int tg_h2_stream_respond(tg_h2_stream_t *st, int status, const tg_http_header_t 
     }
     nghttp2_data_provider dp = {.source.ptr = st, .read_callback = data_read};
     int r = nghttp2_submit_response(st->h2->ng, st->id, nva, n + 1, end ? NULL : &dp);
-    free(lower);
+    if (lower != small)
+        free(lower);
     if (r != 0)
         return -1;
     st->responded = true;

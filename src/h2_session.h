@@ -96,6 +96,10 @@ typedef struct {
     void (*closed)(tg_h2_stream_t *st, void *arg);
 } tg_h2_handler_t;
 
+/* Closed streams' objects a session keeps for its next streams (with one
+ * stream at a time, one is enough; a few cover the churn of many). */
+#define TG_H2_SPARES 4
+
 /* Response body bytes buffered per stream beyond which the producer stops
  * (and is told by `drained` when they fell to a quarter). */
 #define TG_H2_OUT_HIGH (256u * 1024u)

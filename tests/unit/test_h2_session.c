@@ -235,6 +235,27 @@ START_TEST(request_id_is_never_indexed)
 }
 END_TEST
 
+/* Streams one after the other reuse the closed ones' objects: each head is
+ * its own. */
+START_TEST(sequential_streams_reuse_objects)
+{
+    rec.respond = true;
+    for (int i = 0; i < 6; i++) {
+        char path[16];
+        snprintf(path, sizeof(path), "/s%d", i);
+        int32_t id = get(path);
+        ck_assert_int_eq(exchange(), 0);
+        char want[128];
+        snprintf(want, sizeof(want),
+                 "GET %s HTTP/1.1\r\nhost: api.test\r\ncookie: a=1; b=2\r\n\r\n", path);
+        ck_assert_str_eq(rec.head, want);
+        ck_assert_str_eq(c_data[id / 2], "ok");
+    }
+    ck_assert_int_eq(rec.requests, 6);
+    ck_assert_int_eq(rec.closed, 6);
+}
+END_TEST
+
 START_TEST(malformed_is_a_stream_error)
 {
     nghttp2_nv nva[] = {NV(":method", "GET"), NV(":scheme", "https"), NV(":path", "/"),
@@ -354,6 +375,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, request_and_response);
     tcase_add_test(tc, request_id_is_never_indexed);
+    tcase_add_test(tc, sequential_streams_reuse_objects);
     tcase_add_test(tc, malformed_is_a_stream_error);
     tcase_add_test(tc, header_list_over_the_limit_is_rejected_431);
     tcase_add_test(tc, rapid_reset_ends_the_connection);
