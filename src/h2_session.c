@@ -500,16 +500,22 @@ fail:
     return NULL;
 }
 
-void tg_h2_free(tg_h2_t *h2)
+static void drop_spares(tg_h2_t *h2)
 {
-    if (h2 == NULL)
-        return;
-    h2->freeing = true;
     while (h2->spare != NULL) {
         tg_h2_stream_t *st = h2->spare;
         h2->spare = st->next;
         stream_destroy(st);
     }
+    h2->nspare = 0;
+}
+
+void tg_h2_free(tg_h2_t *h2)
+{
+    if (h2 == NULL)
+        return;
+    h2->freeing = true;
+    drop_spares(h2);
     while (h2->streams != NULL) {
         tg_h2_stream_t *st = h2->streams;
         if (st->handed)
@@ -586,6 +592,8 @@ void tg_h2_shutdown(tg_h2_t *h2)
 
 int tg_h2_tick(tg_h2_t *h2, uint64_t now_ms)
 {
+    if (h2->streams == NULL) /* gone quiet: an idle connection keeps no spares */
+        drop_spares(h2);
     bool conn_closed = nghttp2_session_get_remote_window_size(h2->ng) <= 0;
     for (tg_h2_stream_t *st = h2->streams; st != NULL; st = st->next) {
         if (!st->head_done && now_ms - st->opened_ms >= h2->to.header_ms) {
