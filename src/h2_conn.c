@@ -147,6 +147,9 @@ void tg_h2_conn_kick(tg_h2_conn_t *hc)
     }
 }
 
+static const tg_stream_cbs_t h2_cbs = {
+    .read = h2_read_cb, .write = h2_write_cb, .event = h2_event_cb};
+
 static bool start(tg_conn_t *c)
 {
     tg_worker_t *w = c->worker;
@@ -170,7 +173,7 @@ static bool start(tg_conn_t *c)
     c->metrics_slot = (uint8_t)tg_traffic_conn_protocol(w, c->metrics_slot, TG_PROTO_H2);
     /* conn.c's timer and callbacks are done with this connection. */
     evtimer_del(c->timer);
-    tg_stream_setcb(c->s, h2_read_cb, h2_write_cb, h2_event_cb, hc);
+    tg_stream_setcb(c->s, &h2_cbs, hc);
     tg_stream_set_timeouts(c->s, 0, w->cfg->limits.send_timeout_ms);
     h2_read_cb(c->s, hc); /* what arrived so far, the preface first */
     return true;

@@ -347,6 +347,46 @@ def test_session_resumption(tls_gw, pki, version):
         assert r.session_reused, "session not resumed"
 
 
+def test_tls13_each_resumption_gets_a_new_ticket(tls_gw, pki):
+    """TLS 1.3 clients use a ticket once (RFC 8446 C.4; OpenSSL's client cache,
+    wrk, browsers): a resumed handshake must hand out a new ticket, or every
+    other connection of such a client is a full handshake."""
+    g = tls_gw(workers=1)
+    ctx = client_ctx(pki, minv=ssl.TLSVersion.TLSv1_3)
+    session = tls_get(g.port, ctx).session
+    for _ in range(4):
+        r = tls_get(g.port, ctx, session=session)
+        assert r.status == 200 and r.session_reused
+        # The client names a session by its ticket's hash: a new ticket, a new id.
+        assert r.session.id != session.id, "no new ticket after a TLS 1.3 resumption"
+        session = r.session
+
+
+@pytest.mark.parametrize("version", ["TLSv1.2", "TLSv1.3"])
+def test_session_tickets_off_resumes_from_the_cache(tls_gw, pki, version):
+    g = tls_gw(workers=1, tls=dict(server_tls(pki), session_tickets=False))
+    v = getattr(ssl.TLSVersion, version.replace(".", "_"))
+    ctx = client_ctx(pki, minv=v, maxv=v)
+    first = tls_get(g.port, ctx)
+    assert first.status == 200 and not first.session_reused
+    if version == "TLSv1.2":
+        assert not first.session.has_ticket
+    assert tls_get(g.port, ctx, session=first.session).session_reused
+
+
+@pytest.mark.parametrize("version", ["TLSv1.2", "TLSv1.3"])
+def test_no_resumption_with_tickets_and_cache_off(tls_gw, pki, version):
+    """Both off: every connection is a full handshake (what bench/tls measures)."""
+    g = tls_gw(workers=1, tls=dict(server_tls(pki), session_tickets=False, session_cache=False))
+    v = getattr(ssl.TLSVersion, version.replace(".", "_"))
+    ctx = client_ctx(pki, minv=v, maxv=v)
+    first = tls_get(g.port, ctx)
+    assert first.status == 200
+    for _ in range(2):
+        r = tls_get(g.port, ctx, session=first.session)
+        assert r.status == 200 and not r.session_reused
+
+
 def test_no_resumption_across_listeners(gateway_factory, upstream_factory, pki):
     """A session from a listener without client certificates must not open one that requires them."""
     up = upstream_factory("up")
