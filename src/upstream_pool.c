@@ -69,6 +69,9 @@ void tg_upool_destroy(tg_upool_t *p)
     }
     free(p->targets);
     free(p->scratch_ok);
+    if (p->park_ev != NULL)
+        event_free(p->park_ev);
+    p->park_ev = NULL;
     p->targets = NULL;
 }
 
@@ -171,6 +174,43 @@ tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
 static const tg_stream_cbs_t idle_cbs = {
     .read = idle_read_cb, .write = NULL, .event = idle_event_cb};
 
+/* Parking a connection released a moment ago would cost the next request
+ * on it its buffers again (two evbuffers, their callbacks, the write event):
+ * a busy pool keeps them, one idle for a second gives them back. */
+#define PARK_AFTER_MS 1000
+
+static void park_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tg_upool_t *p = arg;
+    uint64_t now = tg_now_ms(), next = 0;
+    for (size_t i = 0; i < p->conf->ntargets; i++) {
+        for (tg_uconn_t *c = p->targets[i].idle_head; c != NULL; c = c->next) {
+            if (tg_stream_parked(c->s))
+                continue;
+            if (now - c->idle_since_ms >= PARK_AFTER_MS)
+                tg_stream_park(c->s); /* empty both ways: idle_read_cb closes on any byte */
+            else if (next == 0 || c->idle_since_ms + PARK_AFTER_MS - now < next)
+                next = c->idle_since_ms + PARK_AFTER_MS - now;
+        }
+    }
+    if (next > 0) {
+        struct timeval tv = tg_timeval_ms(next);
+        evtimer_add(p->park_ev, &tv);
+    }
+}
+
+static void arm_park(tg_upool_t *p)
+{
+    if (p->park_ev == NULL && (p->park_ev = evtimer_new(p->base, park_cb, p)) == NULL)
+        return; /* out of memory: the connection stays unparked until used or closed */
+    if (!evtimer_pending(p->park_ev, NULL)) {
+        struct timeval tv = tg_timeval_ms(PARK_AFTER_MS);
+        evtimer_add(p->park_ev, &tv);
+    }
+}
+
 void tg_upool_release(tg_uconn_t *c, bool reusable)
 {
     tg_upool_t *p = c->pool;
@@ -196,7 +236,8 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     tg_stream_set_timeouts(c->s, IDLE_TIMEOUT_MS, 0);
     tg_stream_set_watermarks(c->s, 0, 0);
     tg_stream_read_enable(c->s, true);
-    tg_stream_park(c->s); /* empty both ways (checked above) */
+    c->idle_since_ms = tg_now_ms();
+    arm_park(p);
 }
 
 void tg_upool_report_failure(tg_upool_t *p, size_t target, uint64_t now_ms)

@@ -23,6 +23,7 @@ struct tg_uconn_s {
     size_t target;
     tg_stream_t *s;
     tg_uconn_t *prev, *next; /* idle list of its target */
+    uint64_t idle_since_ms;  /* released to the pool (monotonic): parked a second later */
     bool idle;
     bool connected;
     unsigned uses; /* requests carried so far; > 0 means it came from the pool */
@@ -66,6 +67,7 @@ struct tg_upool_s {
     uint8_t *scratch_ok; /* balance: ntargets bytes when more than 64 */
     unsigned nidle;
     unsigned nactive;
+    struct event *park_ev;   /* parks connections idle for a second; made on first use */
     tg_upool_stats_t *stats; /* &own, or the worker metrics' slot for this upstream */
     tg_upool_stats_t own;
 };
@@ -84,7 +86,7 @@ tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target);
 tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target);
 
 /* Done with a connection: back to the idle pool when reusable (and there is
- * room), parked (no buffers), otherwise closed. */
+ * room; parked, without buffers, once idle for a second), otherwise closed. */
 void tg_upool_release(tg_uconn_t *c, bool reusable);
 
 /* Passive health bookkeeping, on the target's cross-worker state. */

@@ -105,6 +105,7 @@ def proxy(gateway_factory, upstream_factory):
 
     return make
 
+
 @pytest.fixture
 def blackhole():
     """A listener whose accept queue is full, so that new connects hang (SYNs dropped)."""

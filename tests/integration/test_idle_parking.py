@@ -1,6 +1,7 @@
 """Idle keep-alive connections give back their buffers after 1 s (conn.c:
-park) and must behave exactly as before: the next request works, pipelined
-bytes arriving on a parked connection work, and the idle timeout still holds."""
+park; pooled upstream connections too, upstream_pool.c) and must behave
+exactly as before: the next request works, pipelined bytes arriving on a
+parked connection work, and the idle timeout still holds."""
 
 import time
 
@@ -68,3 +69,27 @@ def test_pressure_parking_with_many_connections(proxy):
     finally:
         for c in conns:
             c.close()
+
+
+def test_upstream_connection_reused_busy_and_parked(proxy):
+    """A pooled upstream connection keeps its buffers while requests follow
+    each other and parks after a second idle: one connection serves both."""
+    px = proxy(workers=1)
+    for i, pause in enumerate([0, 0.2, 1.6, 0, 2.2]):
+        time.sleep(pause)
+        r = h.request(px.port, "GET", "/r%d" % i)
+        assert r.status == 200 and r.json()["target"] == "/r%d" % i
+    assert px.up.connections == 1
+
+
+def test_upstream_closing_a_parked_connection(proxy):
+    """The upstream closes the pooled connection while it is parked: the next
+    request goes out on a new one, never on the dead one."""
+    px = proxy(workers=1)
+    assert h.request(px.port, "GET", "/a").status == 200
+    time.sleep(1.6)  # parked
+    px.up.close_connections()
+    time.sleep(0.3)
+    assert h.request(px.port, "GET", "/b").status == 200
+    assert px.up.connections == 2
+

@@ -187,6 +187,17 @@ class UpstreamServer:
             time.sleep(0.01)
         return False
 
+    def close_connections(self):
+        """Closes every open connection (as an upstream whose idle timeout
+        ran out); the server goes on accepting."""
+        with self.lock:
+            socks = list(self._socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def stop(self):
         self._stop.set()
         try:
