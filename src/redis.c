@@ -574,6 +574,14 @@ bool tg_redis_connected(tg_request_t *r)
     return tg_redis_ready(redis_of(r));
 }
 
+int tg_redis_key_slot(tg_request_t *r, const char *key, size_t len)
+{
+    const tg_redis_t *rc = redis_of(r);
+    if (rc == NULL || rc->cluster == NULL)
+        return -1;
+    return (int)tg_redis_cluster_slot(key, len);
+}
+
 /* ---- lifecycle ---------------------------------------------------------- */
 
 tg_redis_t *tg_redis_new(const tg_redis_conf_t *conf, struct event_base *base, unsigned worker_id)
