@@ -455,6 +455,7 @@ START_TEST(public_api_through_request)
     ck_assert_int_eq(s.calls, 1);
     ck_assert_str_eq(s.error, "redis not configured");
     ck_assert(!tg_redis_connected(req));
+    ck_assert_int_eq(tg_redis_key_slot(req, "foo", 3), -1);
 
     server_start();
     connect_with(NULL);
@@ -468,6 +469,7 @@ START_TEST(public_api_through_request)
     ck_assert_ptr_nonnull(tg_redis_command(req, record_cb, &s, 1, argv, NULL));
     run_until(&s.calls, 1000);
     ck_assert_str_eq(s.str, "PONG");
+    ck_assert_int_eq(tg_redis_key_slot(req, "foo", 3), -1); /* one server: any keys together */
 
     /* A cancelled call never calls back, even when its reply arrives. */
     seen_t cancelled = {0}, after = {0};
@@ -650,6 +652,29 @@ START_TEST(cluster_slot_of_keys)
     /* "{}" is no tag: the whole key; only the first "{...}" counts */
     ck_assert_uint_ne(tg_redis_cluster_slot("foo{}{bar}", 10), tg_redis_cluster_slot("bar", 3));
     ck_assert_uint_eq(tg_redis_cluster_slot("foo{{bar}}zap", 13), tg_redis_cluster_slot("{bar", 4));
+
+    /* tg_redis_key_slot: the slot with `cluster:` (seeds need not answer). */
+    tg_conf_doc_t *doc;
+    const char *yaml = "redis:\n  cluster:\n    nodes: [\"127.0.0.1:1\"]\n";
+    ck_assert_int_eq(tg_conf_doc_parse("t.yaml", yaml, strlen(yaml), &doc, &err), 0);
+    fake_cfg.redis = NULL;
+    ck_assert_int_eq(
+        tg_redis_conf_parse(&fake_cfg, tg_conf_map_get(tg_conf_doc_root(doc), "redis"), &err), 0);
+    tg_conf_doc_free(doc);
+    conf = fake_cfg.redis;
+    rc = tg_redis_new(conf, base, 0);
+    ck_assert_ptr_nonnull(rc);
+    tg_worker_t w;
+    tg_conn_t c;
+    tg_request_t r;
+    memset(&w, 0, sizeof(w));
+    memset(&c, 0, sizeof(c));
+    memset(&r, 0, sizeof(r));
+    c.worker = &w;
+    r.conn = &c;
+    w.redis = rc;
+    ck_assert_int_eq(tg_redis_key_slot(&r, "x{foo}y", 7), 12182);
+    ck_assert_int_eq(tg_redis_key_slot(&r, "123456789", 9), 0x31C3);
 }
 END_TEST
 
