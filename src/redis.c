@@ -488,6 +488,61 @@ static tg_redis_call_t *cluster_send(tg_redis_t *rc, tg_redis_cb_t cb, void *dat
     return tg_redis_cluster_send(rc->cluster, cluster_done, c, argc, argv, argvlen) == 0 ? c : NULL;
 }
 
+static size_t digits(size_t v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* Writes v in decimal at p; returns the end. */
+static char *put_uint(char *p, size_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+char *tg_redis_format(int argc, const char **argv, const size_t *argvlen, char *buf, size_t cap,
+                      size_t *len)
+{
+    size_t total = 1 + digits((size_t)argc) + 2; /* "*<argc>\r\n" */
+    for (int i = 0; i < argc; i++) {
+        size_t n = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+        total += 1 + digits(n) + 2 + n + 2; /* "$<n>\r\n<arg>\r\n" */
+    }
+    char *out = total <= cap ? buf : malloc(total);
+    if (out == NULL)
+        return NULL;
+    char *p = out;
+    *p++ = '*';
+    p = put_uint(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t n = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+        *p++ = '$';
+        p = put_uint(p, n);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], n);
+        p += n;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *len = (size_t)(p - out);
+    return out;
+}
+
 /* argv, or an already formatted command (cmd, len) when argv is NULL. */
 static tg_redis_call_t *send_one(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int argc,
                                  const char **argv, const size_t *argvlen, const char *cmd,
@@ -503,8 +558,13 @@ static tg_redis_call_t *send_one(tg_redis_t *rc, tg_redis_cb_t cb, void *data, i
                                .data = data,
                                .sent_ms = now,
                                .deadline_ms = now + rc->conf->timeout_ms};
-        int st = argv != NULL ? redisAsyncCommandArgv(rc->ac, reply_cb, c, argc, argv, argvlen)
-                              : redisAsyncFormattedCommand(rc->ac, reply_cb, c, cmd, len);
+        char buf[4096];
+        const char *text =
+            argv != NULL ? tg_redis_format(argc, argv, argvlen, buf, sizeof(buf), &len) : cmd;
+        int st =
+            text != NULL ? redisAsyncFormattedCommand(rc->ac, reply_cb, c, text, len) : REDIS_ERR;
+        if (text != cmd && text != buf)
+            free((char *)text);
         if (st == REDIS_OK) {
             call_link(rc, c);
             arm_call_timer(rc);

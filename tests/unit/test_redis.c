@@ -641,6 +641,40 @@ START_TEST(auth_and_select_applied)
 }
 END_TEST
 
+/* tg_redis_format writes what hiredis's own formatter writes, in buf or
+ * malloc'ed memory. */
+START_TEST(format_matches_hiredis)
+{
+    char big[5000];
+    memset(big, 'x', sizeof(big));
+    const char *argv[] = {"EVALSHA", "", "a\0b", big, "12345678901"};
+    size_t lens[] = {7, 0, 3, sizeof(big), 11};
+    for (int argc = 1; argc <= 5; argc++) {
+        char *want;
+        int wlen = redisFormatCommandArgv(&want, argc, argv, lens);
+        char buf[64];
+        size_t len;
+        char *got = tg_redis_format(argc, argv, lens, buf, sizeof(buf), &len);
+        ck_assert_ptr_nonnull(got);
+        ck_assert_uint_eq(len, (size_t)wlen);
+        ck_assert(memcmp(got, want, len) == 0);
+        ck_assert(argc <= 3 ? got == buf : got != buf); /* 4 and 5 do not fit in 64 bytes */
+        if (got != buf)
+            free(got);
+        redisFreeCommand(want);
+    }
+    const char *plain[] = {"SET", "k", "v"};
+    char *want;
+    int wlen = redisFormatCommandArgv(&want, 3, plain, NULL);
+    size_t len;
+    char *got = tg_redis_format(3, plain, NULL, NULL, 0, &len);
+    ck_assert_uint_eq(len, (size_t)wlen);
+    ck_assert(memcmp(got, want, len) == 0);
+    free(got);
+    redisFreeCommand(want);
+}
+END_TEST
+
 /* Values from the Cluster spec and CLUSTER KEYSLOT. */
 START_TEST(cluster_slot_of_keys)
 {
@@ -771,6 +805,7 @@ static Suite *redis_suite(void)
     tcase_add_test(tc, conf_sentinel_and_username);
     tcase_add_test(tc, acl_username_auth);
     tcase_add_test(tc, cluster_slot_of_keys);
+    tcase_add_test(tc, format_matches_hiredis);
     tcase_add_test(tc, round_trip_and_pipelining);
     tcase_add_test(tc, error_reply_is_a_reply);
     tcase_add_test(tc, public_api_through_request);
