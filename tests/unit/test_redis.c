@@ -419,6 +419,50 @@ START_TEST(round_trip_and_pipelining)
 }
 END_TEST
 
+static seen_t written;
+
+static void send_from_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    send_cmd(&written, "SET", "flushed", "yes");
+}
+
+/* Commands are written at the end of the iteration that sent them, not an
+ * iteration later when the socket's write event comes round. */
+START_TEST(written_in_the_same_iteration)
+{
+    server_start();
+    connect_with(NULL);
+    ck_assert(wait_ready(2000));
+    memset(&written, 0, sizeof(written));
+    struct event *t = evtimer_new(base, send_from_timer, NULL);
+    struct timeval zero = {0, 0};
+    evtimer_add(t, &zero);
+    event_base_loop(base, EVLOOP_ONCE); /* the timer's iteration, and no other */
+    ck_assert_int_eq(written.calls, 0);
+    redisContext *probe = redisConnect("127.0.0.1", server_port);
+    ck_assert(probe != NULL && probe->err == 0);
+    redisReply *r = NULL;
+    for (int i = 0; i < 100; i++) { /* the server may not have read it yet */
+        r = redisCommand(probe, "GET flushed");
+        if (r != NULL && r->type == REDIS_REPLY_STRING)
+            break;
+        freeReplyObject(r);
+        r = NULL;
+        usleep(10000);
+    }
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r->str, "yes");
+    freeReplyObject(r);
+    redisFree(probe);
+    run_until(&written.calls, 1000);
+    ck_assert_str_eq(written.str, "OK");
+    event_free(t);
+}
+END_TEST
+
 START_TEST(error_reply_is_a_reply)
 {
     server_start();
@@ -807,6 +851,7 @@ static Suite *redis_suite(void)
     tcase_add_test(tc, cluster_slot_of_keys);
     tcase_add_test(tc, format_matches_hiredis);
     tcase_add_test(tc, round_trip_and_pipelining);
+    tcase_add_test(tc, written_in_the_same_iteration);
     tcase_add_test(tc, error_reply_is_a_reply);
     tcase_add_test(tc, public_api_through_request);
     tcase_add_test(tc, timeout_then_late_reply_dropped);
