@@ -48,4 +48,8 @@ bool tg_admin_secret_name(const char *k);
  * at any depth, by "***". */
 void tg_admin_mask_secrets(json_t *root);
 
+/* On the admin thread (plugin actions): the current config, with a reference
+ * (tg_config_unref), and the count of workers; NULL on any other thread. */
+tg_config_t *tg_admin_thread_config(unsigned *nworkers);
+
 #endif

@@ -90,9 +90,9 @@ static void end_request(tg_conn_t *c)
     if (req == NULL)
         return;
     tg_dispatch_release(req);
-    if (c->stage != NULL) { /* a response that never completed */
-        evbuffer_drain(c->stage, evbuffer_get_length(c->stage));
-        c->stage = NULL;
+    if (c->staged) { /* a response that never completed */
+        evbuffer_drain(c->worker->stage, evbuffer_get_length(c->worker->stage));
+        c->staged = false;
     }
     c->chunked = false;
     tg_chain_log(req);
@@ -189,6 +189,10 @@ static void reject(tg_conn_t *c, int status, const char *msg)
     }
     if (req->client.http.method == NULL)
         req->client.body.done = true; /* nothing of a body was ever expected */
+    if (status == 405) {              /* RFC 9110 section 15.5.6: a 405 lists what is allowed */
+        static const char allow[] = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
+        tg_request_add_response_header(req, "Allow", allow, sizeof(allow) - 1);
+    }
     tg_response_error(req, status, msg);
 }
 
@@ -395,12 +399,15 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     conn_free(c);
 }
 
+static const tg_stream_cbs_t conn_cbs = {
+    .read = conn_read_cb, .write = conn_write_cb, .event = conn_event_cb};
+
 static void setup_stream(tg_conn_t *c)
 {
     const tg_limits_t *l = &c->worker->cfg->limits;
     size_t high = l->max_header_size + 4096 > TG_OUT_HIGH ? l->max_header_size + 4096 : TG_OUT_HIGH;
     tg_stream_set_watermarks(c->s, high, TG_OUT_HIGH / 4);
-    tg_stream_setcb(c->s, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    tg_stream_setcb(c->s, &conn_cbs, c);
 }
 
 /* The peer's address as text into ip (INET6_ADDRSTRLEN bytes); its length. */
@@ -528,7 +535,7 @@ static tg_conn_t *conn_of(const tg_request_t *req)
 
 static struct evbuffer *h1_out(tg_conn_t *c)
 {
-    return c->stage != NULL ? c->stage : tg_stream_output(c->s);
+    return c->staged ? c->worker->stage : tg_stream_output(c->s);
 }
 
 /* Whether the connection stays open after this response. A reply while the
@@ -625,14 +632,14 @@ static void h1_interim(tg_request_t *req, int status)
 static void h1_hold(tg_request_t *req)
 {
     tg_conn_t *c = conn_of(req);
-    c->stage = c->worker->stage;
+    c->staged = true;
 }
 
 static void h1_release(tg_request_t *req, bool send)
 {
     tg_conn_t *c = conn_of(req);
-    struct evbuffer *stage = c->stage;
-    c->stage = NULL;
+    struct evbuffer *stage = c->staged ? c->worker->stage : NULL;
+    c->staged = false;
     if (stage == NULL || evbuffer_get_length(stage) == 0)
         return;
     if (send) /* head and first body bytes: one write */
@@ -644,7 +651,7 @@ static void h1_release(tg_request_t *req, bool send)
 static size_t h1_pending(const tg_request_t *req)
 {
     const tg_conn_t *c = conn_of(req);
-    return tg_stream_output_length(c->s) + (c->stage ? evbuffer_get_length(c->stage) : 0);
+    return tg_stream_output_length(c->s) + (c->staged ? evbuffer_get_length(c->worker->stage) : 0);
 }
 
 static struct evbuffer *h1_input(tg_request_t *req)

@@ -38,10 +38,9 @@ typedef union {
  * docs/design.md, "I/O": bytes per idle connection). */
 struct tg_conn_s {
     tg_worker_t *worker;
-    tg_stream_t *s;         /* the socket (plain or TLS) */
-    struct event *timer;    /* header / idle timeout (also a tunnel's); NULL while parked */
-    struct evbuffer *stage; /* the worker's, while a response's first part is held */
-    tg_arena_t *arena;      /* only while a request is in progress */
+    tg_stream_t *s;      /* the socket (plain or TLS) */
+    struct event *timer; /* header / idle timeout (also a tunnel's); NULL while parked */
+    tg_arena_t *arena;   /* only while a request is in progress */
     tg_request_t *req;
     tg_tls_info_t *tls_info;  /* TLS: set when the handshake completed; NULL when plain;
                                 an HTTP/2 stream's exchange borrows its connection's */
@@ -65,6 +64,7 @@ struct tg_conn_s {
     bool parked : 1;    /* idle keep-alive without buffers (conn.c: park) */
     bool chunked : 1;   /* the response in progress is framed as chunked */
     bool own_alloc : 1; /* allocated apart from its stream (tg_conn_accept_stream) */
+    bool staged : 1;    /* a response's first part is held in the worker's stage */
     tg_peer_addr_t peer;
     char peer_ip[]; /* the peer's address as text, NUL-terminated */
 };

@@ -208,6 +208,8 @@ static void write_request(tg_fetch_t *f, const tg_fetch_opts_t *o)
         evbuffer_add(out, o->body, o->body_len);
 }
 
+static const tg_stream_cbs_t fetch_cbs = {.read = read_cb, .write = NULL, .event = event_cb};
+
 tg_fetch_t *tg_fetch_start(const char *upstream, const tg_fetch_opts_t *o, tg_fetch_cb_t cb,
                            void *data)
 {
@@ -246,7 +248,7 @@ tg_fetch_t *tg_fetch_start(const char *upstream, const tg_fetch_opts_t *o, tg_fe
         o->timeout_ms ? o->timeout_ms : pool->conf->connect_timeout_ms + pool->conf->timeout_ms;
     struct timeval tv = tg_timeval_ms(ms);
     evtimer_add(f->timer, &tv);
-    tg_stream_setcb(up->s, read_cb, NULL, event_cb, f);
+    tg_stream_setcb(up->s, &fetch_cbs, f);
     tg_stream_set_watermarks(up->s, 0, 0);
     write_request(f, o);
     tg_stream_read_enable(up->s, true);

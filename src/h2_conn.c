@@ -15,17 +15,26 @@ static void close_now(tg_h2_conn_t *hc)
     tg_conn_abort(hc->c); /* conn_free -> tg_h2_conn_free */
 }
 
+/* The idle timer and the tick are armed lazily: a stream opening or
+ * closing costs no timer operation (with one stream per connection that was
+ * an evtimer_add and an evtimer_del per request for each). The idle timer,
+ * once armed, stays armed while streams come and go; when it fires it looks
+ * at how long the connection has really been without a stream (idle_since)
+ * and waits out the rest. The tick runs while streams are open and stops by
+ * itself (not re-armed) at the first one that finds none. */
 static void arm_idle(tg_h2_conn_t *hc)
 {
-    const tg_h2_limits_t *l = &hc->c->worker->cfg->limits.http2;
     if (tg_h2_open_streams(hc->h2) == 0) {
+        if (hc->busy) {
+            hc->busy = false;
+            hc->idle_since_ms = tg_now_ms();
+        }
         if (!evtimer_pending(hc->idle, NULL)) {
-            struct timeval tv = tg_timeval_ms(l->idle_timeout_ms);
+            struct timeval tv = tg_timeval_ms(hc->c->worker->cfg->limits.http2.idle_timeout_ms);
             evtimer_add(hc->idle, &tv);
         }
-        evtimer_del(hc->tick);
     } else {
-        evtimer_del(hc->idle);
+        hc->busy = true;
         if (!evtimer_pending(hc->tick, NULL)) {
             struct timeval tv = tg_timeval_ms(TICK_MS);
             evtimer_add(hc->tick, &tv);
@@ -106,7 +115,14 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     tg_h2_conn_t *hc = arg;
     if (tg_h2_open_streams(hc->h2) > 0)
+        return; /* re-armed when the last stream closes */
+    uint64_t limit = hc->c->worker->cfg->limits.http2.idle_timeout_ms;
+    uint64_t idle = tg_now_ms() - hc->idle_since_ms;
+    if (idle < limit) { /* streams came and went since it was armed */
+        struct timeval tv = tg_timeval_ms(limit - idle);
+        evtimer_add(hc->idle, &tv);
         return;
+    }
     /* RFC 9113 section 6.8: a GOAWAY tells the client why, and that no
      * stream was left behind. */
     tg_h2_shutdown(hc->h2);
@@ -131,6 +147,9 @@ void tg_h2_conn_kick(tg_h2_conn_t *hc)
     }
 }
 
+static const tg_stream_cbs_t h2_cbs = {
+    .read = h2_read_cb, .write = h2_write_cb, .event = h2_event_cb};
+
 static bool start(tg_conn_t *c)
 {
     tg_worker_t *w = c->worker;
@@ -138,6 +157,7 @@ static bool start(tg_conn_t *c)
     if (hc == NULL)
         return false;
     hc->c = c;
+    hc->idle_since_ms = tg_now_ms();
     hc->kick = event_new(w->base, -1, 0, kick_cb, hc);
     hc->idle = evtimer_new(w->base, idle_cb, hc);
     hc->tick = evtimer_new(w->base, tick_cb, hc);
@@ -153,7 +173,7 @@ static bool start(tg_conn_t *c)
     c->metrics_slot = (uint8_t)tg_traffic_conn_protocol(w, c->metrics_slot, TG_PROTO_H2);
     /* conn.c's timer and callbacks are done with this connection. */
     evtimer_del(c->timer);
-    tg_stream_setcb(c->s, h2_read_cb, h2_write_cb, h2_event_cb, hc);
+    tg_stream_setcb(c->s, &h2_cbs, hc);
     tg_stream_set_timeouts(c->s, 0, w->cfg->limits.send_timeout_ms);
     h2_read_cb(c->s, hc); /* what arrived so far, the preface first */
     return true;

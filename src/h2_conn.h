@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "conn.h"
 #include "h2_session.h"
@@ -19,9 +20,11 @@
 typedef struct tg_h2_conn_s {
     tg_conn_t *c;
     tg_h2_t *h2;
-    struct event *kick; /* activated: flush what the session has to send */
-    struct event *idle; /* no stream open for limits.http2.idle_timeout */
-    struct event *tick; /* once a second while streams are open */
+    struct event *kick;     /* activated: flush what the session has to send */
+    struct event *idle;     /* no stream open for limits.http2.idle_timeout */
+    struct event *tick;     /* once a second while streams are open */
+    uint64_t idle_since_ms; /* no stream open since (monotonic) */
+    bool busy;              /* streams were open at the last look */
     bool kicked;
     bool closing;  /* the session ended: close once the output is flushed */
     bool shutdown; /* GOAWAY sent for a drain */

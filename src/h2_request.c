@@ -10,34 +10,60 @@ int tg_h2_req_init(tg_h2_req_t *r, uint32_t max_list_size)
 {
     memset(r, 0, sizeof(*r));
     r->max_list_size = max_list_size;
-    r->fields = evbuffer_new();
-    return r->fields != NULL ? 0 : -1;
+    return 0;
 }
 
 void tg_h2_req_free(tg_h2_req_t *r)
 {
-    if (r->fields != NULL)
-        evbuffer_free(r->fields);
     if (r->cookies != NULL)
         evbuffer_free(r->cookies);
+    free(r->fields);
     free(r->text);
-    r->fields = r->cookies = NULL;
-    r->text = NULL;
+    r->cookies = NULL;
+    r->fields = r->text = NULL;
+    r->fields_cap = r->text_cap = 0;
+}
+
+/* Buffers a usual head fits in are kept for the next one; a large one's go. */
+#define KEEP_CAP 1024
+
+void tg_h2_req_reset(tg_h2_req_t *r)
+{
+    if (r->cookies != NULL)
+        evbuffer_free(r->cookies);
+    if (r->fields_cap > KEEP_CAP || r->text_cap > KEEP_CAP) {
+        r->cookies = NULL;
+        tg_h2_req_free(r);
+    }
+    tg_h2_req_t keep = {.max_list_size = r->max_list_size,
+                        .fields = r->fields,
+                        .fields_cap = r->fields_cap,
+                        .text = r->text,
+                        .text_cap = r->text_cap};
+    *r = keep;
+}
+
+/* Room for n more bytes in a grown buffer. */
+static int reserve(char **buf, size_t len, size_t *cap, size_t n)
+{
+    if (len + n <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 128;
+    while (c < len + n)
+        c *= 2;
+    char *t = realloc(*buf, c);
+    if (t == NULL)
+        return -1;
+    *buf = t;
+    *cap = c;
+    return 0;
 }
 
 /* Appends v to text; its offset in *at. */
 static int keep_text(tg_h2_req_t *r, const uint8_t *v, size_t vl, size_t *at, size_t *len)
 {
-    if (r->text_len + vl > r->text_cap) {
-        size_t cap = r->text_cap ? r->text_cap : 128;
-        while (cap < r->text_len + vl)
-            cap *= 2;
-        char *t = realloc(r->text, cap);
-        if (t == NULL)
-            return -1;
-        r->text = t;
-        r->text_cap = cap;
-    }
+    if (reserve(&r->text, r->text_len, &r->text_cap, vl) < 0)
+        return -1;
     memcpy(r->text + r->text_len, v, vl);
     *at = r->text_len;
     *len = vl;
@@ -168,10 +194,14 @@ int tg_h2_req_field(tg_h2_req_t *r, const uint8_t *n, size_t nl, const uint8_t *
     }
     if (name_is(n, nl, "content-length"))
         r->has_content_length = true;
-    evbuffer_add(r->fields, n, nl);
-    evbuffer_add(r->fields, ": ", 2);
-    evbuffer_add(r->fields, v, vl);
-    evbuffer_add(r->fields, "\r\n", 2);
+    if (reserve(&r->fields, r->fields_len, &r->fields_cap, nl + vl + 4) < 0)
+        return fail(r, TG_H2_REQ_TOO_LARGE, "out of memory");
+    char *w = r->fields + r->fields_len;
+    memcpy(w, n, nl);
+    memcpy(w + nl, ": ", 2);
+    memcpy(w + nl + 2, v, vl);
+    memcpy(w + nl + 2 + vl, "\r\n", 2);
+    r->fields_len += nl + vl + 4;
     return 0;
 }
 
@@ -227,7 +257,7 @@ int tg_h2_req_finish(tg_h2_req_t *r, bool end_stream, struct evbuffer *out, bool
             evbuffer_add(out, r->text + r->host_at, r->host_len);
         evbuffer_add(out, "\r\n", 2);
     }
-    evbuffer_add_buffer(out, r->fields);
+    evbuffer_add(out, r->fields, r->fields_len);
     if (r->cookies != NULL && evbuffer_get_length(r->cookies) > 0) {
         evbuffer_add(out, "cookie: ", 8);
         evbuffer_add_buffer(out, r->cookies);

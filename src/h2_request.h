@@ -45,7 +45,8 @@ typedef struct {
     int status;         /* the first failure (tg_h2_req_status_t), sticky */
     const char *reason; /* why, for the log and the counter (static text) */
     /* Copies (an HPACK name/value is only valid during its callback). */
-    struct evbuffer *fields;  /* "name: value\r\n" for every regular field but cookie and host */
+    char *fields; /* "name: value\r\n" for every regular field but cookie and host */
+    size_t fields_len, fields_cap;
     struct evbuffer *cookies; /* cookie values joined with "; " (RFC 9113 section 8.2.3); made
                                  when the first one comes */
     char method[32];
@@ -59,9 +60,12 @@ typedef struct {
     size_t authority_at, authority_len, path_at, path_len, host_at, host_len;
 } tg_h2_req_t;
 
-/* 0, or -1 when out of memory. */
+/* 0 (never fails: buffers are made as fields come). */
 int tg_h2_req_init(tg_h2_req_t *r, uint32_t max_list_size);
 void tg_h2_req_free(tg_h2_req_t *r);
+/* Ready for the next head (a stream object reused): the buffers are kept
+ * when small, so that a head like the last one allocates nothing. */
+void tg_h2_req_reset(tg_h2_req_t *r);
 
 /* One decoded field. Returns TG_H2_REQ_OK or the (sticky) failure; after a
  * failure later fields are only counted, not kept. */

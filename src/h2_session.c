@@ -43,6 +43,9 @@ struct tg_h2_s {
     void *arg;
     tg_h2_stream_t *streams;
     size_t nstreams;
+    tg_h2_stream_t *spare; /* closed streams' objects, for the next ones */
+    size_t nspare;
+    bool freeing;           /* tg_h2_free: nothing is kept */
     unsigned continuations; /* in the header block being received */
     bool any_drain;
     bool dead;             /* a defence ended the connection: GOAWAY queued */
@@ -124,6 +127,18 @@ static tg_h2_stream_t *stream_of(tg_h2_t *h2, int32_t id)
     return nghttp2_session_get_stream_user_data(h2->ng, id);
 }
 
+static void stream_destroy(tg_h2_stream_t *st)
+{
+    tg_h2_req_free(&st->req);
+    if (st->in)
+        evbuffer_free(st->in);
+    if (st->out)
+        evbuffer_free(st->out);
+    free(st);
+}
+
+/* A closed stream's object is kept for the next one (up to TG_H2_SPARES):
+ * a stream then costs no allocation of ours. */
 static void stream_free(tg_h2_stream_t *st)
 {
     tg_h2_t *h2 = st->h2;
@@ -134,12 +149,40 @@ static void stream_free(tg_h2_stream_t *st)
     if (st->next)
         st->next->prev = st->prev;
     h2->nstreams--;
-    tg_h2_req_free(&st->req);
-    if (st->in)
+    if (h2->nspare >= TG_H2_SPARES || h2->freeing) {
+        stream_destroy(st);
+        return;
+    }
+    tg_h2_req_reset(&st->req);
+    if (st->in) {
         evbuffer_free(st->in);
-    if (st->out)
-        evbuffer_free(st->out);
-    free(st);
+        st->in = NULL;
+    }
+    evbuffer_drain(st->out, evbuffer_get_length(st->out));
+    *st = (tg_h2_stream_t){.h2 = h2, .req = st->req, .out = st->out, .next = h2->spare};
+    h2->spare = st;
+    h2->nspare++;
+}
+
+static tg_h2_stream_t *stream_new(tg_h2_t *h2)
+{
+    tg_h2_stream_t *st = h2->spare;
+    if (st != NULL) {
+        h2->spare = st->next;
+        h2->nspare--;
+        st->next = NULL;
+        return st;
+    }
+    st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return NULL;
+    st->h2 = h2;
+    tg_h2_req_init(&st->req, h2->lim.max_header_list_size);
+    if ((st->out = evbuffer_new()) == NULL) {
+        free(st);
+        return NULL;
+    }
+    return st;
 }
 
 /* ---- receiving ---- */
@@ -160,17 +203,11 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     tg_h2_t *h2 = ud;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    tg_h2_stream_t *st = calloc(1, sizeof(*st));
-    if (st == NULL || tg_h2_req_init(&st->req, h2->lim.max_header_list_size) < 0 ||
-        (st->out = evbuffer_new()) == NULL) {
-        if (st != NULL) {
-            tg_h2_req_free(&st->req);
-            free(st);
-        }
+    tg_h2_stream_t *st = stream_new(h2);
+    if (st == NULL) {
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
         return 0;
     }
-    st->h2 = h2;
     st->id = f->hd.stream_id;
     st->opened_ms = tg_now_ms();
     st->next = h2->streams;
@@ -264,7 +301,7 @@ static void request_ready(tg_h2_t *h2, tg_h2_stream_t *st, bool end_stream)
         count(h2->worker, &streams_metric, 0);
     }
     evbuffer_drain(head, evbuffer_get_length(head));
-    tg_h2_req_free(&st->req); /* the head is no longer needed */
+    tg_h2_req_reset(&st->req); /* the head is no longer needed */
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
@@ -463,10 +500,22 @@ fail:
     return NULL;
 }
 
+static void drop_spares(tg_h2_t *h2)
+{
+    while (h2->spare != NULL) {
+        tg_h2_stream_t *st = h2->spare;
+        h2->spare = st->next;
+        stream_destroy(st);
+    }
+    h2->nspare = 0;
+}
+
 void tg_h2_free(tg_h2_t *h2)
 {
     if (h2 == NULL)
         return;
+    h2->freeing = true;
+    drop_spares(h2);
     while (h2->streams != NULL) {
         tg_h2_stream_t *st = h2->streams;
         if (st->handed)
@@ -543,6 +592,8 @@ void tg_h2_shutdown(tg_h2_t *h2)
 
 int tg_h2_tick(tg_h2_t *h2, uint64_t now_ms)
 {
+    if (h2->streams == NULL) /* gone quiet: an idle connection keeps no spares */
+        drop_spares(h2);
     bool conn_closed = nghttp2_session_get_remote_window_size(h2->ng) <= 0;
     for (tg_h2_stream_t *st = h2->streams; st != NULL; st = st->next) {
         if (!st->head_done && now_ms - st->opened_ms >= h2->to.header_ms) {
@@ -613,6 +664,17 @@ void tg_h2_stream_consumed(tg_h2_stream_t *st, size_t n)
 /* An upstream head holds at most 256 fields (proxy.c), plus the added ones. */
 #define MAX_RESP_FIELDS 320
 
+/* A field whose value is new in every response (the request id) is sent
+ * never indexed (RFC 7541 section 6.2.3): indexed, each one would evict
+ * an entry the next response could use, and every entry of the same name
+ * lengthens nghttp2's search of its dynamic table (a bucket per name: with
+ * one stream per connection it was an eighth of the gateway's CPU). */
+static uint8_t field_flags(const char *lower, size_t len)
+{
+    return len == 12 && memcmp(lower, "x-request-id", 12) == 0 ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                               : NGHTTP2_NV_FLAG_NONE;
+}
+
 int tg_h2_stream_respond(tg_h2_stream_t *st, int status, const tg_http_header_t *hs, size_t n,
                          bool end)
 {
@@ -624,7 +686,8 @@ int tg_h2_stream_respond(tg_h2_stream_t *st, int status, const tg_http_header_t 
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += hs[i].name_len;
-    char *lower = malloc(total + 1);
+    char small[512]; /* the names of a usual head: no allocation */
+    char *lower = total < sizeof(small) ? small : malloc(total + 1);
     if (lower == NULL)
         return -1;
     nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
@@ -636,12 +699,13 @@ int tg_h2_stream_respond(tg_h2_stream_t *st, int status, const tg_http_header_t 
             w[j] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
         }
         nva[i + 1] = (nghttp2_nv){(uint8_t *)w, (uint8_t *)hs[i].value, hs[i].name_len,
-                                  hs[i].value_len, NGHTTP2_NV_FLAG_NONE};
+                                  hs[i].value_len, field_flags(w, hs[i].name_len)};
         w += hs[i].name_len;
     }
     nghttp2_data_provider dp = {.source.ptr = st, .read_callback = data_read};
     int r = nghttp2_submit_response(st->h2->ng, st->id, nva, n + 1, end ? NULL : &dp);
-    free(lower);
+    if (lower != small)
+        free(lower);
     if (r != 0)
         return -1;
     st->responded = true;

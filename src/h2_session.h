@@ -96,6 +96,10 @@ typedef struct {
     void (*closed)(tg_h2_stream_t *st, void *arg);
 } tg_h2_handler_t;
 
+/* Closed streams' objects a session keeps for its next streams (with one
+ * stream at a time, one is enough; a few cover the churn of many). */
+#define TG_H2_SPARES 4
+
 /* Response body bytes buffered per stream beyond which the producer stops
  * (and is told by `drained` when they fell to a quarter). */
 #define TG_H2_OUT_HIGH (256u * 1024u)
@@ -134,7 +138,9 @@ size_t tg_h2_open_streams(const tg_h2_t *h2);
  * streams finish, new ones are refused, then tg_h2_alive() turns false. */
 void tg_h2_shutdown(tg_h2_t *h2);
 
-/* Once a second while streams are open: resets the streams whose response
+/* Once a second while streams are open (and once more after: with none
+ * open, the closed streams' objects kept for reuse are freed, so that an
+ * idle connection holds none): resets the streams whose response
  * waited on a zero window longer than the stall timeout, and ends the
  * connection (GOAWAY PROTOCOL_ERROR) when a header block stayed open past
  * the header timeout: nothing else may come on the connection meanwhile

@@ -213,6 +213,9 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
         probe_end(p, TG_CHECK_TIMEOUT, "timed out");
 }
 
+static const tg_stream_cbs_t probe_cbs = {
+    .read = probe_read_cb, .write = NULL, .event = probe_event_cb};
+
 static void probe_start(probe_t *p)
 {
     const tg_target_t *t = &p->u->targets[p->target];
@@ -232,7 +235,7 @@ static void probe_start(probe_t *p)
         verdict(p, TG_CHECK_FAILED, "cannot open a socket");
         return;
     }
-    tg_stream_setcb(p->s, probe_read_cb, NULL, probe_event_cb, p);
+    tg_stream_setcb(p->s, &probe_cbs, p);
     tg_stream_connect(p->s, (const struct sockaddr *)addr, addrlen);
     struct evbuffer *head = evbuffer_new();
     if (head != NULL) {

@@ -12,6 +12,8 @@
  * once the burst is over; a busy worker only looks again a window later. */
 #define TRIM_DELAY_MS 1000
 #define QUIET_REQUESTS 64
+/* Spare request arenas a quiet worker keeps (a burst leaves up to 64). */
+#define QUIET_SPARE_ARENAS 4
 
 static void arm(tg_worker_t *w)
 {
@@ -30,6 +32,7 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     w->parked_since_trim = 0;
+    tg_worker_shrink_arenas(w, QUIET_SPARE_ARENAS);
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif

@@ -8,6 +8,7 @@
 #include "build_info.h"
 #include "chain.h"
 #include "config.h"
+#include "ev_alloc.h"
 #include "log.h"
 #include "log_conf.h"
 #include "reload_signal.h"
@@ -109,6 +110,7 @@ int main(int argc, char **argv)
     const char *path = DEFAULT_CONFIG;
     int test = 0, dump = 0, reload = 0, c;
     const char *pid_text = getenv("MAINPID");
+    tg_ev_alloc_init(); /* before libevent allocates anything */
     while ((c = getopt_long(argc, argv, "c:tTs:p:l:vVh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':

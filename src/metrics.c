@@ -1,5 +1,7 @@
 #include "metrics.h"
 
+#include "counter.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -260,13 +262,11 @@ void tg_metrics_set_workers(tg_worker_t *workers, unsigned n)
 #define NBUCKETS TG_MTEXT_NBUCKETS
 #define NCLASSES 6 /* "0" (no response), 1xx .. 5xx */
 
-typedef atomic_uint_least64_t counter_t;
-
 typedef struct {
-    counter_t status[NCLASSES];
-    counter_t bucket[NBUCKETS]; /* not cumulative: the renderer sums */
-    counter_t sum_us;
-    counter_t count;
+    tg_counter_t status[NCLASSES];
+    tg_counter_t bucket[NBUCKETS]; /* not cumulative: the renderer sums */
+    tg_counter_t sum_us;
+    tg_counter_t count;
 } route_metrics_t;
 
 #define POOL_READ(st, field) __atomic_load_n(&(st)->field, __ATOMIC_RELAXED)
@@ -275,26 +275,13 @@ struct tg_worker_metrics_s {
     struct tg_worker_metrics_s *previous; /* replaced by a reload, freed with this one */
     size_t nroutes;                       /* cfg->nroutes + 1: the last one is "no route" */
     route_metrics_t *routes;
-    counter_t websockets; /* upgraded connections opened */
-    counter_t parked;     /* idle client connections that gave back their buffers */
-    size_t nups;          /* cfg->nupstreams */
+    tg_counter_t websockets; /* upgraded connections opened */
+    tg_counter_t parked;     /* idle client connections that gave back their buffers */
+    size_t nups;             /* cfg->nupstreams */
     tg_upool_stats_t *ups;
     struct tg_traffic_s *traffic; /* traffic_metrics.h */
-    counter_t slots[TG_METRICS_MAX_SLOTS];
+    tg_counter_t slots[TG_METRICS_MAX_SLOTS];
 };
-
-/* One writer per counter (its worker): a relaxed load and store, no RMW, and
- * a scrape on another thread still reads whole values. */
-static inline void bump(counter_t *c, uint64_t delta)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + delta,
-                          memory_order_relaxed);
-}
-
-static inline uint64_t get(const counter_t *c)
-{
-    return atomic_load_explicit((counter_t *)c, memory_order_relaxed);
-}
 
 tg_worker_metrics_t *tg_worker_metrics_new(const tg_config_t *cfg)
 {
@@ -328,9 +315,9 @@ void tg_worker_metrics_free(tg_worker_metrics_t *m)
     }
 }
 
-static void copy_counter(counter_t *to, const counter_t *from)
+static void copy_counter(tg_counter_t *to, const tg_counter_t *from)
 {
-    atomic_store_explicit(to, get(from), memory_order_relaxed);
+    atomic_store_explicit(to, tg_counter_get(from), memory_order_relaxed);
 }
 
 static void copy_route(route_metrics_t *to, const route_metrics_t *from)
@@ -404,22 +391,22 @@ void tg_metrics_request_done(tg_worker_t *w, const tg_route_t *route, int status
     if (route != NULL && route->index < m->nroutes - 1)
         ri = route->index;
     route_metrics_t *rm = &m->routes[ri];
-    bump(&rm->status[status_class(status)], 1);
-    bump(&rm->bucket[tg_mtext_bucket(duration_us)], 1);
-    bump(&rm->sum_us, duration_us);
-    bump(&rm->count, 1);
+    tg_counter_add(&rm->status[status_class(status)], 1);
+    tg_counter_add(&rm->bucket[tg_mtext_bucket(duration_us)], 1);
+    tg_counter_add(&rm->sum_us, duration_us);
+    tg_counter_add(&rm->count, 1);
 }
 
 void tg_metrics_websocket_opened(tg_worker_t *w)
 {
     if (w != NULL && w->metrics != NULL)
-        bump(&w->metrics->websockets, 1);
+        tg_counter_add(&w->metrics->websockets, 1);
 }
 
 void tg_metrics_connection_parked(tg_worker_t *w)
 {
     if (w != NULL && w->metrics != NULL)
-        bump(&w->metrics->parked, 1);
+        tg_counter_add(&w->metrics->parked, 1);
 }
 
 static void add_to(tg_worker_metrics_t *wm, int id, size_t vi, uint64_t delta)
@@ -432,7 +419,7 @@ static void add_to(tg_worker_metrics_t *wm, int id, size_t vi, uint64_t delta)
     const family_t *f = &registry.fams[id];
     if (vi >= (f->nvalues ? f->nvalues : 1))
         return;
-    bump(&wm->slots[f->first + vi], delta);
+    tg_counter_add(&wm->slots[f->first + vi], delta);
 }
 
 void tg_metrics_add(tg_request_t *r, int id, size_t vi, uint64_t delta)
@@ -477,7 +464,7 @@ static uint64_t route_sum(const scrape_t *s, size_t ri, size_t offset)
     for (unsigned i = 0; i < s->nworkers; i++) {
         const route_metrics_t *rm = route_of(&s->workers[i], ri, ri == s->cfg->nroutes);
         if (rm != NULL)
-            total += get((const counter_t *)((const char *)rm + offset));
+            total += tg_counter_get((const tg_counter_t *)((const char *)rm + offset));
     }
     return total;
 }
@@ -498,7 +485,7 @@ static void render_requests(struct evbuffer *out, const scrape_t *s)
         for (unsigned c = 0; c < NCLASSES; c++)
             tg_mtext_sample(
                 out, name, "route", route_label(s, ri), "status", classes[c],
-                route_sum(s, ri, offsetof(route_metrics_t, status) + c * sizeof(counter_t)));
+                route_sum(s, ri, offsetof(route_metrics_t, status) + c * sizeof(tg_counter_t)));
 }
 
 static void render_histogram(struct evbuffer *out, const scrape_t *s)
@@ -509,7 +496,7 @@ static void render_histogram(struct evbuffer *out, const scrape_t *s)
         const char *route = route_label(s, ri);
         uint64_t cum = 0;
         for (size_t b = 0; b < NBUCKETS; b++) {
-            cum += route_sum(s, ri, offsetof(route_metrics_t, bucket) + b * sizeof(counter_t));
+            cum += route_sum(s, ri, offsetof(route_metrics_t, bucket) + b * sizeof(tg_counter_t));
             tg_exemplar_t ex;
             tg_traffic_route_exemplar(s->cfg, s->workers, s->nworkers, ri, b, &ex);
             tg_mtext_sample_ex(out, "tollgate_request_duration_seconds_bucket", "route", route,
@@ -660,8 +647,8 @@ static void render_process(struct evbuffer *out, const scrape_t *s)
     uint64_t ws = 0, parked = 0;
     for (unsigned i = 0; i < s->nworkers; i++) {
         if (s->workers[i].metrics != NULL) {
-            ws += get(&s->workers[i].metrics->websockets);
-            parked += get(&s->workers[i].metrics->parked);
+            ws += tg_counter_get(&s->workers[i].metrics->websockets);
+            parked += tg_counter_get(&s->workers[i].metrics->parked);
         }
     }
     tg_mtext_header(out, "tollgate_websocket_connections_total",
@@ -683,7 +670,7 @@ static uint64_t slot_sum(const scrape_t *s, size_t slot)
     uint64_t total = 0;
     for (unsigned i = 0; i < s->nworkers; i++)
         if (s->workers[i].metrics != NULL)
-            total += get(&s->workers[i].metrics->slots[slot]);
+            total += tg_counter_get(&s->workers[i].metrics->slots[slot]);
     return total;
 }
 
@@ -736,10 +723,10 @@ void tg_metrics_route_totals(const tg_config_t *cfg, tg_worker_t *workers, unsig
     scrape_t s = {.cfg = cfg, .workers = workers, .nworkers = workers ? nworkers : 0};
     for (unsigned c = 0; c < NCLASSES; c++)
         out->status[c] =
-            route_sum(&s, ri, offsetof(route_metrics_t, status) + c * sizeof(counter_t));
+            route_sum(&s, ri, offsetof(route_metrics_t, status) + c * sizeof(tg_counter_t));
     for (size_t b = 0; b < NBUCKETS; b++)
         out->bucket[b] =
-            route_sum(&s, ri, offsetof(route_metrics_t, bucket) + b * sizeof(counter_t));
+            route_sum(&s, ri, offsetof(route_metrics_t, bucket) + b * sizeof(tg_counter_t));
 }
 
 void tg_metrics_upstream_conns(const tg_config_t *cfg, tg_worker_t *workers, unsigned nworkers,

@@ -599,6 +599,9 @@ void tg_proxy_client_drained(tg_request_t *req)
         pump_response(req);
 }
 
+static const tg_stream_cbs_t up_cbs = {
+    .read = up_read_cb, .write = up_write_cb, .event = up_event_cb};
+
 /* ---- start ---- */
 
 static void attempt(tg_request_t *req)
@@ -635,7 +638,7 @@ static void attempt(tg_request_t *req)
     }
     req->up.conn = uc;
     req->up.tries.endpoint = uc->endpoint;
-    tg_stream_setcb(uc->s, up_read_cb, up_write_cb, up_event_cb, req);
+    tg_stream_setcb(uc->s, &up_cbs, req);
     tg_stream_set_watermarks(uc->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);
     set_upstream_timeouts(req);
     tg_try_arm(req);

@@ -59,8 +59,7 @@ struct tg_stream_s {
     struct event *wev; /* with the buffers: none while parked */
     SSL *ssl;
     struct evbuffer *in, *out; /* NULL while parked */
-    tg_stream_data_cb readcb, writecb;
-    tg_stream_event_cb eventcb;
+    const tg_stream_cbs_t *cb; /* never NULL: `none` when unset */
     void *arg;
     uint64_t deadline_ms; /* connect + handshake of a connecting stream (monotonic) */
     uint32_t read_ms, write_ms;
@@ -90,6 +89,8 @@ struct tg_stream_s {
     bool dead : 1;
     bool is_pipe : 1; /* in-memory (tg_stream_new_pipe): its pipe_ext_t is the owner area */
 };
+
+static const tg_stream_cbs_t none;
 
 /* Where the owner's area starts (tg_stream_new_with): 8-byte aligned. */
 #define OWNER_OFFSET ((sizeof(struct tg_stream_s) + 7) & ~(size_t)7)
@@ -201,6 +202,7 @@ tg_stream_t *tg_stream_new_with(struct event_base *base, int fd, SSL *ssl, size_
     if (s == NULL)
         return NULL;
     s->alloc_size = (uint16_t)(OWNER_OFFSET + owner_size);
+    s->cb = &none;
     if (owner != NULL)
         *owner = (char *)s + OWNER_OFFSET;
     s->fd = fd;
@@ -545,7 +547,7 @@ void tg_stream_send(tg_stream_t *s, struct evbuffer *src)
         size_t before = evbuffer_get_length(src);
         if (write_buffer(s, src) == IO_ERROR)
             s->error_pending = true;
-        else if (evbuffer_get_length(src) < before && s->writecb)
+        else if (evbuffer_get_length(src) < before && s->cb->write)
             s->wrote_sync = true;
         if (s->error_pending || s->wrote_sync)
             activate(s);
@@ -664,14 +666,14 @@ static void drive(tg_stream_t *s, bool readable, bool writable, bool triggered)
 out:
     update_read(s);
     update_write(s);
-    if (connected && s->eventcb)
-        CALL(s, s->eventcb(s, TG_STREAM_CONNECTED, s->arg));
-    if (got && s->readcb)
-        CALL(s, s->readcb(s, s->arg));
-    if (wrote && s->writecb && s->out && evbuffer_get_length(s->out) <= s->write_low)
-        CALL(s, s->writecb(s, s->arg));
-    if (ev && s->eventcb)
-        CALL(s, s->eventcb(s, ev, s->arg));
+    if (connected && s->cb->event)
+        CALL(s, s->cb->event(s, TG_STREAM_CONNECTED, s->arg));
+    if (got && s->cb->read)
+        CALL(s, s->cb->read(s, s->arg));
+    if (wrote && s->cb->write && s->out && evbuffer_get_length(s->out) <= s->write_low)
+        CALL(s, s->cb->write(s, s->arg));
+    if (ev && s->cb->event)
+        CALL(s, s->cb->event(s, ev, s->arg));
 }
 
 /* A timeout on rev (on_read) or wev: which direction it bounds depends on
@@ -688,8 +690,8 @@ static void timed_out(tg_stream_t *s, bool on_read)
     if (ev & TG_STREAM_READING)
         s->reading = false;
     update_read(s);
-    if (s->eventcb)
-        CALL(s, s->eventcb(s, ev, s->arg));
+    if (s->cb->event)
+        CALL(s, s->cb->event(s, ev, s->arg));
 }
 
 static void rev_cb(evutil_socket_t fd, short what, void *arg)
@@ -730,12 +732,9 @@ void tg_stream_connect(tg_stream_t *s, const struct sockaddr *sa, socklen_t sale
     update_write(s);
 }
 
-void tg_stream_setcb(tg_stream_t *s, tg_stream_data_cb read, tg_stream_data_cb write,
-                     tg_stream_event_cb event, void *arg)
+void tg_stream_setcb(tg_stream_t *s, const tg_stream_cbs_t *cbs, void *arg)
 {
-    s->readcb = read;
-    s->writecb = write;
-    s->eventcb = event;
+    s->cb = cbs != NULL ? cbs : &none;
     s->arg = arg;
 }
 
@@ -843,6 +842,7 @@ tg_stream_t *tg_stream_new_pipe(struct event_base *base, const tg_stream_pipe_t 
     if (s == NULL)
         return NULL;
     s->alloc_size = (uint16_t)(OWNER_OFFSET + sizeof(*ext));
+    s->cb = &none;
     ext = (pipe_ext_t *)((char *)s + OWNER_OFFSET);
     ext->ops = pipe;
     ext->arg = arg;

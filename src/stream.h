@@ -83,8 +83,15 @@ void tg_stream_free(tg_stream_t *s);
  * Output added meanwhile is sent once connected. */
 void tg_stream_connect(tg_stream_t *s, const struct sockaddr *sa, socklen_t salen);
 
-void tg_stream_setcb(tg_stream_t *s, tg_stream_data_cb read, tg_stream_data_cb write,
-                     tg_stream_event_cb event, void *arg);
+/* The owner's callbacks (any may be NULL): a table with static storage,
+ * shared by every stream of one kind (a pointer per stream, not three). */
+typedef struct {
+    tg_stream_data_cb read, write;
+    tg_stream_event_cb event;
+} tg_stream_cbs_t;
+
+/* cbs NULL: no callbacks. */
+void tg_stream_setcb(tg_stream_t *s, const tg_stream_cbs_t *cbs, void *arg);
 
 /* Reading on or off (writing is always on). */
 void tg_stream_read_enable(tg_stream_t *s, bool on);

@@ -236,7 +236,6 @@ static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[EVP_
 {
     static char sha256[] = "sha256";
     ticket_key_t k;
-    (void)ssl;
     int which = tickets_get(enc ? NULL : key_name, &k);
     if (which < 0)
         return enc ? -1 : 0; /* decrypt: unknown key -> full handshake */
@@ -255,8 +254,12 @@ static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[EVP_
     OPENSSL_cleanse(&k, sizeof(k));
     if (!ok)
         return -1;
-    /* 2: accepted, and a new ticket under the current key is issued. */
-    return enc || which == 0 ? 1 : 2;
+    /* 2: accepted, and a new ticket is issued. TLS 1.3 clients use a ticket
+     * once (RFC 8446 C.4), so without a new one every other connection of a
+     * client would be a full handshake; TLS 1.2 renews only after rotation. */
+    if (enc)
+        return 1;
+    return which == 0 && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
 }
 
 /* ---- SNI -------------------------------------------------------------- */
@@ -382,6 +385,7 @@ typedef struct {
     int min_proto, max_proto;
     const tg_conf_node_t *ciphers, *suites, *client_ca;
     const alpn_list_t *alpn;
+    bool tickets, cache; /* session_tickets, session_cache */
     char ca_path[PATH_MAX];
     unsigned char sid[32]; /* SHA-256: exactly SSL_MAX_SID_CTX_LENGTH */
 } server_opts_t;
@@ -445,6 +449,12 @@ static int parse_server_opts(const tg_conf_node_t *n, const char *dir, const cha
     memset(o, 0, sizeof(*o));
     if (parse_protocols(tg_conf_map_get(n, "protocols"), o, err) < 0 ||
         parse_alpn(tg_conf_map_get(n, "alpn"), o, err) < 0)
+        return -1;
+    o->tickets = o->cache = true;
+    const tg_conf_node_t *t = tg_conf_map_get(n, "session_tickets");
+    const tg_conf_node_t *c = tg_conf_map_get(n, "session_cache");
+    if ((t && tg_conf_get_bool(t, &o->tickets, err) < 0) ||
+        (c && tg_conf_get_bool(c, &o->cache, err) < 0))
         return -1;
     o->ciphers = tg_conf_map_get(n, "ciphers");
     o->suites = tg_conf_map_get(n, "ciphersuites");
@@ -521,12 +531,20 @@ static SSL_CTX *load_server_cert(const tg_conf_node_t *entry, const char *dir,
 
 /* The default context gets the session machinery: OpenSSL keeps using the
  * initial context for caching and tickets after an SNI switch. */
-static int server_default_setup(tg_tls_server_t *s, sni_table_t *t)
+static int server_default_setup(tg_tls_server_t *s, sni_table_t *t, const server_opts_t *o)
 {
-    SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_set_session_cache_mode(s->ctx, o->cache ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_OFF);
     SSL_CTX_sess_set_cache_size(s->ctx, SESSION_CACHE_SIZE);
     SSL_CTX_set_tlsext_servername_callback(s->ctx, servername_cb);
     SSL_CTX_set_tlsext_servername_arg(s->ctx, t);
+    if (!o->tickets) {
+        /* TLS 1.3 then sends stateful tickets (ids into the session cache):
+         * none at all when the cache is off too. */
+        SSL_CTX_set_options(s->ctx, SSL_OP_NO_TICKET);
+        if (!o->cache)
+            SSL_CTX_set_num_tickets(s->ctx, 0);
+        return 0;
+    }
     return SSL_CTX_set_tlsext_ticket_key_evp_cb(s->ctx, ticket_cb) == 1 ? 0 : -1;
 }
 
@@ -547,7 +565,7 @@ static int load_server_certs(tg_tls_server_t *s, const tg_conf_node_t *certs, co
                 return ssl_fail(err, entry, "cannot set up TLS");
             }
             /* From here the table belongs to the default context. */
-            if (server_default_setup(s, t) < 0)
+            if (server_default_setup(s, t, o) < 0)
                 return ssl_fail(err, entry, "cannot set up TLS");
         }
         int n = sni_add_cert(t, ctx, i == 0 ? NULL : ctx);
@@ -562,8 +580,9 @@ static int load_server_certs(tg_tls_server_t *s, const tg_conf_node_t *certs, co
     return 0;
 }
 
-static const char *const server_keys[] = {"alpn",      "certificates", "ciphers", "ciphersuites",
-                                          "client_ca", "protocols",    NULL};
+static const char *const server_keys[] = {"alpn",          "certificates",    "ciphers",
+                                          "ciphersuites",  "client_ca",       "protocols",
+                                          "session_cache", "session_tickets", NULL};
 
 static void tls_init(void)
 {

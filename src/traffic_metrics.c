@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "counter.h"
 #include "metrics.h"
 #include "request.h"
 #include "tollgate/clock.h"
@@ -16,26 +17,24 @@
 
 #define NB TG_MTEXT_NBUCKETS
 
-typedef atomic_uint_least64_t counter_t;
-
 /* One writer (the worker): seq is odd while the fields change, so a reader
  * on the admin thread retries instead of mixing two traces. */
 typedef struct {
-    counter_t seq;
-    counter_t id[2];
-    counter_t value_us;
-    counter_t wall_ms;
+    tg_counter_t seq;
+    tg_counter_t id[2];
+    tg_counter_t value_us;
+    tg_counter_t wall_ms;
 } ex_slot_t;
 
 typedef struct {
-    counter_t started, ended; /* in flight: the difference */
-    counter_t bytes_in, bytes_out;
+    tg_counter_t started, ended; /* in flight: the difference */
+    tg_counter_t bytes_in, bytes_out;
     ex_slot_t ex[NB];
 } route_t;
 
 typedef struct {
-    counter_t bucket[NB];
-    counter_t sum_us;
+    tg_counter_t bucket[NB];
+    tg_counter_t sum_us;
     ex_slot_t ex[NB];
 } upstream_t;
 
@@ -45,7 +44,7 @@ struct tg_traffic_s {
     route_t *routes;
     size_t nups;
     upstream_t *ups;
-    counter_t opened[TG_TRAFFIC_LISTENERS], closed[TG_TRAFFIC_LISTENERS];
+    tg_counter_t opened[TG_TRAFFIC_LISTENERS], closed[TG_TRAFFIC_LISTENERS];
 };
 
 /* Listener names and protocols by slot: process-wide, never shrinks, so a
@@ -58,17 +57,6 @@ static struct {
 } slots = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static const char *const proto_names[TG_PROTO_COUNT] = {"http/1.1", "h2"};
-
-static inline void bump(counter_t *c, uint64_t d)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
-                          memory_order_relaxed);
-}
-
-static inline uint64_t get(const counter_t *c)
-{
-    return atomic_load_explicit((counter_t *)c, memory_order_relaxed);
-}
 
 tg_traffic_t *tg_traffic_new(const tg_config_t *cfg)
 {
@@ -96,9 +84,9 @@ void tg_traffic_free(tg_traffic_t *t)
     free(t);
 }
 
-static void copy(counter_t *to, const counter_t *from)
+static void copy(tg_counter_t *to, const tg_counter_t *from)
 {
-    atomic_store_explicit(to, get(from), memory_order_relaxed);
+    atomic_store_explicit(to, tg_counter_get(from), memory_order_relaxed);
 }
 
 static void carry_route(route_t *to, const route_t *from)
@@ -171,12 +159,12 @@ void tg_traffic_request_routed(tg_request_t *req)
     tg_traffic_t *t = of_worker(req->conn->worker);
     route_t *r = t ? route_slot(t, req) : NULL;
     if (r != NULL)
-        bump(&r->started, 1);
+        tg_counter_add(&r->started, 1);
 }
 
 static void ex_write(ex_slot_t *e, const uint8_t trace_id[16], uint64_t value_us)
 {
-    uint64_t seq = get(&e->seq);
+    uint64_t seq = tg_counter_get(&e->seq);
     atomic_store_explicit(&e->seq, seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
     uint64_t id[2];
@@ -192,15 +180,15 @@ static void ex_write(ex_slot_t *e, const uint8_t trace_id[16], uint64_t value_us
 static bool ex_read(const ex_slot_t *e, tg_exemplar_t *out)
 {
     for (int tries = 0; tries < 4; tries++) {
-        uint64_t s1 = atomic_load_explicit((counter_t *)&e->seq, memory_order_acquire);
+        uint64_t s1 = atomic_load_explicit((tg_counter_t *)&e->seq, memory_order_acquire);
         if (s1 == 0)
             return false;
         if (s1 & 1)
             continue;
-        uint64_t id[2] = {get(&e->id[0]), get(&e->id[1])};
-        uint64_t v = get(&e->value_us), ms = get(&e->wall_ms);
+        uint64_t id[2] = {tg_counter_get(&e->id[0]), tg_counter_get(&e->id[1])};
+        uint64_t v = tg_counter_get(&e->value_us), ms = tg_counter_get(&e->wall_ms);
         atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit((counter_t *)&e->seq, memory_order_relaxed) != s1)
+        if (atomic_load_explicit((tg_counter_t *)&e->seq, memory_order_relaxed) != s1)
             continue;
         uint8_t b[16];
         memcpy(b, id, 16);
@@ -222,9 +210,9 @@ void tg_traffic_request_done(tg_request_t *req, uint64_t duration_us)
     route_t *r = route_slot(t, req);
     if (r != NULL) {
         if (req->route != NULL)
-            bump(&r->ended, 1);
-        bump(&r->bytes_in, req->client.head_len + req->client.body.moved);
-        bump(&r->bytes_out, req->resp.bytes_out);
+            tg_counter_add(&r->ended, 1);
+        tg_counter_add(&r->bytes_in, req->client.head_len + req->client.body.moved);
+        tg_counter_add(&r->bytes_out, req->resp.bytes_out);
         if (ex)
             ex_write(&r->ex[tg_mtext_bucket(duration_us)], req->trace.trace_id, duration_us);
     }
@@ -239,8 +227,8 @@ void tg_traffic_request_done(tg_request_t *req, uint64_t duration_us)
      * client wait, retries included (nginx's $upstream_header_time). */
     uint64_t us = req->time.up_head_us - req->time.up_start_us;
     unsigned b = tg_mtext_bucket(us);
-    bump(&u->bucket[b], 1);
-    bump(&u->sum_us, us);
+    tg_counter_add(&u->bucket[b], 1);
+    tg_counter_add(&u->sum_us, us);
     if (ex)
         ex_write(&u->ex[b], req->trace.trace_id, us);
 }
@@ -271,7 +259,7 @@ unsigned tg_traffic_conn_opened(tg_worker_t *w, const char *listener, unsigned p
     unsigned s = slot_of(listener, proto < TG_PROTO_COUNT ? proto : 0);
     tg_traffic_t *t = of_worker(w);
     if (t != NULL)
-        bump(&t->opened[s], 1);
+        tg_counter_add(&t->opened[s], 1);
     return s;
 }
 
@@ -282,8 +270,8 @@ unsigned tg_traffic_conn_protocol(tg_worker_t *w, unsigned slot, unsigned proto)
     unsigned to = slot_of(slots.name[slot], proto); /* a published name never changes */
     tg_traffic_t *t = of_worker(w);
     if (t != NULL && to != slot) {
-        bump(&t->closed[slot], 1);
-        bump(&t->opened[to], 1);
+        tg_counter_add(&t->closed[slot], 1);
+        tg_counter_add(&t->opened[to], 1);
     }
     return to;
 }
@@ -292,7 +280,7 @@ void tg_traffic_conn_closed(tg_worker_t *w, unsigned slot)
 {
     tg_traffic_t *t = of_worker(w);
     if (t != NULL && slot < TG_TRAFFIC_LISTENERS)
-        bump(&t->closed[slot], 1);
+        tg_counter_add(&t->closed[slot], 1);
 }
 
 /* ---- rendering ---- */
@@ -319,7 +307,7 @@ static uint64_t route_sum(const scrape_t *s, size_t ri, size_t off)
     for (unsigned i = 0; i < s->n; i++) {
         const tg_traffic_t *t = traffic_at(s, i);
         if (t != NULL)
-            total += get((const counter_t *)((const char *)&t->routes[ri] + off));
+            total += tg_counter_get((const tg_counter_t *)((const char *)&t->routes[ri] + off));
     }
     return total;
 }
@@ -330,7 +318,7 @@ static uint64_t up_sum(const scrape_t *s, size_t ui, size_t off)
     for (unsigned i = 0; i < s->n; i++) {
         const tg_traffic_t *t = traffic_at(s, i);
         if (t != NULL)
-            total += get((const counter_t *)((const char *)&t->ups[ui] + off));
+            total += tg_counter_get((const tg_counter_t *)((const char *)&t->ups[ui] + off));
     }
     return total;
 }
@@ -405,7 +393,7 @@ static void render_upstreams(struct evbuffer *out, const scrape_t *s)
         const char *name = s->cfg->upstreams[u].name;
         uint64_t cum = 0;
         for (size_t b = 0; b < NB; b++) {
-            cum += up_sum(s, u, offsetof(upstream_t, bucket) + b * sizeof(counter_t));
+            cum += up_sum(s, u, offsetof(upstream_t, bucket) + b * sizeof(tg_counter_t));
             tg_exemplar_t ex = {.trace_id = ""};
             if (tg_mtext_openmetrics())
                 newest(s, false, u, b, &ex);
@@ -427,8 +415,8 @@ static void render_connections(struct evbuffer *out, const scrape_t *s)
         const tg_worker_metrics_t *m = __atomic_load_n(&s->ws[i].metrics, __ATOMIC_ACQUIRE);
         const tg_traffic_t *t = tg_worker_metrics_traffic(m);
         for (unsigned k = 0; t != NULL && k < n; k++) {
-            opened[k] += get(&t->opened[k]);
-            closed[k] += get(&t->closed[k]);
+            opened[k] += tg_counter_get(&t->opened[k]);
+            closed[k] += tg_counter_get(&t->closed[k]);
         }
     }
     tg_mtext_header(out, "tollgate_client_connections", "Client connections open now.", "gauge");
@@ -467,7 +455,7 @@ void tg_traffic_upstream(const tg_config_t *cfg, tg_worker_t *workers, unsigned 
 {
     scrape_t s = {cfg, workers, workers ? n : 0};
     for (size_t b = 0; b < NB; b++)
-        bucket[b] = up_sum(&s, ui, offsetof(upstream_t, bucket) + b * sizeof(counter_t));
+        bucket[b] = up_sum(&s, ui, offsetof(upstream_t, bucket) + b * sizeof(tg_counter_t));
 }
 
 size_t tg_traffic_listeners(tg_worker_t *workers, unsigned n, tg_listener_conns_t *out, size_t max)
@@ -483,7 +471,7 @@ size_t tg_traffic_listeners(tg_worker_t *workers, unsigned n, tg_listener_conns_
             if (t == NULL)
                 continue;
             /* A connection closes on the worker that accepted it. */
-            uint64_t o = get(&t->opened[j]), c = get(&t->closed[j]);
+            uint64_t o = tg_counter_get(&t->opened[j]), c = tg_counter_get(&t->closed[j]);
             out[m].open += o > c ? o - c : 0;
             out[m].accepted += o;
         }

@@ -116,6 +116,9 @@ void tg_tunnel_client_event(tg_request_t *req, short what)
     close_tunnel(req);
 }
 
+static const tg_stream_cbs_t tunnel_up_cbs = {
+    .read = up_read_cb, .write = up_write_cb, .event = up_event_cb};
+
 void tg_tunnel_start(tg_request_t *req)
 {
     tg_conn_t *c = req->conn;
@@ -127,7 +130,7 @@ void tg_tunnel_start(tg_request_t *req)
     tg_stream_set_timeouts(req->up.conn->s, 0, 0);
     touch(req);
     arm(c, req->cfg->limits.idle_timeout_ms);
-    tg_stream_setcb(req->up.conn->s, up_read_cb, up_write_cb, up_event_cb, req);
+    tg_stream_setcb(req->up.conn->s, &tunnel_up_cbs, req);
     /* Drained callbacks well before empty: a client that reads a backlog
      * slowly is moving bytes, and the other side refills sooner. */
     tg_stream_set_watermarks(req->up.conn->s, TG_OUT_HIGH, TG_OUT_HIGH / 4);

@@ -103,7 +103,7 @@ tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target)
     if (c == NULL)
         return NULL;
     idle_unlink(c);
-    tg_stream_setcb(c->s, NULL, NULL, NULL, NULL);
+    tg_stream_setcb(c->s, NULL, NULL);
     tg_stream_set_timeouts(c->s, 0, 0);
     t->active++;
     p->nactive++;
@@ -168,6 +168,9 @@ tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target)
     return c;
 }
 
+static const tg_stream_cbs_t idle_cbs = {
+    .read = idle_read_cb, .write = NULL, .event = idle_event_cb};
+
 void tg_upool_release(tg_uconn_t *c, bool reusable)
 {
     tg_upool_t *p = c->pool;
@@ -189,7 +192,7 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     t->idle_head = c;
     p->nidle++;
     TG_STAT_INC(p, idle);
-    tg_stream_setcb(c->s, idle_read_cb, NULL, idle_event_cb, c);
+    tg_stream_setcb(c->s, &idle_cbs, c);
     tg_stream_set_timeouts(c->s, IDLE_TIMEOUT_MS, 0);
     tg_stream_set_watermarks(c->s, 0, 0);
     tg_stream_read_enable(c->s, true);

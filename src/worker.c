@@ -13,6 +13,7 @@
 #include "arena.h"
 #include "chain.h"
 #include "conn.h"
+#include "ev_alloc.h"
 #include "h2_conn.h"
 #include "heap_trim.h"
 #include "log.h"
@@ -379,6 +380,7 @@ static void *worker_main(void *arg)
 {
     tg_worker_t *w = arg;
     tg_current_worker = w;
+    tg_ev_alloc_thread_pools();
     /* Plugin and Redis state is created on the thread that will use it. The
      * Redis connection keeps the first config's redis: (a change of Redis
      * address needs a restart). */
@@ -526,4 +528,10 @@ void tg_worker_put_arena(tg_worker_t *w, tg_arena_t *a)
         w->spare_arenas[w->nspare++] = a;
     else
         tg_arena_destroy(a);
+}
+
+void tg_worker_shrink_arenas(tg_worker_t *w, size_t keep)
+{
+    while (w->nspare > keep)
+        tg_arena_destroy(w->spare_arenas[--w->nspare]);
 }

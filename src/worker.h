@@ -112,5 +112,7 @@ void tg_worker_conn_added(tg_worker_t *w, tg_conn_t *c);
 void tg_worker_conn_removed(tg_worker_t *w, tg_conn_t *c);
 tg_arena_t *tg_worker_get_arena(tg_worker_t *w);
 void tg_worker_put_arena(tg_worker_t *w, tg_arena_t *a);
+/* Frees spare arenas beyond keep (a quiet worker after a burst). */
+void tg_worker_shrink_arenas(tg_worker_t *w, size_t keep);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * tollgate public API: admin actions provided by plugins (API 2.8).
+ * tollgate public API: admin actions provided by plugins (API 2.8; 2.11: a
+ * Redis connection for an action).
  *
  * A plugin may serve one POST path on the admin endpoint (the cache's
  * POST /cache/purge). The request passes the same checks as POST /reload
@@ -11,6 +12,8 @@
 #define TOLLGATE_ADMIN_H
 
 #include <stddef.h>
+
+#include "tollgate/redis.h"
 
 /* Longest answer an action may write (NUL included). */
 #define TG_ADMIN_ACTION_OUT_MAX 4096
@@ -31,5 +34,36 @@ int tg_admin_action_add(const char *path, tg_admin_action_fn fn, void *data);
  * running, so data may be freed afterwards. Thread-safe; an unknown pair is
  * ignored. */
 void tg_admin_action_remove(const char *path, void *data);
+
+/* ---- API 2.11: Redis for an action ----
+ * An action that must reach the top-level `redis:` (the cache's purge of its
+ * Redis entries) opens a connection of its own on the admin thread: the
+ * workers' connections belong to their threads. The connection follows the
+ * same configuration (address, AUTH, SELECT, Sentinel, Cluster: each command
+ * goes to the primary of its first key's slot) and lives for one action: the
+ * action stays synchronous and blocks the admin thread (health checks and
+ * scrapes included) while it waits, at most the connect timeout to open, and
+ * per command the configured timeout. Only from an action (the admin
+ * thread). */
+typedef struct tg_admin_redis_s tg_admin_redis_t;
+
+/* Connects (waiting until the connection is ready). NULL with a reason in err
+ * (errlen bytes) when `redis:` is not configured or the connection failed. */
+tg_admin_redis_t *tg_admin_redis_open(char *err, size_t errlen);
+
+/* Sends argv as tg_redis_command() does; cb runs during tg_admin_redis_wait()
+ * (and may send more). A command that meets "redis not connected" (a Cluster
+ * primary still connecting) is sent again until the connect timeout has
+ * passed. Returns 0, or -1 when cb was already called with an error. A call
+ * cannot be cancelled. */
+int tg_admin_redis_command(tg_admin_redis_t *c, tg_redis_cb_t cb, void *data, int argc,
+                           const char **argv, const size_t *argvlen);
+
+/* Runs the connection until every command sent (callbacks' included) has been
+ * answered: each has the configured timeout, so this returns. */
+void tg_admin_redis_wait(tg_admin_redis_t *c);
+
+/* Closes; NULL is allowed. */
+void tg_admin_redis_close(tg_admin_redis_t *c);
 
 #endif

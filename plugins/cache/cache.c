@@ -38,8 +38,9 @@
  * miss). Collapsing: the process's claim (the memory store's), then a
  * Redis lock (SET NX, 5 s) so that other instances poll (MGET entry and
  * lock) for the entry instead of fetching; the holder deletes the lock when
- * its response is stored or found unstorable. POST /cache/purge removes
- * memory entries only.
+ * its response is stored or found unstorable. Each stored entry is also
+ * indexed by route and path (cache_redis_index.h), so that POST /cache/purge
+ * removes the Redis entries too (over the admin thread's own connection).
  * Put response-shape before cache in the chain: response hooks run last
  * plugin first, so the cache stores the upstream's body and shaping applies
  * to every answer, stored or not.
@@ -58,6 +59,7 @@
 #include "cache_entry.h"
 #include "cache_key.h"
 #include "cache_policy.h"
+#include "cache_redis_index.h"
 #include "cache_store.h"
 #include "tollgate/admin.h"
 #include "tollgate/plugin.h"
@@ -72,7 +74,6 @@
 #define WAIT_FIRST_MS 2
 #define WAIT_MAX_MS 50
 #define PURGE_PATH "/cache/purge"
-#define REDIS_PREFIX "tollgate:cache:"
 /* storage redis: the instance that fetches a key holds this lock (SET NX) so
  * that other instances wait for its entry rather than fetch too; it expires
  * on its own when the holder dies. */
@@ -145,10 +146,11 @@ typedef struct {
 static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
 static tg_cache_store_t *store;
 static unsigned store_users;
+static unsigned redis_users; /* instances with storage redis: a purge reaches Redis too */
 
 static int purge_action(void *data, const char *body, size_t len, char *out);
 
-static int store_acquire(uint64_t max_size)
+static int store_acquire(uint64_t max_size, bool redis)
 {
     int rc = 0;
     pthread_mutex_lock(&store_lock);
@@ -162,21 +164,46 @@ static int store_acquire(uint64_t max_size)
         /* The latest config's bound (a reload) applies to the whole store. */
         tg_cache_store_set_limit(store, max_size);
     }
-    if (rc == 0)
+    if (rc == 0) {
         store_users++;
+        redis_users += redis;
+    }
     pthread_mutex_unlock(&store_lock);
     return rc;
 }
 
-static void store_release(void)
+static void store_release(bool redis)
 {
     pthread_mutex_lock(&store_lock);
+    redis_users -= redis;
     if (--store_users == 0) {
         tg_admin_action_remove(PURGE_PATH, store);
         tg_cache_store_free(store);
         store = NULL;
     }
     pthread_mutex_unlock(&store_lock);
+}
+
+/* The memory store's entries, then Redis's when an instance stores there. A
+ * Redis failure answers 503 with what was purged from memory. */
+static int purge(tg_cache_store_t *s, const char *route, const char *path, bool prefix, char *out)
+{
+    long n = (long)tg_cache_store_purge(s, route, path, prefix);
+    pthread_mutex_lock(&store_lock);
+    bool redis = redis_users > 0;
+    pthread_mutex_unlock(&store_lock);
+    char err[200];
+    long r = redis ? tg_cache_redis_purge(route, path, prefix, err, sizeof(err)) : 0;
+    if (r < 0) {
+        json_t *j = json_pack("{s:i, s:s+}", "purged", (json_int_t)n, "error", "redis: ", err);
+        char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+        snprintf(out, TG_ADMIN_ACTION_OUT_MAX, "%s", text != NULL ? text : "{}");
+        free(text);
+        json_decref(j);
+        return 503;
+    }
+    snprintf(out, TG_ADMIN_ACTION_OUT_MAX, "{\"purged\": %ld}", n + r);
+    return 200;
 }
 
 /* POST /cache/purge {"route": "...", "path": "/p"} | {"route": "...", "prefix": "/p/"} */
@@ -194,9 +221,7 @@ static int purge_action(void *data, const char *body, size_t len, char *out)
                  "{\"error\": \"expected {\\\"route\\\": name, \\\"path\\\" or \\\"prefix\\\": "
                  "\\\"/...\\\"}\"}");
     } else {
-        size_t n = tg_cache_store_purge(data, route, path != NULL ? path : prefix, path == NULL);
-        snprintf(out, TG_ADMIN_ACTION_OUT_MAX, "{\"purged\": %zu}", n);
-        status = 200;
+        status = purge(data, route, path != NULL ? path : prefix, path == NULL, out);
     }
     json_decref(j);
     return status;
@@ -281,7 +306,7 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
         goto fail;
     }
     if (!env->check_only) {
-        if (store_acquire(c->max_size) < 0) {
+        if (store_acquire(c->max_size, c->storage == STORAGE_REDIS) < 0) {
             tg_conf_error(err, node, "out of memory");
             goto fail;
         }
@@ -301,7 +326,7 @@ static void destroy(void *instance)
 {
     cache_conf_t *c = instance;
     if (c->store_held)
-        store_release();
+        store_release(c->storage == STORAGE_REDIS);
     conf_free(c);
 }
 
@@ -553,8 +578,9 @@ static void redis_got(void *data, const struct redisReply *reply, const char *er
 static tg_filter_status_t decide(tg_request_t *r, cache_ctx_t *x, bool may_wait)
 {
     if (x->c->storage == STORAGE_REDIS) {
-        const char *argv[2] = {
-            "GET", tg_arena_printf(tg_request_arena(r), REDIS_PREFIX "%.*s", (int)x->klen, x->key)};
+        const char *argv[2] = {"GET",
+                               tg_arena_printf(tg_request_arena(r), TG_CACHE_REDIS_PREFIX "%.*s",
+                                               (int)x->klen, x->key)};
         size_t argvlen[2] = {3, strlen(argv[1])};
         x->may_wait = may_wait;
         x->state = ST_WAIT;
@@ -610,7 +636,8 @@ static void remote_poll(cache_ctx_t *x, uint64_t waited)
         return;
     }
     tg_arena_t *a = tg_request_arena(x->r);
-    const char *argv[3] = {"MGET", tg_arena_printf(a, REDIS_PREFIX "%.*s", (int)x->klen, x->key),
+    const char *argv[3] = {"MGET",
+                           tg_arena_printf(a, TG_CACHE_REDIS_PREFIX "%.*s", (int)x->klen, x->key),
                            lock_key(x->r, x)};
     size_t argvlen[3] = {4, strlen(argv[1]), strlen(argv[2])};
     x->call = tg_redis_command(x->r, remote_got, x, 3, argv, argvlen);
@@ -697,11 +724,12 @@ static void put(tg_request_t *r, const cache_conf_t *c, tg_cache_entry_t *e)
     if (b != NULL && keep > 0 && e->body_len <= c->max_body && tg_cache_encode(e, b) == 0) {
         char ttl[24];
         snprintf(ttl, sizeof(ttl), "%lld", (long long)keep * 1000);
-        const char *key =
-            tg_arena_printf(tg_request_arena(r), REDIS_PREFIX "%.*s", (int)e->klen, e->key);
+        const char *key = tg_arena_printf(tg_request_arena(r), TG_CACHE_REDIS_PREFIX "%.*s",
+                                          (int)e->klen, e->key);
         const char *argv[5] = {"SET", key, (const char *)evbuffer_pullup(b, -1), "PX", ttl};
         size_t argvlen[5] = {3, strlen(key), evbuffer_get_length(b), 2, strlen(ttl)};
         tg_redis_command(r, redis_stored, NULL, 5, argv, argvlen);
+        tg_cache_redis_index(r, e, key, keep);
     }
     if (b != NULL)
         evbuffer_free(b);

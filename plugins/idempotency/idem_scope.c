@@ -147,8 +147,8 @@ static void part_label(const tg_idem_scope_part_t *p, char *out, size_t size)
 }
 
 int tg_idem_scope_hash(const tg_idem_scope_t *s, tg_request_t *r, const char *salt, const char *key,
-                       size_t key_len, uint8_t out[TG_IDEM_HASH], char *missing,
-                       size_t missing_size)
+                       size_t key_len, uint8_t out[TG_IDEM_HASH], uint8_t scope_out[TG_IDEM_HASH],
+                       char *missing, size_t missing_size)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     int rc = 0;
@@ -176,8 +176,17 @@ int tg_idem_scope_hash(const tg_idem_scope_t *s, tg_request_t *r, const char *sa
         if (rc < 0)
             part_label(p, missing, missing_size);
     }
-    tg_idem_digest_put(md, key, key_len);
     unsigned int n = 0;
+    EVP_MD_CTX *scope = EVP_MD_CTX_new();
+    if (scope == NULL || EVP_MD_CTX_copy_ex(scope, md) != 1) {
+        EVP_MD_CTX_free(scope);
+        EVP_MD_CTX_free(md);
+        snprintf(missing, missing_size, "out of memory");
+        return -2;
+    }
+    EVP_DigestFinal_ex(scope, scope_out, &n);
+    EVP_MD_CTX_free(scope);
+    tg_idem_digest_put(md, key, key_len);
     EVP_DigestFinal_ex(md, out, &n);
     EVP_MD_CTX_free(md);
     return rc;

@@ -12,6 +12,9 @@
  *       ttl: 24h                # how long a completed response is replayed
  *       lock_ttl: 60s           # how long an "in progress" record lives at most
  *       max_body: 1MiB          # larger responses are not stored
+ *       max_keys_per_scope: 10000 # live records one client (scope value) may hold: 429 past it
+ *       max_size_per_scope: 4MiB # memory: their bytes
+ *       max_size: 64MiB         # memory: the process's store
  *
  * request_head has the body read whole first (tg_request_read_body: the
  * fingerprint holds its digest), then claims the key atomically (Redis: one EVAL that GETs the
@@ -23,6 +26,9 @@
  * stored response with Idempotent-Replayed: true, completed but too large to
  * store -> 409 (the request was processed; see docs/idempotency.md).
  * Redis unreachable -> 503 for a request with a key: never "run it twice".
+ * A client (scope value) holding max_keys_per_scope live records (memory) or
+ * having claimed that many keys within one ttl (Redis: a counter per scope in
+ * the claim's script) gets 429: it cannot fill the store for everyone.
  */
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -38,6 +44,11 @@
 #include "tollgate/redis.h"
 
 #define P_LEN (1 + TG_IDEM_HASH + TG_IDEM_TOKEN_HEX)
+/* Redis names: the scope's hash (its first 16 bytes) as the hash tag, so a
+ * record and its scope's counter share a Cluster slot (one script). */
+#define TAG_HEX 32
+#define RKEY_SIZE (8 + 1 + TAG_HEX + 1 + 2 * TG_IDEM_HASH + 1)
+#define QKEY_SIZE (10 + 1 + TAG_HEX + 1 + 1)
 
 typedef enum { STORAGE_REDIS, STORAGE_MEMORY } storage_t;
 static const char *const storage_names[] = {"redis", "memory", NULL};
@@ -51,9 +62,11 @@ typedef enum {
     O_TOO_LARGE,
     O_BAD_KEY,
     O_UNAVAILABLE,
+    O_OVER_QUOTA,
 } outcome_t;
-static const char *const outcome_names[] = {"stored",   "replayed",  "conflict", "mismatch",
-                                            "released", "too_large", "bad_key",  "unavailable"};
+static const char *const outcome_names[] = {"stored",   "replayed",    "conflict",
+                                            "mismatch", "released",    "too_large",
+                                            "bad_key",  "unavailable", "over_quota"};
 
 typedef struct {
     storage_t storage;
@@ -62,8 +75,9 @@ typedef struct {
     size_t nmethods;
     bool required;
     tg_idem_scope_t scope;
-    uint64_t ttl_ms, lock_ttl_ms, max_body;
-    char ttl_arg[24], lock_arg[24];
+    uint64_t ttl_ms, lock_ttl_ms, max_body, max_size;
+    tg_idem_quota_t quota;
+    char ttl_arg[24], lock_arg[24], quota_arg[24];
     tg_idem_mem_t *mem;
     int m_outcomes;
 } idem_t;
@@ -79,10 +93,12 @@ typedef struct {
     bool have_body;
     int status;
     uint8_t key[TG_IDEM_HASH];
-    uint8_t fp[TG_IDEM_HASH];            /* the request's fingerprint */
-    char rkey[8 + 2 * TG_IDEM_HASH + 1]; /* "tg:idem:<hex>" */
-    char pval[P_LEN];                    /* the in-progress value this request set */
-    uint8_t *fields;                     /* the response's header block (arena) */
+    uint8_t scope[TG_IDEM_HASH]; /* the client's key space */
+    uint8_t fp[TG_IDEM_HASH];    /* the request's fingerprint */
+    char rkey[RKEY_SIZE];        /* "tg:idem:{<scope>}<key>" */
+    char qkey[QKEY_SIZE];        /* "tg:idem:n:{<scope>}" */
+    char pval[P_LEN];            /* the in-progress value this request set */
+    uint8_t *fields;             /* the response's header block (arena) */
     size_t fields_len;
     char *body;
     size_t body_len;
@@ -110,6 +126,12 @@ static const tg_conf_field_t fields[] = {
      .max = 86400000, .def = 60000},
     {"max_body", TG_CONF_FIELD_SIZE, TG_CONF_AT(idem_t, max_body), .min = 0, .max = 512ull << 20,
      .def = 1 << 20},
+    {"max_keys_per_scope", TG_CONF_FIELD_UINT, TG_CONF_AT(idem_t, quota.keys), .min = 0,
+     .max = 1ull << 32, .def = 10000},
+    {"max_size_per_scope", TG_CONF_FIELD_SIZE, TG_CONF_AT(idem_t, quota.bytes), .min = 0,
+     .max = 1ull << 40, .def = 4 << 20},
+    {"max_size", TG_CONF_FIELD_SIZE, TG_CONF_AT(idem_t, max_size), .min = 64 << 10,
+     .max = 1ull << 40, .def = 64 << 20},
     TG_CONF_END,
 };
 
@@ -152,6 +174,13 @@ static int check_conf(const tg_conf_node_t *node, idem_t *c, const tg_plugin_env
                              "memory)",
                              at != NULL ? "" : " (the default)");
     }
+    static const char *const memory_only[] = {"max_size", "max_size_per_scope"};
+    for (size_t i = 0; i < 2 && c->storage == STORAGE_REDIS; i++)
+        if ((at = tg_conf_map_get(node, memory_only[i])) != NULL)
+            return tg_conf_error(err, at,
+                                 "%s bounds the memory store; with storage redis, Redis's "
+                                 "maxmemory bounds the records",
+                                 memory_only[i]);
     if (c->lock_ttl_ms > c->ttl_ms)
         return tg_conf_error(err, tg_conf_map_get(node, "lock_ttl"),
                              "lock_ttl must not exceed ttl");
@@ -194,15 +223,16 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
     if (tg_conf_read(node, fields, NULL, c, err) < 0 || check_conf(node, c, env, err) < 0)
         goto fail;
     if (set_defaults(c) < 0 || (c->storage == STORAGE_MEMORY && !env->check_only &&
-                                (c->mem = tg_idem_mem_acquire()) == NULL)) {
+                                (c->mem = tg_idem_mem_acquire(c->max_size)) == NULL)) {
         tg_conf_error(err, node, "out of memory");
         goto fail;
     }
     snprintf(c->ttl_arg, sizeof(c->ttl_arg), "%llu", (unsigned long long)c->ttl_ms);
     snprintf(c->lock_arg, sizeof(c->lock_arg), "%llu", (unsigned long long)c->lock_ttl_ms);
+    snprintf(c->quota_arg, sizeof(c->quota_arg), "%llu", (unsigned long long)c->quota.keys);
     c->m_outcomes = tg_metrics_counter(env->metrics, "tollgate_idempotency_requests_total",
                                        "Requests with an idempotency key, by outcome.", "outcome",
-                                       outcome_names, 8);
+                                       outcome_names, 9);
     *out = c;
     return 0;
 fail:
@@ -250,7 +280,7 @@ static tg_filter_status_t replay(idem_ctx_t *ctx, const tg_idem_record_t *rec)
 }
 
 static void store_completed(idem_ctx_t *ctx);
-static void swap(idem_ctx_t *ctx, const char *value, size_t len);
+static bool swap(idem_ctx_t *ctx, const char *value, size_t len);
 
 /* Someone else's record: answer from it. */
 static tg_filter_status_t answer_from(idem_ctx_t *ctx, const char *v, size_t len)
@@ -315,13 +345,39 @@ static void fingerprint(tg_request_t *r, const char *body, size_t body_len,
 
 /* Redis scripts: the claim GETs or SETs NX in one step; commit and release act
  * only while the record is still this request's "in progress" value (a
- * lock_ttl that ran out may have let another request take the key). */
-static const char claim_lua[] = "local v = redis.call('GET', KEYS[1]) if v then return v end "
-                                "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return false";
+ * lock_ttl that ran out may have let another request take the key).
+ * KEYS[2] counts the keys the scope claimed in a window of ttl (started by
+ * its first claim): at max_keys_per_scope (ARGV[3], 0: no count) the claim
+ * answers the window's remaining milliseconds instead; a release gives its
+ * claim back. Records live at most ttl, so a scope holds at most twice its
+ * quota of live records. */
+static const char claim_lua[] =
+    "local v = redis.call('GET', KEYS[1]) if v then return v end "
+    "local q = tonumber(ARGV[3]) if q > 0 then "
+    "local n = tonumber(redis.call('GET', KEYS[2]) or '0') if n >= q then "
+    "local t = redis.call('PTTL', KEYS[2]) if t < 0 then "
+    "redis.call('PEXPIRE', KEYS[2], ARGV[4]) t = tonumber(ARGV[4]) end return t end "
+    "if redis.call('INCR', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return false";
 static const char swap_lua[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
     "if ARGV[2] == '' then redis.call('DEL', KEYS[1]) "
+    "if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end "
     "else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end return 1";
+
+/* 429: the client holds its quota of keys; others are not affected. */
+static tg_filter_status_t over_quota(idem_ctx_t *ctx, uint64_t retry_ms)
+{
+    char after[24], d[200];
+    snprintf(after, sizeof(after), "%llu", (unsigned long long)(retry_ms + 999) / 1000);
+    tg_request_add_response_header(ctx->r, "Retry-After", after, strlen(after));
+    snprintf(d, sizeof(d),
+             "this client holds its maximum of idempotency keys (max_keys_per_scope %llu, or "
+             "their bytes); the request was not processed",
+             (unsigned long long)ctx->conf->quota.keys);
+    count(ctx, O_OVER_QUOTA);
+    return problem(ctx->r, 429, "Too many idempotency keys", d);
+}
 
 static void cancel_call(void *data)
 {
@@ -347,6 +403,8 @@ static void claimed_redis(void *data, const struct redisReply *reply, const char
         st = TG_FILTER_CONTINUE;
     } else if (reply->type == REDIS_REPLY_STRING) {
         st = answer_from(ctx, reply->str, reply->len);
+    } else if (reply->type == REDIS_REPLY_INTEGER) {
+        st = over_quota(ctx, reply->integer > 0 ? (uint64_t)reply->integer : 1);
     } else {
         st = TG_FILTER_ERROR;
     }
@@ -359,14 +417,18 @@ static tg_filter_status_t claim(idem_ctx_t *ctx)
     if (c->storage == STORAGE_MEMORY) {
         char *old = NULL;
         size_t old_len = 0;
-        int rc =
-            tg_idem_mem_claim(c->mem, ctx->key, ctx->pval, P_LEN, c->lock_ttl_ms, &old, &old_len);
+        uint64_t retry_ms = 0;
+        int rc = tg_idem_mem_claim(c->mem, ctx->key, ctx->scope, &c->quota, ctx->pval, P_LEN,
+                                   c->lock_ttl_ms, &old, &old_len, &retry_ms);
         if (rc == 0) {
             ctx->claimed = true;
             return TG_FILTER_CONTINUE;
         }
+        if (rc == TG_IDEM_MEM_QUOTA)
+            return over_quota(ctx, retry_ms);
         if (rc < 0) {
             count(ctx, O_UNAVAILABLE);
+            tg_request_add_response_header(ctx->r, "Retry-After", "1", 1);
             return problem(ctx->r, 503, "Idempotency store full",
                            "the request was not processed; retry it later");
         }
@@ -374,9 +436,18 @@ static tg_filter_status_t claim(idem_ctx_t *ctx)
         free(old);
         return st;
     }
-    const char *argv[] = {"EVAL", claim_lua, "1", ctx->rkey, ctx->pval, c->lock_arg};
-    size_t lens[] = {4, sizeof(claim_lua) - 1, 1, strlen(ctx->rkey), P_LEN, strlen(c->lock_arg)};
-    tg_redis_call_t *call = tg_redis_command(ctx->r, claimed_redis, ctx, 6, argv, lens);
+    const char *argv[] = {"EVAL",    claim_lua,   "2",          ctx->rkey, ctx->qkey,
+                          ctx->pval, c->lock_arg, c->quota_arg, c->ttl_arg};
+    size_t lens[] = {4,
+                     sizeof(claim_lua) - 1,
+                     1,
+                     strlen(ctx->rkey),
+                     strlen(ctx->qkey),
+                     P_LEN,
+                     strlen(c->lock_arg),
+                     strlen(c->quota_arg),
+                     strlen(c->ttl_arg)};
+    tg_redis_call_t *call = tg_redis_command(ctx->r, claimed_redis, ctx, 9, argv, lens);
     if (call != NULL) {
         ctx->call = call;
         tg_request_on_cleanup(ctx->r, cancel_call, ctx);
@@ -395,23 +466,52 @@ static void ignore_reply(void *data, const struct redisReply *reply, const char 
                             "stored");
 }
 
+/* The 'N' record: processed with status, response not kept. */
+static void not_replayable(idem_ctx_t *ctx, char v[1 + TG_IDEM_HASH + 4])
+{
+    v[0] = 'N';
+    memcpy(v + 1, ctx->fp, TG_IDEM_HASH);
+    snprintf(v + 1 + TG_IDEM_HASH, 4, "%03d", ctx->status);
+}
+
 /* Replaces this request's in-progress record by value (NULL: removes it).
- * Fire and forget: the reply is only logged. */
-static void swap(idem_ctx_t *ctx, const char *value, size_t len)
+ * Fire and forget: the reply is only logged. In memory, a response that does
+ * not fit the store's or the scope's bytes is kept as not replayable (an 'N'
+ * is smaller than the 'P' it replaces: it always fits): returns true then. */
+static bool swap(idem_ctx_t *ctx, const char *value, size_t len)
 {
     const idem_t *c = ctx->conf;
     ctx->done = true;
     if (c->storage == STORAGE_MEMORY) {
-        if (tg_idem_mem_swap(c->mem, ctx->key, ctx->pval, P_LEN, value, len, c->ttl_ms) == 0)
+        int rc =
+            tg_idem_mem_swap(c->mem, ctx->key, &c->quota, ctx->pval, P_LEN, value, len, c->ttl_ms);
+        if (rc == TG_IDEM_MEM_QUOTA) {
+            char n[1 + TG_IDEM_HASH + 4];
+            not_replayable(ctx, n);
+            rc = tg_idem_mem_swap(c->mem, ctx->key, &c->quota, ctx->pval, P_LEN, n, sizeof(n) - 1,
+                                  c->ttl_ms);
+            tg_request_log(ctx->r, TG_LOG_WARN,
+                           "idempotency: the store (max_size) or the client's max_size_per_scope "
+                           "has no room for the response: kept as not replayable");
+            return true;
+        }
+        if (rc == 0)
             tg_request_log(ctx->r, TG_LOG_WARN,
                            "idempotency: lock_ttl ran out before the response: not stored");
-        return;
+        return false;
     }
-    const char *argv[] = {"EVAL",    swap_lua,           "1",       ctx->rkey,
+    const char *argv[] = {"EVAL",    swap_lua,           "2",       ctx->rkey, ctx->qkey,
                           ctx->pval, value ? value : "", c->ttl_arg};
-    size_t lens[] = {
-        4, sizeof(swap_lua) - 1, 1, strlen(ctx->rkey), P_LEN, value ? len : 0, strlen(c->ttl_arg)};
-    tg_redis_command(ctx->r, ignore_reply, NULL, 7, argv, lens);
+    size_t lens[] = {4,
+                     sizeof(swap_lua) - 1,
+                     1,
+                     strlen(ctx->rkey),
+                     strlen(ctx->qkey),
+                     P_LEN,
+                     value ? len : 0,
+                     strlen(c->ttl_arg)};
+    tg_redis_command(ctx->r, ignore_reply, NULL, 8, argv, lens);
+    return false;
 }
 
 /* ------------------------------------------------------------ hooks ---- */
@@ -448,23 +548,30 @@ static tg_filter_status_t bad_key(idem_ctx_t *ctx, const char *detail)
     return problem(ctx->r, 400, "Invalid idempotency key", detail);
 }
 
-static void make_names(idem_ctx_t *ctx)
+/* n bytes as 2n lower-case hex digits (no NUL). */
+static void put_hex(char *out, const uint8_t *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    uint8_t token[TG_IDEM_TOKEN_HEX / 2];
-    memcpy(ctx->rkey, "tg:idem:", 8);
-    for (size_t i = 0; i < TG_IDEM_HASH; i++) {
-        ctx->rkey[8 + 2 * i] = hex[ctx->key[i] >> 4];
-        ctx->rkey[9 + 2 * i] = hex[ctx->key[i] & 15];
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[p[i] >> 4];
+        out[2 * i + 1] = hex[p[i] & 15];
     }
-    ctx->rkey[8 + 2 * TG_IDEM_HASH] = '\0';
+}
+
+static void make_names(idem_ctx_t *ctx)
+{
+    uint8_t token[TG_IDEM_TOKEN_HEX / 2];
+    char tag[TAG_HEX + 1], key[2 * TG_IDEM_HASH + 1];
+    put_hex(tag, ctx->scope, TAG_HEX / 2);
+    tag[TAG_HEX] = '\0';
+    put_hex(key, ctx->key, TG_IDEM_HASH);
+    key[2 * TG_IDEM_HASH] = '\0';
+    snprintf(ctx->rkey, sizeof(ctx->rkey), "tg:idem:{%s}%s", tag, key);
+    snprintf(ctx->qkey, sizeof(ctx->qkey), "tg:idem:n:{%s}", tag);
     if (RAND_bytes(token, sizeof(token)) != 1) /* then only unique by time and address */
         snprintf((char *)token, sizeof(token), "%llx%p", (unsigned long long)tg_now_us(), ctx);
     ctx->pval[0] = 'P';
-    for (size_t i = 0; i < sizeof(token); i++) {
-        ctx->pval[1 + TG_IDEM_HASH + 2 * i] = hex[token[i] >> 4];
-        ctx->pval[2 + TG_IDEM_HASH + 2 * i] = hex[token[i] & 15];
-    }
+    put_hex(ctx->pval + 1 + TG_IDEM_HASH, token, sizeof(token));
 }
 
 /* The body is whole: the fingerprint is known, the key can be claimed. */
@@ -502,7 +609,7 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
                             "255 printable characters");
     char missing[160], d[256];
     int rc = tg_idem_scope_hash(&c->scope, r, "tollgate-idempotency-1", key, (size_t)kl, ctx->key,
-                                missing, sizeof(missing));
+                                ctx->scope, missing, sizeof(missing));
     if (rc == -2)
         return TG_FILTER_ERROR;
     if (rc < 0) {
@@ -613,8 +720,7 @@ static void store_completed(idem_ctx_t *ctx)
     memcpy(v + 4 + TG_IDEM_HASH, ctx->fields, ctx->fields_len);
     if (ctx->body_len > 0)
         memcpy(v + 4 + TG_IDEM_HASH + ctx->fields_len, ctx->body, ctx->body_len);
-    swap(ctx, v, len);
-    count(ctx, O_STORED);
+    count(ctx, swap(ctx, v, len) ? O_TOO_LARGE : O_STORED);
     free(v);
 }
 
@@ -635,9 +741,7 @@ static void log_hook(tg_request_t *r, const tg_filter_t *f)
         return; /* no response: the lock stays until lock_ttl */
     if (ctx->too_large) {
         char v[1 + TG_IDEM_HASH + 4];
-        v[0] = 'N';
-        memcpy(v + 1, ctx->fp, TG_IDEM_HASH);
-        snprintf(v + 1 + TG_IDEM_HASH, 4, "%03d", ctx->status);
+        not_replayable(ctx, v);
         swap(ctx, v, sizeof(v) - 1);
         count(ctx, O_TOO_LARGE);
         return;

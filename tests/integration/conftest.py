@@ -32,6 +32,8 @@ behaviour area).
 """
 
 import os
+import socket
+import time
 import types
 
 import pytest
@@ -102,3 +104,33 @@ def proxy(gateway_factory, upstream_factory):
         return types.SimpleNamespace(gw=gw, up=up, port=port, cfg=cfg)
 
     return make
+
+@pytest.fixture
+def blackhole():
+    """A listener whose accept queue is full, so that new connects hang (SYNs dropped)."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    fillers = []
+    for _ in range(3):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(ls.getsockname())
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    time.sleep(0.1)
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.settimeout(0.5)
+    try:
+        probe.connect(ls.getsockname())
+        hangs = False
+    except socket.timeout:
+        hangs = True
+    probe.close()
+    assert hangs, "could not build a listener that makes connects hang"
+    yield "127.0.0.1:%d" % ls.getsockname()[1]
+    for s in fillers:
+        s.close()
+    ls.close()

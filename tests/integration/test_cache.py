@@ -484,3 +484,87 @@ def test_metrics_count_outcomes(cached, origin):
             name, value = line.rsplit(" ", 1)
             counts[name.split('result="', 1)[1].split('"', 1)[0]] = float(value)
     assert counts.get("miss") == 1 and counts.get("hit") == 1 and counts.get("bypass") == 1, counts
+
+
+def test_redis_purge_by_path_and_prefix(gateway_factory, origin):
+    """POST /cache/purge reaches the Redis entries (through the admin thread's
+    own connection): every variant of a path, or a prefix, of one route; the
+    count is that of the entries removed; the next request, through another
+    instance sharing Redis, is a miss; other routes and paths stay."""
+    from test_rate_limit import Redis
+    redis = Redis().start()
+    try:
+        origin.behave["*"] = fixed(b"x")
+
+        def make():
+            port, admin_port = h.free_port(), h.free_port()
+            routes = [h.route("other", "up", {"path_prefix": "/o/"}), h.route("api", "up", {"path_prefix": "/"})]
+            for rt in routes:
+                rt["plugins"] = [{"name": "cache", "config": {"storage": "redis"}}]
+            cfg = h.gateway_config(port, {"up": h.upstream_conf([origin.address])}, routes)
+            cfg["admin"] = {"address": "127.0.0.1:%d" % admin_port, "token": TOKEN}
+            cfg["redis"] = {"address": redis.address, "timeout": "500ms"}
+            gateway_factory(cfg)
+            return types.SimpleNamespace(port=port, admin=admin_port)
+
+        a, b = make(), make()
+        time.sleep(0.3)  # the workers connect
+        paths = ["/p/1?x=1", "/p/1?x=2", "/p/2", "/p/a*b", "/p/aXb", "/q", "/o/p/1"]
+        for p in paths:
+            r = get(a.port, p)
+            assert (r.header("Cache-Status") or "").startswith("tollgate; fwd=miss"), (p, r)
+        time.sleep(0.2)
+        for p in paths:
+            assert get(b.port, p).header("Cache-Status") == "tollgate; hit", p
+        assert len(redis.cmd("KEYS", "tollgate:cache:*")) == 7
+
+        r = purge(a.admin, {"route": "api", "path": "/p/1"})
+        assert r.status == 200 and r.json() == {"purged": 2}, r
+        assert get(b.port, "/p/1?x=1").header("Cache-Status").startswith("tollgate; fwd=miss")
+        assert get(b.port, "/p/1?x=2").header("Cache-Status").startswith("tollgate; fwd=miss")
+        assert get(b.port, "/p/2").header("Cache-Status") == "tollgate; hit"
+        assert get(b.port, "/o/p/1").header("Cache-Status") == "tollgate; hit"  # another route
+        time.sleep(0.2)
+        r = purge(b.admin, {"route": "api", "path": "/p/a*b"})  # "*" is no wildcard
+        assert r.json() == {"purged": 1}, r
+        assert get(b.port, "/p/aXb").header("Cache-Status") == "tollgate; hit"
+        r = purge(b.admin, {"route": "api", "prefix": "/p/"})  # /p/1 x2 (stored again), /p/2, /p/aXb
+        assert r.json() == {"purged": 4}, r
+        assert purge(b.admin, {"route": "api", "prefix": "/p/"}).json() == {"purged": 0}
+        assert get(a.port, "/p/2").header("Cache-Status").startswith("tollgate; fwd=miss")
+        assert get(a.port, "/q").header("Cache-Status") == "tollgate; hit"
+        assert purge(a.admin, {"route": "other", "prefix": "/o/"}).json() == {"purged": 1}
+        assert get(a.port, "/o/p/1").header("Cache-Status").startswith("tollgate; fwd=miss")
+        redis.kill()
+        r = purge(a.admin, {"route": "api", "prefix": "/"})
+        assert r.status == 503 and r.json()["purged"] == 0 and "redis" in r.json()["error"], r
+    finally:
+        redis.kill()
+
+
+from test_redis_cluster import cluster  # noqa: E402,F401 (a fixture)
+
+
+def test_redis_purge_through_cluster(gateway_factory, origin, cluster):  # noqa: F811
+    """Entries spread over the cluster's primaries, the route's index on one:
+    a purge finds and removes every entry of the prefix on its own node."""
+    origin.behave["*"] = fixed(b"c")
+    port, admin_port = h.free_port(), h.free_port()
+    rt = h.route("api", "up", {"path_prefix": "/"})
+    rt["plugins"] = [{"name": "cache", "config": {"storage": "redis"}}]
+    cfg = h.gateway_config(port, {"up": h.upstream_conf([origin.address])}, [rt])
+    cfg["admin"] = {"address": "127.0.0.1:%d" % admin_port, "token": TOKEN}
+    cfg["redis"] = {"cluster": {"nodes": [cluster[0].address]}, "timeout": "500ms"}
+    gateway_factory(cfg)
+    time.sleep(0.5)  # the slot map
+    for i in range(30):
+        assert get(port, "/c/%d" % i).header("Cache-Status").startswith("tollgate; fwd=miss")
+        get(port, "/d/%d" % i)
+    time.sleep(0.2)
+    counts = [len(n.cmd("KEYS", "tollgate:cache:*")) for n in cluster]
+    assert sum(counts) == 60 and sum(1 for c in counts if c) >= 2, counts
+    r = purge(admin_port, {"route": "api", "prefix": "/c/"})
+    assert r.status == 200 and r.json() == {"purged": 30}, r
+    assert sum(len(n.cmd("KEYS", "tollgate:cache:*")) for n in cluster) == 30
+    assert get(port, "/c/7").header("Cache-Status").startswith("tollgate; fwd=miss")
+    assert get(port, "/d/7").header("Cache-Status") == "tollgate; hit"

@@ -4,33 +4,10 @@ the limit, counted in /metrics; other routes unaffected. Outlier ejection
 (consecutive_5xx, consecutive_gateway_errors, doubling ejection time,
 max_ejection_percent) with upstreams that start failing and recover."""
 
-import re
-import socket
 import threading
 import time
 
-import pytest
-
 import tg_harness as h
-
-
-def start(gateway_factory, upstreams, routes, workers=2):
-    port = h.free_port()
-    cfg = h.gateway_config(port, upstreams, routes, workers=workers)
-    admin = h.free_port()
-    cfg["admin"] = {"address": "127.0.0.1:%d" % admin}
-    gw = gateway_factory(cfg)
-    gw.admin_port = admin
-    return gw
-
-
-def metric(gw, name, **labels):
-    r = h.request(gw.admin_port, "GET", "/metrics", host="localhost")
-    want = ",".join('%s="%s"' % kv for kv in labels.items())
-    for line in r.body.decode().splitlines():
-        if line.startswith("%s{%s}" % (name, want)):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError("%s{%s} not in /metrics" % (name, want))
 
 
 def concurrent(port, n, target, timeout=10):
@@ -50,7 +27,7 @@ def concurrent(port, n, target, timeout=10):
 def test_max_requests_50_concurrent(gateway_factory, upstream_factory):
     slow, other = upstream_factory("slow"), upstream_factory("other")
     slow.delay_ms = 1500
-    gw = start(gateway_factory,
+    gw = h.start_with_admin(gateway_factory,
                {"slow": h.upstream_conf([slow.address], circuit_breaker={"max_requests": 10}, retries=0),
                 "other": h.upstream_conf([other.address])},
                [h.route("slow", "slow", {"path_prefix": "/slow"}), h.route("other", "other", {"path_prefix": "/"})])
@@ -70,14 +47,14 @@ def test_max_requests_50_concurrent(gateway_factory, upstream_factory):
         assert dt < 1.0, dt  # at once, not after the slow answers
         assert r.header("X-Tollgate-Overloaded") == "max_requests"
         assert "max_requests" in r.json()["error"]
-    assert metric(gw, "tollgate_upstream_overloaded_total", upstream="slow", limit="max_requests") == 40
-    assert metric(gw, "tollgate_upstream_overloaded_total", upstream="other", limit="max_requests") == 0
+    assert h.metric(gw.admin_port, "tollgate_upstream_overloaded_total", upstream="slow", limit="max_requests") == 40
+    assert h.metric(gw.admin_port, "tollgate_upstream_overloaded_total", upstream="other", limit="max_requests") == 0
 
 
 def test_max_connections_per_target_across_workers(gateway_factory, upstream_factory):
     slow = upstream_factory("slow")
     slow.delay_ms = 1000
-    gw = start(gateway_factory,
+    gw = h.start_with_admin(gateway_factory,
                {"up": h.upstream_conf([slow.address], circuit_breaker={"max_connections": 3}, retries=0)},
                [h.route("all", "up", {"path_prefix": "/"})])
     threads, out = concurrent(gw.port, 10, "/c")
@@ -89,30 +66,9 @@ def test_max_connections_per_target_across_workers(gateway_factory, upstream_fac
     assert {r.header("X-Tollgate-Overloaded") for r, _ in out if r.status == 503} == {"max_connections"}
 
 
-@pytest.fixture
-def blackhole():
-    """A listener whose accept queue is full, so that new connects hang."""
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(0)
-    fillers = []
-    for _ in range(3):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        try:
-            s.connect(ls.getsockname())
-        except BlockingIOError:
-            pass
-        fillers.append(s)
-    time.sleep(0.1)
-    yield "127.0.0.1:%d" % ls.getsockname()[1]
-    for s in fillers:
-        s.close()
-    ls.close()
-
 
 def test_max_pending_while_connects_hang(gateway_factory, blackhole):
-    gw = start(gateway_factory,
+    gw = h.start_with_admin(gateway_factory,
                {"up": h.upstream_conf([blackhole], connect_timeout="1500ms", retries=0, max_fails=0,
                                       circuit_breaker={"max_pending": 2})},
                [h.route("all", "up", {"path_prefix": "/"})])
@@ -131,7 +87,7 @@ def outlier_gateway(gateway_factory, ups, **od):
     conf = dict(consecutive_5xx=3, consecutive_gateway_errors=3, base_ejection_time="1s",
                 max_ejection_percent=50)
     conf.update(od)
-    return start(gateway_factory,
+    return h.start_with_admin(gateway_factory,
                  {"up": h.upstream_conf([u.address for u in ups], retries=0, max_fails=0,
                                         outlier_detection=conf)},
                  [h.route("all", "up", {"path_prefix": "/"})], workers=1)
@@ -147,14 +103,14 @@ def test_5xx_target_ejected_then_back_after_the_ejection_time(gateway_factory, u
     for _ in range(10):
         assert h.request(gw.port, "GET", "/o").status == 200
     assert a.requests == 3, "an ejected target got traffic"
-    assert metric(gw, "tollgate_upstream_ejections_total", upstream="up") == 1
-    assert metric(gw, "tollgate_upstream_target_healthy", upstream="up", target=a.address) == 0
+    assert h.metric(gw.admin_port, "tollgate_upstream_ejections_total", upstream="up") == 1
+    assert h.metric(gw.admin_port, "tollgate_upstream_target_healthy", upstream="up", target=a.address) == 0
     assert "ejected" in gw.stderr() and a.address in gw.stderr()
     a.mode = "normal"  # recovers
     time.sleep(1.1)
     servers = [h.request(gw.port, "GET", "/o").json()["server"] for _ in range(4)]
     assert servers.count("a") == 2, servers
-    assert metric(gw, "tollgate_upstream_target_healthy", upstream="up", target=a.address) == 1
+    assert h.metric(gw.admin_port, "tollgate_upstream_target_healthy", upstream="up", target=a.address) == 1
 
 
 def test_gateway_errors_eject_and_the_time_doubles(gateway_factory, upstream_factory):
@@ -163,8 +119,8 @@ def test_gateway_errors_eject_and_the_time_doubles(gateway_factory, upstream_fac
                          base_ejection_time="400ms")
 
     def eject():
-        before = metric(gw, "tollgate_upstream_ejections_total", upstream="up")
-        while metric(gw, "tollgate_upstream_ejections_total", upstream="up") == before:
+        before = h.metric(gw.admin_port, "tollgate_upstream_ejections_total", upstream="up")
+        while h.metric(gw.admin_port, "tollgate_upstream_ejections_total", upstream="up") == before:
             h.request(gw.port, "GET", "/g")
         t0, n = time.monotonic(), a.heads
         while True:  # a is out: b answers; wait until a gets a request again
@@ -177,7 +133,7 @@ def test_gateway_errors_eject_and_the_time_doubles(gateway_factory, upstream_fac
     second = eject()
     assert 0.3 <= first < 0.7, first
     assert 0.7 <= second < 1.2, second
-    assert metric(gw, "tollgate_upstream_ejections_total", upstream="up") == 2
+    assert h.metric(gw.admin_port, "tollgate_upstream_ejections_total", upstream="up") == 2
 
 
 def test_max_ejection_percent_keeps_some_targets(gateway_factory, upstream_factory):
@@ -185,5 +141,5 @@ def test_max_ejection_percent_keeps_some_targets(gateway_factory, upstream_facto
     gw = outlier_gateway(gateway_factory, ups, max_ejection_percent=50)
     for _ in range(12):
         h.request(gw.port, "GET", "/m")
-    assert metric(gw, "tollgate_upstream_ejections_total", upstream="up") == 1
+    assert h.metric(gw.admin_port, "tollgate_upstream_ejections_total", upstream="up") == 1
     assert "max_ejection_percent 50 is reached" in gw.stderr()

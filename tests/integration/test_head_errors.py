@@ -186,6 +186,8 @@ def test_rejected_head_after_good_request(shared):
         assert r1.status == 200 and r1.header("connection") != "close", r1
         r2 = c.read_response()
         assert r2.status == 405 and r2.header("connection") == "close", r2
+        # RFC 9110 section 15.5.6: a 405 carries Allow.
+        assert r2.header("allow") == "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS", r2
         c.expect_closed(3)
     assert "/after" not in up.targets()
 

@@ -12,25 +12,6 @@ HC = {"path": "/healthz", "interval": "300ms", "timeout": "200ms", "healthy": 2,
       "expect_status": ["200-299"]}
 
 
-def start(gateway_factory, upstreams, routes, workers=2):
-    port = h.free_port()
-    cfg = h.gateway_config(port, upstreams, routes, workers=workers)
-    admin = h.free_port()
-    cfg["admin"] = {"address": "127.0.0.1:%d" % admin}
-    gw = gateway_factory(cfg)
-    gw.admin_port = admin
-    return gw
-
-
-def metric(gw, name, **labels):
-    r = h.request(gw.admin_port, "GET", "/metrics", host="localhost")
-    want = ",".join('%s="%s"' % kv for kv in labels.items())
-    for line in r.body.decode().splitlines():
-        if line.startswith("%s{%s}" % (name, want)):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError("%s{%s} not in /metrics" % (name, want))
-
-
 def probes(up):
     return sum(1 for t in up.targets() if t == "/healthz")
 
@@ -46,11 +27,11 @@ def wait_for(cond, timeout):
 
 def test_hung_target_out_within_bound_and_back(gateway_factory, upstream_factory):
     a, b = upstream_factory("a"), upstream_factory("b")
-    gw = start(gateway_factory, {"up": h.upstream_conf([a.address, b.address], health_check=HC, max_fails=0,
+    gw = h.start_with_admin(gateway_factory, {"up": h.upstream_conf([a.address, b.address], health_check=HC, max_fails=0,
                                                        timeout="5s")},
                [h.route("all", "up", {"path_prefix": "/"})])
     wait_for(lambda: probes(a) >= 2, 2)
-    healthy = lambda: metric(gw, "tollgate_upstream_target_healthy", upstream="up", target=a.address)
+    healthy = lambda: h.metric(gw.admin_port, "tollgate_upstream_target_healthy", upstream="up", target=a.address)
     assert healthy() == 1
     t0 = time.monotonic()
     a.mode = "never"  # hangs: accepts, reads, never answers
@@ -70,14 +51,14 @@ def test_hung_target_out_within_bound_and_back(gateway_factory, upstream_factory
     assert "is healthy again" in gw.stderr()
     servers = {h.request(gw.port, "GET", "/r").json()["server"] for _ in range(4)}
     assert servers == {"a", "b"}
-    assert metric(gw, "tollgate_upstream_health_checks_total", upstream="up", result="timeout") >= 2
-    assert metric(gw, "tollgate_upstream_health_checks_total", upstream="up", result="success") >= 4
+    assert h.metric(gw.admin_port, "tollgate_upstream_health_checks_total", upstream="up", result="timeout") >= 2
+    assert h.metric(gw.admin_port, "tollgate_upstream_health_checks_total", upstream="up", result="success") >= 4
 
 
 def test_one_prober_per_process(gateway_factory, upstream_factory):
     a = upstream_factory("a")
     hc = dict(HC, interval="200ms")
-    gw = start(gateway_factory, {"up": h.upstream_conf([a.address], health_check=hc)},
+    gw = h.start_with_admin(gateway_factory, {"up": h.upstream_conf([a.address], health_check=hc)},
                [h.route("all", "up", {"path_prefix": "/"})], workers=4)
     time.sleep(1.0)
     n = probes(a)
@@ -89,7 +70,7 @@ def test_one_prober_per_process(gateway_factory, upstream_factory):
 def test_status_outside_expect_fails_and_host_is_sent(gateway_factory, upstream_factory):
     a, b = upstream_factory("a"), upstream_factory("b")
     hc = dict(HC, path="/status/503", host="orders.internal")
-    gw = start(gateway_factory, {"up": h.upstream_conf([a.address, b.address], health_check=hc)},
+    gw = h.start_with_admin(gateway_factory, {"up": h.upstream_conf([a.address, b.address], health_check=hc)},
                [h.route("all", "up", {"path_prefix": "/"})], workers=1)
     wait_for(lambda: "is unhealthy: status 503" in gw.stderr(), 3)
     rec = [r for r in a.records if r["target"] == "/status/503"][0]
@@ -99,7 +80,7 @@ def test_status_outside_expect_fails_and_host_is_sent(gateway_factory, upstream_
 def test_all_down_fail_closed_and_fail_open(gateway_factory, upstream_factory):
     a = upstream_factory("a")
     hc = dict(HC, path="/status/500")
-    gw = start(gateway_factory,
+    gw = h.start_with_admin(gateway_factory,
                {"closed": h.upstream_conf([a.address], health_check=hc, all_down="fail_closed"),
                 "open": h.upstream_conf([a.address], health_check=hc)},
                [h.route("closed", "closed", {"path_prefix": "/closed"}),
@@ -113,7 +94,7 @@ def test_all_down_fail_closed_and_fail_open(gateway_factory, upstream_factory):
 
 def test_no_head_of_line_effect_while_an_upstream_hangs(gateway_factory, upstream_factory):
     hung, fine = upstream_factory("hung", mode="never"), upstream_factory("fine")
-    gw = start(gateway_factory, {"hung": h.upstream_conf([hung.address], timeout="3s", retries=0),
+    gw = h.start_with_admin(gateway_factory, {"hung": h.upstream_conf([hung.address], timeout="3s", retries=0),
                                  "fine": h.upstream_conf([fine.address])},
                [h.route("hung", "hung", {"path_prefix": "/hung"}), h.route("fine", "fine", {"path_prefix": "/"})])
     base = []

@@ -545,6 +545,23 @@ def test_idle_connection_gets_goaway(h2gw):
         assert ga is not None and ga.error_code == 0
 
 
+def test_idle_timeout_counts_from_the_last_stream(h2gw):
+    # The idle timer is armed once and not moved by each stream: when it
+    # fires, the connection must still get its whole idle time counted from
+    # the last stream's end.
+    g = h2gw(h2limits={"idle_timeout": "2s"})
+    with H2(g.port) as c:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.2:
+            c.pump(0.2)
+        assert c.get("/x")[0] == 200
+        last = time.monotonic()
+        ga = c.wait_goaway(6)
+        assert ga is not None and ga.error_code == 0
+        assert time.monotonic() - last >= 1.8, "closed %.2fs after the last stream" % (time.monotonic() - last)
+        assert time.monotonic() - t0 < 5
+
+
 def test_sigterm_sends_goaway_and_lets_streams_finish(h2gw):
     # Raw frames: python-h2 stops reading streams once it saw a GOAWAY.
     g = h2gw(admin=False)

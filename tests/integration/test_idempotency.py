@@ -5,7 +5,8 @@ Covers: replay of a stored response, 200 concurrent identical POSTs through two
 gateway instances sharing Redis (one side effect), 409 while in progress, 422 for
 a different request under the same key, 5xx releasing the key, 4xx stored,
 responses over max_body not replayable, bad and missing keys, scopes keeping
-clients apart, the memory store, Redis down -> 503, config errors.
+clients apart, the memory store, Redis down -> 503, config errors, the
+per-client quota (429) and the memory store's byte bound under a key flood.
 """
 
 import concurrent.futures
@@ -37,6 +38,7 @@ class CountingUpstream:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # head and body are two writes: no delayed-ACK stall
 
             def log_message(self, *a):
                 pass
@@ -368,9 +370,15 @@ def test_redis_frozen_is_503(gateway_factory, up, redis):
     ({"storage": "memory", "ttl": "10s", "lock_ttl": "1m"}, False, "lock_ttl must not exceed ttl"),
     ({"storage": "memory", "ttl": "10"}, False, "expected a duration"),
     ({"storage": "memory", "colour": 1}, False, "unknown key 'colour'"),
+    ({"storage": "redis", "max_size": "1MiB"}, True, "max_size bounds the memory store"),
+    ({"storage": "redis", "max_size_per_scope": "1MiB"}, True, "max_size_per_scope bounds the memory"),
+    ({"storage": "memory", "max_size": "1KiB"}, False, "max_size"),
+    ({"storage": "memory", "max_keys_per_scope": -1}, False, "expected an integer"),
 ])
 def test_config_errors(tmp_path, up, config, redis_on, message):
     cfg = idem_config(h.free_port(), up, config)
+    if redis_on:
+        cfg["redis"] = {"address": "127.0.0.1:1"}
     path = tmp_path / "tollgate.yaml"
     path.write_text(h.yaml_text(cfg))
     rc, err = h.run_check(path)
@@ -574,3 +582,120 @@ def test_broken_or_abandoned_body_while_read_first(make_gw, up):
     time.sleep(0.2)
     assert up.count == 0
     assert post(port, key='"half"').status == 201  # nothing was claimed for it
+
+
+# --------------------------------------------------------------- bounds ----
+def test_one_client_at_its_quota_gets_429_others_keep_working(make_gw, up):
+    """A client minting keys is refused at max_keys_per_scope (its scope value:
+    here the X-Client header) while another client's keyed POST still runs once
+    and replays; the flooding client's stored keys still replay too."""
+    port = make_gw(scope=["route", "header:X-Client"], max_keys_per_scope=20)
+    mallory = [("X-Client", "mallory")]
+    for i in range(20):
+        assert post(port, key='"m%d"' % i, headers=mallory).status == 201
+    r = post(port, key='"m20"', headers=mallory)
+    assert r.status == 429, r
+    assert r.header("Content-Type") == "application/problem+json"
+    assert r.json()["title"] == "Too many idempotency keys" and r.json()["status"] == 429
+    assert int(r.header("Retry-After")) >= 1
+    assert up.count == 20  # refused before the upstream
+    assert post(port, key='"m3"', headers=mallory).header("Idempotent-Replayed") == "true"
+    alice = [("X-Client", "alice")]
+    first = post(port, key='"a1"', headers=alice)
+    assert first.status == 201 and first.header("Idempotent-Replayed") is None
+    again = post(port, key='"a1"', headers=alice)
+    assert again.status == 201 and again.header("Idempotent-Replayed") == "true"
+    assert again.body == first.body
+    assert up.count == 21
+    assert post(port, key=None, headers=mallory).status == 201  # no key: no record, no quota
+
+
+def test_released_key_gives_its_quota_back(make_gw, up):
+    port = make_gw(max_keys_per_scope=1)
+    up.fail_first = 1
+    assert post(port, key='"x1"').status == 500  # released: it holds nothing
+    assert post(port, key='"x2"').status == 201
+    assert post(port, key='"x3"').status == 429
+
+
+def _rss_env():
+    # A sanitizer build keeps freed memory in quarantine: keep it small here.
+    import os
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    return dict(os.environ, ASAN_OPTIONS=(asan + ":" if asan else "") + "quarantine_size_mb=1")
+
+
+def test_memory_store_byte_bound_under_key_flood(gateway_factory, up):
+    """Keys minted from ever new scopes (no quota applies) with 16 KiB
+    responses: the store holds max_size; responses fill 3/4 of it at most, the
+    later ones are kept as not replayable (a retry gets 409, never a second
+    run); once in-progress and not-replayable records fill it, new keys get
+    503. RSS stays bounded."""
+    port, admin_port = h.free_port(), h.free_port()
+    cfg = idem_config(port, up, {"storage": "memory", "max_size": "1MiB",
+                                 "scope": ["route", "header:X-Client"]}, workers=1)
+    cfg["admin"] = {"address": "127.0.0.1:%d" % admin_port}
+    gw = gateway_factory(cfg, env=_rss_env())
+    hs = [("Content-Type", "application/json")]
+
+    def one(i):
+        return h.request(port, "POST", "/orders?size=16384", hs + [(KEY, '"f"'), ("X-Client", "c%d" % i)],
+                         b'{"amount": 10}').status
+
+    for i in range(200):  # warm: buffers and arenas at their working size
+        one(-1 - i)
+    base = gw.rss_kb()
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        statuses = list(ex.map(one, range(4000)))  # 64 MiB of responses unbounded
+    grown = gw.rss_kb() - base
+    assert grown < 12 * 1024, "RSS grew by %d KiB" % grown
+    assert set(statuses) <= {201, 503}, set(statuses)
+    assert statuses.count(503) > 0  # the bound was reached
+    text = h.request(admin_port, "GET", "/metrics", host="127.0.0.1").body.decode()
+    assert 'tollgate_idempotency_requests_total{outcome="unavailable"} %d' % statuses.count(503) in text
+    import re
+    kept = int(re.search(r'tollgate_idempotency_requests_total\{outcome="too_large"\} (\d+)', text).group(1))
+    stored = int(re.search(r'tollgate_idempotency_requests_total\{outcome="stored"\} (\d+)', text).group(1))
+    assert kept > 0 and 0 < stored * 16384 < 768 * 1024, (kept, stored)  # responses: 3/4 of max_size
+    # A response kept as not replayable answers its retry with 409, not a rerun.
+    effects = up.count
+    for i in (statuses.index(201), len(statuses) - 1 - statuses[::-1].index(201)):
+        r = h.request(port, "POST", "/orders?size=16384", hs + [(KEY, '"f"'), ("X-Client", "c%d" % i)],
+                      b'{"amount": 10}')
+        assert (r.status == 201 and r.header("Idempotent-Replayed") == "true") or \
+            (r.status == 409 and r.json()["title"] == "Response not replayable"), r
+    assert up.count == effects
+    r = h.request(port, "POST", "/orders", hs + [(KEY, '"new"'), ("X-Client", "late")], b"{}")
+    assert r.status == 503 and r.header("Retry-After") == "1", r
+
+
+# ------------------------------------------------------------ cluster ----
+from test_redis_cluster import cluster, owner  # noqa: E402,F401 (a fixture)
+
+
+def test_quota_and_replay_through_redis_cluster(gateway_factory, up, cluster):  # noqa: F811
+    """With `redis: cluster:`, a record and its client's quota counter share a
+    hash tag (one slot: the claim's one script reaches both), while clients
+    spread over the nodes."""
+    from test_rate_limit import key_slot
+    port = h.free_port()
+    cfg = idem_config(port, up, {"storage": "redis", "scope": ["route", "header:X-Client"],
+                                 "max_keys_per_scope": 3})
+    cfg["redis"] = {"cluster": {"nodes": [cluster[0].address]}, "timeout": "200ms"}
+    gateway_factory(cfg)
+    time.sleep(0.5)  # the slot map
+    for c in range(12):
+        hs = [("X-Client", "c%d" % c)]
+        assert [post(port, key='"k%d"' % i, headers=hs).status for i in range(4)] == [201] * 3 + [429], c
+        assert post(port, key='"k0"', headers=hs).header("Idempotent-Replayed") == "true"
+    assert up.count == 36
+    holders = 0
+    for n in cluster:
+        keys = n.cmd("KEYS", "tg:idem:*")
+        holders += bool(keys)
+        for k in keys:
+            assert owner(cluster, key_slot(k)) is n
+        records = [k for k in keys if not k.startswith("tg:idem:n:")]
+        for k in records:  # its client's counter sits on the same node
+            assert "tg:idem:n:" + k[len("tg:idem:"):k.index("}") + 1] in keys
+    assert holders >= 2

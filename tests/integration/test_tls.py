@@ -130,15 +130,6 @@ def expect_tls_failure(port, ctx, name="api.test"):
         assert data == b"", "got an answer over a failed handshake: %r" % data[:200]
 
 
-def metric(admin_port, name):
-    r = h.request(admin_port, "GET", "/metrics", host="127.0.0.1")
-    assert r.status == 200
-    for line in r.body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
 # ------------------------------------------------------------- gateway ----
 def server_tls(pki, certs=("api", "admin"), **kw):
     conf = {"certificates": [pki.pair(c) for c in certs]}
@@ -278,11 +269,11 @@ def test_tls_connection_parks_and_comes_back(tls_gw, pki):
     with tls_conn(g.port, client_ctx(pki)) as c:
         c.send(h.build_request("GET", "/a", host="api.test"))
         assert c.read_response().status == 200
-        before = metric(g.admin, name)
+        before = h.metric(g.admin, name)
         deadline = time.monotonic() + 5
-        while metric(g.admin, name) == before and time.monotonic() < deadline:
+        while h.metric(g.admin, name) == before and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert metric(g.admin, name) == before + 1
+        assert h.metric(g.admin, name) == before + 1
         c.send(h.build_request("GET", "/b", host="api.test") + h.build_request("GET", "/c", host="api.test"))
         assert [c.read_response().json()["target"] for _ in range(2)] == ["/b", "/c"]
     assert {rec["conn_id"] for rec in g.up.records} == {1}
@@ -314,7 +305,7 @@ def test_client_certificate_required(tls_gw, pki):
 def test_handshake_failures_metric(tls_gw, pki):
     g = tls_gw(tls=server_tls(pki, protocols=["TLSv1.3"]), admin=True)
     name = "tollgate_tls_handshake_failures_total"
-    assert metric(g.admin, name) == 0
+    assert h.metric(g.admin, name) == 0
     tls_get(g.port, client_ctx(pki))  # a good handshake
     s = socket.create_connection(("127.0.0.1", g.port))  # a port probe: no byte sent
     s.close()
@@ -327,9 +318,9 @@ def test_handshake_failures_metric(tls_gw, pki):
     for _ in range(2):
         expect_tls_failure(g.port, client_ctx(pki, maxv=ssl.TLSVersion.TLSv1_2))
     deadline = time.monotonic() + 3
-    while metric(g.admin, name) != 3 and time.monotonic() < deadline:
+    while h.metric(g.admin, name) != 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert metric(g.admin, name) == 3
+    assert h.metric(g.admin, name) == 3
 
 
 # ---------------------------------------------------------- resumption ----
@@ -345,6 +336,46 @@ def test_session_resumption(tls_gw, pki, version):
         r = tls_get(g.port, ctx, session=first.session)
         assert r.status == 200
         assert r.session_reused, "session not resumed"
+
+
+def test_tls13_each_resumption_gets_a_new_ticket(tls_gw, pki):
+    """TLS 1.3 clients use a ticket once (RFC 8446 C.4; OpenSSL's client cache,
+    wrk, browsers): a resumed handshake must hand out a new ticket, or every
+    other connection of such a client is a full handshake."""
+    g = tls_gw(workers=1)
+    ctx = client_ctx(pki, minv=ssl.TLSVersion.TLSv1_3)
+    session = tls_get(g.port, ctx).session
+    for _ in range(4):
+        r = tls_get(g.port, ctx, session=session)
+        assert r.status == 200 and r.session_reused
+        # The client names a session by its ticket's hash: a new ticket, a new id.
+        assert r.session.id != session.id, "no new ticket after a TLS 1.3 resumption"
+        session = r.session
+
+
+@pytest.mark.parametrize("version", ["TLSv1.2", "TLSv1.3"])
+def test_session_tickets_off_resumes_from_the_cache(tls_gw, pki, version):
+    g = tls_gw(workers=1, tls=dict(server_tls(pki), session_tickets=False))
+    v = getattr(ssl.TLSVersion, version.replace(".", "_"))
+    ctx = client_ctx(pki, minv=v, maxv=v)
+    first = tls_get(g.port, ctx)
+    assert first.status == 200 and not first.session_reused
+    if version == "TLSv1.2":
+        assert not first.session.has_ticket
+    assert tls_get(g.port, ctx, session=first.session).session_reused
+
+
+@pytest.mark.parametrize("version", ["TLSv1.2", "TLSv1.3"])
+def test_no_resumption_with_tickets_and_cache_off(tls_gw, pki, version):
+    """Both off: every connection is a full handshake (what bench/tls measures)."""
+    g = tls_gw(workers=1, tls=dict(server_tls(pki), session_tickets=False, session_cache=False))
+    v = getattr(ssl.TLSVersion, version.replace(".", "_"))
+    ctx = client_ctx(pki, minv=v, maxv=v)
+    first = tls_get(g.port, ctx)
+    assert first.status == 200
+    for _ in range(2):
+        r = tls_get(g.port, ctx, session=first.session)
+        assert r.status == 200 and not r.session_reused
 
 
 def test_no_resumption_across_listeners(gateway_factory, upstream_factory, pki):

@@ -1,10 +1,7 @@
 """Upstream failures: refused, connect timeout, response timeout, mid-response
 close, retries and passive health checks."""
 
-import socket
 import time
-
-import pytest
 
 import tg_harness as h
 
@@ -12,36 +9,6 @@ import tg_harness as h
 def dead_address():
     return "127.0.0.1:%d" % h.free_port()
 
-
-@pytest.fixture
-def blackhole():
-    """A listener whose accept queue is full, so that new connects hang (SYNs dropped)."""
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(0)
-    fillers = []
-    for _ in range(3):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        try:
-            s.connect(ls.getsockname())
-        except BlockingIOError:
-            pass
-        fillers.append(s)
-    time.sleep(0.1)
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    probe.settimeout(0.5)
-    try:
-        probe.connect(ls.getsockname())
-        hangs = False
-    except socket.timeout:
-        hangs = True
-    probe.close()
-    assert hangs, "could not build a listener that makes connects hang"
-    yield "127.0.0.1:%d" % ls.getsockname()[1]
-    for s in fillers:
-        s.close()
-    ls.close()
 
 
 def test_refused_is_502_quickly(proxy, upstream_factory):

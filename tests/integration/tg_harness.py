@@ -488,6 +488,35 @@ def request(port, method="GET", target="/", headers=(), body=b"", version="HTTP/
         return c.read_response(method)
 
 
+def start_with_admin(gateway_factory, upstreams, routes, workers=2):
+    """A gateway with an admin listener; its port is gw.admin_port."""
+    port = free_port()
+    cfg = gateway_config(port, upstreams, routes, workers=workers)
+    admin = free_port()
+    cfg["admin"] = {"address": "127.0.0.1:%d" % admin}
+    gw = gateway_factory(cfg)
+    gw.admin_port = admin
+    return gw
+
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def metric(admin_port, name, **labels):
+    """The value of the /metrics sample `name` whose labels are exactly
+    `labels` (in any order); an AssertionError when there is none."""
+    r = request(admin_port, "GET", "/metrics", host="127.0.0.1")
+    assert r.status == 200, r
+    for line in r.body.decode().splitlines():
+        if not line.startswith(name) or line[len(name):len(name) + 1] not in (" ", "{"):
+            continue
+        head, _, rest = line.partition("} ") if "{" in line else line.partition(" ")
+        got = dict(_LABEL.findall(head[len(name) + 1:])) if "{" in line else {}
+        if got == labels:
+            return float(rest.split()[0])
+    raise AssertionError("%s%s not in /metrics" % (name, labels or ""))
+
+
 def chunk_encode(chunks, extensions=None, trailers=()):
     out = bytearray()
     for i, c in enumerate(chunks):

@@ -69,6 +69,31 @@ START_TEST(cookies_joined)
 }
 END_TEST
 
+/* A reused request (the next stream's) keeps its buffers and nothing of
+ * the last head: no allocation for a head like the last one. */
+START_TEST(reset_keeps_buffers_not_fields)
+{
+    base("GET", "/first");
+    ck_assert_int_eq(field("cookie", "a=1"), 0);
+    ck_assert_int_eq(field("x-first", "1"), 0);
+    bool chunked;
+    int rc;
+    head(true, &chunked, &rc);
+    char *fields = r.fields, *text = r.text;
+    tg_h2_req_reset(&r);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    ck_assert_ptr_eq(r.fields, fields);
+    ck_assert_ptr_eq(r.text, text);
+    ck_assert_ptr_null(r.cookies);
+    base("GET", "/2");
+    ck_assert_int_eq(field("x-second", "2"), 0);
+    const char *h = head(true, &chunked, &rc);
+    ck_assert_int_eq(rc, TG_H2_REQ_OK);
+    ck_assert_str_eq(h, "GET /2 HTTP/1.1\r\nhost: api.example.com\r\nx-second: 2\r\n\r\n");
+    ck_assert_ptr_eq(r.fields, fields);
+}
+END_TEST
+
 START_TEST(body_framing)
 {
     base("POST", "/up");
@@ -209,6 +234,7 @@ static Suite *suite(void)
     tcase_add_test(tc, malformed_requests);
     tcase_add_test(tc, te_trailers_and_options_star);
     tcase_add_test(tc, list_size_limit);
+    tcase_add_test(tc, reset_keeps_buffers_not_fields);
     suite_add_tcase(s, tc);
     return s;
 }

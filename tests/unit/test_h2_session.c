@@ -2,6 +2,7 @@
  * talks to ours through two buffers; the handler records what it is given. */
 #include <check.h>
 #include <nghttp2/nghttp2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@ typedef struct {
     int reject_status;
     size_t body_len;
     bool respond; /* answer 200 "ok" at once */
+    int rid;      /* with an X-Request-Id made of this number (when > 0) */
 } rec_t;
 
 static rec_t rec;
@@ -26,6 +28,7 @@ static int c_status[64];
 static char c_data[64][256];
 static uint32_t c_rst[64];
 static int c_goaway = -1;
+static int c_rid_seen, c_rid_never_indexed;
 
 static int on_request(tg_h2_stream_t *st, struct evbuffer *head, bool chunked, bool end_stream,
                       void *arg)
@@ -40,8 +43,12 @@ static int on_request(tg_h2_stream_t *st, struct evbuffer *head, bool chunked, b
     rec.chunked = chunked;
     rec.end_stream = end_stream;
     if (rec.respond) {
-        tg_http_header_t ct = {"Content-Type", 12, "text/plain", 10};
-        ck_assert_int_eq(tg_h2_stream_respond(st, 200, &ct, 1, false), 0);
+        char rid[16];
+        int k = snprintf(rid, sizeof(rid), "%08d", rec.rid);
+        tg_http_header_t hs[] = {{"Content-Type", 12, "text/plain", 10},
+                                 {"X-Request-Id", 12, rid, (size_t)k}};
+        ck_assert_int_eq(tg_h2_stream_respond(st, 200, hs, rec.rid > 0 ? 2 : 1, false), 0);
+        rec.rid += rec.rid > 0;
         evbuffer_add(tg_h2_stream_out(st), "ok", 2);
         tg_h2_stream_resume(st, true);
     }
@@ -86,7 +93,11 @@ static const tg_h2_handler_t handler = {on_request, on_reject, on_body, on_drain
 static int c_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
                     const uint8_t *value, size_t vl, uint8_t flags, void *ud)
 {
-    (void)s, (void)flags, (void)ud;
+    (void)s, (void)ud;
+    if (nl == 12 && memcmp(name, "x-request-id", 12) == 0) {
+        c_rid_seen++;
+        c_rid_never_indexed += (flags & NGHTTP2_NV_FLAG_NO_INDEX) != 0;
+    }
     if (nl == 7 && memcmp(name, ":status", 7) == 0 && f->hd.stream_id < 128)
         c_status[f->hd.stream_id / 2] = atoi((const char *)value) * (vl > 0);
     return 0;
@@ -118,6 +129,7 @@ static void setup(void)
     memset(c_data, 0, sizeof(c_data));
     memset(c_rst, 0, sizeof(c_rst));
     c_goaway = -1;
+    c_rid_seen = c_rid_never_indexed = 0;
     tg_h2_limits_t lim = {.max_concurrent_streams = 100,
                           .initial_window_size = 65535,
                           .max_header_list_size = 2048,
@@ -202,6 +214,45 @@ START_TEST(request_and_response)
     ck_assert_str_eq(c_data[id / 2], "ok");
     ck_assert_int_eq(rec.closed, 1);
     ck_assert_uint_eq(tg_h2_open_streams(srv), 0);
+}
+END_TEST
+
+/* A value new in every response stays out of the HPACK table: each one
+ * would evict an entry and lengthen the encoder's search. */
+START_TEST(request_id_is_never_indexed)
+{
+    rec.respond = true;
+    rec.rid = 1;
+    size_t table = nghttp2_session_get_hd_inflate_dynamic_table_size(cli);
+    for (int i = 0; i < 3; i++) {
+        get("/");
+        ck_assert_int_eq(exchange(), 0);
+    }
+    ck_assert_int_eq(c_rid_seen, 3);
+    ck_assert_int_eq(c_rid_never_indexed, 3);
+    /* content-type: text/plain, indexed once and then referenced */
+    ck_assert_uint_eq(nghttp2_session_get_hd_inflate_dynamic_table_size(cli) - table, 12 + 10 + 32);
+}
+END_TEST
+
+/* Streams one after the other reuse the closed ones' objects: each head is
+ * its own. */
+START_TEST(sequential_streams_reuse_objects)
+{
+    rec.respond = true;
+    for (int i = 0; i < 6; i++) {
+        char path[16];
+        snprintf(path, sizeof(path), "/s%d", i);
+        int32_t id = get(path);
+        ck_assert_int_eq(exchange(), 0);
+        char want[128];
+        snprintf(want, sizeof(want),
+                 "GET %s HTTP/1.1\r\nhost: api.test\r\ncookie: a=1; b=2\r\n\r\n", path);
+        ck_assert_str_eq(rec.head, want);
+        ck_assert_str_eq(c_data[id / 2], "ok");
+    }
+    ck_assert_int_eq(rec.requests, 6);
+    ck_assert_int_eq(rec.closed, 6);
 }
 END_TEST
 
@@ -323,6 +374,8 @@ static Suite *suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, request_and_response);
+    tcase_add_test(tc, request_id_is_never_indexed);
+    tcase_add_test(tc, sequential_streams_reuse_objects);
     tcase_add_test(tc, malformed_is_a_stream_error);
     tcase_add_test(tc, header_list_over_the_limit_is_rejected_431);
     tcase_add_test(tc, rapid_reset_ends_the_connection);
