@@ -9,7 +9,16 @@
  *     onDisconnect(REDIS_ERR), then frees the context;
  *   - redisAsyncFree() does the same (onDisconnect only if it was connected);
  *     called inside a reply callback it is deferred until that callback returns;
- *   - a reply is freed by hiredis when its callback returns.
+ *   - a reply is freed by hiredis when its callback returns;
+ *   - a command only appends to the output buffer and asks for the write
+ *     event (ev.addWrite); redisAsyncHandleWrite() writes what is buffered.
+ *
+ * Writes: instead of waiting for the socket's write event (an epoll_ctl to
+ * add it, one more loop iteration, an epoll_ctl to remove it), the commands
+ * of an iteration are written at its end by `flush` (event_active, so it runs
+ * after the callbacks already due in this iteration, e.g. a rate-limit
+ * batch): one write(2) per iteration, no epoll_ctl. Only a write that could
+ * not finish (socket buffer full) falls back to the write event.
  */
 #include "redis.h"
 #include "redis_cluster.h"
@@ -61,6 +70,8 @@ struct tg_redis_s {
     struct event *retry_timer;
     struct event *connect_timer;
     struct event *call_timer;
+    struct event *flush; /* writes what this iteration's commands buffered */
+    bool flushing;       /* inside redisAsyncHandleWrite() from flush_cb */
     bool call_timer_armed;
     uint64_t call_timer_at;
     tg_redis_call_t *head, *tail; /* every call hiredis still holds */
@@ -338,6 +349,30 @@ static void disconnect_cb(const redisAsyncContext *ac, int status)
     on_lost(rc, ac->err ? ac->errstr : "closed");
 }
 
+/* ev.addWrite: write at the end of this iteration, or (from flush_cb: the
+ * socket buffer is full) when the socket is writable again. */
+static void add_write(void *privdata)
+{
+    redisLibeventEvents *e = privdata;
+    tg_redis_t *rc = e->context->data;
+    if (rc->flushing)
+        redisLibeventAddWrite(privdata);
+    else
+        event_active(rc->flush, EV_WRITE, 1);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tg_redis_t *rc = arg;
+    if (rc->ac == NULL)
+        return; /* the connection went away: its commands were failed */
+    rc->flushing = true;
+    redisAsyncHandleWrite(rc->ac); /* may end in disconnect_cb */
+    rc->flushing = false;
+}
+
 static void connect_server(tg_redis_t *rc, const char *host, int port)
 {
     const tg_redis_conf_t *cf = rc->conf;
@@ -360,6 +395,8 @@ static void connect_server(tg_redis_t *rc, const char *host, int port)
         on_lost(rc, "cannot attach to the event loop");
         return;
     }
+    /* After the attach: its write event is added already, for the connect. */
+    ac->ev.addWrite = add_write;
     redisAsyncSetConnectCallback(ac, connect_cb);
     redisAsyncSetDisconnectCallback(ac, disconnect_cb);
     rc->ac = ac;
@@ -488,6 +525,61 @@ static tg_redis_call_t *cluster_send(tg_redis_t *rc, tg_redis_cb_t cb, void *dat
     return tg_redis_cluster_send(rc->cluster, cluster_done, c, argc, argv, argvlen) == 0 ? c : NULL;
 }
 
+static size_t digits(size_t v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* Writes v in decimal at p; returns the end. */
+static char *put_uint(char *p, size_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+char *tg_redis_format(int argc, const char **argv, const size_t *argvlen, char *buf, size_t cap,
+                      size_t *len)
+{
+    size_t total = 1 + digits((size_t)argc) + 2; /* "*<argc>\r\n" */
+    for (int i = 0; i < argc; i++) {
+        size_t n = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+        total += 1 + digits(n) + 2 + n + 2; /* "$<n>\r\n<arg>\r\n" */
+    }
+    char *out = total <= cap ? buf : malloc(total);
+    if (out == NULL)
+        return NULL;
+    char *p = out;
+    *p++ = '*';
+    p = put_uint(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t n = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+        *p++ = '$';
+        p = put_uint(p, n);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], n);
+        p += n;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *len = (size_t)(p - out);
+    return out;
+}
+
 /* argv, or an already formatted command (cmd, len) when argv is NULL. */
 static tg_redis_call_t *send_one(tg_redis_t *rc, tg_redis_cb_t cb, void *data, int argc,
                                  const char **argv, const size_t *argvlen, const char *cmd,
@@ -503,8 +595,13 @@ static tg_redis_call_t *send_one(tg_redis_t *rc, tg_redis_cb_t cb, void *data, i
                                .data = data,
                                .sent_ms = now,
                                .deadline_ms = now + rc->conf->timeout_ms};
-        int st = argv != NULL ? redisAsyncCommandArgv(rc->ac, reply_cb, c, argc, argv, argvlen)
-                              : redisAsyncFormattedCommand(rc->ac, reply_cb, c, cmd, len);
+        char buf[4096];
+        const char *text =
+            argv != NULL ? tg_redis_format(argc, argv, argvlen, buf, sizeof(buf), &len) : cmd;
+        int st =
+            text != NULL ? redisAsyncFormattedCommand(rc->ac, reply_cb, c, text, len) : REDIS_ERR;
+        if (text != cmd && text != buf)
+            free((char *)text);
         if (st == REDIS_OK) {
             call_link(rc, c);
             arm_call_timer(rc);
@@ -574,6 +671,14 @@ bool tg_redis_connected(tg_request_t *r)
     return tg_redis_ready(redis_of(r));
 }
 
+int tg_redis_key_slot(tg_request_t *r, const char *key, size_t len)
+{
+    const tg_redis_t *rc = redis_of(r);
+    if (rc == NULL || rc->cluster == NULL)
+        return -1;
+    return (int)tg_redis_cluster_slot(key, len);
+}
+
 /* ---- lifecycle ---------------------------------------------------------- */
 
 tg_redis_t *tg_redis_new(const tg_redis_conf_t *conf, struct event_base *base, unsigned worker_id)
@@ -590,13 +695,14 @@ tg_redis_t *tg_redis_new(const tg_redis_conf_t *conf, struct event_base *base, u
     rc->retry_timer = evtimer_new(base, retry_cb, rc);
     rc->connect_timer = evtimer_new(base, connect_timer_cb, rc);
     rc->call_timer = evtimer_new(base, call_timer_cb, rc);
+    rc->flush = event_new(base, -1, 0, flush_cb, rc);
     snprintf(rc->peer, sizeof(rc->peer), "%s", conf->name);
     if (conf->sentinel_master != NULL)
         rc->sentinel = tg_redis_sentinel_new(conf, base, sentinel_resolved, sentinel_switched, rc);
     if (conf->nseeds > 0)
         rc->cluster = tg_redis_cluster_new(conf, base, worker_id);
     if (rc->retry_timer == NULL || rc->connect_timer == NULL || rc->call_timer == NULL ||
-        (conf->sentinel_master != NULL && rc->sentinel == NULL) ||
+        rc->flush == NULL || (conf->sentinel_master != NULL && rc->sentinel == NULL) ||
         (conf->nseeds > 0 && rc->cluster == NULL)) {
         tg_redis_free(rc);
         return NULL;
@@ -627,6 +733,8 @@ void tg_redis_free(tg_redis_t *rc)
         event_free(rc->connect_timer);
     if (rc->call_timer)
         event_free(rc->call_timer);
+    if (rc->flush)
+        event_free(rc->flush);
     while (rc->free_calls != NULL) {
         tg_redis_call_t *c = rc->free_calls;
         rc->free_calls = c->next;

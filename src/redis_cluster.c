@@ -46,7 +46,7 @@ typedef struct {
     tg_redis_cluster_done_t done;
     void *call;
     char *cmd; /* RESP text, formatted once (redirects resend it) */
-    int len;
+    size_t len;
     int redirects;
     bool in_send; /* done called before tg_redis_cluster_send returned */
     bool done_called;
@@ -237,7 +237,7 @@ static void attempt(ccall_t *cc, int node, bool asking)
         const char *argv[] = {"ASKING"};
         tg_redis_send(rc, NULL, NULL, 1, argv, NULL); /* its reply is not needed */
     }
-    tg_redis_send_formatted(rc, attempt_cb, cc, cc->cmd, (size_t)cc->len);
+    tg_redis_send_formatted(rc, attempt_cb, cc, cc->cmd, cc->len);
 }
 
 /* "MOVED <slot> <ip>:<port>" / "ASK <slot> <ip>:<port>": the node index. */
@@ -298,8 +298,8 @@ int tg_redis_cluster_send(tg_redis_cluster_t *cl, tg_redis_cluster_done_t done, 
             if (tg_redis_ready(cl->nodes[i].rc))
                 node = (int)i;
     }
-    cc->len = redisFormatCommandArgv(&cc->cmd, argc, argv, argvlen);
-    if (cc->len < 0)
+    cc->cmd = tg_redis_format(argc, argv, argvlen, NULL, 0, &cc->len);
+    if (cc->cmd == NULL)
         finish(cc, NULL, "out of memory");
     else
         attempt(cc, node, false);

@@ -40,4 +40,10 @@ void tg_redis_cancel(tg_redis_call_t *call);
 /* Whether the worker's connection is up right now (for fast fallbacks). */
 bool tg_redis_connected(tg_request_t *r);
 
+/* API 2.12: which keys may share one command. With `cluster:`, the Cluster
+ * slot of key (0..16383, CRC16 of its hash tag): only keys of one slot may
+ * share a command. Otherwise -1 (one server: any keys may), also when Redis is
+ * not configured. */
+int tg_redis_key_slot(tg_request_t *r, const char *key, size_t len);
+
 #endif

@@ -1,18 +1,30 @@
 /*
- * The `redis` backend: every limit of a request decided in ONE Lua script, so
- * one round trip, atomically (a script runs alone on the server), on Redis's
- * own clock (TIME) so that gateway instances with skewed clocks agree.
+ * The `redis` backend: the decisions of every request that became ready in
+ * one event-loop iteration of a worker (for one route's limiter, one Cluster
+ * slot) in ONE Lua script, so one round trip and one script run for many
+ * requests; atomically (a script runs alone on the server), on Redis's own
+ * clock (TIME) so that gateway instances with skewed clocks agree.
  *
- *   KEYS[i]      bucket of limit i: its TAT in microseconds (a string)
+ *   KEYS         decision d (0-based), limit i (1-based): KEYS[d*n + i], the
+ *                bucket of limit i for that request's client: its TAT in
+ *                microseconds (a number, fractions kept)
  *   ARGV[1]      cost
  *   ARGV[2i]     emission interval of limit i, microseconds (may be fractional)
  *   ARGV[2i+1]   burst of limit i
- *   returns      {admitted 0|1, retry_us, remaining_1, reset_us_1, ...}
+ *   returns      one integer per key, in KEYS order: microseconds until that
+ *                bucket is full again (after the decision); the first of a
+ *                decision is -1 - value when the request is refused
  *
- * Keys expire (SET .. PX) when their bucket is full again: an idle client
- * costs nothing. Since Redis 5 scripts replicate their effects, so reading
- * TIME before writing is allowed.
+ * Decisions are taken in KEYS order, as separate EVALSHAs would be: a bucket
+ * that several requests of the batch share (one client, many requests) is
+ * read once, decided in Lua, and written once at the end (SET .. PX, so keys
+ * expire when their bucket is full again and an idle client costs nothing).
+ * Redis CPU per batch: TIME, one GET per distinct bucket, one SET per
+ * distinct bucket that admitted; numbers go to SET as Lua numbers (Redis
+ * writes them with %.17g: no string.format). Since Redis 5 scripts replicate
+ * their effects, so reading TIME before writing is allowed.
  */
+#include <math.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,31 +34,42 @@
 #include "rate_limit.h"
 
 const char tg_rl_script[] = "local t = redis.call('TIME')\n"
-                            "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-                            "local cost = tonumber(ARGV[1])\n"
-                            "local tats, wait = {}, 0\n"
-                            "for i = 1, #KEYS do\n"
-                            "  local T, B = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])\n"
-                            "  local tat = tonumber(redis.call('GET', KEYS[i])) or now\n"
-                            "  if tat < now then tat = now end\n"
-                            "  tats[i] = tat\n"
-                            "  local w = tat + (cost - B) * T - now\n"
-                            "  if w > wait then wait = w end\n"
+                            "local now = t[1] * 1000000 + t[2]\n"
+                            "local cost, n = tonumber(ARGV[1]), (#ARGV - 1) / 2\n"
+                            "local T, B = {}, {}\n"
+                            "for i = 1, n do\n"
+                            "  T[i], B[i] = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])\n"
                             "end\n"
-                            "local ok = wait <= 0.001\n"
-                            "local out = {ok and 1 or 0, ok and 0 or math.ceil(wait)}\n"
-                            "for i = 1, #KEYS do\n"
-                            "  local T, B = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])\n"
-                            "  local tat = tats[i]\n"
-                            "  if ok then\n"
-                            "    tat = tat + cost * T\n"
-                            "    redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX',\n"
-                            "               math.max(1, math.ceil((tat - now) / 1000)))\n"
+                            "local tats, dirty, out = {}, {}, {}\n"
+                            "for d = 0, #KEYS - n, n do\n"
+                            "  local wait = -1\n"
+                            "  for i = 1, n do\n"
+                            "    local k = KEYS[d + i]\n"
+                            "    local tat = tats[k]\n"
+                            "    if tat == nil then\n"
+                            "      tat = tonumber(redis.call('GET', k)) or now\n"
+                            "      if tat < now then tat = now end\n"
+                            "      tats[k] = tat\n"
+                            "    end\n"
+                            "    local w = tat + (cost - B[i]) * T[i] - now\n"
+                            "    if w > wait then wait = w end\n"
                             "  end\n"
-                            "  local rem = math.floor(B - (tat - now) / T + 1e-9)\n"
-                            "  if rem < 0 then rem = 0 end\n"
-                            "  out[#out + 1] = rem\n"
-                            "  out[#out + 1] = math.ceil(tat - now)\n"
+                            "  local ok = wait <= 0.001\n"
+                            "  for i = 1, n do\n"
+                            "    local k = KEYS[d + i]\n"
+                            "    local tat = tats[k]\n"
+                            "    if ok then\n"
+                            "      tat = tat + cost * T[i]\n"
+                            "      tats[k] = tat\n"
+                            "      dirty[k] = true\n"
+                            "    end\n"
+                            "    out[d + i] = math.ceil(tat - now)\n"
+                            "  end\n"
+                            "  if not ok then out[d + 1] = -1 - out[d + 1] end\n"
+                            "end\n"
+                            "for k in pairs(dirty) do\n"
+                            "  local tat = tats[k]\n"
+                            "  redis.call('SET', k, tat, 'PX', math.ceil((tat - now) / 1000))\n"
                             "end\n"
                             "return out\n";
 
@@ -58,27 +81,34 @@ void tg_rl_script_sha(char out[41])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static int int_at(const redisReply *reply, size_t i, uint64_t *out)
+int tg_rl_parse_reply(const struct redisReply *reply, size_t d, size_t ndecisions,
+                      const tg_rl_limit_t *limits, size_t nlimits, uint64_t cost,
+                      tg_rl_result_t *out)
 {
-    const redisReply *e = reply->element[i];
-    if (e->type != REDIS_REPLY_INTEGER || e->integer < 0)
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || nlimits > TG_RL_MAX_LIMITS ||
+        nlimits == 0 || d >= ndecisions || reply->elements != ndecisions * nlimits)
         return -1;
-    *out = (uint64_t)e->integer;
-    return 0;
-}
-
-int tg_rl_parse_reply(const struct redisReply *reply, size_t nlimits, tg_rl_result_t *out)
-{
-    uint64_t ok;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 + 2 * nlimits ||
-        nlimits > TG_RL_MAX_LIMITS)
-        return -1;
-    if (int_at(reply, 0, &ok) < 0 || ok > 1 || int_at(reply, 1, &out->retry_us) < 0)
-        return -1;
-    out->allowed = ok == 1;
-    for (size_t i = 0; i < nlimits; i++)
-        if (int_at(reply, 2 + 2 * i, &out->remaining[i]) < 0 ||
-            int_at(reply, 3 + 2 * i, &out->reset_us[i]) < 0)
+    const redisReply *const *e = (const redisReply *const *)reply->element + d * nlimits;
+    double retry = 0;
+    for (size_t i = 0; i < nlimits; i++) {
+        if (e[i]->type != REDIS_REPLY_INTEGER)
             return -1;
+        long long v = e[i]->integer;
+        if (i == 0) {
+            out->allowed = v >= 0;
+            v = v >= 0 ? v : -1 - v;
+        }
+        if (v < 0)
+            return -1;
+        const tg_rl_limit_t *l = &limits[i];
+        double rem = floor((double)l->burst - (double)v / l->t_us + 1e-9);
+        out->remaining[i] = rem > 0 ? (uint64_t)rem : 0;
+        out->reset_us[i] = (uint64_t)v;
+        /* Refused: until this bucket has room for cost again. */
+        double w = (double)v + ((double)cost - (double)l->burst) * l->t_us;
+        if (w > retry)
+            retry = w;
+    }
+    out->retry_us = out->allowed ? 0 : (uint64_t)ceil(retry);
     return 0;
 }

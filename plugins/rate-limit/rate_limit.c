@@ -13,12 +13,17 @@
  *       on_error: local           # allow | deny | local (Redis unreachable or slow)
  *       headers: true             # RateLimit-* on every decided response
  *
- * request_head pauses on the Redis call and resumes from its callback; the
- * call is cancelled from a request cleanup if the client leaves first. The
+ * Backend redis: request_head queues the decision and pauses; the first one
+ * queued in an event-loop iteration activates the worker's flush event, which
+ * runs after every other callback of that iteration and sends all queued
+ * decisions as one EVALSHA (one per Cluster slot, at most BATCH_MAX each),
+ * whose reply resumes them all. A request that ends first leaves the queue,
+ * or its batch (which stays until its reply, owned by the worker). The
  * response headers follow draft-ietf-httpapi-ratelimit-headers: Limit is the
  * bucket capacity (burst) of the tightest limit, Remaining its tokens left,
  * Reset the seconds until it is full again; Policy lists every limit.
  */
+#include <event2/event.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,6 +38,9 @@
 #include "tollgate/trace.h"
 
 #define LOCAL_MAX_ENTRIES 100000
+/* Decisions per EVALSHA: bounds how long one script holds Redis (a few us
+ * per distinct bucket). */
+#define BATCH_MAX 64
 
 typedef enum { BACKEND_REDIS, BACKEND_LOCAL } backend_t;
 typedef enum { ON_ERROR_ALLOW, ON_ERROR_DENY, ON_ERROR_LOCAL } on_error_t;
@@ -47,7 +55,10 @@ typedef struct {
     tg_rl_limit_t limits[TG_RL_MAX_LIMITS];
     size_t nlimits;
     uint64_t cost;
-    char cost_arg[24], nkeys_arg[8];
+    char cost_arg[24];
+    /* The script's ARGV (cost, T_1, B_1, ...), shared by every call. */
+    const char *args[1 + 2 * TG_RL_MAX_LIMITS];
+    size_t arg_lens[1 + 2 * TG_RL_MAX_LIMITS];
     backend_t backend;
     on_error_t on_error;
     bool headers;
@@ -62,18 +73,48 @@ typedef struct {
     int m_decisions;
 } rl_t;
 
-/* Per-request state (the chain's zeroed ctx slot). */
+typedef struct rl_ctx_s rl_ctx_t;
+typedef struct rl_batch_s rl_batch_t;
+
+/* Per worker (worker_init), backend redis: the decisions waiting for this
+ * iteration's flush and the batches waiting for their reply. */
 typedef struct {
+    const rl_t *conf;
+    struct event *flush;   /* activated by the first decision queued */
+    rl_ctx_t *head, *tail; /* queued, oldest first */
+    rl_batch_t *in_flight; /* sent (worker_fini cancels them) */
+} rl_worker_t;
+
+/* Per-request state (the chain's zeroed ctx slot). */
+struct rl_ctx_s {
     tg_request_t *r;
     const rl_t *conf;
-    tg_redis_call_t *call; /* while a Redis call is pending */
+    rl_worker_t *w;
+    const char *key; /* the key value */
+    size_t key_len;
+    char *kbase; /* prefix + key value + suffix: the bucket name without its limit index */
+    size_t kbase_len;
+    int slot;              /* tg_redis_key_slot of kbase: -1 outside a Cluster */
+    rl_ctx_t *prev, *next; /* in w's queue while queued */
+    bool queued;
+    rl_batch_t *batch; /* sent in this batch, at index `at` */
+    size_t at;
+};
+
+/* One EVALSHA in flight and the decisions it carries (one allocation:
+ * argv, lengths and key bytes follow). */
+struct rl_batch_s {
+    rl_worker_t *w;
+    rl_batch_t *prev, *next; /* w->in_flight */
+    tg_redis_call_t *call;
+    tg_request_t *sender; /* a live request of the batch, for tg_redis_command */
+    bool retried;         /* EVAL after NOSCRIPT was sent */
+    int argc;
     const char **argv;
     size_t *lens;
-    int argc;
-    const char *key;
-    size_t key_len;
-    bool retried; /* EVAL after NOSCRIPT was sent */
-} rl_ctx_t;
+    size_t n;
+    rl_ctx_t *ctx[]; /* NULL once that request ended */
+};
 
 /* ------------------------------------------------------------ logging ---- */
 
@@ -164,7 +205,13 @@ static int check_cost(const tg_conf_node_t *node, rl_t *c, tg_conf_err_t *err)
                                  (unsigned long long)c->cost,
                                  (unsigned long long)c->limits[i].burst, i + 1);
     snprintf(c->cost_arg, sizeof(c->cost_arg), "%llu", (unsigned long long)c->cost);
-    snprintf(c->nkeys_arg, sizeof(c->nkeys_arg), "%zu", c->nlimits);
+    c->args[0] = c->cost_arg;
+    for (size_t i = 0; i < c->nlimits; i++) {
+        c->args[1 + 2 * i] = c->limits[i].t_arg;
+        c->args[2 + 2 * i] = c->limits[i].burst_arg;
+    }
+    for (size_t i = 0; i < 1 + 2 * c->nlimits; i++)
+        c->arg_lens[i] = strlen(c->args[i]);
     return 0;
 }
 
@@ -395,98 +442,245 @@ static tg_filter_status_t redis_failed(rl_ctx_t *ctx, const rl_t *c, const char 
     }
 }
 
-static void redis_done(void *data, const struct redisReply *reply, const char *error);
+/* ------------------------------------------------------------ batches ---- */
 
-static tg_redis_call_t *send_script(rl_ctx_t *ctx)
+static void batch_unlink(rl_batch_t *b)
 {
-    return tg_redis_command(ctx->r, redis_done, ctx, ctx->argc, ctx->argv, ctx->lens);
+    if (b->prev != NULL)
+        b->prev->next = b->next;
+    else
+        b->w->in_flight = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
 }
 
-/* After NOSCRIPT (a restarted or flushed Redis): the same call with the script
- * text, which also caches it for the next EVALSHA. Returns false when the
- * callback already ran (synchronously) and ctx must not be touched. */
-static bool retry_with_eval(rl_ctx_t *ctx)
+static void batch_done(void *data, const struct redisReply *reply, const char *error);
+
+/* Returns false when the callback already ran (synchronously: Redis not
+ * connected) and b is gone. */
+static bool batch_send(rl_batch_t *b)
 {
-    ctx->retried = true;
-    ctx->argv[0] = "EVAL";
-    ctx->lens[0] = 4;
-    ctx->argv[1] = tg_rl_script;
-    ctx->lens[1] = strlen(tg_rl_script);
-    tg_redis_call_t *call = send_script(ctx);
+    tg_redis_call_t *call = tg_redis_command(b->sender, batch_done, b, b->argc, b->argv, b->lens);
     if (call == NULL)
         return false;
-    ctx->call = call;
+    b->call = call;
     return true;
 }
 
-static void redis_done(void *data, const struct redisReply *reply, const char *error)
+/* After NOSCRIPT (a restarted or flushed Redis): the same call with the
+ * script text, which also caches it for the next EVALSHA. */
+static void batch_retry_with_eval(rl_batch_t *b)
 {
-    rl_ctx_t *ctx = data;
-    const rl_t *c = ctx->conf;
-    tg_rl_result_t res;
-    tg_filter_status_t st;
-    ctx->call = NULL;
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && !ctx->retried &&
+    b->retried = true;
+    b->argv[0] = "EVAL";
+    b->lens[0] = 4;
+    b->argv[1] = tg_rl_script;
+    b->lens[1] = strlen(tg_rl_script);
+    for (size_t i = 0; i < b->n; i++)
+        if (b->ctx[i] != NULL) {
+            b->sender = b->ctx[i]->r;
+            batch_send(b);
+            return;
+        }
+    batch_unlink(b); /* every request of the batch has ended */
+    free(b);
+}
+
+/* Resumes every request of the batch that is still there. */
+static void batch_done(void *data, const struct redisReply *reply, const char *error)
+{
+    rl_batch_t *b = data;
+    const rl_t *c = b->w->conf;
+    b->call = NULL;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && !b->retried &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        retry_with_eval(ctx);
+        batch_retry_with_eval(b);
         return;
     }
-    if (error == NULL && tg_rl_parse_reply(reply, c->nlimits, &res) == 0) {
-        note_ok(ctx->r, c);
-        st = finish(ctx->r, c, &res, false);
-    } else {
-        char why[128];
+    batch_unlink(b);
+    char why[128] = "";
+    if (error != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
         snprintf(why, sizeof(why), "%s",
                  error != NULL                                       ? error
                  : reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
                                                                      : "unexpected reply");
-        st = redis_failed(ctx, c, why);
+    for (size_t i = 0; i < b->n; i++) {
+        rl_ctx_t *ctx = b->ctx[i];
+        if (ctx == NULL)
+            continue;
+        ctx->batch = NULL;
+        tg_rl_result_t res;
+        tg_filter_status_t st;
+        if (why[0] == '\0' &&
+            tg_rl_parse_reply(reply, i, b->n, c->limits, c->nlimits, c->cost, &res) == 0) {
+            note_ok(ctx->r, c);
+            st = finish(ctx->r, c, &res, false);
+        } else {
+            st = redis_failed(ctx, c, why[0] != '\0' ? why : "unexpected reply");
+        }
+        tg_request_resume(ctx->r, st);
     }
-    tg_request_resume(ctx->r, st);
-}
-
-static void cancel_call(void *data)
-{
-    rl_ctx_t *ctx = data;
-    if (ctx->call != NULL)
-        tg_redis_cancel(ctx->call);
-    ctx->call = NULL;
+    free(b);
 }
 
 _Static_assert(TG_RL_MAX_LIMITS <= 10, "the limit index is one digit in the Redis key");
 
-/* EVALSHA sha n key_1..key_n cost T_1 B_1 .. T_n B_n, in the request arena. */
-static void build_call(rl_ctx_t *ctx, const rl_t *c)
+static void unqueue(rl_worker_t *w, rl_ctx_t *ctx)
 {
-    tg_arena_t *a = tg_request_arena(ctx->r);
-    int argc = 4 + 3 * (int)c->nlimits;
-    const char **argv = tg_arena_alloc(a, (size_t)argc * sizeof(*argv));
-    size_t *lens = tg_arena_alloc(a, (size_t)argc * sizeof(*lens));
-    int i = 0;
-    argv[i++] = "EVALSHA";
-    argv[i++] = c->sha;
-    argv[i++] = c->nkeys_arg;
-    for (size_t l = 0; l < c->nlimits; l++) {
-        size_t n = c->prefix_len + ctx->key_len + c->suffix_len;
-        char *k = tg_arena_alloc(a, n + 1);
-        memcpy(k, c->prefix, c->prefix_len);
-        memcpy(k + c->prefix_len, ctx->key, ctx->key_len);
-        memcpy(k + c->prefix_len + ctx->key_len, c->suffix, c->suffix_len);
-        k[n] = (char)('0' + l); /* l < TG_RL_MAX_LIMITS <= 10 */
-        lens[i] = n + 1;
-        argv[i++] = k;
+    if (ctx->prev != NULL)
+        ctx->prev->next = ctx->next;
+    else
+        w->head = ctx->next;
+    if (ctx->next != NULL)
+        ctx->next->prev = ctx->prev;
+    else
+        w->tail = ctx->prev;
+    ctx->prev = ctx->next = NULL;
+    ctx->queued = false;
+}
+
+/* EVALSHA sha n*nlimits key... cost T_1 B_1 .. for the oldest queued
+ * decisions with the slot of the oldest (at most BATCH_MAX); they leave the
+ * queue. NULL when out of memory (nothing taken). */
+static rl_batch_t *batch_take(rl_worker_t *w)
+{
+    const rl_t *c = w->conf;
+    int slot = w->head->slot;
+    size_t n = 0, bytes = 0;
+    for (rl_ctx_t *x = w->head; x != NULL && n < BATCH_MAX; x = x->next)
+        if (x->slot == slot) {
+            n++;
+            bytes += c->nlimits * (x->kbase_len + 1);
+        }
+    int argc = 3 + (int)(n * c->nlimits) + 1 + 2 * (int)c->nlimits;
+    rl_batch_t *b = malloc(sizeof(*b) + n * sizeof(b->ctx[0]) +
+                           (size_t)argc * (sizeof(char *) + sizeof(size_t)) + bytes + 24);
+    if (b == NULL)
+        return NULL;
+    *b = (rl_batch_t){.w = w, .argc = argc, .n = n};
+    b->argv = (const char **)(b->ctx + n);
+    b->lens = (size_t *)(b->argv + argc);
+    char *p = (char *)(b->lens + argc);
+    b->argv[0] = "EVALSHA";
+    b->lens[0] = 7;
+    b->argv[1] = c->sha;
+    b->lens[1] = 40;
+    b->argv[2] = p;
+    b->lens[2] = (size_t)snprintf(p, 24, "%zu", n * c->nlimits);
+    p += b->lens[2] + 1;
+    int a = 3;
+    size_t i = 0;
+    for (rl_ctx_t *x = w->head, *next; x != NULL && i < n; x = next) {
+        next = x->next;
+        if (x->slot != slot)
+            continue;
+        unqueue(w, x);
+        x->batch = b;
+        x->at = i;
+        b->ctx[i++] = x;
+        for (size_t l = 0; l < c->nlimits; l++) {
+            memcpy(p, x->kbase, x->kbase_len);
+            p[x->kbase_len] = (char)('0' + l); /* l < TG_RL_MAX_LIMITS <= 10 */
+            b->argv[a] = p;
+            b->lens[a++] = x->kbase_len + 1;
+            p += x->kbase_len + 1;
+        }
     }
-    argv[i++] = c->cost_arg;
-    for (size_t l = 0; l < c->nlimits; l++) {
-        argv[i++] = c->limits[l].t_arg;
-        argv[i++] = c->limits[l].burst_arg;
+    for (size_t j = 0; j < 1 + 2 * c->nlimits; j++) {
+        b->argv[a] = c->args[j];
+        b->lens[a++] = c->arg_lens[j];
     }
-    for (int j = 0; j < argc; j++)
-        if (j < 3 || j >= 3 + (int)c->nlimits)
-            lens[j] = strlen(argv[j]);
-    ctx->argv = argv;
-    ctx->lens = lens;
-    ctx->argc = argc;
+    b->sender = b->ctx[0]->r;
+    return b;
+}
+
+/* The end of the event-loop iteration in which decisions were queued: send
+ * them, one batch per slot. A batch that fails at once resumes its requests
+ * here, which may end others still queued (they leave the queue then) or
+ * queue new ones (sent by this same loop). */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rl_worker_t *w = arg;
+    while (w->head != NULL) {
+        rl_batch_t *b = batch_take(w);
+        if (b == NULL) {
+            rl_ctx_t *x = w->head;
+            unqueue(w, x);
+            tg_request_resume(x->r, redis_failed(x, x->conf, "out of memory"));
+            continue;
+        }
+        b->next = w->in_flight;
+        if (b->next != NULL)
+            b->next->prev = b;
+        w->in_flight = b;
+        batch_send(b);
+    }
+}
+
+static void *worker_init(void *instance, struct event_base *base, unsigned worker_id)
+{
+    (void)worker_id;
+    const rl_t *c = instance;
+    if (c->backend != BACKEND_REDIS)
+        return NULL;
+    rl_worker_t *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->conf = c;
+    w->flush = event_new(base, -1, 0, flush_cb, w);
+    if (w->flush == NULL) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* The generation is over: no request of it is left, but a batch whose
+ * requests all ended may still wait for its reply. */
+static void worker_fini(void *instance, void *worker)
+{
+    (void)instance;
+    rl_worker_t *w = worker;
+    if (w == NULL)
+        return;
+    while (w->in_flight != NULL) {
+        rl_batch_t *b = w->in_flight;
+        w->in_flight = b->next;
+        tg_redis_cancel(b->call);
+        free(b);
+    }
+    event_free(w->flush);
+    free(w);
+}
+
+/* ---------------------------------------------------------- requests ---- */
+
+static void leave(void *data)
+{
+    rl_ctx_t *ctx = data;
+    if (ctx->queued)
+        unqueue(ctx->w, ctx);
+    if (ctx->batch != NULL)
+        ctx->batch->ctx[ctx->at] = NULL;
+    ctx->batch = NULL;
+}
+
+static void enqueue(rl_worker_t *w, rl_ctx_t *ctx)
+{
+    ctx->w = w;
+    ctx->queued = true;
+    ctx->next = NULL;
+    ctx->prev = w->tail;
+    if (w->tail != NULL)
+        w->tail->next = ctx;
+    else {
+        w->head = ctx;
+        event_active(w->flush, EV_TIMEOUT, 1);
+    }
+    w->tail = ctx;
+    tg_request_on_cleanup(ctx->r, leave, ctx);
 }
 
 static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
@@ -498,15 +692,22 @@ static tg_filter_status_t request_head(tg_request_t *r, const tg_filter_t *f)
     ctx->key = tg_rl_key_value(r, &c->key, &ctx->key_len);
     if (c->backend == BACKEND_LOCAL)
         return decide_local(ctx, c, false);
-    build_call(ctx, c);
-    /* redis_done resumes: when Redis is not connected, before
-     * tg_redis_command() returns, and that resume applies as this hook
-     * returns PAUSE (plugin.h). */
-    tg_redis_call_t *call = send_script(ctx);
-    if (call != NULL) {
-        ctx->call = call;
-        tg_request_on_cleanup(r, cancel_call, ctx);
-    }
+    /* A dead Redis is not waited for, not even until the flush. */
+    if (!tg_redis_connected(r))
+        return redis_failed(ctx, c, "redis not connected");
+    if (f->worker == NULL) /* worker_init ran out of memory */
+        return redis_failed(ctx, c, "out of memory");
+    size_t n = c->prefix_len + ctx->key_len + c->suffix_len;
+    char *k = tg_arena_alloc(tg_request_arena(r), n);
+    if (k == NULL)
+        return redis_failed(ctx, c, "out of memory");
+    memcpy(k, c->prefix, c->prefix_len);
+    memcpy(k + c->prefix_len, ctx->key, ctx->key_len);
+    memcpy(k + c->prefix_len + ctx->key_len, c->suffix, c->suffix_len);
+    ctx->kbase = k;
+    ctx->kbase_len = n;
+    ctx->slot = tg_redis_key_slot(r, k, n);
+    enqueue(f->worker, ctx);
     return TG_FILTER_PAUSE;
 }
 
@@ -517,5 +718,7 @@ TG_PLUGIN_EXPORT const tg_plugin_t tg_plugin = {
     .ctx_size = sizeof(rl_ctx_t),
     .create = create,
     .destroy = destroy,
+    .worker_init = worker_init,
+    .worker_fini = worker_fini,
     .request_head = request_head,
 };

@@ -13,7 +13,9 @@
  *
  * A request is admitted only if every limit admits it; a refused request
  * consumes from none. bucket_redis.c runs this in one Lua script on Redis's
- * clock; bucket_local.c runs it under a shard mutex on CLOCK_MONOTONIC.
+ * clock, for a batch of requests at once (rate_limit.c collects the requests
+ * that became ready in one event-loop iteration); bucket_local.c runs it
+ * under a shard mutex on CLOCK_MONOTONIC.
  */
 #ifndef TG_RATE_LIMIT_H
 #define TG_RATE_LIMIT_H
@@ -95,7 +97,10 @@ bool tg_rl_gcra(double *tats, const tg_rl_limit_t *limits, size_t nlimits, uint6
 extern const char tg_rl_script[];
 /* SHA-1 hex of tg_rl_script (41 bytes with the NUL). */
 void tg_rl_script_sha(char out[41]);
-/* Reads the script's reply into out; -1 when its shape is not the expected one. */
-int tg_rl_parse_reply(const struct redisReply *reply, size_t nlimits, tg_rl_result_t *out);
+/* Reads decision d of a script reply that decided ndecisions requests into
+ * out; -1 when the reply's shape is not the expected one. */
+int tg_rl_parse_reply(const struct redisReply *reply, size_t d, size_t ndecisions,
+                      const tg_rl_limit_t *limits, size_t nlimits, uint64_t cost,
+                      tg_rl_result_t *out);
 
 #endif

@@ -185,6 +185,72 @@ def test_accuracy_three_instances_share_one_redis(gateway_factory, upstream, red
 
 # ------------------------------------------------------------- keys ----
 
+def script_calls(servers):
+    """EVALSHA + EVAL calls so far, summed over servers (INFO commandstats)."""
+    n = 0
+    for srv in servers:
+        for line in srv.cmd("INFO", "commandstats").splitlines():
+            if line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
+                n += int(line.split("calls=")[1].split(",")[0])
+    return n
+
+
+def stopped(pid):
+    """Every thread of pid is stopped (SIGSTOP is delivered asynchronously)."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] != "T":
+                return False
+    return True
+
+
+def at_once(gw, path, clients):
+    """One request per client, each on its own (already accepted) connection,
+    all sent while the gateway is stopped, so that its worker reads them in
+    one event-loop iteration (libevent reads up to 32 ready sockets per
+    epoll_wait at first: keep clients under that). Returns the responses in
+    clients' order."""
+    conns = [h.Conn(gw.port, timeout=10) for _ in clients]
+    try:
+        for c in conns:  # accepted and kept alive: the stop below holds only the requests
+            assert get(None, "/plain/", conn=c).status == 200
+        gw.signal(signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 5
+            while not stopped(gw.pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            for c, client in zip(conns, clients):
+                c.send(h.build_request("GET", path, [("X-Client", client)]))
+            time.sleep(0.2)
+        finally:
+            gw.signal(signal.SIGCONT)
+        return [c.read_response() for c in conns]
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_requests_ready_together_are_decided_in_one_script_exactly(gateway_factory, upstream, redis):
+    """30 requests read in one iteration: one EVALSHA, not 30; each decision
+    still sees the ones before it (each client's burst admitted exactly)."""
+    conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 10}], on_error="deny")
+    routes = [rl_route("a", "/a", conf), {"name": "plain", "match": {"path_prefix": "/plain"}, "upstream": "up"}]
+    gw = start_gw(gateway_factory, upstream, routes, redis, workers=1)
+    assert get(gw.port, "/a", [("X-Client", "warm-up")]).status == 200  # the script is cached (no NOSCRIPT)
+    clients = ["a" if i % 5 < 3 else "b" for i in range(30)]  # 18 of client a, 12 of b
+    before = script_calls([redis])
+    rs = at_once(gw, "/a", clients)
+    calls = script_calls([redis]) - before
+    assert calls == 1, calls
+    for client, n in (("a", 18), ("b", 12)):
+        mine = [r for r, c in zip(rs, clients) if c == client]
+        assert len(mine) == n
+        ok = [r for r in mine if r.status == 200]
+        assert len(ok) == 10 and all(r.status == 429 for r in mine if r.status != 200), client
+        assert sorted(int(r.header("RateLimit-Remaining")) for r in ok) == list(range(10)), client
+    assert "rate-limit: redis unavailable" not in gw.stderr()
+
+
 def test_separate_keys_and_routes(gateway_factory, upstream, redis):
     conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 2}])
     routes = [rl_route("a", "/a", conf), rl_route("b", "/b", conf)]

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import tg_harness as h
-from test_rate_limit import KEY_RE, Redis, check_accuracy, get, key_slot, limited, rl_route
+from test_rate_limit import KEY_RE, Redis, at_once, check_accuracy, get, key_slot, limited, rl_route, script_calls
 
 
 def cluster_port():
@@ -71,11 +71,11 @@ def cluster(tmp_path):
             n.kill()
 
 
-def start_gateways(gateway_factory, upstream, nodes, routes, n=3):
+def start_gateways(gateway_factory, upstream, nodes, routes, n=3, workers=2):
     gws = []
     for i in range(n):
         port = h.free_port()
-        cfg = h.gateway_config(port, {"up": h.upstream_conf([upstream.address])}, routes, workers=2)
+        cfg = h.gateway_config(port, {"up": h.upstream_conf([upstream.address])}, routes, workers=workers)
         cfg["redis"] = {"cluster": {"nodes": [nodes[0].address]}, "timeout": "100ms"}
         gws.append(gateway_factory(cfg, name="gw%d" % i))
     time.sleep(0.5)  # slot map: CLUSTER SLOTS once a seed connection is up
@@ -106,6 +106,27 @@ def test_cluster_keys_spread_and_limits_hold(gateway_factory, upstream, cluster)
             assert owner(cluster, key_slot(k)) is n
     for gw in gws:
         assert "rate-limit: redis unavailable" not in gw.stderr()
+
+
+def test_cluster_requests_ready_together_are_batched_per_slot(gateway_factory, upstream, cluster):
+    """30 requests of 15 clients read in one iteration: one EVALSHA per slot
+    (never one spanning slots: CROSSSLOT would apply on_error), each client's
+    burst of 1 admitted exactly once."""
+    conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 1}], on_error="deny")
+    routes = [rl_route("a", "/a", conf), {"name": "plain", "match": {"path_prefix": "/plain"}, "upstream": "up"}]
+    gw = start_gateways(gateway_factory, upstream, cluster, routes, n=1, workers=1)[0]
+    for i in range(30):  # the script cached on every node (no NOSCRIPT below)
+        assert get(gw.port, "/a", [("X-Client", "warm-up%d" % i)]).status == 200
+    warm = {key_slot(k) for n in cluster for k in n.cmd("KEYS", "tg:rl:*")}
+    clients = ["c%d" % (i % 15) for i in range(30)]
+    before = script_calls(cluster)
+    rs = at_once(gw, "/a", clients)
+    calls = script_calls(cluster) - before
+    for c in set(clients):
+        assert sorted(r.status for r, x in zip(rs, clients) if x == c) == [200, 429], c
+    slots = {key_slot(k) for n in cluster for k in n.cmd("KEYS", "tg:rl:*")} - warm
+    assert calls == len(slots), (calls, len(slots))
+    assert "rate-limit: redis unavailable" not in gw.stderr()
 
 
 def test_cluster_slot_migrated_under_traffic_ask_then_moved(gateway_factory, upstream, cluster):

@@ -169,28 +169,43 @@ static redisReply *int_reply(long long v)
 
 START_TEST(reply_parsing)
 {
-    redisReply *els[6];
-    long long vals[6] = {1, 0, 7, 300000, 2, 20000000};
-    for (int i = 0; i < 6; i++)
+    /* Two decisions over two limits: the first admitted, the second refused
+     * (its first value is -1 - value). */
+    tg_rl_limit_t ls[2] = {limit(10, 1000, 10), limit(3, 60000, 3)};
+    redisReply *els[4];
+    long long vals[4] = {300000, 20000000, -1 - 1000000, 40000000};
+    for (int i = 0; i < 4; i++)
         els[i] = int_reply(vals[i]);
-    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 6, .element = els};
+    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 4, .element = els};
     tg_rl_result_t res;
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 2, &res), 0);
+    ck_assert_int_eq(tg_rl_parse_reply(&arr, 0, 2, ls, 2, 1, &res), 0);
     ck_assert(res.allowed);
+    ck_assert_uint_eq(res.retry_us, 0);
     ck_assert_uint_eq(res.remaining[0], 7);
     ck_assert_uint_eq(res.reset_us[0], 300000);
     ck_assert_uint_eq(res.remaining[1], 2);
     ck_assert_uint_eq(res.reset_us[1], 20000000);
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 1, &res), -1); /* wrong count */
-    els[0]->integer = 2;
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 2, &res), -1);
-    els[0]->integer = 0;
+    ck_assert_int_eq(tg_rl_parse_reply(&arr, 1, 2, ls, 2, 1, &res), 0);
+    ck_assert(!res.allowed);
+    ck_assert_uint_eq(res.remaining[0], 0);
+    ck_assert_uint_eq(res.reset_us[0], 1000000);
+    ck_assert_uint_eq(res.remaining[1], 1);
+    ck_assert_uint_eq(res.retry_us, 100000); /* limit 1 has room again in one token */
+    /* Cost 2 also needs a second token of limit 2 (one left): 20 s more. */
+    ck_assert_int_eq(tg_rl_parse_reply(&arr, 1, 2, ls, 2, 2, &res), 0);
+    ck_assert_uint_eq(res.retry_us, 20000000);
+    ck_assert_int_eq(tg_rl_parse_reply(&arr, 2, 2, ls, 2, 1, &res), -1); /* no such decision */
+    ck_assert_int_eq(tg_rl_parse_reply(&arr, 0, 3, ls, 2, 1, &res), -1); /* wrong count */
+    ck_assert_int_eq(tg_rl_parse_reply(&arr, 0, 1, ls, 4, 1, &res), -1);
+    els[1]->integer = -5; /* only the first value of a decision carries a sign */
+    ck_assert_int_eq(tg_rl_parse_reply(&arr, 0, 2, ls, 2, 1, &res), -1);
+    els[1]->integer = 0;
     els[3]->type = REDIS_REPLY_STRING;
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 2, &res), -1);
+    ck_assert_int_eq(tg_rl_parse_reply(&arr, 1, 2, ls, 2, 1, &res), -1);
     redisReply err = {.type = REDIS_REPLY_ERROR, .str = "ERR", .len = 3};
-    ck_assert_int_eq(tg_rl_parse_reply(&err, 2, &res), -1);
-    ck_assert_int_eq(tg_rl_parse_reply(NULL, 2, &res), -1);
-    for (int i = 0; i < 6; i++)
+    ck_assert_int_eq(tg_rl_parse_reply(&err, 0, 1, ls, 2, 1, &res), -1);
+    ck_assert_int_eq(tg_rl_parse_reply(NULL, 0, 1, ls, 2, 1, &res), -1);
+    for (int i = 0; i < 4; i++)
         free(els[i]);
 
     char sha[41];

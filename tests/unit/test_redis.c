@@ -419,6 +419,50 @@ START_TEST(round_trip_and_pipelining)
 }
 END_TEST
 
+static seen_t written;
+
+static void send_from_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    send_cmd(&written, "SET", "flushed", "yes");
+}
+
+/* Commands are written at the end of the iteration that sent them, not an
+ * iteration later when the socket's write event comes round. */
+START_TEST(written_in_the_same_iteration)
+{
+    server_start();
+    connect_with(NULL);
+    ck_assert(wait_ready(2000));
+    memset(&written, 0, sizeof(written));
+    struct event *t = evtimer_new(base, send_from_timer, NULL);
+    struct timeval zero = {0, 0};
+    evtimer_add(t, &zero);
+    event_base_loop(base, EVLOOP_ONCE); /* the timer's iteration, and no other */
+    ck_assert_int_eq(written.calls, 0);
+    redisContext *probe = redisConnect("127.0.0.1", server_port);
+    ck_assert(probe != NULL && probe->err == 0);
+    redisReply *r = NULL;
+    for (int i = 0; i < 100; i++) { /* the server may not have read it yet */
+        r = redisCommand(probe, "GET flushed");
+        if (r != NULL && r->type == REDIS_REPLY_STRING)
+            break;
+        freeReplyObject(r);
+        r = NULL;
+        usleep(10000);
+    }
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r->str, "yes");
+    freeReplyObject(r);
+    redisFree(probe);
+    run_until(&written.calls, 1000);
+    ck_assert_str_eq(written.str, "OK");
+    event_free(t);
+}
+END_TEST
+
 START_TEST(error_reply_is_a_reply)
 {
     server_start();
@@ -455,6 +499,7 @@ START_TEST(public_api_through_request)
     ck_assert_int_eq(s.calls, 1);
     ck_assert_str_eq(s.error, "redis not configured");
     ck_assert(!tg_redis_connected(req));
+    ck_assert_int_eq(tg_redis_key_slot(req, "foo", 3), -1);
 
     server_start();
     connect_with(NULL);
@@ -468,6 +513,7 @@ START_TEST(public_api_through_request)
     ck_assert_ptr_nonnull(tg_redis_command(req, record_cb, &s, 1, argv, NULL));
     run_until(&s.calls, 1000);
     ck_assert_str_eq(s.str, "PONG");
+    ck_assert_int_eq(tg_redis_key_slot(req, "foo", 3), -1); /* one server: any keys together */
 
     /* A cancelled call never calls back, even when its reply arrives. */
     seen_t cancelled = {0}, after = {0};
@@ -639,6 +685,40 @@ START_TEST(auth_and_select_applied)
 }
 END_TEST
 
+/* tg_redis_format writes what hiredis's own formatter writes, in buf or
+ * malloc'ed memory. */
+START_TEST(format_matches_hiredis)
+{
+    char big[5000];
+    memset(big, 'x', sizeof(big));
+    const char *argv[] = {"EVALSHA", "", "a\0b", big, "12345678901"};
+    size_t lens[] = {7, 0, 3, sizeof(big), 11};
+    for (int argc = 1; argc <= 5; argc++) {
+        char *want;
+        int wlen = redisFormatCommandArgv(&want, argc, argv, lens);
+        char buf[64];
+        size_t len;
+        char *got = tg_redis_format(argc, argv, lens, buf, sizeof(buf), &len);
+        ck_assert_ptr_nonnull(got);
+        ck_assert_uint_eq(len, (size_t)wlen);
+        ck_assert(memcmp(got, want, len) == 0);
+        ck_assert(argc <= 3 ? got == buf : got != buf); /* 4 and 5 do not fit in 64 bytes */
+        if (got != buf)
+            free(got);
+        redisFreeCommand(want);
+    }
+    const char *plain[] = {"SET", "k", "v"};
+    char *want;
+    int wlen = redisFormatCommandArgv(&want, 3, plain, NULL);
+    size_t len;
+    char *got = tg_redis_format(3, plain, NULL, NULL, 0, &len);
+    ck_assert_uint_eq(len, (size_t)wlen);
+    ck_assert(memcmp(got, want, len) == 0);
+    free(got);
+    redisFreeCommand(want);
+}
+END_TEST
+
 /* Values from the Cluster spec and CLUSTER KEYSLOT. */
 START_TEST(cluster_slot_of_keys)
 {
@@ -650,6 +730,29 @@ START_TEST(cluster_slot_of_keys)
     /* "{}" is no tag: the whole key; only the first "{...}" counts */
     ck_assert_uint_ne(tg_redis_cluster_slot("foo{}{bar}", 10), tg_redis_cluster_slot("bar", 3));
     ck_assert_uint_eq(tg_redis_cluster_slot("foo{{bar}}zap", 13), tg_redis_cluster_slot("{bar", 4));
+
+    /* tg_redis_key_slot: the slot with `cluster:` (seeds need not answer). */
+    tg_conf_doc_t *doc;
+    const char *yaml = "redis:\n  cluster:\n    nodes: [\"127.0.0.1:1\"]\n";
+    ck_assert_int_eq(tg_conf_doc_parse("t.yaml", yaml, strlen(yaml), &doc, &err), 0);
+    fake_cfg.redis = NULL;
+    ck_assert_int_eq(
+        tg_redis_conf_parse(&fake_cfg, tg_conf_map_get(tg_conf_doc_root(doc), "redis"), &err), 0);
+    tg_conf_doc_free(doc);
+    conf = fake_cfg.redis;
+    rc = tg_redis_new(conf, base, 0);
+    ck_assert_ptr_nonnull(rc);
+    tg_worker_t w;
+    tg_conn_t c;
+    tg_request_t r;
+    memset(&w, 0, sizeof(w));
+    memset(&c, 0, sizeof(c));
+    memset(&r, 0, sizeof(r));
+    c.worker = &w;
+    r.conn = &c;
+    w.redis = rc;
+    ck_assert_int_eq(tg_redis_key_slot(&r, "x{foo}y", 7), 12182);
+    ck_assert_int_eq(tg_redis_key_slot(&r, "123456789", 9), 0x31C3);
 }
 END_TEST
 
@@ -746,7 +849,9 @@ static Suite *redis_suite(void)
     tcase_add_test(tc, conf_sentinel_and_username);
     tcase_add_test(tc, acl_username_auth);
     tcase_add_test(tc, cluster_slot_of_keys);
+    tcase_add_test(tc, format_matches_hiredis);
     tcase_add_test(tc, round_trip_and_pipelining);
+    tcase_add_test(tc, written_in_the_same_iteration);
     tcase_add_test(tc, error_reply_is_a_reply);
     tcase_add_test(tc, public_api_through_request);
     tcase_add_test(tc, timeout_then_late_reply_dropped);
