@@ -557,7 +557,9 @@ char *tg_redis_format(int argc, const char **argv, const size_t *argvlen, char *
         size_t n = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
         total += 1 + digits(n) + 2 + n + 2; /* "$<n>\r\n<arg>\r\n" */
     }
-    char *out = total <= cap ? buf : malloc(total);
+    /* NUL-terminated, not counted in len: hiredis 0.14 peeks one byte past a
+     * one-argument command (__redisAsyncCommand's hasnext). */
+    char *out = total + 1 <= cap ? buf : malloc(total + 1);
     if (out == NULL)
         return NULL;
     char *p = out;
@@ -576,6 +578,7 @@ char *tg_redis_format(int argc, const char **argv, const size_t *argvlen, char *
         *p++ = '\r';
         *p++ = '\n';
     }
+    *p = '\0';
     *len = (size_t)(p - out);
     return out;
 }

@@ -88,7 +88,8 @@ bool tg_redis_ready(const tg_redis_t *rc);
 /* argv as RESP text (what redisFormatCommandArgv makes, in one pass without
  * printf: a rate-limit batch has dozens of arguments). Into buf when it fits
  * in cap bytes, else into malloc'ed memory (free it when the result is not
- * buf); NULL when out of memory. argvlen NULL: strlen of each. */
+ * buf); NULL when out of memory. argvlen NULL: strlen of each. NUL-terminated
+ * (not counted in *len): hiredis reads one byte past a one-argument command. */
 char *tg_redis_format(int argc, const char **argv, const size_t *argvlen, char *buf, size_t cap,
                       size_t *len);
 void tg_redis_get_stats(const tg_redis_t *rc, tg_redis_stats_t *out);
