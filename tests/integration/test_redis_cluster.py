@@ -57,18 +57,23 @@ def wait_for(pred, timeout, what):
     raise AssertionError("timed out waiting for " + what)
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    nodes = [Node(tmp_path).start() for _ in range(3)]
+def make_cluster(tmp_path, count, replicas):
+    """count redis-server nodes made into one cluster (replicas per primary); killed after."""
+    nodes = [Node(tmp_path).start() for _ in range(count)]
     try:
         subprocess.run(["redis-cli", "--cluster", "create"] + [n.address for n in nodes] +
-                       ["--cluster-replicas", "0", "--cluster-yes"], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=30)
+                       ["--cluster-replicas", str(replicas), "--cluster-yes"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
         wait_for(lambda: all("cluster_state:ok" in n.cmd("CLUSTER", "INFO") for n in nodes), 20, "cluster ok")
         yield nodes
     finally:
         for n in nodes:
             n.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    yield from make_cluster(tmp_path, 3, 0)
 
 
 def start_gateways(gateway_factory, upstream, nodes, routes, n=3, workers=2):
@@ -164,16 +169,7 @@ def test_cluster_accuracy_three_instances(gateway_factory, upstream, cluster):
 
 @pytest.fixture
 def cluster_with_replicas(tmp_path):
-    nodes = [Node(tmp_path).start() for _ in range(6)]
-    try:
-        subprocess.run(["redis-cli", "--cluster", "create"] + [n.address for n in nodes] +
-                       ["--cluster-replicas", "1", "--cluster-yes"], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=30)
-        wait_for(lambda: all("cluster_state:ok" in n.cmd("CLUSTER", "INFO") for n in nodes), 20, "cluster ok")
-        yield nodes
-    finally:
-        for n in nodes:
-            n.kill()
+    yield from make_cluster(tmp_path, 6, 1)
 
 
 def test_cluster_primary_killed_replica_promoted(gateway_factory, upstream, cluster_with_replicas):
