@@ -45,15 +45,15 @@ static void set_client_timeouts(tg_conn_t *c, uint64_t read_ms)
 }
 
 /* A keep-alive connection idle this long gives back its buffers until its
- * next byte (see park()); TLS ones too (OpenSSL's own are released by
- * SSL_MODE_RELEASE_BUFFERS). Short enough that 10,000 idle
+ * next byte (see park()); TLS ones too (OpenSSL's own record buffers, kept
+ * between the requests of a busy connection). Short enough that 10,000 idle
  * clients cost little, long enough that a busy connection never parks. */
 #define PARK_AFTER_MS 1000
 /* With this many connections on a worker, an idle connection parks as soon
  * as its response is flushed: memory then grows with busy connections only. */
 #define PARK_PRESSURE 1024
 
-static void park(tg_conn_t *c, uint64_t remaining_ms);
+static int park(tg_conn_t *c, uint64_t remaining_ms);
 static bool under_pressure(const tg_conn_t *c);
 
 /* Back to waiting for a request head: idle timeout until its first byte. */
@@ -67,6 +67,10 @@ static void become_idle(tg_conn_t *c)
     /* The timer first fires to park the connection, then at the idle timeout. */
     arm_timer(c, idle > PARK_AFTER_MS ? PARK_AFTER_MS : idle, false);
     tg_stream_read_enable(c->s, true);
+    /* A connection that served a request will likely serve more: OpenSSL's
+     * buffers stay until it parks (a malloc and free of ~16 KiB each way per
+     * request otherwise). */
+    tg_stream_keep_buffers(c->s);
     if (under_pressure(c)) /* the response went out at once (tg_stream_send): park now */
         park(c, idle);
 }
@@ -355,15 +359,14 @@ static void conn_event_cb(tg_stream_t *s, short what, void *arg)
     conn_free(c);
 }
 
-/* Parked: the stream frees its buffers and keeps the socket, its events and
- * (TLS) the SSL, whose own buffers SSL_MODE_RELEASE_BUFFERS already gave
- * back; nginx frees its buffers on idle keep-alive connections for the same
+/* Parked: the stream frees its buffers (and, TLS, OpenSSL's) and keeps the
+ * socket, its events and the SSL; nginx frees its buffers on idle keep-alive connections for the same
  * reason. The stream's read timeout carries the rest of the idle timeout; the
  * next byte brings the buffers back (conn_read_cb). */
-static void park(tg_conn_t *c, uint64_t remaining_ms)
+static int park(tg_conn_t *c, uint64_t remaining_ms)
 {
     if (tg_stream_park(c->s) < 0)
-        return;
+        return -1;
     /* The timer goes too (it may still be armed for the idle timeout). */
     tg_pool_event_free(c->timer);
     c->timer = NULL;
@@ -371,6 +374,7 @@ static void park(tg_conn_t *c, uint64_t remaining_ms)
     set_client_timeouts(c, remaining_ms);
     tg_metrics_connection_parked(c->worker);
     tg_heap_trim_parked(c->worker);
+    return 0;
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -392,7 +396,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t idle = c->worker->cfg->limits.idle_timeout_ms;
     uint64_t elapsed = tg_now_ms() - c->idle_since_ms;
     if (!c->head_timer && elapsed < idle && in == 0 && tg_stream_output_length(c->s) == 0) {
-        park(c, idle - elapsed);
+        /* Not parkable now (a TLS record partly received): the idle timeout
+         * still holds. */
+        if (park(c, idle - elapsed) < 0)
+            arm_timer(c, idle - elapsed, false);
         return;
     }
     /* Idle keep-alive (or a connection that never sent anything): just close. */

@@ -87,7 +87,8 @@ struct tg_stream_s {
     bool bulk : 1;          /* the last read was large: read into a full chunk */
     bool in_cb : 1;         /* a callback runs: tg_stream_free defers the free */
     bool dead : 1;
-    bool is_pipe : 1; /* in-memory (tg_stream_new_pipe): its pipe_ext_t is the owner area */
+    bool is_pipe : 1;      /* in-memory (tg_stream_new_pipe): its pipe_ext_t is the owner area */
+    bool keep_buffers : 1; /* TLS: SSL_MODE_RELEASE_BUFFERS is off until parked */
 };
 
 static const tg_stream_cbs_t none;
@@ -799,12 +800,36 @@ void tg_stream_trigger_read(tg_stream_t *s)
     activate(s);
 }
 
+void tg_stream_keep_buffers(tg_stream_t *s)
+{
+    if (s->ssl == NULL || s->keep_buffers)
+        return;
+    SSL_clear_mode(s->ssl, SSL_MODE_RELEASE_BUFFERS);
+    s->keep_buffers = true;
+}
+
+/* OpenSSL's record buffers back, and release mode on again (the next
+ * exchange may be the last for a long while). SSL_free_buffers refuses while
+ * a record is partly read or written: then the stream does not park. */
+static int release_tls_buffers(tg_stream_t *s)
+{
+    if (s->ssl == NULL || !s->keep_buffers)
+        return 0;
+    if (SSL_free_buffers(s->ssl) != 1)
+        return -1;
+    SSL_set_mode(s->ssl, SSL_MODE_RELEASE_BUFFERS);
+    s->keep_buffers = false;
+    return 0;
+}
+
 int tg_stream_park(tg_stream_t *s)
 {
     if (s->in == NULL)
-        return 0;
+        return release_tls_buffers(s);
     if (evbuffer_get_length(s->in) > 0 || evbuffer_get_length(s->out) > 0 || s->wev_on ||
         s->sched_write || s->sched_read || s->sched_pending || s->error_pending || s->wrote_sync)
+        return -1;
+    if (release_tls_buffers(s) < 0)
         return -1;
     free_buffers(s);
     return 0;

@@ -17,9 +17,9 @@
  *   driven by the same two events; WANT_READ / WANT_WRITE are handled in one
  *   place. close_notify is sent when a stream whose handshake completed is
  *   freed.
- * - Parking (tg_stream_park): an idle stream frees both evbuffers (OpenSSL
- *   frees its own with SSL_MODE_RELEASE_BUFFERS) and keeps only the socket,
- *   its events and the SSL; the next readable byte brings the buffers back.
+ * - Parking (tg_stream_park): an idle stream frees both evbuffers and
+ *   OpenSSL's record buffers, and keeps only the socket, its events and the
+ *   SSL; the next readable byte brings the buffers back.
  *
  * Callbacks mirror bufferevents' so the state machines above read the same:
  * `read` after new input arrived, `write` once the output fell to the write
@@ -122,9 +122,18 @@ void tg_stream_send(tg_stream_t *s, struct evbuffer *src);
  * without reading from the socket. */
 void tg_stream_trigger_read(tg_stream_t *s);
 
+/* TLS: OpenSSL's record buffers (about 16 KiB each way) stay allocated
+ * between reads and writes, until the stream parks. A TLS stream starts in
+ * SSL_MODE_RELEASE_BUFFERS (a new or parked connection holds none); a stream
+ * in steady use (a keep-alive connection that served a request) calls this
+ * so that each request does not free and allocate them again. Parking turns
+ * it off. Nothing for a plain stream. */
+void tg_stream_keep_buffers(tg_stream_t *s);
+
 /* Frees the buffers of an idle stream (input and output empty; returns -1
- * otherwise) and keeps reading, with the current read timeout: the next byte
- * brings them back. */
+ * otherwise, or when OpenSSL holds bytes not yet read or written) and keeps
+ * reading, with the current read timeout: the next byte brings them back.
+ * OpenSSL's buffers go too (tg_stream_keep_buffers). */
 int tg_stream_park(tg_stream_t *s);
 bool tg_stream_parked(const tg_stream_t *s); /* also: made by tg_stream_new_with, not used yet */
 

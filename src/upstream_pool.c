@@ -236,6 +236,7 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     tg_stream_set_timeouts(c->s, IDLE_TIMEOUT_MS, 0);
     tg_stream_set_watermarks(c->s, 0, 0);
     tg_stream_read_enable(c->s, true);
+    tg_stream_keep_buffers(c->s); /* TLS: until it parks, as client connections */
     c->idle_since_ms = tg_now_ms();
     arm_park(p);
 }

@@ -291,6 +291,26 @@ def test_parked_tls_connection_idle_timeout_sends_close_notify(tls_gw, pki):
         assert 2.0 <= time.monotonic() - t0 <= 4.5
 
 
+def test_partial_record_on_an_idle_connection_still_times_out(tls_gw, pki):
+    # Part of a TLS record after a request: OpenSSL holds it, so the idle
+    # connection cannot park (its buffers are busy); the idle timeout must
+    # still end it.
+    import os
+    import ssl
+    g = tls_gw(limits={"idle_timeout": "2500ms"}, workers=1)
+    with tls_conn(g.port, client_ctx(pki)) as c:
+        c.send(h.build_request("GET", "/a", host="api.test"))
+        assert c.read_response().status == 200
+        os.write(c.sock.fileno(), b"\x17\x03\x03\x00\x40xyz")  # a header announcing 64 bytes, and 3
+        t0 = time.monotonic()
+        c.settimeout(6)
+        try:
+            assert c.sock.recv(100) == b""
+        except (ssl.SSLError, ConnectionError):
+            pass  # closed mid-record: any end will do, but an end
+        assert 2.0 <= time.monotonic() - t0 <= 4.5
+
+
 # ---------------------------------------------------------------- mTLS ----
 def test_client_certificate_required(tls_gw, pki):
     g = tls_gw(tls=server_tls(pki, client_ca=pki.path("client-ca.crt")), admin=True)
