@@ -1,10 +1,17 @@
-/* Unit tests for src/stream.c's TLS record buffers: a TLS stream in steady
- * use (tg_stream_keep_buffers) allocates OpenSSL's ~16 KiB buffers once, not
- * at every exchange; parking gives them back and turns release mode on again;
- * a parked TLS stream answers its next request; a stream whose OpenSSL holds
- * part of a record does not park. OpenSSL's allocations are watched through
+/* Unit tests for src/stream.c (included: the tests look at its events).
+ *
+ * TLS record buffers: a TLS stream in steady use (tg_stream_keep_buffers)
+ * allocates OpenSSL's ~16 KiB buffers once, not at every exchange; parking
+ * gives them back and turns release mode on again; a parked TLS stream
+ * answers its next request; a stream whose OpenSSL holds part of a record
+ * does not park. OpenSSL's allocations are watched through
  * CRYPTO_set_mem_functions, set in main before OpenSSL allocates anything.
- * The peer is a plain OpenSSL client on the other end of a socketpair. */
+ * The peer is a plain OpenSSL client on the other end of a socketpair.
+ *
+ * Connecting: toward a loopback listener the connection is reported from the
+ * first loop pass with no EV_WRITE interest ever added; a refused one still
+ * reports ERROR|WRITING with ECONNREFUSED. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -19,7 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "stream.h"
+#include "stream.c"
 
 /* A record buffer: SSL3_RT_MAX_PLAIN_LENGTH plus headers and padding. */
 #define BIG 16384
@@ -240,6 +247,81 @@ START_TEST(no_park_while_a_record_is_partly_read)
 }
 END_TEST
 
+/* ---- connecting ---- */
+
+static short seen;
+
+static void record_event(tg_stream_t *s, short what, void *arg)
+{
+    (void)s, (void)arg;
+    seen |= what;
+}
+
+static const tg_stream_cbs_t watch = {.event = record_event};
+
+/* A listening socket on 127.0.0.1 (its port in *sin); closed at once when
+ * close_it, for a port that refuses. */
+static int loopback_listener(struct sockaddr_in *sin, bool close_it)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    socklen_t len = sizeof(*sin);
+    memset(sin, 0, sizeof(*sin));
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)sin, sizeof(*sin)), 0);
+    ck_assert_int_eq(listen(l, 8), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)sin, &len), 0);
+    if (close_it) {
+        close(l);
+        return -1;
+    }
+    return l;
+}
+
+START_TEST(loopback_connect_waits_for_no_write_poll)
+{
+    struct sockaddr_in sin;
+    int l = loopback_listener(&sin, false);
+    struct event_base *base = event_base_new();
+    tg_stream_t *s = tg_stream_new(base, socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), NULL);
+    tg_stream_setcb(s, &watch, NULL);
+    seen = 0;
+    tg_stream_connect(s, (struct sockaddr *)&sin, sizeof(sin));
+    ck_assert(!s->wev_on); /* no EV_WRITE interest (wev is only activated by hand) */
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    ck_assert_int_eq(seen, TG_STREAM_CONNECTED);
+    /* Output goes out on the same pass as any other. */
+    evbuffer_add(tg_stream_output(s), "hi", 2);
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    int a = accept(l, NULL, NULL);
+    char buf[4];
+    ck_assert_int_eq(read(a, buf, sizeof(buf)), 2);
+    ck_assert(memcmp(buf, "hi", 2) == 0);
+    close(a);
+    close(l);
+    tg_stream_free(s);
+    event_base_free(base);
+}
+END_TEST
+
+START_TEST(refused_connect_is_an_error)
+{
+    struct sockaddr_in sin;
+    loopback_listener(&sin, true);
+    struct event_base *base = event_base_new();
+    tg_stream_t *s = tg_stream_new(base, socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), NULL);
+    tg_stream_setcb(s, &watch, NULL);
+    seen = 0;
+    tg_stream_connect(s, (struct sockaddr *)&sin, sizeof(sin));
+    for (int i = 0; i < 1000 && seen == 0; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    ck_assert_int_eq(seen, TG_STREAM_ERROR | TG_STREAM_WRITING);
+    ck_assert_int_eq(tg_stream_error(s), ECONNREFUSED);
+    tg_stream_free(s);
+    event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
     /* Before OpenSSL allocates anything, or it refuses. */
@@ -251,6 +333,10 @@ int main(void)
     tcase_add_test(tc, park_frees_them_and_the_stream_comes_back);
     tcase_add_test(tc, no_park_while_a_record_is_partly_read);
     suite_add_tcase(s, tc);
+    TCase *tc2 = tcase_create("connect");
+    tcase_add_test(tc2, loopback_connect_waits_for_no_write_poll);
+    tcase_add_test(tc2, refused_connect_is_an_error);
+    suite_add_tcase(s, tc2);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
