@@ -71,7 +71,9 @@ void tg_upool_destroy(tg_upool_t *p)
     free(p->scratch_ok);
     if (p->park_ev != NULL)
         event_free(p->park_ev);
-    p->park_ev = NULL;
+    if (p->trim_ev != NULL)
+        event_free(p->trim_ev);
+    p->park_ev = p->trim_ev = NULL;
     p->targets = NULL;
 }
 
@@ -211,6 +213,44 @@ static void arm_park(tg_upool_t *p)
     }
 }
 
+/* The least recently used idle connection: the tail of a target's list,
+ * the oldest of the tails. */
+static tg_uconn_t *least_recent(tg_upool_t *p)
+{
+    tg_uconn_t *oldest = NULL;
+    for (size_t i = 0; i < p->conf->ntargets; i++) {
+        tg_uconn_t *c = p->targets[i].idle_head;
+        while (c != NULL && c->next != NULL)
+            c = c->next;
+        if (c != NULL && (oldest == NULL || c->idle_since_ms < oldest->idle_since_ms))
+            oldest = c;
+    }
+    return oldest;
+}
+
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tg_upool_t *p = arg;
+    while (p->nidle > p->conf->keepalive) {
+        tg_uconn_t *c = least_recent(p);
+        idle_unlink(c);
+        uconn_free(c);
+    }
+}
+
+/* Beyond keepalive: trimmed once the callbacks already due in this pass ran
+ * (event_active queues behind them). false when that cannot be arranged. */
+static bool trim_later(tg_upool_t *p)
+{
+    if (p->trim_ev == NULL && (p->trim_ev = event_new(p->base, -1, 0, trim_cb, p)) == NULL)
+        return false;
+    if (!event_pending(p->trim_ev, EV_TIMEOUT, NULL))
+        event_active(p->trim_ev, EV_TIMEOUT, 1);
+    return true;
+}
+
 void tg_upool_release(tg_uconn_t *c, bool reusable)
 {
     tg_upool_t *p = c->pool;
@@ -219,8 +259,9 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     p->nactive--;
     TG_STAT_ADD(p, active, -1);
     c->uses++;
-    if (!reusable || !c->connected || p->nidle >= p->conf->keepalive ||
-        tg_stream_input_length(c->s) > 0 || tg_stream_output_length(c->s) > 0) {
+    if (!reusable || !c->connected || p->conf->keepalive == 0 ||
+        (p->nidle >= p->conf->keepalive && !trim_later(p)) || tg_stream_input_length(c->s) > 0 ||
+        tg_stream_output_length(c->s) > 0) {
         uconn_free(c);
         return;
     }

@@ -68,6 +68,7 @@ struct tg_upool_s {
     unsigned nidle;
     unsigned nactive;
     struct event *park_ev;   /* parks connections idle for a second; made on first use */
+    struct event *trim_ev;   /* closes idle ones beyond keepalive, at the end of a loop pass */
     tg_upool_stats_t *stats; /* &own, or the worker metrics' slot for this upstream */
     tg_upool_stats_t own;
 };
@@ -85,8 +86,11 @@ tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target);
  * an error comes through the event callback. */
 tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target);
 
-/* Done with a connection: back to the idle pool when reusable (and there is
- * room; parked, without buffers, once idle for a second), otherwise closed. */
+/* Done with a connection: back to the idle pool when reusable (parked,
+ * without buffers, once idle for a second), otherwise closed. Connections
+ * beyond keepalive are closed at the end of the current loop pass, the least
+ * recently used first: a request of the same pass takes one instead of
+ * connecting anew (responses and new requests arrive in the same batches). */
 void tg_upool_release(tg_uconn_t *c, bool reusable);
 
 /* Passive health bookkeeping, on the target's cross-worker state. */
