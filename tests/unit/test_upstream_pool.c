@@ -1,19 +1,12 @@
 /* Unit tests for src/upstream_pool.c and src/balance.c: target choice
  * (smooth weighted round robin, weighted least connections, p2c_ewma,
  * Maglev hashing, targets already tried, all_down) and passive health on the
- * targets' cross-worker state: pure bookkeeping, no connection is opened
- * (the time is an argument). And the idle pool over real loopback
- * connections: released beyond keepalive, a connection stays takeable until
- * the end of the loop pass, then the least recently used go. */
-#include <arpa/inet.h>
+ * targets' cross-worker state. Pure bookkeeping: no connection is opened
+ * (the time is an argument). */
 #include <check.h>
-#include <event2/event.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "arena.h"
 #include "upstream_pool.h"
@@ -297,58 +290,6 @@ START_TEST(test_one_target_always)
 }
 END_TEST
 
-/* ---- the idle pool, over loopback connections ---- */
-
-START_TEST(test_surplus_idle_closed_at_end_of_pass)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sin);
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    ck_assert_int_eq(listen(l, 8), 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
-    struct event_base *base = event_base_new();
-    setup_n(1, TG_BALANCE_ROUND_ROBIN);
-    tg_upool_destroy(&pool);
-    memcpy(&targets[0].addr, &sin, sizeof(sin));
-    targets[0].addrlen = sizeof(sin);
-    conf.keepalive = 2;
-    ck_assert_int_eq(tg_upool_init(&pool, base, &conf), 0);
-    tg_uconn_t *c[3];
-    int peer[3];
-    for (int i = 0; i < 3; i++) {
-        c[i] = tg_upool_connect(&pool, 0);
-        ck_assert_ptr_nonnull(c[i]);
-        peer[i] = accept(l, NULL, NULL);
-    }
-    for (int i = 0; i < 10; i++) /* CONNECTED, to nobody: established */
-        event_base_loop(base, EVLOOP_NONBLOCK);
-    for (int i = 0; i < 3; i++) {
-        c[i]->connected = true;
-        tg_upool_release(c[i], true);
-    }
-    /* One beyond keepalive, until the pass ends: a request of the same pass
-     * takes it rather than connecting. */
-    ck_assert_uint_eq(pool.nidle, 3);
-    tg_uconn_t *t = tg_upool_take_idle(&pool, 0);
-    ck_assert_ptr_eq(t, c[2]); /* most recently used first */
-    tg_upool_release(t, true);
-    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    ck_assert_uint_eq(pool.nidle, 2);
-    /* c[0], released first, went; its peer sees the close. */
-    ck_assert_ptr_eq(pool.targets[0].idle_head, c[2]);
-    ck_assert_ptr_eq(c[2]->next, c[1]);
-    ck_assert_ptr_null(c[1]->next);
-    char b;
-    ck_assert_int_eq(read(peer[0], &b, 1), 0);
-    teardown();
-    event_base_free(base);
-    for (int i = 0; i < 3; i++)
-        close(peer[i]);
-    close(l);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("upstream_pool");
@@ -366,9 +307,6 @@ int main(void)
     tcase_add_test(tc, test_max_connections);
     tcase_add_test(tc, test_one_target_always);
     suite_add_tcase(s, tc);
-    TCase *idle = tcase_create("idle");
-    tcase_add_test(idle, test_surplus_idle_closed_at_end_of_pass);
-    suite_add_tcase(s, idle);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
