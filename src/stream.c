@@ -745,8 +745,9 @@ void tg_stream_connect(tg_stream_t *s, const struct sockaddr *sa, socklen_t sale
         activate(s);
     } else if (r == 0 || established_now(s->fd)) {
         /* Connected from this loop pass, not after a poll for EV_WRITE: a
-         * pass of latency and an epoll_ctl less per new connection (a busy
-         * pool over a small keepalive opens one for every few requests). */
+         * pass of latency and an epoll_ctl less per new connection (a pool
+         * growing under a burst; with keepalive_trim: 0 at c256 over
+         * keepalive: 64, one every few requests). */
         s->connect_done = true;
         activate(s);
     }
