@@ -184,6 +184,7 @@ static json_t *upstream_json(const tg_upstream_conf_t *u)
     json_object_set_new(o, "targets", targets);
     json_object_set_new(o, "balance", json_string(balance[u->balance]));
     json_object_set_new(o, "keepalive", juint(u->keepalive));
+    json_object_set_new(o, "keepalive_trim_ms", juint(u->keepalive_trim_ms));
     json_object_set_new(o, "connect_timeout_ms", juint(u->connect_timeout_ms));
     json_object_set_new(o, "timeout_ms", juint(u->timeout_ms));
     json_object_set_new(o, "retries", juint(u->retries));

@@ -97,6 +97,7 @@ typedef struct {
     size_t ntargets;
     tg_balance_t balance;
     uint32_t keepalive;          /* idle pooled connections per worker (0 = no pooling) */
+    uint64_t keepalive_trim_ms;  /* idle above keepalive this long is closed; 0 = at release */
     uint64_t connect_timeout_ms; /* default 1s */
     uint64_t timeout_ms;         /* to first response byte, and between reads; default 30s */
     uint32_t retries;            /* default 1 */

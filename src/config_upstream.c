@@ -36,6 +36,7 @@ static const tg_conf_field_t upstream_fields[] = {
     UPSTREAM("balance", ENUM, balance, .names = balance_names, .def = TG_BALANCE_ROUND_ROBIN),
     UPSTREAM_NODE("hash_key", hash_key),
     UPSTREAM("keepalive", UINT, keepalive, .max = 100000, .def = 32),
+    UPSTREAM("keepalive_trim", DURATION, keepalive_trim_ms, .max = 3600000, .def = 1000),
     UPSTREAM("connect_timeout", DURATION, connect_timeout_ms, .min = 1, .def = 1000),
     UPSTREAM("timeout", DURATION, timeout_ms, .min = 1, .def = 30000),
     UPSTREAM("retries", UINT, retries, .max = 10, .def = 1),

@@ -36,6 +36,7 @@ static void arm_timer(tg_conn_t *c, uint64_t ms, bool head)
 {
     struct timeval tv = tg_timeval_ms(ms);
     c->head_timer = head;
+    c->idle_timer = !head;
     evtimer_add(c->timer, &tv);
 }
 
@@ -56,6 +57,13 @@ static void set_client_timeouts(tg_conn_t *c, uint64_t read_ms)
 static void park(tg_conn_t *c, uint64_t remaining_ms);
 static bool under_pressure(const tg_conn_t *c);
 
+/* The timer first fires to park an idle connection, then at the idle timeout. */
+static uint64_t first_idle_ms(const tg_conn_t *c)
+{
+    uint64_t idle = c->worker->cfg->limits.idle_timeout_ms;
+    return idle > PARK_AFTER_MS ? PARK_AFTER_MS : idle;
+}
+
 /* Back to waiting for a request head: idle timeout until its first byte. */
 static void become_idle(tg_conn_t *c)
 {
@@ -64,8 +72,11 @@ static void become_idle(tg_conn_t *c)
     c->scanned = 0;
     set_client_timeouts(c, 0);
     c->idle_since_ms = tg_now_ms();
-    /* The timer first fires to park the connection, then at the idle timeout. */
-    arm_timer(c, idle > PARK_AFTER_MS ? PARK_AFTER_MS : idle, false);
+    /* An idle timer still pending from an earlier idle period fires early and
+     * re-arms for what is left (timer_cb): a busy connection costs no timer
+     * operation per request, only one a second. */
+    if (!(c->idle_timer && evtimer_pending(c->timer, NULL)))
+        arm_timer(c, first_idle_ms(c), false);
     tg_stream_read_enable(c->s, true);
     if (under_pressure(c)) /* the response went out at once (tg_stream_send): park now */
         park(c, idle);
@@ -253,7 +264,7 @@ static void handle_head(tg_conn_t *c)
     }
     evbuffer_drain(in, (size_t)r);
     c->scanned = 0;
-    evtimer_del(c->timer);
+    /* The timer may stay armed: it does nothing while a request is active. */
     c->head_timer = false;
     c->state = TG_CONN_ACTIVE;
     /* The body timeout runs only while a body is read (h1_input_done ends
@@ -391,6 +402,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     uint64_t idle = c->worker->cfg->limits.idle_timeout_ms;
     uint64_t elapsed = tg_now_ms() - c->idle_since_ms;
+    if (!c->head_timer && elapsed < first_idle_ms(c)) { /* armed by an earlier idle period */
+        arm_timer(c, first_idle_ms(c) - elapsed, false);
+        return;
+    }
     if (!c->head_timer && elapsed < idle && in == 0 && tg_stream_output_length(c->s) == 0) {
         park(c, idle - elapsed);
         return;

@@ -61,10 +61,11 @@ struct tg_conn_s {
     bool head_timer : 1;  /* timer counts header_timeout (else idle_timeout) */
     bool close_after : 1; /* close once the current response is written */
     bool client_eof : 1;
-    bool parked : 1;    /* idle keep-alive without buffers (conn.c: park) */
-    bool chunked : 1;   /* the response in progress is framed as chunked */
-    bool own_alloc : 1; /* allocated apart from its stream (tg_conn_accept_stream) */
-    bool staged : 1;    /* a response's first part is held in the worker's stage */
+    bool parked : 1;     /* idle keep-alive without buffers (conn.c: park) */
+    bool chunked : 1;    /* the response in progress is framed as chunked */
+    bool own_alloc : 1;  /* allocated apart from its stream (tg_conn_accept_stream) */
+    bool staged : 1;     /* a response's first part is held in the worker's stage */
+    bool idle_timer : 1; /* timer armed by become_idle: due no later than the next idle needs */
     tg_peer_addr_t peer;
     char peer_ip[]; /* the peer's address as text, NUL-terminated */
 };

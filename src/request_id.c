@@ -29,8 +29,11 @@ void tg_request_id_generate(tg_request_id_gen_t *g, char out[33])
 {
     static const char hex[] = "0123456789abcdef";
     uint64_t v[2] = {tg_request_id_u64(g), tg_request_id_u64(g)};
-    for (int i = 0; i < 32; i++)
-        out[i] = hex[(v[i / 16] >> ((i % 16) * 4)) & 0xf];
+    for (int w = 0; w < 2; w++) {
+        uint64_t x = v[w];
+        for (int i = 0; i < 16; i++, x >>= 4)
+            out[w * 16 + i] = hex[x & 0xf];
+    }
     out[32] = '\0';
 }
 

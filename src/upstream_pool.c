@@ -50,6 +50,8 @@ static void idle_unlink(tg_uconn_t *c)
         t->idle_head = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    else
+        t->idle_tail = c->prev;
     c->prev = c->next = NULL;
     c->idle = false;
     c->pool->nidle--;
@@ -179,36 +181,99 @@ static const tg_stream_cbs_t idle_cbs = {
  * a busy pool keeps them, one idle for a second gives them back. */
 #define PARK_AFTER_MS 1000
 
+/* The connection idle the longest, over all targets, if idle since before
+ * `before`. */
+static tg_uconn_t *oldest_idle(tg_upool_t *p, uint64_t before)
+{
+    tg_uconn_t *oldest = NULL;
+    for (size_t i = 0; i < p->conf->ntargets; i++) {
+        tg_uconn_t *c = p->targets[i].idle_tail;
+        if (c != NULL && c->idle_since_ms <= before &&
+            (oldest == NULL || c->idle_since_ms < oldest->idle_since_ms))
+            oldest = c;
+    }
+    return oldest;
+}
+
+/* Closes idle connections above keepalive that have been idle trim_ms.
+ * Closing the surplus only after a while, not when a connection is released,
+ * is what keeps a pool smaller than the load's concurrency from opening and
+ * closing a connection per request (and from piling up TIME_WAIT sockets,
+ * which exhausts the ephemeral ports toward a busy upstream). */
+static void trim(tg_upool_t *p, uint64_t now)
+{
+    uint64_t trim_ms = p->conf->keepalive_trim_ms;
+    while (p->nidle > p->conf->keepalive) {
+        tg_uconn_t *c = oldest_idle(p, now >= trim_ms ? now - trim_ms : 0);
+        if (c == NULL)
+            return;
+        idle_unlink(c);
+        uconn_free(c);
+    }
+}
+
+/* When park_cb has work next (monotonic ms): the earliest park or trim
+ * still to come, 0 for none. A park that failed (output still pending) is
+ * retried when the connection is next released, not in a loop. */
+static uint64_t next_due(tg_upool_t *p, uint64_t now)
+{
+    uint64_t next = 0;
+    for (size_t i = 0; i < p->conf->ntargets; i++) {
+        for (tg_uconn_t *c = p->targets[i].idle_head; c != NULL; c = c->next) {
+            uint64_t due = c->idle_since_ms + PARK_AFTER_MS;
+            if (!tg_stream_parked(c->s) && due > now && (next == 0 || due < next))
+                next = due;
+        }
+    }
+    if (p->nidle > p->conf->keepalive) {
+        uint64_t due = oldest_idle(p, UINT64_MAX)->idle_since_ms + p->conf->keepalive_trim_ms;
+        due = due > now ? due : now + 1;
+        if (next == 0 || due < next)
+            next = due;
+    }
+    return next;
+}
+
+static void schedule(tg_upool_t *p, uint64_t due, uint64_t now)
+{
+    struct timeval tv = tg_timeval_ms(due - now);
+    evtimer_add(p->park_ev, &tv);
+    p->park_due_ms = due;
+}
+
 static void park_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     tg_upool_t *p = arg;
-    uint64_t now = tg_now_ms(), next = 0;
+    uint64_t now = tg_now_ms();
+    p->park_due_ms = 0;
+    trim(p, now);
     for (size_t i = 0; i < p->conf->ntargets; i++) {
         for (tg_uconn_t *c = p->targets[i].idle_head; c != NULL; c = c->next) {
-            if (tg_stream_parked(c->s))
-                continue;
-            if (now - c->idle_since_ms >= PARK_AFTER_MS)
+            if (!tg_stream_parked(c->s) && now - c->idle_since_ms >= PARK_AFTER_MS)
                 tg_stream_park(c->s); /* empty both ways: idle_read_cb closes on any byte */
-            else if (next == 0 || c->idle_since_ms + PARK_AFTER_MS - now < next)
-                next = c->idle_since_ms + PARK_AFTER_MS - now;
         }
     }
-    if (next > 0) {
-        struct timeval tv = tg_timeval_ms(next);
-        evtimer_add(p->park_ev, &tv);
-    }
+    uint64_t next = next_due(p, now);
+    if (next > 0)
+        schedule(p, next, now);
 }
 
-static void arm_park(tg_upool_t *p)
+/* c was just released (idle since now): its park, and a trim if the pool
+ * is above keepalive, must be on the timer. */
+static void arm_park(tg_upool_t *p, uint64_t now)
 {
     if (p->park_ev == NULL && (p->park_ev = evtimer_new(p->base, park_cb, p)) == NULL)
         return; /* out of memory: the connection stays unparked until used or closed */
-    if (!evtimer_pending(p->park_ev, NULL)) {
-        struct timeval tv = tg_timeval_ms(PARK_AFTER_MS);
-        evtimer_add(p->park_ev, &tv);
+    uint64_t due = now + PARK_AFTER_MS;
+    if (p->nidle > p->conf->keepalive) {
+        uint64_t trim_due = oldest_idle(p, UINT64_MAX)->idle_since_ms + p->conf->keepalive_trim_ms;
+        if (trim_due < due)
+            due = trim_due > now ? trim_due : now + 1;
     }
+    if (p->park_due_ms == 0 || due < p->park_due_ms)
+        schedule(p, due, now);
 }
 
 void tg_upool_release(tg_uconn_t *c, bool reusable)
@@ -219,8 +284,10 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     p->nactive--;
     TG_STAT_ADD(p, active, -1);
     c->uses++;
-    if (!reusable || !c->connected || p->nidle >= p->conf->keepalive ||
-        tg_stream_input_length(c->s) > 0 || tg_stream_output_length(c->s) > 0) {
+    bool no_room = p->conf->keepalive == 0 ||
+                   (p->nidle >= p->conf->keepalive && p->conf->keepalive_trim_ms == 0);
+    if (!reusable || !c->connected || no_room || tg_stream_input_length(c->s) > 0 ||
+        tg_stream_output_length(c->s) > 0) {
         uconn_free(c);
         return;
     }
@@ -229,6 +296,8 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     c->next = t->idle_head;
     if (c->next)
         c->next->prev = c;
+    else
+        t->idle_tail = c;
     t->idle_head = c;
     p->nidle++;
     TG_STAT_INC(p, idle);
@@ -237,7 +306,7 @@ void tg_upool_release(tg_uconn_t *c, bool reusable)
     tg_stream_set_watermarks(c->s, 0, 0);
     tg_stream_read_enable(c->s, true);
     c->idle_since_ms = tg_now_ms();
-    arm_park(p);
+    arm_park(p, c->idle_since_ms);
 }
 
 void tg_upool_report_failure(tg_upool_t *p, size_t target, uint64_t now_ms)

@@ -33,6 +33,7 @@ struct tg_uconn_s {
 typedef struct {
     unsigned active;       /* connections carrying a request (least_conn, p2c_ewma) */
     tg_uconn_t *idle_head; /* most recently used first */
+    tg_uconn_t *idle_tail; /* idle the longest: trimmed first */
     int64_t wrr_current;   /* smooth weighted round robin */
     double ewma_us;        /* p2c_ewma: peak latency EWMA */
     uint64_t ewma_stamp_us;
@@ -67,7 +68,8 @@ struct tg_upool_s {
     uint8_t *scratch_ok; /* balance: ntargets bytes when more than 64 */
     unsigned nidle;
     unsigned nactive;
-    struct event *park_ev;   /* parks connections idle for a second; made on first use */
+    struct event *park_ev;   /* parks and trims idle connections (park_cb); made on first use */
+    uint64_t park_due_ms;    /* when park_ev fires (monotonic), 0 = not pending */
     tg_upool_stats_t *stats; /* &own, or the worker metrics' slot for this upstream */
     tg_upool_stats_t own;
 };
@@ -85,8 +87,10 @@ tg_uconn_t *tg_upool_take_idle(tg_upool_t *p, size_t target);
  * an error comes through the event callback. */
 tg_uconn_t *tg_upool_connect(tg_upool_t *p, size_t target);
 
-/* Done with a connection: back to the idle pool when reusable (and there is
- * room; parked, without buffers, once idle for a second), otherwise closed. */
+/* Done with a connection: back to the idle pool when reusable (parked,
+ * without buffers, once idle for a second), otherwise closed. Idle
+ * connections above `keepalive` are closed once idle `keepalive_trim`, the
+ * longest idle first (at once when it is 0). */
 void tg_upool_release(tg_uconn_t *c, bool reusable);
 
 /* Passive health bookkeeping, on the target's cross-worker state. */

@@ -243,7 +243,7 @@ def test_config_document(gateway_factory, upstream_factory):
         "headers_with_underscores": "drop",
     }
     assert j["upstreams"] == [{
-        "name": "users", "targets": [up.address], "balance": "least_conn", "keepalive": 4,
+        "name": "users", "targets": [up.address], "balance": "least_conn", "keepalive": 4, "keepalive_trim_ms": 1000,
         "connect_timeout_ms": 1000, "timeout_ms": 5000, "retries": 1, "max_fails": 3,
         "fail_timeout_ms": 10000,
     }]

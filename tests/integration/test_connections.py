@@ -3,6 +3,7 @@ HTTP/1.0, Expect: 100-continue, responses without a body."""
 
 import hashlib
 import os
+import threading
 import time
 
 import pytest
@@ -34,6 +35,53 @@ def test_upstream_keepalive_across_client_connections(px):
                 assert c.read_response().status == 200
     assert px.up.requests == 50
     assert px.up.connections <= 4, px.up.connections
+
+
+def _burst(port, n, path="/delay/300"):
+    """n requests at once, each on its own client connection."""
+    results = [None] * n
+
+    def one(i):
+        results[i] = h.request(port, "GET", "%s?i=%d" % (path, i)).status
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert results == [200] * n, results
+
+
+def _wait_open(up, n, timeout):
+    deadline = time.monotonic() + timeout
+    while up.open_connections != n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return up.open_connections
+
+
+def test_surplus_idle_connections_kept_then_trimmed(proxy):
+    """keepalive: 1 under a burst of 4: the 4 connections stay while bursts
+    follow each other (no connection opened per request), and the surplus is
+    closed once idle keepalive_trim, down to keepalive."""
+    px = proxy(workers=1, upstream={"keepalive": 1, "keepalive_trim": "600ms"})
+    _burst(px.port, 4)
+    assert px.up.connections == 4
+    _burst(px.port, 4)
+    assert px.up.connections == 4  # the second burst reused them all
+    assert px.up.open_connections == 4
+    assert _wait_open(px.up, 1, 3.0) == 1
+    assert h.request(px.port, "GET", "/after").status == 200
+    assert px.up.connections == 4  # the one kept is the one used
+
+
+def test_keepalive_trim_zero_closes_surplus_at_release(proxy):
+    """keepalive_trim: 0 is nginx's behaviour: a connection released above
+    keepalive is closed at once, so the next burst opens new ones."""
+    px = proxy(workers=1, upstream={"keepalive": 1, "keepalive_trim": "0s"})
+    _burst(px.port, 4)
+    assert _wait_open(px.up, 1, 0.5) == 1
+    _burst(px.port, 4)
+    assert px.up.connections == 7
 
 
 def test_pooled_upstream_connection_reused_after_it_parked(px):

@@ -5,6 +5,8 @@ parked connection work, and the idle timeout still holds."""
 
 import time
 
+import pytest
+
 import tg_harness as h
 
 
@@ -93,3 +95,22 @@ def test_upstream_closing_a_parked_connection(proxy):
     assert h.request(px.port, "GET", "/b").status == 200
     assert px.up.connections == 2
 
+
+
+@pytest.mark.parametrize("idle_ms", [600, 2500])
+def test_idle_timeout_counts_from_the_last_request_of_a_busy_connection(proxy, idle_ms):
+    """The idle timer armed when a connection first went idle stays armed
+    while requests follow each other (conn.c: become_idle) and re-arms for
+    what is left when it fires: the timeout still runs from the last
+    response, shorter and longer than the one-second parking delay."""
+    px = proxy(limits={"idle_timeout": "%dms" % idle_ms}, workers=1)
+    with h.Conn(px.port) as c:
+        t_end = time.monotonic() + idle_ms / 1000.0 * 1.6
+        while time.monotonic() < t_end:
+            c.send(h.build_request("GET", "/busy"))
+            assert c.read_response().status == 200
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        c.expect_closed(timeout=idle_ms / 1000.0 + 3)
+        waited = time.monotonic() - t0
+        assert idle_ms / 1000.0 - 0.15 <= waited <= idle_ms / 1000.0 + 1.0, waited

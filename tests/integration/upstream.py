@@ -166,6 +166,12 @@ class UpstreamServer:
         with self.lock:
             return len(self.records)
 
+    @property
+    def open_connections(self):
+        """Connections accepted and not yet closed by either side."""
+        with self.lock:
+            return len(self._socks)
+
     def targets(self):
         with self.lock:
             return [r["target"] for r in self.records]

@@ -159,10 +159,12 @@ START_TEST(test_config_json)
             "\"max_headers\":64,\"send_timeout_ms\":60000}");
     ck_json(j, "upstreams",
             "[{\"balance\":\"least_conn\",\"connect_timeout_ms\":1000,\"fail_timeout_ms\":10000,"
-            "\"keepalive\":32,\"max_fails\":3,\"name\":\"users\",\"retries\":1,"
+            "\"keepalive\":32,\"keepalive_trim_ms\":1000,\"max_fails\":3,\"name\":\"users\","
+            "\"retries\":1,"
             "\"targets\":[\"127.0.0.1:9001\"],\"timeout_ms\":30000},"
             "{\"balance\":\"round_robin\",\"connect_timeout_ms\":1000,\"fail_timeout_ms\":10000,"
-            "\"keepalive\":32,\"max_fails\":3,\"name\":\"orders\",\"retries\":1,"
+            "\"keepalive\":32,\"keepalive_trim_ms\":1000,\"max_fails\":3,\"name\":\"orders\","
+            "\"retries\":1,"
             "\"targets\":[\"127.0.0.1:9101\",\"127.0.0.1:9102\"],\"timeout_ms\":30000}]");
     /* Every header match value is masked: operators route on shared secrets. */
     ck_json(j, "routes",

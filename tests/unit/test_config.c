@@ -661,7 +661,8 @@ START_TEST(upstream_errors)
     } cases[] = {
         {"  u:\n    targets: [\"127.0.0.1:9001\"]\n    bogus: 1\n",
          "t.yaml:6:5: unknown key 'bogus' in upstream 'u' (known: targets, balance, "
-         "hash_key, keepalive, connect_timeout, timeout, retries, max_fails, fail_timeout, "
+         "hash_key, keepalive, keepalive_trim, connect_timeout, timeout, retries, max_fails, "
+         "fail_timeout, "
          "all_down, health_check, circuit_breaker, outlier_detection, resolve, tls)"},
         {"  u:\n    balance: least_conn\n", "t.yaml:5:5: missing required key 'targets'"},
         {"  u:\n    targets: []\n", "t.yaml:5:14: expected at least one target"},

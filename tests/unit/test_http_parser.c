@@ -583,6 +583,28 @@ START_TEST(name_eq)
 }
 END_TEST
 
+/* The word-at-a-time comparison against a byte-by-byte reference: every byte
+ * value at every position of names of 1 to 24 bytes (CR must not pass for
+ * '-', '@' not for '`', 0xC1 not for 'a'). */
+START_TEST(name_eq_every_byte)
+{
+    static const char lit[] = "x-forwarded-proto-abc-09";
+    char name[32];
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t pos = 0; pos < len; pos++) {
+            for (int b = 0; b < 256; b++) {
+                memcpy(name, lit, len);
+                name[pos] = (char)b;
+                int lower = b >= 'A' && b <= 'Z' ? b + 32 : b;
+                int want = lower == (unsigned char)lit[pos];
+                ck_assert_msg(tg_http_name_eq(name, len, lit, len) == want,
+                              "len %zu pos %zu byte %d", len, pos, b);
+            }
+        }
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("http_parser");
@@ -605,6 +627,7 @@ static Suite *suite(void)
                         (int)(sizeof(bad_responses) / sizeof(bad_responses[0])));
     tcase_add_test(tc, response_capacity_and_feed);
     tcase_add_test(tc, name_eq);
+    tcase_add_test(tc, name_eq_every_byte);
     suite_add_tcase(s, tc);
     return s;
 }
