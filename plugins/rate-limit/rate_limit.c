@@ -70,7 +70,10 @@ typedef struct {
     size_t prefix_len;
     char *suffix; /* "}:<route>:" (after the key value, before the limit index) */
     size_t suffix_len;
-    char *policy;         /* RateLimit-Policy value */
+    char *policy; /* RateLimit-Policy value */
+    size_t policy_len;
+    /* RateLimit-Limit, -Remaining, -Reset, -Policy, Retry-After: checked once */
+    tg_response_name_t h_limit, h_remaining, h_reset, h_policy, h_retry;
     char sha[41];         /* of tg_rl_script */
     tg_rl_local_t *local; /* backend local, or on_error local */
     atomic_bool outage;   /* a Redis failure was logged and no success since */
@@ -352,6 +355,15 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
     c->suffix = make_suffix(env->route_name);
     c->suffix_len = c->suffix ? strlen(c->suffix) : 0;
     c->policy = make_policy(c);
+    c->policy_len = c->policy ? strlen(c->policy) : 0;
+    if (tg_response_name_init(&c->h_limit, "RateLimit-Limit") < 0 ||
+        tg_response_name_init(&c->h_remaining, "RateLimit-Remaining") < 0 ||
+        tg_response_name_init(&c->h_reset, "RateLimit-Reset") < 0 ||
+        tg_response_name_init(&c->h_policy, "RateLimit-Policy") < 0 ||
+        tg_response_name_init(&c->h_retry, "Retry-After") < 0) {
+        destroy(c);
+        return tg_conf_error(err, node, "rate-limit: a response header name was refused");
+    }
     tg_rl_script_sha(c->sha);
     if (c->backend == BACKEND_LOCAL || c->on_error == ON_ERROR_LOCAL)
         c->local = tg_rl_local_new(LOCAL_MAX_ENTRIES);
@@ -370,7 +382,7 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
 
 /* Three of these per decision: written by hand, snprintf's format parsing
  * was a visible share of the local backend's cost. */
-static void add_uint_header(tg_request_t *r, const char *name, uint64_t v)
+static void add_uint_header(tg_request_t *r, const tg_response_name_t *name, uint64_t v)
 {
     char buf[24];
     char *p = buf + sizeof(buf);
@@ -378,7 +390,7 @@ static void add_uint_header(tg_request_t *r, const char *name, uint64_t v)
         *--p = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    tg_request_add_response_header(r, name, p, (size_t)(buf + sizeof(buf) - p));
+    tg_request_add_response_header_named(r, name, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 static uint64_t ceil_seconds(uint64_t us)
@@ -400,10 +412,10 @@ static size_t tightest(const rl_t *c, const tg_rl_result_t *res)
 static void add_headers(tg_request_t *r, const rl_t *c, const tg_rl_result_t *res)
 {
     size_t t = tightest(c, res);
-    add_uint_header(r, "RateLimit-Limit", c->limits[t].burst);
-    add_uint_header(r, "RateLimit-Remaining", res->remaining[t]);
-    add_uint_header(r, "RateLimit-Reset", ceil_seconds(res->reset_us[t]));
-    tg_request_add_response_header(r, "RateLimit-Policy", c->policy, strlen(c->policy));
+    add_uint_header(r, &c->h_limit, c->limits[t].burst);
+    add_uint_header(r, &c->h_remaining, res->remaining[t]);
+    add_uint_header(r, &c->h_reset, ceil_seconds(res->reset_us[t]));
+    tg_request_add_response_header_named(r, &c->h_policy, c->policy, c->policy_len);
 }
 
 static void record(tg_request_t *r, const rl_t *c, decision_t d)
@@ -422,7 +434,7 @@ static tg_filter_status_t finish(tg_request_t *r, const rl_t *c, const tg_rl_res
     if (res->allowed)
         return TG_FILTER_CONTINUE;
     uint64_t retry = ceil_seconds(res->retry_us);
-    add_uint_header(r, "Retry-After", retry < 1 ? 1 : retry);
+    add_uint_header(r, &c->h_retry, retry < 1 ? 1 : retry);
     tg_request_respond_error(r, 429, "rate limit exceeded");
     return TG_FILTER_RESPONDED;
 }
