@@ -491,6 +491,36 @@ static bool batch_send(rl_batch_t *b)
     return true;
 }
 
+/* After NOSCRIPT (a restarted or flushed Redis): the same call with the
+ * script text, which also caches it for the next EVALSHA. */
+static void batch_retry_with_eval(rl_batch_t *b)
+{
+    b->retried = true;
+    b->argv[0] = "EVAL";
+    b->lens[0] = 4;
+    b->argv[1] = tg_rl_script;
+    b->lens[1] = strlen(tg_rl_script);
+    for (size_t i = 0; i < b->n; i++)
+        if (b->ctx[i] != NULL) {
+            b->sender = b->ctx[i]->r;
+            batch_send(b);
+            return;
+        }
+    batch_unlink(b); /* every request of the batch has ended */
+    free(b);
+}
+
+/* The reply's text when it is not a script result, else "". */
+static void reply_error(const struct redisReply *reply, const char *error, char *why, size_t cap)
+{
+    why[0] = '\0';
+    if (error != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        snprintf(why, cap, "%s",
+                 error != NULL                                       ? error
+                 : reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                     : "unexpected reply");
+}
+
 static void unqueue(rl_worker_t *w, rl_ctx_t *ctx)
 {
     if (ctx->prev != NULL)
@@ -522,39 +552,6 @@ static void flush_waiting(rl_worker_t *w, const char *error)
         unqueue(w, x);
         tg_request_resume(x->r, redis_failed(x, x->conf, error));
     }
-}
-
-/* After NOSCRIPT (a restarted or flushed Redis): the same call with the
- * script text, which also caches it for the next EVALSHA. */
-static void batch_retry_with_eval(rl_batch_t *b)
-{
-    b->retried = true;
-    b->argv[0] = "EVAL";
-    b->lens[0] = 4;
-    b->argv[1] = tg_rl_script;
-    b->lens[1] = strlen(tg_rl_script);
-    for (size_t i = 0; i < b->n; i++)
-        if (b->ctx[i] != NULL) {
-            b->sender = b->ctx[i]->r;
-            batch_send(b);
-            return;
-        }
-    rl_worker_t *w = b->w;
-    batch_unlink(b); /* every request of the batch has ended */
-    free(b);
-    if (w->in_flight == NULL)
-        flush_waiting(w, NULL);
-}
-
-/* The reply's text when it is not a script result, else "". */
-static void reply_error(const struct redisReply *reply, const char *error, char *why, size_t cap)
-{
-    why[0] = '\0';
-    if (error != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
-        snprintf(why, cap, "%s",
-                 error != NULL                                       ? error
-                 : reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                                     : "unexpected reply");
 }
 
 /* Resumes every request of the batch that is still there. Each group's
