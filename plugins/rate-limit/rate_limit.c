@@ -521,39 +521,6 @@ static void reply_error(const struct redisReply *reply, const char *error, char 
                                                                      : "unexpected reply");
 }
 
-static void unqueue(rl_worker_t *w, rl_ctx_t *ctx)
-{
-    if (ctx->prev != NULL)
-        ctx->prev->next = ctx->next;
-    else
-        w->head = ctx->next;
-    if (ctx->next != NULL)
-        ctx->next->prev = ctx->prev;
-    else
-        w->tail = ctx->prev;
-    ctx->prev = ctx->next = NULL;
-    ctx->queued = false;
-}
-
-/* The last batch in flight came back: the decisions queued meanwhile go out
- * now (this iteration's flush), or, when that batch timed out, apply
- * on_error at once, as theirs would have: they waited behind it, and a
- * second wait would take them past the timeout. */
-static void flush_waiting(rl_worker_t *w, const char *error)
-{
-    if (w->head == NULL)
-        return;
-    if (error == NULL || strcmp(error, "timeout") != 0) {
-        event_active(w->flush, EV_TIMEOUT, 1);
-        return;
-    }
-    while (w->head != NULL) {
-        rl_ctx_t *x = w->head;
-        unqueue(w, x);
-        tg_request_resume(x->r, redis_failed(x, x->conf, error));
-    }
-}
-
 /* Resumes every request of the batch that is still there. Each group's
  * decisions are replayed in the order the requests were sent, those of
  * ended requests too (Redis counted them). */
@@ -595,13 +562,24 @@ static void batch_done(void *data, const struct redisReply *reply, const char *e
         }
         tg_request_resume(ctx->r, st);
     }
-    rl_worker_t *w = b->w;
     free(b);
-    if (w->in_flight == NULL)
-        flush_waiting(w, error);
 }
 
 _Static_assert(TG_RL_MAX_LIMITS <= 10, "the limit index is one digit in the Redis key");
+
+static void unqueue(rl_worker_t *w, rl_ctx_t *ctx)
+{
+    if (ctx->prev != NULL)
+        ctx->prev->next = ctx->next;
+    else
+        w->head = ctx->next;
+    if (ctx->next != NULL)
+        ctx->next->prev = ctx->prev;
+    else
+        w->tail = ctx->prev;
+    ctx->prev = ctx->next = NULL;
+    ctx->queued = false;
+}
 
 /* Which queued requests go into the next batch: those with the slot of the
  * oldest, in queue order, grouped by client (kbase); at most BATCH_GROUPS
@@ -799,12 +777,7 @@ static void enqueue(rl_worker_t *w, rl_ctx_t *ctx)
         w->tail->next = ctx;
     else {
         w->head = ctx;
-        /* One server: while a batch is in flight, the next waits for its
-         * reply (flush_waiting), so batches grow with the load instead of
-         * Redis waking up for every iteration. A Cluster: each iteration
-         * (one slow primary would hold the others' decisions). */
-        if (w->in_flight == NULL || ctx->slot >= 0)
-            event_active(w->flush, EV_TIMEOUT, 1);
+        event_active(w->flush, EV_TIMEOUT, 1);
     }
     w->tail = ctx;
     tg_request_on_cleanup(ctx->r, leave, ctx);

@@ -288,61 +288,6 @@ def test_a_batch_decides_each_client_as_separate_calls_would(gateway_factory, up
     assert "rate-limit: redis unavailable" not in gw.stderr()
 
 
-def test_decisions_queued_while_a_batch_is_in_flight_go_together_after_its_reply(
-        gateway_factory, upstream, redis):
-    """One worker, one Redis: while a batch waits for its reply, the next
-    decisions wait for it too and then go as one EVALSHA (batches grow with
-    the load), each still decided exactly."""
-    conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 10}], on_error="deny")
-    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)], redis, workers=1,
-                  redis_timeout="5s")
-    assert get(gw.port, "/a", [("X-Client", "warm-up")]).status == 200  # the script is cached (no NOSCRIPT)
-    conns = [h.Conn(gw.port, timeout=10) for _ in range(4)]
-    try:
-        before = script_calls([redis])
-        redis.stop()
-        try:
-            for i, c in enumerate(conns):  # the first is in flight, the others arrive one by one
-                c.send(h.build_request("GET", "/a", [("X-Client", "q")]))
-                time.sleep(0.1)
-        finally:
-            redis.cont()
-        rs = [c.read_response() for c in conns]
-    finally:
-        for c in conns:
-            c.close()
-    assert [r.status for r in rs] == [200] * 4
-    assert sorted(int(r.header("RateLimit-Remaining")) for r in rs) == [6, 7, 8, 9]
-    assert rs[0].header("RateLimit-Remaining") == "9"
-    assert script_calls([redis]) - before == 2
-
-
-def test_decisions_queued_behind_a_timed_out_batch_wait_no_longer_than_the_timeout(
-        gateway_factory, upstream, redis):
-    """Redis frozen: a decision that waited behind a batch that timed out
-    applies on_error at once instead of being sent and waiting once more."""
-    conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 3}], on_error="allow")
-    gw = start_gw(gateway_factory, upstream, [rl_route("a", "/a", conf)], redis, workers=1,
-                  redis_timeout="400ms")
-    assert get(gw.port, "/a", [("X-Client", "warm-up")]).status == 200
-    first, second = h.Conn(gw.port, timeout=10), h.Conn(gw.port, timeout=10)
-    try:
-        redis.stop()
-        first.send(h.build_request("GET", "/a", [("X-Client", "x")]))
-        time.sleep(0.2)
-        t = time.monotonic()
-        second.send(h.build_request("GET", "/a", [("X-Client", "y")]))
-        r2 = second.read_response()
-        took = time.monotonic() - t
-        r1 = first.read_response()
-    finally:
-        redis.cont()
-        first.close()
-        second.close()
-    assert (r1.status, r2.status) == (200, 200)
-    assert took < 0.35, took  # the 0.2 s left of the first batch's timeout, not 0.2 + 0.4
-
-
 def test_separate_keys_and_routes(gateway_factory, upstream, redis):
     conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 2}])
     routes = [rl_route("a", "/a", conf), rl_route("b", "/b", conf)]
