@@ -14,14 +14,13 @@
  *       headers: true             # RateLimit-* on every decided response
  *
  * Backend redis: request_head queues the decision and pauses; the first one
- * queued in an event-loop iteration activates the worker's flush event (with
- * one Redis server, only while no batch of the worker is in flight; else the
- * reply of the last one does), which runs after every other callback of that
- * iteration and sends all queued decisions as one EVALSHA (one per Cluster
- * slot, at most BATCH_GROUPS clients and BATCH_REQUESTS requests each), the
- * requests of one client as one group (bucket_redis.c), whose reply resumes
- * them all. A request that ends first leaves the queue, or its batch (which
- * stays until its reply, owned by the worker). The
+ * queued in an event-loop iteration activates the worker's flush event,
+ * which runs after every other callback of that iteration and sends all
+ * queued decisions as one EVALSHA (one per Cluster slot, at most
+ * BATCH_GROUPS clients and BATCH_REQUESTS requests each), the requests of
+ * one client as one group (bucket_redis.c), whose reply resumes them all. A
+ * request that ends first leaves the queue, or its batch (which stays until
+ * its reply, owned by the worker). The
  * response headers follow draft-ietf-httpapi-ratelimit-headers: Limit is the
  * bucket capacity (burst) of the tightest limit, Remaining its tokens left,
  * Reset the seconds until it is full again; Policy lists every limit.
