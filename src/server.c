@@ -471,6 +471,17 @@ int tg_server_run(tg_config_t *cfg)
     tg_otlp_stop(); /* after the workers: their last spans are queued */
     for (unsigned i = 0; i < s.nworkers; i++)
         tg_worker_destroy(&s.workers[i]);
+    /* Freeing the signal events gives SIGTERM back its default action: a
+     * second SIGTERM during the rest of this cleanup (a supervisor repeating
+     * its stop) would then end a clean shutdown with status 143. Blocked, it
+     * stays pending and the exit status is ours. */
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGHUP);
+    sigaddset(&stop_set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     event_free(sigterm);
     event_free(sigint);
     event_free(sigusr1);

@@ -610,10 +610,16 @@ static void publish_claim(tg_request_t *r, const char *name, const json_t *v)
 {
     if (json_is_string(v)) {
         tg_request_set_claim(r, name, json_string_value(v), json_string_length(v));
-    } else if (json_is_integer(v)) {
-        char buf[24];
-        int n = snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        tg_request_set_claim(r, name, buf, (size_t)n);
+    } else if (json_is_integer(v)) { /* exp, iat, nbf on every request: no printf */
+        char buf[24], *p = buf + sizeof(buf);
+        json_int_t i = json_integer_value(v);
+        unsigned long long m = i < 0 ? 0ull - (unsigned long long)i : (unsigned long long)i;
+        do
+            *--p = (char)('0' + m % 10);
+        while ((m /= 10) != 0);
+        if (i < 0)
+            *--p = '-';
+        tg_request_set_claim(r, name, p, (size_t)(buf + sizeof(buf) - p));
     } else if (json_is_boolean(v)) {
         tg_request_set_claim(r, name, json_is_true(v) ? "true" : "false", json_is_true(v) ? 4 : 5);
     } else if (!json_is_null(v)) {

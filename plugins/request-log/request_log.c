@@ -80,38 +80,48 @@ typedef enum {
 
 #define DEFAULT_FIELDS (F_SPAN_ID + 1)
 
-static const char *const field_names[F_COUNT] = {
-    [F_TIME] = "time",
-    [F_REQUEST_ID] = "request_id",
-    [F_CLIENT_IP] = "client_ip",
-    [F_METHOD] = "method",
-    [F_PATH] = "path",
-    [F_STATUS] = "status",
-    [F_BYTES_IN] = "bytes_in",
-    [F_BYTES_OUT] = "bytes_out",
-    [F_DURATION_MS] = "duration_ms",
-    [F_UPSTREAM_MS] = "upstream_ms",
-    [F_UPSTREAM_ADDR] = "upstream_addr",
-    [F_RETRIES] = "retries",
-    [F_ROUTE] = "route",
-    [F_SUBJECT] = "subject",
-    [F_TRACE_ID] = "trace_id",
-    [F_SPAN_ID] = "span_id",
-    [F_QUERY] = "query",
-    [F_HOST] = "host",
-    [F_USER_AGENT] = "user_agent",
-    [F_UPSTREAM] = "upstream",
-    [F_AUTH_ERROR] = "auth_error",
-    [F_RATE_LIMIT] = "rate_limit",
-    [F_PROFILE] = "profile",
-    [F_UPSTREAM_PATH] = "upstream_path",
-    [F_CONSUMER] = "consumer",
-    [F_PROTOCOL] = "protocol",
-    [F_TLS_VERSION] = "tls_version",
-    [F_TLS_CIPHER] = "tls_cipher",
-    [F_SNI] = "sni",
-    [F_ALPN] = "alpn",
+/* Each field's name as it appears in a line, `,"name":`, and its length:
+ * the name itself is key + 2, key_len - 4 bytes. */
+#define KEY(name)                          \
+    {                                      \
+        ",\"" name "\":", sizeof(name) + 3 \
+    }
+static const struct {
+    const char *key;
+    uint8_t key_len;
+} field_keys[F_COUNT] = {
+    [F_TIME] = KEY("time"),
+    [F_REQUEST_ID] = KEY("request_id"),
+    [F_CLIENT_IP] = KEY("client_ip"),
+    [F_METHOD] = KEY("method"),
+    [F_PATH] = KEY("path"),
+    [F_STATUS] = KEY("status"),
+    [F_BYTES_IN] = KEY("bytes_in"),
+    [F_BYTES_OUT] = KEY("bytes_out"),
+    [F_DURATION_MS] = KEY("duration_ms"),
+    [F_UPSTREAM_MS] = KEY("upstream_ms"),
+    [F_UPSTREAM_ADDR] = KEY("upstream_addr"),
+    [F_RETRIES] = KEY("retries"),
+    [F_ROUTE] = KEY("route"),
+    [F_SUBJECT] = KEY("subject"),
+    [F_TRACE_ID] = KEY("trace_id"),
+    [F_SPAN_ID] = KEY("span_id"),
+    [F_QUERY] = KEY("query"),
+    [F_HOST] = KEY("host"),
+    [F_USER_AGENT] = KEY("user_agent"),
+    [F_UPSTREAM] = KEY("upstream"),
+    [F_AUTH_ERROR] = KEY("auth_error"),
+    [F_RATE_LIMIT] = KEY("rate_limit"),
+    [F_PROFILE] = KEY("profile"),
+    [F_UPSTREAM_PATH] = KEY("upstream_path"),
+    [F_CONSUMER] = KEY("consumer"),
+    [F_PROTOCOL] = KEY("protocol"),
+    [F_TLS_VERSION] = KEY("tls_version"),
+    [F_TLS_CIPHER] = KEY("tls_cipher"),
+    [F_SNI] = KEY("sni"),
+    [F_ALPN] = KEY("alpn"),
 };
+#undef KEY
 
 /* Request variables behind fields (include/tollgate/request.h). */
 static const char *const field_vars[F_COUNT] = {
@@ -184,8 +194,9 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     return len;
 }
 
-/* Escapes s as the inside of a JSON string (RFC 8259 section 7) into out
- * (NULL: only counts); returns the length. Quote and backslash get a
+/* Escapes s as the inside of a JSON string (RFC 8259 section 7) into out,
+ * which holds 6 n bytes (the most it can grow); returns the length. Runs of
+ * plain ASCII are copied at once. Quote and backslash get a
  * backslash, control characters and DEL become \u00XX, well-formed UTF-8 is
  * kept and every byte that is not part of it becomes \ufffd, so that any
  * input yields valid JSON in valid UTF-8. */
@@ -195,35 +206,55 @@ static size_t json_escape(char *out, const char *s, size_t n)
     const unsigned char *u = (const unsigned char *)s;
     size_t o = 0;
     for (size_t i = 0; i < n;) {
+        size_t run = i;
+        while (run < n && u[run] >= 0x20 && u[run] < 0x7F && u[run] != '"' && u[run] != '\\')
+            run++;
+        memcpy(out + o, s + i, run - i);
+        o += run - i;
+        if ((i = run) == n)
+            break;
         unsigned char c = u[i];
         size_t k = 1;
         if (c == '"' || c == '\\') {
-            if (out) {
-                out[o] = '\\';
-                out[o + 1] = (char)c;
-            }
+            out[o] = '\\';
+            out[o + 1] = (char)c;
             o += 2;
         } else if (c < 0x20 || c == 0x7F) {
-            if (out) {
-                memcpy(out + o, "\\u00", 4);
-                out[o + 4] = hex[c >> 4];
-                out[o + 5] = hex[c & 15];
-            }
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[c >> 4];
+            out[o + 5] = hex[c & 15];
             o += 6;
-        } else if (c < 0x80) {
-            if (out)
-                out[o] = (char)c;
-            o++;
         } else if ((k = utf8_seq_len(u + i, n - i)) > 0) {
-            if (out)
-                memcpy(out + o, s + i, k);
+            memcpy(out + o, s + i, k);
             o += k;
         } else {
             k = 1;
-            if (out)
-                memcpy(out + o, "\\ufffd", 6);
+            memcpy(out + o, "\\ufffd", 6);
             o += 6;
         }
+        i += k;
+    }
+    return o;
+}
+
+/* What json_escape writes for s, counted. */
+static size_t escaped_len(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        size_t k = 1;
+        if (c == '"' || c == '\\')
+            o += 2;
+        else if (c < 0x20 || c == 0x7F)
+            o += 6;
+        else if (c < 0x80)
+            o++;
+        else if ((k = utf8_seq_len(u + i, n - i)) > 0)
+            o += k;
+        else
+            o += 6, k = 1;
         i += k;
     }
     return o;
@@ -291,9 +322,14 @@ static size_t format_ms(char *out, uint64_t us)
 
 /* ---- lines --------------------------------------------------------------- */
 
+static int reserve(tg_reqlog_buf_t *b, size_t n)
+{
+    return b->cap - b->len >= n ? 0 : tg_reqlog_buf_reserve(b, n);
+}
+
 static int put(tg_reqlog_buf_t *b, const char *s, size_t n)
 {
-    if (tg_reqlog_buf_reserve(b, n) < 0)
+    if (reserve(b, n) < 0)
         return -1;
     memcpy(b->data + b->len, s, n);
     b->len += n;
@@ -303,15 +339,24 @@ static int put(tg_reqlog_buf_t *b, const char *s, size_t n)
 static int put_string(tg_reqlog_buf_t *b, const value_t *v)
 {
     char num[32];
-    if (v->is_int)
-        return put(b, num, (size_t)snprintf(num, sizeof(num), "%" PRId64, v->i));
+    if (v->is_int) {
+        size_t neg = v->i < 0;
+        num[0] = '-';
+        uint64_t mag = neg ? 0 - (uint64_t)v->i : (uint64_t)v->i;
+        return put(b, num, neg + format_u64(num + neg, mag));
+    }
     if (v->p == NULL)
         return put(b, "null", 4);
-    size_t n = json_escape(NULL, v->p, v->len);
-    if (tg_reqlog_buf_reserve(b, n + 2) < 0)
+    /* Room for the most it can grow when the buffer has it (the usual case);
+     * otherwise exactly what it needs, so that a buffer grows only for a line
+     * larger than itself (line_added hands buffers over at their size). */
+    size_t free_bytes = b->cap - b->len;
+    size_t room =
+        free_bytes >= 2 && v->len <= (free_bytes - 2) / 6 ? 6 * v->len : escaped_len(v->p, v->len);
+    if (reserve(b, room + 2) < 0)
         return -1;
     b->data[b->len] = '"';
-    json_escape(b->data + b->len + 1, v->p, v->len);
+    size_t n = json_escape(b->data + b->len + 1, v->p, v->len);
     b->data[b->len + 1 + n] = '"';
     b->len += n + 2;
     return 0;
@@ -351,9 +396,8 @@ static int format_line(tg_reqlog_buf_t *b, const reqlog_t *rl, const record_t *r
     int rc = put(b, "{", 1);
     for (size_t i = 0; i < rl->nfields && rc == 0; i++) {
         field_t f = rl->fields[i];
-        rc = put(b, i ? ",\"" : "\"", i ? 2 : 1);
-        rc = rc ? rc : put(b, field_names[f], strlen(field_names[f]));
-        rc = rc ? rc : put(b, "\":", 2);
+        size_t skip = i == 0; /* no comma before the first */
+        rc = put(b, field_keys[f].key + skip, field_keys[f].key_len - skip);
         rc = rc ? rc : put_value(b, f, rec);
     }
     rc = rc ? rc : put(b, "}\n", 2);
@@ -642,7 +686,9 @@ static int parse_fields(const tg_conf_node_t *n, void *out, tg_conf_err_t *err)
         if (tg_conf_get_string(n->items[i], &name, err) < 0)
             return -1;
         size_t f = 0;
-        while (f < F_COUNT && strcmp(field_names[f], name) != 0)
+        while (f < F_COUNT &&
+               (strlen(name) != field_keys[f].key_len - 4u ||
+                memcmp(field_keys[f].key + 2, name, field_keys[f].key_len - 4u) != 0))
             f++;
         if (f == F_COUNT)
             return tg_conf_error(err, n->items[i], "unknown request-log field '%s'", name);

@@ -54,17 +54,18 @@ def test_jwt_templates_read_the_published_claims(gateway_factory, upstream_facto
     users = upstream_factory("users")
     port = h.free_port()
     calls = [{"key": "user", "upstream": "users",
-              "path": "/users/{jwt.sub}?n={jwt.n}&f={jwt.admin}&g={jwt.groups}&r={jwt.ratio}"}]
+              "path": "/users/{jwt.sub}?n={jwt.n}&f={jwt.admin}&g={jwt.groups}&r={jwt.ratio}"
+                      "&m={jwt.m}&z={jwt.z}"}]
     route = {"name": "dash", "match": {"path_prefix": "/bff"}, "aggregate": {"timeout": "1s", "calls": calls},
              "plugins": [{"name": "jwt", "config": {"keys": [{"algorithm": "HS256", "secret": secret}]}}]}
     gateway_factory(h.gateway_config(port, {"users": h.upstream_conf([users.address])}, [route]))
     claims = {"sub": "u 1/é", "n": 42, "admin": True, "groups": ["a", "b c"], "ratio": 0.5,
-              "exp": int(time.time()) + 600}
+              "m": -9007199254740993, "z": 0, "exp": int(time.time()) + 600}
     token = jwt.encode(claims, secret, "HS256")
     r = h.request(port, "GET", "/bff/x", headers=[("Authorization", "Bearer " + token)])
     assert r.status == 200, r
     assert json.loads(r.body)["user"]["target"] == (
-        "/users/u%201%2F%C3%A9?n=42&f=true&g=%5B%22a%22%2C%22b%20c%22%5D&r=0.5")
+        "/users/u%201%2F%C3%A9?n=42&f=true&g=%5B%22a%22%2C%22b%20c%22%5D&r=0.5&m=-9007199254740993&z=0")
     assert h.request(port, "GET", "/bff/x").status == 401
 
 

@@ -273,3 +273,18 @@ def test_root_reloads_a_gateway_of_another_user(upstream):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
         shutil.rmtree(d)
+
+
+def test_repeated_sigterm_still_exits_cleanly(proxy):
+    """A supervisor that repeats SIGTERM while the gateway shuts down (kill
+    twice, systemd and a script both stopping it) must still see exit status
+    0: once the signal events are gone, SIGTERM is blocked, not fatal."""
+    for _ in range(5):
+        px = proxy(workers=2)
+        assert h.request(px.port, "GET", "/x").status == 200
+        proc = px.gw.proc
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.0005)
+        assert proc.wait(timeout=5) == 0

@@ -2,6 +2,7 @@
  * (W3C Trace Context section 3.2 and its test suite's hostile cases), the
  * value written, and the ratio sampler. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,20 @@ START_TEST(test_ratio)
 }
 END_TEST
 
+/* The pair table against printf, for every byte value. */
+START_TEST(test_hex_every_byte)
+{
+    uint8_t b[256];
+    for (int i = 0; i < 256; i++)
+        b[i] = (uint8_t)i;
+    char out[513], want[513];
+    tg_trace_hex(b, 256, out);
+    for (int i = 0; i < 256; i++)
+        snprintf(want + 2 * i, 3, "%02x", i);
+    ck_assert_str_eq(out, want);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("trace_context");
@@ -145,6 +160,7 @@ int main(void)
     tcase_add_test(tc, test_hostile);
     tcase_add_test(tc, test_format);
     tcase_add_test(tc, test_ratio);
+    tcase_add_test(tc, test_hex_every_byte);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
