@@ -216,9 +216,9 @@ static void reject(tg_conn_t *c, int status, const char *msg)
 static bool head_may_be_complete(tg_conn_t *c, const char *p, size_t n)
 {
     size_t from = c->scanned > 3 ? c->scanned - 3 : 0;
-    for (size_t i = from; i + 1 < n; i++) {
-        if (p[i] == '\n' &&
-            (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n')))
+    for (const char *q = p + from; (q = memchr(q, '\n', n - (size_t)(q - p))) != NULL; q++) {
+        size_t i = (size_t)(q - p); /* one memchr per line, not a test per byte */
+        if (i + 1 < n && (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n')))
             return true;
     }
     c->scanned = n;

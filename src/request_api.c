@@ -200,9 +200,9 @@ static size_t remove_all(tg_http_header_t *hs, size_t *n, const char *name, bool
     return removed;
 }
 
-/* Appends to an arena array of headers, growing it (in the arena) when full. */
-static void append(tg_arena_t *a, tg_http_header_t **hs, size_t *n, size_t *cap, const char *name,
-                   const char *value, size_t value_len)
+/* The next slot of an arena array of headers, growing it (in the arena)
+ * when full. */
+static tg_http_header_t *grow(tg_arena_t *a, tg_http_header_t **hs, size_t *n, size_t *cap)
 {
     if (*n == *cap) {
         size_t ncap = *cap ? *cap * 2 : 8;
@@ -212,7 +212,14 @@ static void append(tg_arena_t *a, tg_http_header_t **hs, size_t *n, size_t *cap,
         *hs = grown;
         *cap = ncap;
     }
-    tg_http_header_t *h = &(*hs)[(*n)++];
+    return &(*hs)[(*n)++];
+}
+
+/* Appends a copy of name and value. */
+static void append(tg_arena_t *a, tg_http_header_t **hs, size_t *n, size_t *cap, const char *name,
+                   const char *value, size_t value_len)
+{
+    tg_http_header_t *h = grow(a, hs, n, cap);
     h->name_len = strlen(name);
     h->name = tg_arena_strndup(a, name, h->name_len);
     h->value = tg_arena_strndup(a, value, value_len);
@@ -363,6 +370,33 @@ int tg_request_add_response_header(tg_request_t *r, const char *name, const char
     if (rc < 0)
         return rc;
     append(r->arena, &r->resp.extra, &r->resp.nextra, &r->resp.extra_cap, name, value, value_len);
+    return 0;
+}
+
+int tg_response_name_init(tg_response_name_t *n, const char *name)
+{
+    int rc = header_check(name, NULL, 0, true);
+    if (rc < 0)
+        return rc;
+    n->name = name;
+    n->len = strlen(name);
+    return 0;
+}
+
+int tg_request_add_response_header_named(tg_request_t *r, const tg_response_name_t *n,
+                                         const char *value, size_t value_len)
+{
+    if (value == NULL && value_len > 0)
+        return TG_EINVAL;
+    if (value == NULL)
+        value = "";
+    if (!tg_field_value_valid(value, value_len))
+        return TG_EINVAL;
+    tg_http_header_t *h = grow(r->arena, &r->resp.extra, &r->resp.nextra, &r->resp.extra_cap);
+    h->name = n->name; /* the caller keeps it for longer than the request */
+    h->name_len = n->len;
+    h->value = tg_arena_strndup(r->arena, value, value_len);
+    h->value_len = value_len;
     return 0;
 }
 

@@ -212,6 +212,16 @@ static void trim(tg_upool_t *p, uint64_t now)
     }
 }
 
+/* When the longest idle connection above keepalive is to be closed
+ * (monotonic ms, not before now + 1), 0 when the pool is not above it. */
+static uint64_t trim_due(tg_upool_t *p, uint64_t now)
+{
+    if (p->nidle <= p->conf->keepalive)
+        return 0;
+    uint64_t due = oldest_idle(p, UINT64_MAX)->idle_since_ms + p->conf->keepalive_trim_ms;
+    return due > now ? due : now + 1;
+}
+
 /* When park_cb has work next (monotonic ms): the earliest park or trim
  * still to come, 0 for none. A park that failed (output still pending) is
  * retried when the connection is next released, not in a loop. */
@@ -225,13 +235,8 @@ static uint64_t next_due(tg_upool_t *p, uint64_t now)
                 next = due;
         }
     }
-    if (p->nidle > p->conf->keepalive) {
-        uint64_t due = oldest_idle(p, UINT64_MAX)->idle_since_ms + p->conf->keepalive_trim_ms;
-        due = due > now ? due : now + 1;
-        if (next == 0 || due < next)
-            next = due;
-    }
-    return next;
+    uint64_t trim_at = trim_due(p, now);
+    return next == 0 || (trim_at != 0 && trim_at < next) ? trim_at : next;
 }
 
 static void schedule(tg_upool_t *p, uint64_t due, uint64_t now)
@@ -266,12 +271,9 @@ static void arm_park(tg_upool_t *p, uint64_t now)
 {
     if (p->park_ev == NULL && (p->park_ev = evtimer_new(p->base, park_cb, p)) == NULL)
         return; /* out of memory: the connection stays unparked until used or closed */
-    uint64_t due = now + PARK_AFTER_MS;
-    if (p->nidle > p->conf->keepalive) {
-        uint64_t trim_due = oldest_idle(p, UINT64_MAX)->idle_since_ms + p->conf->keepalive_trim_ms;
-        if (trim_due < due)
-            due = trim_due > now ? trim_due : now + 1;
-    }
+    uint64_t due = now + PARK_AFTER_MS, trim_at = trim_due(p, now);
+    if (trim_at != 0 && trim_at < due)
+        due = trim_at;
     if (p->park_due_ms == 0 || due < p->park_due_ms)
         schedule(p, due, now);
 }

@@ -145,9 +145,11 @@
  * _alpn (request.h); 2.8 added tg_response_header_at (request.h) and
  * tollgate/admin.h; 2.9 added tg_request_read_body (request.h); 2.10 added
  * tollgate/trace.h; 2.11 (Redis for admin actions) added tg_admin_redis_*
- * (admin.h); 2.12 (rate-limit batching) added tg_redis_key_slot (redis.h). */
+ * (admin.h); 2.12 (rate-limit batching) added tg_redis_key_slot (redis.h);
+ * 2.13 (rate-limit speed) added tg_response_name_init /
+ * tg_request_add_response_header_named (request.h). */
 #define TG_PLUGIN_API_MAJOR 2
-#define TG_PLUGIN_API_MINOR 12
+#define TG_PLUGIN_API_MINOR 13
 
 /* Fills tg_plugin_t.abi with what the module is compiled against. */
 #define TG_PLUGIN_ABI                                                           \

@@ -155,6 +155,22 @@ int tg_request_add_response_header(tg_request_t *r, const char *name, const char
  * without a request, for a config's names and values (value NULL: the name
  * alone). */
 int tg_response_header_check(const char *name, const char *value, size_t value_len);
+/* API 2.13 (rate-limit speed): a response header name checked once, for a
+ * header a plugin adds to every response. Filled by tg_response_name_init(). */
+typedef struct {
+    const char *name; /* as given (not copied) */
+    size_t len;       /* strlen(name) */
+} tg_response_name_t;
+/* Checks name by the rule of tg_request_add_response_header() and fills n.
+ * name must stay valid and unchanged while a request may use n (e.g. a
+ * plugin instance's, from create() to destroy()). Returns 0, TG_EINVAL or
+ * TG_EFORBIDDEN (n unchanged). */
+int tg_response_name_init(tg_response_name_t *n, const char *name);
+/* tg_request_add_response_header() for a name from tg_response_name_init():
+ * the name is neither checked nor copied again; the value is (TG_EINVAL as
+ * tg_request_set_header(), adding nothing). */
+int tg_request_add_response_header_named(tg_request_t *r, const tg_response_name_t *n,
+                                         const char *value, size_t value_len);
 /* Ends a TG_FILTER_PAUSE: status is what request_head would have returned
  * (CONTINUE, RESPONDED or ERROR; any other value counts as ERROR). Must be
  * called on the request's worker, once per pause; inside the hook too (see

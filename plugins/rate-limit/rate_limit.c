@@ -14,11 +14,13 @@
  *       headers: true             # RateLimit-* on every decided response
  *
  * Backend redis: request_head queues the decision and pauses; the first one
- * queued in an event-loop iteration activates the worker's flush event, which
- * runs after every other callback of that iteration and sends all queued
- * decisions as one EVALSHA (one per Cluster slot, at most BATCH_MAX each),
- * whose reply resumes them all. A request that ends first leaves the queue,
- * or its batch (which stays until its reply, owned by the worker). The
+ * queued in an event-loop iteration activates the worker's flush event,
+ * which runs after every other callback of that iteration and sends all
+ * queued decisions as one EVALSHA (one per Cluster slot, at most
+ * BATCH_GROUPS clients and BATCH_REQUESTS requests each), the requests of
+ * one client as one group (bucket_redis.c), whose reply resumes them all. A
+ * request that ends first leaves the queue, or its batch (which stays until
+ * its reply, owned by the worker). The
  * response headers follow draft-ietf-httpapi-ratelimit-headers: Limit is the
  * bucket capacity (burst) of the tightest limit, Remaining its tokens left,
  * Reset the seconds until it is full again; Policy lists every limit.
@@ -38,9 +40,10 @@
 #include "tollgate/trace.h"
 
 #define LOCAL_MAX_ENTRIES 100000
-/* Decisions per EVALSHA: bounds how long one script holds Redis (a few us
- * per distinct bucket). */
-#define BATCH_MAX 64
+/* Per EVALSHA: bounds how long one script holds Redis (about a microsecond
+ * per distinct bucket, a few Lua additions per request). */
+#define BATCH_GROUPS 64
+#define BATCH_REQUESTS 1024
 
 typedef enum { BACKEND_REDIS, BACKEND_LOCAL } backend_t;
 typedef enum { ON_ERROR_ALLOW, ON_ERROR_DENY, ON_ERROR_LOCAL } on_error_t;
@@ -55,10 +58,12 @@ typedef struct {
     tg_rl_limit_t limits[TG_RL_MAX_LIMITS];
     size_t nlimits;
     uint64_t cost;
+    char nlimits_arg[4];
     char cost_arg[24];
-    /* The script's ARGV (cost, T_1, B_1, ...), shared by every call. */
-    const char *args[1 + 2 * TG_RL_MAX_LIMITS];
-    size_t arg_lens[1 + 2 * TG_RL_MAX_LIMITS];
+    /* The script's ARGV before the group sizes (n, cost, T_1, B_1, ...),
+     * shared by every call. */
+    const char *args[2 + 2 * TG_RL_MAX_LIMITS];
+    size_t arg_lens[2 + 2 * TG_RL_MAX_LIMITS];
     backend_t backend;
     on_error_t on_error;
     bool headers;
@@ -66,7 +71,10 @@ typedef struct {
     size_t prefix_len;
     char *suffix; /* "}:<route>:" (after the key value, before the limit index) */
     size_t suffix_len;
-    char *policy;         /* RateLimit-Policy value */
+    char *policy; /* RateLimit-Policy value */
+    size_t policy_len;
+    /* RateLimit-Limit, -Remaining, -Reset, -Policy, Retry-After: checked once */
+    tg_response_name_t h_limit, h_remaining, h_reset, h_policy, h_retry;
     char sha[41];         /* of tg_rl_script */
     tg_rl_local_t *local; /* backend local, or on_error local */
     atomic_bool outage;   /* a Redis failure was logged and no success since */
@@ -102,7 +110,7 @@ struct rl_ctx_s {
 };
 
 /* One EVALSHA in flight and the decisions it carries (one allocation:
- * argv, lengths and key bytes follow). */
+ * argv, lengths, group numbers and sizes, key bytes follow). */
 struct rl_batch_s {
     rl_worker_t *w;
     rl_batch_t *prev, *next; /* w->in_flight */
@@ -112,9 +120,13 @@ struct rl_batch_s {
     int argc;
     const char **argv;
     size_t *lens;
-    size_t n;
-    rl_ctx_t *ctx[]; /* NULL once that request ended */
+    uint32_t *size;  /* per group: its requests */
+    uint8_t *group;  /* per request: its group */
+    size_t n;        /* requests */
+    size_t ngroups;  /* clients (bucket key sets) */
+    rl_ctx_t *ctx[]; /* in queue order; NULL once that request ended */
 };
+_Static_assert(BATCH_GROUPS <= 256, "a request's group is a uint8_t");
 
 /* ------------------------------------------------------------ logging ---- */
 
@@ -204,13 +216,15 @@ static int check_cost(const tg_conf_node_t *node, rl_t *c, tg_conf_err_t *err)
                                  "cost %llu exceeds the burst (%llu) of limit %zu",
                                  (unsigned long long)c->cost,
                                  (unsigned long long)c->limits[i].burst, i + 1);
+    snprintf(c->nlimits_arg, sizeof(c->nlimits_arg), "%zu", c->nlimits);
     snprintf(c->cost_arg, sizeof(c->cost_arg), "%llu", (unsigned long long)c->cost);
-    c->args[0] = c->cost_arg;
+    c->args[0] = c->nlimits_arg;
+    c->args[1] = c->cost_arg;
     for (size_t i = 0; i < c->nlimits; i++) {
-        c->args[1 + 2 * i] = c->limits[i].t_arg;
-        c->args[2 + 2 * i] = c->limits[i].burst_arg;
+        c->args[2 + 2 * i] = c->limits[i].t_arg;
+        c->args[3 + 2 * i] = c->limits[i].burst_arg;
     }
-    for (size_t i = 0; i < 1 + 2 * c->nlimits; i++)
+    for (size_t i = 0; i < 2 + 2 * c->nlimits; i++)
         c->arg_lens[i] = strlen(c->args[i]);
     return 0;
 }
@@ -342,6 +356,15 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
     c->suffix = make_suffix(env->route_name);
     c->suffix_len = c->suffix ? strlen(c->suffix) : 0;
     c->policy = make_policy(c);
+    c->policy_len = c->policy ? strlen(c->policy) : 0;
+    if (tg_response_name_init(&c->h_limit, "RateLimit-Limit") < 0 ||
+        tg_response_name_init(&c->h_remaining, "RateLimit-Remaining") < 0 ||
+        tg_response_name_init(&c->h_reset, "RateLimit-Reset") < 0 ||
+        tg_response_name_init(&c->h_policy, "RateLimit-Policy") < 0 ||
+        tg_response_name_init(&c->h_retry, "Retry-After") < 0) {
+        destroy(c);
+        return tg_conf_error(err, node, "rate-limit: a response header name was refused");
+    }
     tg_rl_script_sha(c->sha);
     if (c->backend == BACKEND_LOCAL || c->on_error == ON_ERROR_LOCAL)
         c->local = tg_rl_local_new(LOCAL_MAX_ENTRIES);
@@ -360,7 +383,7 @@ static int create(const tg_conf_node_t *node, const tg_plugin_env_t *env, void *
 
 /* Three of these per decision: written by hand, snprintf's format parsing
  * was a visible share of the local backend's cost. */
-static void add_uint_header(tg_request_t *r, const char *name, uint64_t v)
+static void add_uint_header(tg_request_t *r, const tg_response_name_t *name, uint64_t v)
 {
     char buf[24];
     char *p = buf + sizeof(buf);
@@ -368,7 +391,7 @@ static void add_uint_header(tg_request_t *r, const char *name, uint64_t v)
         *--p = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    tg_request_add_response_header(r, name, p, (size_t)(buf + sizeof(buf) - p));
+    tg_request_add_response_header_named(r, name, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 static uint64_t ceil_seconds(uint64_t us)
@@ -390,10 +413,10 @@ static size_t tightest(const rl_t *c, const tg_rl_result_t *res)
 static void add_headers(tg_request_t *r, const rl_t *c, const tg_rl_result_t *res)
 {
     size_t t = tightest(c, res);
-    add_uint_header(r, "RateLimit-Limit", c->limits[t].burst);
-    add_uint_header(r, "RateLimit-Remaining", res->remaining[t]);
-    add_uint_header(r, "RateLimit-Reset", ceil_seconds(res->reset_us[t]));
-    tg_request_add_response_header(r, "RateLimit-Policy", c->policy, strlen(c->policy));
+    add_uint_header(r, &c->h_limit, c->limits[t].burst);
+    add_uint_header(r, &c->h_remaining, res->remaining[t]);
+    add_uint_header(r, &c->h_reset, ceil_seconds(res->reset_us[t]));
+    tg_request_add_response_header_named(r, &c->h_policy, c->policy, c->policy_len);
 }
 
 static void record(tg_request_t *r, const rl_t *c, decision_t d)
@@ -412,7 +435,7 @@ static tg_filter_status_t finish(tg_request_t *r, const rl_t *c, const tg_rl_res
     if (res->allowed)
         return TG_FILTER_CONTINUE;
     uint64_t retry = ceil_seconds(res->retry_us);
-    add_uint_header(r, "Retry-After", retry < 1 ? 1 : retry);
+    add_uint_header(r, &c->h_retry, retry < 1 ? 1 : retry);
     tg_request_respond_error(r, 429, "rate limit exceeded");
     return TG_FILTER_RESPONDED;
 }
@@ -486,7 +509,20 @@ static void batch_retry_with_eval(rl_batch_t *b)
     free(b);
 }
 
-/* Resumes every request of the batch that is still there. */
+/* The reply's text when it is not a script result, else "". */
+static void reply_error(const struct redisReply *reply, const char *error, char *why, size_t cap)
+{
+    why[0] = '\0';
+    if (error != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        snprintf(why, cap, "%s",
+                 error != NULL                                       ? error
+                 : reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                     : "unexpected reply");
+}
+
+/* Resumes every request of the batch that is still there. Each group's
+ * decisions are replayed in the order the requests were sent, those of
+ * ended requests too (Redis counted them). */
 static void batch_done(void *data, const struct redisReply *reply, const char *error)
 {
     rl_batch_t *b = data;
@@ -498,21 +534,26 @@ static void batch_done(void *data, const struct redisReply *reply, const char *e
         return;
     }
     batch_unlink(b);
-    char why[128] = "";
-    if (error != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
-        snprintf(why, sizeof(why), "%s",
-                 error != NULL                                       ? error
-                 : reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                                     : "unexpected reply");
+    char why[128];
+    reply_error(reply, error, why, sizeof(why));
+    if (why[0] == '\0' && tg_rl_reply_groups(reply, c->nlimits) != b->ngroups)
+        snprintf(why, sizeof(why), "unexpected reply");
+    tg_rl_group_t groups[BATCH_GROUPS];
+    bool bad[BATCH_GROUPS];
+    for (size_t g = 0; g < b->ngroups && why[0] == '\0'; g++)
+        bad[g] = tg_rl_reply_group(reply, g, c->nlimits, b->size[g], &groups[g]) < 0;
     for (size_t i = 0; i < b->n; i++) {
         rl_ctx_t *ctx = b->ctx[i];
+        size_t g = b->group[i];
+        tg_rl_result_t res;
+        bool ok = why[0] == '\0' && !bad[g];
+        if (ok)
+            tg_rl_group_next(&groups[g], c->limits, c->nlimits, c->cost, &res);
         if (ctx == NULL)
             continue;
         ctx->batch = NULL;
-        tg_rl_result_t res;
         tg_filter_status_t st;
-        if (why[0] == '\0' &&
-            tg_rl_parse_reply(reply, i, b->n, c->limits, c->nlimits, c->cost, &res) == 0) {
+        if (ok) {
             note_ok(ctx->r, c);
             st = finish(ctx->r, c, &res, false);
         } else {
@@ -539,56 +580,114 @@ static void unqueue(rl_worker_t *w, rl_ctx_t *ctx)
     ctx->queued = false;
 }
 
-/* EVALSHA sha n*nlimits key... cost T_1 B_1 .. for the oldest queued
- * decisions with the slot of the oldest (at most BATCH_MAX); they leave the
- * queue. NULL when out of memory (nothing taken). */
+/* Which queued requests go into the next batch: those with the slot of the
+ * oldest, in queue order, grouped by client (kbase); at most BATCH_GROUPS
+ * clients (the requests of others stay queued, in order) and BATCH_REQUESTS
+ * requests. Fills take[] and group[] (of *n) and first[] (a request of each
+ * of the *ngroups groups) and size[]. */
+static void batch_pick(rl_worker_t *w, rl_ctx_t **take, uint8_t *group, size_t *n, rl_ctx_t **first,
+                       uint32_t *size, size_t *ngroups)
+{
+    enum { SLOTS = 2 * BATCH_GROUPS }; /* open addressing, half full at most */
+    int16_t table[SLOTS];
+    uint32_t hash[BATCH_GROUPS];
+    memset(table, -1, sizeof(table));
+    int slot = w->head->slot;
+    *n = *ngroups = 0;
+    for (rl_ctx_t *x = w->head; x != NULL && *n < BATCH_REQUESTS; x = x->next) {
+        if (x->slot != slot)
+            continue;
+        /* Most often the client of the request before (one busy client). */
+        int last = *n > 0 ? group[*n - 1] : -1;
+        if (last >= 0 && first[last]->kbase_len == x->kbase_len &&
+            memcmp(first[last]->kbase, x->kbase, x->kbase_len) == 0) {
+            size[last]++;
+            group[*n] = (uint8_t)last;
+            take[(*n)++] = x;
+            continue;
+        }
+        uint32_t h = 2166136261u; /* FNV-1a 32 */
+        for (size_t i = 0; i < x->kbase_len; i++)
+            h = (h ^ (unsigned char)x->kbase[i]) * 16777619u;
+        size_t at = h % SLOTS;
+        int g;
+        while ((g = table[at]) >= 0 && (hash[g] != h || first[g]->kbase_len != x->kbase_len ||
+                                        memcmp(first[g]->kbase, x->kbase, x->kbase_len) != 0))
+            at = (at + 1) % SLOTS;
+        if (g < 0) {
+            if (*ngroups == BATCH_GROUPS)
+                continue;
+            g = (int)(*ngroups)++;
+            table[at] = (int16_t)g;
+            hash[g] = h;
+            first[g] = x;
+            size[g] = 0;
+        }
+        size[g]++;
+        group[*n] = (uint8_t)g;
+        take[(*n)++] = x;
+    }
+}
+
+/* EVALSHA sha G*nlimits key... n cost T_1 B_1 .. m_1 .. m_G for the next
+ * batch (batch_pick); its requests leave the queue. NULL when out of memory
+ * (nothing taken). */
 static rl_batch_t *batch_take(rl_worker_t *w)
 {
     const rl_t *c = w->conf;
-    int slot = w->head->slot;
-    size_t n = 0, bytes = 0;
-    for (rl_ctx_t *x = w->head; x != NULL && n < BATCH_MAX; x = x->next)
-        if (x->slot == slot) {
-            n++;
-            bytes += c->nlimits * (x->kbase_len + 1);
-        }
-    int argc = 3 + (int)(n * c->nlimits) + 1 + 2 * (int)c->nlimits;
+    rl_ctx_t *take[BATCH_REQUESTS], *first[BATCH_GROUPS];
+    uint8_t group[BATCH_REQUESTS];
+    uint32_t size[BATCH_GROUPS];
+    size_t n, ng;
+    batch_pick(w, take, group, &n, first, size, &ng);
+    size_t bytes = 24 + ng * 11; /* numkeys, then each group's size */
+    for (size_t g = 0; g < ng; g++)
+        bytes += c->nlimits * (first[g]->kbase_len + 1);
+    size_t nargs = 2 + 2 * c->nlimits;
+    int argc = 3 + (int)(ng * c->nlimits + nargs + ng);
     rl_batch_t *b = malloc(sizeof(*b) + n * sizeof(b->ctx[0]) +
-                           (size_t)argc * (sizeof(char *) + sizeof(size_t)) + bytes + 24);
+                           (size_t)argc * (sizeof(char *) + sizeof(size_t)) +
+                           ng * sizeof(uint32_t) + n + bytes);
     if (b == NULL)
         return NULL;
-    *b = (rl_batch_t){.w = w, .argc = argc, .n = n};
+    *b = (rl_batch_t){.w = w, .argc = argc, .n = n, .ngroups = ng};
     b->argv = (const char **)(b->ctx + n);
     b->lens = (size_t *)(b->argv + argc);
-    char *p = (char *)(b->lens + argc);
+    b->size = (uint32_t *)(b->lens + argc);
+    b->group = (uint8_t *)(b->size + ng);
+    char *p = (char *)(b->group + n);
+    memcpy(b->size, size, ng * sizeof(uint32_t));
+    memcpy(b->group, group, n);
+    for (size_t i = 0; i < n; i++) {
+        unqueue(w, take[i]);
+        take[i]->batch = b;
+        take[i]->at = i;
+        b->ctx[i] = take[i];
+    }
     b->argv[0] = "EVALSHA";
     b->lens[0] = 7;
     b->argv[1] = c->sha;
     b->lens[1] = 40;
-    b->argv[2] = p;
-    b->lens[2] = (size_t)snprintf(p, 24, "%zu", n * c->nlimits);
-    p += b->lens[2] + 1;
-    int a = 3;
-    size_t i = 0;
-    for (rl_ctx_t *x = w->head, *next; x != NULL && i < n; x = next) {
-        next = x->next;
-        if (x->slot != slot)
-            continue;
-        unqueue(w, x);
-        x->batch = b;
-        x->at = i;
-        b->ctx[i++] = x;
+    int a = 2;
+    b->argv[a] = p;
+    b->lens[a++] = (size_t)snprintf(p, 24, "%zu", ng * c->nlimits);
+    p += b->lens[a - 1] + 1;
+    for (size_t g = 0; g < ng; g++)
         for (size_t l = 0; l < c->nlimits; l++) {
-            memcpy(p, x->kbase, x->kbase_len);
-            p[x->kbase_len] = (char)('0' + l); /* l < TG_RL_MAX_LIMITS <= 10 */
+            memcpy(p, first[g]->kbase, first[g]->kbase_len);
+            p[first[g]->kbase_len] = (char)('0' + l); /* l < TG_RL_MAX_LIMITS <= 10 */
             b->argv[a] = p;
-            b->lens[a++] = x->kbase_len + 1;
-            p += x->kbase_len + 1;
+            b->lens[a++] = first[g]->kbase_len + 1;
+            p += first[g]->kbase_len + 1;
         }
-    }
-    for (size_t j = 0; j < 1 + 2 * c->nlimits; j++) {
+    for (size_t j = 0; j < nargs; j++) {
         b->argv[a] = c->args[j];
         b->lens[a++] = c->arg_lens[j];
+    }
+    for (size_t g = 0; g < ng; g++) {
+        b->argv[a] = p;
+        b->lens[a++] = (size_t)snprintf(p, 11, "%u", (unsigned)size[g]);
+        p += b->lens[a - 1] + 1;
     }
     b->sender = b->ctx[0]->r;
     return b;

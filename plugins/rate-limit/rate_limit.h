@@ -97,10 +97,26 @@ bool tg_rl_gcra(double *tats, const tg_rl_limit_t *limits, size_t nlimits, uint6
 extern const char tg_rl_script[];
 /* SHA-1 hex of tg_rl_script (41 bytes with the NUL). */
 void tg_rl_script_sha(char out[41]);
-/* Reads decision d of a script reply that decided ndecisions requests into
- * out; -1 when the reply's shape is not the expected one. */
-int tg_rl_parse_reply(const struct redisReply *reply, size_t d, size_t ndecisions,
-                      const tg_rl_limit_t *limits, size_t nlimits, uint64_t cost,
+
+/* One group of a script reply: the requests of one client in one batch, in
+ * the order they were sent. */
+typedef struct {
+    double now;                   /* Redis TIME of the script, microseconds */
+    double tat[TG_RL_MAX_LIMITS]; /* per limit: the TAT before the next request */
+    uint64_t admit;               /* how many of the next requests are admitted */
+} tg_rl_group_t;
+
+/* The number of groups a script reply carries for nlimits limits; 0 when the
+ * reply's shape is not the script's. */
+size_t tg_rl_reply_groups(const struct redisReply *reply, size_t nlimits);
+/* Reads group g, which was sent with m requests, into out; -1 when the
+ * reply's shape is not the expected one. */
+int tg_rl_reply_group(const struct redisReply *reply, size_t g, size_t nlimits, size_t m,
+                      tg_rl_group_t *out);
+/* The decision of the group's next request (each request of the group in
+ * turn, including those that ended meanwhile): what the script decided for
+ * it, with the values one script call per request would have given. */
+void tg_rl_group_next(tg_rl_group_t *g, const tg_rl_limit_t *limits, size_t nlimits, uint64_t cost,
                       tg_rl_result_t *out);
 
 #endif

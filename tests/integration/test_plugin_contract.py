@@ -240,6 +240,7 @@ def test_response_head_responded_replaces_an_upstream_response(gw):
         assert resp.header("X-Upstream-Name") is None
         assert resp.header("X-Contract-Resp") is None  # c's tg_response_set_header: gone
         assert resp.header("X-Contract-Added") == "yes"  # c's tg_request_add_response_header: stays
+        assert resp.header_all("X-Contract-Named") == ["named"]  # c's refused values added nothing
         assert resp.header("X-Contract-Check") == "ok"
         assert resp.header_all("Content-Length") == [str(len(resp.body))]
         # the connection stays usable

@@ -251,6 +251,43 @@ def test_requests_ready_together_are_decided_in_one_script_exactly(gateway_facto
     assert "rate-limit: redis unavailable" not in gw.stderr()
 
 
+def rl_values(r):
+    return (r.status,) + tuple(r.header(k) for k in ("RateLimit-Limit", "RateLimit-Remaining",
+                                                     "RateLimit-Reset", "Retry-After"))
+
+
+def test_a_batch_decides_each_client_as_separate_calls_would(gateway_factory, upstream, redis):
+    """Mixed clients read in one iteration, over two limits with cost 2: each
+    client is one group of the script (its bucket names sent once), a client
+    that runs out in the middle gets exactly the admissions, Remaining, Reset
+    and Retry-After values of one call per request."""
+    conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 5}, {"rate": 2, "per": "1h", "burst": 8}],
+                   cost=2, on_error="deny")
+    routes = [rl_route("a", "/a", conf), {"name": "plain", "match": {"path_prefix": "/plain"}, "upstream": "up"}]
+    gw = start_gw(gateway_factory, upstream, routes, redis, workers=1)
+    assert get(gw.port, "/a", [("X-Client", "warm-up")]).status == 200  # the script is cached (no NOSCRIPT)
+    clients = ["a", "b", "a", "c", "a", "d", "c", "a", "a", "d", "c", "a"]  # a x6, b x1, c x3, d x2
+    redis.cmd("CONFIG", "SET", "slowlog-log-slower-than", "0")
+    redis.cmd("SLOWLOG", "RESET")
+    before = script_calls([redis])
+    batch = at_once(gw, "/a", clients)
+    assert script_calls([redis]) - before == 1
+    evals = [e[3] for e in redis.cmd("SLOWLOG", "GET", "100") if e[3][0].upper() == "EVALSHA"]
+    assert len(evals) == 1 and evals[0][2] == "8", evals  # 4 clients x 2 limits, each name once
+    got, want = {}, {}
+    for r, client in zip(batch, clients):
+        got.setdefault(client, []).append(rl_values(r))
+    with h.Conn(gw.port) as c:
+        for client in clients:  # fresh buckets of the same shape, one call per request
+            want.setdefault(client, []).append(rl_values(get(None, "/a", [("X-Client", client + "-seq")], c)))
+    for client in want:
+        assert sorted(got[client]) == sorted(want[client]), (client, got[client], want[client])
+    # a: 2 admitted (limit 1: 5 tokens, 2 per request), then refused for the minute a token takes.
+    assert sorted(want["a"]) == [(200, "5", "1", "240", None), (200, "5", "3", "120", None)] + \
+        [(429, "5", "1", "240", "60")] * 4, want["a"]
+    assert "rate-limit: redis unavailable" not in gw.stderr()
+
+
 def test_separate_keys_and_routes(gateway_factory, upstream, redis):
     conf = limited(limits=[{"rate": 1, "per": "1m", "burst": 2}])
     routes = [rl_route("a", "/a", conf), rl_route("b", "/b", conf)]

@@ -210,13 +210,7 @@ class UpstreamServer:
             self.lsock.close()
         except OSError:
             pass
-        with self.lock:
-            socks = list(self._socks)
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.close_connections()
         for t in self._threads:
             t.join(timeout=2)
 

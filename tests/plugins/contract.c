@@ -241,6 +241,21 @@ static void check_request_api(contract_ctx_t *x, tg_request_t *r)
         CHECK(x, tg_request_add_response_header(r, *o, "x", 1), TG_EFORBIDDEN);
     CHECK(x, tg_request_add_response_header(r, "X-Injected", "x\r\ny", 4), TG_EINVAL);
     CHECK(x, tg_request_add_response_header(r, "X Injected", "x", 1), TG_EINVAL);
+    /* A name checked once (API 2.13): the same rule, then values only. */
+    {
+        tg_response_name_t named, untouched = {"kept", 4};
+        static const char named_text[] = "X-Contract-Named";
+        CHECK(x, tg_response_name_init(&named, named_text), 0);
+        CHECK(x, named.name == named_text && named.len == 16, 1);
+        for (const char *const *o = resp_owned; *o; o++)
+            CHECK(x, tg_response_name_init(&untouched, *o), TG_EFORBIDDEN);
+        CHECK(x, tg_response_name_init(&untouched, "X Injected"), TG_EINVAL);
+        CHECK(x, tg_response_name_init(&untouched, ""), TG_EINVAL);
+        CHECK(x, untouched.len == 4 && strcmp(untouched.name, "kept") == 0, 1);
+        CHECK(x, tg_request_add_response_header_named(r, &named, "x\r\ny", 4), TG_EINVAL);
+        CHECK(x, tg_request_add_response_header_named(r, &named, NULL, 1), TG_EINVAL);
+        CHECK(x, tg_request_add_response_header_named(r, &named, "named", 5), 0);
+    }
     /* The response head is not open in a request phase. */
     CHECK(x, tg_response_set_header(r, "X-Early", "v", 1), TG_ESTATE);
     CHECK(x, tg_response_set_status(r, 201), TG_ESTATE);

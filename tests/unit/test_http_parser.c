@@ -2,6 +2,8 @@
 #include "http_parser.h"
 
 #include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -572,6 +574,29 @@ START_TEST(response_capacity_and_feed)
 }
 END_TEST
 
+/* The word-at-a-time value scan against the byte rule (RFC 9110 section
+ * 5.5: HTAB, SP, VCHAR, obs-text): every byte value at every position of a
+ * 24-byte value is accepted or refused as alone it would be. */
+START_TEST(value_every_byte)
+{
+    for (int pos = 1; pos < 23; pos++) {
+        for (int b = 0; b < 256; b++) {
+            char m[128];
+            int n = snprintf(m, sizeof(m), "GET / HTTP/1.1\r\nHost: a\r\nX-V: ");
+            memset(m + n, 'v', 24);
+            m[n + pos] = (char)b;
+            memcpy(m + n + 24, "\r\n\r\n", 5);
+            tg_http_request_t req;
+            int r = req_cap(m, (size_t)n + 28, &req, CAP);
+            bool allowed = b == '\t' || (b >= 0x20 && b != 0x7f);
+            ck_assert_msg((r > 0) == allowed, "byte %d at %d: %d", b, pos, r);
+            if (allowed)
+                ck_assert_uint_eq(hdrs[1].value_len, 24);
+        }
+    }
+}
+END_TEST
+
 START_TEST(name_eq)
 {
     ck_assert(tg_http_name_eq("Content-Length", 14, "content-length", 14));
@@ -627,6 +652,7 @@ static Suite *suite(void)
                         (int)(sizeof(bad_responses) / sizeof(bad_responses[0])));
     tcase_add_test(tc, response_capacity_and_feed);
     tcase_add_test(tc, name_eq);
+    tcase_add_test(tc, value_every_byte);
     tcase_add_test(tc, name_eq_every_byte);
     suite_add_tcase(s, tc);
     return s;

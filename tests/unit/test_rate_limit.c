@@ -167,51 +167,122 @@ static redisReply *int_reply(long long v)
     return r;
 }
 
+/* A script reply: now, then per group k, then (a, b) per limit. */
+static redisReply *array_reply(const long long *vals, size_t n)
+{
+    redisReply *arr = calloc(1, sizeof(*arr));
+    arr->type = REDIS_REPLY_ARRAY;
+    arr->elements = n;
+    arr->element = calloc(n, sizeof(redisReply *));
+    for (size_t i = 0; i < n; i++)
+        arr->element[i] = int_reply(vals[i]);
+    return arr;
+}
+
+static void array_free(redisReply *arr)
+{
+    for (size_t i = 0; i < arr->elements; i++)
+        free(arr->element[i]);
+    free(arr->element);
+    free(arr);
+}
+
 START_TEST(reply_parsing)
 {
-    /* Two decisions over two limits: the first admitted, the second refused
-     * (its first value is -1 - value). */
+    /* Two groups over two limits. Group 0 (3 requests, 2 admitted): limit 1
+     * with 0.1 s of its 1 s used, limit 2 (a token per 20 s) fresh. */
     tg_rl_limit_t ls[2] = {limit(10, 1000, 10), limit(3, 60000, 3)};
-    redisReply *els[4];
-    long long vals[4] = {300000, 20000000, -1 - 1000000, 40000000};
-    for (int i = 0; i < 4; i++)
-        els[i] = int_reply(vals[i]);
-    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 4, .element = els};
+    long long now = 1000000000000LL;
+    long long vals[] = {now, 2, 100000, 0, 0, 0, /* group 1 */ 0, 1000000, 0, 40000000, 0};
+    redisReply *arr = array_reply(vals, 11);
+    ck_assert_uint_eq(tg_rl_reply_groups(arr, 2), 2);
+    ck_assert_uint_eq(tg_rl_reply_groups(arr, 1), 0); /* 10 is not a multiple of 3 */
+    tg_rl_group_t g;
     tg_rl_result_t res;
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 0, 2, ls, 2, 1, &res), 0);
+    ck_assert_int_eq(tg_rl_reply_group(arr, 0, 2, 3, &g), 0);
+    tg_rl_group_next(&g, ls, 2, 1, &res);
     ck_assert(res.allowed);
     ck_assert_uint_eq(res.retry_us, 0);
-    ck_assert_uint_eq(res.remaining[0], 7);
-    ck_assert_uint_eq(res.reset_us[0], 300000);
+    ck_assert_uint_eq(res.remaining[0], 8);
+    ck_assert_uint_eq(res.reset_us[0], 200000);
     ck_assert_uint_eq(res.remaining[1], 2);
     ck_assert_uint_eq(res.reset_us[1], 20000000);
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 1, 2, ls, 2, 1, &res), 0);
+    tg_rl_group_next(&g, ls, 2, 1, &res);
+    ck_assert(res.allowed);
+    ck_assert_uint_eq(res.remaining[1], 1);
+    ck_assert_uint_eq(res.reset_us[1], 40000000);
+    tg_rl_group_next(&g, ls, 2, 1, &res); /* the third: refused, consumes nothing */
+    ck_assert(!res.allowed);
+    ck_assert_uint_eq(res.remaining[0], 7);
+    ck_assert_uint_eq(res.reset_us[0], 300000);
+    ck_assert_uint_eq(res.remaining[1], 1);
+    ck_assert_uint_eq(res.reset_us[1], 40000000);
+    /* Group 1 (1 request, refused): limit 1 full for 1 s, limit 2 two
+     * tokens used. Limit 1 has room again in one token (0.1 s). */
+    ck_assert_int_eq(tg_rl_reply_group(arr, 1, 2, 1, &g), 0);
+    tg_rl_group_next(&g, ls, 2, 1, &res);
     ck_assert(!res.allowed);
     ck_assert_uint_eq(res.remaining[0], 0);
     ck_assert_uint_eq(res.reset_us[0], 1000000);
     ck_assert_uint_eq(res.remaining[1], 1);
-    ck_assert_uint_eq(res.retry_us, 100000); /* limit 1 has room again in one token */
+    ck_assert_uint_eq(res.retry_us, 100000);
     /* Cost 2 also needs a second token of limit 2 (one left): 20 s more. */
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 1, 2, ls, 2, 2, &res), 0);
+    ck_assert_int_eq(tg_rl_reply_group(arr, 1, 2, 1, &g), 0);
+    tg_rl_group_next(&g, ls, 2, 2, &res);
     ck_assert_uint_eq(res.retry_us, 20000000);
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 2, 2, ls, 2, 1, &res), -1); /* no such decision */
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 0, 3, ls, 2, 1, &res), -1); /* wrong count */
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 0, 1, ls, 4, 1, &res), -1);
-    els[1]->integer = -5; /* only the first value of a decision carries a sign */
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 0, 2, ls, 2, 1, &res), -1);
-    els[1]->integer = 0;
-    els[3]->type = REDIS_REPLY_STRING;
-    ck_assert_int_eq(tg_rl_parse_reply(&arr, 1, 2, ls, 2, 1, &res), -1);
+    ck_assert_int_eq(tg_rl_reply_group(arr, 2, 2, 1, &g), -1); /* no such group */
+    ck_assert_int_eq(tg_rl_reply_group(arr, 0, 2, 1, &g), -1); /* 2 admitted of 1 sent */
+    ck_assert_int_eq(tg_rl_reply_group(arr, 0, 4, 3, &g), -1); /* wrong shape */
+    arr->element[3]->integer = -5;
+    ck_assert_int_eq(tg_rl_reply_group(arr, 0, 2, 3, &g), -1);
+    arr->element[3]->integer = 0;
+    arr->element[5]->integer = 4294967296LL; /* b is a fraction of 2^32 */
+    ck_assert_int_eq(tg_rl_reply_group(arr, 0, 2, 3, &g), -1);
+    arr->element[5]->integer = 0;
+    arr->element[9]->type = REDIS_REPLY_STRING;
+    ck_assert_int_eq(tg_rl_reply_group(arr, 1, 2, 1, &g), -1);
+    array_free(arr);
     redisReply err = {.type = REDIS_REPLY_ERROR, .str = "ERR", .len = 3};
-    ck_assert_int_eq(tg_rl_parse_reply(&err, 0, 1, ls, 2, 1, &res), -1);
-    ck_assert_int_eq(tg_rl_parse_reply(NULL, 0, 1, ls, 2, 1, &res), -1);
-    for (int i = 0; i < 4; i++)
-        free(els[i]);
+    ck_assert_uint_eq(tg_rl_reply_groups(&err, 1), 0);
+    ck_assert_int_eq(tg_rl_reply_group(&err, 0, 1, 1, &g), -1);
+    ck_assert_uint_eq(tg_rl_reply_groups(NULL, 1), 0);
+    ck_assert_int_eq(tg_rl_reply_group(NULL, 0, 1, 1, &g), -1);
 
     char sha[41];
     tg_rl_script_sha(sha);
     ck_assert_uint_eq(strlen(sha), 40);
     ck_assert_uint_eq(strspn(sha, "0123456789abcdef"), 40);
+}
+END_TEST
+
+/* The replay of a group gives, request by request, what one call per
+ * request would: the same admissions and the same doubles, so a fractional
+ * emission interval rounds the same way (tg_rl_gcra is that step; its
+ * Remaining and Retry-After come from the exact TAT, the script's from the
+ * whole microseconds it returned). */
+START_TEST(group_replay_matches_sequential_gcra)
+{
+    tg_rl_limit_t ls[2] = {limit(3, 1000, 5), limit(7, 60000, 3)}; /* T = 333333.33.. us */
+    double now = 1796334222079040.0;
+    double tats[2] = {now + 333333.25, now}; /* as if one request an instant ago */
+    long long vals[6] = {(long long)now, 3, 333333, 1073741824 /* 0.25 */, 0, 0};
+    redisReply *arr = array_reply(vals, 6);
+    tg_rl_group_t g;
+    ck_assert_int_eq(tg_rl_reply_group(arr, 0, 2, 6, &g), 0);
+    for (int j = 0; j < 6; j++) {
+        tg_rl_result_t want, got;
+        bool ok = tg_rl_gcra(tats, ls, 2, 1, now, &want);
+        tg_rl_group_next(&g, ls, 2, 1, &got);
+        ck_assert_int_eq(got.allowed, ok);
+        ck_assert_int_eq(got.allowed, j < 3); /* limit 2: 3 tokens (limit 1: 4 left) */
+        for (int i = 0; i < 2; i++) {
+            ck_assert(g.tat[i] == tats[i]);
+            ck_assert_uint_eq(got.reset_us[i], want.reset_us[i]);
+            double rem = floor((double)ls[i].burst - (double)got.reset_us[i] / ls[i].t_us + 1e-9);
+            ck_assert_uint_eq(got.remaining[i], rem > 0 ? (uint64_t)rem : 0);
+        }
+    }
+    array_free(arr);
 }
 END_TEST
 
@@ -225,6 +296,7 @@ static Suite *rate_limit_suite(void)
     tcase_add_test(tc, local_full_buckets_are_dropped);
     tcase_add_test(tc, local_shared_by_threads);
     tcase_add_test(tc, reply_parsing);
+    tcase_add_test(tc, group_replay_matches_sequential_gcra);
     suite_add_tcase(s, tc);
     return s;
 }
