@@ -481,16 +481,23 @@ START_TEST(error_reply_is_a_reply)
 }
 END_TEST
 
+/* A request on a connection of worker w, nothing else set: what the
+ * public Redis API needs to find the worker's client. */
+static void fake_request(tg_worker_t *w, tg_conn_t *c, tg_request_t *r)
+{
+    memset(w, 0, sizeof(*w));
+    memset(c, 0, sizeof(*c));
+    memset(r, 0, sizeof(*r));
+    c->worker = w;
+    r->conn = c;
+}
+
 START_TEST(public_api_through_request)
 {
     tg_worker_t w;
     tg_conn_t c;
     tg_request_t r;
-    memset(&w, 0, sizeof(w));
-    memset(&c, 0, sizeof(c));
-    memset(&r, 0, sizeof(r));
-    c.worker = &w;
-    r.conn = &c;
+    fake_request(&w, &c, &r);
     tg_request_t *req = (tg_request_t *)&r;
     const char *argv[] = {"PING"};
 
@@ -745,11 +752,7 @@ START_TEST(cluster_slot_of_keys)
     tg_worker_t w;
     tg_conn_t c;
     tg_request_t r;
-    memset(&w, 0, sizeof(w));
-    memset(&c, 0, sizeof(c));
-    memset(&r, 0, sizeof(r));
-    c.worker = &w;
-    r.conn = &c;
+    fake_request(&w, &c, &r);
     w.redis = rc;
     ck_assert_int_eq(tg_redis_key_slot(&r, "x{foo}y", 7), 12182);
     ck_assert_int_eq(tg_redis_key_slot(&r, "123456789", 9), 0x31C3);
